@@ -1,0 +1,39 @@
+# codeq: `make run` serves on :8080 with the embedded store; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
+DATA ?= ./data
+STAMP := $(VENV)/.installed
+
+.PHONY: help install run test check bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[server,dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv with the server and dev dependencies
+
+run: $(STAMP) ## serve on :8080 with the embedded store in ./data and the dev tokens
+	$(BIN)/codeq serve --dev --host $(HOST) --port $(PORT) --data $(DATA)
+
+test: $(STAMP) ## run the whole test suite
+	$(BIN)/pytest -q
+
+check: $(STAMP) ## ruff, mypy and import-linter: zero findings
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: $(STAMP) ## benchmarks (not part of make test); results go to docs/benchmarks.md by hand
+	$(BIN)/python bench/run_all.py
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,96 @@
+"""The one error tree: every failure a caller can see, each with a stable code."""
+
+from __future__ import annotations
+
+
+class CodeqError(Exception):
+    """Root of every error codeq raises on purpose; `code` is stable, `message` is the wire text."""
+
+    code = "internal"
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+        self.field = field
+
+
+class InvalidInput(CodeqError):
+    """The request is malformed or breaks a documented rule."""
+
+    code = "invalid_argument"
+
+
+class PayloadTooLarge(CodeqError):
+    """A body, payload or batch exceeds a configured limit."""
+
+    code = "payload_too_large"
+
+
+class Unauthenticated(CodeqError):
+    """No credentials, or credentials that no validator accepts."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(CodeqError):
+    """Authenticated, but not allowed to do this."""
+
+    code = "permission_denied"
+
+
+class NotFound(CodeqError):
+    """No such task, result or subscription in the caller's tenant."""
+
+    code = "not_found"
+
+
+class NotOwner(CodeqError):
+    """The task is leased by another worker."""
+
+    code = "not_owner"
+
+    def __init__(self, message: str = "not-owner") -> None:
+        super().__init__(message)
+
+
+class WrongState(CodeqError):
+    """The task is not in a state that allows the operation (e.g. not IN_PROGRESS)."""
+
+    code = "failed_precondition"
+
+    def __init__(self, message: str = "not-in-progress") -> None:
+        super().__init__(message)
+
+
+class Conflict(CodeqError):
+    """A concurrent or contradictory write (e.g. an idempotency key reused with another body)."""
+
+    code = "conflict"
+
+
+class NotLeader(CodeqError):
+    """This node cannot accept writes; `leader_url` is where to send them, if known."""
+
+    code = "not_leader"
+
+    def __init__(self, leader_url: str | None = None) -> None:
+        super().__init__("not leader")
+        self.leader_url = leader_url
+
+
+class Unavailable(CodeqError):
+    """The store or the cluster cannot serve the request right now; retrying may help."""
+
+    code = "unavailable"
+
+
+class OutcomeUnknown(Unavailable):
+    """A write was submitted but its outcome is unknown; an idempotent retry resolves it."""
+
+    code = "outcome_unknown"
+
+
+class StorageError(CodeqError):
+    """The embedded store failed."""
+
+    code = "storage_error"

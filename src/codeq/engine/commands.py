@@ -1,0 +1,100 @@
+"""Every state change as a command: plain data, decided fully by the node that proposes it.
+
+The proposer fixes the time (`now_ms`), new task ids, lease lengths and the jitter draw, so
+applying the same command to the same state gives the same result on every replica (design D1).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Command(msgspec.Struct, tag=True, frozen=True, array_like=True):
+    now_ms: int
+
+
+class Create(Command, frozen=True, array_like=True):
+    task_id: str
+    tenant: str
+    command: str
+    payload: str
+    priority: int = 0
+    webhook: str = ""
+    max_attempts: int = 5
+    visible_ms: int = 0
+    idempotency_key: str = ""
+
+
+class Claim(Command, frozen=True, array_like=True):
+    tenant: str
+    worker_id: str
+    commands: list[str] | None  # None: every command of the tenant
+    lease_ms: int
+    count: int = 1
+
+
+class Heartbeat(Command, frozen=True, array_like=True):
+    tenant: str
+    worker_id: str
+    task_id: str
+    extend_ms: int
+
+
+class Abandon(Command, frozen=True, array_like=True):
+    tenant: str
+    worker_id: str
+    task_id: str
+
+
+class Nack(Command, frozen=True, array_like=True):
+    tenant: str
+    worker_id: str
+    task_id: str
+    delay_ms: int | None  # None: the backoff policy decides
+    reason: str = ""
+    jitter: float = 0.0
+
+
+class Complete(Command, frozen=True, array_like=True):
+    tenant: str
+    worker_id: str
+    task_id: str
+    status: str
+    result: str = ""
+    error: str = ""
+    artifacts: list[tuple[str, str]] = []
+
+
+class Tick(Command, frozen=True, array_like=True):
+    """Background work: promote due delayed tasks, expire leases, drop what retention allows."""
+
+    jitter_seed: int = 0
+    limit: int = 512
+
+
+class Cleanup(Command, frozen=True, array_like=True):
+    """Admin cleanup: remove up to `limit` finished tasks whose retention ended by `before_ms`."""
+
+    before_ms: int
+    limit: int = 1000
+
+
+class Batch(Command, frozen=True, array_like=True):
+    """Several commands applied in order as one atomic write; each gets its own outcome."""
+
+    items: list[Create | Complete]
+
+
+AnyCommand = Create | Claim | Heartbeat | Abandon | Nack | Complete | Tick | Cleanup | Batch
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyCommand)
+
+
+def encode_command(command: AnyCommand) -> bytes:
+    return _encoder.encode(command)
+
+
+def decode_command(raw: bytes) -> AnyCommand:
+    command: AnyCommand = _decoder.decode(raw)
+    return command

@@ -1,0 +1,385 @@
+"""The queue state machine: `apply(command)` changes the index and returns ops and an outcome.
+
+Every handler validates first and mutates after, so a rejected command leaves no trace.
+Reads inside apply see the ops already staged by the same apply (`_get`), so a batch can
+depend on its own earlier items.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from codeq.core.backoff import BackoffPolicy
+from codeq.core.errors import CodeqError, InvalidInput, NotFound, NotOwner, WrongState
+from codeq.core.model import Artifact, Location, ResultRecord, Status, Task
+from codeq.core.names import command_key
+from codeq.engine import commands as c
+from codeq.engine import keys, records
+from codeq.engine.index import Index, Queue
+from codeq.engine.outcomes import (
+    BatchApplied,
+    Claimed,
+    Completed,
+    Created,
+    Event,
+    Finished,
+    LeaseExtended,
+    Nacked,
+    Outcome,
+    Ready,
+    Requeued,
+    Swept,
+    TaskEvent,
+)
+
+
+class Reader(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def scan(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    retention_ms: int = 86_400_000
+    idempotency_ttl_ms: int = 86_400_000
+
+
+class Engine:
+    def __init__(self, store: Reader, config: EngineConfig | None = None) -> None:
+        self.store = store
+        self.config = config or EngineConfig()
+        self.index = Index()
+        self.events: list[Event] = []
+        self._ops: dict[bytes, bytes | None] = {}
+
+    def recover(self, now_ms: int) -> int:
+        """Rebuild the index from the live range and the DLQ counters; returns live tasks."""
+        index = self.index = Index()
+        max_seq = 0
+        for _, raw in self.store.scan(keys.LIVE, keys.LIVE_END):
+            task = records.decode_task(raw)
+            index.place(task, now_ms)
+            max_seq = max(max_seq, task.seq)
+        index.next_seq = max_seq + 1
+        for key, raw in self.store.scan(keys.DLQ_COUNT, keys.DLQ_COUNT_END):
+            index.dlq_counts[keys.split_dlq_count(key)] = keys.read_be8(raw)
+        return len(index.tasks)
+
+    # -- the apply path ------------------------------------------------------------------
+
+    def apply(self, command: c.AnyCommand) -> tuple[dict[bytes, bytes | None], Outcome]:
+        """Apply one command; raises CodeqError (with no ops staged) when it is rejected."""
+        self._ops = {}
+        try:
+            outcome = self._dispatch(command)
+        except CodeqError:
+            if self._ops:
+                raise AssertionError("a rejected command staged writes") from None
+            raise
+        ops, self._ops = self._ops, {}
+        return ops, outcome
+
+    def _dispatch(self, command: c.AnyCommand) -> Outcome:
+        match command:
+            case c.Create():
+                return self._create(command)
+            case c.Claim():
+                return self._claim(command)
+            case c.Heartbeat():
+                return self._heartbeat(command)
+            case c.Abandon():
+                return self._abandon(command)
+            case c.Nack():
+                return self._nack(command)
+            case c.Complete():
+                return self._complete(command)
+            case c.Tick():
+                return self._tick(command)
+            case c.Cleanup():
+                return Swept(deleted=self._expire_finished(command.before_ms, command.limit))
+            case c.Batch():
+                return self._batch(command)
+        raise InvalidInput(f"unknown command {type(command).__name__}")
+
+    def _batch(self, command: c.Batch) -> BatchApplied:
+        outcome = BatchApplied()
+        for item in command.items:
+            try:
+                result = self._create(item) if isinstance(item, c.Create) else self._complete(item)
+            except CodeqError as exc:
+                outcome.items.append(exc)
+            else:
+                outcome.items.append(result)
+        return outcome
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _get(self, key: bytes) -> bytes | None:
+        if key in self._ops:
+            return self._ops[key]
+        return self.store.get(key)
+
+    def find_task(self, task_id: str, tenant: str) -> Task:
+        """A task of `tenant` by id; other tenants' tasks are `not found` (spec 02 gap 2)."""
+        task = self.index.tasks.get(task_id)
+        if task is None:
+            raw = self._get(keys.finished(task_id))
+            task = records.decode_task(raw) if raw is not None else None
+        if task is None or task.tenant != tenant:
+            raise NotFound("not-found")
+        return task
+
+    def find_result(self, task_id: str) -> ResultRecord | None:
+        raw = self._get(keys.result(task_id))
+        return records.decode_result(raw) if raw is not None else None
+
+    def _leased_task(self, task_id: str, tenant: str, worker_id: str) -> Task:
+        task = self.find_task(task_id, tenant)
+        if task.status is not Status.IN_PROGRESS:
+            raise WrongState("not-in-progress")
+        if task.worker_id != worker_id:
+            raise NotOwner()
+        return task
+
+    # -- writes --------------------------------------------------------------------------
+
+    def _put_live(self, task: Task) -> None:
+        self._ops[keys.live(task.id)] = records.encode_task(task)
+
+    def _create(self, cmd: c.Create) -> Created:
+        replay = self._replay_of(cmd)
+        if replay is not None:
+            return Created(copy.copy(replay), replay=True)
+        task = Task(
+            id=cmd.task_id, tenant=cmd.tenant, command=cmd.command, payload=cmd.payload,
+            priority=cmd.priority, webhook=cmd.webhook, max_attempts=cmd.max_attempts,
+            created_ms=cmd.now_ms, updated_ms=cmd.now_ms, visible_ms=cmd.visible_ms,
+            seq=self.index.take_seq(), idempotency_key=cmd.idempotency_key,
+        )  # fmt: skip
+        if self.index.place(task, cmd.now_ms):
+            self.events.append(Ready(task.tenant, command_key(task.command)))
+        self._put_live(task)
+        if cmd.idempotency_key:
+            expires_ms = cmd.now_ms + self.config.idempotency_ttl_ms
+            self._ops[keys.idempotency(cmd.tenant, cmd.idempotency_key)] = records.encode_idempotency(
+                task.id, expires_ms
+            )
+            self._ops[keys.idempotency_expiry(expires_ms, cmd.tenant, cmd.idempotency_key)] = b""
+        self.events.append(TaskEvent("created", task))
+        return Created(copy.copy(task))
+
+    def _replay_of(self, cmd: c.Create) -> Task | None:
+        """The task an earlier create already made for this id or live idempotency key."""
+        for task_id in (cmd.task_id, self._idempotent_task_id(cmd)):
+            if task_id:
+                try:
+                    return self.find_task(task_id, cmd.tenant)
+                except NotFound:
+                    continue
+        return None
+
+    def _idempotent_task_id(self, cmd: c.Create) -> str:
+        if not cmd.idempotency_key:
+            return ""
+        raw = self._get(keys.idempotency(cmd.tenant, cmd.idempotency_key))
+        if raw is None:
+            return ""
+        task_id, expires_ms = records.decode_idempotency(raw)
+        return task_id if expires_ms > cmd.now_ms else ""
+
+    def _claim(self, cmd: c.Claim) -> Claimed:
+        self._promote_due(cmd.now_ms)
+        queues = self._claim_queues(cmd)
+        claimed: list[Task] = []
+        while len(claimed) < cmd.count:
+            task = self._pop_best(queues)
+            if task is None:
+                break
+            self.index.unplace(task)
+            task.status = Status.IN_PROGRESS
+            task.worker_id = cmd.worker_id
+            task.attempts += 1
+            task.lease_until_ms = cmd.now_ms + cmd.lease_ms
+            task.updated_ms = cmd.now_ms
+            self.index.place(task, cmd.now_ms)
+            self._put_live(task)
+            self.events.append(TaskEvent("claimed", task))
+            claimed.append(copy.copy(task))
+        return Claimed(claimed)
+
+    def _claim_queues(self, cmd: c.Claim) -> list[Queue]:
+        if cmd.commands is None:
+            return list(self.index.by_tenant.get(cmd.tenant, {}).values())
+        found = (self.index.queues.get((cmd.tenant, command_key(name))) for name in cmd.commands)
+        return [queue for queue in found if queue is not None]
+
+    def _pop_best(self, queues: list[Queue]) -> Task | None:
+        """Across the requested commands: highest priority, then earliest ready (spec 01 gap 10)."""
+        best = None
+        for queue in queues:
+            entry = self.index.head(queue)
+            if entry is not None and (best is None or entry < best[0]):
+                best = (entry, queue)
+        if best is None:
+            return None
+        entry, queue = best
+        heapq.heappop(queue.heap)  # head() left `entry` on top
+        return self.index.tasks[entry[3]]
+
+    def _heartbeat(self, cmd: c.Heartbeat) -> LeaseExtended:
+        task = self._leased_task(cmd.task_id, cmd.tenant, cmd.worker_id)
+        self.index.unplace(task)
+        task.lease_until_ms = cmd.now_ms + cmd.extend_ms
+        task.updated_ms = cmd.now_ms
+        self.index.place(task, cmd.now_ms)
+        self._put_live(task)
+        return LeaseExtended(copy.copy(task))
+
+    def _abandon(self, cmd: c.Abandon) -> Requeued:
+        task = self._leased_task(cmd.task_id, cmd.tenant, cmd.worker_id)
+        # Handing a task back is not a failed delivery: it gives its attempt back, so that
+        # `attempts` never passes `max_attempts` and a redeploy cannot exhaust a task.
+        task.attempts = max(task.attempts - 1, 0)
+        self._requeue(task, cmd.now_ms, cmd.now_ms)
+        return Requeued(copy.copy(task))
+
+    def _requeue(self, task: Task, now_ms: int, visible_ms: int) -> None:
+        """Back to PENDING at the tail of its priority, claimable from `visible_ms`."""
+        self.index.unplace(task)
+        task.status = Status.PENDING
+        task.worker_id = ""
+        task.lease_until_ms = 0
+        task.error = ""
+        task.visible_ms = visible_ms
+        task.seq = self.index.take_seq()
+        task.updated_ms = now_ms
+        if self.index.place(task, now_ms):
+            self.events.append(Ready(task.tenant, command_key(task.command)))
+        self._put_live(task)
+
+    def _nack(self, cmd: c.Nack) -> Nacked:
+        task = self._leased_task(cmd.task_id, cmd.tenant, cmd.worker_id)
+        if task.attempts >= task.max_attempts:
+            self._dead_letter(task, cmd.now_ms, cmd.reason or "MAX_ATTEMPTS")
+            return Nacked(0, dead_lettered=True)
+        if cmd.delay_ms is None:
+            delay_ms = self.config.backoff.delay_seconds(task.attempts, cmd.jitter) * 1000
+        else:
+            delay_ms = cmd.delay_ms
+        self._requeue(task, cmd.now_ms, cmd.now_ms + delay_ms)
+        return Nacked(delay_ms // 1000, dead_lettered=False)
+
+    def _complete(self, cmd: c.Complete) -> Completed:
+        task = self._leased_task(cmd.task_id, cmd.tenant, cmd.worker_id)
+        status = Status(cmd.status)
+        record = ResultRecord(
+            task_id=task.id, status=status, result=cmd.result, error=cmd.error,
+            artifacts=[Artifact(name, url) for name, url in cmd.artifacts], completed_ms=cmd.now_ms,
+        )  # fmt: skip
+        task.error = cmd.error if status is Status.FAILED else ""
+        self._finish(task, cmd.now_ms, status, Location.NONE, record)
+        return Completed(task, record)
+
+    def _dead_letter(self, task: Task, now_ms: int, error: str, *, via_lease_expiry: bool = False) -> None:
+        """Terminal FAILED in the DLQ, with a result record so GET result answers (spec 01 gap 5)."""
+        task.error = error
+        record = ResultRecord(task_id=task.id, status=Status.FAILED, error=error, completed_ms=now_ms)
+        cmd_key = command_key(task.command)
+        count = self.index.dlq_counts.get((task.tenant, cmd_key), 0) + 1
+        self.index.dlq_counts[(task.tenant, cmd_key)] = count
+        self._ops[keys.dlq(task.tenant, cmd_key, task.id)] = b""
+        self._ops[keys.dlq_count(task.tenant, cmd_key)] = keys.be8(count)
+        self._finish(task, now_ms, Status.FAILED, Location.DLQ_SET, record, via_lease_expiry)
+
+    def _finish(
+        self,
+        task: Task,
+        now_ms: int,
+        status: Status,
+        location: Location,
+        record: ResultRecord,
+        via_lease_expiry: bool = False,
+    ) -> None:
+        """Leave the live range for good: task, result and retention entry in one batch."""
+        self.index.remove(task)
+        task.status = status
+        task.location = location
+        task.worker_id = ""
+        task.lease_until_ms = 0
+        task.has_result = True
+        task.updated_ms = task.finished_ms = now_ms
+        self._ops[keys.live(task.id)] = None
+        self._ops[keys.finished(task.id)] = records.encode_task(task)
+        self._ops[keys.result(task.id)] = records.encode_result(record)
+        self._ops[keys.retention(now_ms + self.config.retention_ms, task.id)] = b""
+        self.events.append(Finished(task, via_lease_expiry))
+
+    # -- background work -----------------------------------------------------------------
+
+    def _promote_due(self, now_ms: int) -> int:
+        promoted = 0
+        while (task := self.index.pop_due_delayed(now_ms)) is not None:
+            self.index.unplace(task)
+            self.index.place(task, now_ms)
+            self.events.append(Ready(task.tenant, command_key(task.command)))
+            promoted += 1
+        return promoted
+
+    def _tick(self, cmd: c.Tick) -> Swept:
+        swept = Swept(promoted=self._promote_due(cmd.now_ms))
+        rng = random.Random(cmd.jitter_seed)
+        while swept.expired < cmd.limit and (task := self.index.pop_expired_lease(cmd.now_ms)):
+            swept.expired += 1
+            self.events.append(TaskEvent("lease_expired", task))
+            if task.attempts >= task.max_attempts:
+                self._dead_letter(task, cmd.now_ms, "LEASE_EXPIRED", via_lease_expiry=True)
+                swept.dead_lettered += 1
+            else:
+                delay_s = self.config.backoff.delay_seconds(task.attempts, rng.random())
+                self._requeue(task, cmd.now_ms, cmd.now_ms + delay_s * 1000)
+        swept.deleted = self._expire_finished(cmd.now_ms, cmd.limit)
+        swept.idempotency_keys_expired = self._expire_idempotency(cmd.now_ms, cmd.limit)
+        return swept
+
+    def _expire_finished(self, before_ms: int, limit: int) -> int:
+        """Delete finished tasks whose retention ended; live tasks are never in this index."""
+        due = list(self.store.scan(keys.RETENTION, keys.retention(before_ms + 1, ""), limit))
+        for key, _ in due:
+            _, task_id = keys.split_retention(key)
+            self._ops[key] = None
+            raw = self._get(keys.finished(task_id))
+            if raw is None:
+                continue
+            task = records.decode_task(raw)
+            self._ops[keys.finished(task_id)] = None
+            self._ops[keys.result(task_id)] = None
+            if task.location is Location.DLQ_SET:
+                self._drop_dlq_entry(task)
+        return len(due)
+
+    def _drop_dlq_entry(self, task: Task) -> None:
+        cmd_key = command_key(task.command)
+        count = max(self.index.dlq_counts.get((task.tenant, cmd_key), 0) - 1, 0)
+        self.index.dlq_counts[(task.tenant, cmd_key)] = count
+        self._ops[keys.dlq(task.tenant, cmd_key, task.id)] = None
+        self._ops[keys.dlq_count(task.tenant, cmd_key)] = keys.be8(count)
+
+    def _expire_idempotency(self, now_ms: int, limit: int) -> int:
+        upper = keys.IDEMPOTENCY_EXPIRY + keys.be8(now_ms + 1)
+        due = list(self.store.scan(keys.IDEMPOTENCY_EXPIRY, upper, limit))
+        for key, _ in due:
+            expires_ms, tenant, idem = keys.split_idempotency_expiry(key)
+            self._ops[key] = None
+            mapping_key = keys.idempotency(tenant, idem)
+            raw = self._get(mapping_key)
+            # The key may have been re-pointed later with a later expiry: keep that one.
+            if raw is not None and records.decode_idempotency(raw)[1] <= expires_ms:
+                self._ops[mapping_key] = None
+        return len(due)

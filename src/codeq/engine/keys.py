@@ -1,0 +1,91 @@
+"""The byte layout of the store: the only module that knows how keys are built.
+
+Live tasks (PENDING, IN_PROGRESS) have their own key range so that restart reads only
+them (design D3); finished tasks, results, idempotency keys and the retention indexes
+live in other ranges that recovery never scans.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from codeq.kv.api import prefix_upper_bound
+
+_BE8 = struct.Struct(">Q")
+
+LIVE = b"L/"  # L/<id> -> task record (PENDING or IN_PROGRESS)
+FINISHED = b"F/"  # F/<id> -> task record (COMPLETED, FAILED, dead-lettered)
+RESULT = b"R/"  # R/<id> -> result record
+IDEMPOTENCY = b"I/"  # I/<tenant>\0<key> -> (task id, expires_ms)
+RETENTION = b"E/"  # E/<be8 expires_ms><id> -> empty; one entry per finished task
+IDEMPOTENCY_EXPIRY = b"X/"  # X/<be8 expires_ms><tenant>\0<key> -> empty
+DLQ = b"D/"  # D/<tenant>\0<command key>\0<id> -> empty
+DLQ_COUNT = b"C/"  # C/<tenant>\0<command key> -> be8 count
+META = b"M/"
+
+LIVE_END = prefix_upper_bound(LIVE)
+RETENTION_END = prefix_upper_bound(RETENTION)
+IDEMPOTENCY_EXPIRY_END = prefix_upper_bound(IDEMPOTENCY_EXPIRY)
+DLQ_COUNT_END = prefix_upper_bound(DLQ_COUNT)
+FORMAT = META + b"format"
+FORMAT_VERSION = b"1"
+
+
+def be8(n: int) -> bytes:
+    return _BE8.pack(max(n, 0))
+
+
+def read_be8(raw: bytes, offset: int = 0) -> int:
+    value: int = _BE8.unpack_from(raw, offset)[0]
+    return value
+
+
+def live(task_id: str) -> bytes:
+    return LIVE + task_id.encode()
+
+
+def finished(task_id: str) -> bytes:
+    return FINISHED + task_id.encode()
+
+
+def result(task_id: str) -> bytes:
+    return RESULT + task_id.encode()
+
+
+def idempotency(tenant: str, key: str) -> bytes:
+    return IDEMPOTENCY + tenant.encode() + b"\0" + key.encode()
+
+
+def idempotency_expiry(expires_ms: int, tenant: str, key: str) -> bytes:
+    return IDEMPOTENCY_EXPIRY + be8(expires_ms) + tenant.encode() + b"\0" + key.encode()
+
+
+def split_idempotency_expiry(key: bytes) -> tuple[int, str, str]:
+    expires_ms = read_be8(key, len(IDEMPOTENCY_EXPIRY))
+    tenant, _, idem = key[len(IDEMPOTENCY_EXPIRY) + 8 :].partition(b"\0")
+    return expires_ms, tenant.decode(), idem.decode()
+
+
+def retention(expires_ms: int, task_id: str) -> bytes:
+    return RETENTION + be8(expires_ms) + task_id.encode()
+
+
+def split_retention(key: bytes) -> tuple[int, str]:
+    return read_be8(key, len(RETENTION)), key[len(RETENTION) + 8 :].decode()
+
+
+def dlq_prefix(tenant: str, command_key: str) -> bytes:
+    return DLQ + tenant.encode() + b"\0" + command_key.encode() + b"\0"
+
+
+def dlq(tenant: str, command_key: str, task_id: str) -> bytes:
+    return dlq_prefix(tenant, command_key) + task_id.encode()
+
+
+def dlq_count(tenant: str, command_key: str) -> bytes:
+    return DLQ_COUNT + tenant.encode() + b"\0" + command_key.encode()
+
+
+def split_dlq_count(key: bytes) -> tuple[str, str]:
+    tenant, _, command_key = key[len(DLQ_COUNT) :].partition(b"\0")
+    return tenant.decode(), command_key.decode()

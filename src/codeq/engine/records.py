@@ -1,0 +1,67 @@
+"""Stored values: tasks and results as compact MessagePack tuples (fields by position)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from codeq.core.model import Artifact, Location, ResultRecord, Status, Task
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_tuple = msgspec.msgpack.Decoder(tuple).decode
+
+# Field order is the on-disk format: append new fields at the end, never reorder.
+_TASK_FIELDS = (
+    "id", "tenant", "command", "payload", "priority", "webhook", "status", "location",
+    "attempts", "max_attempts", "created_ms", "updated_ms", "visible_ms", "seq", "worker_id",
+    "lease_until_ms", "error", "has_result", "idempotency_key", "finished_ms",
+)  # fmt: skip
+
+
+def encode_task(task: Task) -> bytes:
+    return _encode(
+        (
+            task.id, task.tenant, task.command, task.payload, task.priority, task.webhook,
+            task.status.value, task.location.value, task.attempts, task.max_attempts,
+            task.created_ms, task.updated_ms, task.visible_ms, task.seq, task.worker_id,
+            task.lease_until_ms, task.error, task.has_result, task.idempotency_key,
+            task.finished_ms,
+        )
+    )  # fmt: skip
+
+
+def decode_task(raw: bytes) -> Task:
+    values: tuple[Any, ...] = _decode_tuple(raw)
+    task = Task(*values[: len(_TASK_FIELDS)])
+    task.status = Status(task.status)
+    task.location = Location(task.location)
+    return task
+
+
+def encode_result(record: ResultRecord) -> bytes:
+    artifacts = [(a.name, a.url) for a in record.artifacts]
+    return _encode(
+        (record.task_id, record.status.value, record.result, record.error, artifacts, record.completed_ms)
+    )
+
+
+def decode_result(raw: bytes) -> ResultRecord:
+    task_id, status, result, error, artifacts, completed_ms = _decode_tuple(raw)[:6]
+    return ResultRecord(
+        task_id=task_id,
+        status=Status(status),
+        result=result,
+        error=error,
+        artifacts=[Artifact(name, url) for name, url in artifacts],
+        completed_ms=completed_ms,
+    )
+
+
+def encode_idempotency(task_id: str, expires_ms: int) -> bytes:
+    return _encode((task_id, expires_ms))
+
+
+def decode_idempotency(raw: bytes) -> tuple[str, int]:
+    task_id, expires_ms = _decode_tuple(raw)[:2]
+    return str(task_id), int(expires_ms)

@@ -1,0 +1,172 @@
+"""Group commit: every write waiting at the same moment shares one write and one fsync."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from codeq.core.errors import StorageError
+from codeq.kv.api import KV, Ops
+
+CommitObserver = Callable[[int, float], None]
+
+
+class GroupCommitter:
+    """Merges the ops of every submitter into one atomic batch per disk write.
+
+    Writes become visible to `get`/`scan` at once (an overlay of pending and in-flight ops)
+    so the engine can read its own writes, but a submitter is answered only when its ops
+    are durable: written, and fsynced when `fsync` is on. Because batches are written one at
+    a time and in order, anything a durable write depended on is durable too.
+
+    There is no cap on how many submitters share a write; `max_pending_bytes` bounds the
+    bytes waiting, and `wait_for_room` lets callers hold back new work while it is exceeded.
+    A failed write leaves memory ahead of disk, so the committer then refuses all writes.
+    """
+
+    def __init__(
+        self,
+        kv: KV,
+        *,
+        fsync: bool = True,
+        max_pending_bytes: int = 64 << 20,
+        name: str = "kv",
+        on_commit: CommitObserver | None = None,
+    ) -> None:
+        self.kv = kv
+        self.fsync = fsync
+        self._max_pending_bytes = max_pending_bytes
+        self._on_commit = on_commit
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._pending: dict[bytes, bytes | None] = {}
+        self._pending_bytes = 0
+        self._pending_count = 0
+        self._waiters: list[asyncio.Future[None]] = []
+        self._inflight: dict[bytes, bytes | None] = {}
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._failure: BaseException | None = None
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+
+    @property
+    def failed(self) -> bool:
+        return self._failure is not None
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self._pending:
+            return self._pending[key]
+        if key in self._inflight:
+            return self._inflight[key]
+        return self.kv.get(key)
+
+    def scan(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]:
+        """Keys in [lower, upper) as the engine sees them (durable state plus the overlay)."""
+        overlay = {**self._inflight, **self._pending}
+        shadow = {k: v for k, v in overlay.items() if lower <= k < upper}
+        if not shadow:
+            yield from self.kv.scan(lower, upper, limit)
+            return
+        merged: dict[bytes, bytes | None] = dict(
+            self.kv.scan(lower, upper, limit + len(shadow) if limit else 0)
+        )
+        merged.update(shadow)
+        count = 0
+        for key in sorted(merged):
+            value = merged[key]
+            if value is None:
+                continue
+            yield key, value
+            count += 1
+            if 0 < limit <= count:
+                return
+
+    def submit(self, ops: Ops) -> asyncio.Future[None]:
+        """Stage ops; the future resolves once they are durable (or fails with StorageError)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        if self._failure is not None or self._closed:
+            future.set_exception(StorageError(self._refusal()))
+            return future
+        pending = self._pending
+        size = 0
+        for key, value in ops.items():
+            pending[key] = value
+            size += len(key) + (len(value) if value is not None else 0)
+        self._pending_bytes += size
+        self._pending_count += 1
+        if self._pending_bytes >= self._max_pending_bytes:
+            self._room.clear()
+        self._waiters.append(future)
+        self._idle.clear()
+        self._wake.set()
+        return future
+
+    async def wait_for_room(self) -> None:
+        if not self._room.is_set():
+            await self._room.wait()
+
+    async def drain(self) -> None:
+        """Wait until everything submitted so far is durable."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        """Write what is pending, then stop the writer thread and close the store."""
+        self._closed = True
+        await self.drain()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.kv.close)
+        self._executor.shutdown(wait=True)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                await self._write_pending(loop)
+            self._idle.set()
+
+    async def _write_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+        ops, waiters, count = self._pending, self._waiters, self._pending_count
+        self._inflight = ops
+        self._pending, self._waiters = {}, []
+        self._pending_bytes = self._pending_count = 0
+        self._room.set()
+        started = time.perf_counter()
+        try:
+            if self._failure is not None:
+                raise StorageError(self._refusal())
+            await loop.run_in_executor(self._executor, self._write, ops)
+        except Exception as exc:  # any store failure must reach every waiter
+            self._failure = self._failure or exc
+            error = StorageError(f"storage write failed: {exc}")
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
+        else:
+            if self._on_commit is not None:
+                self._on_commit(count, time.perf_counter() - started)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        finally:
+            self._inflight = {}
+
+    def _write(self, ops: Ops) -> None:
+        self.kv.write(ops, sync=self.fsync)
+
+    def _refusal(self) -> str:
+        if self._failure is not None:
+            return f"store unavailable after a failed write: {self._failure}"
+        return "store closed"

@@ -1,0 +1,67 @@
+"""RocksDB through rocksdict: the only module that imports it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import rocksdict
+
+from codeq.kv.api import Ops
+
+
+class RocksKV:
+    """One RocksDB directory. Values are raw bytes (raw_mode); the WAL is always on.
+
+    `write(sync=True)` writes the batch unsynced, then fsyncs the WAL with `flush_wal(True)`,
+    which releases the GIL during the fsync so the event loop keeps running (design D2).
+    """
+
+    def __init__(self, path: str, *, block_cache_mb: int = 64) -> None:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        options = rocksdict.Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.increase_parallelism(2)
+        table = rocksdict.BlockBasedOptions()
+        table.set_bloom_filter(10, False)
+        table.set_block_cache(rocksdict.Cache(block_cache_mb * 1024 * 1024))
+        options.set_block_based_table_factory(table)
+        self.path = path
+        self._db = rocksdict.Rdict(path, options)
+        self._nosync = rocksdict.WriteOptions()
+        self._nosync.sync = False
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._db.get(key)
+        return value if value is None else bytes(value)
+
+    def scan(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]:
+        read_opt = rocksdict.ReadOptions()
+        read_opt.set_iterate_upper_bound(upper)
+        it = self._db.iter(read_opt)
+        # seek() to the lower bound: seek_to_first ignores iterate bounds (design D2).
+        it.seek(lower)
+        count = 0
+        while it.valid():
+            yield it.key(), it.value()
+            count += 1
+            if 0 < limit <= count:
+                return
+            it.next()
+
+    def write(self, ops: Ops, *, sync: bool) -> None:
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in ops.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        self._db.write(batch, self._nosync)
+        if sync:
+            self._db.flush_wal(True)
+
+    def checkpoint(self, dest: str) -> None:
+        rocksdict.Checkpoint(self._db).create_checkpoint(dest)
+
+    def close(self) -> None:
+        self._db.close()

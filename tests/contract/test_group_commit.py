@@ -1,0 +1,127 @@
+"""The group committer: shared writes, read-your-writes overlay, durability before answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from codeq.core.errors import StorageError
+from codeq.kv.api import Ops
+from codeq.kv.commit import GroupCommitter
+from codeq.kv.memory import MemoryKV
+
+
+class GatedKV(MemoryKV):
+    """A memory store whose writes wait for the test to open a gate (from the writer thread)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.batches: list[int] = []
+        self.fail = False
+
+    def write(self, ops: Ops, *, sync: bool) -> None:
+        self.entered.set()
+        self.gate.wait(5)
+        if self.fail:
+            raise OSError("disk full")
+        self.batches.append(len(ops))
+        super().write(ops, sync=sync)
+
+
+@pytest.fixture
+def kv() -> Iterator[GatedKV]:
+    store = GatedKV()
+    yield store
+    store.gate.set()
+
+
+async def test_concurrent_submitters_share_one_write(kv: GatedKV) -> None:
+    committer = GroupCommitter(kv)
+    committer.start()
+    kv.gate.clear()
+    first = committer.submit({b"a": b"1"})
+    await asyncio.to_thread(kv.entered.wait, 5)  # the writer took the first batch and is blocked
+    rest = [committer.submit({f"k{i}".encode(): b"v"}) for i in range(50)]
+    kv.gate.set()
+    await asyncio.gather(first, *rest)
+    assert kv.batches == [1, 50]
+    assert kv.syncs == 2
+    await committer.close()
+
+
+async def test_writes_are_readable_before_they_are_durable(kv: GatedKV) -> None:
+    committer = GroupCommitter(kv)
+    committer.start()
+    kv.gate.clear()
+    done = committer.submit({b"a": b"1", b"gone": None})
+    assert committer.get(b"a") == b"1"
+    assert kv.get(b"a") is None
+    assert not done.done()
+    kv.gate.set()
+    await done
+    assert kv.get(b"a") == b"1"
+    await committer.close()
+
+
+async def test_scan_merges_the_overlay(kv: GatedKV) -> None:
+    kv.write({b"x1": b"old", b"x2": b"keep", b"x3": b"drop"}, sync=True)
+    committer = GroupCommitter(kv)
+    committer.start()
+    kv.gate.clear()
+    pending = committer.submit({b"x1": b"new", b"x3": None, b"x4": b"add"})
+    assert list(committer.scan(b"x", b"y")) == [(b"x1", b"new"), (b"x2", b"keep"), (b"x4", b"add")]
+    assert list(committer.scan(b"x", b"y", limit=2)) == [(b"x1", b"new"), (b"x2", b"keep")]
+    kv.gate.set()
+    await pending
+    await committer.close()
+
+
+async def test_a_failed_write_fails_its_waiters_and_refuses_more(kv: GatedKV) -> None:
+    committer = GroupCommitter(kv)
+    committer.start()
+    kv.fail = True
+    with pytest.raises(StorageError):
+        await committer.submit({b"a": b"1"})
+    assert committer.failed
+    with pytest.raises(StorageError):
+        await committer.submit({b"b": b"1"})
+    kv.fail = False
+    await committer.close()
+
+
+async def test_fsync_off_still_writes_but_never_syncs(kv: GatedKV) -> None:
+    committer = GroupCommitter(kv, fsync=False)
+    committer.start()
+    await committer.submit({b"a": b"1"})
+    assert kv.get(b"a") == b"1" and kv.syncs == 0
+    await committer.close()
+
+
+async def test_close_writes_what_is_pending_and_closes_the_store(kv: GatedKV) -> None:
+    committer = GroupCommitter(kv)
+    committer.start()
+    pending = committer.submit({b"a": b"1"})
+    await committer.close()
+    assert pending.done() and kv.get(b"a") == b"1" and kv.closed
+
+
+async def test_room_is_limited_by_pending_bytes(kv: GatedKV) -> None:
+    committer = GroupCommitter(kv, max_pending_bytes=10)
+    committer.start()
+    kv.gate.clear()
+    first = committer.submit({b"a": b"1"})
+    await asyncio.to_thread(kv.entered.wait, 5)
+    second = committer.submit({b"big": b"0123456789"})
+    waiting = asyncio.ensure_future(committer.wait_for_room())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    kv.gate.set()
+    await asyncio.gather(first, second, waiting)
+    await committer.close()

@@ -1,0 +1,186 @@
+"""A Hypothesis state machine over the engine, checked against a small model (design.md §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from codeq.core.errors import NotFound, NotOwner, WrongState
+from codeq.core.model import Location, Status
+from codeq.engine import commands as c
+from tests.support.harness import TENANT, EngineHarness
+
+WORKERS = ("w1", "w2")
+BACKOFF_MS = 5000  # the harness's fixed policy
+
+
+@dataclass
+class ModelTask:
+    state: str  # ready | delayed | leased | completed | failed | dlq
+    attempts: int
+    max_attempts: int
+    visible_ms: int = 0
+    owner: str = ""
+    lease_until_ms: int = 0
+
+    def claimable(self, now_ms: int) -> bool:
+        return self.state == "ready" or (self.state == "delayed" and self.visible_ms <= now_ms)
+
+
+class EngineMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.h = EngineHarness()
+        self.model: dict[str, ModelTask] = {}
+
+    @property
+    def now(self) -> int:
+        return self.h.clock.now_ms()
+
+    def _ids(self, *states: str) -> list[str]:
+        return sorted(i for i, t in self.model.items() if t.state in states)
+
+    @rule(priority=st.integers(0, 9), delay_ms=st.sampled_from([0, 0, 1000, 4000]), max_attempts=st.integers(1, 3))
+    def create(self, priority: int, delay_ms: int, max_attempts: int) -> None:
+        visible = self.now + delay_ms if delay_ms else 0
+        task = self.h.create(priority=priority, visible_ms=visible, max_attempts=max_attempts).task
+        self.model[task.id] = ModelTask("delayed" if delay_ms else "ready", 0, max_attempts, visible)
+
+    @rule(worker=st.sampled_from(WORKERS), lease_ms=st.sampled_from([1000, 5000]), count=st.integers(1, 3))
+    def claim(self, worker: str, lease_ms: int, count: int) -> None:
+        claimable = {i for i, t in self.model.items() if t.claimable(self.now)}
+        tasks = self.h.claim(worker=worker, lease_ms=lease_ms, count=count)
+        assert len(tasks) == min(count, len(claimable))
+        for task in tasks:
+            assert task.id in claimable
+            m = self.model[task.id]
+            m.state, m.owner, m.lease_until_ms = "leased", worker, self.now + lease_ms
+            m.attempts += 1
+            assert task.attempts == m.attempts
+
+    @precondition(lambda self: self._ids("leased"))
+    @rule(data=st.data(), by_owner=st.booleans())
+    def heartbeat(self, data: st.DataObject, by_owner: bool) -> None:
+        task_id = data.draw(st.sampled_from(self._ids("leased")))
+        m = self.model[task_id]
+        worker = m.owner if by_owner else next(w for w in WORKERS if w != m.owner)
+        command = c.Heartbeat(now_ms=self.now, tenant=TENANT, worker_id=worker, task_id=task_id, extend_ms=3000)
+        if not by_owner:
+            self._expect(NotOwner, command)
+            return
+        self.h.apply(command)
+        m.lease_until_ms = self.now + 3000
+
+    @precondition(lambda self: self._ids("leased"))
+    @rule(data=st.data(), delay_ms=st.sampled_from([None, 0, 2000]))
+    def nack(self, data: st.DataObject, delay_ms: int | None) -> None:
+        task_id = data.draw(st.sampled_from(self._ids("leased")))
+        m = self.model[task_id]
+        outcome = self.h.nack(task_id, delay_ms, worker=m.owner)
+        assert outcome.dead_lettered == (m.attempts >= m.max_attempts)
+        self._after_failed_delivery(m, BACKOFF_MS if delay_ms is None else delay_ms)
+
+    def _after_failed_delivery(self, m: ModelTask, delay_ms: int) -> None:
+        m.owner, m.lease_until_ms = "", 0
+        if m.attempts >= m.max_attempts:
+            m.state = "dlq"
+        elif delay_ms:
+            m.state, m.visible_ms = "delayed", self.now + delay_ms
+        else:
+            m.state, m.visible_ms = "ready", self.now
+
+    @precondition(lambda self: self._ids("leased"))
+    @rule(data=st.data())
+    def abandon(self, data: st.DataObject) -> None:
+        task_id = data.draw(st.sampled_from(self._ids("leased")))
+        m = self.model[task_id]
+        self.h.apply(c.Abandon(now_ms=self.now, tenant=TENANT, worker_id=m.owner, task_id=task_id))
+        m.state, m.owner, m.lease_until_ms = "ready", "", 0
+        m.attempts -= 1
+
+    @precondition(lambda self: self._ids("leased"))
+    @rule(data=st.data(), failed=st.booleans())
+    def complete(self, data: st.DataObject, failed: bool) -> None:
+        task_id = data.draw(st.sampled_from(self._ids("leased")))
+        m = self.model[task_id]
+        if failed:
+            self.h.complete(task_id, worker=m.owner, status="FAILED", result="", error="boom")
+        else:
+            self.h.complete(task_id, worker=m.owner)
+        m.state, m.owner = ("failed" if failed else "completed"), ""
+
+    @precondition(lambda self: self._ids("completed", "failed", "dlq"))
+    @rule(data=st.data())
+    def finished_tasks_stay_finished(self, data: st.DataObject) -> None:
+        task_id = data.draw(st.sampled_from(self._ids("completed", "failed", "dlq")))
+        for worker in WORKERS:
+            self._expect(WrongState, c.Abandon(now_ms=self.now, tenant=TENANT, worker_id=worker, task_id=task_id))
+
+    @rule(seconds=st.sampled_from([0.5, 1, 3, 6]))
+    def advance(self, seconds: float) -> None:
+        self.h.clock.advance(seconds)
+
+    @rule()
+    def tick(self) -> None:
+        expired = [m for m in self.model.values() if m.state == "leased" and m.lease_until_ms <= self.now]
+        swept = self.h.tick(limit=10_000)
+        assert swept.expired == len(expired)
+        for m in expired:
+            self._after_failed_delivery(m, BACKOFF_MS)
+
+    @rule()
+    def restart(self) -> None:
+        before = self._index_counts()
+        self.h.restart()
+        assert self._index_counts() == before
+
+    def _expect(self, error: type[Exception], command: c.AnyCommand) -> None:
+        try:
+            self.h.apply(command)
+        except error:
+            return
+        raise AssertionError(f"{command} should have raised {error.__name__}")
+
+    def _index_counts(self) -> dict[str, int]:
+        ready = sum(q.ready for q in self.h.engine.index.queues.values())
+        delayed = sum(q.delayed for q in self.h.engine.index.queues.values())
+        leased = sum(q.in_progress for q in self.h.engine.index.queues.values())
+        return {"ready_or_delayed": ready + delayed, "leased": leased, "live": len(self.h.engine.index.tasks)}
+
+    @invariant()
+    def engine_agrees_with_model(self) -> None:
+        engine = self.h.engine
+        for task_id, m in self.model.items():
+            task = engine.find_task(task_id, TENANT)
+            assert task.attempts == m.attempts <= m.max_attempts
+            expected = {
+                "ready": (Status.PENDING,), "delayed": (Status.PENDING,), "leased": (Status.IN_PROGRESS,),
+                "completed": (Status.COMPLETED,), "failed": (Status.FAILED,), "dlq": (Status.FAILED,),
+            }[m.state]  # fmt: skip
+            assert task.status in expected
+            if m.state == "leased":
+                assert task.worker_id == m.owner and task.lease_until_ms == m.lease_until_ms
+            if m.state == "dlq":
+                assert task.location is Location.DLQ_SET
+            if m.state in ("completed", "failed", "dlq"):
+                assert engine.find_result(task_id) is not None
+        live = {i for i, m in self.model.items() if m.state in ("ready", "delayed", "leased")}
+        assert set(engine.index.tasks) == live
+        counts = self._index_counts()
+        assert counts["leased"] == len(self._ids("leased"))
+        assert counts["ready_or_delayed"] == len(self._ids("ready", "delayed"))
+
+    @invariant()
+    def unknown_ids_are_not_found(self) -> None:
+        try:
+            self.h.engine.find_task("missing", TENANT)
+        except NotFound:
+            return
+        raise AssertionError("missing task found")
+
+
+EngineMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None, derandomize=True)
+TestEngineMachine = EngineMachine.TestCase
