@@ -43,7 +43,11 @@ class EngineMachine(RuleBasedStateMachine):
     def _ids(self, *states: str) -> list[str]:
         return sorted(i for i, t in self.model.items() if t.state in states)
 
-    @rule(priority=st.integers(0, 9), delay_ms=st.sampled_from([0, 0, 1000, 4000]), max_attempts=st.integers(1, 3))
+    @rule(
+        priority=st.integers(0, 9),
+        delay_ms=st.sampled_from([0, 0, 1000, 4000]),
+        max_attempts=st.integers(1, 3),
+    )
     def create(self, priority: int, delay_ms: int, max_attempts: int) -> None:
         visible = self.now + delay_ms if delay_ms else 0
         task = self.h.create(priority=priority, visible_ms=visible, max_attempts=max_attempts).task
@@ -67,7 +71,9 @@ class EngineMachine(RuleBasedStateMachine):
         task_id = data.draw(st.sampled_from(self._ids("leased")))
         m = self.model[task_id]
         worker = m.owner if by_owner else next(w for w in WORKERS if w != m.owner)
-        command = c.Heartbeat(now_ms=self.now, tenant=TENANT, worker_id=worker, task_id=task_id, extend_ms=3000)
+        command = c.Heartbeat(
+            now_ms=self.now, tenant=TENANT, worker_id=worker, task_id=task_id, extend_ms=3000
+        )
         if not by_owner:
             self._expect(NotOwner, command)
             return
@@ -117,7 +123,9 @@ class EngineMachine(RuleBasedStateMachine):
     def finished_tasks_stay_finished(self, data: st.DataObject) -> None:
         task_id = data.draw(st.sampled_from(self._ids("completed", "failed", "dlq")))
         for worker in WORKERS:
-            self._expect(WrongState, c.Abandon(now_ms=self.now, tenant=TENANT, worker_id=worker, task_id=task_id))
+            self._expect(
+                WrongState, c.Abandon(now_ms=self.now, tenant=TENANT, worker_id=worker, task_id=task_id)
+            )
 
     @rule(seconds=st.sampled_from([0.5, 1, 3, 6]))
     def advance(self, seconds: float) -> None:
@@ -157,9 +165,13 @@ class EngineMachine(RuleBasedStateMachine):
             task = engine.find_task(task_id, TENANT)
             assert task.attempts == m.attempts <= m.max_attempts
             expected = {
-                "ready": (Status.PENDING,), "delayed": (Status.PENDING,), "leased": (Status.IN_PROGRESS,),
-                "completed": (Status.COMPLETED,), "failed": (Status.FAILED,), "dlq": (Status.FAILED,),
-            }[m.state]  # fmt: skip
+                "ready": (Status.PENDING,),
+                "delayed": (Status.PENDING,),
+                "leased": (Status.IN_PROGRESS,),
+                "completed": (Status.COMPLETED,),
+                "failed": (Status.FAILED,),
+                "dlq": (Status.FAILED,),
+            }[m.state]
             assert task.status in expected
             if m.state == "leased":
                 assert task.worker_id == m.owner and task.lease_until_ms == m.lease_until_ms
@@ -182,5 +194,7 @@ class EngineMachine(RuleBasedStateMachine):
         raise AssertionError("missing task found")
 
 
-EngineMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None, derandomize=True)
+EngineMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None, derandomize=True
+)
 TestEngineMachine = EngineMachine.TestCase

@@ -51,9 +51,13 @@ class EngineHarness:
         count: int = 1,
     ) -> list[Any]:
         claim = c.Claim(
-            now_ms=self.clock.now_ms(), tenant=tenant, worker_id=worker,
-            commands=commands if commands is not None else ["render"], lease_ms=lease_ms, count=count,
-        )  # fmt: skip
+            now_ms=self.clock.now_ms(),
+            tenant=tenant,
+            worker_id=worker,
+            commands=commands if commands is not None else ["render"],
+            lease_ms=lease_ms,
+            count=count,
+        )
         return list(self.apply(claim).tasks)
 
     def complete(self, task_id: str, *, worker: str = WORKER, tenant: str = TENANT, **fields: Any) -> Any:
@@ -63,12 +67,19 @@ class EngineHarness:
             c.Complete(now_ms=self.clock.now_ms(), tenant=tenant, worker_id=worker, task_id=task_id, **fields)
         )
 
-    def nack(self, task_id: str, delay_ms: int | None = None, *, worker: str = WORKER, reason: str = "") -> Any:
+    def nack(
+        self, task_id: str, delay_ms: int | None = None, *, worker: str = WORKER, reason: str = ""
+    ) -> Any:
         return self.apply(
             c.Nack(
-                now_ms=self.clock.now_ms(), tenant=TENANT, worker_id=worker, task_id=task_id,
-                delay_ms=delay_ms, reason=reason, jitter=0.5,
-            )  # fmt: skip
+                now_ms=self.clock.now_ms(),
+                tenant=TENANT,
+                worker_id=worker,
+                task_id=task_id,
+                delay_ms=delay_ms,
+                reason=reason,
+                jitter=0.5,
+            )
         )
 
     def tick(self, limit: int = 512) -> Any:

@@ -76,7 +76,9 @@ def test_heartbeat_extends_only_for_the_owner(h: EngineHarness) -> None:
     h.claim()
     h.clock.advance(30)
     extended = h.apply(
-        c.Heartbeat(now_ms=h.clock.now_ms(), tenant=TENANT, worker_id=WORKER, task_id=task_id, extend_ms=90_000)
+        c.Heartbeat(
+            now_ms=h.clock.now_ms(), tenant=TENANT, worker_id=WORKER, task_id=task_id, extend_ms=90_000
+        )
     ).task
     assert extended.lease_until_ms == h.clock.now_ms() + 90_000
     with pytest.raises(NotOwner):
@@ -143,9 +145,13 @@ def test_complete_stores_result_and_task_in_one_write(h: EngineHarness) -> None:
     h.claim()
     ops, outcome = h.engine.apply(
         c.Complete(
-            now_ms=h.clock.now_ms(), tenant=TENANT, worker_id=WORKER, task_id=task_id,
-            status="COMPLETED", result='{"url":"s3://x"}',
-        )  # fmt: skip
+            now_ms=h.clock.now_ms(),
+            tenant=TENANT,
+            worker_id=WORKER,
+            task_id=task_id,
+            status="COMPLETED",
+            result='{"url":"s3://x"}',
+        )
     )
     assert ops[keys.live(task_id)] is None
     assert ops[keys.finished(task_id)] and ops[keys.result(task_id)]
@@ -203,7 +209,9 @@ def test_expired_last_lease_dead_letters(h: EngineHarness) -> None:
 def test_a_heartbeat_supersedes_the_old_lease(h: EngineHarness) -> None:
     task_id = h.create().task.id
     h.claim(lease_ms=1000)
-    h.apply(c.Heartbeat(now_ms=h.clock.now_ms(), tenant=TENANT, worker_id=WORKER, task_id=task_id, extend_ms=5000))
+    h.apply(
+        c.Heartbeat(now_ms=h.clock.now_ms(), tenant=TENANT, worker_id=WORKER, task_id=task_id, extend_ms=5000)
+    )
     h.clock.advance(2)
     assert h.tick().expired == 0
     h.clock.advance(4)
@@ -244,7 +252,9 @@ def test_idempotency_keys_are_removed_after_their_ttl(h: EngineHarness) -> None:
 def test_a_batch_sees_its_own_idempotency_keys(h: EngineHarness) -> None:
     now = h.clock.now_ms()
     items = [
-        c.Create(now_ms=now, task_id=h.new_id(), tenant=TENANT, command="render", payload="1", idempotency_key="k")
+        c.Create(
+            now_ms=now, task_id=h.new_id(), tenant=TENANT, command="render", payload="1", idempotency_key="k"
+        )
         for _ in range(2)
     ]
     outcome = h.apply(c.Batch(now_ms=now, items=items))

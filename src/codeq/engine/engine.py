@@ -158,11 +158,19 @@ class Engine:
         if replay is not None:
             return Created(copy.copy(replay), replay=True)
         task = Task(
-            id=cmd.task_id, tenant=cmd.tenant, command=cmd.command, payload=cmd.payload,
-            priority=cmd.priority, webhook=cmd.webhook, max_attempts=cmd.max_attempts,
-            created_ms=cmd.now_ms, updated_ms=cmd.now_ms, visible_ms=cmd.visible_ms,
-            seq=self.index.take_seq(), idempotency_key=cmd.idempotency_key,
-        )  # fmt: skip
+            id=cmd.task_id,
+            tenant=cmd.tenant,
+            command=cmd.command,
+            payload=cmd.payload,
+            priority=cmd.priority,
+            webhook=cmd.webhook,
+            max_attempts=cmd.max_attempts,
+            created_ms=cmd.now_ms,
+            updated_ms=cmd.now_ms,
+            visible_ms=cmd.visible_ms,
+            seq=self.index.take_seq(),
+            idempotency_key=cmd.idempotency_key,
+        )
         if self.index.place(task, cmd.now_ms):
             self.events.append(Ready(task.tenant, command_key(task.command)))
         self._put_live(task)
@@ -280,9 +288,13 @@ class Engine:
         task = self._leased_task(cmd.task_id, cmd.tenant, cmd.worker_id)
         status = Status(cmd.status)
         record = ResultRecord(
-            task_id=task.id, status=status, result=cmd.result, error=cmd.error,
-            artifacts=[Artifact(name, url) for name, url in cmd.artifacts], completed_ms=cmd.now_ms,
-        )  # fmt: skip
+            task_id=task.id,
+            status=status,
+            result=cmd.result,
+            error=cmd.error,
+            artifacts=[Artifact(name, url) for name, url in cmd.artifacts],
+            completed_ms=cmd.now_ms,
+        )
         task.error = cmd.error if status is Status.FAILED else ""
         self._finish(task, cmd.now_ms, status, Location.NONE, record)
         return Completed(task, record)

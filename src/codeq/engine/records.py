@@ -13,22 +13,54 @@ _decode_tuple = msgspec.msgpack.Decoder(tuple).decode
 
 # Field order is the on-disk format: append new fields at the end, never reorder.
 _TASK_FIELDS = (
-    "id", "tenant", "command", "payload", "priority", "webhook", "status", "location",
-    "attempts", "max_attempts", "created_ms", "updated_ms", "visible_ms", "seq", "worker_id",
-    "lease_until_ms", "error", "has_result", "idempotency_key", "finished_ms",
-)  # fmt: skip
+    "id",
+    "tenant",
+    "command",
+    "payload",
+    "priority",
+    "webhook",
+    "status",
+    "location",
+    "attempts",
+    "max_attempts",
+    "created_ms",
+    "updated_ms",
+    "visible_ms",
+    "seq",
+    "worker_id",
+    "lease_until_ms",
+    "error",
+    "has_result",
+    "idempotency_key",
+    "finished_ms",
+)
 
 
 def encode_task(task: Task) -> bytes:
     return _encode(
         (
-            task.id, task.tenant, task.command, task.payload, task.priority, task.webhook,
-            task.status.value, task.location.value, task.attempts, task.max_attempts,
-            task.created_ms, task.updated_ms, task.visible_ms, task.seq, task.worker_id,
-            task.lease_until_ms, task.error, task.has_result, task.idempotency_key,
+            task.id,
+            task.tenant,
+            task.command,
+            task.payload,
+            task.priority,
+            task.webhook,
+            task.status.value,
+            task.location.value,
+            task.attempts,
+            task.max_attempts,
+            task.created_ms,
+            task.updated_ms,
+            task.visible_ms,
+            task.seq,
+            task.worker_id,
+            task.lease_until_ms,
+            task.error,
+            task.has_result,
+            task.idempotency_key,
             task.finished_ms,
         )
-    )  # fmt: skip
+    )
 
 
 def decode_task(raw: bytes) -> Task:

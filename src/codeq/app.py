@@ -1,0 +1,166 @@
+"""The composition root: builds stores, engines, services and transports, and stops them in order."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from starlette.types import ASGIApp
+
+from codeq.auth.edge import Authenticator
+from codeq.config import Settings
+from codeq.core.clock import Clock, SystemClock
+from codeq.engine.engine import Engine, EngineConfig
+from codeq.kv.api import KV
+from codeq.kv.commit import GroupCommitter
+from codeq.kv.memory import MemoryKV
+from codeq.observability.metrics import Metrics
+from codeq.replication.single import SingleNode
+from codeq.service.admin import AdminService
+from codeq.service.background import Runner
+from codeq.service.container import Services
+from codeq.service.maintenance import Maintenance
+from codeq.service.node import Node, Shard
+from codeq.service.policy import Policy
+from codeq.service.results import ResultService
+from codeq.service.tasks import TaskService
+from codeq.service.waiters import Waiters
+from codeq.transport.http.app import build_app
+from codeq.transport.http.render import TimeFormat
+
+log = logging.getLogger("codeq.app")
+
+
+@dataclass(slots=True)
+class StartupReport:
+    live_tasks: int = 0
+    recovery_seconds: float = 0.0
+    shard_paths: list[str] = field(default_factory=list)
+
+
+class App:
+    """One codeq node. `start()` opens and recovers the stores; `stop()` drains and closes them."""
+
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, metrics: Metrics | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.metrics = metrics or Metrics()
+        self.node = Node(Waiters(), self.metrics)
+        self.committers: list[GroupCommitter] = []
+        self.report = StartupReport()
+        self.services: Services | None = None
+        self.runner: Runner | None = None
+        self.asgi: ASGIApp | None = None
+
+    async def start(self) -> None:
+        started = time.perf_counter()
+        for number, kv in enumerate(self._open_stores()):
+            self._add_shard(number, kv)
+        self.report.recovery_seconds = time.perf_counter() - started
+        policy = _policy(self.settings)
+        self.services = Services(
+            auth=Authenticator.from_settings(self.settings),
+            tasks=TaskService(self.node, self.clock, policy),
+            results=ResultService(self.node, self.clock, policy),
+            admin=AdminService(self.node, self.clock),
+            ready=self._ready,
+        )
+        maintenance = Maintenance(self.node, self.clock)
+        self.runner = Runner("reaper", maintenance.tick, self.clock.now_ms)
+        self.node.on_due = self.runner.wake_by
+        self.runner.start()
+        self.metrics.register_queue_depth(self._queue_depths)
+        self.asgi = build_app(
+            self.services,
+            times=TimeFormat(ZoneInfo(self.settings.timezone)),
+            max_body_bytes=self.settings.limits.max_body_bytes,
+            metrics=self.metrics.render,
+        )
+
+    def _open_stores(self) -> list[KV]:
+        persistence = self.settings.persistence
+        if persistence.provider == "memory":
+            return [MemoryKV() for _ in range(persistence.num_shards)]
+        from codeq.kv.rocks import RocksKV  # only the embedded provider needs RocksDB loaded
+
+        if persistence.num_shards <= 1:
+            paths = [persistence.path]
+        else:
+            paths = [os.path.join(persistence.path, f"shard{i}") for i in range(persistence.num_shards)]
+        self.report.shard_paths = paths
+        return [RocksKV(path) for path in paths]
+
+    def _add_shard(self, number: int, kv: KV) -> None:
+        persistence = self.settings.persistence
+        shard_label = str(number)
+
+        def observe(count: int, seconds: float) -> None:
+            self.metrics.observe_commit(shard_label, count, seconds)
+
+        committer = GroupCommitter(
+            kv,
+            fsync=persistence.fsync_on_commit,
+            max_pending_bytes=persistence.max_pending_bytes,
+            name=f"kv-shard{number}",
+            on_commit=observe,
+        )
+        committer.start()
+        engine = Engine(committer, _engine_config(self.settings))
+        self.report.live_tasks += engine.recover(self.clock.now_ms())
+        replicator = SingleNode(self.node.apply_fn(engine), committer)
+        self.committers.append(committer)
+        self.node.shards.append(Shard(number, engine, replicator))
+
+    def _ready(self) -> tuple[bool, str]:
+        if any(committer.failed for committer in self.committers):
+            return False, "a store failed a write"
+        if self.runner is None or not self.runner.running:
+            return False, "background work is not running"
+        return True, ""
+
+    def _queue_depths(self) -> list[tuple[str, str, str, int]]:
+        rows: list[tuple[str, str, str, int]] = []
+        for shard in self.node.shards:
+            for (tenant, command), queue in shard.engine.index.queues.items():
+                rows.append((tenant, command, "ready", queue.ready))
+                rows.append((tenant, command, "delayed", queue.delayed))
+                rows.append((tenant, command, "in_progress", queue.in_progress))
+            for (tenant, command), count in shard.engine.index.dlq_counts.items():
+                rows.append((tenant, command, "dlq", count))
+        return rows
+
+    async def stop(self) -> None:
+        """Stop background work, then write everything pending and close each store."""
+        if self.runner is not None:
+            await self.runner.stop()
+        for committer in self.committers:
+            await committer.close()
+
+
+def _policy(settings: Settings) -> Policy:
+    limits = settings.limits
+    return Policy(
+        default_lease_seconds=settings.default_lease_seconds,
+        max_attempts_default=settings.max_attempts_default,
+        max_lease_seconds=limits.max_lease_seconds,
+        max_delay_seconds=limits.max_delay_seconds,
+        max_attempts=limits.max_attempts,
+        max_payload_bytes=limits.max_payload_bytes,
+        max_batch_size=limits.max_batch_size,
+        max_claim_batch=limits.max_claim_batch,
+        max_claim_wait_seconds=limits.max_claim_wait_seconds,
+        max_result_wait_seconds=limits.max_result_wait_seconds,
+    )
+
+
+def _engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(
+        backoff=settings.backoff,
+        retention_ms=settings.retention_seconds * 1000,
+        idempotency_ttl_ms=settings.idempotency_ttl_seconds * 1000,
+    )

@@ -1,0 +1,160 @@
+"""The authentication edge: an `Authorization` header in, a `Principal` out (spec 03 §2)."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from codeq.auth.claims import Claims, resolve_tenant
+from codeq.auth.principal import SCOPE_ADMIN, WILDCARD, WORKER_SCOPES, Principal
+from codeq.auth.static import MultiValidator, StaticValidator, Validator, build_validator
+from codeq.core.errors import Unauthenticated
+
+if TYPE_CHECKING:
+    from codeq.config import Settings
+
+# The documented tokens `codeq serve --dev` accepts: public, so only ever for local work.
+DEV_PRODUCER_TOKEN = "dev-producer"
+DEV_WORKER_TOKEN = "dev-worker"
+DEV_PRODUCER = StaticValidator(
+    DEV_PRODUCER_TOKEN,
+    Claims(subject="dev-producer", raw=MappingProxyType({"tid": "dev", "role": "ADMIN"})),
+)
+DEV_WORKER = StaticValidator(
+    DEV_WORKER_TOKEN,
+    Claims(
+        subject="dev-worker",
+        scopes=WORKER_SCOPES,
+        event_types=(WILDCARD,),
+        raw=MappingProxyType({"tid": "dev"}),
+    ),
+)
+_WORKER_SCOPE_SET = frozenset(WORKER_SCOPES)
+_ALL_COMMANDS: tuple[str, ...] = (WILDCARD,)
+_PRODUCER, _WORKER, _PRODUCER_AS_WORKER = "producer", "worker", "producer_as_worker"
+
+
+def bearer_token(header: str | None) -> str:
+    """The token of `Bearer <token>`: the scheme is case-insensitive, split at the first space."""
+    if header is None or not header.strip():
+        raise Unauthenticated("missing Authorization header")
+    scheme, space, token = header.partition(" ")
+    if not space or (scheme != "Bearer" and scheme.lower() != "bearer"):
+        raise Unauthenticated("invalid Authorization format")
+    return token
+
+
+def is_admin(claims: Claims) -> bool:
+    """Admin by the `codeq:admin` scope or a raw `role` of ADMIN; never by a request header."""
+    if SCOPE_ADMIN in claims.scopes:
+        return True
+    role = claims.raw.get("role")
+    return isinstance(role, str) and role.strip().upper() == "ADMIN"
+
+
+class Authenticator:
+    """Turns headers into principals. The `X-Role` header is never consulted (spec 03 gap 1)."""
+
+    def __init__(
+        self, producer: Validator | None, worker: Validator | None, allow_producer_as_worker: bool = False
+    ) -> None:
+        self._producer = producer
+        self._worker = worker
+        self._allow_producer_as_worker = allow_producer_as_worker
+        self._memo: dict[str, tuple[Claims, Principal]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Authenticator:
+        producer = build_validator(settings.producer_auth.provider, settings.producer_auth.config)
+        worker = build_validator(settings.worker_auth.provider, settings.worker_auth.config)
+        if settings.dev:
+            # The configured validators come first: the dev tokens only add, never shadow.
+            producer = _chain(producer, DEV_PRODUCER)
+            worker = _chain(worker, DEV_WORKER)
+        return cls(producer, worker, settings.allow_producer_as_worker)
+
+    def producer(self, header: str | None) -> Principal:
+        return self._principal(_PRODUCER, self._validate_producer(bearer_token(header)))
+
+    def admin(self, header: str | None) -> Principal:
+        principal = self.producer(header)
+        principal.require_admin()
+        return principal
+
+    def worker(self, header: str | None) -> Principal:
+        token = bearer_token(header)
+        try:
+            return self._principal(_WORKER, self._validate_worker(token))
+        except Unauthenticated:
+            claims = _attempt(self._producer, token) if self._allow_producer_as_worker else None
+            if claims is None:
+                raise  # the worker's reason is the one reported (spec 03 §2.3)
+            return self._principal(_PRODUCER_AS_WORKER, claims)
+
+    def any(self, header: str | None) -> Principal:
+        """A worker token with event types, else a producer token (spec 03 §2.4)."""
+        token = bearer_token(header)
+        claims = _attempt(self._worker, token)
+        if claims is not None and claims.event_types:
+            return self._principal(_WORKER, claims)
+        claims = _attempt(self._producer, token)
+        if claims is not None:
+            return self._principal(_PRODUCER, claims)
+        raise Unauthenticated("invalid token")
+
+    def _validate_producer(self, token: str) -> Claims:
+        # No validator answers 401 rather than the reference's 500: the caller cannot succeed.
+        if self._producer is None:
+            raise Unauthenticated("producer validator not configured")
+        return self._producer.validate(token)
+
+    def _validate_worker(self, token: str) -> Claims:
+        if self._worker is None:
+            raise Unauthenticated("worker validator not configured")
+        claims = self._worker.validate(token)
+        if not claims.event_types:
+            raise Unauthenticated("missing eventTypes")
+        if not claims.scopes:
+            raise Unauthenticated("missing scope")
+        return claims
+
+    def _principal(self, kind: str, claims: Claims) -> Principal:
+        # Static validators return the same Claims object every time, so remembering the last
+        # principal per kind spares the hot path a tenant resolution and a few allocations.
+        hit = self._memo.get(kind)
+        if hit is not None and hit[0] is claims:
+            return hit[1]
+        principal = _new_principal(kind, claims)
+        self._memo[kind] = (claims, principal)
+        return principal
+
+
+def _new_principal(kind: str, claims: Claims) -> Principal:
+    tenant = resolve_tenant(claims)
+    if kind == _PRODUCER_AS_WORKER:
+        # allowProducerAsWorker: the producer token acts with every worker scope and command.
+        scopes, event_types = _WORKER_SCOPE_SET, _ALL_COMMANDS
+    else:
+        scopes, event_types = frozenset(claims.scopes), claims.event_types
+    return Principal(
+        subject=claims.subject,
+        tenant=tenant,
+        scopes=scopes,
+        event_types=event_types,
+        # `codeq:admin` is read from producer tokens only (spec 03 gap 11): a worker is never admin.
+        is_admin=kind == _PRODUCER and is_admin(claims),
+        is_worker=kind != _PRODUCER,
+    )
+
+
+def _attempt(validator: Validator | None, token: str) -> Claims | None:
+    if validator is None:
+        return None
+    try:
+        return validator.validate(token)
+    except Unauthenticated:
+        return None
+
+
+def _chain(configured: Validator | None, dev: Validator) -> Validator:
+    return dev if configured is None else MultiValidator((configured, dev))

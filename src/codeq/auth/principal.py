@@ -1,0 +1,62 @@
+"""Who is calling, decided once at the edge, and the pure checks the services apply to it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from codeq.core.errors import Forbidden
+
+SCOPE_CLAIM = "codeq:claim"
+SCOPE_HEARTBEAT = "codeq:heartbeat"
+SCOPE_ABANDON = "codeq:abandon"
+SCOPE_NACK = "codeq:nack"
+SCOPE_RESULT = "codeq:result"
+SCOPE_SUBSCRIBE = "codeq:subscribe"
+SCOPE_ADMIN = "codeq:admin"
+WORKER_SCOPES = (SCOPE_CLAIM, SCOPE_HEARTBEAT, SCOPE_ABANDON, SCOPE_NACK, SCOPE_RESULT, SCOPE_SUBSCRIBE)
+WILDCARD = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    subject: str
+    tenant: str
+    scopes: frozenset[str]
+    event_types: tuple[str, ...]
+    is_admin: bool
+    is_worker: bool
+    # Derived once so the per-request checks are set lookups: commands are case-insensitive.
+    _wildcard: bool = field(init=False, repr=False, compare=False)
+    _allowed: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_wildcard", WILDCARD in self.event_types)
+        object.__setattr__(self, "_allowed", frozenset(e.lower() for e in self.event_types))
+
+    def require_scope(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise Forbidden("missing scope")
+
+    def require_admin(self) -> None:
+        # 403, not the reference's 401: the caller is authenticated, just not allowed (spec 03 gap 11).
+        if not self.is_admin:
+            raise Forbidden("unauthorized. Admin only")
+
+    def allows_command(self, command: str) -> bool:
+        return self._wildcard or command.lower() in self._allowed
+
+    def worker_commands(self, requested: Sequence[str] | None) -> list[str] | None:
+        """The commands a claim may take from; None means every command of the tenant.
+
+        An explicit request must be a subset of the token's event types; an empty one means
+        "whatever the token allows", in the token's declared order (spec 01 gap 11).
+        """
+        if not self.event_types:
+            raise Forbidden("missing eventTypes")
+        if requested:
+            for command in requested:
+                if not self.allows_command(command):
+                    raise Forbidden("event type not allowed")
+            return list(requested)
+        return None if self._wildcard else list(self.event_types)

@@ -1,0 +1,73 @@
+"""Admin use cases: queue statistics and the cleanup of expired finished tasks."""
+
+from __future__ import annotations
+
+from codeq.auth.principal import Principal
+from codeq.core.clock import Clock
+from codeq.core.errors import InvalidInput
+from codeq.core.model import QueueStats
+from codeq.core.names import command_key
+from codeq.engine import commands as c
+from codeq.engine.outcomes import Swept
+from codeq.service.node import Node
+
+
+class AdminService:
+    def __init__(self, node: Node, clock: Clock) -> None:
+        self.node = node
+        self.clock = clock
+
+    def queue_stats(self, principal: Principal, command: str) -> QueueStats:
+        """Counts for one command in the caller's tenant, summed over shards."""
+        principal.require_admin()
+        name = command.strip()
+        if not name:
+            raise InvalidInput("command is required")
+        key = command_key(name)
+        ready = delayed = in_progress = dlq = 0
+        for shard in self.node.shards:
+            index = shard.engine.index
+            queue = index.queues.get((principal.tenant, key))
+            if queue is not None:
+                ready += queue.ready
+                delayed += queue.delayed
+                in_progress += queue.in_progress
+            dlq += index.dlq_counts.get((principal.tenant, key), 0)
+        return QueueStats(command=name, ready=ready, delayed=delayed, in_progress=in_progress, dlq=dlq)
+
+    def queues(self, principal: Principal) -> dict[str, int]:
+        """Non-empty buckets of the caller's tenant only (spec 03 gap 7), reference labels."""
+        principal.require_admin()
+        tenant = principal.tenant
+        labels: dict[str, int] = {}
+
+        def add(label: str, count: int) -> None:
+            if count:
+                labels[label] = labels.get(label, 0) + count
+
+        for shard in self.node.shards:
+            index = shard.engine.index
+            for key, queue in index.by_tenant.get(tenant, {}).items():
+                base = f"codeq:q:{key}:{tenant}"
+                for priority, count in enumerate(queue.ready_by_priority):
+                    add(f"{base}:pending:{priority}", count)
+                add(f"{base}:inprog", queue.in_progress)
+                add(f"{base}:delayed", queue.delayed)
+            for (owner, key), count in index.dlq_counts.items():
+                if owner == tenant:
+                    add(f"codeq:q:{key}:{tenant}:dlq", count)
+        return dict(sorted(labels.items()))
+
+    async def cleanup(self, principal: Principal, limit: int, before_ms: int | None) -> int:
+        """Delete up to `limit` finished tasks whose retention ended by `before_ms`."""
+        principal.require_admin()
+        limit = limit if limit > 0 else 1000
+        before = self.clock.now_ms() if before_ms is None else before_ms
+        deleted = 0
+        for shard in self.node.shards:
+            command = c.Cleanup(now_ms=self.clock.now_ms(), before_ms=before, limit=limit - deleted)
+            outcome: Swept = await shard.submit(command)
+            deleted += outcome.deleted
+            if deleted >= limit:
+                break
+        return deleted

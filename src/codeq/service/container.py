@@ -1,0 +1,20 @@
+"""The services a transport can call, bundled by the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from codeq.auth.edge import Authenticator
+from codeq.service.admin import AdminService
+from codeq.service.results import ResultService
+from codeq.service.tasks import TaskService
+
+
+@dataclass(slots=True)
+class Services:
+    auth: Authenticator
+    tasks: TaskService
+    results: ResultService
+    admin: AdminService
+    ready: Callable[[], tuple[bool, str]]  # (ready?, why not)

@@ -1,0 +1,71 @@
+"""This process's shards: routing commands to them and reacting to what they applied."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from codeq.engine.engine import Engine
+from codeq.engine.outcomes import Event, Finished, Ready, TaskEvent
+from codeq.engine.shards import shard_of
+from codeq.kv.api import Ops
+from codeq.observability.metrics import Metrics
+from codeq.replication.api import Replicator
+from codeq.service.waiters import Waiters
+
+
+@dataclass(slots=True)
+class Shard:
+    number: int
+    engine: Engine
+    replicator: Replicator
+
+    async def submit(self, command: Any) -> Any:
+        return await self.replicator.submit(command)
+
+
+class Node:
+    def __init__(self, waiters: Waiters, metrics: Metrics | None = None) -> None:
+        self.shards: list[Shard] = []
+        self.waiters = waiters
+        self.metrics = metrics
+        self._next_start = itertools.count()
+        # Called with the earliest time a delayed task or lease falls due, after each apply.
+        self.on_due: Callable[[int], None] | None = None
+
+    def apply_fn(self, engine: Engine) -> Any:
+        """The apply function a replicator runs for `engine`: apply, then react to events."""
+
+        def apply(command: Any) -> tuple[Ops, Any]:
+            try:
+                return engine.apply(command)
+            finally:
+                events, engine.events = engine.events, []
+                self._dispatch(events)
+                due = engine.index.next_due_ms()
+                if due is not None and self.on_due is not None:
+                    self.on_due(due)
+
+        return apply
+
+    def shard_for(self, task_id: str) -> Shard:
+        return self.shards[shard_of(task_id, len(self.shards))]
+
+    def claim_order(self) -> list[Shard]:
+        """Every shard once, starting at the next one in turn, so claims spread fairly."""
+        start = next(self._next_start) % len(self.shards)
+        return self.shards[start:] + self.shards[:start]
+
+    def _dispatch(self, events: list[Event]) -> None:
+        metrics = self.metrics
+        for event in events:
+            if isinstance(event, Ready):
+                self.waiters.ready(event.tenant, event.command_key, event.count)
+            elif isinstance(event, Finished):
+                self.waiters.finished(event.task.id)
+                if metrics is not None:
+                    metrics.record_finished(event.task)
+            elif isinstance(event, TaskEvent) and metrics is not None:
+                metrics.record_task_event(event.kind, event.task)

@@ -1,0 +1,279 @@
+"""Producer and worker use cases on tasks: create, claim, heartbeat, abandon, nack, read."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from codeq.auth.principal import (
+    SCOPE_ABANDON,
+    SCOPE_CLAIM,
+    SCOPE_HEARTBEAT,
+    SCOPE_NACK,
+    Principal,
+)
+from codeq.core.clock import Clock
+from codeq.core.errors import CodeqError, InvalidInput, PayloadTooLarge
+from codeq.core.model import Task
+from codeq.core.names import command_key, validate_command, validate_idempotency_key
+from codeq.engine import commands as c
+from codeq.engine.outcomes import BatchApplied, Claimed, Created, LeaseExtended, Nacked
+from codeq.engine.shards import new_task_id, shard_of
+from codeq.service.background import BackgroundTasks
+from codeq.service.node import Node, Shard
+from codeq.service.policy import Policy
+
+
+@dataclass(slots=True)
+class NewTask:
+    """A create request after JSON decoding; `payload` is the raw JSON text of the value."""
+
+    command: str
+    payload: str
+    priority: int = 0
+    webhook: str = ""
+    max_attempts: int | None = None
+    idempotency_key: str = ""
+    run_at_ms: int | None = None
+    delay_seconds: int | None = None
+
+
+class TaskService:
+    def __init__(self, node: Node, clock: Clock, policy: Policy, rng: random.Random | None = None) -> None:
+        self.node = node
+        self.clock = clock
+        self.policy = policy
+        self._rng = rng or random.Random()
+        self._background = BackgroundTasks()
+
+    # -- producers -----------------------------------------------------------------------
+
+    async def create(self, principal: Principal, spec: NewTask) -> tuple[Task, bool]:
+        """Create one task; returns it and whether it was an idempotent replay."""
+        command = self._create_command(principal, spec, self.clock.now_ms())
+        outcome: Created = await self.node.shard_for(command.task_id).submit(command)
+        return outcome.task, outcome.replay
+
+    async def create_many(
+        self, principal: Principal, specs: list[NewTask | CodeqError]
+    ) -> list[tuple[Task, bool] | CodeqError]:
+        """Create a batch: one atomic apply per shard; every item gets its own outcome."""
+        self._check_batch_size(len(specs))
+        now_ms = self.clock.now_ms()
+        results: list[tuple[Task, bool] | CodeqError] = [InvalidInput("invalid body")] * len(specs)
+        per_shard: dict[int, list[tuple[int, c.Create]]] = {}
+        for position, spec in enumerate(specs):
+            try:
+                if isinstance(spec, CodeqError):
+                    raise spec
+                command = self._create_command(principal, spec, now_ms)
+            except CodeqError as exc:
+                results[position] = exc
+                continue
+            shard = shard_of(command.task_id, len(self.node.shards))
+            per_shard.setdefault(shard, []).append((position, command))
+        await asyncio.gather(*(self._create_on_shard(n, items, results) for n, items in per_shard.items()))
+        return results
+
+    async def _create_on_shard(
+        self, shard: int, items: list[tuple[int, c.Create]], results: list[tuple[Task, bool] | CodeqError]
+    ) -> None:
+        batch = c.Batch(now_ms=items[0][1].now_ms, items=[command for _, command in items])
+        outcome: BatchApplied = await self.node.shards[shard].submit(batch)
+        for (position, _), item in zip(items, outcome.items, strict=True):
+            if isinstance(item, Created):
+                results[position] = (item.task, item.replay)
+            elif isinstance(item, CodeqError):
+                results[position] = item
+
+    def _create_command(self, principal: Principal, spec: NewTask, now_ms: int) -> c.Create:
+        policy = self.policy
+        command = validate_command(spec.command)
+        if len(spec.payload) > policy.max_payload_bytes:
+            raise PayloadTooLarge(f"payload exceeds {policy.max_payload_bytes} bytes", field="payload")
+        if not 0 <= spec.priority <= 9:
+            raise InvalidInput("invalid 'priority' (must be 0..9)", field="priority")
+        _check_url(spec.webhook, "invalid webhook url", "webhook")
+        max_attempts = spec.max_attempts or 0
+        if max_attempts <= 0:
+            max_attempts = policy.max_attempts_default
+        elif max_attempts > policy.max_attempts:
+            raise InvalidInput(f"invalid 'maxAttempts' (at most {policy.max_attempts})", field="maxAttempts")
+        key = validate_idempotency_key(spec.idempotency_key)
+        return c.Create(
+            now_ms=now_ms,
+            task_id=new_task_id(len(self.node.shards), tenant=principal.tenant, idempotency_key=key),
+            tenant=principal.tenant,
+            command=command,
+            payload=spec.payload,
+            priority=spec.priority,
+            webhook=spec.webhook,
+            max_attempts=max_attempts,
+            visible_ms=self._visible_ms(spec, now_ms),
+            idempotency_key=key,
+        )
+
+    def _visible_ms(self, spec: NewTask, now_ms: int) -> int:
+        limit_ms = self.policy.max_delay_seconds * 1000
+        if spec.run_at_ms is not None:
+            if spec.run_at_ms - now_ms > limit_ms:
+                raise InvalidInput("invalid 'runAt' (too far in the future)", field="runAt")
+            return spec.run_at_ms if spec.run_at_ms > now_ms else 0
+        delay = spec.delay_seconds or 0
+        if delay < 0:
+            raise InvalidInput("invalid 'delaySeconds' (must be >= 0)", field="delaySeconds")
+        if delay * 1000 > limit_ms:
+            raise InvalidInput(
+                f"invalid 'delaySeconds' (at most {self.policy.max_delay_seconds})", field="delaySeconds"
+            )
+        return now_ms + delay * 1000 if delay > 0 else 0
+
+    def _check_batch_size(self, size: int) -> None:
+        if size == 0:
+            raise InvalidInput("invalid body")
+        if size > self.policy.max_batch_size:
+            raise InvalidInput(f"batch size exceeds maximum of {self.policy.max_batch_size}")
+
+    # -- workers -------------------------------------------------------------------------
+
+    async def claim(
+        self,
+        principal: Principal,
+        commands: list[str] | None,
+        lease_seconds: int | None = None,
+        wait_seconds: int = 0,
+        count: int = 1,
+    ) -> list[Task]:
+        """Claim up to `count` tasks; with `wait_seconds`, wait until one is ready."""
+        principal.require_scope(SCOPE_CLAIM)
+        names = principal.worker_commands(commands)
+        for name in names or ():
+            validate_command(name)
+        lease_ms = self._lease_seconds(lease_seconds, "leaseSeconds") * 1000
+        wait = min(max(wait_seconds, 0), self.policy.max_claim_wait_seconds)
+        if wait == 0:
+            return await self._claim_once(principal, names, lease_ms, count)
+        keys = None if names is None else {command_key(name) for name in names}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            waiter = self.node.waiters.claim_waiter(principal.tenant, keys)
+            try:
+                tasks = await self._claim_once(principal, names, lease_ms, count)
+                remaining = deadline - loop.time()
+                if tasks or remaining <= 0:
+                    return tasks
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter, remaining)
+            finally:
+                self.node.waiters.discard_claim(waiter, principal.tenant, keys)
+
+    async def _claim_once(
+        self, principal: Principal, names: list[str] | None, lease_ms: int, count: int
+    ) -> list[Task]:
+        claimed: list[Task] = []
+        for shard in self.node.claim_order():
+            command = c.Claim(
+                now_ms=self.clock.now_ms(),
+                tenant=principal.tenant,
+                worker_id=principal.subject,
+                commands=names,
+                lease_ms=lease_ms,
+                count=count - len(claimed),
+            )
+            outcome = await self._submit_claim(shard, command)
+            claimed.extend(outcome.tasks)
+            if len(claimed) >= count:
+                break
+        return claimed
+
+    async def _submit_claim(self, shard: Shard, command: c.Claim) -> Claimed:
+        """Claim; if the caller goes away before the answer, put the tasks back undelivered."""
+        submitted = asyncio.ensure_future(shard.submit(command))
+        try:
+            outcome: Claimed = await asyncio.shield(submitted)
+        except asyncio.CancelledError:
+            submitted.add_done_callback(lambda done: self._release(shard, command, done))
+            raise
+        return outcome
+
+    def _release(self, shard: Shard, claim: c.Claim, done: asyncio.Future[Claimed]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        for task in done.result().tasks:
+            release = c.Abandon(
+                now_ms=self.clock.now_ms(),
+                tenant=claim.tenant,
+                worker_id=claim.worker_id,
+                task_id=task.id,
+            )
+            self._background.add(asyncio.ensure_future(shard.submit(release)))
+
+    def _lease_seconds(self, seconds: int | None, name: str) -> int:
+        if seconds is None or seconds <= 0:
+            return self.policy.default_lease_seconds
+        if seconds > self.policy.max_lease_seconds:
+            raise InvalidInput(f"invalid '{name}' (at most {self.policy.max_lease_seconds})", field=name)
+        return seconds
+
+    async def heartbeat(self, principal: Principal, task_id: str, extend_seconds: int | None) -> Task:
+        principal.require_scope(SCOPE_HEARTBEAT)
+        extend_ms = self._lease_seconds(extend_seconds, "extendSeconds") * 1000
+        command = c.Heartbeat(
+            now_ms=self.clock.now_ms(),
+            tenant=principal.tenant,
+            worker_id=principal.subject,
+            task_id=task_id,
+            extend_ms=extend_ms,
+        )
+        outcome: LeaseExtended = await self.node.shard_for(task_id).submit(command)
+        return outcome.task
+
+    async def abandon(self, principal: Principal, task_id: str) -> None:
+        principal.require_scope(SCOPE_ABANDON)
+        command = c.Abandon(
+            now_ms=self.clock.now_ms(), tenant=principal.tenant, worker_id=principal.subject, task_id=task_id
+        )
+        await self.node.shard_for(task_id).submit(command)
+
+    async def nack(
+        self, principal: Principal, task_id: str, delay_seconds: int | None, reason: str = ""
+    ) -> tuple[int, bool]:
+        """Retry later. No delay: the backoff policy decides; an explicit 0 means now (spec 01 gap 2)."""
+        principal.require_scope(SCOPE_NACK)
+        if delay_seconds is not None and delay_seconds < 0:
+            raise InvalidInput("invalid 'delaySeconds' (must be >= 0)", field="delaySeconds")
+        if delay_seconds is not None and delay_seconds > self.policy.max_delay_seconds:
+            raise InvalidInput(
+                f"invalid 'delaySeconds' (at most {self.policy.max_delay_seconds})", field="delaySeconds"
+            )
+        command = c.Nack(
+            now_ms=self.clock.now_ms(),
+            tenant=principal.tenant,
+            worker_id=principal.subject,
+            task_id=task_id,
+            delay_ms=None if delay_seconds is None else delay_seconds * 1000,
+            reason=reason[:1024],
+            jitter=self._rng.random(),
+        )
+        outcome: Nacked = await self.node.shard_for(task_id).submit(command)
+        return outcome.delay_seconds, outcome.dead_lettered
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, principal: Principal, task_id: str) -> Task:
+        return self.node.shard_for(task_id).engine.find_task(task_id, principal.tenant)
+
+
+def _check_url(url: str, message: str, field: str) -> None:
+    if not url:
+        return
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise InvalidInput(message, field=field) from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(message, field=field)

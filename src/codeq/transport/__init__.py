@@ -1,0 +1,1 @@
+"""codeq.transport."""

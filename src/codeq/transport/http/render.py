@@ -1,0 +1,85 @@
+"""Domain records to wire JSON: timestamps, omitted zero values, raw payload text."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, tzinfo
+
+import msgspec
+
+from codeq.core.errors import InvalidInput
+from codeq.core.model import ResultRecord, Task
+from codeq.wire.http import ArtifactJSON, ResultJSON, TaskJSON
+
+
+class TimeFormat:
+    """RFC 3339 timestamps in the server's configured zone, milliseconds trimmed (spec 01)."""
+
+    def __init__(self, zone: tzinfo = UTC) -> None:
+        self.zone = zone
+
+    def timestamp(self, ms: int) -> str:
+        seconds, millis = divmod(ms, 1000)
+        moment = datetime.fromtimestamp(seconds, self.zone)
+        text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+        if millis:
+            text += "." + f"{millis:03d}".rstrip("0")
+        return text + _offset(moment.utcoffset())
+
+    @staticmethod
+    def utc_seconds(ms: int) -> str:
+        """Second precision, UTC, `Z`: the reference's `leaseUntil` format."""
+        return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def task(self, task: Task) -> TaskJSON:
+        return TaskJSON(
+            id=task.id,
+            command=task.command,
+            payload=task.payload,
+            priority=task.priority,
+            webhook=task.webhook,
+            status=task.status.value,
+            last_known_location=task.location.value,
+            worker_id=task.worker_id,
+            lease_until=self.utc_seconds(task.lease_until_ms) if task.lease_until_ms else "",
+            attempts=task.attempts,
+            max_attempts=task.max_attempts,
+            error=task.error,
+            result_key="codeq:results" if task.has_result else "",
+            tenant_id=task.tenant,
+            created_at=self.timestamp(task.created_ms),
+            updated_at=self.timestamp(task.updated_ms),
+        )
+
+    def result(self, record: ResultRecord) -> ResultJSON:
+        return ResultJSON(
+            task_id=record.task_id,
+            status=record.status.value,
+            result=msgspec.Raw(record.result.encode()) if record.result else None,
+            error=record.error,
+            artifacts=[ArtifactJSON(name=a.name, url=a.url) for a in record.artifacts],
+            completed_at=self.timestamp(record.completed_ms),
+        )
+
+
+def _offset(delta: timedelta | None) -> str:
+    if not delta:
+        return "Z"
+    minutes = int(delta.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    hours, minutes = divmod(abs(minutes), 60)
+    return f"{sign}{hours:02d}:{minutes:02d}"
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def parse_rfc3339_ms(text: str, field: str, message: str) -> int:
+    """An RFC 3339 date-time with a mandatory offset, as epoch milliseconds."""
+    try:
+        moment = datetime.fromisoformat(_FRACTION.sub(r"\1", text.strip()))
+    except ValueError:
+        raise InvalidInput(message, field=field) from None
+    if moment.tzinfo is None or "T" not in text.upper():
+        raise InvalidInput(message, field=field)
+    return int(moment.timestamp() * 1000)

@@ -1,0 +1,220 @@
+"""Task routes (spec 02 §4.1–4.11): parse, call the service, render. Nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from codeq.core.errors import CodeqError, InvalidInput
+from codeq.core.model import Task
+from codeq.service.container import Services
+from codeq.service.results import ArtifactIn, NewResult
+from codeq.service.tasks import NewTask
+from codeq.transport.http.body import decode, read_body
+from codeq.transport.http.errors import ClientGone, json_response, status_of
+from codeq.transport.http.render import TimeFormat, parse_rfc3339_ms
+from codeq.wire import http as w
+
+T = TypeVar("T")
+R = TypeVar("R")
+_NO_CONTENT = Response(status_code=204)
+
+
+class TaskRoutes:
+    def __init__(self, services: Services, times: TimeFormat, max_body_bytes: int) -> None:
+        self.s = services
+        self.times = times
+        self.max_body = max_body_bytes
+
+    async def _body(self, request: Request) -> bytes:
+        return await read_body(request, self.max_body)
+
+    def _auth(self, request: Request) -> str | None:
+        return request.headers.get("authorization")
+
+    # -- producers -----------------------------------------------------------------------
+
+    async def create(self, request: Request) -> Response:
+        principal = self.s.auth.producer(self._auth(request))
+        spec = new_task(decode(await self._body(request), w.CreateTaskRequest))
+        task, replay = await self.s.tasks.create(principal, spec)
+        # A replay answers 200 with a header; a fresh create 202 (spec 02 gap 6).
+        headers = {"Idempotent-Replay": "true"} if replay else None
+        return json_response(self.times.task(task), 200 if replay else 202, headers)
+
+    async def create_batch(self, request: Request) -> Response:
+        principal = self.s.auth.producer(self._auth(request))
+        body = decode(await self._body(request), w.BatchCreateRequest)
+        specs = [_item(raw, w.CreateTaskRequest, new_task) for raw in body.tasks]
+        outcomes = await self.s.tasks.create_many(principal, specs)
+        results = [
+            {"error": o.message} if isinstance(o, CodeqError) else {"task": self.times.task(o[0])}
+            for o in outcomes
+        ]
+        return json_response({"results": results})
+
+    # -- workers -------------------------------------------------------------------------
+
+    async def claim(self, request: Request) -> Response:
+        principal = self.s.auth.worker(self._auth(request))
+        body = decode(await self._body(request), w.ClaimRequest, empty_ok=True)
+        wait = body.wait_seconds or 0
+        claim = self.s.tasks.claim(principal, body.commands, body.lease_seconds, wait)
+        tasks = await (_until_disconnect(request, claim) if wait > 0 else claim)
+        if not tasks:
+            return _NO_CONTENT
+        return json_response(self.times.task(tasks[0]))
+
+    async def claim_batch(self, request: Request) -> Response:
+        principal = self.s.auth.worker(self._auth(request))
+        body = decode(await self._body(request), w.BatchClaimRequest)
+        limit = self.s.tasks.policy.max_claim_batch
+        if body.count < 1:
+            raise InvalidInput("invalid body", field="count")
+        if body.count > limit:
+            raise InvalidInput(f"count exceeds maximum of {limit}", field="count")
+        tasks = await self.s.tasks.claim(principal, body.commands, body.lease_seconds, 0, body.count)
+        if not tasks:
+            return _NO_CONTENT
+        return json_response({"tasks": [self.times.task(t) for t in tasks]})
+
+    async def heartbeat(self, request: Request) -> Response:
+        principal = self.s.auth.worker(self._auth(request))
+        body = decode(await self._body(request), w.HeartbeatRequest, empty_ok=True)
+        await self.s.tasks.heartbeat(principal, request.path_params["id"], body.extend_seconds)
+        return json_response({"ok": True})
+
+    async def abandon(self, request: Request) -> Response:
+        principal = self.s.auth.worker(self._auth(request))
+        await self._body(request)  # no fields; the body is read only to enforce the size limit
+        await self.s.tasks.abandon(principal, request.path_params["id"])
+        return json_response({"status": "requeued"})
+
+    async def nack(self, request: Request) -> Response:
+        principal = self.s.auth.worker(self._auth(request))
+        body = decode(await self._body(request), w.NackRequest, empty_ok=True)
+        delay, dead = await self.s.tasks.nack(
+            principal, request.path_params["id"], body.delay_seconds, body.reason or ""
+        )
+        return json_response(w.NackJSON(delay_seconds=delay, status="dlq" if dead else "requeued"))
+
+    async def submit_result(self, request: Request) -> Response:
+        principal = self.s.auth.worker(self._auth(request))
+        body = decode(await self._body(request), w.SubmitResultRequest, message="invalid request body")
+        spec = new_result(request.path_params["id"], body)
+        record = await self.s.results.submit(principal, spec)
+        return json_response(self.times.result(record))
+
+    async def submit_results(self, request: Request) -> Response:
+        principal = self.s.auth.worker(self._auth(request))
+        body = decode(await self._body(request), w.BatchResultsRequest)
+        items = [_item(raw, w.BatchResultItem, _batch_result) for raw in body.results]
+        outcomes = await self.s.results.submit_many(principal, items)
+        results: list[dict[str, object]] = []
+        for item, outcome in zip(items, outcomes, strict=True):
+            task_id = item.task_id if isinstance(item, NewResult) else ""
+            if isinstance(outcome, CodeqError):
+                results.append({"taskId": task_id, "error": outcome.message})
+            else:
+                results.append({"taskId": task_id, "result": self.times.result(outcome)})
+        return json_response({"results": results})
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get_task(self, request: Request) -> Response:
+        principal = self.s.auth.any(self._auth(request))
+        task = _renamed_not_found(lambda: self.s.tasks.get(principal, request.path_params["id"]))
+        return json_response(self.times.task(task))
+
+    async def get_result(self, request: Request) -> Response:
+        principal = self.s.auth.any(self._auth(request))
+        wait = _int_or_zero(request.query_params.get("waitSeconds"))
+        read = self.s.results.get(principal, request.path_params["id"], wait)
+        task, record = await (_until_disconnect(request, read) if wait > 0 else read)
+        body = w.TaskWithResultJSON(result=self.times.result(record), task=self.times.task(task))
+        return json_response(body)
+
+
+def new_task(body: w.CreateTaskRequest) -> NewTask:
+    if bytes(body.payload) == b"null":
+        raise InvalidInput("invalid body", field="payload")
+    run_at_ms = None
+    if body.run_at is not None:
+        run_at_ms = parse_rfc3339_ms(body.run_at, "runAt", "invalid 'runAt' (use RFC3339)")
+    return NewTask(
+        command=body.command,
+        payload=bytes(body.payload).decode(),
+        priority=body.priority or 0,
+        webhook=body.webhook or "",
+        max_attempts=body.max_attempts,
+        idempotency_key=body.idempotency_key or "",
+        run_at_ms=run_at_ms,
+        delay_seconds=body.delay_seconds,
+    )
+
+
+def new_result(task_id: str, body: w.SubmitResultRequest) -> NewResult:
+    result = None
+    if bytes(body.result) != b"null":
+        if not bytes(body.result).lstrip().startswith(b"{"):
+            raise InvalidInput("invalid request body", field="result")
+        result = bytes(body.result).decode()
+    artifacts = [
+        ArtifactIn(name=a.name, url=a.url or "", content_base64=a.content_base64 or "")
+        for a in body.artifacts or ()
+    ]
+    return NewResult(task_id, body.status, result, body.error or "", artifacts)
+
+
+def _batch_result(body: w.BatchResultItem) -> NewResult:
+    return new_result(body.task_id, body)
+
+
+def _item(raw: msgspec.Raw, cls: type[T], build: Callable[[T], R]) -> R | CodeqError:
+    """One batch item: decoded and converted, or the error that item alone answers with."""
+    try:
+        return build(decode(bytes(raw), cls))
+    except CodeqError as exc:
+        return exc
+
+
+def _renamed_not_found(read: object) -> Task:
+    try:
+        return read()  # type: ignore[operator, no-any-return]
+    except CodeqError as exc:
+        if status_of(exc) == 404:
+            raise type(exc)("not found") from None
+        raise
+
+
+def _int_or_zero(text: str | None) -> int:
+    try:
+        return int(text) if text is not None else 0
+    except ValueError:
+        return 0
+
+
+async def _disconnected(request: Request) -> None:
+    """Return when the client disconnects (skipping any unread body messages)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Run a long poll, cancelling it if the client goes away (its claim is then released)."""
+    job = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if job in done:
+            return job.result()
+        job.cancel()
+        await asyncio.gather(job, return_exceptions=True)
+        raise ClientGone()
+    finally:
+        gone.cancel()

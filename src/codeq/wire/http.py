@@ -1,0 +1,148 @@
+"""JSON shapes of the HTTP API, wire-compatible with codeQ (spec 02). camelCase lives here.
+
+Request structs are lenient like the reference: unknown fields are ignored and `null` means
+absent. Integer fields must be JSON integers. Response structs omit zero-valued optional
+fields, as the reference does.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+NULL = msgspec.Raw(b"null")
+
+
+class _Request(msgspec.Struct, rename="camel", kw_only=True):
+    pass
+
+
+class CreateTaskRequest(_Request, kw_only=True):
+    command: str
+    payload: msgspec.Raw
+    priority: int | None = None
+    webhook: str | None = None
+    max_attempts: int | None = None
+    idempotency_key: str | None = None
+    run_at: str | None = None
+    delay_seconds: int | None = None
+
+
+class BatchCreateRequest(_Request, kw_only=True):
+    tasks: list[msgspec.Raw]
+
+
+class ClaimRequest(_Request, kw_only=True):
+    commands: list[str] | None = None
+    lease_seconds: int | None = None
+    wait_seconds: int | None = None
+
+
+class BatchClaimRequest(_Request, kw_only=True):
+    count: int
+    commands: list[str] | None = None
+    lease_seconds: int | None = None
+
+
+class HeartbeatRequest(_Request, kw_only=True):
+    extend_seconds: int | None = None
+
+
+class NackRequest(_Request, kw_only=True):
+    delay_seconds: int | None = None
+    reason: str | None = None
+
+
+class ArtifactIn(_Request, kw_only=True):
+    name: str = ""
+    url: str | None = None
+    content_base64: str | None = None
+    content_type: str | None = None
+
+
+class SubmitResultRequest(_Request, kw_only=True):
+    status: str
+    result: msgspec.Raw = NULL  # absent and null are the same: no result
+    error: str | None = None
+    artifacts: list[ArtifactIn] | None = None
+    worker_id: str | None = None  # ignored: the worker is the token's subject
+
+
+class BatchResultItem(SubmitResultRequest, kw_only=True):
+    task_id: str = ""
+    status: str = ""
+
+
+class BatchResultsRequest(_Request, kw_only=True):
+    results: list[msgspec.Raw]
+
+
+class CleanupRequest(_Request, kw_only=True):
+    limit: int | None = None
+    before: str | None = None
+
+
+class _Response(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    pass
+
+
+class TaskJSON(_Response, kw_only=True):
+    id: str
+    command: str
+    payload: str
+    priority: int = 0
+    webhook: str = ""
+    status: str
+    last_known_location: str = ""
+    worker_id: str = ""
+    lease_until: str = ""
+    attempts: int = 0
+    max_attempts: int = 0
+    error: str = ""
+    result_key: str = ""
+    tenant_id: str = ""
+    created_at: str
+    updated_at: str
+
+
+class ArtifactJSON(_Response, kw_only=True):
+    name: str
+    url: str
+
+
+class ResultJSON(_Response, kw_only=True):
+    task_id: str
+    status: str
+    result: msgspec.Raw | None = None
+    error: str = ""
+    artifacts: list[ArtifactJSON] = []
+    completed_at: str
+
+
+class TaskWithResultJSON(_Response, kw_only=True):
+    result: ResultJSON
+    task: TaskJSON
+
+
+class QueueStatsJSON(msgspec.Struct, rename="camel", kw_only=True):
+    command: str
+    ready: int
+    delayed: int
+    in_progress: int
+    dlq: int
+
+
+class ErrorJSON(_Response, kw_only=True):
+    error: str
+    field: str = ""
+    leader: str = ""
+
+
+class NackJSON(msgspec.Struct, rename="camel", kw_only=True):
+    delay_seconds: int
+    status: str
+
+
+class CleanupJSON(msgspec.Struct, kw_only=True):
+    before: str
+    deleted: int
+    limit: int

@@ -1,0 +1,334 @@
+"""Settings: precedence of the sources, the reference's key names, and whole-tree validation."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codeq.config import ConfigError, Settings, load_settings
+
+STATIC_AUTH = {
+    "PRODUCER_AUTH_PROVIDER": "static",
+    "PRODUCER_AUTH_CONFIG": json.dumps({"token": "p-token", "subject": "acme"}),
+    "WORKER_AUTH_PROVIDER": "static",
+    "WORKER_AUTH_CONFIG": json.dumps({"token": "w-token", "subject": "acme", "eventTypes": ["*"]}),
+}
+
+
+def load(env: dict[str, str] | None = None, path: Path | None = None, **overrides: Any) -> Settings:
+    return load_settings(
+        config_path=None if path is None else str(path),
+        environ={**STATIC_AUTH, **(env or {})},
+        overrides=overrides,
+    )
+
+
+def problems(env: dict[str, str] | None = None, path: Path | None = None, **overrides: Any) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load(env, path, **overrides)
+    return caught.value.problems
+
+
+def yaml_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "codeq.yml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults() -> None:
+    s = load()
+    assert (s.host, s.port, s.env, s.timezone, s.log_level, s.log_format) == (
+        "0.0.0.0",
+        8080,
+        "dev",
+        "UTC",
+        "info",
+        "text",
+    )
+    assert s.persistence.provider == "embedded" and s.persistence.path == "./data"
+    assert s.persistence.fsync_on_commit and s.persistence.num_shards == 1
+    assert s.persistence.max_pending_bytes == 64 * 1024 * 1024
+    assert (s.backoff.policy, s.backoff.base_seconds, s.backoff.max_seconds) == ("exp_full_jitter", 5, 900)
+    assert s.limits.max_body_bytes == 1024 * 1024 and s.limits.max_payload_bytes == 512 * 1024
+    assert s.default_lease_seconds == 300 and s.max_attempts_default == 5 and not s.dev
+    assert s.producer_auth.provider == "static" and s.producer_auth.config == {
+        "token": "p-token",
+        "subject": "acme",
+    }
+
+
+def test_flags_beat_environment_beat_yaml(tmp_path: Path) -> None:
+    path = yaml_file(tmp_path, "port: 1001\nhost: yaml-host\nlogLevel: debug\n")
+    assert load(path=path).port == 1001
+    assert load({"PORT": "1002"}, path).port == 1002
+    s = load({"PORT": "1002", "HOST": "env-host"}, path, port=1003)
+    assert (s.port, s.host, s.log_level) == (1003, "env-host", "debug")
+
+
+def test_config_path_comes_from_the_environment(tmp_path: Path) -> None:
+    path = yaml_file(tmp_path, "port: 7000\n")
+    assert load({"CODEQ_CONFIG_PATH": str(path)}).port == 7000
+
+
+def test_yaml_uses_the_reference_camel_case_keys(tmp_path: Path) -> None:
+    path = yaml_file(
+        tmp_path,
+        """
+env: Staging
+timezone: America/Sao_Paulo
+logFormat: json
+persistenceProvider: pebble
+persistenceConfig: {path: /var/lib/codeq, fsyncOnCommit: false, numShards: 4, maxPendingBytes: 1024}
+defaultLeaseSeconds: 60
+maxAttemptsDefault: 7
+backoffPolicy: linear
+backoffBaseSeconds: 2
+backoffMaxSeconds: 30
+idempotencyTtlSeconds: 10
+retentionSeconds: 20
+allowProducerAsWorker: true
+shutdownGraceSeconds: 2.5
+limits: {maxBodyBytes: 2048, maxPayloadBytes: 1024, maxClaimBatch: 3}
+producerAuthProvider: multi
+producerAuthConfig:
+  providers:
+    - {type: static, config: one}
+    - {type: static, config: {token: two}}
+""",
+    )
+    s = load_settings(config_path=str(path), environ={}, overrides={"dev": True, "env": "dev"})
+    assert s.timezone == "America/Sao_Paulo" and s.log_format == "json"
+    assert s.persistence.provider == "pebble" and s.persistence.path == "/var/lib/codeq"
+    assert not s.persistence.fsync_on_commit and s.persistence.num_shards == 4
+    assert s.persistence.max_pending_bytes == 1024
+    assert (s.default_lease_seconds, s.max_attempts_default) == (60, 7)
+    assert (s.backoff.policy, s.backoff.base_seconds, s.backoff.max_seconds) == ("linear", 2, 30)
+    assert (s.idempotency_ttl_seconds, s.retention_seconds) == (10, 20)
+    assert s.allow_producer_as_worker and s.shutdown_grace_seconds == 2.5
+    assert (s.limits.max_body_bytes, s.limits.max_payload_bytes, s.limits.max_claim_batch) == (2048, 1024, 3)
+    assert s.limits.max_batch_size == 100
+    assert s.producer_auth.provider == "multi" and s.worker_auth.provider == ""
+
+
+def test_yaml_env_key_is_normalised_once(tmp_path: Path) -> None:
+    assert load(path=yaml_file(tmp_path, "env: '  Staging '\n")).env == "staging"
+    assert load({"ENV": " PROD"}).env == "prod"
+
+
+def test_persistence_config_may_be_a_json_string_in_yaml(tmp_path: Path) -> None:
+    path = yaml_file(tmp_path, """persistenceConfig: '{"path": "/srv/q", "numShards": 2}'\n""")
+    s = load(path=path)
+    assert s.persistence.path == "/srv/q" and s.persistence.num_shards == 2
+
+
+def test_persistence_config_env_json_overrides_yaml_key_by_key(tmp_path: Path) -> None:
+    path = yaml_file(tmp_path, "persistenceConfig: {path: /from-yaml, numShards: 8}\n")
+    s = load({"PERSISTENCE_CONFIG": '{"path": "/from-env"}'}, path)
+    assert s.persistence.path == "/from-env" and s.persistence.num_shards == 8
+
+
+def test_environment_names(tmp_path: Path) -> None:
+    env = {
+        "TIMEZONE": "Europe/Lisbon",
+        "LOG_LEVEL": "WARN",
+        "LOG_FORMAT": "json",
+        "PERSISTENCE_PROVIDER": "memory",
+        "DEFAULT_LEASE_SECONDS": "45",
+        "MAX_ATTEMPTS_DEFAULT": " 9 ",
+        "BACKOFF_POLICY": "fixed",
+        "BACKOFF_BASE_SECONDS": "3",
+        "BACKOFF_MAX_SECONDS": "4",
+        "IDEMPOTENCY_TTL_SECONDS": "11",
+        "RETENTION_SECONDS": "12",
+        "LIMITS_MAX_BATCH_SIZE": "50",
+    }
+    s = load(env)
+    assert (s.timezone, s.log_level, s.log_format, s.persistence.provider) == (
+        "Europe/Lisbon",
+        "warn",
+        "json",
+        "memory",
+    )
+    assert (s.default_lease_seconds, s.max_attempts_default) == (45, 9)
+    assert (s.backoff.policy, s.backoff.base_seconds, s.backoff.max_seconds) == ("fixed", 3, 4)
+    assert (s.idempotency_ttl_seconds, s.retention_seconds, s.limits.max_batch_size) == (11, 12, 50)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("true", True),
+        ("TRUE", True),
+        ("Yes", True),
+        ("1", True),
+        ("false", False),
+        ("no", False),
+        ("on", False),
+    ],
+)
+def test_environment_booleans(text: str, expected: bool) -> None:
+    assert load({"ALLOW_PRODUCER_AS_WORKER": text}).allow_producer_as_worker is expected
+
+
+def test_empty_environment_values_count_as_unset() -> None:
+    s = load({"PORT": "", "PERSISTENCE_CONFIG": "", "LOG_LEVEL": ""})
+    assert s.port == 8080 and s.log_level == "info"
+
+
+def test_flag_overrides_use_field_names() -> None:
+    s = load(
+        data_path="/tmp/q", num_shards=3, dev=True, fsync_on_commit=False, provider="memory", host="127.0.0.1"
+    )
+    assert s.persistence.path == "/tmp/q" and s.persistence.num_shards == 3 and s.dev
+    assert not s.persistence.fsync_on_commit and s.persistence.provider == "memory" and s.host == "127.0.0.1"
+
+
+def test_every_problem_is_reported_together() -> None:
+    env = {
+        "PORT": "eighty",
+        "TIMEZONE": "Mars/Olympus_Mons",
+        "LOG_LEVEL": "loud",
+        "LOG_FORMAT": "xml",
+        "PERSISTENCE_PROVIDER": "redis",
+        "PERSISTENCE_CONFIG": '{"numShards": 300, "nope": 1}',
+        "BACKOFF_POLICY": "random",
+        "DEFAULT_LEASE_SECONDS": "100000",
+        "PRODUCER_AUTH_CONFIG": "{not json",
+        "WORKER_AUTH_PROVIDER": "jwks",
+    }
+    found = problems(env)
+    expected = [
+        "PORT must be an integer",
+        "timezone 'Mars/Olympus_Mons' is not a known IANA time zone",
+        "logLevel must be one of",
+        "logFormat must be json or text",
+        "persistenceProvider must be one of embedded, pebble, memory, got 'redis'",
+        "persistenceConfig.numShards must be between 1 and 256, got 300",
+        "PERSISTENCE_CONFIG: unknown key 'nope'",
+        "backoffPolicy must be one of",
+        "defaultLeaseSeconds must not exceed limits.maxLeaseSeconds",
+        "PRODUCER_AUTH_CONFIG is not valid JSON",
+        "workerAuthProvider: jwks auth is not available yet; use static or multi",
+    ]
+    for text in expected:
+        assert any(text in problem for problem in found), (text, found)
+    assert len(found) == len(expected), found
+
+
+def test_config_error_message_joins_the_problems() -> None:
+    error = ConfigError(["a is wrong", "b is wrong"])
+    assert str(error) == "invalid config: a is wrong; b is wrong" and error.problems == [
+        "a is wrong",
+        "b is wrong",
+    ]
+
+
+def test_secrets_in_unparsable_json_are_not_echoed() -> None:
+    [problem] = problems({"PRODUCER_AUTH_CONFIG": '{"token": "s3cret"'})
+    assert "s3cret" not in problem
+
+
+def test_a_server_nobody_can_call_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={})
+    assert caught.value.problems == [
+        "no producer authentication configured: "
+        "set PRODUCER_AUTH_PROVIDER/PRODUCER_AUTH_CONFIG or run with --dev",
+        "no worker authentication configured: set WORKER_AUTH_PROVIDER/WORKER_AUTH_CONFIG or run with --dev",
+    ]
+    assert load_settings(environ={}, overrides={"dev": True}).dev
+
+
+def test_auth_configs_are_built_while_validating() -> None:
+    found = problems(
+        {
+            "PRODUCER_AUTH_CONFIG": json.dumps({"subject": "x"}),
+            "WORKER_AUTH_PROVIDER": "multi",
+            "WORKER_AUTH_CONFIG": json.dumps({"providers": [{"type": "static", "config": "a"}]}),
+        }
+    )
+    assert found == [
+        "producerAuthProvider: static auth: token is required",
+        "workerAuthProvider: multi auth: providers must contain between 2 and 4 entries",
+    ]
+
+
+def test_auth_config_without_a_provider_is_a_problem() -> None:
+    found = problems({"WORKER_AUTH_PROVIDER": ""}, dev=True)
+    assert found == ["workerAuthConfig is set but workerAuthProvider is empty"]
+
+
+def test_unknown_auth_provider() -> None:
+    assert problems({"PRODUCER_AUTH_PROVIDER": "ldap"}) == [
+        "producerAuthProvider: unknown auth provider type: ldap"
+    ]
+
+
+def test_dev_tokens_need_a_dev_environment() -> None:
+    assert problems({"ENV": "production"}, dev=True) == [
+        "--dev (the public dev tokens) requires env dev, got 'production'"
+    ]
+
+
+def test_ranges_and_positive_numbers() -> None:
+    env = {
+        "PORT": "70000",
+        "BACKOFF_BASE_SECONDS": "0",
+        "LIMITS_MAX_BODY_BYTES": "100",
+        "RETENTION_SECONDS": "-1",
+    }
+    found = problems(env, num_shards=0)
+    assert "port must be between 0 and 65535, got 70000" in found
+    assert "backoffBaseSeconds must be positive, got 0" in found
+    assert "retentionSeconds must be positive, got -1" in found
+    assert "persistenceConfig.numShards must be between 1 and 256, got 0" in found
+    assert "limits.maxPayloadBytes must not exceed limits.maxBodyBytes" in found
+
+
+def test_missing_config_file_is_a_problem(tmp_path: Path) -> None:
+    path = tmp_path / "absent.yml"
+    assert problems(path=path) == [f"config file {path} does not exist"]
+
+
+def test_malformed_yaml_is_a_problem(tmp_path: Path) -> None:
+    [problem] = problems(path=yaml_file(tmp_path, "port: [1,\n"))
+    assert problem.startswith("config file") and "cannot be read" in problem
+    assert problems(path=yaml_file(tmp_path, "- a\n- b\n")) == [
+        f"config file {tmp_path / 'codeq.yml'} must contain a mapping"
+    ]
+
+
+def test_yaml_types_are_checked(tmp_path: Path) -> None:
+    text = (
+        "port: true\nfsync: 1\nhost: 12\nallowProducerAsWorker: 'maybe'\nlimits: 5\npersistenceConfig: [1]\n"
+    )
+    found = problems(path=yaml_file(tmp_path, text))
+    assert found == [
+        "port must be an integer, got 'True'",
+        "host must be a string, got '12'",
+        "allowProducerAsWorker must be true or false, got 'maybe'",
+        "persistenceConfig must be a mapping",
+        "limits must be a mapping",
+    ]
+
+
+def test_unused_yaml_keys_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="codeq.config"):
+        load(path=yaml_file(tmp_path, "redisAddr: localhost:6379\nport: 1\n"))
+    assert "config file keys not used by codeq: redisAddr" in caplog.text
+
+
+def test_unsupported_modes_are_refused(tmp_path: Path) -> None:
+    path = yaml_file(tmp_path, "raft: {enabled: true}\n")
+    assert problems(path=path) == ["raft.enabled: Raft replication is not available yet"]
+    assert problems({"CLUSTER_ENABLED": "true"}) == [
+        "cluster.enabled: the legacy cluster mode is not supported"
+    ]
+
+
+def test_unknown_override_is_a_problem() -> None:
+    assert problems(colour="blue") == ["unknown override 'colour'"]
