@@ -8,8 +8,6 @@ import time
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from starlette.types import ASGIApp
-
 from codeq.auth.edge import Authenticator
 from codeq.config import Settings
 from codeq.core.clock import Clock, SystemClock
@@ -29,6 +27,7 @@ from codeq.service.results import ResultService
 from codeq.service.tasks import TaskService
 from codeq.service.waiters import Waiters
 from codeq.transport.http.app import build_app
+from codeq.transport.http.asgi import ASGIApp
 from codeq.transport.http.render import TimeFormat
 
 log = logging.getLogger("codeq.app")

@@ -184,13 +184,17 @@ class Engine:
         return Created(copy.copy(task))
 
     def _replay_of(self, cmd: c.Create) -> Task | None:
-        """The task an earlier create already made for this id or live idempotency key."""
-        for task_id in (cmd.task_id, self._idempotent_task_id(cmd)):
-            if task_id:
-                try:
-                    return self.find_task(task_id, cmd.tenant)
-                except NotFound:
-                    continue
+        """The task an earlier create already made for this live idempotency key (or, when the
+        same command is applied twice, for this still-live id)."""
+        same = self.index.tasks.get(cmd.task_id)
+        if same is not None and same.tenant == cmd.tenant:
+            return same
+        task_id = self._idempotent_task_id(cmd)
+        if task_id:
+            try:
+                return self.find_task(task_id, cmd.tenant)
+            except NotFound:
+                return None
         return None
 
     def _idempotent_task_id(self, cmd: c.Create) -> str:

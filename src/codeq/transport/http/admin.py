@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from codeq.service.container import Services
-from codeq.transport.http.body import decode, read_body
-from codeq.transport.http.errors import json_response
+from codeq.transport.http.asgi import Reply, Request
+from codeq.transport.http.body import decode
+from codeq.transport.http.errors import json_reply
 from codeq.transport.http.render import TimeFormat, parse_rfc3339_ms
 from codeq.wire import http as w
 
@@ -27,14 +25,14 @@ class AdminRoutes:
         self.max_body = max_body_bytes
         self._metrics = metrics
 
-    async def queues(self, request: Request) -> Response:
-        principal = self.s.auth.admin(request.headers.get("authorization"))
-        return json_response(self.s.admin.queues(principal))
+    async def queues(self, request: Request) -> Reply:
+        principal = self.s.auth.admin(request.header(b"authorization"))
+        return json_reply(self.s.admin.queues(principal))
 
-    async def queue_stats(self, request: Request) -> Response:
-        principal = self.s.auth.admin(request.headers.get("authorization"))
+    async def queue_stats(self, request: Request) -> Reply:
+        principal = self.s.auth.admin(request.header(b"authorization"))
         stats = self.s.admin.queue_stats(principal, request.path_params["command"])
-        return json_response(
+        return json_reply(
             w.QueueStatsJSON(
                 command=stats.command,
                 ready=stats.ready,
@@ -44,27 +42,27 @@ class AdminRoutes:
             )
         )
 
-    async def cleanup(self, request: Request) -> Response:
-        principal = self.s.auth.admin(request.headers.get("authorization"))
-        body = decode(await read_body(request, self.max_body), w.CleanupRequest, empty_ok=True)
+    async def cleanup(self, request: Request) -> Reply:
+        principal = self.s.auth.admin(request.header(b"authorization"))
+        body = decode(await request.body(self.max_body), w.CleanupRequest, empty_ok=True)
         before_ms = None
         if body.before:
             before_ms = parse_rfc3339_ms(body.before, "before", "invalid 'before' (use RFC3339)")
         deleted = await self.s.admin.cleanup(principal, body.limit or 0, before_ms)
         before_text = body.before or self.times.utc_seconds(self.s.admin.clock.now_ms())
-        return json_response(w.CleanupJSON(before=before_text, deleted=deleted, limit=body.limit or 0))
+        return json_reply(w.CleanupJSON(before=before_text, deleted=deleted, limit=body.limit or 0))
 
-    async def healthz(self, request: Request) -> Response:
-        return json_response({"status": "ok"})
+    async def healthz(self, request: Request) -> Reply:
+        return json_reply({"status": "ok"})
 
-    async def readyz(self, request: Request) -> Response:
+    async def readyz(self, request: Request) -> Reply:
         ready, why = self.s.ready()
         if ready:
-            return json_response({"status": "ready"})
-        return json_response({"status": "not ready", "error": why}, 503)
+            return json_reply({"status": "ready"})
+        return json_reply({"status": "not ready", "error": why}, 503)
 
-    async def metrics(self, request: Request) -> Response:
+    async def metrics(self, request: Request) -> Reply:
         if self._metrics is None:
-            return json_response({"error": "metrics are disabled"}, 404)
+            return json_reply({"error": "metrics are disabled"}, 404)
         body, content_type = self._metrics()
-        return Response(body, 200, media_type=content_type)
+        return Reply(200, body, content_type=content_type.encode())

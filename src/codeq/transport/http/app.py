@@ -1,23 +1,88 @@
-"""The HTTP application: the one route table, middleware and error handlers."""
+"""The HTTP application: the one route table, request ids and error replies."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
-
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from codeq.core.errors import CodeqError
 from codeq.service.container import Services
 from codeq.transport.http import errors
 from codeq.transport.http.admin import AdminRoutes
+from codeq.transport.http.asgi import (
+    ASGIApp,
+    Receive,
+    Reply,
+    Request,
+    RequestIds,
+    Router,
+    Scope,
+    Send,
+    send_reply,
+)
 from codeq.transport.http.render import TimeFormat
 from codeq.transport.http.tasks import TaskRoutes
 
 PREFIX = "/v1/codeq"
+
+
+def build_router(
+    services: Services, times: TimeFormat, max_body_bytes: int, metrics: MetricsFn | None
+) -> Router:
+    t = TaskRoutes(services, times, max_body_bytes)
+    a = AdminRoutes(services, times, max_body_bytes, metrics)
+    router = Router()
+    router.add("POST", f"{PREFIX}/tasks", t.create)  # route 1
+    router.add("POST", f"{PREFIX}/tasks/batch", t.create_batch)  # 2
+    router.add("POST", f"{PREFIX}/tasks/claim", t.claim)  # 3
+    router.add("POST", f"{PREFIX}/tasks/claim/batch", t.claim_batch)  # 4
+    router.add("POST", f"{PREFIX}/tasks/{{id}}/heartbeat", t.heartbeat)  # 5
+    router.add("POST", f"{PREFIX}/tasks/{{id}}/abandon", t.abandon)  # 6
+    router.add("POST", f"{PREFIX}/tasks/{{id}}/nack", t.nack)  # 7
+    router.add("POST", f"{PREFIX}/tasks/{{id}}/result", t.submit_result)  # 8
+    router.add("POST", f"{PREFIX}/tasks/batch/results", t.submit_results)  # 9
+    router.add("GET", f"{PREFIX}/tasks/{{id}}", t.get_task)  # 12
+    router.add("GET", f"{PREFIX}/tasks/{{id}}/result", t.get_result)  # 13
+    router.add("GET", f"{PREFIX}/admin/queues", a.queues)  # 15
+    router.add("GET", f"{PREFIX}/admin/queues/{{command}}", a.queue_stats)  # 16
+    router.add("POST", f"{PREFIX}/admin/tasks/cleanup", a.cleanup)  # 17
+    router.add("GET", "/metrics", a.metrics)  # 21
+    router.add("GET", "/healthz", a.healthz)
+    router.add("GET", "/readyz", a.readyz)
+    return router
+
+
+MetricsFn = Callable[[], tuple[bytes, str]]
+
+
+class HttpApp:
+    """The ASGI callable: resolve the route, run the handler, turn errors into JSON replies."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.ids = RequestIds()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request_id = self.ids.of(scope)
+        handler, params, known_path = self.router.resolve(scope["method"], scope["path"])
+        request = Request(scope, receive, params)
+        if handler is None:
+            reply = (
+                errors.error_reply(405, "method not allowed")
+                if known_path
+                else errors.error_reply(404, "not found")
+            )
+        else:
+            try:
+                reply = await handler(request)
+            except CodeqError as exc:
+                reply = errors.codeq_error(request, exc)
+            except errors.ClientGone:
+                reply = Reply(499)
+            except Exception as exc:  # a bug must still answer JSON, never drop the connection
+                reply = errors.unexpected_error(request, exc)
+        await send_reply(send, reply, request_id)
 
 
 def build_app(
@@ -25,63 +90,6 @@ def build_app(
     *,
     times: TimeFormat | None = None,
     max_body_bytes: int = 1 << 20,
-    metrics: Callable[[], tuple[bytes, str]] | None = None,
+    metrics: MetricsFn | None = None,
 ) -> ASGIApp:
-    times = times or TimeFormat()
-    t = TaskRoutes(services, times, max_body_bytes)
-    a = AdminRoutes(services, times, max_body_bytes, metrics)
-    routes = [
-        Route(f"{PREFIX}/tasks", t.create, methods=["POST"]),  # 1
-        Route(f"{PREFIX}/tasks/batch", t.create_batch, methods=["POST"]),  # 2
-        Route(f"{PREFIX}/tasks/claim", t.claim, methods=["POST"]),  # 3
-        Route(f"{PREFIX}/tasks/claim/batch", t.claim_batch, methods=["POST"]),  # 4
-        Route(f"{PREFIX}/tasks/batch/results", t.submit_results, methods=["POST"]),  # 9
-        Route(f"{PREFIX}/tasks/{{id}}/heartbeat", t.heartbeat, methods=["POST"]),  # 5
-        Route(f"{PREFIX}/tasks/{{id}}/abandon", t.abandon, methods=["POST"]),  # 6
-        Route(f"{PREFIX}/tasks/{{id}}/nack", t.nack, methods=["POST"]),  # 7
-        Route(f"{PREFIX}/tasks/{{id}}/result", t.submit_result, methods=["POST"]),  # 8
-        Route(f"{PREFIX}/tasks/{{id}}/result", t.get_result, methods=["GET"]),  # 13
-        Route(f"{PREFIX}/tasks/{{id}}", t.get_task, methods=["GET"]),  # 12
-        Route(f"{PREFIX}/admin/queues", a.queues, methods=["GET"]),  # 15
-        Route(f"{PREFIX}/admin/queues/{{command}}", a.queue_stats, methods=["GET"]),  # 16
-        Route(f"{PREFIX}/admin/tasks/cleanup", a.cleanup, methods=["POST"]),  # 17
-        Route("/metrics", a.metrics, methods=["GET"]),  # 21
-        Route("/healthz", a.healthz, methods=["GET"]),
-        Route("/readyz", a.readyz, methods=["GET"]),
-    ]
-    app = Starlette(
-        routes=routes,
-        exception_handlers={
-            CodeqError: errors.codeq_error,
-            HTTPException: errors.http_error,
-            errors.ClientGone: errors.client_gone,
-            Exception: errors.unexpected_error,
-        },
-    )
-    return RequestId(app)
-
-
-class RequestId:
-    """Echo the caller's `X-Request-Id`, or give the response a fresh one (spec 02 §1.4)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = b""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id" and value:
-                request_id = value[:128]
-                break
-        if not request_id:
-            request_id = secrets.token_hex(16).encode()
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
+    return HttpApp(build_router(services, times or TimeFormat(), max_body_bytes, metrics))

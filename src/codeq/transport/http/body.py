@@ -1,32 +1,16 @@
-"""Reading request bodies: the size limit (413) and lenient, typed JSON decoding."""
+"""Decoding request bodies: lenient, typed JSON with the reference's error texts."""
 
 from __future__ import annotations
 
 from typing import TypeVar
 
 import msgspec
-from starlette.requests import Request
 
-from codeq.core.errors import InvalidInput, PayloadTooLarge
+from codeq.core.errors import InvalidInput
 
 T = TypeVar("T")
 
 _decoders: dict[type, msgspec.json.Decoder[object]] = {}
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing anything over `limit` bytes before reading it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def decode(body: bytes, cls: type[T], *, message: str = "invalid body", empty_ok: bool = False) -> T:

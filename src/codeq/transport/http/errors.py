@@ -1,15 +1,13 @@
-"""The one mapping from errors to HTTP responses (spec 02 §7, with the fixes of its gap 3)."""
+"""The one mapping from errors to HTTP replies (spec 02 §7, with the fixes of its gap 3)."""
 
 from __future__ import annotations
 
 import logging
 
 import msgspec
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 
 from codeq.core import errors as e
+from codeq.transport.http.asgi import Reply, Request
 from codeq.wire.http import ErrorJSON
 
 log = logging.getLogger("codeq.http")
@@ -28,22 +26,19 @@ _STATUS: dict[type[e.CodeqError], int] = {
 }
 
 _encode = msgspec.json.Encoder().encode
+_RETRY_LATER = [(b"retry-after", b"1")]
 
 
 class ClientGone(Exception):
     """The client closed the connection during a long poll; nobody reads the answer."""
 
 
-async def client_gone(request: Request, exc: Exception) -> Response:
-    return Response(status_code=499)
+def json_reply(body: object, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None) -> Reply:
+    return Reply(status, _encode(body), headers or [])
 
 
-def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(_encode(body), status, headers=headers, media_type="application/json")
-
-
-def error_response(status: int, message: str, **extra: str) -> Response:
-    return json_response(ErrorJSON(error=message, **extra), status)
+def error_reply(status: int, message: str, **extra: str) -> Reply:
+    return json_reply(ErrorJSON(error=message, **extra), status)
 
 
 def status_of(error: e.CodeqError) -> int:
@@ -54,37 +49,29 @@ def status_of(error: e.CodeqError) -> int:
     return 500
 
 
-async def codeq_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, e.CodeqError)
+def codeq_error(request: Request, exc: e.CodeqError) -> Reply:
     if isinstance(exc, e.NotLeader):
         return _not_leader(request, exc)
     status = status_of(exc)
     if status >= 500:
-        log.warning("%s %s failed: %s", request.method, request.url.path, exc.message)
-    response = error_response(status, exc.message, field=exc.field or "")
+        log.warning("%s %s failed: %s", request.method, request.path, exc.message)
+    reply = error_reply(status, exc.message, field=exc.field or "")
     if status == 503:
-        response.headers["Retry-After"] = "1"
-    return response
+        reply.headers = _RETRY_LATER
+    return reply
 
 
-def _not_leader(request: Request, exc: e.NotLeader) -> Response:
+def _not_leader(request: Request, exc: e.NotLeader) -> Reply:
     if not exc.leader_url:
-        response = error_response(503, "no leader available")
-        response.headers["Retry-After"] = "1"
-        return response
+        return Reply(503, _encode(ErrorJSON(error="no leader available")), _RETRY_LATER)
     leader = exc.leader_url.rstrip("/")
-    target = leader + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    response = error_response(307, "not leader", leader=leader)
-    response.headers["Location"] = target
-    return response
+    query = request.query_string
+    target = leader + request.path + (f"?{query}" if query else "")
+    reply = error_reply(307, "not leader", leader=leader)
+    reply.headers = [(b"location", target.encode())]
+    return reply
 
 
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    message = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
-    return error_response(exc.status_code, message)
-
-
-async def unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("%s %s: unexpected error", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal error")
+def unexpected_error(request: Request, exc: BaseException) -> Reply:
+    log.error("%s %s: unexpected error", request.method, request.path, exc_info=exc)
+    return error_reply(500, "internal error")

@@ -17,14 +17,19 @@ class TimeFormat:
 
     def __init__(self, zone: tzinfo = UTC) -> None:
         self.zone = zone
+        self._second = -1
+        self._parts = ("", "")
 
     def timestamp(self, ms: int) -> str:
         seconds, millis = divmod(ms, 1000)
-        moment = datetime.fromtimestamp(seconds, self.zone)
-        text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+        if seconds != self._second:  # most timestamps in a burst share their second
+            moment = datetime.fromtimestamp(seconds, self.zone)
+            self._parts = (moment.strftime("%Y-%m-%dT%H:%M:%S"), _offset(moment.utcoffset()))
+            self._second = seconds
+        text, offset = self._parts
         if millis:
-            text += "." + f"{millis:03d}".rstrip("0")
-        return text + _offset(moment.utcoffset())
+            return f"{text}.{millis:03d}".rstrip("0") + offset
+        return text + offset
 
     @staticmethod
     def utc_seconds(ms: int) -> str:

@@ -7,22 +7,21 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
 
 from codeq.core.errors import CodeqError, InvalidInput
 from codeq.core.model import Task
 from codeq.service.container import Services
 from codeq.service.results import ArtifactIn, NewResult
 from codeq.service.tasks import NewTask
-from codeq.transport.http.body import decode, read_body
-from codeq.transport.http.errors import ClientGone, json_response, status_of
+from codeq.transport.http.asgi import Reply, Request
+from codeq.transport.http.body import decode
+from codeq.transport.http.errors import ClientGone, json_reply, status_of
 from codeq.transport.http.render import TimeFormat, parse_rfc3339_ms
 from codeq.wire import http as w
 
 T = TypeVar("T")
 R = TypeVar("R")
-_NO_CONTENT = Response(status_code=204)
+_NO_CONTENT = Reply(204)
 
 
 class TaskRoutes:
@@ -32,22 +31,22 @@ class TaskRoutes:
         self.max_body = max_body_bytes
 
     async def _body(self, request: Request) -> bytes:
-        return await read_body(request, self.max_body)
+        return await request.body(self.max_body)
 
     def _auth(self, request: Request) -> str | None:
-        return request.headers.get("authorization")
+        return request.header(b"authorization")
 
     # -- producers -----------------------------------------------------------------------
 
-    async def create(self, request: Request) -> Response:
+    async def create(self, request: Request) -> Reply:
         principal = self.s.auth.producer(self._auth(request))
         spec = new_task(decode(await self._body(request), w.CreateTaskRequest))
         task, replay = await self.s.tasks.create(principal, spec)
         # A replay answers 200 with a header; a fresh create 202 (spec 02 gap 6).
-        headers = {"Idempotent-Replay": "true"} if replay else None
-        return json_response(self.times.task(task), 200 if replay else 202, headers)
+        headers = [(b"idempotent-replay", b"true")] if replay else None
+        return json_reply(self.times.task(task), 200 if replay else 202, headers)
 
-    async def create_batch(self, request: Request) -> Response:
+    async def create_batch(self, request: Request) -> Reply:
         principal = self.s.auth.producer(self._auth(request))
         body = decode(await self._body(request), w.BatchCreateRequest)
         specs = [_item(raw, w.CreateTaskRequest, new_task) for raw in body.tasks]
@@ -56,11 +55,11 @@ class TaskRoutes:
             {"error": o.message} if isinstance(o, CodeqError) else {"task": self.times.task(o[0])}
             for o in outcomes
         ]
-        return json_response({"results": results})
+        return json_reply({"results": results})
 
     # -- workers -------------------------------------------------------------------------
 
-    async def claim(self, request: Request) -> Response:
+    async def claim(self, request: Request) -> Reply:
         principal = self.s.auth.worker(self._auth(request))
         body = decode(await self._body(request), w.ClaimRequest, empty_ok=True)
         wait = body.wait_seconds or 0
@@ -68,9 +67,9 @@ class TaskRoutes:
         tasks = await (_until_disconnect(request, claim) if wait > 0 else claim)
         if not tasks:
             return _NO_CONTENT
-        return json_response(self.times.task(tasks[0]))
+        return json_reply(self.times.task(tasks[0]))
 
-    async def claim_batch(self, request: Request) -> Response:
+    async def claim_batch(self, request: Request) -> Reply:
         principal = self.s.auth.worker(self._auth(request))
         body = decode(await self._body(request), w.BatchClaimRequest)
         limit = self.s.tasks.policy.max_claim_batch
@@ -81,36 +80,36 @@ class TaskRoutes:
         tasks = await self.s.tasks.claim(principal, body.commands, body.lease_seconds, 0, body.count)
         if not tasks:
             return _NO_CONTENT
-        return json_response({"tasks": [self.times.task(t) for t in tasks]})
+        return json_reply({"tasks": [self.times.task(t) for t in tasks]})
 
-    async def heartbeat(self, request: Request) -> Response:
+    async def heartbeat(self, request: Request) -> Reply:
         principal = self.s.auth.worker(self._auth(request))
         body = decode(await self._body(request), w.HeartbeatRequest, empty_ok=True)
         await self.s.tasks.heartbeat(principal, request.path_params["id"], body.extend_seconds)
-        return json_response({"ok": True})
+        return json_reply({"ok": True})
 
-    async def abandon(self, request: Request) -> Response:
+    async def abandon(self, request: Request) -> Reply:
         principal = self.s.auth.worker(self._auth(request))
         await self._body(request)  # no fields; the body is read only to enforce the size limit
         await self.s.tasks.abandon(principal, request.path_params["id"])
-        return json_response({"status": "requeued"})
+        return json_reply({"status": "requeued"})
 
-    async def nack(self, request: Request) -> Response:
+    async def nack(self, request: Request) -> Reply:
         principal = self.s.auth.worker(self._auth(request))
         body = decode(await self._body(request), w.NackRequest, empty_ok=True)
         delay, dead = await self.s.tasks.nack(
             principal, request.path_params["id"], body.delay_seconds, body.reason or ""
         )
-        return json_response(w.NackJSON(delay_seconds=delay, status="dlq" if dead else "requeued"))
+        return json_reply(w.NackJSON(delay_seconds=delay, status="dlq" if dead else "requeued"))
 
-    async def submit_result(self, request: Request) -> Response:
+    async def submit_result(self, request: Request) -> Reply:
         principal = self.s.auth.worker(self._auth(request))
         body = decode(await self._body(request), w.SubmitResultRequest, message="invalid request body")
         spec = new_result(request.path_params["id"], body)
         record = await self.s.results.submit(principal, spec)
-        return json_response(self.times.result(record))
+        return json_reply(self.times.result(record))
 
-    async def submit_results(self, request: Request) -> Response:
+    async def submit_results(self, request: Request) -> Reply:
         principal = self.s.auth.worker(self._auth(request))
         body = decode(await self._body(request), w.BatchResultsRequest)
         items = [_item(raw, w.BatchResultItem, _batch_result) for raw in body.results]
@@ -122,22 +121,22 @@ class TaskRoutes:
                 results.append({"taskId": task_id, "error": outcome.message})
             else:
                 results.append({"taskId": task_id, "result": self.times.result(outcome)})
-        return json_response({"results": results})
+        return json_reply({"results": results})
 
     # -- reads ---------------------------------------------------------------------------
 
-    async def get_task(self, request: Request) -> Response:
+    async def get_task(self, request: Request) -> Reply:
         principal = self.s.auth.any(self._auth(request))
         task = _renamed_not_found(lambda: self.s.tasks.get(principal, request.path_params["id"]))
-        return json_response(self.times.task(task))
+        return json_reply(self.times.task(task))
 
-    async def get_result(self, request: Request) -> Response:
+    async def get_result(self, request: Request) -> Reply:
         principal = self.s.auth.any(self._auth(request))
-        wait = _int_or_zero(request.query_params.get("waitSeconds"))
+        wait = _int_or_zero(request.query("waitSeconds"))
         read = self.s.results.get(principal, request.path_params["id"], wait)
         task, record = await (_until_disconnect(request, read) if wait > 0 else read)
         body = w.TaskWithResultJSON(result=self.times.result(record), task=self.times.task(task))
-        return json_response(body)
+        return json_reply(body)
 
 
 def new_task(body: w.CreateTaskRequest) -> NewTask:
@@ -199,16 +198,10 @@ def _int_or_zero(text: str | None) -> int:
         return 0
 
 
-async def _disconnected(request: Request) -> None:
-    """Return when the client disconnects (skipping any unread body messages)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
 async def _until_disconnect(request: Request, work: Awaitable[T]) -> T:
     """Run a long poll, cancelling it if the client goes away (its claim is then released)."""
     job = asyncio.ensure_future(work)
-    gone = asyncio.ensure_future(_disconnected(request))
+    gone = asyncio.ensure_future(request.disconnected())
     try:
         done, _ = await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
         if job in done:
