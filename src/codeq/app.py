@@ -74,6 +74,7 @@ class App:
         self.node.on_due = self.runner.wake_by
         self.runner.start()
         self.metrics.register_queue_depth(self._queue_depths)
+        self.metrics.register_waiting(lambda: len(self.node.waiters))
         self.asgi = build_app(
             self.services,
             times=TimeFormat(ZoneInfo(self.settings.timezone)),

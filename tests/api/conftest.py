@@ -103,10 +103,11 @@ def make_settings(**overrides: Any) -> Any:
     return load_settings(environ=env, overrides={"provider": "memory", "dev": True, **overrides})
 
 
-@pytest.fixture
-async def api() -> AsyncIterator[Api]:
+@pytest.fixture(params=[1, 4], ids=["1-shard", "4-shards"])
+async def api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
+    """Every API test runs on one store and on four shards (numShards)."""
     clock = FakeClock()
-    app = App(make_settings(), clock=clock)
+    app = App(make_settings(num_shards=request.param), clock=clock)
     await app.start()
     assert app.asgi is not None
     transport = httpx.ASGITransport(app=app.asgi)

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from types import FrameType
 
 import uvicorn
 
@@ -22,7 +23,15 @@ DEV_TOKENS = (
 
 class _Server(uvicorn.Server):
     """uvicorn, minus re-raising the signal after its own shutdown: the stores must still be
-    drained and closed, and a clean stop should exit 0."""
+    drained and closed, and a clean stop should exit 0. Long polls are answered at once."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -52,7 +61,7 @@ async def serve(settings: Settings) -> None:
         log_level="warning",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
-    server = _Server(config)
+    server = _Server(config, app.node.waiters.close)
     _announce(settings, app)
     try:
         await server.serve()

@@ -5,7 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -121,6 +128,13 @@ class Metrics:
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.http_requests.labels(route, method, str(status)).inc()
         self.http_request_duration.labels(route, method).observe(seconds)
+
+    def register_waiting(self, fn: Callable[[], int]) -> None:
+        """`codeq_long_polls_waiting`: requests parked in a long-poll claim or result read."""
+        gauge = Gauge(
+            "codeq_long_polls_waiting", "Long-poll requests currently waiting.", registry=self.registry
+        )
+        gauge.set_function(lambda: float(fn()))
 
     def register_queue_depth(self, fn: DepthSource) -> None:
         """Read queue depths from `fn` at every scrape; a later call replaces the earlier source."""

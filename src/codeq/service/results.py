@@ -125,7 +125,7 @@ class ResultService:
             remaining = deadline - loop.time()
             if record is not None:
                 return task, record
-            if remaining <= 0:
+            if remaining <= 0 or self.node.waiters.closing:
                 raise NotFound("result not found")
             waiter = self.node.waiters.result_waiter(task_id)
             try:

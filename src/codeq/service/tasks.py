@@ -164,7 +164,7 @@ class TaskService:
             try:
                 tasks = await self._claim_once(principal, names, lease_ms, count)
                 remaining = deadline - loop.time()
-                if tasks or remaining <= 0:
+                if tasks or remaining <= 0 or self.node.waiters.closing:
                     return tasks
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(waiter, remaining)

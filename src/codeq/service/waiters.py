@@ -20,6 +20,14 @@ class Waiters:
         self._claims: dict[tuple[str, str], dict[Waiter, None]] = {}
         self._wildcard: dict[str, dict[Waiter, None]] = {}
         self._results: dict[str, dict[Waiter, None]] = {}
+        self.closing = False
+
+    def close(self) -> None:
+        """Shutting down: wake every waiter so long polls answer now instead of at their deadline."""
+        self.closing = True
+        for groups in (self._claims, self._wildcard, self._results):
+            for group in groups.values():
+                _wake(group, len(group))
 
     def claim_waiter(self, tenant: str, command_keys: Iterable[str] | None) -> Waiter:
         """A future woken when a task becomes ready in one of the queues (None: any queue)."""
