@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -26,6 +27,8 @@ from codeq.service.policy import Policy
 from codeq.service.results import ResultService
 from codeq.service.tasks import TaskService
 from codeq.service.waiters import Waiters
+from codeq.transport.grpc.server import StreamServers
+from codeq.transport.grpc.servicer import StreamLimits
 from codeq.transport.http.app import build_app
 from codeq.transport.http.asgi import ASGIApp
 from codeq.transport.http.render import TimeFormat
@@ -55,15 +58,24 @@ class App:
         self.services: Services | None = None
         self.runner: Runner | None = None
         self.asgi: ASGIApp | None = None
+        self.streams = StreamServers()
 
     async def start(self) -> None:
         started = time.perf_counter()
-        for number, kv in enumerate(self._open_stores()):
-            self._add_shard(number, kv)
+        # Recovery builds one object graph per live task and none of it is garbage: skip the
+        # collector while it runs, then freeze the result out of every later collection.
+        gc.disable()
+        try:
+            for number, kv in enumerate(self._open_stores()):
+                self._add_shard(number, kv)
+        finally:
+            gc.enable()
+            gc.freeze()
+        tune_gc()
         self.report.recovery_seconds = time.perf_counter() - started
         policy = _policy(self.settings)
         self.services = Services(
-            auth=Authenticator.from_settings(self.settings),
+            auth=Authenticator.from_settings(self.settings, self.clock),
             tasks=TaskService(self.node, self.clock, policy),
             results=ResultService(self.node, self.clock, policy),
             admin=AdminService(self.node, self.clock),
@@ -81,6 +93,17 @@ class App:
             max_body_bytes=self.settings.limits.max_body_bytes,
             metrics=self.metrics.render,
         )
+        self.streams = StreamServers.build(
+            self.services,
+            producer_addr=self.settings.producer_stream_addr,
+            worker_addr=self.settings.worker_stream_addr,
+            limits=StreamLimits(max_message_bytes=self.settings.grpc_max_message_bytes),
+        )
+        try:
+            await self.streams.start()
+        except BaseException:
+            await self.stop()  # a listener that cannot bind must not leave the stores open
+            raise
 
     def _open_stores(self) -> list[KV]:
         persistence = self.settings.persistence
@@ -135,11 +158,21 @@ class App:
         return rows
 
     async def stop(self) -> None:
-        """Stop background work, then write everything pending and close each store."""
+        """End the streams, stop background work, then write everything pending and close each store.
+
+        The streams go first: their handlers still call the services, which need the stores.
+        """
+        await self.streams.stop(self.settings.shutdown_grace_seconds)
         if self.runner is not None:
             await self.runner.stop()
         for committer in self.committers:
             await committer.close()
+
+
+def tune_gc() -> None:
+    """Collect less often: tasks hold no reference cycles, and with many live tasks the
+    default thresholds spend a large share of the CPU re-scanning them (bench/engine_bench)."""
+    gc.set_threshold(max(gc.get_threshold()[0], 10_000), 20, 20)
 
 
 def _policy(settings: Settings) -> Policy:

@@ -55,6 +55,15 @@ class Task:
     idempotency_key: str = ""
     finished_ms: int = 0
 
+    def snapshot(self) -> Task:
+        """A copy that later changes to this task do not reach (much faster than copy.copy)."""
+        return Task(
+            self.id, self.tenant, self.command, self.payload, self.priority, self.webhook, self.status,
+            self.location, self.attempts, self.max_attempts, self.created_ms, self.updated_ms,
+            self.visible_ms, self.seq, self.worker_id, self.lease_until_ms, self.error, self.has_result,
+            self.idempotency_key, self.finished_ms,
+        )  # fmt: skip
+
     @property
     def ready_ms(self) -> int:
         """When the task became (or becomes) claimable: orders its priority's queue."""

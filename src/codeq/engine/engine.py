@@ -7,7 +7,6 @@ depend on its own earlier items.
 
 from __future__ import annotations
 
-import copy
 import heapq
 import random
 from collections.abc import Iterator
@@ -156,7 +155,7 @@ class Engine:
     def _create(self, cmd: c.Create) -> Created:
         replay = self._replay_of(cmd)
         if replay is not None:
-            return Created(copy.copy(replay), replay=True)
+            return Created(replay.snapshot(), replay=True)
         task = Task(
             id=cmd.task_id,
             tenant=cmd.tenant,
@@ -181,7 +180,7 @@ class Engine:
             )
             self._ops[keys.idempotency_expiry(expires_ms, cmd.tenant, cmd.idempotency_key)] = b""
         self.events.append(TaskEvent("created", task))
-        return Created(copy.copy(task))
+        return Created(task.snapshot())
 
     def _replay_of(self, cmd: c.Create) -> Task | None:
         """The task an earlier create already made for this live idempotency key (or, when the
@@ -223,7 +222,7 @@ class Engine:
             self.index.place(task, cmd.now_ms)
             self._put_live(task)
             self.events.append(TaskEvent("claimed", task))
-            claimed.append(copy.copy(task))
+            claimed.append(task.snapshot())
         return Claimed(claimed)
 
     def _claim_queues(self, cmd: c.Claim) -> list[Queue]:
@@ -252,7 +251,7 @@ class Engine:
         task.updated_ms = cmd.now_ms
         self.index.place(task, cmd.now_ms)
         self._put_live(task)
-        return LeaseExtended(copy.copy(task))
+        return LeaseExtended(task.snapshot())
 
     def _abandon(self, cmd: c.Abandon) -> Requeued:
         task = self._leased_task(cmd.task_id, cmd.tenant, cmd.worker_id)
@@ -260,7 +259,7 @@ class Engine:
         # `attempts` never passes `max_attempts` and a redeploy cannot exhaust a task.
         task.attempts = max(task.attempts - 1, 0)
         self._requeue(task, cmd.now_ms, cmd.now_ms)
-        return Requeued(copy.copy(task))
+        return Requeued(task.snapshot())
 
     def _requeue(self, task: Task, now_ms: int, visible_ms: int) -> None:
         """Back to PENDING at the tail of its priority, claimable from `visible_ms`."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -36,6 +37,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._children: dict[tuple[object, ...], Any] = {}
         r = self.registry
         self.task_created = Counter(
             "codeq_task_created_total",
@@ -104,22 +106,30 @@ class Metrics:
 
     # -- recording helpers used by the node and the transports ------------------------------
 
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """`metric.labels(...)`, cached: label lookup is the costly part on the hot path."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def record_task_event(self, kind: str, task: Task) -> None:
         """`kind` is created, claimed or lease_expired (engine `TaskEvent`)."""
         if kind == "created":
-            self.task_created.labels(task.command).inc()
+            self._child(self.task_created, task.command).inc()
         elif kind == "claimed":
-            self.task_claimed.labels(task.command).inc()
+            self._child(self.task_claimed, task.command).inc()
         elif kind == "lease_expired":
-            self.lease_expired.labels(task.command).inc()
+            self._child(self.lease_expired, task.command).inc()
 
     def record_finished(self, task: Task) -> None:
         """Every terminal transition, counted once, whatever caused it (spec 04 gap 10)."""
-        status = str(task.status)
-        self.task_completed.labels(task.command, status).inc()
+        status = task.status.value
+        self._child(self.task_completed, task.command, status).inc()
         if task.created_ms and task.finished_ms >= task.created_ms:
             seconds = (task.finished_ms - task.created_ms) / 1000
-            self.task_processing_latency.labels(task.command, status).observe(seconds)
+            self._child(self.task_processing_latency, task.command, status).observe(seconds)
 
     def observe_commit(self, shard: str, commands: int, seconds: float) -> None:
         self.commit_batch_size.labels(shard).observe(commands)
