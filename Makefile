@@ -7,7 +7,7 @@ PORT ?= 8080
 DATA ?= ./data
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test check bench clean
+.PHONY: help install run test check bench proto clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ check: $(STAMP) ## ruff, mypy and import-linter: zero findings
 
 bench: $(STAMP) ## benchmarks (not part of make test); results go to docs/benchmarks.md by hand
 	$(BIN)/python bench/run_all.py
+
+proto: $(STAMP) ## regenerate src/codeq/wire/pb from proto/*.proto (commit the output)
+	$(BIN)/python proto/generate.py
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

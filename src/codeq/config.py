@@ -19,6 +19,7 @@ log = logging.getLogger("codeq.config")
 
 KiB = 1024
 MiB = 1024 * KiB
+_INT32_MAX = 2**31 - 1
 
 PERSISTENCE_PROVIDERS = ("embedded", "pebble", "memory")
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
@@ -81,6 +82,10 @@ class Settings:
     dev: bool = False  # enables the documented dev tokens (auth.edge)
     limits: LimitSettings = field(default_factory=LimitSettings)
     shutdown_grace_seconds: float = 10.0
+    # gRPC streams (spec 07 §1): "" leaves that stream's server off.
+    producer_stream_addr: str = ""
+    worker_stream_addr: str = ""
+    grpc_max_message_bytes: int = 4 * MiB  # per message, both directions (spec 07 gap 10)
 
 
 Kind = Literal["str", "int", "bool", "float", "json"]
@@ -120,6 +125,9 @@ _TOP = (
     _Key("worker_auth.config", "workerAuthConfig", "WORKER_AUTH_CONFIG", "json"),
     _Key("allow_producer_as_worker", "allowProducerAsWorker", "ALLOW_PRODUCER_AS_WORKER", "bool"),
     _Key("shutdown_grace_seconds", "shutdownGraceSeconds", "SHUTDOWN_GRACE_SECONDS", "float"),
+    _Key("producer_stream_addr", "producerStreamAddr", "PRODUCER_STREAM_ADDR", "str"),
+    _Key("worker_stream_addr", "workerStreamAddr", "WORKER_STREAM_ADDR", "str"),
+    _Key("grpc_max_message_bytes", "grpcMaxMessageBytes", "GRPC_MAX_MESSAGE_BYTES", "int"),
 )
 # The keys inside `persistenceConfig` (YAML mapping or JSON string, env PERSISTENCE_CONFIG as JSON).
 _PERSISTENCE = (
@@ -331,6 +339,7 @@ def validate(settings: Settings) -> list[str]:
         *_check_numbers(settings),
         *_check_persistence(settings.persistence),
         *_check_auth(settings),
+        *_check_streams(settings),
     ]
 
 
@@ -425,4 +434,32 @@ def _check_auth(s: Settings) -> list[str]:
     if s.dev and s.env != "dev":
         # The dev tokens are public and one of them is an admin: never in a non-dev environment.
         problems.append(f"--dev (the public dev tokens) requires env dev, got {s.env!r}")
+    return problems
+
+
+def _split_address(address: str) -> tuple[str, int] | None:
+    """`host:port` (`[v6]:port`; an empty host means every interface), or None if malformed."""
+    host, colon, port = address.strip().rpartition(":")
+    if not colon or not port.isdigit() or not 0 <= int(port) <= 65535:
+        return None
+    if host.startswith("[") != host.endswith("]") or " " in host:
+        return None
+    return host, int(port)
+
+
+def _check_streams(s: Settings) -> list[str]:
+    problems = [
+        f"{name} must look like host:port, got {address!r}"
+        for name, address in (
+            ("producerStreamAddr", s.producer_stream_addr),
+            ("workerStreamAddr", s.worker_stream_addr),
+        )
+        if address and _split_address(address) is None
+    ]
+    # A stream must carry at least one task of the largest allowed payload; gRPC takes an int32.
+    if not s.limits.max_payload_bytes <= s.grpc_max_message_bytes <= _INT32_MAX:
+        problems.append(
+            f"grpcMaxMessageBytes must be between limits.maxPayloadBytes and {_INT32_MAX}, "
+            f"got {s.grpc_max_message_bytes}"
+        )
     return problems

@@ -13,6 +13,7 @@ from codeq.auth.edge import Authenticator, bearer_token
 from codeq.auth.principal import SCOPE_ADMIN, SCOPE_CLAIM, SCOPE_RESULT, WORKER_SCOPES, Principal
 from codeq.auth.static import MultiValidator, StaticValidator, build_validator
 from codeq.config import load_settings
+from codeq.core.clock import FakeClock
 from codeq.core.errors import Forbidden, Unauthenticated
 
 
@@ -145,6 +146,8 @@ def test_static_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch) -> 
         ),
         ({"token": "t", "raw": []}, "static auth: invalid config: raw must be an object"),
         ({"token": "t", "subject": 5}, "static auth: invalid config: subject must be a string"),
+        ({"token": "t", "expiresAt": "soon"}, "static auth: invalid config: expiresAt must be a number"),
+        ({"token": "t", "expiresAt": True}, "static auth: invalid config: expiresAt must be a number"),
     ],
 )
 def test_static_config_errors(config: object, message: str) -> None:
@@ -363,6 +366,31 @@ def test_static_tokens_reuse_their_principal(edge: Authenticator) -> None:
     assert (
         edge.producer(bearer("boss")).subject == "acme" and edge.producer(bearer("plain")).is_admin is False
     )
+
+
+def test_tokens_with_an_expiry_stop_working_when_it_passes() -> None:
+    clock = FakeClock(start_ms=1_000_000_000_000)
+    lapsing = {**PLAIN, "token": "brief", "expiresAt": 1_000_000_030}
+    lapsing_worker = {**WORKER, "token": "w-brief", "expiresAt": 1_000_000_030.5}
+    edge = Authenticator(validators(lapsing), validators(lapsing_worker), clock=clock)
+    assert static_validator(lapsing).validate("brief").expires_at_ms == 1_000_000_030_000
+    assert edge.producer(bearer("brief")).expires_at_ms == 1_000_000_030_000
+    worker = edge.worker(bearer("w-brief"))
+    assert worker.expires_at_ms == 1_000_000_030_500 and not worker.expired(clock.now_ms())
+    clock.advance(30)
+    assert not worker.expired(clock.now_ms())
+    with pytest.raises(Unauthenticated, match=r"^token expired$"):
+        edge.producer(bearer("brief"))  # the memoised principal is checked too
+    edge.worker(bearer("w-brief"))  # half a second left
+    clock.advance(0.5)
+    assert worker.expired(clock.now_ms())
+    with pytest.raises(Unauthenticated, match=r"^token expired$"):
+        edge.worker(bearer("w-brief"))
+    assert edge_without_expiry().producer(bearer("plain")).expires_at_ms is None
+
+
+def edge_without_expiry() -> Authenticator:
+    return Authenticator(validators(PLAIN), None)
 
 
 # -- principal rules -----------------------------------------------------------------------

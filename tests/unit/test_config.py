@@ -332,3 +332,60 @@ def test_unsupported_modes_are_refused(tmp_path: Path) -> None:
 
 def test_unknown_override_is_a_problem() -> None:
     assert problems(colour="blue") == ["unknown override 'colour'"]
+
+
+# -- gRPC streams ----------------------------------------------------------------------------
+
+
+def test_streams_are_off_by_default_with_a_4_mib_message_limit() -> None:
+    s = load()
+    assert (s.producer_stream_addr, s.worker_stream_addr) == ("", "")
+    assert s.grpc_max_message_bytes == 4 * 1024 * 1024
+
+
+def test_stream_keys_from_every_source(tmp_path: Path) -> None:
+    path = yaml_file(
+        tmp_path,
+        "producerStreamAddr: ':9092'\nworkerStreamAddr: 0.0.0.0:9091\ngrpcMaxMessageBytes: 8388608\n",
+    )
+    s = load(path=path)
+    assert (s.producer_stream_addr, s.worker_stream_addr, s.grpc_max_message_bytes) == (
+        ":9092",
+        "0.0.0.0:9091",
+        8 << 20,
+    )
+    env = {
+        "PRODUCER_STREAM_ADDR": "127.0.0.1:7001",
+        "WORKER_STREAM_ADDR": "[::1]:7002",
+        "GRPC_MAX_MESSAGE_BYTES": "1048576",
+    }
+    s = load(env, path)
+    assert (s.producer_stream_addr, s.worker_stream_addr, s.grpc_max_message_bytes) == (
+        "127.0.0.1:7001",
+        "[::1]:7002",
+        1 << 20,
+    )
+    s = load(env, path, producer_stream_addr="localhost:7003", worker_stream_addr="localhost:0")
+    assert (s.producer_stream_addr, s.worker_stream_addr) == ("localhost:7003", "localhost:0")
+
+
+@pytest.mark.parametrize("address", ["9092", "host:", "host:port", "host:70000", "[::1:9092", "a b:1"])
+def test_malformed_stream_addresses_are_problems(address: str) -> None:
+    assert problems(producer_stream_addr=address) == [
+        f"producerStreamAddr must look like host:port, got {address!r}"
+    ]
+    assert problems({"WORKER_STREAM_ADDR": address}) == [
+        f"workerStreamAddr must look like host:port, got {address!r}"
+    ]
+
+
+def test_grpc_message_limit_must_hold_a_payload() -> None:
+    assert problems({"GRPC_MAX_MESSAGE_BYTES": "1000"}) == [
+        f"grpcMaxMessageBytes must be between limits.maxPayloadBytes and {2**31 - 1}, got 1000"
+    ]
+    assert problems({"GRPC_MAX_MESSAGE_BYTES": str(2**31)})[0].startswith(
+        "grpcMaxMessageBytes must be between"
+    )
+    assert problems({"GRPC_MAX_MESSAGE_BYTES": "big"}) == [
+        "GRPC_MAX_MESSAGE_BYTES must be an integer, got 'big'"
+    ]

@@ -25,6 +25,7 @@ class Claims:
     scopes: tuple[str, ...] = ()
     event_types: tuple[str, ...] = ()
     raw: Mapping[str, object] = field(default_factory=lambda: _EMPTY)
+    expires_at_ms: int | None = None  # None: the token does not expire
 
 
 def resolve_tenant(claims: Claims) -> str:

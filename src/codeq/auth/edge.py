@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from codeq.auth.claims import Claims, resolve_tenant
 from codeq.auth.principal import SCOPE_ADMIN, WILDCARD, WORKER_SCOPES, Principal
 from codeq.auth.static import MultiValidator, StaticValidator, Validator, build_validator
+from codeq.core.clock import Clock, SystemClock
 from codeq.core.errors import Unauthenticated
 
 if TYPE_CHECKING:
@@ -56,22 +57,27 @@ class Authenticator:
     """Turns headers into principals. The `X-Role` header is never consulted (spec 03 gap 1)."""
 
     def __init__(
-        self, producer: Validator | None, worker: Validator | None, allow_producer_as_worker: bool = False
+        self,
+        producer: Validator | None,
+        worker: Validator | None,
+        allow_producer_as_worker: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self._producer = producer
         self._worker = worker
         self._allow_producer_as_worker = allow_producer_as_worker
+        self._clock = clock or SystemClock()
         self._memo: dict[str, tuple[Claims, Principal]] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Authenticator:
+    def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Authenticator:
         producer = build_validator(settings.producer_auth.provider, settings.producer_auth.config)
         worker = build_validator(settings.worker_auth.provider, settings.worker_auth.config)
         if settings.dev:
             # The configured validators come first: the dev tokens only add, never shadow.
             producer = _chain(producer, DEV_PRODUCER)
             worker = _chain(worker, DEV_WORKER)
-        return cls(producer, worker, settings.allow_producer_as_worker)
+        return cls(producer, worker, settings.allow_producer_as_worker, clock)
 
     def producer(self, header: str | None) -> Principal:
         return self._principal(_PRODUCER, self._validate_producer(bearer_token(header)))
@@ -123,9 +129,13 @@ class Authenticator:
         # principal per kind spares the hot path a tenant resolution and a few allocations.
         hit = self._memo.get(kind)
         if hit is not None and hit[0] is claims:
-            return hit[1]
-        principal = _new_principal(kind, claims)
-        self._memo[kind] = (claims, principal)
+            principal = hit[1]
+        else:
+            principal = _new_principal(kind, claims)
+            self._memo[kind] = (claims, principal)
+        # Checked on every use, memoised or not: a lapsed token must stop working at once.
+        if principal.expired(self._clock.now_ms()):
+            raise Unauthenticated("token expired")
         return principal
 
 
@@ -144,6 +154,7 @@ def _new_principal(kind: str, claims: Claims) -> Principal:
         # `codeq:admin` is read from producer tokens only (spec 03 gap 11): a worker is never admin.
         is_admin=kind == _PRODUCER and is_admin(claims),
         is_worker=kind != _PRODUCER,
+        expires_at_ms=claims.expires_at_ms,
     )
 
 

@@ -26,6 +26,7 @@ class Principal:
     event_types: tuple[str, ...]
     is_admin: bool
     is_worker: bool
+    expires_at_ms: int | None = None  # when the token behind it lapses; None: never
     # Derived once so the per-request checks are set lookups: commands are case-insensitive.
     _wildcard: bool = field(init=False, repr=False, compare=False)
     _allowed: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -33,6 +34,9 @@ class Principal:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_wildcard", WILDCARD in self.event_types)
         object.__setattr__(self, "_allowed", frozenset(e.lower() for e in self.event_types))
+
+    def expired(self, now_ms: int) -> bool:
+        return self.expires_at_ms is not None and now_ms >= self.expires_at_ms
 
     def require_scope(self, scope: str) -> None:
         if scope not in self.scopes:

@@ -68,7 +68,18 @@ def _claims_from(config: Mapping[str, object]) -> Claims:
         scopes=_strings(config, "scopes"),
         event_types=_strings(config, "eventTypes"),
         raw=MappingProxyType(dict(raw)),
+        expires_at_ms=_expiry_ms(config),
     )
+
+
+def _expiry_ms(config: Mapping[str, object]) -> int | None:
+    """`expiresAt` in Unix seconds, like a JWT's `exp`: lets a static token lapse."""
+    value = config.get("expiresAt")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("static auth: invalid config: expiresAt must be a number (Unix seconds)")
+    return int(value * 1000)
 
 
 def _text(config: Mapping[str, object], name: str) -> str:

@@ -51,16 +51,34 @@ def serve(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
     memory: Annotated[
         bool, typer.Option("--memory", help="Keep everything in memory (nothing survives a restart).")
     ] = False,
+    producer_stream_addr: Annotated[
+        str | None,
+        typer.Option(
+            "--producer-stream-addr",
+            help="host:port of the gRPC producer stream (producerStreamAddr; --dev: <host>:9092).",
+        ),
+    ] = None,
+    worker_stream_addr: Annotated[
+        str | None,
+        typer.Option(
+            "--worker-stream-addr",
+            help="host:port of the gRPC worker stream (workerStreamAddr; --dev: <host>:9091).",
+        ),
+    ] = None,
 ) -> None:
-    """Serve the HTTP API with the embedded store until SIGTERM or Ctrl-C."""
+    """Serve the HTTP API (and the gRPC streams, if set) with the embedded store until SIGTERM or Ctrl-C."""
     from codeq.cli.serve import run
     from codeq.config import ConfigError, load_settings
 
-    overrides: dict[str, object] = {
-        k: v
-        for k, v in {"host": host, "port": port, "data_path": data, "num_shards": shards}.items()
-        if v is not None
+    flags = {
+        "host": host,
+        "port": port,
+        "data_path": data,
+        "num_shards": shards,
+        "producer_stream_addr": producer_stream_addr,
+        "worker_stream_addr": worker_stream_addr,
     }
+    overrides: dict[str, object] = {k: v for k, v in flags.items() if v is not None}
     if dev:
         overrides["dev"] = True
     if no_fsync:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
+import socket
 import sys
 from collections.abc import Callable, Generator
 from types import FrameType
@@ -19,6 +21,9 @@ DEV_TOKENS = (
     ("dev-producer", "producer + admin, tenant dev"),
     ("dev-worker", "worker: every scope, every command, tenant dev"),
 )
+# The reference's conventional stream ports (spec 07 §1), used by --dev unless set otherwise.
+DEV_PRODUCER_STREAM_PORT = 9092
+DEV_WORKER_STREAM_PORT = 9091
 
 
 class _Server(uvicorn.Server):
@@ -47,8 +52,13 @@ class _Server(uvicorn.Server):
 
 async def serve(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
+    settings = _with_dev_streams(settings)
     app = App(settings)
-    await app.start()
+    try:
+        await app.start()
+    except OSError as exc:
+        print(f"codeq: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     assert app.asgi is not None
     config = uvicorn.Config(
         app.asgi,
@@ -79,10 +89,51 @@ def _announce(settings: Settings, app: App) -> None:
         f"  store: {store} ({persistence.num_shards} shard(s), fsync {_on_off(persistence.fsync_on_commit)})",
         f"  recovered {app.report.live_tasks} live task(s) in {app.report.recovery_seconds:.2f}s",
     ]
+    for name, server in (("producer", app.streams.producer), ("worker", app.streams.worker)):
+        if server is not None:
+            lines.append(f"  {name} stream (gRPC) on {_host_of(server.address) or host}:{server.port}")
     if settings.dev:
         lines.append("  dev tokens (Authorization: Bearer <token>):")
         lines += [f"    {token:<13} {what}" for token, what in DEV_TOKENS]
     print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _with_dev_streams(settings: Settings) -> Settings:
+    """--dev serves both streams on the conventional ports unless they were set otherwise."""
+    if not settings.dev:
+        return settings
+    return dataclasses.replace(
+        settings,
+        producer_stream_addr=settings.producer_stream_addr
+        or _dev_address(settings.host, DEV_PRODUCER_STREAM_PORT, "producer"),
+        worker_stream_addr=settings.worker_stream_addr
+        or _dev_address(settings.host, DEV_WORKER_STREAM_PORT, "worker"),
+    )
+
+
+def _dev_address(host: str, port: int, name: str) -> str:
+    """A conventional port another process holds (another dev server, say) leaves that stream
+    off with a warning rather than failing the start; an address set explicitly must bind."""
+    if _can_listen(host, port):
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    print(f"codeq: port {port} is taken; the {name} stream stays off", file=sys.stderr)
+    return ""
+
+
+def _can_listen(host: str, port: int) -> bool:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
+            probe.bind(address)
+    except OSError:
+        return False
+    return True
+
+
+def _host_of(address: str) -> str:
+    host = address.rpartition(":")[0]
+    return "127.0.0.1" if host in ("0.0.0.0", "[::]") else host
 
 
 def _on_off(flag: bool) -> str:

@@ -1,0 +1,1 @@
+"""The gRPC producer and worker streams (spec 07): thin servicers over the services."""

@@ -1,0 +1,92 @@
+"""The producer stream (spec 07 §3): Hello, then pipelined creates acknowledged by seq."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf.message import Message
+
+from codeq.auth.principal import Principal
+from codeq.core.errors import CodeqError
+from codeq.core.model import Task
+from codeq.service.tasks import NewTask, TaskService
+from codeq.transport.grpc.convert import new_task, parse
+from codeq.transport.grpc.errors import abort, code_name, error_text
+from codeq.transport.grpc.servicer import StreamServicer, authenticate
+from codeq.transport.grpc.stream import Handler, Stream
+from codeq.wire.pb import producerpb_pb2 as pb
+
+SERVICE = "producerpb.ProducerStream"
+_INVALID = code_name(grpc.StatusCode.INVALID_ARGUMENT)
+_PRECONDITION = code_name(grpc.StatusCode.FAILED_PRECONDITION)
+
+
+class ProducerServicer(StreamServicer):
+    def error_event(self, code: str, message: str) -> Message:
+        return pb.ServerEvent(error=pb.ServerError(code=code, message=message))
+
+    async def open_session(self, stream: Stream, raw: bytes) -> tuple[Principal, Handler]:
+        event = parse(pb.ProducerEvent, raw)
+        if event is None or event.WhichOneof("event") != "hello":
+            await abort(stream.context, grpc.StatusCode.FAILED_PRECONDITION, "first event must be Hello")
+        principal = await authenticate(stream, event.hello.token, self.services.auth.producer)
+        ack = pb.HelloAck(tenant_id=principal.tenant, subject=principal.subject)
+        await stream.send(pb.ServerEvent(hello_ack=ack))
+        return principal, _ProducerSession(self.services.tasks, stream, principal).handle
+
+
+class _ProducerSession:
+    def __init__(self, tasks: TaskService, stream: Stream, principal: Principal) -> None:
+        self._tasks = tasks
+        self._stream = stream
+        self._principal = principal
+
+    async def handle(self, raw: bytes) -> None:
+        event = parse(pb.ProducerEvent, raw)
+        if event is None:
+            await self._stream.send_error(_INVALID, "malformed-event")
+            return
+        match event.WhichOneof("event"):
+            case "create":
+                await self._create(event.create)
+            case "create_batch":
+                await self._create_batch(event.create_batch)
+            case "hello":
+                await self._stream.send_error(_PRECONDITION, "already-authenticated")
+            case _:
+                await self._stream.send_error(_INVALID, "unknown-event")
+
+    async def _create(self, create: pb.CreateTask) -> None:
+        try:
+            task, _ = await self._tasks.create(self._principal, new_task(create))
+        except CodeqError as exc:
+            ack = _ack(create.seq, exc)
+        else:
+            ack = _ack(create.seq, (task, False))
+        await self._stream.send(pb.ServerEvent(create_ack=ack))
+
+    async def _create_batch(self, batch: pb.CreateTaskBatch) -> None:
+        """One ack batch in input order; an empty batch gets an empty answer (spec 07 gap 7)."""
+        specs: list[NewTask | CodeqError] = []
+        for create in batch.tasks:
+            try:
+                specs.append(new_task(create))
+            except CodeqError as exc:
+                specs.append(exc)
+        # The service caps a batch (REST's limit); a stream batch has no cap of its own, only
+        # the message size, so it is created in service-sized chunks.
+        size = self._tasks.policy.max_batch_size
+        outcomes: list[tuple[Task, bool] | CodeqError] = []
+        for start in range(0, len(specs), size):
+            chunk = specs[start : start + size]
+            try:
+                outcomes += await self._tasks.create_many(self._principal, chunk)
+            except CodeqError as exc:
+                outcomes += [exc] * len(chunk)
+        acks = [_ack(create.seq, outcome) for create, outcome in zip(batch.tasks, outcomes, strict=True)]
+        await self._stream.send(pb.ServerEvent(create_ack_batch=pb.CreateAckBatch(acks=acks)))
+
+
+def _ack(seq: int, outcome: tuple[Task, bool] | CodeqError) -> pb.CreateAck:
+    if isinstance(outcome, CodeqError):
+        return pb.CreateAck(seq=seq, ok=False, error_message=error_text(outcome))
+    return pb.CreateAck(seq=seq, ok=True, task_id=outcome[0].id)

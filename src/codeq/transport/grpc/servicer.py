@@ -1,0 +1,91 @@
+"""What both stream servicers share: limits, the Hello handshake, and ending live streams."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf.message import Message
+
+from codeq.auth.principal import Principal
+from codeq.core.errors import Forbidden, Unauthenticated
+from codeq.service.container import Services
+from codeq.transport.grpc.errors import abort
+from codeq.transport.grpc.stream import Handler, Stream
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    max_message_bytes: int = 4 * MiB  # per gRPC message, both directions (spec 07 gap 10)
+    max_in_flight: int = 256  # events handled at once per stream (spec 07 gap 1)
+    max_ready_count: int = 256  # tasks one Ready may ask for (spec 07 gap 2)
+    ready_wait_seconds: int = 30  # how long a Ready waits for a task unless it says (spec 07 gap 3)
+
+
+class StreamServicer(ABC):
+    """One stream RPC's servicer. Subclasses answer the first event; this runs the rest."""
+
+    def __init__(self, services: Services, limits: StreamLimits) -> None:
+        self.services = services
+        self.limits = limits
+        self._live: set[Stream] = set()
+        self._closed = False
+
+    async def handle_rpc(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
+        """The gRPC method: handshake, then events until the stream ends."""
+        stream = Stream(context, self.services.tasks.clock, self.limits.max_in_flight, self.error_event)
+        self._live.add(stream)
+        try:
+            if self._closed:
+                stream.stop(grpc.StatusCode.UNAVAILABLE, "server shutting down")
+            raw = await stream.first_event()
+            if raw is None:
+                await abort(context, grpc.StatusCode.FAILED_PRECONDITION, "first event must be Hello")
+            principal, handle = await self.open_session(stream, raw)
+            await stream.serve(principal, handle)
+        finally:
+            self._live.discard(stream)
+
+    @abstractmethod
+    async def open_session(self, stream: Stream, raw: bytes) -> tuple[Principal, Handler]:
+        """Check the first event (a Hello), authenticate, acknowledge; the event handler."""
+
+    @abstractmethod
+    def error_event(self, code: str, message: str) -> Message:
+        """This package's ServerEvent carrying a ServerError."""
+
+    def shutdown(self) -> None:
+        """Refuse new streams and end the live ones once their handlers have answered."""
+        self._closed = True
+        for stream in list(self._live):
+            stream.stop(grpc.StatusCode.UNAVAILABLE, "server shutting down")
+
+
+async def authenticate(
+    stream: Stream, hello_token: str, check: Callable[[str | None], Principal]
+) -> Principal:
+    """The Hello token's principal, or the call metadata's; a failure ends the RPC (spec 07 §2)."""
+    header = _credentials(hello_token, stream.context)
+    if header is None:
+        await abort(stream.context, grpc.StatusCode.UNAUTHENTICATED, "missing token")
+    try:
+        return check(header)
+    except Unauthenticated as exc:
+        await abort(stream.context, grpc.StatusCode.UNAUTHENTICATED, f"auth failed: {exc.message}")
+    except Forbidden as exc:
+        await abort(stream.context, grpc.StatusCode.PERMISSION_DENIED, exc.message)
+
+
+def _credentials(hello_token: str, context: grpc.aio.ServicerContext) -> str | None:
+    """An Authorization value: the Hello token wins; `authorization` metadata is a codeq extension."""
+    token = hello_token.strip()
+    if token:
+        return f"Bearer {token}"
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return str(value)
+    return None

@@ -1,0 +1,1 @@
+"""gRPC producer and worker stream tests."""
