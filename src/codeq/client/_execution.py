@@ -1,0 +1,196 @@
+"""One delivery on a worker: run the handler, keep its lease alive, send the outcome it decided."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+
+from codeq.client._retry import RetryPolicy, with_retries
+from codeq.client.errors import CodeqError, NotFound, NotInProgress, NotOwner
+from codeq.client.job import Job
+from codeq.client.models import COMPLETED, FAILED, result_object
+from codeq.client.outcomes import Abandon, Fail, Nack, Outcome
+from codeq.client.transport import Transport
+
+log = logging.getLogger("codeq.client.worker")
+
+Handler = Callable[[Job], Any]
+AckErrorHook = Callable[[Job, CodeqError], None]
+OnError = Literal["nack", "fail"]
+_LEASE_GONE = (NotOwner, NotInProgress, NotFound)
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Counters of what a worker did since it was created."""
+
+    claimed: int = 0
+    completed: int = 0
+    failed: int = 0
+    nacked: int = 0
+    dead_lettered: int = 0
+    abandoned: int = 0
+    handler_errors: int = 0
+    ack_errors: int = 0  # outcomes or heartbeats the server refused, or that never got through
+    connection_errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Complete:
+    result: Any
+
+
+@dataclass(slots=True)
+class Context:
+    """What every delivery of one worker run shares."""
+
+    transport: Transport
+    executor: Executor
+    lease_seconds: int
+    on_error: OnError
+    stats: WorkerStats
+    on_ack_error: AckErrorHook | None = None
+    ack_retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class Execution:
+    """Runs one handler call for one job; `abort()` cancels it and hands the task back."""
+
+    def __init__(self, job: Job, handler: Handler, ctx: Context) -> None:
+        self.job = job
+        self._handler = handler
+        self._ctx = ctx
+        self._call: asyncio.Future[Any] | None = None
+        self.aborted = False
+
+    async def run(self) -> None:
+        keeper = asyncio.ensure_future(self._keep_lease())
+        try:
+            outcome = await self._decide()
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+        if outcome is not None:
+            await self._send(outcome)
+
+    def abort(self) -> None:
+        """Stop waiting for the handler (a sync one keeps running on its thread, unheard)."""
+        self.aborted = True
+        if self._call is not None:
+            self._call.cancel()
+
+    async def _decide(self) -> Outcome | _Complete | None:
+        """The outcome to send, or None when the lease is gone and nothing may be sent."""
+        if self.aborted:  # aborted before the handler ever started
+            return Abandon()
+        self._call = asyncio.ensure_future(self._invoke())
+        try:
+            value = await self._call
+            if isinstance(value, Nack | Abandon | Fail):
+                return value
+            result = result_object(value)
+            msgspec.json.encode(result)  # a result that cannot be sent is the handler's error
+            return _Complete(result)
+        except asyncio.CancelledError:
+            if cancelled_from_outside():
+                raise
+            if self.aborted:
+                return Abandon()
+            if self.job.lease_lost:
+                return None
+            return self._on_handler_error(RuntimeError("handler was cancelled"))
+        except Exception as exc:
+            return self._on_handler_error(exc)
+
+    def _invoke(self) -> Awaitable[Any]:
+        if is_async(self._handler):
+            return self._handler(self.job)  # type: ignore[no-any-return]
+        loop = asyncio.get_running_loop()
+        call = functools.partial(contextvars.copy_context().run, self._handler, self.job)
+        return loop.run_in_executor(self._ctx.executor, call)
+
+    def _on_handler_error(self, exc: BaseException) -> Nack | Fail:
+        self._ctx.stats.handler_errors += 1
+        log.error("handler for %s task %s failed", self.job.command, self.job.id, exc_info=exc)
+        text = f"{type(exc).__name__}: {exc}"[:1000]
+        return Fail(text) if self._ctx.on_error == "fail" else Nack(reason=text)
+
+    async def _send(self, outcome: Outcome | _Complete) -> None:
+        stats = self._ctx.stats
+        try:
+            await with_retries(
+                functools.partial(self._ack, outcome), self._ctx.ack_retry, repeatable=True, what="ack"
+            )
+        except CodeqError as exc:
+            self._report(exc, f"{type(outcome).__name__.lstrip('_').lower()} was not accepted")
+            return
+        if isinstance(outcome, _Complete):
+            stats.completed += 1
+        elif isinstance(outcome, Fail):
+            stats.failed += 1
+        elif isinstance(outcome, Abandon):
+            stats.abandoned += 1
+
+    async def _ack(self, outcome: Outcome | _Complete) -> None:
+        # Retrying an ack is safe: the server refuses a second one for the same delivery
+        # (409), it never applies it twice.
+        transport, task_id = self._ctx.transport, self.job.id
+        if isinstance(outcome, _Complete):
+            await transport.submit_result(task_id, COMPLETED, outcome.result, "")
+        elif isinstance(outcome, Fail):
+            await transport.submit_result(task_id, FAILED, None, outcome.message)
+        elif isinstance(outcome, Nack):
+            dead = await transport.nack(task_id, outcome.delay_seconds, outcome.reason)
+            self._ctx.stats.nacked += 1
+            self._ctx.stats.dead_lettered += dead
+        else:
+            await transport.abandon(task_id)
+
+    async def _keep_lease(self) -> None:
+        """Extend the lease by its full length every half lease while the handler runs."""
+        interval = self.job.lease_seconds / 2
+        policy = RetryPolicy(attempts=None, deadline_seconds=interval, max_seconds=interval / 2)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await with_retries(self.job.heartbeat, policy, repeatable=True, what="heartbeat")
+            except _LEASE_GONE as exc:
+                self.job.lease_lost = True
+                self._report(exc, "lease lost")
+                if self._call is not None:
+                    self._call.cancel()
+                return
+            except CodeqError as exc:
+                log.warning("heartbeat for task %s failed: %s", self.job.id, exc)
+
+    def _report(self, exc: CodeqError, what: str) -> None:
+        self._ctx.stats.ack_errors += 1
+        log.warning("task %s: %s: %s", self.job.id, what, exc)
+        hook = self._ctx.on_ack_error
+        if hook is None:
+            return
+        try:
+            hook(self.job, exc)
+        except Exception:
+            log.exception("on_ack_error hook failed")
+
+
+def is_async(handler: Handler) -> bool:
+    """Async handlers run on the loop; everything else runs on a worker thread."""
+    call = getattr(handler, "__call__", None)  # noqa: B004 — an instance with `async def __call__`
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call)
+
+
+def cancelled_from_outside() -> bool:
+    """Whether the current task itself is being cancelled (not just something it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -1,0 +1,156 @@
+"""The HTTP/JSON transport: one httpx client, leader redirects, errors mapped to the SDK's tree."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote, urljoin
+
+import httpx
+import msgspec
+
+from codeq.client import errors as e
+from codeq.client._json import (
+    BatchCreateIn,
+    ResultIn,
+    TaskWithResultIn,
+    create_request,
+    result_from_wire,
+    task_from_wire,
+)
+from codeq.client.models import Result, Task, TaskSpec
+from codeq.wire import http as w
+
+PREFIX = "/v1/codeq"
+USER_AGENT = "codeq-python"
+MAX_REDIRECTS = 5
+_REDIRECTS = (307, 308)
+
+
+_encode = msgspec.json.Encoder().encode
+_task = msgspec.json.Decoder(w.TaskJSON).decode
+_result = msgspec.json.Decoder(ResultIn).decode
+_task_with_result = msgspec.json.Decoder(TaskWithResultIn).decode
+_nack = msgspec.json.Decoder(w.NackJSON).decode
+_batch = msgspec.json.Decoder(BatchCreateIn).decode
+
+
+class HttpTransport:
+    """Talks to codeq's `/v1/codeq` routes. `timeout` bounds each request; long polls get
+    their wait added on top. 307/308 answers (a follower pointing at its leader) are followed
+    with the same method, body and token, up to `MAX_REDIRECTS` hops."""
+
+    def __init__(
+        self, base_url: str, token: str, *, timeout: float = 10.0, client: httpx.AsyncClient | None = None
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._headers = {
+            "authorization": f"Bearer {token}",
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+        }
+        # httpx's own redirect handling drops the Authorization header on a change of
+        # origin, which is exactly what a leader redirect is: follow them here instead.
+        self._client = client or httpx.AsyncClient(follow_redirects=False)
+        self._owns_client = client is None
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    async def create(self, spec: TaskSpec) -> Task:
+        reply = await self._send("POST", "/tasks", _encode(create_request(spec)))
+        replayed = reply.headers.get("idempotent-replay", "").lower() == "true"
+        return task_from_wire(_task(reply.content), replayed=replayed)
+
+    async def create_batch(self, specs: Sequence[TaskSpec]) -> list[Task | e.CodeqError]:
+        items = [msgspec.Raw(_encode(create_request(spec))) for spec in specs]
+        reply = await self._send("POST", "/tasks/batch", _encode(w.BatchCreateRequest(tasks=items)))
+        out: list[Task | e.CodeqError] = []
+        for index, item in enumerate(_batch(reply.content).results):
+            if item.task is not None:
+                out.append(task_from_wire(item.task))
+            else:
+                out.append(e.BatchItemError(item.error or "rejected", index))
+        return out
+
+    async def get_task(self, task_id: str) -> Task:
+        return task_from_wire(_task((await self._send("GET", _task_path(task_id))).content))
+
+    async def get_result(self, task_id: str, wait_seconds: int) -> Result:
+        params = {"waitSeconds": str(wait_seconds)} if wait_seconds > 0 else None
+        reply = await self._send("GET", _task_path(task_id, "result"), params=params, wait=wait_seconds)
+        both = _task_with_result(reply.content)
+        return result_from_wire(both.result, both.task)
+
+    async def claim(self, commands: Sequence[str], lease_seconds: int, wait_seconds: int) -> Task | None:
+        body = w.ClaimRequest(commands=list(commands), lease_seconds=lease_seconds, wait_seconds=wait_seconds)
+        reply = await self._send("POST", "/tasks/claim", _encode(body), wait=wait_seconds)
+        return None if reply.status_code == 204 else task_from_wire(_task(reply.content))
+
+    async def heartbeat(self, task_id: str, extend_seconds: int) -> None:
+        body = _encode(w.HeartbeatRequest(extend_seconds=extend_seconds))
+        await self._send("POST", _task_path(task_id, "heartbeat"), body)
+
+    async def nack(self, task_id: str, delay_seconds: int | None, reason: str) -> bool:
+        body = _encode(w.NackRequest(delay_seconds=delay_seconds, reason=reason or None))
+        reply = await self._send("POST", _task_path(task_id, "nack"), body)
+        return _nack(reply.content).status == "dlq"
+
+    async def abandon(self, task_id: str) -> None:
+        await self._send("POST", _task_path(task_id, "abandon"), b"{}")
+
+    async def submit_result(self, task_id: str, status: str, result: Any, error: str) -> Result:
+        raw = w.NULL if result is None else msgspec.Raw(_encode(result))
+        body = _encode(w.SubmitResultRequest(status=status, result=raw, error=error or None))
+        reply = await self._send("POST", _task_path(task_id, "result"), body)
+        return result_from_wire(_result(reply.content))
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        params: dict[str, str] | None = None,
+        wait: float = 0,
+    ) -> httpx.Response:
+        """One logical request: follow redirects, and turn any failure into a CodeqError."""
+        url = self._base_url + PREFIX + path
+        timeout = httpx.Timeout(self.timeout, read=self.timeout + wait)
+        for _ in range(MAX_REDIRECTS + 1):
+            request = self._client.build_request(
+                method, url, content=body, params=params, headers=self._headers, timeout=timeout
+            )
+            reply = await _exchange(self._client, request)
+            location = reply.headers.get("location")
+            if reply.status_code not in _REDIRECTS or not location:
+                if reply.status_code >= 300:
+                    raise e.error_from_response(
+                        reply.status_code, reply.content, reply.headers.get("retry-after")
+                    )
+                return reply
+            # The Location carries the original path and query already (spec 02 §5).
+            url, params = urljoin(str(reply.url), location), None
+        raise e.CodeqError(f"more than {MAX_REDIRECTS} redirects", 307)
+
+
+async def _exchange(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    try:
+        return await client.send(request)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        raise e.ConnectionFailed(f"cannot connect to {request.url.host}: {exc}", request_sent=False) from exc
+    except httpx.TransportError as exc:
+        # The request may have been processed: only callers whose request is safe to
+        # repeat retry this (see the retry rules in the producer and worker).
+        raise e.ConnectionFailed(f"{type(exc).__name__}: {exc}", request_sent=True) from exc
+
+
+def _task_path(task_id: str, action: str = "") -> str:
+    path = f"/tasks/{quote(task_id, safe='')}"
+    return f"{path}/{action}" if action else path

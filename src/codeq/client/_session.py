@@ -1,0 +1,161 @@
+"""One run of a worker: claim while slots are free, start deliveries, and drain on the way out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from codeq.client._execution import Context, Execution, Handler, cancelled_from_outside
+from codeq.client._retry import Backoff
+from codeq.client.errors import CodeqError, ConnectionFailed, RateLimited, ServerError
+from codeq.client.job import Job
+from codeq.client.models import Task
+from codeq.client.outcomes import Nack
+
+log = logging.getLogger("codeq.client.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    concurrency: int
+    wait_seconds: int
+    shutdown_timeout: float
+    reconnect_max_seconds: float
+    burst: bool
+
+
+class Session:
+    """Claims one task per free slot (a long poll while idle), runs each as an `Execution`.
+
+    `stop()` stops claiming at once; in-flight deliveries get `shutdown_timeout` seconds to
+    finish, then are aborted and their tasks handed back. A second `stop()` aborts at once.
+    """
+
+    def __init__(self, ctx: Context, handlers: Mapping[str, Handler], config: SessionConfig) -> None:
+        self.ctx = ctx
+        self.handlers = handlers
+        self.config = config
+        self.stopping = asyncio.Event()
+        self._abort_now = asyncio.Event()
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._running: dict[asyncio.Future[None], Execution] = {}
+        self._claimer: asyncio.Future[None] | None = None
+
+    async def run(self) -> None:
+        self._claimer = asyncio.ensure_future(self._claim_loop())
+        try:
+            await self._claimer
+        except asyncio.CancelledError:
+            if cancelled_from_outside():  # the caller cancelled run(): hand everything back
+                self._abort_all()
+                await asyncio.shield(self._settle())
+                raise
+        except BaseException:
+            self.stopping.set()  # a fatal claim error: finish what is running, then raise
+            await self._drain()
+            raise
+        await self._drain()
+
+    def stop(self) -> None:
+        if self.stopping.is_set():
+            self._abort_now.set()
+            return
+        self.stopping.set()
+        if self._claimer is not None:
+            self._claimer.cancel()
+
+    async def _claim_loop(self) -> None:
+        backoff = Backoff(0.1, self.config.reconnect_max_seconds)
+        idle = Backoff(0.05, 1.0)
+        wait = 0 if self.config.burst else self.config.wait_seconds
+        while True:
+            await self._slots.acquire()
+            started = time.monotonic()
+            try:
+                task = await self.ctx.transport.claim(list(self.handlers), self.ctx.lease_seconds, wait)
+            except CodeqError as exc:
+                self._slots.release()
+                if not _worth_retrying(exc):
+                    raise
+                self.ctx.stats.connection_errors += isinstance(exc, ConnectionFailed)
+                delay = backoff.next_delay(exc.retry_after)
+                log.warning("claim failed (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            except BaseException:
+                self._slots.release()
+                raise
+            backoff.reset()
+            if task is not None:
+                idle.reset()
+                self._start(task)
+                continue
+            self._slots.release()
+            if self.config.burst:
+                return
+            if wait == 0 or time.monotonic() - started < wait / 2:
+                # Polling without a long poll, or an empty answer long before the wait ran
+                # out (a server shutting down): pause rather than spin.
+                await asyncio.sleep(idle.next_delay())
+
+    def _start(self, task: Task) -> None:
+        self.ctx.stats.claimed += 1
+        job = Job(task, self.ctx.transport, self.ctx.lease_seconds)
+        handler = self.handlers.get(task.command.strip().lower()) or _no_handler
+        execution = Execution(job, handler, self.ctx)
+        running = asyncio.ensure_future(execution.run())
+        self._running[running] = execution
+        running.add_done_callback(self._finished)
+
+    def _finished(self, running: asyncio.Future[None]) -> None:
+        execution = self._running.pop(running)
+        self._slots.release()
+        if not running.cancelled() and running.exception() is not None:
+            log.error("delivery of task %s failed", execution.job.id, exc_info=running.exception())
+
+    async def _drain(self) -> None:
+        """Let in-flight deliveries finish: without limit while draining a burst, then (once
+        stopping) for `shutdown_timeout`; a second stop or the timeout aborts the rest."""
+        if not self.stopping.is_set():
+            await self._running_or(self.stopping, None)
+        await self._running_or(self._abort_now, self.config.shutdown_timeout)
+        if self._running:
+            log.warning("shutdown: handing back %d unfinished task(s)", len(self._running))
+            self._abort_all()
+            await self._settle()
+
+    async def _running_or(self, event: asyncio.Event, timeout: float | None) -> None:
+        """Wait until every delivery is done, `event` is set, or `timeout` passes."""
+        if not self._running or event.is_set():
+            return
+        everything = asyncio.ensure_future(asyncio.wait(list(self._running)))
+        signalled = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({everything, signalled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            everything.cancel()
+            signalled.cancel()
+
+    def _abort_all(self) -> None:
+        for execution in self._running.values():
+            execution.abort()
+
+    async def _settle(self) -> None:
+        """Let aborted deliveries send their abandon, bounded since the server may be gone."""
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=self.ctx.lease_seconds)
+        for running in list(self._running):
+            running.cancel()
+
+
+def _worth_retrying(error: CodeqError) -> bool:
+    # A claim is safe to repeat: at worst a lost answer leaves one task leased until its
+    # lease expires. Auth and request errors are fatal: retrying cannot fix them.
+    return isinstance(error, ConnectionFailed | ServerError | RateLimited)
+
+
+def _no_handler(job: Job) -> Nack:
+    return Nack(reason=f"no handler for command {job.command!r} on this worker")
