@@ -336,3 +336,16 @@ def test_restart_keeps_in_flight_leases_and_their_deadlines(h: EngineHarness) ->
 def test_commands_round_trip_through_their_encoding() -> None:
     command = c.Nack(now_ms=1, tenant="t", worker_id="w", task_id="x", delay_ms=None, reason="r", jitter=0.25)
     assert c.decode_command(c.encode_command(command)) == command
+
+
+def test_may_have_ready_tells_when_a_claim_could_succeed(h: EngineHarness) -> None:
+    assert not h.engine.may_have_ready(TENANT, ["render"], h.clock.now_ms())
+    h.create(visible_ms=h.clock.now_ms() + 1000)
+    assert not h.engine.may_have_ready(TENANT, ["render"], h.clock.now_ms())
+    h.clock.advance(1)
+    assert h.engine.may_have_ready(TENANT, ["render"], h.clock.now_ms())
+    h.claim()
+    h.create("other")
+    assert not h.engine.may_have_ready(TENANT, ["render"], h.clock.now_ms())
+    assert h.engine.may_have_ready(TENANT, None, h.clock.now_ms())
+    assert not h.engine.may_have_ready("globex", None, h.clock.now_ms())

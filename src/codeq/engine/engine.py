@@ -135,6 +135,19 @@ class Engine:
             raise NotFound("not-found")
         return task
 
+    def may_have_ready(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool:
+        """Whether a claim could find something here: lets callers skip a pointless apply."""
+        index = self.index
+        if index.delayed and index.delayed[0][0] <= now_ms:
+            return True  # a promotion may make something ready
+        if commands is None:
+            return any(queue.ready for queue in index.by_tenant.get(tenant, {}).values())
+        for name in commands:
+            queue = index.queues.get((tenant, command_key(name)))
+            if queue is not None and queue.ready:
+                return True
+        return False
+
     def find_result(self, task_id: str) -> ResultRecord | None:
         raw = self._get(keys.result(task_id))
         return records.decode_result(raw) if raw is not None else None

@@ -176,6 +176,8 @@ class TaskService:
     ) -> list[Task]:
         claimed: list[Task] = []
         for shard in self.node.claim_order():
+            if not shard.engine.may_have_ready(principal.tenant, names, self.clock.now_ms()):
+                continue
             command = c.Claim(
                 now_ms=self.clock.now_ms(),
                 tenant=principal.tenant,
