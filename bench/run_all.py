@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`make bench`: every benchmark, each run `--repeat` times (median reported), one report.
 
-  engine    bench/engine_bench.py: create / cycle with fsync on and off, and apply alone
+  engine    bench/engine_bench.py: create / cycle, single and batched, fsync on and off, and
+            apply alone
   restart   bench/restart_bench.py: restart with `--tasks` pending tasks (default 1,000,000)
   http      bench/run_http.py: create, claim and cycle, fsync on and off, `--users` users,
             1 shard (and 4 shards for cycle), `--http-duration` s windows
@@ -80,8 +81,9 @@ def script(name: str) -> list[str]:
 
 def engine_step(args: argparse.Namespace) -> str:
     cmd = [*script("engine_bench.py"), "--json", "--repeat", str(args.repeat)]
+    cmd += ["--scenarios", "create,cycle,create-batch,cycle-batch,apply"]
     cmd += ["--duration", str(args.engine_duration), "--warmup", str(args.warmup)]
-    timeout = 6 * args.repeat * (args.engine_duration + args.warmup + 30) + 120
+    timeout = 10 * args.repeat * (args.engine_duration + args.warmup + 30) + 120
     doc = run_json(cmd, timeout)
     head = (
         f"One shard in process (RocksDB → GroupCommitter → Engine → SingleNode, no HTTP), "
