@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import random
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -171,8 +172,8 @@ class Engine:
             return Created(replay.snapshot(), replay=True)
         task = Task(
             id=cmd.task_id,
-            tenant=cmd.tenant,
-            command=cmd.command,
+            tenant=sys.intern(cmd.tenant),
+            command=sys.intern(cmd.command),
             payload=cmd.payload,
             priority=cmd.priority,
             webhook=cmd.webhook,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import msgspec
@@ -72,6 +73,10 @@ def decode_task(raw: bytes) -> Task:
     task = Task(*values[: len(_TASK_FIELDS)])
     task.status = _STATUS[task.status]  # dict lookups: the enum constructors cost 10x more
     task.location = _LOCATION[task.location]
+    # A million live tasks share a few tenants, commands and workers: keep one copy of each.
+    task.tenant = sys.intern(task.tenant)
+    task.command = sys.intern(task.command)
+    task.worker_id = sys.intern(task.worker_id)
     return task
 
 
