@@ -15,6 +15,8 @@ import uvicorn
 from codeq.app import App
 from codeq.client import AsyncWorker
 from codeq.config import Settings, load_settings
+from codeq.transport.grpc.server import StreamServers
+from codeq.transport.grpc.servicer import StreamLimits
 
 ASGIApp = Any
 
@@ -78,6 +80,11 @@ def sdk_settings(data: Path | None = None, **env: str) -> Settings:
     return load_settings(environ=environ, overrides={"dev": True, **store})
 
 
+def stream_settings() -> Settings:
+    """`sdk_settings()` with the producer and worker streams on ports of their own."""
+    return sdk_settings(PRODUCER_STREAM_ADDR="127.0.0.1:0", WORKER_STREAM_ADDR="127.0.0.1:0")
+
+
 class LiveServer:
     """A codeq node; `stop()` then `start()` reopens the same store on the same port."""
 
@@ -96,6 +103,32 @@ class LiveServer:
         await self.app.start()
         self._served = Served(self.app.asgi, self.port)
         self.port = self._served.port
+
+    @property
+    def producer_url(self) -> str:
+        assert self.app is not None and self.app.streams.producer is not None
+        return f"grpc://127.0.0.1:{self.app.streams.producer.port}"
+
+    @property
+    def worker_url(self) -> str:
+        assert self.app is not None and self.app.streams.worker is not None
+        return f"grpc://127.0.0.1:{self.app.streams.worker.port}"
+
+    async def stop_streams(self) -> None:
+        """Stop only the stream servers (HTTP and the store stay up), ending every stream."""
+        assert self.app is not None
+        await self.app.streams.stop(0)
+
+    async def start_streams(self, producer_url: str, worker_url: str) -> None:
+        """Serve the streams again on the ports of these URLs."""
+        assert self.app is not None and self.app.services is not None
+        self.app.streams = StreamServers.build(
+            self.app.services,
+            producer_addr=producer_url.removeprefix("grpc://"),
+            worker_addr=worker_url.removeprefix("grpc://"),
+            limits=StreamLimits(),
+        )
+        await self.app.streams.start()
 
     async def stop(self) -> None:
         assert self.app is not None and self._served is not None

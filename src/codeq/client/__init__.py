@@ -20,7 +20,7 @@ from codeq.client.errors import (
     Unavailable,
 )
 from codeq.client.job import Job
-from codeq.client.models import Artifact, Result, Task, TaskSpec
+from codeq.client.models import Artifact, Result, ResultSpec, Task, TaskSpec
 from codeq.client.outcomes import Abandon, Fail, Nack
 from codeq.client.producer import AsyncProducer, Producer
 from codeq.client.transport import Transport
@@ -49,6 +49,7 @@ __all__ = [
     "RateLimited",
     "Result",
     "ResultNotReady",
+    "ResultSpec",
     "ServerError",
     "Task",
     "TaskSpec",

@@ -14,10 +14,11 @@ from typing import Any, Literal
 
 import msgspec
 
+from codeq.client._batching import ResultBatch
 from codeq.client._retry import RetryPolicy, with_retries
 from codeq.client.errors import CodeqError, NotFound, NotInProgress, NotOwner
 from codeq.client.job import Job
-from codeq.client.models import COMPLETED, FAILED, result_object
+from codeq.client.models import COMPLETED, FAILED, ResultSpec, result_object
 from codeq.client.outcomes import Abandon, Fail, Nack, Outcome
 from codeq.client.transport import Transport
 
@@ -25,6 +26,7 @@ log = logging.getLogger("codeq.client.worker")
 
 Handler = Callable[[Job], Any]
 AckErrorHook = Callable[[Job, CodeqError], None]
+AckHook = Callable[[Job, str], None]  # (job, "completed" | "failed" | "nacked" | "abandoned")
 OnError = Literal["nack", "fail"]
 _LEASE_GONE = (NotOwner, NotInProgress, NotFound)
 
@@ -42,6 +44,7 @@ class WorkerStats:
     handler_errors: int = 0
     ack_errors: int = 0  # outcomes or heartbeats the server refused, or that never got through
     connection_errors: int = 0
+    acknowledged: int = 0  # outcomes the server accepted, of every kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +62,27 @@ class Context:
     on_error: OnError
     stats: WorkerStats
     on_ack_error: AckErrorHook | None = None
+    on_ack: AckHook | None = None
     ack_retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Handlers running at once; more tasks than this may be claimed (and kept leased) at a time.
+    handler_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
 
 class Execution:
-    """Runs one handler call for one job; `abort()` cancels it and hands the task back."""
+    """Runs one handler call for one job; `abort()` cancels it and hands the task back.
 
-    def __init__(self, job: Job, handler: Handler, ctx: Context) -> None:
+    With a `batch`, a completion or failure is submitted with the rest of the job's claimed
+    batch; nacks and abandons always go alone.
+    """
+
+    def __init__(self, job: Job, handler: Handler, ctx: Context, batch: ResultBatch | None = None) -> None:
         self.job = job
         self._handler = handler
         self._ctx = ctx
+        self._batch = batch
         self._call: asyncio.Future[Any] | None = None
         self.aborted = False
+        self.queued = False  # claimed, but waiting for one of the `concurrency` handler slots
 
     async def run(self) -> None:
         keeper = asyncio.ensure_future(self._keep_lease())
@@ -79,6 +91,8 @@ class Execution:
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
+            if self._batch is not None:
+                self._batch.decided()
         if outcome is not None:
             await self._send(outcome)
 
@@ -92,7 +106,7 @@ class Execution:
         """The outcome to send, or None when the lease is gone and nothing may be sent."""
         if self.aborted:  # aborted before the handler ever started
             return Abandon()
-        self._call = asyncio.ensure_future(self._invoke())
+        self._call = asyncio.ensure_future(self._invoke_in_slot())
         try:
             value = await self._call
             if isinstance(value, Nack | Abandon | Fail):
@@ -110,6 +124,12 @@ class Execution:
             return self._on_handler_error(RuntimeError("handler was cancelled"))
         except Exception as exc:
             return self._on_handler_error(exc)
+
+    async def _invoke_in_slot(self) -> Any:
+        self.queued = True
+        async with self._ctx.handler_slots:  # takes a free slot without suspending
+            self.queued = False
+            return await self._invoke()
 
     def _invoke(self) -> Awaitable[Any]:
         if is_async(self._handler):
@@ -139,15 +159,21 @@ class Execution:
             stats.failed += 1
         elif isinstance(outcome, Abandon):
             stats.abandoned += 1
+        self._acknowledged(_OUTCOME_NAMES[type(outcome)])
 
     async def _ack(self, outcome: Outcome | _Complete) -> None:
         # Retrying an ack is safe: the server refuses a second one for the same delivery
         # (409), it never applies it twice.
         transport, task_id = self._ctx.transport, self.job.id
-        if isinstance(outcome, _Complete):
-            await transport.submit_result(task_id, COMPLETED, outcome.result, "")
-        elif isinstance(outcome, Fail):
-            await transport.submit_result(task_id, FAILED, None, outcome.message)
+        if isinstance(outcome, _Complete | Fail):
+            if isinstance(outcome, _Complete):
+                item = ResultSpec(task_id=task_id, status=COMPLETED, result=outcome.result)
+            else:
+                item = ResultSpec(task_id=task_id, status=FAILED, error=outcome.message)
+            if self._batch is not None:
+                await self._batch.submit(item)
+            else:
+                await transport.submit_result(task_id, item.status, item.result, item.error)
         elif isinstance(outcome, Nack):
             dead = await transport.nack(task_id, outcome.delay_seconds, outcome.reason)
             self._ctx.stats.nacked += 1
@@ -172,6 +198,16 @@ class Execution:
             except CodeqError as exc:
                 log.warning("heartbeat for task %s failed: %s", self.job.id, exc)
 
+    def _acknowledged(self, outcome: str) -> None:
+        self._ctx.stats.acknowledged += 1
+        hook = self._ctx.on_ack
+        if hook is None:
+            return
+        try:
+            hook(self.job, outcome)
+        except Exception:
+            log.exception("on_ack hook failed")
+
     def _report(self, exc: CodeqError, what: str) -> None:
         self._ctx.stats.ack_errors += 1
         log.warning("task %s: %s: %s", self.job.id, what, exc)
@@ -182,6 +218,14 @@ class Execution:
             hook(self.job, exc)
         except Exception:
             log.exception("on_ack_error hook failed")
+
+
+_OUTCOME_NAMES: dict[type[object], str] = {
+    _Complete: "completed",
+    Fail: "failed",
+    Nack: "nacked",
+    Abandon: "abandoned",
+}
 
 
 def is_async(handler: Handler) -> bool:

@@ -11,14 +11,19 @@ import msgspec
 
 from codeq.client import errors as e
 from codeq.client._json import (
+    CLAIM_BATCH_LIMIT,
+    RESULTS_BATCH_LIMIT,
     BatchCreateIn,
     ResultIn,
     TaskWithResultIn,
+    claimed_tasks,
     create_request,
     result_from_wire,
+    results_outcomes,
+    results_request,
     task_from_wire,
 )
-from codeq.client.models import Result, Task, TaskSpec
+from codeq.client.models import Result, ResultSpec, Task, TaskSpec
 from codeq.wire import http as w
 
 PREFIX = "/v1/codeq"
@@ -88,6 +93,46 @@ class HttpTransport:
         body = w.ClaimRequest(commands=list(commands), lease_seconds=lease_seconds, wait_seconds=wait_seconds)
         reply = await self._send("POST", "/tasks/claim", _encode(body), wait=wait_seconds)
         return None if reply.status_code == 204 else task_from_wire(_task(reply.content))
+
+    async def claim_many(
+        self, commands: Sequence[str], lease_seconds: int, wait_seconds: int, count: int
+    ) -> list[Task]:
+        """Batch claims of up to the server's 10 while they come back full; batch claims never
+        wait, so when the first finds nothing, one long poll of `wait_seconds` for a single task."""
+        tasks: list[Task] = []
+        while len(tasks) < count:
+            want = min(count - len(tasks), CLAIM_BATCH_LIMIT)
+            body = w.BatchClaimRequest(count=want, commands=list(commands), lease_seconds=lease_seconds)
+            try:
+                reply = await self._send("POST", "/tasks/claim/batch", _encode(body))
+            except e.CodeqError:
+                if tasks:  # these are leased to us already: hand them over rather than lose them
+                    break
+                raise
+            got = [] if reply.status_code == 204 else claimed_tasks(reply.content)
+            tasks += got
+            if len(got) < want:
+                break
+        if not tasks and wait_seconds > 0:
+            task = await self.claim(commands, lease_seconds, wait_seconds)
+            tasks = [] if task is None else [task]
+        return tasks
+
+    async def submit_results(self, items: Sequence[ResultSpec]) -> list[Result | e.CodeqError]:
+        """`/tasks/batch/results` in chunks of the server's 100; a chunk that fails as a whole
+        raises, unless an earlier chunk went through (then its items carry the error)."""
+        outcomes: list[Result | e.CodeqError] = []
+        for start in range(0, len(items), RESULTS_BATCH_LIMIT):
+            chunk = list(items[start : start + RESULTS_BATCH_LIMIT])
+            try:
+                reply = await self._send("POST", "/tasks/batch/results", results_request(chunk))
+            except e.CodeqError as exc:
+                if not outcomes:
+                    raise
+                outcomes += [exc] * len(chunk)
+                continue
+            outcomes += results_outcomes(reply.content)
+        return outcomes
 
     async def heartbeat(self, task_id: str, extend_seconds: int) -> None:
         body = _encode(w.HeartbeatRequest(extend_seconds=extend_seconds))

@@ -6,7 +6,8 @@ from datetime import datetime
 
 import msgspec
 
-from codeq.client.models import COMPLETED, Artifact, Result, Task, TaskSpec
+from codeq.client import errors as e
+from codeq.client.models import COMPLETED, Artifact, Result, ResultSpec, Task, TaskSpec
 from codeq.wire import http as w
 
 
@@ -35,7 +36,56 @@ class BatchCreateIn(msgspec.Struct, kw_only=True):
     results: list[BatchItemIn]
 
 
+class BatchClaimIn(msgspec.Struct, kw_only=True):
+    tasks: list[w.TaskJSON] = []
+
+
+class BatchResultItemIn(msgspec.Struct, rename="camel", kw_only=True):
+    task_id: str = ""
+    result: ResultIn | None = None
+    error: str = ""
+
+
+class BatchResultsIn(msgspec.Struct, kw_only=True):
+    results: list[BatchResultItemIn]
+
+
+CLAIM_BATCH_LIMIT = 10  # tasks per `/tasks/claim/batch` (spec 02 §4.4)
+RESULTS_BATCH_LIMIT = 100  # items per `/tasks/batch/results` (spec 02 §4.9)
 _encode = msgspec.json.Encoder().encode
+_batch_claim = msgspec.json.Decoder(BatchClaimIn).decode
+_batch_results = msgspec.json.Decoder(BatchResultsIn).decode
+
+
+def claimed_tasks(body: bytes) -> list[Task]:
+    """The tasks of a `/tasks/claim/batch` answer (a trailing `error` means the claims stopped)."""
+    return [task_from_wire(task) for task in _batch_claim(body).tasks]
+
+
+def results_request(items: list[ResultSpec]) -> bytes:
+    """A `/tasks/batch/results` body."""
+    raws = [
+        msgspec.Raw(
+            _encode(
+                w.BatchResultItem(
+                    task_id=item.task_id,
+                    status=item.status,
+                    result=w.NULL if item.result is None else msgspec.Raw(_encode(item.result)),
+                    error=item.error or None,
+                )
+            )
+        )
+        for item in items
+    ]
+    return _encode(w.BatchResultsRequest(results=raws))
+
+
+def results_outcomes(body: bytes) -> list[Result | e.CodeqError]:
+    """One outcome per item of a `/tasks/batch/results` answer, in order."""
+    return [
+        result_from_wire(item.result) if item.result is not None else e.error_from_text(item.error)
+        for item in _batch_results(body).results
+    ]
 
 
 def create_request(spec: TaskSpec) -> w.CreateTaskRequest:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from codeq.client._batching import ResultBatch
 from codeq.client._execution import Context, Execution, Handler, cancelled_from_outside
 from codeq.client._retry import Backoff
 from codeq.client.errors import CodeqError, ConnectionFailed, RateLimited, ServerError
@@ -25,13 +26,19 @@ class SessionConfig:
     shutdown_timeout: float
     reconnect_max_seconds: float
     burst: bool
+    batch_size: int = 1
 
 
 class Session:
     """Claims one task per free slot (a long poll while idle), runs each as an `Execution`.
 
-    `stop()` stops claiming at once; in-flight deliveries get `shutdown_timeout` seconds to
-    finish, then are aborted and their tasks handed back. A second `stop()` aborts at once.
+    With `batch_size` > 1 one claim takes up to that many tasks (as many as slots are free;
+    there are `max(concurrency, batch_size)` of them, handlers still run `concurrency` at a
+    time) and their completions and failures are acknowledged together (`ResultBatch`).
+
+    `stop()` stops claiming at once and hands back claimed tasks still waiting for a handler;
+    in-flight deliveries get `shutdown_timeout` seconds to finish, then are aborted and their
+    tasks handed back. A second `stop()` aborts at once.
     """
 
     def __init__(self, ctx: Context, handlers: Mapping[str, Handler], config: SessionConfig) -> None:
@@ -40,7 +47,7 @@ class Session:
         self.config = config
         self.stopping = asyncio.Event()
         self._abort_now = asyncio.Event()
-        self._slots = asyncio.Semaphore(config.concurrency)
+        self._slots = asyncio.Semaphore(max(config.concurrency, config.batch_size))
         self._running: dict[asyncio.Future[None], Execution] = {}
         self._claimer: asyncio.Future[None] | None = None
 
@@ -66,18 +73,21 @@ class Session:
         self.stopping.set()
         if self._claimer is not None:
             self._claimer.cancel()
+        for execution in self._running.values():
+            if execution.queued:
+                execution.abort()
 
     async def _claim_loop(self) -> None:
         backoff = Backoff(0.1, self.config.reconnect_max_seconds)
         idle = Backoff(0.05, 1.0)
         wait = 0 if self.config.burst else self.config.wait_seconds
         while True:
-            await self._slots.acquire()
+            slots = await self._take_slots()
             started = time.monotonic()
             try:
-                task = await self.ctx.transport.claim(list(self.handlers), self.ctx.lease_seconds, wait)
+                tasks = await self._claim(slots, wait)
             except CodeqError as exc:
-                self._slots.release()
+                self._release(slots)
                 if not _worth_retrying(exc):
                     raise
                 self.ctx.stats.connection_errors += isinstance(exc, ConnectionFailed)
@@ -86,14 +96,14 @@ class Session:
                 await asyncio.sleep(delay)
                 continue
             except BaseException:
-                self._slots.release()
+                self._release(slots)
                 raise
             backoff.reset()
-            if task is not None:
+            self._release(slots - len(tasks))
+            if tasks:
                 idle.reset()
-                self._start(task)
+                self._start_all(tasks)
                 continue
-            self._slots.release()
             if self.config.burst:
                 return
             if wait == 0 or time.monotonic() - started < wait / 2:
@@ -101,11 +111,36 @@ class Session:
                 # out (a server shutting down): pause rather than spin.
                 await asyncio.sleep(idle.next_delay())
 
-    def _start(self, task: Task) -> None:
+    async def _take_slots(self) -> int:
+        """Wait for one free slot, then take the others free at once, up to `batch_size`."""
+        await self._slots.acquire()
+        taken = 1
+        while taken < self.config.batch_size and not self._slots.locked():
+            await self._slots.acquire()  # free: returns without suspending
+            taken += 1
+        return taken
+
+    def _release(self, slots: int) -> None:
+        for _ in range(slots):
+            self._slots.release()
+
+    async def _claim(self, count: int, wait: int) -> list[Task]:
+        transport, commands, lease = self.ctx.transport, list(self.handlers), self.ctx.lease_seconds
+        if self.config.batch_size == 1:
+            task = await transport.claim(commands, lease, wait)
+            return [] if task is None else [task]
+        return await transport.claim_many(commands, lease, wait, count)
+
+    def _start_all(self, tasks: list[Task]) -> None:
+        batch = ResultBatch(self.ctx.transport, len(tasks)) if self.config.batch_size > 1 else None
+        for task in tasks:
+            self._start(task, batch)
+
+    def _start(self, task: Task, batch: ResultBatch | None) -> None:
         self.ctx.stats.claimed += 1
         job = Job(task, self.ctx.transport, self.ctx.lease_seconds)
         handler = self.handlers.get(task.command.strip().lower()) or _no_handler
-        execution = Execution(job, handler, self.ctx)
+        execution = Execution(job, handler, self.ctx, batch)
         running = asyncio.ensure_future(execution.run())
         self._running[running] = execution
         running.add_done_callback(self._finished)

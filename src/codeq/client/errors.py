@@ -165,6 +165,34 @@ def error_from_response(status: int, body: bytes, retry_after: str | None = None
     return cls(message or f"HTTP {status}", status, field=field, retry_after=_seconds(retry_after))
 
 
+def error_from_text(message: str) -> CodeqError:
+    """The typed error for a per-item failure that carries only the server's text: an item of a
+    batch answer, or a stream ack (spec 02 §4.9, spec 07 §6). Unknown texts are request errors."""
+    cls = _BY_ITEM_TEXT.get(message)
+    if cls is None and " exceeds " in message and message.endswith(" bytes"):
+        cls = PayloadTooLarge  # `payload exceeds 65536 bytes`, `result exceeds …`
+    elif cls is None:
+        transient = message.startswith(_TRANSIENT_PREFIXES) or "not leader" in message
+        cls = Unavailable if transient else BadRequest
+    return cls(message)
+
+
+# Ack texts of the stream servers (spec 07 §6): the reference's and codeq's spellings.
+_BY_ITEM_TEXT: dict[str, type[CodeqError]] = {
+    "not-owner": NotOwner,
+    "not-in-progress": NotInProgress,
+    "not-found": NotFound,
+    "not found": NotFound,
+    "task not found": NotFound,
+    "result not found": ResultNotReady,
+    "missing scope": Forbidden,
+    "event type not allowed": Forbidden,
+}
+# Storage and cluster trouble (`storage write failed: …`, `store closed`, `raft apply: …`):
+# worth retrying.
+_TRANSIENT_PREFIXES = ("storage", "store ", "raft", "pebble", "no leader")
+
+
 def _error_text(body: bytes) -> tuple[str, str]:
     try:
         error = _decode_error(body)

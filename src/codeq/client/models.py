@@ -80,6 +80,16 @@ class TaskSpec(msgspec.Struct, frozen=True, kw_only=True):
     webhook: str | None = None
 
 
+class ResultSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One outcome to submit, as `Transport.submit_results` takes it: `status` `COMPLETED` with
+    a `result` object, or `FAILED` with an `error` text."""
+
+    task_id: str
+    status: str
+    result: Any = None
+    error: str = ""
+
+
 def result_object(value: Any) -> Any:
     """A handler's return value as a result object: None → {}, a mapping as is, else {"value": v}."""
     if value is None:

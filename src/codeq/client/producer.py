@@ -10,12 +10,11 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from codeq.client._http import HttpTransport
 from codeq.client._loop import LoopThread
 from codeq.client._retry import RetryPolicy, with_retries
 from codeq.client.errors import BatchIncomplete, BatchItemError, CodeqError, ResultNotReady
 from codeq.client.models import Result, Task, TaskSpec
-from codeq.client.transport import Transport
+from codeq.client.transport import Transport, connect
 
 T = TypeVar("T")
 BATCH_LIMIT = 100  # the server's `/tasks/batch` maximum (spec 02 §4.2)
@@ -31,6 +30,11 @@ class AsyncProducer:
     other failures (lost answers, 5xx) for reads and for creates that carry an idempotency
     key. Errors are `codeq.client.errors.CodeqError` subclasses.
 
+    `base_url` is codeq's HTTP API, or `grpc://host:port` for its producer stream; then
+    `get` and `result` go to the HTTP API at `http_url`. A task created over the stream is
+    described from the request and the ack (which carries only its id): its timestamps are
+    this client's and `replayed` is never set.
+
     Use as `async with AsyncProducer(url, token) as producer: ...`, or call `aclose()`.
     """
 
@@ -42,8 +46,9 @@ class AsyncProducer:
         timeout: float = 10.0,
         retries: int = 3,
         transport: Transport | None = None,
+        http_url: str | None = None,
     ) -> None:
-        self._transport = transport or HttpTransport(base_url, token, timeout=timeout)
+        self._transport = transport or connect(base_url, token, timeout=timeout, http_url=http_url)
         self._token = token
         self._retry = RetryPolicy(attempts=retries + 1)
 
@@ -166,9 +171,12 @@ class Producer:
         timeout: float = 10.0,
         retries: int = 3,
         transport: Transport | None = None,
+        http_url: str | None = None,
     ) -> None:
         self._loop = LoopThread("codeq-producer")
-        self._async = AsyncProducer(base_url, token, timeout=timeout, retries=retries, transport=transport)
+        self._async = AsyncProducer(
+            base_url, token, timeout=timeout, retries=retries, transport=transport, http_url=http_url
+        )
 
     @property
     def base_url(self) -> str:

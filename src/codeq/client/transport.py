@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from codeq.client._http import HttpTransport
 from codeq.client.errors import CodeqError
-from codeq.client.models import Result, Task, TaskSpec
+from codeq.client.models import Result, ResultSpec, Task, TaskSpec
+
+GRPC_SCHEME = "grpc://"
 
 
 class Transport(Protocol):
@@ -38,6 +41,13 @@ class Transport(Protocol):
         """Lease one task of `commands`, waiting up to `wait_seconds`; None when none came."""
         ...
 
+    async def claim_many(
+        self, commands: Sequence[str], lease_seconds: int, wait_seconds: int, count: int
+    ) -> list[Task]:
+        """Lease up to `count` tasks of `commands`, waiting up to `wait_seconds` for the first;
+        empty when none came."""
+        ...
+
     async def heartbeat(self, task_id: str, extend_seconds: int) -> None: ...
 
     async def nack(self, task_id: str, delay_seconds: int | None, reason: str) -> bool:
@@ -48,4 +58,21 @@ class Transport(Protocol):
 
     async def submit_result(self, task_id: str, status: str, result: Any, error: str) -> Result: ...
 
+    async def submit_results(self, items: Sequence[ResultSpec]) -> list[Result | CodeqError]:
+        """Submit many outcomes at once; one answer per item, in order, each accepted or refused alone."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+def connect(url: str, token: str, *, timeout: float, http_url: str | None = None) -> Transport:
+    """The transport a URL names: `grpc://host:port` the gRPC streams (reads then go to
+    `http_url`), anything else codeq's HTTP API."""
+    if not url.startswith(GRPC_SCHEME):
+        return HttpTransport(url, token, timeout=timeout)
+    try:
+        # Imported only here: the SDK must work with neither grpcio nor protobuf installed.
+        from codeq.client._grpc import GrpcTransport
+    except ImportError as exc:
+        raise ImportError(f"{GRPC_SCHEME} URLs need grpcio and protobuf: pip install 'codeq[grpc]'") from exc
+    return GrpcTransport(url, token, http_url=http_url, timeout=timeout)

@@ -10,14 +10,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from codeq.client._execution import AckErrorHook, Context, Handler, OnError, WorkerStats
-from codeq.client._http import HttpTransport
+from codeq.client._execution import AckErrorHook, AckHook, Context, Handler, OnError, WorkerStats
 from codeq.client._retry import RetryPolicy
 from codeq.client._session import Session, SessionConfig
-from codeq.client.transport import Transport
+from codeq.client.transport import Transport, connect
 
 H = TypeVar("H", bound=Handler)
 MAX_WAIT_SECONDS = 30  # the longest claim long poll the server grants (spec 02 §8 C)
+MAX_BATCH_SIZE = 256  # the most tasks one stream Ready may ask for (spec 07 gap 2)
 
 
 class AsyncWorker:
@@ -32,14 +32,20 @@ class AsyncWorker:
     attempt (dead-lettered after `max_attempts`), or with `on_error="fail"` fails it for good.
 
     At most `concurrency` handlers run at once; a task is claimed only when a slot is free,
-    with a long poll of `wait_seconds` while idle. Leases last `lease_seconds` and are extended
-    by that much every half lease while a handler runs. Connection failures, 5xx and 429 on
-    claims are retried with exponential backoff and jitter (capped at
-    `reconnect_max_seconds`); leader redirects are followed. Outcomes the server refuses, and
+    with a long poll of `wait_seconds` while idle. With `batch_size` > 1 one claim takes up to
+    that many tasks, and their completions and failures are acknowledged in one request per
+    claimed batch (nacks and abandons go one by one). Leases last `lease_seconds` and are
+    extended by that much every half lease while a task is held. Connection failures, 5xx and
+    429 on claims are retried with exponential backoff and jitter (capped at
+    `reconnect_max_seconds`); leader redirects are followed. Each outcome the server accepted
+    is counted in `stats.acknowledged` and passed to `on_ack(job, outcome)` if given (outcome
+    is "completed", "failed", "nacked" or "abandoned"). Outcomes the server refuses, and
     leases lost, are counted in `stats.ack_errors`, logged, and passed to `on_ack_error(job,
     error)` if given. On stop, claiming ends at once and running handlers get
     `shutdown_timeout` seconds; those still running are then abandoned (handed back without
-    spending an attempt).
+    spending an attempt), as are claimed tasks still waiting for a free handler.
+
+    `base_url` is codeq's HTTP API, or `grpc://host:port` for its worker stream.
     """
 
     def __init__(  # noqa: PLR0913 — each keyword is an independent, documented tuning knob
@@ -56,8 +62,12 @@ class AsyncWorker:
         reconnect_max_seconds: float = 30.0,
         on_ack_error: AckErrorHook | None = None,
         transport: Transport | None = None,
+        batch_size: int = 1,
+        on_ack: AckHook | None = None,
+        http_url: str | None = None,
     ) -> None:
         _check(concurrency >= 1, "concurrency must be at least 1")
+        _check(1 <= batch_size <= MAX_BATCH_SIZE, f"batch_size must be 1..{MAX_BATCH_SIZE}")
         _check(lease_seconds >= 1, "lease_seconds must be at least 1")
         _check(0 <= wait_seconds <= MAX_WAIT_SECONDS, f"wait_seconds must be 0..{MAX_WAIT_SECONDS}")
         _check(on_error in ("nack", "fail"), "on_error must be 'nack' or 'fail'")
@@ -71,6 +81,9 @@ class AsyncWorker:
         self.timeout = timeout
         self.reconnect_max_seconds = reconnect_max_seconds
         self.on_ack_error = on_ack_error
+        self.batch_size = batch_size
+        self.on_ack = on_ack
+        self.http_url = http_url
         self.stats = WorkerStats()
         self._transport = transport
         self._handlers: dict[str, Handler] = {}
@@ -115,7 +128,9 @@ class AsyncWorker:
             raise RuntimeError("register at least one handler before run()")
         if self._session is not None:
             raise RuntimeError("this worker is already running")
-        transport = self._transport or HttpTransport(self.base_url, self.token, timeout=self.timeout)
+        transport = self._transport or connect(
+            self.base_url, self.token, timeout=self.timeout, http_url=self.http_url
+        )
         # Not a `with` block: its exit would wait for sync handlers that outlived the shutdown.
         executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="codeq-handler")
         self._session = Session(self._context(transport, executor), dict(self._handlers), self._config(burst))
@@ -147,6 +162,8 @@ class AsyncWorker:
             on_error=self.on_error,
             stats=self.stats,
             on_ack_error=self.on_ack_error,
+            on_ack=self.on_ack,
+            handler_slots=asyncio.Semaphore(self.concurrency),
             # Worth retrying an outcome for as long as the lease could still be ours.
             ack_retry=RetryPolicy(
                 attempts=None, deadline_seconds=self.lease_seconds, max_seconds=self.reconnect_max_seconds
@@ -160,6 +177,7 @@ class AsyncWorker:
             shutdown_timeout=self.shutdown_timeout,
             reconnect_max_seconds=self.reconnect_max_seconds,
             burst=burst,
+            batch_size=self.batch_size,
         )
 
 
@@ -184,6 +202,9 @@ class Worker:
         reconnect_max_seconds: float = 30.0,
         on_ack_error: AckErrorHook | None = None,
         transport: Transport | None = None,
+        batch_size: int = 1,
+        on_ack: AckHook | None = None,
+        http_url: str | None = None,
     ) -> None:
         self._async = AsyncWorker(
             base_url,
@@ -197,6 +218,9 @@ class Worker:
             reconnect_max_seconds=reconnect_max_seconds,
             on_ack_error=on_ack_error,
             transport=transport,
+            batch_size=batch_size,
+            on_ack=on_ack,
+            http_url=http_url,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
 

@@ -1,0 +1,96 @@
+"""The producer stream (spec 07 §3) for concurrent callers: creates pipelined, acks matched by seq."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from google.protobuf.message import Message
+
+from codeq.client import _pb
+from codeq.client._stream import Dial, Stream
+from codeq.client.errors import BatchItemError, CodeqError, ConnectionFailed, PayloadTooLarge
+from codeq.client.models import Task, TaskSpec
+from codeq.wire.pb import producerpb_pb2 as pb
+
+log = logging.getLogger("codeq.client.stream")
+
+
+class ProducerStream(Stream):
+    """Creates over one producer stream. Every create gets a seq unique for this object's life,
+    so an ack can never be matched to a create of another stream."""
+
+    def __init__(self, dial: Dial, token: str, *, timeout: float, max_message_bytes: int) -> None:
+        super().__init__(dial, timeout, max_message_bytes)
+        self.tenant_id = ""
+        self._token = token
+        self._seqs = itertools.count(1)
+
+    def hello(self) -> Message:
+        return pb.ProducerEvent(hello=pb.Hello(token=self._token))
+
+    def accept_hello(self, event: Message) -> None:
+        assert isinstance(event, pb.ServerEvent)
+        kind = event.WhichOneof("event")
+        if kind == "hello_ack":
+            self.tenant_id = event.hello_ack.tenant_id
+        elif kind == "error":
+            raise _pb.error_from_code(event.error.code, event.error.message)
+        else:
+            raise ConnectionFailed(f"expected a HelloAck, got {kind}", request_sent=False)
+
+    def dispatch(self, event: Message) -> None:
+        assert isinstance(event, pb.ServerEvent)
+        kind = event.WhichOneof("event")
+        if kind == "create_ack":
+            self._ack(event.create_ack)
+        elif kind == "create_ack_batch":
+            for ack in event.create_ack_batch.acks:
+                self._ack(ack)
+        elif kind == "error":
+            # Not tied to any create (spec 07 gap 7): the creates it concerns time out.
+            log.warning("producer stream error: %s %s", event.error.code, event.error.message)
+
+    async def create(self, spec: TaskSpec) -> Task:
+        seq = next(self._seqs)
+        event = pb.ProducerEvent(create=_pb.create_event(spec, seq))
+        (ack,) = await self.exchange(event, lambda: [self._expect(seq)])
+        if not ack.ok:
+            raise _pb.ack_error(ack.error_message)
+        return _pb.created_task(spec, ack.task_id, self.tenant_id)
+
+    async def create_batch(self, specs: Sequence[TaskSpec]) -> list[Task | CodeqError]:
+        """One CreateTaskBatch per message-sized group; acks come back in input order."""
+        creates = [_pb.create_event(spec, next(self._seqs)) for spec in specs]
+        outcomes: list[Task | CodeqError] = []
+        for group in self.pack(creates):
+            try:
+                acks = await self._send_batch(group)
+            except PayloadTooLarge as exc:
+                acks = [exc] * len(group)  # only a create too large alone is refused before sending
+            for ack in acks:
+                index = len(outcomes)
+                outcomes.append(_outcome(ack, specs[index], index, self.tenant_id))
+        return outcomes
+
+    async def _send_batch(self, group: list[pb.CreateTask]) -> list[Any]:
+        event = pb.ProducerEvent(create_batch=pb.CreateTaskBatch(tasks=group))
+        return await self.exchange(event, lambda: [self._expect(create.seq) for create in group])
+
+    def _expect(self, seq: int) -> tuple[Hashable, asyncio.Future[Any]]:
+        return seq, self.waiters.add(seq)
+
+    def _ack(self, ack: pb.CreateAck) -> None:
+        if not self.waiters.resolve(ack.seq, ack):
+            log.debug("create ack for seq %d came after its caller gave up", ack.seq)
+
+
+def _outcome(ack: pb.CreateAck | CodeqError, spec: TaskSpec, index: int, tenant_id: str) -> Task | CodeqError:
+    if isinstance(ack, CodeqError):
+        return BatchItemError(ack.message, index)
+    if not ack.ok:
+        return BatchItemError(ack.error_message or "rejected", index)
+    return _pb.created_task(spec, ack.task_id, tenant_id)

@@ -1,0 +1,231 @@
+"""One long-lived bidirectional stream shared by concurrent callers: opened lazily, reopened after a break."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from google.protobuf.message import Message
+
+from codeq.client.errors import CodeqError, ConnectionFailed, PayloadTooLarge, Unavailable
+
+log = logging.getLogger("codeq.client.stream")
+M = TypeVar("M", bound=Message)
+# Room for the event and batch framing around the items of one message.
+_FRAMING_BYTES = 1024
+
+
+class Call(Protocol):
+    """One open RPC. Every method raises `CodeqError`s only."""
+
+    async def write(self, event: Message) -> None: ...
+
+    async def read(self) -> Message | None:
+        """The next server event; None when the server ended the stream cleanly."""
+        ...
+
+    async def done_writing(self) -> None: ...
+
+    def cancel(self) -> None: ...
+
+    async def aclose(self) -> None:
+        """Cancel the RPC if it still runs and release its connection."""
+        ...
+
+
+Dial = Callable[[], Awaitable[Call]]
+Expected = list[tuple[Hashable, "asyncio.Future[Any]"]]  # the waiters one event will answer
+
+
+class Waiters:
+    """Callers waiting for answers, oldest first per key. A waiter whose caller gave up stays
+    queued, cancelled, so that the answer meant for it is not handed to the next one."""
+
+    def __init__(self) -> None:
+        self._queues: dict[Hashable, deque[asyncio.Future[Any]]] = {}
+
+    def add(self, key: Hashable) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(key, deque()).append(future)
+        return future
+
+    def pop(self, key: Hashable) -> asyncio.Future[Any] | None:
+        queue = self._queues.get(key)
+        if not queue:
+            return None
+        future = queue.popleft()
+        if not queue:
+            del self._queues[key]
+        return future
+
+    def resolve(self, key: Hashable, value: Any) -> bool:
+        """Hand `value` to the oldest waiter of `key`; False when nobody was waiting for it."""
+        future = self.pop(key)
+        if future is None or future.done():
+            return False
+        future.set_result(value)
+        return True
+
+    def discard(self, key: Hashable, future: asyncio.Future[Any]) -> None:
+        """Forget a waiter whose request never went out (no answer will come for it)."""
+        queue = self._queues.get(key)
+        if queue is not None and future in queue:
+            queue.remove(future)
+            if not queue:
+                del self._queues[key]
+        future.cancel()
+
+    def fail_all(self, error: CodeqError) -> None:
+        for queue in self._queues.values():
+            for future in queue:
+                if not future.done():
+                    future.set_exception(error)
+                    future.exception()  # marked retrieved: its caller may be gone
+        self._queues.clear()
+
+
+class Stream(ABC):
+    """A stream opened on first use with a hello exchange, then read by one task that hands
+    each server event to `dispatch`. When it breaks (or an answer is overdue) every waiting
+    caller fails with the cause, and the next call opens a new one."""
+
+    def __init__(self, dial: Dial, timeout: float, max_message_bytes: int) -> None:
+        self.timeout = timeout
+        self.max_message_bytes = max_message_bytes
+        self.waiters = Waiters()
+        self._dial = dial
+        self._call: Call | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._opening = asyncio.Lock()
+        self._writing = asyncio.Lock()
+
+    @abstractmethod
+    def hello(self) -> Message:
+        """The first event of every stream."""
+
+    @abstractmethod
+    def accept_hello(self, event: Message) -> None:
+        """Check the server's first answer; raise the error it carries if it refused."""
+
+    @abstractmethod
+    def dispatch(self, event: Message) -> None:
+        """Hand one server event to whoever waits for it."""
+
+    async def exchange(self, event: Message, expect: Callable[[], Expected], wait: float = 0) -> list[Any]:
+        """Send `event` and return the answers of the waiters `expect` registers just before it
+        goes out, in order. Waits `timeout` (plus `wait`) for them, then gives the stream up."""
+        if event.ByteSize() > self.max_message_bytes:
+            raise PayloadTooLarge(f"the message exceeds {self.max_message_bytes} bytes")
+        call = await self._live()
+        expected = expect()
+        try:
+            await self._write(call, event)
+        except BaseException:
+            for key, future in expected:
+                self.waiters.discard(key, future)
+            raise
+        futures = [future for _, future in expected]
+        try:
+            _, pending = await asyncio.wait(futures, timeout=self.timeout + wait)
+        except asyncio.CancelledError:
+            for future in futures:
+                future.cancel()
+            raise
+        if pending:
+            error = ConnectionFailed(f"no answer within {self.timeout + wait:.0f}s", request_sent=True)
+            self._broken(call, error)
+        return [future.result() for future in futures]
+
+    def pack(self, items: Sequence[M]) -> Iterable[list[M]]:
+        """`items` in groups that each fit one message; an item too large alone is a group of one
+        (which `exchange` refuses with `PayloadTooLarge`)."""
+        budget = self.max_message_bytes - _FRAMING_BYTES
+        group: list[M] = []
+        used = 0
+        for item in items:
+            size = item.ByteSize() + 8  # the field's tag and length prefix
+            if group and used + size > budget:
+                yield group
+                group, used = [], 0
+            group.append(item)
+            used += size
+        if group:
+            yield group
+
+    async def aclose(self) -> None:
+        """Half-close the stream, let the server answer what is in flight, then release it."""
+        call, reader = self._call, self._reader
+        if call is not None and reader is not None:
+            with contextlib.suppress(CodeqError):
+                await call.done_writing()
+            done, _ = await asyncio.wait((reader,), timeout=self.timeout)
+            if not done:
+                self._broken(call, ConnectionFailed("the stream was closed", request_sent=True))
+        if reader is not None:
+            await asyncio.wait((reader,))  # it releases the connection on its way out
+
+    async def _live(self) -> Call:
+        call = self._call
+        if call is not None:
+            return call
+        async with self._opening:
+            if self._call is None:
+                self._call = await self._open()
+                self._reader = asyncio.ensure_future(self._read(self._call))
+            return self._call
+
+    async def _open(self) -> Call:
+        call = await self._dial()
+        try:
+            await call.write(self.hello())
+            first = await asyncio.wait_for(call.read(), self.timeout)
+            if first is None:
+                raise ConnectionFailed("the server ended the stream at hello", request_sent=False)
+            self.accept_hello(first)
+        except BaseException as exc:
+            await call.aclose()
+            if isinstance(exc, TimeoutError):
+                raise ConnectionFailed("no answer to hello", request_sent=False) from exc
+            if isinstance(exc, ConnectionFailed | Unavailable):
+                # Nothing of the caller's went out yet, so any caller may try again (a not-leader
+                # answer has pointed the next attempt at the leader).
+                raise ConnectionFailed(exc.message, request_sent=False) from exc
+            raise
+        return call
+
+    async def _write(self, call: Call, event: Message) -> None:
+        async with self._writing:  # one write at a time on a gRPC call
+            if call is not self._call:
+                raise ConnectionFailed("the stream broke", request_sent=False)
+            try:
+                await call.write(event)
+            except CodeqError:
+                self._broken(call, ConnectionFailed("the stream broke", request_sent=True))
+                raise
+
+    async def _read(self, call: Call) -> None:
+        error: CodeqError = ConnectionFailed("the server ended the stream", request_sent=True)
+        try:
+            while (event := await call.read()) is not None:
+                self.dispatch(event)
+        except CodeqError as exc:
+            error = exc
+        except Exception as exc:  # a bug in dispatch must not leave callers waiting forever
+            log.exception("stream reader failed")
+            error = ConnectionFailed(f"stream reader failed: {exc!r}", request_sent=True)
+        finally:
+            self._broken(call, error)
+            await asyncio.shield(call.aclose())
+
+    def _broken(self, call: Call, error: CodeqError) -> None:
+        if call is not self._call:
+            return
+        log.info("stream ended: %s", error)
+        self._call = None
+        call.cancel()
+        self.waiters.fail_all(error)

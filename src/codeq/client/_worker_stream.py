@@ -1,0 +1,174 @@
+"""The worker stream (spec 07 §4) for concurrent callers: Readys answered in order, acks by task id."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from google.protobuf.message import Message
+
+from codeq.client import _pb
+from codeq.client._stream import Dial, Stream
+from codeq.client.errors import CodeqError, ConnectionFailed, PayloadTooLarge
+from codeq.client.models import Result, ResultSpec, Task
+from codeq.wire.pb import workerpb_pb2 as pb
+
+log = logging.getLogger("codeq.client.stream")
+
+MAX_READY_COUNT = 256  # the server's cap on Ready.count (spec 07 gap 2)
+_READY = "ready"
+# Which waiter each kind of ack answers: (kind, task id) keys, oldest first.
+_ACKS = {
+    "result_ack": "result",
+    "heartbeat_ack": "heartbeat",
+    "nack_ack": "nack",
+    "abandon_ack": "abandon",
+}
+
+
+class WorkerStream(Stream):
+    """Claims and reports over one worker stream.
+
+    A delivery answers the oldest Ready still waiting (deliveries name no Ready, and the server
+    answers each Ready exactly once: with tasks, or an empty TaskBatch when none came). Tasks
+    delivered to a caller that gave up, or beyond what it asked for, are kept for the next claim
+    and handed back at `aclose()` if nobody takes them.
+    """
+
+    def __init__(self, dial: Dial, token: str, *, timeout: float, max_message_bytes: int) -> None:
+        super().__init__(dial, timeout, max_message_bytes)
+        self.worker_id = ""
+        self._token = token
+        self._spare: list[pb.Task] = []
+
+    def hello(self) -> Message:
+        return pb.WorkerEvent(hello=pb.Hello(token=self._token))
+
+    def accept_hello(self, event: Message) -> None:
+        assert isinstance(event, pb.ServerEvent)
+        kind = event.WhichOneof("event")
+        if kind == "hello_ack":
+            self.worker_id = event.hello_ack.worker_id
+        elif kind == "error":
+            raise _pb.error_from_code(event.error.code, event.error.message)
+        else:
+            raise ConnectionFailed(f"expected a HelloAck, got {kind}", request_sent=False)
+
+    def dispatch(self, event: Message) -> None:
+        assert isinstance(event, pb.ServerEvent)
+        kind = event.WhichOneof("event")
+        if kind == "task":
+            self._deliver([event.task.task])
+        elif kind == "task_batch":
+            self._deliver(list(event.task_batch.tasks))
+        elif kind == "result_ack_batch":
+            for ack in event.result_ack_batch.acks:
+                self.waiters.resolve(("result", ack.task_id), ack)
+        elif kind in _ACKS:
+            ack = getattr(event, kind)
+            self.waiters.resolve((_ACKS[kind], ack.task_id), ack)
+        elif kind == "error":
+            self._server_error(event.error)
+
+    # -- claims --------------------------------------------------------------------------
+
+    async def claim_many(
+        self, commands: Sequence[str], lease_seconds: int, wait_seconds: int, count: int
+    ) -> list[Task]:
+        count = max(1, min(count, MAX_READY_COUNT))
+        if self._spare:
+            tasks, self._spare = self._spare[:count], self._spare[count:]
+            return [_pb.task_from_pb(task) for task in tasks]
+        # A Ready cannot ask for no wait (0 means the server's default): 1 s is the shortest.
+        wait = max(wait_seconds, 1)
+        ready = pb.Ready(commands=commands, lease_seconds=lease_seconds, count=count, wait_seconds=wait)
+        (delivered,) = await self.exchange(pb.WorkerEvent(ready=ready), self._expect_delivery, wait)
+        self._spare += delivered[count:]
+        return [_pb.task_from_pb(task) for task in delivered[:count]]
+
+    def _expect_delivery(self) -> list[tuple[Hashable, asyncio.Future[Any]]]:
+        return [(_READY, self.waiters.add(_READY))]
+
+    def _deliver(self, tasks: list[pb.Task]) -> None:
+        future = self.waiters.pop(_READY)
+        if future is not None and not future.done():
+            future.set_result(tasks)
+        elif tasks:  # its Ready's caller gave up, but the tasks are leased to us now
+            self._spare += tasks
+
+    def _server_error(self, error: pb.ServerError) -> None:
+        # A ServerError names no request (spec 07 §6). The ones a well-behaved client meets
+        # answer a Ready (command not allowed, claim failure, missing claim scope): the oldest.
+        future = self.waiters.pop(_READY)
+        if future is not None and not future.done():
+            future.set_exception(_pb.error_from_code(error.code, error.message))
+        else:
+            log.warning("worker stream error: %s %s", error.code, error.message)
+
+    # -- reports -------------------------------------------------------------------------
+
+    async def heartbeat(self, task_id: str, extend_seconds: int) -> None:
+        event = pb.WorkerEvent(heartbeat=pb.Heartbeat(task_id=task_id, extend_seconds=extend_seconds))
+        await self._report(event, "heartbeat", task_id)
+
+    async def nack(self, task_id: str, delay_seconds: int | None, reason: str) -> bool:
+        # On the stream 0 means the server's backoff (spec 07 §4.1): "at once" is 1 s here.
+        delay = 0 if delay_seconds is None else max(delay_seconds, 1)
+        event = pb.WorkerEvent(nack=pb.Nack(task_id=task_id, delay_seconds=delay, reason=reason))
+        ack = await self._report(event, "nack", task_id)
+        return bool(ack.dlq)
+
+    async def abandon(self, task_id: str) -> None:
+        await self._report(pb.WorkerEvent(abandon=pb.Abandon(task_id=task_id)), "abandon", task_id)
+
+    async def submit_result(self, item: ResultSpec) -> Result:
+        await self._report(pb.WorkerEvent(result=_pb.result_event(item)), "result", item.task_id)
+        return _pb.accepted_result(item)
+
+    async def submit_results(self, items: Sequence[ResultSpec]) -> list[Result | CodeqError]:
+        """One ResultBatch per message-sized group; each item is acknowledged alone."""
+        outcomes: list[Result | CodeqError] = []
+        for group in self.pack([_pb.result_event(item) for item in items]):
+            try:
+                acks = await self._send_results(group)
+            except PayloadTooLarge as exc:
+                acks = [exc] * len(group)  # only a result too large alone is refused before sending
+            for ack in acks:
+                item = items[len(outcomes)]
+                if isinstance(ack, CodeqError):
+                    outcomes.append(ack)
+                else:
+                    outcomes.append(_pb.accepted_result(item) if ack.ok else _pb.ack_error(ack.error_message))
+        return outcomes
+
+    async def _send_results(self, group: list[pb.Result]) -> list[Any]:
+        event = pb.WorkerEvent(result_batch=pb.ResultBatch(results=group))
+        return await self.exchange(event, lambda: [self._expect("result", r.task_id) for r in group])
+
+    async def _report(self, event: pb.WorkerEvent, kind: str, task_id: str) -> Any:
+        (ack,) = await self.exchange(event, lambda: [self._expect(kind, task_id)])
+        if not ack.ok:
+            raise _pb.ack_error(ack.error_message)
+        return ack
+
+    def _expect(self, kind: str, task_id: str) -> tuple[Hashable, asyncio.Future[Any]]:
+        key = (kind, task_id)
+        return key, self.waiters.add(key)
+
+    async def aclose(self) -> None:
+        await self._hand_back_spare()
+        await super().aclose()
+        # A Ready its caller gave up on may be answered while the stream closes (the server
+        # delivers a claim that landed just before): those tasks go back on a stream of their own.
+        if self._spare:
+            await self._hand_back_spare()
+            await super().aclose()
+
+    async def _hand_back_spare(self) -> None:
+        spare, self._spare = self._spare, []
+        for task in spare:  # best effort: otherwise they come back only when their leases expire
+            with contextlib.suppress(CodeqError):
+                await self.abandon(task.id)
