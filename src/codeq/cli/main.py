@@ -95,6 +95,53 @@ def serve(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
     run(settings)
 
 
+@cli.command()
+def bench(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
+    mode: Annotated[str, typer.Option(help="http | http-batch | grpc | grpc-batch")] = "http",
+    spawn: Annotated[bool, typer.Option("--spawn", help="Start a private server for the run.")] = False,
+    fsync: Annotated[str, typer.Option(help="With --spawn: on | off.")] = "on",
+    shards: Annotated[int, typer.Option(help="With --spawn: number of shards.")] = 1,
+    url: Annotated[
+        str, typer.Option(envvar="CODEQ_BASE_URL", help="HTTP base URL of the server to load.")
+    ] = "http://127.0.0.1:8080",
+    producer_addr: Annotated[str, typer.Option(help="Producer stream host:port.")] = "127.0.0.1:9092",
+    worker_addr: Annotated[str, typer.Option(help="Worker stream host:port.")] = "127.0.0.1:9091",
+    producer_token: Annotated[str, typer.Option(envvar="CODEQ_PRODUCER_TOKEN")] = "dev-producer",
+    worker_token: Annotated[str, typer.Option(envvar="CODEQ_WORKER_TOKEN")] = "dev-worker",
+    producers: Annotated[int, typer.Option(help="Producer coroutines.")] = 4,
+    concurrency: Annotated[int, typer.Option(help="Worker handler slots.")] = 64,
+    batch: Annotated[int, typer.Option(help="Tasks per message in the *-batch modes.")] = 100,
+    payload_bytes: Annotated[int, typer.Option(help="Approximate payload size.")] = 16,
+    count: Annotated[int, typer.Option(help="Stop after N acknowledged cycles (0: use --duration).")] = 0,
+    duration: Annotated[float, typer.Option(help="Measurement window in seconds.")] = 10.0,
+    warmup: Annotated[float, typer.Option(help="Unmeasured warm-up in seconds.")] = 2.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Measure acknowledged full cycles/s (create → claim → result) through the SDK."""
+    from codeq.cli.bench import MODES, SpawnOptions, Target, emit, plan_for, report, run_load, spawned_server
+
+    if mode not in MODES or fsync not in ("on", "off") or shards < 1:
+        print(
+            f"codeq bench: --mode must be one of {', '.join(MODES)}; --fsync on|off; --shards >= 1",
+            file=sys.stderr,
+        )
+        raise typer.Exit(2)
+    knobs: dict[str, object] = {
+        "producer_token": producer_token, "worker_token": worker_token, "producers": producers,
+        "concurrency": concurrency, "batch": batch if mode.endswith("batch") else 1,
+        "payload_bytes": payload_bytes, "count": count, "duration": duration, "warmup": warmup,
+    }  # fmt: skip
+    options = SpawnOptions(fsync=fsync == "on", shards=shards) if spawn else None
+    if options is not None:
+        with spawned_server(options) as target:
+            plan = plan_for(mode, target, **knobs)
+            tally = run_load(plan, show_progress=not as_json)
+    else:
+        plan = plan_for(mode, Target(url.rstrip("/"), producer_addr, worker_addr), **knobs)
+        tally = run_load(plan, show_progress=not as_json)
+    emit(report(plan, tally, options), as_json)
+
+
 def main() -> None:
     cli()
 

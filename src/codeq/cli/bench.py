@@ -1,0 +1,173 @@
+"""`codeq bench`: full cycles per second through the SDK, against a server it spawns or a URL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from codeq.cli.bench_load import Load, LoadPlan, Tally, percentile
+
+MODES = ("http", "http-batch", "grpc", "grpc-batch")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    http_url: str
+    producer_addr: str
+    worker_addr: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnOptions:
+    fsync: bool = True
+    shards: int = 1
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def spawned_server(options: SpawnOptions) -> Iterator[Target]:
+    """A private `codeq serve --dev` on loopback with a temporary data directory."""
+    data = tempfile.mkdtemp(prefix="codeq-bench-")
+    http, producer, worker = _free_port(), _free_port(), _free_port()
+    command = [
+        sys.executable, "-m", "codeq.cli.main", "serve", "--dev", "--host", "127.0.0.1", "--port", str(http),
+        "--data", data, "--shards", str(options.shards),
+        "--producer-stream-addr", f"127.0.0.1:{producer}", "--worker-stream-addr", f"127.0.0.1:{worker}",
+    ]  # fmt: skip
+    if not options.fsync:
+        command.append("--no-fsync")
+    log = open(os.path.join(data, "server.log"), "wb")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(f"http://127.0.0.1:{http}", proc)
+        yield Target(f"http://127.0.0.1:{http}", f"127.0.0.1:{producer}", f"127.0.0.1:{worker}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"codeq serve exited with status {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("codeq serve did not become ready within 60 s")
+
+
+def plan_for(mode: str, target: Target, **knobs: object) -> LoadPlan:
+    grpc = mode.startswith("grpc")
+    return LoadPlan(
+        mode=mode,
+        producer_url=f"grpc://{target.producer_addr}" if grpc else target.http_url,
+        worker_url=f"grpc://{target.worker_addr}" if grpc else target.http_url,
+        http_url=target.http_url,
+        **knobs,  # type: ignore[arg-type]
+    )
+
+
+def run_load(plan: LoadPlan, *, show_progress: bool) -> Tally:
+    console = Console(stderr=True)
+    if not show_progress:
+        return asyncio.run(Load(plan).run())
+    with Live(console=console, refresh_per_second=4, transient=True) as live:
+
+        def progress(tally: Tally) -> None:
+            elapsed = max(time.perf_counter() - tally.started, 1e-9)
+            goal = (
+                f"{tally.cycles:,}/{plan.count:,} cycles"
+                if plan.count
+                else f"{elapsed:.0f}/{plan.duration:g} s"
+            )
+            live.update(f"[bold]{plan.mode}[/]  {goal}  {tally.cycles / elapsed:,.0f} cycles/s")
+
+        return asyncio.run(Load(plan, progress).run())
+
+
+def report(plan: LoadPlan, tally: Tally, spawn: SpawnOptions | None) -> dict[str, object]:
+    window = max(tally.elapsed, 1e-9)
+    return {
+        "mode": plan.mode,
+        "shards": spawn.shards if spawn else None,
+        "fsync": spawn.fsync if spawn else None,
+        "producers": plan.producers,
+        "concurrency": plan.concurrency,
+        "batch": plan.batch,
+        "payload_bytes": plan.payload_bytes,
+        "window_s": round(window, 2),
+        "cycles": tally.cycles,
+        "cycles_per_s": round(tally.cycles / window, 1),
+        "creates_per_s": round(tally.created / window, 1),
+        "claims_per_s": round(tally.claimed / window, 1),
+        "errors": tally.errors,
+        "create_ms": {f"p{p}": round(percentile(tally.create_ms, p), 2) for p in (50, 95, 99)},
+        "create_to_result_ms": {f"p{p}": round(percentile(tally.cycle_ms, p), 2) for p in (50, 95, 99)},
+    }
+
+
+def print_report(result: dict[str, object]) -> None:
+    table = Table(title=f"codeq bench: {result['mode']}")
+    for column in (
+        "cycles/s",
+        "creates/s",
+        "claims/s",
+        "create p50/p95/p99 ms",
+        "create→result p50/p95/p99 ms",
+    ):
+        table.add_column(column, justify="right")
+    create, cycle = result["create_ms"], result["create_to_result_ms"]
+    assert isinstance(create, dict) and isinstance(cycle, dict)
+    table.add_row(
+        f"{result['cycles_per_s']:,}", f"{result['creates_per_s']:,}", f"{result['claims_per_s']:,}",
+        " / ".join(str(create[k]) for k in ("p50", "p95", "p99")),
+        " / ".join(str(cycle[k]) for k in ("p50", "p95", "p99")),
+    )  # fmt: skip
+    Console().print(table)
+    shards = (
+        f"shards {result['shards']}, fsync {'on' if result['fsync'] else 'off'}, " if result["shards"] else ""
+    )
+    Console().print(
+        f"{shards}{result['cycles']:,} acknowledged cycles in {result['window_s']} s, "
+        f"{result['producers']} producers, concurrency {result['concurrency']}, batch {result['batch']}, "
+        f"{result['errors']} errors"
+    )
+
+
+def emit(result: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+    else:
+        print_report(result)

@@ -1,0 +1,164 @@
+"""The load behind `codeq bench`: producers and a worker built on the SDK, counting only
+what the server acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from codeq.client import AsyncProducer, AsyncWorker, Job
+
+COMMAND = "bench"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPlan:
+    mode: str  # http | http-batch | grpc | grpc-batch
+    producer_url: str
+    worker_url: str
+    http_url: str
+    producer_token: str
+    worker_token: str
+    producers: int = 4
+    concurrency: int = 64
+    batch: int = 1
+    payload_bytes: int = 16
+    count: int = 0  # stop after this many acknowledged cycles (0: use duration)
+    duration: float = 10.0
+    warmup: float = 2.0
+    max_backlog: int = 20_000
+
+
+@dataclass(slots=True)
+class Tally:
+    """What happened inside the measurement window (everything acknowledged by the server)."""
+
+    recording: bool = False
+    created: int = 0
+    claimed: int = 0
+    cycles: int = 0
+    errors: int = 0
+    create_ms: list[float] = field(default_factory=list)
+    cycle_ms: list[float] = field(default_factory=list)
+    started: float = 0.0
+    elapsed: float = 0.0
+
+
+class Load:
+    def __init__(self, plan: LoadPlan, progress: Callable[[Tally], None] | None = None) -> None:
+        self.plan = plan
+        self.tally = Tally()
+        self._progress = progress
+        self._acked_at: dict[str, float] = {}  # task id -> when its create was acknowledged
+        self._finished_early: set[str] = set()  # results acknowledged before their create ack was read
+        self._outstanding = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        self._stop = asyncio.Event()
+        self._done = asyncio.Event()
+        payload_text = "x" * max(plan.payload_bytes - 12, 0)
+        self._payload: dict[str, Any] = {"p": payload_text}
+
+    async def run(self) -> Tally:
+        plan = self.plan
+        worker = AsyncWorker(
+            plan.worker_url, plan.worker_token, concurrency=plan.concurrency, batch_size=plan.batch,
+            lease_seconds=300, on_ack=self._on_ack, http_url=plan.http_url,
+        )  # fmt: skip
+        worker.register(COMMAND, self._handle)
+        async with AsyncProducer(plan.producer_url, plan.producer_token, http_url=plan.http_url) as producer:
+            running = asyncio.ensure_future(worker.run(handle_signals=False))
+            producing = [asyncio.ensure_future(self._produce(producer)) for _ in range(plan.producers)]
+            try:
+                await self._measure()
+            finally:
+                self._stop.set()
+                self._room.set()
+                worker.stop()
+                await asyncio.gather(*producing, return_exceptions=True)
+                await asyncio.gather(running, return_exceptions=True)
+        return self.tally
+
+    async def _measure(self) -> None:
+        plan = self.plan
+        await asyncio.sleep(plan.warmup)
+        tally = self.tally
+        tally.recording, tally.started = True, time.perf_counter()
+        deadline = tally.started + (plan.duration if not plan.count else 24 * 3600)
+        while time.perf_counter() < deadline and not self._done.is_set():
+            if self._progress is not None:
+                self._progress(tally)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._done.wait(), min(0.25, max(deadline - time.perf_counter(), 0)))
+        tally.elapsed = time.perf_counter() - tally.started
+        tally.recording = False
+
+    async def _produce(self, producer: AsyncProducer) -> None:
+        batch = self.plan.batch if self.plan.mode.endswith("batch") else 1
+        while not self._stop.is_set():
+            await self._room.wait()
+            if self._stop.is_set():
+                return
+            started = time.perf_counter()
+            try:
+                if batch > 1:
+                    tasks = await producer.create_many(
+                        [{"command": COMMAND, "payload": self._payload}] * batch
+                    )
+                else:
+                    tasks = [await producer.create(COMMAND, self._payload)]
+            except Exception:  # a failed create is counted, the load goes on
+                self.tally.errors += 1
+                continue
+            now = time.perf_counter()
+            for task in tasks:
+                task_id = getattr(task, "id", None)
+                if task_id is None:
+                    self.tally.errors += 1
+                    continue
+                if task_id in self._finished_early:
+                    self._finished_early.discard(task_id)
+                else:
+                    self._acked_at[task_id] = now
+                    self._outstanding += 1
+                if self.tally.recording:
+                    self.tally.created += 1
+                    self.tally.create_ms.append((now - started) * 1000)
+            if self._outstanding >= self.plan.max_backlog:
+                self._room.clear()
+
+    async def _handle(self, job: Job) -> dict[str, bool]:
+        if self.tally.recording:
+            self.tally.claimed += 1
+        return {"ok": True}
+
+    def _on_ack(self, job: Job, outcome: str) -> None:
+        created = self._acked_at.pop(job.id, None)
+        if created is None:
+            # The worker was faster than the producer's read of the create ack.
+            self._finished_early.add(job.id)
+        else:
+            self._outstanding -= 1
+        if self._outstanding < self.plan.max_backlog:
+            self._room.set()
+        if outcome != "completed":
+            self.tally.errors += 1
+            return
+        tally = self.tally
+        if tally.recording:
+            tally.cycles += 1
+            if created is not None:
+                tally.cycle_ms.append((time.perf_counter() - created) * 1000)
+            if self.plan.count and tally.cycles >= self.plan.count:
+                self._done.set()
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
