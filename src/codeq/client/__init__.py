@@ -1,4 +1,4 @@
-"""The codeq Python SDK: producers create tasks, workers run them; needs only msgspec and httpx."""
+"""The codeq Python SDK: producers create tasks, workers run them; needs only msgspec."""
 
 from codeq.client._execution import WorkerStats
 from codeq.client.errors import (

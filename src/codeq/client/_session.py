@@ -19,6 +19,10 @@ from codeq.client.outcomes import Nack
 log = logging.getLogger("codeq.client.worker")
 
 
+# Claims in flight at once, at most: enough to keep a server busy over one connection each.
+MAX_CLAIMERS = 32
+
+
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
     concurrency: int
@@ -52,7 +56,7 @@ class Session:
         self._claimer: asyncio.Future[None] | None = None
 
     async def run(self) -> None:
-        self._claimer = asyncio.ensure_future(self._claim_loop())
+        self._claimer = asyncio.ensure_future(self._claim_all())
         try:
             await self._claimer
         except asyncio.CancelledError:
@@ -76,6 +80,19 @@ class Session:
         for execution in self._running.values():
             if execution.queued:
                 execution.abort()
+
+    async def _claim_all(self) -> None:
+        """Several claim loops, so a free slot never waits for another slot's round trip."""
+        slots = max(self.config.concurrency, self.config.batch_size)
+        count = max(1, min(MAX_CLAIMERS, slots // self.config.batch_size))
+        claimers = [asyncio.ensure_future(self._claim_loop()) for _ in range(count)]
+        try:
+            await asyncio.gather(*claimers)
+        except BaseException:
+            for claimer in claimers:
+                claimer.cancel()
+            await asyncio.gather(*claimers, return_exceptions=True)
+            raise
 
     async def _claim_loop(self) -> None:
         backoff = Backoff(0.1, self.config.reconnect_max_seconds)
