@@ -13,7 +13,17 @@ from tests.sdk.live import LiveServer
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 # Everything but msgspec, the one base dependency: httpx (now only for the server and tests) too.
-SERVER_ONLY = ["rocksdict", "uvicorn", "uvloop", "prometheus_client", "yaml", "typer", "rich", "grpc", "httpx"]
+SERVER_ONLY = [
+    "rocksdict",
+    "uvicorn",
+    "uvloop",
+    "prometheus_client",
+    "yaml",
+    "typer",
+    "rich",
+    "grpc",
+    "httpx",
+]
 
 
 def test_the_client_imports_without_any_server_dependency() -> None:
