@@ -108,8 +108,10 @@ def bench(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
     worker_addr: Annotated[str, typer.Option(help="Worker stream host:port.")] = "127.0.0.1:9091",
     producer_token: Annotated[str, typer.Option(envvar="CODEQ_PRODUCER_TOKEN")] = "dev-producer",
     worker_token: Annotated[str, typer.Option(envvar="CODEQ_WORKER_TOKEN")] = "dev-worker",
-    producers: Annotated[int, typer.Option(help="Producer coroutines.")] = 4,
-    concurrency: Annotated[int, typer.Option(help="Worker handler slots.")] = 64,
+    producers: Annotated[int, typer.Option(help="Producer coroutines.")] = 32,
+    concurrency: Annotated[
+        int, typer.Option(help="Worker handler slots (0: 64, or 4 batches in the *-batch modes).")
+    ] = 0,
     batch: Annotated[int, typer.Option(help="Tasks per message in the *-batch modes.")] = 100,
     payload_bytes: Annotated[int, typer.Option(help="Approximate payload size.")] = 16,
     count: Annotated[int, typer.Option(help="Stop after N acknowledged cycles (0: use --duration).")] = 0,
@@ -126,6 +128,8 @@ def bench(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
             file=sys.stderr,
         )
         raise typer.Exit(2)
+    if concurrency <= 0:
+        concurrency = 4 * batch if mode.endswith("batch") else 64
     knobs: dict[str, object] = {
         "producer_token": producer_token, "worker_token": worker_token, "producers": producers,
         "concurrency": concurrency, "batch": batch if mode.endswith("batch") else 1,
