@@ -11,6 +11,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from codeq.client import _pb
+from codeq.client._coalesce import Coalescer
 from codeq.client._stream import Dial, Stream
 from codeq.client.errors import BatchItemError, CodeqError, ConnectionFailed, PayloadTooLarge
 from codeq.client.models import Task, TaskSpec
@@ -28,6 +29,8 @@ class ProducerStream(Stream):
         self.tenant_id = ""
         self._token = token
         self._seqs = itertools.count(1)
+        # Single creates made in one loop turn travel as one CreateTaskBatch.
+        self._creates: Coalescer[pb.CreateTask] = Coalescer(self._send_creates)
 
     def hello(self) -> Message:
         return pb.ProducerEvent(hello=pb.Hello(token=self._token))
@@ -55,12 +58,21 @@ class ProducerStream(Stream):
             log.warning("producer stream error: %s %s", event.error.code, event.error.message)
 
     async def create(self, spec: TaskSpec) -> Task:
-        seq = next(self._seqs)
-        event = pb.ProducerEvent(create=_pb.create_event(spec, seq))
-        (ack,) = await self.exchange(event, lambda: [self._expect(seq)])
+        ack = await self._creates.submit(_pb.create_event(spec, next(self._seqs)))
+        if isinstance(ack, CodeqError):
+            raise ack
         if not ack.ok:
             raise _pb.ack_error(ack.error_message)
         return _pb.created_task(spec, ack.task_id, self.tenant_id)
+
+    async def _send_creates(self, creates: list[pb.CreateTask]) -> list[Any]:
+        acks: list[Any] = []
+        for group in self.pack(creates):
+            try:
+                acks += await self._send_batch(group)
+            except PayloadTooLarge as exc:
+                acks += [exc] * len(group)
+        return acks
 
     async def create_batch(self, specs: Sequence[TaskSpec]) -> list[Task | CodeqError]:
         """One CreateTaskBatch per message-sized group; acks come back in input order."""

@@ -122,7 +122,12 @@ class Session:
                 self._start_all(tasks)
                 continue
             if self.config.burst:
-                return
+                if not self._running:
+                    return
+                # Drained for now, but a running task may yet come back (abandon, nack 0):
+                # claim again once one of them has reported.
+                await asyncio.wait(list(self._running), return_when=asyncio.FIRST_COMPLETED)
+                continue
             if wait == 0 or time.monotonic() - started < wait / 2:
                 # Polling without a long poll, or an empty answer long before the wait ran
                 # out (a server shutting down): pause rather than spin.

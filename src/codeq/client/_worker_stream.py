@@ -11,6 +11,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from codeq.client import _pb
+from codeq.client._coalesce import Coalescer
 from codeq.client._stream import Dial, Stream
 from codeq.client.errors import CodeqError, ConnectionFailed, PayloadTooLarge
 from codeq.client.models import Result, ResultSpec, Task
@@ -43,6 +44,8 @@ class WorkerStream(Stream):
         self.worker_id = ""
         self._token = token
         self._spare: list[pb.Task] = []
+        # Single results reported in one loop turn travel as one ResultBatch.
+        self._results: Coalescer[pb.Result] = Coalescer(self._send_result_events)
 
     def hello(self) -> Message:
         return pb.WorkerEvent(hello=pb.Hello(token=self._token))
@@ -125,8 +128,21 @@ class WorkerStream(Stream):
         await self._report(pb.WorkerEvent(abandon=pb.Abandon(task_id=task_id)), "abandon", task_id)
 
     async def submit_result(self, item: ResultSpec) -> Result:
-        await self._report(pb.WorkerEvent(result=_pb.result_event(item)), "result", item.task_id)
+        ack = await self._results.submit(_pb.result_event(item))
+        if isinstance(ack, CodeqError):
+            raise ack
+        if not ack.ok:
+            raise _pb.ack_error(ack.error_message)
         return _pb.accepted_result(item)
+
+    async def _send_result_events(self, results: list[pb.Result]) -> list[Any]:
+        acks: list[Any] = []
+        for group in self.pack(results):
+            try:
+                acks += await self._send_results(group)
+            except PayloadTooLarge as exc:
+                acks += [exc] * len(group)
+        return acks
 
     async def submit_results(self, items: Sequence[ResultSpec]) -> list[Result | CodeqError]:
         """One ResultBatch per message-sized group; each item is acknowledged alone."""

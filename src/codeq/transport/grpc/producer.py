@@ -11,7 +11,7 @@ from codeq.core.model import Task
 from codeq.service.tasks import NewTask, TaskService
 from codeq.transport.grpc.convert import new_task, parse
 from codeq.transport.grpc.errors import abort, code_name, error_text
-from codeq.transport.grpc.servicer import StreamServicer, authenticate
+from codeq.transport.grpc.servicer import StreamServicer, authenticate, fold_acks
 from codeq.transport.grpc.stream import Handler, Stream
 from codeq.wire.pb import producerpb_pb2 as pb
 
@@ -23,6 +23,11 @@ _PRECONDITION = code_name(grpc.StatusCode.FAILED_PRECONDITION)
 class ProducerServicer(StreamServicer):
     def error_event(self, code: str, message: str) -> Message:
         return pb.ServerEvent(error=pb.ServerError(code=code, message=message))
+
+    def coalesce(self, events: list[Message]) -> list[Message]:
+        return fold_acks(
+            events, "create_ack", lambda acks: pb.ServerEvent(create_ack_batch=pb.CreateAckBatch(acks=acks))
+        )
 
     async def open_session(self, stream: Stream, raw: bytes) -> tuple[Principal, Handler]:
         event = parse(pb.ProducerEvent, raw)
@@ -90,3 +95,7 @@ def _ack(seq: int, outcome: tuple[Task, bool] | CodeqError) -> pb.CreateAck:
     if isinstance(outcome, CodeqError):
         return pb.CreateAck(seq=seq, ok=False, error_message=error_text(outcome))
     return pb.CreateAck(seq=seq, ok=True, task_id=outcome[0].id)
+
+
+def _create_ack_batch(acks: list[pb.CreateAck]) -> Message:
+    return pb.ServerEvent(create_ack_batch=pb.CreateAckBatch(acks=acks))

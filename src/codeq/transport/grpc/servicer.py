@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -37,7 +38,9 @@ class StreamServicer(ABC):
 
     async def handle_rpc(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
         """The gRPC method: handshake, then events until the stream ends."""
-        stream = Stream(context, self.services.tasks.clock, self.limits.max_in_flight, self.error_event)
+        stream = Stream(
+            context, self.services.tasks.clock, self.limits.max_in_flight, self.error_event, self.coalesce
+        )
         self._live.add(stream)
         try:
             if self._closed:
@@ -57,6 +60,10 @@ class StreamServicer(ABC):
     @abstractmethod
     def error_event(self, code: str, message: str) -> Message:
         """This package's ServerEvent carrying a ServerError."""
+
+    def coalesce(self, events: list[Message]) -> list[Message]:
+        """Events waiting to be written, folded into fewer messages where the protocol allows."""
+        return events
 
     def shutdown(self) -> None:
         """Refuse new streams and end the live ones once their handlers have answered."""
@@ -89,3 +96,17 @@ def _credentials(hello_token: str, context: grpc.aio.ServicerContext) -> str | N
         if key == "authorization":
             return str(value)
     return None
+
+
+def fold_acks(events: list[Message], single: str, batch: Callable[[list[Any]], Message]) -> list[Message]:
+    """Replace the `single` acks among `events` by one batch event holding them all.
+
+    Acks are matched to requests by seq or task id, never by position, so folding them
+    changes nothing a client can rely on, and both codeQ's SDKs and ours read the batch
+    forms.
+    """
+    acks = [getattr(event, single) for event in events if event.WhichOneof("event") == single]
+    if len(acks) < 2:
+        return events
+    rest = [event for event in events if event.WhichOneof("event") != single]
+    return [*rest, batch(acks)]

@@ -19,6 +19,13 @@ log = logging.getLogger("codeq.grpc")
 T = TypeVar("T")
 ErrorEvent = Callable[[str, str], Message]  # (code, message) -> that package's ServerEvent
 Handler = Callable[[bytes], Awaitable[None]]
+# Folds events waiting to be written into fewer messages (e.g. acks into an ack batch).
+Coalesce = Callable[[list[Message]], list[Message]]
+
+
+def _as_is(events: list[Message]) -> list[Message]:
+    return events
+
 
 # A lapsing token is re-checked at least this often, so a clock that jumps is noticed too.
 _EXPIRY_RECHECK_SECONDS = 60.0
@@ -37,14 +44,21 @@ class Stream:
     """
 
     def __init__(
-        self, context: grpc.aio.ServicerContext, clock: Clock, max_in_flight: int, error_event: ErrorEvent
+        self,
+        context: grpc.aio.ServicerContext,
+        clock: Clock,
+        max_in_flight: int,
+        error_event: ErrorEvent,
+        coalesce: Coalesce = _as_is,
     ) -> None:
         self.context = context
         self._clock = clock
         self._error_event = error_event
+        self._coalesce = coalesce
         self._slots = asyncio.Semaphore(max_in_flight)
         self._handlers: set[asyncio.Task[None]] = set()
-        self._write_lock = asyncio.Lock()
+        self._outbox: list[tuple[Message, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
         self._broken = False
         self._closing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._reader: asyncio.Task[Any] | None = None
@@ -88,18 +102,35 @@ class Stream:
     # -- what handlers use ---------------------------------------------------------------
 
     async def send(self, event: Message) -> bool:
-        """Write one event; False when it surely did not go out (the stream is broken)."""
+        """Write one event; False when it surely did not go out (the stream is broken).
+
+        Writes are serialized by one writer task; events queued while it writes go out
+        together next, folded by `coalesce` (acks into ack batches): each message costs the
+        server ~100 µs in grpc.aio, so fewer, fuller messages are the throughput.
+        """
         if self._broken:
             return False
-        async with self._write_lock:
-            try:
-                await self.context.write(event)
-            except Exception as exc:  # grpc raises several types once the RPC is over
-                self._broken = True
-                log.debug("stream write failed: %r", exc)
-                self.stop(grpc.StatusCode.UNAVAILABLE, "stream write failed")
-                return False
-        return True
+        written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._outbox.append((event, written))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_outbox())
+        return await written
+
+    async def _write_outbox(self) -> None:
+        while self._outbox:
+            queued, self._outbox = self._outbox, []
+            ok = not self._broken
+            for message in self._coalesce([event for event, _ in queued]) if ok else ():
+                try:
+                    await self.context.write(message)
+                except Exception as exc:  # grpc raises several types once the RPC is over
+                    self._broken, ok = True, False
+                    log.debug("stream write failed: %r", exc)
+                    self.stop(grpc.StatusCode.UNAVAILABLE, "stream write failed")
+                    break
+            for _, written in queued:
+                if not written.done():
+                    written.set_result(ok)
 
     async def send_error(self, code: str, message: str) -> None:
         await self.send(self._error_event(code, message))

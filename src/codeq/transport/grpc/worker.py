@@ -15,7 +15,7 @@ from codeq.service.container import Services
 from codeq.service.results import NewResult
 from codeq.transport.grpc.convert import new_result, parse, task_message
 from codeq.transport.grpc.errors import abort, code_name, error_text, server_error
-from codeq.transport.grpc.servicer import StreamLimits, StreamServicer, authenticate
+from codeq.transport.grpc.servicer import StreamLimits, StreamServicer, authenticate, fold_acks
 from codeq.transport.grpc.stream import Handler, Stream
 from codeq.wire.pb import workerpb_pb2 as pb
 
@@ -32,6 +32,11 @@ log = logging.getLogger("codeq.grpc")
 class WorkerServicer(StreamServicer):
     def error_event(self, code: str, message: str) -> Message:
         return pb.ServerEvent(error=pb.ServerError(code=code, message=message))
+
+    def coalesce(self, events: list[Message]) -> list[Message]:
+        return fold_acks(
+            events, "result_ack", lambda acks: pb.ServerEvent(result_ack_batch=pb.ResultAckBatch(acks=acks))
+        )
 
     async def open_session(self, stream: Stream, raw: bytes) -> tuple[Principal, Handler]:
         event = parse(pb.WorkerEvent, raw)
@@ -208,3 +213,7 @@ class _WorkerSession:
         else:
             ack = pb.AbandonAck(task_id=abandon.task_id, ok=True)
         await self._stream.send(pb.ServerEvent(abandon_ack=ack))
+
+
+def _result_ack_batch(acks: list[pb.ResultAck]) -> Message:
+    return pb.ServerEvent(result_ack_batch=pb.ResultAckBatch(acks=acks))
