@@ -19,8 +19,9 @@ class Coalescer(Generic[Item]):
     without any caller waiting on a timer: the batch closes at the end of the loop turn.
     """
 
-    def __init__(self, send_many: SendMany[Item]) -> None:
+    def __init__(self, send_many: SendMany[Item], on_orphan: Callable[[Any], None] | None = None) -> None:
         self._send_many = send_many
+        self._on_orphan = on_orphan  # gets the answers whose caller gave up meanwhile
         self._queued: list[tuple[Item, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -55,3 +56,5 @@ class Coalescer(Generic[Item]):
         for (_, answer), value in zip(group, answers, strict=True):
             if not answer.done():
                 answer.set_result(value)
+            elif self._on_orphan is not None:
+                self._on_orphan(value)

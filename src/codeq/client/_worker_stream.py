@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.message import Message
@@ -21,6 +22,17 @@ log = logging.getLogger("codeq.client.stream")
 
 MAX_READY_COUNT = 256  # the server's cap on Ready.count (spec 07 gap 2)
 _READY = "ready"
+_SERVED_OTHERS: list[pb.Task] = []  # a claim's answer when its Ready's tasks went to others
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    commands: tuple[str, ...]
+    lease_seconds: int
+    wait: int
+    count: int
+
+
 # Which waiter each kind of ack answers: (kind, task id) keys, oldest first.
 _ACKS = {
     "result_ack": "result",
@@ -44,6 +56,8 @@ class WorkerStream(Stream):
         self.worker_id = ""
         self._token = token
         self._spare: list[pb.Task] = []
+        # Claims made in one loop turn travel as one Ready; tasks whose claimer gave up are kept.
+        self._claims: Coalescer[_Claim] = Coalescer(self._send_readys, on_orphan=self._keep_spare)
         # Single results reported in one loop turn travel as one ResultBatch.
         self._results: Coalescer[pb.Result] = Coalescer(self._send_result_events)
 
@@ -82,15 +96,38 @@ class WorkerStream(Stream):
         self, commands: Sequence[str], lease_seconds: int, wait_seconds: int, count: int
     ) -> list[Task]:
         count = max(1, min(count, MAX_READY_COUNT))
-        if self._spare:
-            tasks, self._spare = self._spare[:count], self._spare[count:]
-            return [_pb.task_from_pb(task) for task in tasks]
         # A Ready cannot ask for no wait (0 means the server's default): 1 s is the shortest.
-        wait = max(wait_seconds, 1)
-        ready = pb.Ready(commands=commands, lease_seconds=lease_seconds, count=count, wait_seconds=wait)
-        (delivered,) = await self.exchange(pb.WorkerEvent(ready=ready), self._expect_delivery, wait)
-        self._spare += delivered[count:]
-        return [_pb.task_from_pb(task) for task in delivered[:count]]
+        claim = _Claim(tuple(commands), lease_seconds, max(wait_seconds, 1), count)
+        while True:
+            if self._spare:
+                tasks, self._spare = self._spare[:count], self._spare[count:]
+                return [_pb.task_from_pb(task) for task in tasks]
+            tasks = await self._claims.submit(claim)
+            if tasks is not _SERVED_OTHERS:
+                return [_pb.task_from_pb(task) for task in tasks]
+
+    def _keep_spare(self, tasks: list[pb.Task]) -> None:
+        self._spare += tasks
+
+    async def _send_readys(self, claims: list[_Claim]) -> list[Any]:
+        """One Ready for all the claims made in one loop turn (each Ready and each answer is a
+        message, the costly part); the tasks are shared out in order. Claims left without a
+        task while others got some ask again; when nothing came at all, all get nothing."""
+        answers: list[Any] = [[] for _ in claims]
+        groups: dict[tuple[tuple[str, ...], int, int], list[int]] = {}
+        for index, claim in enumerate(claims):
+            groups.setdefault((claim.commands, claim.lease_seconds, claim.wait), []).append(index)
+        for (commands, lease, wait), indexes in groups.items():
+            total = min(sum(claims[i].count for i in indexes), MAX_READY_COUNT)
+            ready = pb.Ready(commands=commands, lease_seconds=lease, count=total, wait_seconds=wait)
+            (delivered,) = await self.exchange(pb.WorkerEvent(ready=ready), self._expect_delivery, wait)
+            position = 0
+            for i in indexes:
+                share = delivered[position : position + claims[i].count]
+                position += len(share)
+                answers[i] = share if share or not delivered else _SERVED_OTHERS
+            self._spare += delivered[position:]
+        return answers
 
     def _expect_delivery(self) -> list[tuple[Hashable, asyncio.Future[Any]]]:
         return [(_READY, self.waiters.add(_READY))]
