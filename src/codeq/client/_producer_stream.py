@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 from codeq.client import _pb
 from codeq.client._coalesce import Coalescer
 from codeq.client._stream import Dial, Stream
-from codeq.client.errors import BatchItemError, CodeqError, ConnectionFailed, PayloadTooLarge
+from codeq.client.errors import BatchItemError, CodeqError
 from codeq.client.models import Task, TaskSpec
 from codeq.wire.pb import producerpb_pb2 as pb
 
@@ -36,14 +36,7 @@ class ProducerStream(Stream):
         return pb.ProducerEvent(hello=pb.Hello(token=self._token))
 
     def accept_hello(self, event: Message) -> None:
-        assert isinstance(event, pb.ServerEvent)
-        kind = event.WhichOneof("event")
-        if kind == "hello_ack":
-            self.tenant_id = event.hello_ack.tenant_id
-        elif kind == "error":
-            raise _pb.error_from_code(event.error.code, event.error.message)
-        else:
-            raise ConnectionFailed(f"expected a HelloAck, got {kind}", request_sent=False)
+        self.tenant_id = self.hello_ack(event).tenant_id
 
     def dispatch(self, event: Message) -> None:
         assert isinstance(event, pb.ServerEvent)
@@ -66,27 +59,15 @@ class ProducerStream(Stream):
         return _pb.created_task(spec, ack.task_id, self.tenant_id)
 
     async def _send_creates(self, creates: list[pb.CreateTask]) -> list[Any]:
-        acks: list[Any] = []
-        for group in self.pack(creates):
-            try:
-                acks += await self._send_batch(group)
-            except PayloadTooLarge as exc:
-                acks += [exc] * len(group)
-        return acks
+        return await self.send_packed(creates, self._send_batch)
 
     async def create_batch(self, specs: Sequence[TaskSpec]) -> list[Task | CodeqError]:
         """One CreateTaskBatch per message-sized group; acks come back in input order."""
-        creates = [_pb.create_event(spec, next(self._seqs)) for spec in specs]
-        outcomes: list[Task | CodeqError] = []
-        for group in self.pack(creates):
-            try:
-                acks = await self._send_batch(group)
-            except PayloadTooLarge as exc:
-                acks = [exc] * len(group)  # only a create too large alone is refused before sending
-            for ack in acks:
-                index = len(outcomes)
-                outcomes.append(_outcome(ack, specs[index], index, self.tenant_id))
-        return outcomes
+        acks = await self._send_creates([_pb.create_event(spec, next(self._seqs)) for spec in specs])
+        return [
+            _outcome(ack, spec, index, self.tenant_id)
+            for index, (ack, spec) in enumerate(zip(acks, specs, strict=True))
+        ]
 
     async def _send_batch(self, group: list[pb.CreateTask]) -> list[Any]:
         event = pb.ProducerEvent(create_batch=pb.CreateTaskBatch(tasks=group))

@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
+from codeq.client._pb import error_from_code
 from codeq.client.errors import CodeqError, ConnectionFailed, PayloadTooLarge, Unavailable
 
 log = logging.getLogger("codeq.client.stream")
@@ -140,6 +141,29 @@ class Stream(ABC):
             error = ConnectionFailed(f"no answer within {self.timeout + wait:.0f}s", request_sent=True)
             self._broken(call, error)
         return [future.result() for future in futures]
+
+    async def send_packed(
+        self, items: Sequence[M], send_group: Callable[[list[M]], Awaitable[list[Any]]]
+    ) -> list[Any]:
+        """Send `items` in message-sized groups; one answer per item, in order. An item too
+        large alone is refused before sending: its answer is the `PayloadTooLarge`."""
+        answers: list[Any] = []
+        for group in self.pack(items):
+            try:
+                answers += await send_group(group)
+            except PayloadTooLarge as exc:
+                answers += [exc] * len(group)
+        return answers
+
+    def hello_ack(self, event: Message) -> Any:
+        """The HelloAck in the server's first answer; raise what it says if it refused."""
+        answer: Any = event  # either package's ServerEvent: both have hello_ack and error
+        kind = answer.WhichOneof("event")
+        if kind == "hello_ack":
+            return answer.hello_ack
+        if kind == "error":
+            raise error_from_code(answer.error.code, answer.error.message)
+        raise ConnectionFailed(f"expected a HelloAck, got {kind}", request_sent=False)
 
     def pack(self, items: Sequence[M]) -> Iterable[list[M]]:
         """`items` in groups that each fit one message; an item too large alone is a group of one

@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 from codeq.client import _pb
 from codeq.client._coalesce import Coalescer
 from codeq.client._stream import Dial, Stream
-from codeq.client.errors import CodeqError, ConnectionFailed, PayloadTooLarge
+from codeq.client.errors import CodeqError
 from codeq.client.models import Result, ResultSpec, Task
 from codeq.wire.pb import workerpb_pb2 as pb
 
@@ -65,14 +65,7 @@ class WorkerStream(Stream):
         return pb.WorkerEvent(hello=pb.Hello(token=self._token))
 
     def accept_hello(self, event: Message) -> None:
-        assert isinstance(event, pb.ServerEvent)
-        kind = event.WhichOneof("event")
-        if kind == "hello_ack":
-            self.worker_id = event.hello_ack.worker_id
-        elif kind == "error":
-            raise _pb.error_from_code(event.error.code, event.error.message)
-        else:
-            raise ConnectionFailed(f"expected a HelloAck, got {kind}", request_sent=False)
+        self.worker_id = self.hello_ack(event).worker_id
 
     def dispatch(self, event: Message) -> None:
         assert isinstance(event, pb.ServerEvent)
@@ -173,28 +166,17 @@ class WorkerStream(Stream):
         return _pb.accepted_result(item)
 
     async def _send_result_events(self, results: list[pb.Result]) -> list[Any]:
-        acks: list[Any] = []
-        for group in self.pack(results):
-            try:
-                acks += await self._send_results(group)
-            except PayloadTooLarge as exc:
-                acks += [exc] * len(group)
-        return acks
+        return await self.send_packed(results, self._send_results)
 
     async def submit_results(self, items: Sequence[ResultSpec]) -> list[Result | CodeqError]:
         """One ResultBatch per message-sized group; each item is acknowledged alone."""
+        acks = await self._send_result_events([_pb.result_event(item) for item in items])
         outcomes: list[Result | CodeqError] = []
-        for group in self.pack([_pb.result_event(item) for item in items]):
-            try:
-                acks = await self._send_results(group)
-            except PayloadTooLarge as exc:
-                acks = [exc] * len(group)  # only a result too large alone is refused before sending
-            for ack in acks:
-                item = items[len(outcomes)]
-                if isinstance(ack, CodeqError):
-                    outcomes.append(ack)
-                else:
-                    outcomes.append(_pb.accepted_result(item) if ack.ok else _pb.ack_error(ack.error_message))
+        for ack, item in zip(acks, items, strict=True):
+            if isinstance(ack, CodeqError):
+                outcomes.append(ack)
+            else:
+                outcomes.append(_pb.accepted_result(item) if ack.ok else _pb.ack_error(ack.error_message))
         return outcomes
 
     async def _send_results(self, group: list[pb.Result]) -> list[Any]:
