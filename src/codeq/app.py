@@ -6,18 +6,25 @@ import gc
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from codeq.auth.edge import Authenticator
 from codeq.config import Settings
 from codeq.core.clock import Clock, SystemClock
+from codeq.engine.commands import decode_command, encode_command
 from codeq.engine.engine import Engine, EngineConfig
 from codeq.kv.api import KV
 from codeq.kv.commit import GroupCommitter
 from codeq.kv.memory import MemoryKV
 from codeq.observability.metrics import Metrics
+from codeq.replication.api import ApplyFn, Replicator
+from codeq.replication.group import GroupOptions, RaftGroup
+from codeq.replication.raft import DurableJournal, RaftCore, make_conf
 from codeq.replication.single import SingleNode
+from codeq.replication.topology import GroupStatus, Topology
 from codeq.service.admin import AdminService
 from codeq.service.background import Runner
 from codeq.service.container import Services
@@ -59,6 +66,18 @@ class App:
         self.runner: Runner | None = None
         self.asgi: ASGIApp | None = None
         self.streams = StreamServers()
+        self.groups: list[RaftGroup] = []
+        raft = settings.raft
+        self.topology = (
+            Topology(
+                raft.self_id,
+                raft.bind_addr,
+                raft.peers or {raft.self_id: raft.bind_addr},
+                raft.peer_http_addrs,
+            )
+            if raft.enabled
+            else None
+        )
 
     async def start(self) -> None:
         started = time.perf_counter()
@@ -80,6 +99,7 @@ class App:
             results=ResultService(self.node, self.clock, policy),
             admin=AdminService(self.node, self.clock),
             ready=self._ready,
+            raft_status=self._raft_status,
         )
         maintenance = Maintenance(self.node, self.clock)
         self.runner = Runner("reaper", maintenance.tick, self.clock.now_ms)
@@ -127,7 +147,9 @@ class App:
 
         committer = GroupCommitter(
             kv,
-            fsync=persistence.fsync_on_commit,
+            # Under Raft the fsynced journal makes a write durable; the store keeps the applied
+            # index with every batch, so a lost unsynced tail is re-applied from the journal.
+            fsync=persistence.fsync_on_commit and self.topology is None,
             max_pending_bytes=persistence.max_pending_bytes,
             name=f"kv-shard{number}",
             on_commit=observe,
@@ -135,13 +157,47 @@ class App:
         committer.start()
         engine = Engine(committer, _engine_config(self.settings))
         self.report.live_tasks += engine.recover(self.clock.now_ms())
-        replicator = SingleNode(self.node.apply_fn(engine), committer)
+        replicator = self._replicator(number, self.node.apply_fn(engine), committer)
         self.committers.append(committer)
         self.node.shards.append(Shard(number, engine, replicator))
+
+    def _replicator(self, number: int, apply: ApplyFn, committer: GroupCommitter) -> Replicator:
+        topology = self.topology
+        if topology is None:
+            return SingleNode(apply, committer)
+        raft = self.settings.raft
+        # The shard count is part of every group's key: nodes that disagree on it cannot
+        # exchange a single message (spec 06 gap 7), instead of replicating into wrong shards.
+        secret = f"{raft.secret}\0shards={self.settings.persistence.num_shards}\0group={number}"
+        conf = make_conf(secret=secret, timing=raft.timing())
+        conf.bindAddress = topology.bind(number)
+        journal_dir = os.path.join(self.settings.persistence.path, "raft", f"shard{number}")
+        os.makedirs(journal_dir, mode=0o700, exist_ok=True)
+
+        def make_core(hook: Callable[[int, bytes], Any]) -> RaftCore:
+            journal = DurableJournal(os.path.join(journal_dir, "journal"))
+            return RaftCore(topology.self_addr(number), topology.addrs(number), conf, hook, journal)
+
+        options = GroupOptions(
+            encode=encode_command,
+            decode=decode_command,
+            leader_url=topology.leader_url(number),
+            proposal_timeout_s=float(raft.apply_timeout_seconds),
+        )
+        group = RaftGroup(make_core, apply, committer, options)
+        group.start()
+        self.groups.append(group)
+        log.info("raft group %d: %s, peers %s", number, topology.self_addr(number), topology.addrs(number))
+        return group
+
+    def _raft_status(self) -> list[GroupStatus]:
+        return [] if self.topology is None else self.topology.status(self.groups)
 
     def _ready(self) -> tuple[bool, str]:
         if any(committer.failed for committer in self.committers):
             return False, "a store failed a write"
+        if any(group.failed for group in self.groups):
+            return False, "a raft replica stopped after a failure"
         if self.runner is None or not self.runner.running:
             return False, "background work is not running"
         return True, ""
@@ -165,6 +221,8 @@ class App:
         await self.streams.stop(self.settings.shutdown_grace_seconds)
         if self.runner is not None:
             await self.runner.stop()
+        for group in self.groups:
+            await group.stop()  # Raft stops before its store closes
         for committer in self.committers:
             await committer.close()
 

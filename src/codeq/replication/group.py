@@ -105,6 +105,10 @@ class RaftGroup:
     def is_leader(self) -> bool:
         return self.core.is_leader and self.failed is None
 
+    @property
+    def leader_address(self) -> str | None:
+        return self.core.leader_address
+
     def not_leader(self) -> NotLeader:
         return NotLeader(self._options.leader_url(self.core.leader_address))
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from codeq.auth.edge import Authenticator
+from codeq.replication.topology import GroupStatus
 from codeq.service.admin import AdminService
 from codeq.service.results import ResultService
 from codeq.service.tasks import TaskService
@@ -18,3 +19,4 @@ class Services:
     results: ResultService
     admin: AdminService
     ready: Callable[[], tuple[bool, str]]  # (ready?, why not)
+    raft_status: Callable[[], list[GroupStatus]] = field(default=lambda: [])  # empty: raft is off

@@ -19,6 +19,7 @@ from codeq.transport.http.asgi import (
     Send,
     send_reply,
 )
+from codeq.transport.http.cluster import ClusterRoutes
 from codeq.transport.http.render import TimeFormat
 from codeq.transport.http.tasks import TaskRoutes
 
@@ -42,6 +43,7 @@ def build_router(
     router.add("POST", f"{PREFIX}/tasks/batch/results", t.submit_results)  # 9
     router.add("GET", f"{PREFIX}/tasks/{{id}}", t.get_task)  # 12
     router.add("GET", f"{PREFIX}/tasks/{{id}}/result", t.get_result)  # 13
+    router.add("GET", f"{PREFIX}/raft/status", ClusterRoutes(services).raft_status)  # 14
     router.add("GET", f"{PREFIX}/admin/queues", a.queues)  # 15
     router.add("GET", f"{PREFIX}/admin/queues/{{command}}", a.queue_stats)  # 16
     router.add("POST", f"{PREFIX}/admin/tasks/cleanup", a.cleanup)  # 17
