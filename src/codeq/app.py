@@ -20,10 +20,11 @@ from codeq.kv.api import KV
 from codeq.kv.commit import GroupCommitter
 from codeq.kv.memory import MemoryKV
 from codeq.observability.metrics import Metrics
-from codeq.replication.api import ApplyFn, Replicator
+from codeq.replication.api import Replicator
 from codeq.replication.group import GroupOptions, RaftGroup
 from codeq.replication.raft import DurableJournal, RaftCore, make_conf
 from codeq.replication.single import SingleNode
+from codeq.replication.snapshot import Snapshots
 from codeq.replication.topology import GroupStatus, Topology
 from codeq.service.admin import AdminService
 from codeq.service.background import Runner
@@ -157,22 +158,26 @@ class App:
         committer.start()
         engine = Engine(committer, _engine_config(self.settings))
         self.report.live_tasks += engine.recover(self.clock.now_ms())
-        replicator = self._replicator(number, self.node.apply_fn(engine), committer)
+        replicator = self._replicator(number, engine, committer)
         self.committers.append(committer)
         self.node.shards.append(Shard(number, engine, replicator))
 
-    def _replicator(self, number: int, apply: ApplyFn, committer: GroupCommitter) -> Replicator:
+    def _replicator(self, number: int, engine: Engine, committer: GroupCommitter) -> Replicator:
         topology = self.topology
+        apply = self.node.apply_fn(engine)
         if topology is None:
             return SingleNode(apply, committer)
+        from codeq.kv.rocks import RocksKV  # snapshots open RocksDB checkpoints
+
+        journal_dir = os.path.join(self.settings.persistence.path, "raft", f"shard{number}")
+        os.makedirs(journal_dir, mode=0o700, exist_ok=True)
+        snapshots = Snapshots(committer, RocksKV, os.path.join(journal_dir, "snapshot"))
         raft = self.settings.raft
         # The shard count is part of every group's key: nodes that disagree on it cannot
         # exchange a single message (spec 06 gap 7), instead of replicating into wrong shards.
         secret = f"{raft.secret}\0shards={self.settings.persistence.num_shards}\0group={number}"
-        conf = make_conf(secret=secret, timing=raft.timing())
+        conf = make_conf(secret=secret, timing=raft.timing(), snapshots=snapshots)
         conf.bindAddress = topology.bind(number)
-        journal_dir = os.path.join(self.settings.persistence.path, "raft", f"shard{number}")
-        os.makedirs(journal_dir, mode=0o700, exist_ok=True)
 
         def make_core(hook: Callable[[int, bytes], Any]) -> RaftCore:
             journal = DurableJournal(os.path.join(journal_dir, "journal"))
@@ -183,12 +188,18 @@ class App:
             decode=decode_command,
             leader_url=topology.leader_url(number),
             proposal_timeout_s=float(raft.apply_timeout_seconds),
+            snapshots=snapshots,
+            on_restored=lambda: self._recovered(engine),
         )
         group = RaftGroup(make_core, apply, committer, options)
         group.start()
         self.groups.append(group)
         log.info("raft group %d: %s, peers %s", number, topology.self_addr(number), topology.addrs(number))
         return group
+
+    def _recovered(self, engine: Engine) -> None:
+        """A snapshot replaced this shard's store: rebuild its in-memory index from it."""
+        engine.recover(self.clock.now_ms())
 
     def _raft_status(self) -> list[GroupStatus]:
         return [] if self.topology is None else self.topology.status(self.groups)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import struct
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -24,13 +23,16 @@ from codeq.core.errors import CodeqError, NotLeader, OutcomeUnknown, Unavailable
 from codeq.kv.commit import GroupCommitter
 from codeq.replication.api import ApplyFn
 from codeq.replication.raft import BaseCore, Callback
+from codeq.replication.snapshot import (
+    APPLIED_KEY,
+    RESTORING_KEY,
+    Snapshots,
+    applied_value,
+    read_applied,
+)
 
 log = logging.getLogger("codeq.raft")
 
-# Replication's own key, outside every engine range (engine keys are `<capital letter>/`):
-# the index of the last applied log entry, written in the same batch as that entry's ops.
-APPLIED_KEY = b"raft/applied"
-_BE8 = struct.Struct(">Q")
 _encode_entry = msgspec.msgpack.Encoder().encode
 _decode_entry = msgspec.msgpack.Decoder(list[bytes]).decode
 
@@ -43,11 +45,8 @@ class GroupOptions:
     proposal_timeout_s: float = 10.0
     max_merge: int = 128
     max_entry_bytes: int = 4 << 20
-
-
-def read_applied(committer: GroupCommitter) -> int:
-    raw = committer.get(APPLIED_KEY)
-    return 0 if raw is None else int(_BE8.unpack(raw)[0])
+    snapshots: Snapshots | None = None
+    on_restored: Callable[[], None] = lambda: None  # rebuild in-memory state after a snapshot install
 
 
 class RaftGroup:
@@ -63,6 +62,11 @@ class RaftGroup:
         self._apply = apply
         self._committer = committer
         self._options = options
+        if committer.get(RESTORING_KEY) is not None:
+            raise Unavailable(
+                "a raft snapshot install was interrupted: this shard's store is incomplete; "
+                "remove its store and raft journal so that it resyncs from its peers"
+            )
         self.applied = read_applied(committer)
         self.core = make_core(self._apply_entry)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -77,6 +81,9 @@ class RaftGroup:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self._options.snapshots is not None:
+            self._options.snapshots.loop = self._loop
+            self._options.snapshots.on_restored = self._restored
         self._thread = threading.Thread(
             target=self.core.run_ticks, args=(self._stopping,), name="raft-tick", daemon=True
         )
@@ -202,7 +209,7 @@ class RaftGroup:
         # All submits below happen in one loop callback, so the group committer writes them
         # (and the applied index) in one atomic batch: a restart sees all of the entry or none.
         outcomes: list[Any] = []
-        self._watch(self._committer.submit({APPLIED_KEY: _BE8.pack(index)}))
+        self._watch(self._committer.submit({APPLIED_KEY: applied_value(index)}))
         for raw in _decode_entry(payload):
             try:
                 ops, result = self._apply(self._options.decode(raw))
@@ -214,6 +221,10 @@ class RaftGroup:
             outcomes.append(result)
         self.applied = index
         return outcomes
+
+    def _restored(self, index: int) -> None:
+        self.applied = index
+        self._options.on_restored()
 
     def _watch(self, write: asyncio.Future[None]) -> None:
         write.add_done_callback(self._on_written)

@@ -26,6 +26,7 @@ from pysyncobj.node import TCPNode
 from pysyncobj.transport import TCPTransport
 
 from codeq.core.errors import CodeqError, InvalidInput, NotLeader, OutcomeUnknown, Unavailable
+from codeq.replication.snapshot import Snapshots
 
 log = logging.getLogger("codeq.raft")
 
@@ -73,6 +74,14 @@ class DurableJournal(FileJournal):  # type: ignore[misc]
         os.fsync(resizable._ResizableFile__f.fileno())  # and the file size after a resize
         self.flushes += 1
 
+    def deleteEntriesTo(self, entryTo: int) -> None:
+        super().deleteEntriesTo(entryTo)  # compaction rewrites the whole journal file
+        self.flush()
+
+    def clear(self) -> None:
+        super().clear()
+        self.flush()
+
     def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:
         meta = self._FileJournal__meta
         meta["currentTerm"] = term
@@ -103,7 +112,9 @@ class MemoryTestJournal(MemoryJournal):  # type: ignore[misc]
         self.flushes += 1
 
 
-def make_conf(*, secret: str, timing: dict[str, float] | None = None) -> SyncObjConf:
+def make_conf(
+    *, secret: str, timing: dict[str, float] | None = None, snapshots: Snapshots | None = None
+) -> SyncObjConf:
     """The settings every group runs with; refuses to build one without a cluster secret."""
     if not secret:
         # Without a password PySyncObj unpickles whatever reaches its port: remote code execution.
@@ -120,7 +131,7 @@ def make_conf(*, secret: str, timing: dict[str, float] | None = None) -> SyncObj
         "connectionRetryTime": 0.5,
         "commandsWaitLeader": False,
         # The state lives in RocksDB; PySyncObj's own pickled snapshots must never run (they
-        # would pickle this object). The journal is compacted by nothing yet.
+        # would pickle this object): without our snapshots the journal is never compacted.
         "logCompactionMinEntries": 2**62,
         "logCompactionMinTime": 10**12,
         "dynamicMembershipChange": False,
@@ -129,6 +140,15 @@ def make_conf(*, secret: str, timing: dict[str, float] | None = None) -> SyncObj
         "appendEntriesBatchSizeBytes": 2**24,
         "maxBindRetries": 3,
     }
+    if snapshots is not None:
+        values |= {
+            "fullDumpFile": snapshots.dump_path,
+            "serializer": snapshots.serialize,
+            "serializeChecker": snapshots.check,
+            "deserializer": snapshots.deserialize,
+            "logCompactionMinEntries": 50_000,
+            "logCompactionMinTime": 600,
+        }
     values.update(timing or {})
     conf = SyncObjConf(**values)
     conf.validate()
