@@ -75,6 +75,7 @@ class App:
                 raft.bind_addr,
                 raft.peers or {raft.self_id: raft.bind_addr},
                 raft.peer_http_addrs,
+                {"producer": raft.peer_producer_streams, "worker": raft.peer_worker_streams},
             )
             if raft.enabled
             else None
@@ -187,6 +188,11 @@ class App:
             encode=encode_command,
             decode=decode_command,
             leader_url=topology.leader_url(number),
+            leader_streams=topology.leader_streams(number),
+            # One group leads everything anyway; with several, spread their leaders.
+            preferred_leader=(
+                topology.preferred_leader(number) if self.settings.persistence.num_shards > 1 else None
+            ),
             proposal_timeout_s=float(raft.apply_timeout_seconds),
             snapshots=snapshots,
             on_restored=lambda: self._recovered(engine),

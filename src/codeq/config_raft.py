@@ -23,6 +23,8 @@ _KEYS: dict[str, tuple[str, str, str]] = {
     "bootstrap": ("bootstrap", "RAFT_BOOTSTRAP", "bool"),
     "peers": ("peers", "RAFT_PEERS", "map"),
     "peerHTTPAddrs": ("peer_http_addrs", "RAFT_PEER_HTTP_ADDRS", "map"),
+    "peerProducerStreamAddrs": ("peer_producer_streams", "RAFT_PEER_PRODUCER_STREAM_ADDRS", "map"),
+    "peerWorkerStreamAddrs": ("peer_worker_streams", "RAFT_PEER_WORKER_STREAM_ADDRS", "map"),
     "secret": ("secret", "RAFT_SECRET", "str"),
     "muxEnabled": ("mux_enabled", "RAFT_MUX_ENABLED", "bool"),
     "heartbeatMS": ("heartbeat_ms", "RAFT_HEARTBEAT_MS", "int"),
@@ -41,6 +43,10 @@ class RaftSettings:
     bootstrap: bool = False
     peers: Mapping[str, str] = field(default_factory=dict)  # id -> raft host:port, self included
     peer_http_addrs: Mapping[str, str] = field(default_factory=dict)  # id -> http(s) base URL
+    # id -> grpc://host:port of that node's producer / worker stream, optional: a follower's
+    # stream ends as not-leader naming the leader's, and the SDK reconnects there.
+    peer_producer_streams: Mapping[str, str] = field(default_factory=dict)
+    peer_worker_streams: Mapping[str, str] = field(default_factory=dict)
     secret: str = ""
     mux_enabled: bool = False
     heartbeat_ms: int = 100

@@ -113,14 +113,20 @@ class Cluster:
         self.proxy: Proxy | None = None
         advertised = dict(self.bind)
         if proxied:
-            ports = sorted((free_port() for _ in range(8)), key=lambda p: f"127.0.0.1:{p}")
-            self.proxy = Proxy(self.bind["a"], ports[0])
+            # The proxy's port must sort first (as "127.0.0.1:<port>" strings) among the peers.
+            pool = sorted({free_port() for _ in range(6)}, key=lambda p: f"127.0.0.1:{p}")
+            self.bind = {"a": pool[3], "b": pool[1], "c": pool[2]}
+            advertised = dict(self.bind)
+            self.proxy = Proxy(self.bind["a"], pool[0])
             advertised["a"] = self.proxy.port
-            assert all(f"127.0.0.1:{ports[0]}" < f"127.0.0.1:{p}" for i, p in advertised.items() if i != "a")
         self.nodes: dict[str, ServerProcess] = {}
         for i in self.ids:
             self.nodes[i] = ServerProcess(root / i, env={})
         http = ",".join(f"{i}={self.nodes[i].url}" for i in self.ids)
+        self.producer_streams = {i: f"127.0.0.1:{free_port()}" for i in self.ids}
+        self.worker_streams = {i: f"127.0.0.1:{free_port()}" for i in self.ids}
+        producers = ",".join(f"{i}=grpc://{a}" for i, a in self.producer_streams.items())
+        workers = ",".join(f"{i}=grpc://{a}" for i, a in self.worker_streams.items())
         peers = ",".join(f"{i}=127.0.0.1:{advertised[i]}" for i in self.ids)
         for i in self.ids:
             node = self.nodes[i]
@@ -133,8 +139,10 @@ class Cluster:
                 "RAFT_PEER_HTTP_ADDRS": http,
                 "RAFT_SECRET": "cluster-test-secret",
                 "PERSISTENCE_CONFIG": f'{{"numShards": {shards}}}',
-                "PRODUCER_STREAM_ADDR": f"127.0.0.1:{free_port()}",
-                "WORKER_STREAM_ADDR": f"127.0.0.1:{free_port()}",
+                "PRODUCER_STREAM_ADDR": self.producer_streams[i],
+                "WORKER_STREAM_ADDR": self.worker_streams[i],
+                "RAFT_PEER_PRODUCER_STREAM_ADDRS": producers,
+                "RAFT_PEER_WORKER_STREAM_ADDRS": workers,
                 **(env or {}),
             }
 

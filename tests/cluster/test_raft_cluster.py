@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from codeq.client import Producer
 from tests.cluster.support import PRODUCER, WORKER, Cluster, until
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(240)]
@@ -56,6 +57,15 @@ def test_election_replication_and_follower_redirect(cluster: Cluster) -> None:
         r = httpx.post(f"{cluster.url(followers[1])}{path}", json=body, headers=headers)
         assert r.status_code == 307, (path, r.status_code, r.text)
         assert r.headers["location"].startswith(cluster.url(leader))
+
+
+def test_sdk_producer_stream_on_a_follower_reconnects_to_the_leader(cluster: Cluster) -> None:
+    leader = cluster.wait_leader()
+    follower = next(i for i in cluster.ids if i != leader)
+    until(lambda: (s := cluster.status(follower)) and s["groups"][0]["hasLeader"])
+    with Producer(f"grpc://{cluster.producer_streams[follower]}", "dev-producer") as producer:
+        tasks = [producer.create("render", {"n": n}) for n in range(3)]
+    assert all(cluster.has_task(leader, t.id) for t in tasks)
 
 
 class Writer:
@@ -195,3 +205,34 @@ def test_a_two_node_configuration_is_refused(tmp_path: Path) -> None:
         node.start(timeout=20)
     assert "even-sized cluster" in str(info.value)
     cluster.stop()
+
+
+def test_one_raft_group_per_shard_with_requests_routed_to_the_shard_leader(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path, shards=3)
+    try:
+        cluster.start()
+        leaders = [cluster.wait_leader(shard) for shard in range(3)]
+        status = cluster.status("a")
+        assert status is not None and status["numGroups"] == 3
+        assert [g["shardIdx"] for g in status["groups"]] == [0, 1, 2]
+        created = []
+        with httpx.Client(headers=PRODUCER, timeout=10) as client:
+            for n in range(30):
+                url, hops = f"{cluster.url(cluster.ids[n % 3])}/v1/codeq/tasks", 0
+                body = {"command": "render", "payload": {"n": n}}
+                if n % 2:
+                    body["idempotencyKey"] = f"key-{n}"  # pinned to its key's shard
+                r = client.post(url, json=body)
+                while r.status_code == 307:
+                    hops += 1
+                    r = client.post(r.headers["location"], json=body)
+                assert r.status_code == 202, r.text
+                assert hops <= 1  # the id, and so the shard, is chosen once (spec 06 gap 9)
+                created.append(r.json()["id"])
+        for i in cluster.ids:
+            assert cluster.missing(i, set(created)) == set()
+        # Leaders spread: shard i settles on the i-th node (handed over once it is caught up).
+        until(lambda: [cluster.leader_of(s) for s in range(3)] == ["a", "b", "c"], 30, "leaders spread")
+        print("first shard leaders:", leaders)
+    finally:
+        cluster.stop()

@@ -42,10 +42,15 @@ class GroupOptions:
     encode: Callable[[Any], bytes]
     decode: Callable[[bytes], Any]
     leader_url: Callable[[str | None], str | None]  # raft address -> HTTP base URL
+    # raft address -> the leader's gRPC streams by kind
+    leader_streams: Callable[[str | None], dict[str, str]] = lambda address: {}
     proposal_timeout_s: float = 10.0
     max_merge: int = 128
     max_entry_bytes: int = 4 << 20
     snapshots: Snapshots | None = None
+    # This group's preferred leader (raft address): a leader that is not it hands over once
+    # it is caught up, so the shard groups' leaders spread over the nodes.
+    preferred_leader: str | None = None
     on_restored: Callable[[], None] = lambda: None  # rebuild in-memory state after a snapshot install
 
 
@@ -75,6 +80,7 @@ class RaftGroup:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._proposer: asyncio.Task[None] | None = None
+        self._balancer: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -89,12 +95,15 @@ class RaftGroup:
         )
         self._thread.start()
         self._proposer = self._loop.create_task(self._propose_loop(), name="raft-proposer")
+        if self._options.preferred_leader is not None:
+            self._balancer = self._loop.create_task(self._balance(), name="raft-balance")
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._proposer is not None:
-            self._proposer.cancel()
-            await asyncio.gather(self._proposer, return_exceptions=True)
+        for task in (self._proposer, self._balancer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
         for _, _, future in self._waiting:
@@ -117,7 +126,9 @@ class RaftGroup:
         return self.core.leader_address
 
     def not_leader(self) -> NotLeader:
-        return NotLeader(self._options.leader_url(self.core.leader_address))
+        address = self.core.leader_address
+        streams = self._options.leader_streams(address)
+        return NotLeader(self._options.leader_url(address), leader_streams=streams)
 
     async def submit(self, command: Any) -> Any:
         if self.failed is not None:
@@ -129,6 +140,15 @@ class RaftGroup:
         self._waiting.append((raw, len(raw), future))
         self._wake.set()
         return await future
+
+    async def _balance(self, period_s: float = 2.0) -> None:
+        preferred = self._options.preferred_leader
+        assert preferred is not None
+        while True:
+            await asyncio.sleep(period_s)
+            core = self.core
+            if core.is_leader and core.leader_address != preferred:
+                core.hand_over(preferred)
 
     # -- proposing (event loop) ------------------------------------------------------------
 

@@ -174,6 +174,18 @@ class BaseCore(SyncObj):  # type: ignore[misc]
         self._apply_hook = apply_hook
         self._install_journal(journal)
         self.failure: BaseException | None = None
+        self._hand_over_to: str | None = None  # set from any thread, acted on by the tick thread
+
+    def hand_over(self, address: str) -> None:
+        """Ask this leader to pass leadership to `address` once it holds the whole log (used to
+        spread the shard groups' leaders over the nodes). Thread-safe; best effort."""
+        self._hand_over_to = address
+
+    def _do_hand_over(self) -> None:
+        address, self._hand_over_to = self._hand_over_to, None
+        target = next((n for n in self._SyncObj__otherNodes if n.id == address), None)
+        if target is not None and self.is_leader and self.isNodeConnected(target):
+            self.transferLeadership(target)  # refused by PySyncObj unless the target is caught up
 
     def _install_journal(self, journal: Any) -> None:
         """Swap in our journal and reload term, vote and commit index from it, as __init__ does."""
@@ -227,6 +239,8 @@ class BaseCore(SyncObj):  # type: ignore[misc]
 
     def tick(self, wait_seconds: float = 0.0) -> None:
         """One PySyncObj tick, then make durable what this node appended as leader."""
+        if self._hand_over_to is not None:
+            self._do_hand_over()
         before = self.journal[-1][1]
         self._onTick(wait_seconds)
         if self.journal[-1][1] != before and self.is_leader:
@@ -269,6 +283,12 @@ class RaftCore(BaseCore):
             self._on_pre_vote(node, message)
         elif kind == "pre_vote_granted":
             self._on_pre_vote_granted(node, message)
+        elif kind == "timeout_now":
+            # The leader hands over: campaign at once, without asking (pre-vote would be refused
+            # while that leader is alive).
+            if node == self._SyncObj__raftLeader and message["term"] >= self._SyncObj__raftCurrentTerm:
+                self._campaign_approved = True
+            SyncObj._SyncObj__onMessageReceived(self, node, message)
         else:
             if kind == "append_entries" and message.get("term", -1) >= self._SyncObj__raftCurrentTerm:
                 self._leader_contact = time.monotonic()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -38,6 +38,8 @@ class Topology:
     bind_addr: str
     peers: Mapping[str, str]  # id -> shard 0 raft address, self included
     peer_http: Mapping[str, str]  # id -> HTTP base URL
+    # kind ("producer", "worker") -> id -> grpc://host:port of that node's stream
+    peer_streams: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def self_addr(self, shard: int) -> str:
         return shift_port(self.peers[self.self_id], shard)
@@ -47,6 +49,11 @@ class Topology:
 
     def addrs(self, shard: int) -> list[str]:
         return [shift_port(address, shard) for address in self.peers.values()]
+
+    def preferred_leader(self, shard: int) -> str:
+        """Shard i's preferred leader: the i-th node in id order, so groups spread evenly."""
+        ids = sorted(self.peers)
+        return shift_port(self.peers[ids[shard % len(ids)]], shard)
 
     def id_of(self, address: str | None, shard: int) -> str:
         for peer, base in self.peers.items():
@@ -59,6 +66,13 @@ class Topology:
             return self.peer_http.get(self.id_of(address, shard)) or None
 
         return url
+
+    def leader_streams(self, shard: int) -> Callable[[str | None], dict[str, str]]:
+        def urls(address: str | None) -> dict[str, str]:
+            leader = self.id_of(address, shard)
+            return {kind: m[leader] for kind, m in self.peer_streams.items() if m.get(leader)}
+
+        return urls
 
     def status(self, groups: Sequence[GroupView]) -> list[GroupStatus]:
         rows = []
