@@ -4,6 +4,7 @@ test can cut to isolate a node."""
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import threading
 import time
@@ -13,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.server import ServerProcess, free_port
+from tests.support.server import ServerProcess
 
 PRODUCER = {"Authorization": "Bearer dev-producer"}
 WORKER = {"Authorization": "Bearer dev-worker"}
@@ -23,6 +24,22 @@ FAST = {
     "RAFT_LEADER_LEASE_MS": "1000",
     "RAFT_APPLY_TIMEOUT_SECONDS": "3",
 }
+
+
+_LOW = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+_RNG = random.Random()
+_HANDED_OUT: set[int] = set()
+
+
+def quiet_port(span: int = 1) -> int:
+    """A free port (with the next span-1 free too) below the kernel's ephemeral range: the
+    cluster's own outgoing connections take ephemeral ports, and must not take these first."""
+    while True:
+        base = _RNG.randrange(max(10_000, _LOW - 12_000), _LOW - span)
+        ports = set(range(base, base + span))
+        if not ports & _HANDED_OUT and all(_free(p) for p in ports):
+            _HANDED_OUT.update(ports)
+            return base
 
 
 def until(probe: Callable[[], Any], deadline_s: float = 20.0, what: str = "condition") -> Any:
@@ -39,9 +56,9 @@ def until(probe: Callable[[], Any], deadline_s: float = 20.0, what: str = "condi
 class Proxy:
     """Forwards TCP from `port` to `target`; `cut()` drops every connection and refuses new ones."""
 
-    def __init__(self, target: int, port: int | None = None) -> None:
+    def __init__(self, target: int, port: int) -> None:
         self.target = target
-        self.port = port or free_port()
+        self.port = port
         self.open = True
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -109,12 +126,12 @@ class Cluster:
     ):
         self.root = root
         self.ids = ["a", "b", "c"]
-        self.bind = {i: free_port() for i in self.ids} if shards == 1 else self._port_blocks(shards)
+        self.bind = {i: quiet_port(shards) for i in self.ids}
         self.proxy: Proxy | None = None
         advertised = dict(self.bind)
         if proxied:
             # The proxy's port must sort first (as "127.0.0.1:<port>" strings) among the peers.
-            pool = sorted({free_port() for _ in range(6)}, key=lambda p: f"127.0.0.1:{p}")
+            pool = sorted({quiet_port() for _ in range(4)}, key=lambda p: f"127.0.0.1:{p}")
             self.bind = {"a": pool[3], "b": pool[1], "c": pool[2]}
             advertised = dict(self.bind)
             self.proxy = Proxy(self.bind["a"], pool[0])
@@ -122,9 +139,10 @@ class Cluster:
         self.nodes: dict[str, ServerProcess] = {}
         for i in self.ids:
             self.nodes[i] = ServerProcess(root / i, env={})
+            self.nodes[i].port = quiet_port()
         http = ",".join(f"{i}={self.nodes[i].url}" for i in self.ids)
-        self.producer_streams = {i: f"127.0.0.1:{free_port()}" for i in self.ids}
-        self.worker_streams = {i: f"127.0.0.1:{free_port()}" for i in self.ids}
+        self.producer_streams = {i: f"127.0.0.1:{quiet_port()}" for i in self.ids}
+        self.worker_streams = {i: f"127.0.0.1:{quiet_port()}" for i in self.ids}
         producers = ",".join(f"{i}=grpc://{a}" for i, a in self.producer_streams.items())
         workers = ",".join(f"{i}=grpc://{a}" for i, a in self.worker_streams.items())
         peers = ",".join(f"{i}=127.0.0.1:{advertised[i]}" for i in self.ids)
@@ -145,23 +163,6 @@ class Cluster:
                 "RAFT_PEER_WORKER_STREAM_ADDRS": workers,
                 **(env or {}),
             }
-
-    @staticmethod
-    def _port_blocks(shards: int) -> dict[str, int]:
-        """Per node, a base port with the next shards-1 ports free too (group i uses base + i)."""
-        blocks: dict[str, int] = {}
-        taken: set[int] = set()
-        for i in ("a", "b", "c"):
-            while True:
-                base = free_port()
-                span = set(range(base, base + shards))
-                if span & taken or base + shards > 65535:
-                    continue
-                if all(_free(p) for p in span):
-                    taken |= span
-                    blocks[i] = base
-                    break
-        return blocks
 
     def start(self, *ids: str) -> None:
         for i in ids or self.ids:

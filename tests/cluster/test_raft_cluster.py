@@ -212,6 +212,8 @@ def test_one_raft_group_per_shard_with_requests_routed_to_the_shard_leader(tmp_p
     try:
         cluster.start()
         leaders = [cluster.wait_leader(shard) for shard in range(3)]
+        # Leaders spread: shard i settles on the i-th node (handed over once it is caught up).
+        until(lambda: [cluster.leader_of(s) for s in range(3)] == ["a", "b", "c"], 30, "leaders spread")
         status = cluster.status("a")
         assert status is not None and status["numGroups"] == 3
         assert [g["shardIdx"] for g in status["groups"]] == [0, 1, 2]
@@ -223,16 +225,19 @@ def test_one_raft_group_per_shard_with_requests_routed_to_the_shard_leader(tmp_p
                 if n % 2:
                     body["idempotencyKey"] = f"key-{n}"  # pinned to its key's shard
                 r = client.post(url, json=body)
-                while r.status_code == 307:
+                while r.status_code in (307, 503):
+                    if r.status_code == 503:  # a group between leaders (a hand-over): retry later
+                        time.sleep(float(r.headers["retry-after"]) / 10)
+                        r = client.post(url, json=body)
+                        continue
                     hops += 1
-                    r = client.post(r.headers["location"], json=body)
+                    url = r.headers["location"]
+                    r = client.post(url, json=body)
                 assert r.status_code == 202, r.text
                 assert hops <= 1  # the id, and so the shard, is chosen once (spec 06 gap 9)
                 created.append(r.json()["id"])
         for i in cluster.ids:
             assert cluster.missing(i, set(created)) == set()
-        # Leaders spread: shard i settles on the i-th node (handed over once it is caught up).
-        until(lambda: [cluster.leader_of(s) for s in range(3)] == ["a", "b", "c"], 30, "leaders spread")
         print("first shard leaders:", leaders)
     finally:
         cluster.stop()
