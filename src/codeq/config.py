@@ -79,6 +79,10 @@ class Settings:
     producer_auth: AuthProviderSettings = field(default_factory=AuthProviderSettings)
     worker_auth: AuthProviderSettings = field(default_factory=AuthProviderSettings)
     allow_producer_as_worker: bool = False
+    # Static tokens outside env dev need this explicit opt-in; the X-Role header grants admin only
+    # with the second flag, which env dev alone allows (spec 03 gaps 1 and 4).
+    allow_static_tokens: bool = False
+    allow_insecure_role_header: bool = False
     dev: bool = False  # enables the documented dev tokens (auth.edge)
     limits: LimitSettings = field(default_factory=LimitSettings)
     shutdown_grace_seconds: float = 10.0
@@ -124,6 +128,8 @@ _TOP = (
     _Key("worker_auth.provider", "workerAuthProvider", "WORKER_AUTH_PROVIDER", "str"),
     _Key("worker_auth.config", "workerAuthConfig", "WORKER_AUTH_CONFIG", "json"),
     _Key("allow_producer_as_worker", "allowProducerAsWorker", "ALLOW_PRODUCER_AS_WORKER", "bool"),
+    _Key("allow_static_tokens", "allowStaticTokens", "ALLOW_STATIC_TOKENS", "bool"),
+    _Key("allow_insecure_role_header", "allowInsecureRoleHeader", "ALLOW_INSECURE_ROLE_HEADER", "bool"),
     _Key("shutdown_grace_seconds", "shutdownGraceSeconds", "SHUTDOWN_GRACE_SECONDS", "float"),
     _Key("producer_stream_addr", "producerStreamAddr", "PRODUCER_STREAM_ADDR", "str"),
     _Key("worker_stream_addr", "workerStreamAddr", "WORKER_STREAM_ADDR", "str"),
@@ -181,7 +187,7 @@ def load_settings(
     problems = sources.problems + validate(settings)
     if problems:
         raise ConfigError(problems)
-    if settings.env != "dev" and "static" in (settings.producer_auth.provider, settings.worker_auth.provider):
+    if settings.env != "dev" and any(uses_static(a) for a in (settings.producer_auth, settings.worker_auth)):
         log.warning("static token authentication is enabled outside dev (env=%s)", settings.env)
     return settings
 
@@ -434,7 +440,32 @@ def _check_auth(s: Settings) -> list[str]:
     if s.dev and s.env != "dev":
         # The dev tokens are public and one of them is an admin: never in a non-dev environment.
         problems.append(f"--dev (the public dev tokens) requires env dev, got {s.env!r}")
+    return problems + _check_insecure_auth(s)
+
+
+def _check_insecure_auth(s: Settings) -> list[str]:
+    if s.env == "dev":
+        return []
+    problems = [
+        f"{side}AuthProvider uses static tokens: env {s.env!r} needs allowStaticTokens: true for them"
+        for side, auth in (("producer", s.producer_auth), ("worker", s.worker_auth))
+        if uses_static(auth) and not s.allow_static_tokens
+    ]
+    if s.allow_insecure_role_header:
+        problems.append(f"allowInsecureRoleHeader requires env dev, got {s.env!r}")
     return problems
+
+
+def uses_static(auth: AuthProviderSettings) -> bool:
+    """Whether the provider is a static token, alone or inside a composite."""
+    if auth.provider == "static":
+        return True
+    if auth.provider != "multi" or not isinstance(auth.config, dict):
+        return False
+    providers = auth.config.get("providers")
+    return isinstance(providers, list) and any(
+        isinstance(p, dict) and str(p.get("type", "")).strip().lower() == "static" for p in providers
+    )
 
 
 def _split_address(address: str) -> tuple[str, int] | None:

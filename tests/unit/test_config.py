@@ -16,6 +16,8 @@ STATIC_AUTH = {
     "PRODUCER_AUTH_CONFIG": json.dumps({"token": "p-token", "subject": "acme"}),
     "WORKER_AUTH_PROVIDER": "static",
     "WORKER_AUTH_CONFIG": json.dumps({"token": "w-token", "subject": "acme", "eventTypes": ["*"]}),
+    # Several tests below set a non-dev env; static tokens there need the explicit opt-in.
+    "ALLOW_STATIC_TOKENS": "true",
 }
 
 
@@ -212,7 +214,7 @@ def test_every_problem_is_reported_together() -> None:
         "backoffPolicy must be one of",
         "defaultLeaseSeconds must not exceed limits.maxLeaseSeconds",
         "PRODUCER_AUTH_CONFIG is not valid JSON",
-        "workerAuthProvider: jwks auth is not available yet; use static or multi",
+        "workerAuthProvider: jwks auth: jwksUrl is required",
     ]
     for text in expected:
         assert any(text in problem for problem in found), (text, found)
@@ -271,6 +273,28 @@ def test_unknown_auth_provider() -> None:
 def test_dev_tokens_need_a_dev_environment() -> None:
     assert problems({"ENV": "production"}, dev=True) == [
         "--dev (the public dev tokens) requires env dev, got 'production'"
+    ]
+
+
+def test_static_tokens_outside_dev_need_the_opt_in() -> None:
+    refused = problems({"ENV": "production", "ALLOW_STATIC_TOKENS": "false"})
+    assert refused == [
+        "producerAuthProvider uses static tokens: env 'production' needs allowStaticTokens: true for them",
+        "workerAuthProvider uses static tokens: env 'production' needs allowStaticTokens: true for them",
+    ]
+    # A static token inside a composite counts as well.
+    multi = {"providers": [{"type": "static", "config": "a"}, {"type": "static", "config": "b"}]}
+    env = {"ENV": "prod", "ALLOW_STATIC_TOKENS": "", "WORKER_AUTH_PROVIDER": "multi"}
+    found = problems({**env, "WORKER_AUTH_CONFIG": json.dumps(multi)})
+    assert any(p.startswith("workerAuthProvider uses static tokens") for p in found), found
+    assert load({"ENV": "production"}).allow_static_tokens  # with the opt-in it starts
+    assert not load({"ALLOW_STATIC_TOKENS": ""}).allow_static_tokens  # dev needs none
+
+
+def test_role_header_only_in_dev() -> None:
+    assert load({"ALLOW_INSECURE_ROLE_HEADER": "true"}).allow_insecure_role_header
+    assert problems({"ENV": "prod", "ALLOW_INSECURE_ROLE_HEADER": "true"}) == [
+        "allowInsecureRoleHeader requires env dev, got 'prod'"
     ]
 
 
