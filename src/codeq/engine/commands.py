@@ -73,10 +73,15 @@ class Tick(Command, frozen=True, array_like=True):
 
 
 class Cleanup(Command, frozen=True, array_like=True):
-    """Admin cleanup: remove up to `limit` finished tasks whose retention ended by `before_ms`."""
+    """Admin cleanup: remove up to `limit` finished tasks whose retention ended by `before_ms`.
+
+    `tenant` limits it to that tenant's tasks (an admin administers only its own tenant);
+    "" is every tenant, for commands written before the field existed.
+    """
 
     before_ms: int
     limit: int = 1000
+    tenant: str = ""
 
 
 class Batch(Command, frozen=True, array_like=True):

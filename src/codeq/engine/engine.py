@@ -103,7 +103,7 @@ class Engine:
             case c.Tick():
                 return self._tick(command)
             case c.Cleanup():
-                return Swept(deleted=self._expire_finished(command.before_ms, command.limit))
+                return Swept(deleted=self._expire_finished(command.before_ms, command.limit, command.tenant))
             case c.Batch():
                 return self._batch(command)
         raise InvalidInput(f"unknown command {type(command).__name__}")
@@ -377,21 +377,27 @@ class Engine:
         swept.idempotency_keys_expired = self._expire_idempotency(cmd.now_ms, cmd.limit)
         return swept
 
-    def _expire_finished(self, before_ms: int, limit: int) -> int:
-        """Delete finished tasks whose retention ended; live tasks are never in this index."""
-        due = list(self.store.scan(keys.RETENTION, keys.retention(before_ms + 1, ""), limit))
-        for key, _ in due:
+    def _expire_finished(self, before_ms: int, limit: int, tenant: str = "") -> int:
+        """Delete finished tasks whose retention ended (of `tenant` only, when given); live tasks
+        are never in this index. A tenant's cleanup looks at most 16×limit entries per call."""
+        scan_limit = limit * 16 if tenant else limit
+        deleted = 0
+        for key, _ in list(self.store.scan(keys.RETENTION, keys.retention(before_ms + 1, ""), scan_limit)):
             _, task_id = keys.split_retention(key)
-            self._ops[key] = None
             raw = self._get(keys.finished(task_id))
-            if raw is None:
+            task = records.decode_task(raw) if raw is not None else None
+            if tenant and (task is None or task.tenant != tenant):
                 continue
-            task = records.decode_task(raw)
-            self._ops[keys.finished(task_id)] = None
-            self._ops[keys.result(task_id)] = None
-            if task.location is Location.DLQ_SET:
-                self._drop_dlq_entry(task)
-        return len(due)
+            self._ops[key] = None
+            deleted += 1
+            if task is not None:
+                self._ops[keys.finished(task_id)] = None
+                self._ops[keys.result(task_id)] = None
+                if task.location is Location.DLQ_SET:
+                    self._drop_dlq_entry(task)
+            if deleted >= limit:
+                break
+        return deleted
 
     def _drop_dlq_entry(self, task: Task) -> None:
         cmd_key = command_key(task.command)

@@ -59,13 +59,16 @@ class AdminService:
         return dict(sorted(labels.items()))
 
     async def cleanup(self, principal: Principal, limit: int, before_ms: int | None) -> int:
-        """Delete up to `limit` finished tasks whose retention ended by `before_ms`."""
+        """Delete up to `limit` of the caller's tenant's finished tasks whose retention ended by
+        `before_ms` (spec 03 gap 7: never another tenant's)."""
         principal.require_admin()
         limit = limit if limit > 0 else 1000
         before = self.clock.now_ms() if before_ms is None else before_ms
         deleted = 0
         for shard in self.node.shards:
-            command = c.Cleanup(now_ms=self.clock.now_ms(), before_ms=before, limit=limit - deleted)
+            command = c.Cleanup(
+                now_ms=self.clock.now_ms(), before_ms=before, limit=limit - deleted, tenant=principal.tenant
+            )
             outcome: Swept = await shard.submit(command)
             deleted += outcome.deleted
             if deleted >= limit:
