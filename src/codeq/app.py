@@ -24,6 +24,7 @@ from codeq.service.container import Services
 from codeq.service.maintenance import Maintenance
 from codeq.service.node import Node, Shard
 from codeq.service.policy import Policy
+from codeq.service.ratelimit import ADMIN, PRODUCER, WORKER, BucketPolicy, RateLimiter
 from codeq.service.results import ResultService
 from codeq.service.tasks import TaskService
 from codeq.service.waiters import Waiters
@@ -74,11 +75,12 @@ class App:
         tune_gc()
         self.report.recovery_seconds = time.perf_counter() - started
         policy = _policy(self.settings)
+        limiter = _rate_limiter(self.settings, self.clock, self.metrics)
         self.services = Services(
             auth=Authenticator.from_settings(self.settings, self.clock),
-            tasks=TaskService(self.node, self.clock, policy),
+            tasks=TaskService(self.node, self.clock, policy, limiter=limiter),
             results=ResultService(self.node, self.clock, policy),
-            admin=AdminService(self.node, self.clock),
+            admin=AdminService(self.node, self.clock, limiter),
             ready=self._ready,
         )
         maintenance = Maintenance(self.node, self.clock)
@@ -189,6 +191,20 @@ def _policy(settings: Settings) -> Policy:
         max_claim_wait_seconds=limits.max_claim_wait_seconds,
         max_result_wait_seconds=limits.max_result_wait_seconds,
     )
+
+
+def _rate_limiter(settings: Settings, clock: Clock, metrics: Metrics) -> RateLimiter:
+    r = settings.rate_limit
+    policies = {
+        PRODUCER: BucketPolicy(r.producer_requests_per_minute, r.producer_burst_size),
+        WORKER: BucketPolicy(r.worker_requests_per_minute, r.worker_burst_size),
+        ADMIN: BucketPolicy(r.admin_requests_per_minute, r.admin_burst_size),
+    }
+
+    def on_hit(scope: str, operation: str) -> None:
+        metrics.rate_limit_hits.labels(scope, operation).inc()
+
+    return RateLimiter(policies, clock, r.key_by, on_hit)
 
 
 def _engine_config(settings: Settings) -> EngineConfig:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from codeq.core.clock import FakeClock
 from codeq.wire.pb import producerpb_pb2 as ppb
 from codeq.wire.pb import workerpb_pb2 as wpb
-from tests.grpc.conftest import Streams
+from tests.grpc.conftest import Streams, channels, start_app
 
 
 async def test_b_cannot_claim_a(streams: Streams) -> None:
@@ -39,3 +40,24 @@ async def test_hello_ack_names_the_token_tenant(streams: Streams) -> None:
     reply = await conn.ask(ppb.ProducerEvent(hello=ppb.Hello(token="globex-producer")))
     assert reply.hello_ack.tenant_id == "globex"
     await conn.close()
+
+
+async def test_streams_share_the_rate_limits() -> None:
+    clock = FakeClock()
+    app = await start_app(
+        clock,
+        **{"rate_limit.producer_requests_per_minute": 60, "rate_limit.producer_burst_size": 1},
+    )
+    producer, worker = channels(app.streams)
+    try:
+        streams = Streams(app, clock, producer, worker)
+        conn = await streams.producer()
+        first = (await conn.ask(ppb.ProducerEvent(create=ppb.CreateTask(seq=1, command="a")))).create_ack
+        assert first.ok
+        second = (await conn.ask(ppb.ProducerEvent(create=ppb.CreateTask(seq=2, command="a")))).create_ack
+        assert not second.ok and second.error_message == "rate limit exceeded (retry after 1 s)"
+        await conn.close()
+    finally:
+        await producer.close()
+        await worker.close()
+        await app.stop()

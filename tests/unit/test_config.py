@@ -413,3 +413,23 @@ def test_grpc_message_limit_must_hold_a_payload() -> None:
     assert problems({"GRPC_MAX_MESSAGE_BYTES": "big"}) == [
         "GRPC_MAX_MESSAGE_BYTES must be an integer, got 'big'"
     ]
+
+
+def test_rate_limit_section(tmp_path: Path) -> None:
+    text = """
+rateLimit:
+  keyBy: tenant
+  producer: {requestsPerMinute: 120, burstSize: 10}
+  admin: {requestsPerMinute: 1, burstSize: 1}
+"""
+    r = load(path=yaml_file(tmp_path, text)).rate_limit
+    assert (r.key_by, r.producer_requests_per_minute, r.producer_burst_size) == ("tenant", 120, 10)
+    assert (r.admin_requests_per_minute, r.worker_requests_per_minute) == (1, 0)
+    assert load({"RATE_LIMIT_WORKER_BURST_SIZE": "3"}).rate_limit.worker_burst_size == 3
+    bad = "rateLimit:\n  keyBy: token\n  webhook: {burstSize: 1}\n  worker: {burstSize: -1, rpm: 2}\n"
+    assert problems(path=yaml_file(tmp_path, bad)) == [
+        "rateLimit: unknown key 'webhook'",
+        "rateLimit.worker: unknown key 'rpm'",
+        "rateLimit.worker.burstSize must not be negative",
+        "rateLimit.keyBy must be one of tenant_subject, tenant, subject, got 'token'",
+    ]

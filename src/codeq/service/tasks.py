@@ -25,6 +25,7 @@ from codeq.engine.shards import new_task_id, shard_of
 from codeq.service.background import BackgroundTasks
 from codeq.service.node import Node, Shard
 from codeq.service.policy import Policy
+from codeq.service.ratelimit import PRODUCER, WORKER, RateLimiter
 
 
 @dataclass(slots=True)
@@ -42,10 +43,18 @@ class NewTask:
 
 
 class TaskService:
-    def __init__(self, node: Node, clock: Clock, policy: Policy, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        clock: Clock,
+        policy: Policy,
+        rng: random.Random | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.node = node
         self.clock = clock
         self.policy = policy
+        self.limiter = limiter if limiter is not None else RateLimiter({}, clock)
         self._rng = rng or random.Random()
         self._background = BackgroundTasks()
 
@@ -53,6 +62,7 @@ class TaskService:
 
     async def create(self, principal: Principal, spec: NewTask) -> tuple[Task, bool]:
         """Create one task; returns it and whether it was an idempotent replay."""
+        self.limiter.check(principal, PRODUCER, "create_task")
         command = self._create_command(principal, spec, self.clock.now_ms())
         outcome: Created = await self.node.shard_for(command.task_id).submit(command)
         return outcome.task, outcome.replay
@@ -62,6 +72,7 @@ class TaskService:
     ) -> list[tuple[Task, bool] | CodeqError]:
         """Create a batch: one atomic apply per shard; every item gets its own outcome."""
         self._check_batch_size(len(specs))
+        self.limiter.check(principal, PRODUCER, "create_task")  # one token per request
         now_ms = self.clock.now_ms()
         results: list[tuple[Task, bool] | CodeqError] = [InvalidInput("invalid body")] * len(specs)
         per_shard: dict[int, list[tuple[int, c.Create]]] = {}
@@ -149,6 +160,7 @@ class TaskService:
     ) -> list[Task]:
         """Claim up to `count` tasks; with `wait_seconds`, wait until one is ready."""
         principal.require_scope(SCOPE_CLAIM)
+        self.limiter.check(principal, WORKER, "claim")
         names = principal.worker_commands(commands)
         for name in names or ():
             validate_command(name)

@@ -137,6 +137,15 @@ class ErrorJSON(_Response, kw_only=True):
     leader: str = ""
 
 
+class RateLimitedJSON(msgspec.Struct, rename="camel", kw_only=True):
+    """The 429 body; keys in the reference's (alphabetical) order."""
+
+    error: str
+    operation: str
+    retry_after_seconds: int
+    scope: str
+
+
 class NackJSON(msgspec.Struct, rename="camel", kw_only=True):
     delay_seconds: int
     status: str
