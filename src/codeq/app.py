@@ -27,6 +27,7 @@ from codeq.service.policy import Policy
 from codeq.service.ratelimit import ADMIN, PRODUCER, WORKER, BucketPolicy, RateLimiter
 from codeq.service.results import ResultService
 from codeq.service.tasks import TaskService
+from codeq.service.topics import TopicService
 from codeq.service.waiters import Waiters
 from codeq.transport.grpc.server import StreamServers
 from codeq.transport.grpc.servicer import StreamLimits
@@ -82,6 +83,7 @@ class App:
             results=ResultService(self.node, self.clock, policy),
             admin=AdminService(self.node, self.clock, limiter),
             ready=self._ready,
+            topics=TopicService(self.node, self.clock),
         )
         maintenance = Maintenance(self.node, self.clock)
         self.runner = Runner("reaper", maintenance.tick, self.clock.now_ms)

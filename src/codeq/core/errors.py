@@ -20,6 +20,12 @@ class InvalidInput(CodeqError):
     code = "invalid_argument"
 
 
+class Unprocessable(InvalidInput):
+    """Well-formed, but a field breaks a validation rule (HTTP 422 with `field`; topics)."""
+
+    code = "unprocessable"
+
+
 class PayloadTooLarge(CodeqError):
     """A body, payload or batch exceeds a configured limit."""
 

@@ -84,13 +84,32 @@ class Cleanup(Command, frozen=True, array_like=True):
     tenant: str = ""
 
 
+class PutTopic(Command, frozen=True, array_like=True):
+    """Create or update the topic `<tenant>.<name>` (spec 01 §10.2): version bumps on change."""
+
+    tenant: str
+    name: str
+    priority_tiers: list[int]
+    max_attempts: int
+    dead_letter_topic_ref: str
+    retention_seconds: int = 0
+    max_consumers: int = 0
+
+
+class DeleteTopic(Command, frozen=True, array_like=True):
+    tenant: str
+    name: str
+
+
 class Batch(Command, frozen=True, array_like=True):
     """Several commands applied in order as one atomic write; each gets its own outcome."""
 
     items: list[Create | Complete]
 
 
-AnyCommand = Create | Claim | Heartbeat | Abandon | Nack | Complete | Tick | Cleanup | Batch
+AnyCommand = (
+    Create | Claim | Heartbeat | Abandon | Nack | Complete | Tick | Cleanup | Batch | PutTopic | DeleteTopic
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyCommand)

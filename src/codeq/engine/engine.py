@@ -18,8 +18,9 @@ from codeq.core.backoff import BackoffPolicy
 from codeq.core.errors import CodeqError, InvalidInput, NotFound, NotOwner, WrongState
 from codeq.core.model import Artifact, Location, ResultRecord, Status, Task
 from codeq.core.names import command_key
+from codeq.core.topics import Topic
 from codeq.engine import commands as c
-from codeq.engine import keys, records
+from codeq.engine import keys, records, topics
 from codeq.engine.index import Index, Queue
 from codeq.engine.outcomes import (
     BatchApplied,
@@ -100,13 +101,18 @@ class Engine:
                 return self._nack(command)
             case c.Complete():
                 return self._complete(command)
-            case c.Tick():
-                return self._tick(command)
-            case c.Cleanup():
-                return Swept(deleted=self._expire_finished(command.before_ms, command.limit, command.tenant))
+            case c.Tick() | c.Cleanup():
+                return self._sweep(command)
             case c.Batch():
                 return self._batch(command)
+            case c.PutTopic() | c.DeleteTopic():  # the topic catalog: its own module
+                return topics.apply(self._get, self._ops.__setitem__, command)
         raise InvalidInput(f"unknown command {type(command).__name__}")
+
+    def _sweep(self, command: c.Tick | c.Cleanup) -> Swept:
+        if isinstance(command, c.Tick):
+            return self._tick(command)
+        return Swept(deleted=self._expire_finished(command.before_ms, command.limit, command.tenant))
 
     def _batch(self, command: c.Batch) -> BatchApplied:
         outcome = BatchApplied()
@@ -148,6 +154,9 @@ class Engine:
             if queue is not None and queue.ready:
                 return True
         return False
+
+    def find_topic(self, tenant: str, name: str) -> Topic | None:
+        return topics.find(self._get, tenant, name)
 
     def find_result(self, task_id: str) -> ResultRecord | None:
         raw = self._get(keys.result(task_id))

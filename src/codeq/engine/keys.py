@@ -21,6 +21,7 @@ RETENTION = b"E/"  # E/<be8 expires_ms><id> -> empty; one entry per finished tas
 IDEMPOTENCY_EXPIRY = b"X/"  # X/<be8 expires_ms><tenant>\0<key> -> empty
 DLQ = b"D/"  # D/<tenant>\0<command key>\0<id> -> empty
 DLQ_COUNT = b"C/"  # C/<tenant>\0<command key> -> be8 count
+TOPIC = b"T/"  # T/<tenant>\0<topic name> -> topic record (shard 0 only)
 META = b"M/"
 
 LIVE_END = prefix_upper_bound(LIVE)
@@ -89,3 +90,7 @@ def dlq_count(tenant: str, command_key: str) -> bytes:
 def split_dlq_count(key: bytes) -> tuple[str, str]:
     tenant, _, command_key = key[len(DLQ_COUNT) :].partition(b"\0")
     return tenant.decode(), command_key.decode()
+
+
+def topic(tenant: str, name: str) -> bytes:
+    return TOPIC + tenant.encode() + b"\0" + name.encode()

@@ -9,6 +9,7 @@ from codeq.auth.edge import Authenticator
 from codeq.service.admin import AdminService
 from codeq.service.results import ResultService
 from codeq.service.tasks import TaskService
+from codeq.service.topics import TopicService
 
 
 @dataclass(slots=True)
@@ -18,3 +19,4 @@ class Services:
     results: ResultService
     admin: AdminService
     ready: Callable[[], tuple[bool, str]]  # (ready?, why not)
+    topics: TopicService

@@ -155,3 +155,31 @@ class CleanupJSON(msgspec.Struct, kw_only=True):
     before: str
     deleted: int
     limit: int
+
+
+class TopicPolicyRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """The topic PUT body, decoded strictly (spec 02 §4.15): unknown fields are errors."""
+
+    priority_tiers: list[int]
+    max_attempts: int
+    dead_letter_topic_ref: str
+    retention_seconds: int = 0
+    max_consumers: int = 0
+
+
+class TopicPolicyJSON(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    priority_tiers: list[int]
+    max_attempts: int
+    dead_letter_topic_ref: str
+    retention_seconds: int = 0
+    max_consumers: int = 0
+
+
+class TopicJSON(msgspec.Struct, rename="camel", kw_only=True):
+    topic_id: str
+    tenant_id: str
+    topic_name: str
+    policy: TopicPolicyJSON
+    version: int
+    created_at: str
+    updated_at: str

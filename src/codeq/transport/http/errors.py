@@ -14,6 +14,7 @@ log = logging.getLogger("codeq.http")
 
 _STATUS: dict[type[e.CodeqError], int] = {
     e.InvalidInput: 400,
+    e.Unprocessable: 422,
     e.Unauthenticated: 401,
     e.Forbidden: 403,
     e.NotOwner: 403,
