@@ -21,6 +21,7 @@ from codeq.replication.single import SingleNode
 from codeq.service.admin import AdminService
 from codeq.service.background import Runner
 from codeq.service.container import Services
+from codeq.service.dlq import DlqService
 from codeq.service.maintenance import Maintenance
 from codeq.service.node import Node, Shard
 from codeq.service.policy import Policy
@@ -80,6 +81,7 @@ class App:
             results=ResultService(self.node, self.clock, policy),
             admin=AdminService(self.node, self.clock),
             ready=self._ready,
+            dlq=DlqService(self.node, self.clock),
         )
         maintenance = Maintenance(self.node, self.clock)
         self.runner = Runner("reaper", maintenance.tick, self.clock.now_ms)
@@ -196,4 +198,7 @@ def _engine_config(settings: Settings) -> EngineConfig:
         backoff=settings.backoff,
         retention_ms=settings.retention_seconds * 1000,
         idempotency_ttl_ms=settings.idempotency_ttl_seconds * 1000,
+        retention_completed_ms=settings.retention_completed_seconds * 1000,
+        retention_failed_ms=settings.retention_failed_seconds * 1000,
+        retention_dead_lettered_ms=settings.retention_dead_lettered_seconds * 1000,
     )

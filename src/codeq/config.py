@@ -75,6 +75,10 @@ class Settings:
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     idempotency_ttl_seconds: int = 86_400
     retention_seconds: int = 86_400  # how long finished tasks and their results are kept
+    # Per terminal state; 0 means `retention_seconds`. Live tasks are never removed.
+    retention_completed_seconds: int = 0
+    retention_failed_seconds: int = 0
+    retention_dead_lettered_seconds: int = 0
     persistence: PersistenceSettings = field(default_factory=PersistenceSettings)
     producer_auth: AuthProviderSettings = field(default_factory=AuthProviderSettings)
     worker_auth: AuthProviderSettings = field(default_factory=AuthProviderSettings)
@@ -119,6 +123,19 @@ _TOP = (
     _Key("backoff.max_seconds", "backoffMaxSeconds", "BACKOFF_MAX_SECONDS", "int"),
     _Key("idempotency_ttl_seconds", "idempotencyTtlSeconds", "IDEMPOTENCY_TTL_SECONDS", "int"),
     _Key("retention_seconds", "retentionSeconds", "RETENTION_SECONDS", "int"),
+    _Key(
+        "retention_completed_seconds",
+        "retentionCompletedSeconds",
+        "RETENTION_COMPLETED_SECONDS",
+        "int",
+    ),
+    _Key("retention_failed_seconds", "retentionFailedSeconds", "RETENTION_FAILED_SECONDS", "int"),
+    _Key(
+        "retention_dead_lettered_seconds",
+        "retentionDeadLetteredSeconds",
+        "RETENTION_DEAD_LETTERED_SECONDS",
+        "int",
+    ),
     _Key("producer_auth.provider", "producerAuthProvider", "PRODUCER_AUTH_PROVIDER", "str"),
     _Key("producer_auth.config", "producerAuthConfig", "PRODUCER_AUTH_CONFIG", "json"),
     _Key("worker_auth.provider", "workerAuthProvider", "WORKER_AUTH_PROVIDER", "str"),
@@ -383,6 +400,15 @@ def _check_numbers(s: Settings) -> list[str]:
             *((f"limits.{_camel(f.name)}", getattr(limits, f.name)) for f in fields(limits)),
         )
         if value <= 0
+    ]
+    problems += [
+        f"{name} must not be negative, got {value}"
+        for name, value in (
+            ("retentionCompletedSeconds", s.retention_completed_seconds),
+            ("retentionFailedSeconds", s.retention_failed_seconds),
+            ("retentionDeadLetteredSeconds", s.retention_dead_lettered_seconds),
+        )
+        if value < 0
     ]
     if s.default_lease_seconds > limits.max_lease_seconds:
         problems.append("defaultLeaseSeconds must not exceed limits.maxLeaseSeconds")

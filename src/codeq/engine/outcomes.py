@@ -55,7 +55,30 @@ class BatchApplied:
     items: list[Created | Completed | CodeqError] = field(default_factory=list)
 
 
-Outcome = Created | Claimed | LeaseExtended | Requeued | Nacked | Completed | Swept | BatchApplied
+@dataclass(slots=True)
+class DlqChanged:
+    """How many dead-lettered tasks a requeue or purge moved or deleted."""
+
+    count: int
+
+
+@dataclass(slots=True)
+class OutboxChanged:
+    found: bool
+
+
+Outcome = (
+    Created
+    | Claimed
+    | LeaseExtended
+    | Requeued
+    | Nacked
+    | Completed
+    | Swept
+    | BatchApplied
+    | DlqChanged
+    | OutboxChanged
+)
 
 
 @dataclass(frozen=True, slots=True)

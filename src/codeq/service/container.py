@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from codeq.auth.edge import Authenticator
 from codeq.service.admin import AdminService
+from codeq.service.dlq import DlqService
 from codeq.service.results import ResultService
 from codeq.service.tasks import TaskService
 
@@ -18,3 +19,4 @@ class Services:
     results: ResultService
     admin: AdminService
     ready: Callable[[], tuple[bool, str]]  # (ready?, why not)
+    dlq: DlqService

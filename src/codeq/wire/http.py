@@ -81,6 +81,11 @@ class CleanupRequest(_Request, kw_only=True):
     before: str | None = None
 
 
+class DlqActionRequest(_Request, kw_only=True):
+    task_ids: list[str] | None = None
+    all: bool | None = None
+
+
 class _Response(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
     pass
 
@@ -146,3 +151,15 @@ class CleanupJSON(msgspec.Struct, kw_only=True):
     before: str
     deleted: int
     limit: int
+
+
+class DlqPageJSON(_Response, kw_only=True):
+    command: str
+    tasks: list[TaskJSON]
+    next_after: str = ""  # the `after` of the next page; absent on the last one
+
+
+class DlqActionJSON(_Response, kw_only=True):
+    command: str
+    requeued: int | None = None
+    purged: int | None = None
