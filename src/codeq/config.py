@@ -90,6 +90,13 @@ class Settings:
     producer_stream_addr: str = ""
     worker_stream_addr: str = ""
     grpc_max_message_bytes: int = 4 * MiB  # per message, both directions (spec 07 gap 10)
+    # Outbound webhooks (spec 01 §7.3, §9): signing, result-callback retries, host lists.
+    webhook_hmac_secret: str = ""
+    result_webhook_max_attempts: int = 5
+    result_webhook_base_backoff_seconds: int = 2
+    result_webhook_max_backoff_seconds: int = 60
+    webhook_allow_hosts: str = ""  # comma list of names, *.suffix, addresses or CIDRs
+    webhook_deny_hosts: str = ""
 
 
 Kind = Literal["str", "int", "bool", "float", "json"]
@@ -145,6 +152,22 @@ _TOP = (
     _Key("producer_stream_addr", "producerStreamAddr", "PRODUCER_STREAM_ADDR", "str"),
     _Key("worker_stream_addr", "workerStreamAddr", "WORKER_STREAM_ADDR", "str"),
     _Key("grpc_max_message_bytes", "grpcMaxMessageBytes", "GRPC_MAX_MESSAGE_BYTES", "int"),
+    _Key("webhook_hmac_secret", "webhookHmacSecret", "WEBHOOK_HMAC_SECRET", "str"),
+    _Key("result_webhook_max_attempts", "resultWebhookMaxAttempts", "RESULT_WEBHOOK_MAX_ATTEMPTS", "int"),
+    _Key(
+        "result_webhook_base_backoff_seconds",
+        "resultWebhookBaseBackoffSeconds",
+        "RESULT_WEBHOOK_BASE_BACKOFF_SECONDS",
+        "int",
+    ),
+    _Key(
+        "result_webhook_max_backoff_seconds",
+        "resultWebhookMaxBackoffSeconds",
+        "RESULT_WEBHOOK_MAX_BACKOFF_SECONDS",
+        "int",
+    ),
+    _Key("webhook_allow_hosts", "webhookAllowHosts", "WEBHOOK_ALLOW_HOSTS", "str"),
+    _Key("webhook_deny_hosts", "webhookDenyHosts", "WEBHOOK_DENY_HOSTS", "str"),
 )
 # The keys inside `persistenceConfig` (YAML mapping or JSON string, env PERSISTENCE_CONFIG as JSON).
 _PERSISTENCE = (
@@ -396,6 +419,9 @@ def _check_numbers(s: Settings) -> list[str]:
             ("backoffMaxSeconds", s.backoff.max_seconds),
             ("idempotencyTtlSeconds", s.idempotency_ttl_seconds),
             ("retentionSeconds", s.retention_seconds),
+            ("resultWebhookMaxAttempts", s.result_webhook_max_attempts),
+            ("resultWebhookBaseBackoffSeconds", s.result_webhook_base_backoff_seconds),
+            ("resultWebhookMaxBackoffSeconds", s.result_webhook_max_backoff_seconds),
             ("persistenceConfig.maxPendingBytes", s.persistence.max_pending_bytes),
             *((f"limits.{_camel(f.name)}", getattr(limits, f.name)) for f in fields(limits)),
         )

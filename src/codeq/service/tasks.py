@@ -23,6 +23,7 @@ from codeq.engine import commands as c
 from codeq.engine.outcomes import BatchApplied, Claimed, Created, LeaseExtended, Nacked
 from codeq.engine.shards import new_task_id, shard_of
 from codeq.service.background import BackgroundTasks
+from codeq.service.callback_hosts import CallbackHosts
 from codeq.service.node import Node, Shard
 from codeq.service.policy import Policy
 
@@ -48,6 +49,8 @@ class TaskService:
         self.policy = policy
         self._rng = rng or random.Random()
         self._background = BackgroundTasks()
+        # Set by the composition root: refuses webhook hosts codeq must not call.
+        self.callback_hosts: CallbackHosts | None = None
 
     # -- producers -----------------------------------------------------------------------
 
@@ -97,6 +100,8 @@ class TaskService:
         if not 0 <= spec.priority <= 9:
             raise InvalidInput("invalid 'priority' (must be 0..9)", field="priority")
         _check_url(spec.webhook, "invalid webhook url", "webhook")
+        if spec.webhook and self.callback_hosts is not None:
+            self.callback_hosts.check_url(spec.webhook, "webhook")
         max_attempts = spec.max_attempts or 0
         if max_attempts <= 0:
             max_attempts = policy.max_attempts_default
