@@ -20,6 +20,7 @@ from codeq.observability.metrics import Metrics
 from codeq.replication.single import SingleNode
 from codeq.service.admin import AdminService
 from codeq.service.background import Runner
+from codeq.service.backup import BackupService
 from codeq.service.callback_hosts import CallbackHosts
 from codeq.service.container import Services
 from codeq.service.dlq import DlqService
@@ -86,6 +87,11 @@ class App:
             admin=AdminService(self.node, self.clock),
             ready=self._ready,
             dlq=DlqService(self.node, self.clock),
+            backup=BackupService(
+                [committer.checkpoint for committer in self.committers],
+                self.clock,
+                enabled=self.settings.persistence.provider != "memory",
+            ),
         )
         maintenance = Maintenance(self.node, self.clock)
         self.runner = Runner("reaper", maintenance.tick, self.clock.now_ms)

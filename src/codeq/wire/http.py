@@ -163,3 +163,21 @@ class DlqActionJSON(_Response, kw_only=True):
     command: str
     requeued: int | None = None
     purged: int | None = None
+
+
+class BackupRequest(_Request, kw_only=True):
+    dest: str
+    shard: int | None = None  # None: every shard
+
+
+class BackupShardJSON(msgspec.Struct, rename="camel", kw_only=True):
+    shard: int
+    path: str
+    bytes: int
+    files: int
+
+
+class BackupJSON(msgspec.Struct, rename="camel", kw_only=True):
+    dest: str
+    num_shards: int
+    shards: list[BackupShardJSON]

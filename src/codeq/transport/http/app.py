@@ -19,6 +19,7 @@ from codeq.transport.http.asgi import (
     Send,
     send_reply,
 )
+from codeq.transport.http.backup import BackupRoutes
 from codeq.transport.http.dlq import DlqRoutes
 from codeq.transport.http.render import TimeFormat
 from codeq.transport.http.tasks import TaskRoutes
@@ -50,6 +51,7 @@ def build_router(
     router.add("GET", f"{PREFIX}/admin/dlq/{{command}}", d.list)
     router.add("POST", f"{PREFIX}/admin/dlq/{{command}}/requeue", d.requeue)
     router.add("POST", f"{PREFIX}/admin/dlq/{{command}}/purge", d.purge)
+    router.add("POST", f"{PREFIX}/admin/backup", BackupRoutes(services, max_body_bytes).backup)
     router.add("GET", "/metrics", a.metrics)  # 21
     router.add("GET", "/healthz", a.healthz)
     router.add("GET", "/readyz", a.readyz)
