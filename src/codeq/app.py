@@ -20,7 +20,10 @@ from codeq.observability.metrics import Metrics
 from codeq.replication.single import SingleNode
 from codeq.service.admin import AdminService
 from codeq.service.background import Runner
+from codeq.service.backup import BackupService
+from codeq.service.callback_hosts import CallbackHosts
 from codeq.service.container import Services
+from codeq.service.dlq import DlqService
 from codeq.service.maintenance import Maintenance
 from codeq.service.node import Node, Shard
 from codeq.service.policy import Policy
@@ -29,6 +32,7 @@ from codeq.service.results import ResultService
 from codeq.service.tasks import TaskService
 from codeq.service.topics import TopicService
 from codeq.service.waiters import Waiters
+from codeq.service.webhooks import CallbackSettings, HttpxPoster, ResultCallbacks
 from codeq.transport.grpc.server import StreamServers
 from codeq.transport.grpc.servicer import StreamLimits
 from codeq.transport.http.app import build_app
@@ -61,6 +65,8 @@ class App:
         self.runner: Runner | None = None
         self.asgi: ASGIApp | None = None
         self.streams = StreamServers()
+        self.callbacks: ResultCallbacks | None = None
+        self.callback_runner: Runner | None = None
 
     async def start(self) -> None:
         started = time.perf_counter()
@@ -84,11 +90,18 @@ class App:
             admin=AdminService(self.node, self.clock, limiter),
             ready=self._ready,
             topics=TopicService(self.node, self.clock),
+            dlq=DlqService(self.node, self.clock),
+            backup=BackupService(
+                [committer.checkpoint for committer in self.committers],
+                self.clock,
+                enabled=self.settings.persistence.provider != "memory",
+            ),
         )
         maintenance = Maintenance(self.node, self.clock)
         self.runner = Runner("reaper", maintenance.tick, self.clock.now_ms)
         self.node.on_due = self.runner.wake_by
         self.runner.start()
+        self._start_callbacks(self.services)
         self.metrics.register_queue_depth(self._queue_depths)
         self.metrics.register_waiting(lambda: len(self.node.waiters))
         self.asgi = build_app(
@@ -108,6 +121,31 @@ class App:
         except BaseException:
             await self.stop()  # a listener that cannot bind must not leave the stores open
             raise
+
+    def _start_callbacks(self, services: Services) -> None:
+        """Result callbacks: the outbox delivery runner, and the host checks on create."""
+        s = self.settings
+        hosts = CallbackHosts.from_lists(s.webhook_allow_hosts, s.webhook_deny_hosts)
+        services.tasks.callback_hosts = hosts
+        settings = CallbackSettings(
+            secret=s.webhook_hmac_secret,
+            max_attempts=s.result_webhook_max_attempts,
+            base_backoff_seconds=s.result_webhook_base_backoff_seconds,
+            max_backoff_seconds=s.result_webhook_max_backoff_seconds,
+        )
+        callbacks = ResultCallbacks(
+            self.node,
+            self.clock,
+            settings,
+            hosts,
+            HttpxPoster(),
+            timestamp=TimeFormat(ZoneInfo(s.timezone)).timestamp,
+            metrics=self.metrics,
+        )
+        runner = Runner("result-callbacks", callbacks.tick, self.clock.now_ms)
+        self.node.on_callback_owed = callbacks.on_settled = runner.poke
+        runner.start()
+        self.callbacks, self.callback_runner = callbacks, runner
 
     def _open_stores(self) -> list[KV]:
         persistence = self.settings.persistence
@@ -169,6 +207,9 @@ class App:
         await self.streams.stop(self.settings.shutdown_grace_seconds)
         if self.runner is not None:
             await self.runner.stop()
+        if self.callback_runner is not None and self.callbacks is not None:
+            await self.callback_runner.stop()
+            await self.callbacks.stop()
         for committer in self.committers:
             await committer.close()
 
@@ -214,4 +255,7 @@ def _engine_config(settings: Settings) -> EngineConfig:
         backoff=settings.backoff,
         retention_ms=settings.retention_seconds * 1000,
         idempotency_ttl_ms=settings.idempotency_ttl_seconds * 1000,
+        retention_completed_ms=settings.retention_completed_seconds * 1000,
+        retention_failed_ms=settings.retention_failed_seconds * 1000,
+        retention_dead_lettered_ms=settings.retention_dead_lettered_seconds * 1000,
     )

@@ -92,6 +92,10 @@ class Settings:
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     idempotency_ttl_seconds: int = 86_400
     retention_seconds: int = 86_400  # how long finished tasks and their results are kept
+    # Per terminal state; 0 means `retention_seconds`. Live tasks are never removed.
+    retention_completed_seconds: int = 0
+    retention_failed_seconds: int = 0
+    retention_dead_lettered_seconds: int = 0
     persistence: PersistenceSettings = field(default_factory=PersistenceSettings)
     producer_auth: AuthProviderSettings = field(default_factory=AuthProviderSettings)
     worker_auth: AuthProviderSettings = field(default_factory=AuthProviderSettings)
@@ -108,6 +112,13 @@ class Settings:
     producer_stream_addr: str = ""
     worker_stream_addr: str = ""
     grpc_max_message_bytes: int = 4 * MiB  # per message, both directions (spec 07 gap 10)
+    # Outbound webhooks (spec 01 §7.3, §9): signing, result-callback retries, host lists.
+    webhook_hmac_secret: str = ""
+    result_webhook_max_attempts: int = 5
+    result_webhook_base_backoff_seconds: int = 2
+    result_webhook_max_backoff_seconds: int = 60
+    webhook_allow_hosts: str = ""  # comma list of names, *.suffix, addresses or CIDRs
+    webhook_deny_hosts: str = ""
 
 
 Kind = Literal["str", "int", "bool", "float", "json"]
@@ -141,6 +152,19 @@ _TOP = (
     _Key("backoff.max_seconds", "backoffMaxSeconds", "BACKOFF_MAX_SECONDS", "int"),
     _Key("idempotency_ttl_seconds", "idempotencyTtlSeconds", "IDEMPOTENCY_TTL_SECONDS", "int"),
     _Key("retention_seconds", "retentionSeconds", "RETENTION_SECONDS", "int"),
+    _Key(
+        "retention_completed_seconds",
+        "retentionCompletedSeconds",
+        "RETENTION_COMPLETED_SECONDS",
+        "int",
+    ),
+    _Key("retention_failed_seconds", "retentionFailedSeconds", "RETENTION_FAILED_SECONDS", "int"),
+    _Key(
+        "retention_dead_lettered_seconds",
+        "retentionDeadLetteredSeconds",
+        "RETENTION_DEAD_LETTERED_SECONDS",
+        "int",
+    ),
     _Key("producer_auth.provider", "producerAuthProvider", "PRODUCER_AUTH_PROVIDER", "str"),
     _Key("producer_auth.config", "producerAuthConfig", "PRODUCER_AUTH_CONFIG", "json"),
     _Key("worker_auth.provider", "workerAuthProvider", "WORKER_AUTH_PROVIDER", "str"),
@@ -152,6 +176,22 @@ _TOP = (
     _Key("producer_stream_addr", "producerStreamAddr", "PRODUCER_STREAM_ADDR", "str"),
     _Key("worker_stream_addr", "workerStreamAddr", "WORKER_STREAM_ADDR", "str"),
     _Key("grpc_max_message_bytes", "grpcMaxMessageBytes", "GRPC_MAX_MESSAGE_BYTES", "int"),
+    _Key("webhook_hmac_secret", "webhookHmacSecret", "WEBHOOK_HMAC_SECRET", "str"),
+    _Key("result_webhook_max_attempts", "resultWebhookMaxAttempts", "RESULT_WEBHOOK_MAX_ATTEMPTS", "int"),
+    _Key(
+        "result_webhook_base_backoff_seconds",
+        "resultWebhookBaseBackoffSeconds",
+        "RESULT_WEBHOOK_BASE_BACKOFF_SECONDS",
+        "int",
+    ),
+    _Key(
+        "result_webhook_max_backoff_seconds",
+        "resultWebhookMaxBackoffSeconds",
+        "RESULT_WEBHOOK_MAX_BACKOFF_SECONDS",
+        "int",
+    ),
+    _Key("webhook_allow_hosts", "webhookAllowHosts", "WEBHOOK_ALLOW_HOSTS", "str"),
+    _Key("webhook_deny_hosts", "webhookDenyHosts", "WEBHOOK_DENY_HOSTS", "str"),
 )
 # The keys inside `persistenceConfig` (YAML mapping or JSON string, env PERSISTENCE_CONFIG as JSON).
 _PERSISTENCE = (
@@ -448,10 +488,22 @@ def _check_numbers(s: Settings) -> list[str]:
             ("backoffMaxSeconds", s.backoff.max_seconds),
             ("idempotencyTtlSeconds", s.idempotency_ttl_seconds),
             ("retentionSeconds", s.retention_seconds),
+            ("resultWebhookMaxAttempts", s.result_webhook_max_attempts),
+            ("resultWebhookBaseBackoffSeconds", s.result_webhook_base_backoff_seconds),
+            ("resultWebhookMaxBackoffSeconds", s.result_webhook_max_backoff_seconds),
             ("persistenceConfig.maxPendingBytes", s.persistence.max_pending_bytes),
             *((f"limits.{_camel(f.name)}", getattr(limits, f.name)) for f in fields(limits)),
         )
         if value <= 0
+    ]
+    problems += [
+        f"{name} must not be negative, got {value}"
+        for name, value in (
+            ("retentionCompletedSeconds", s.retention_completed_seconds),
+            ("retentionFailedSeconds", s.retention_failed_seconds),
+            ("retentionDeadLetteredSeconds", s.retention_dead_lettered_seconds),
+        )
+        if value < 0
     ]
     if s.default_lease_seconds > limits.max_lease_seconds:
         problems.append("defaultLeaseSeconds must not exceed limits.maxLeaseSeconds")

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from codeq.auth.edge import Authenticator
 from codeq.service.admin import AdminService
+from codeq.service.backup import BackupService
+from codeq.service.dlq import DlqService
 from codeq.service.results import ResultService
 from codeq.service.tasks import TaskService
 from codeq.service.topics import TopicService
@@ -20,3 +22,5 @@ class Services:
     admin: AdminService
     ready: Callable[[], tuple[bool, str]]  # (ready?, why not)
     topics: TopicService
+    dlq: DlqService
+    backup: BackupService

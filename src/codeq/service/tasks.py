@@ -23,6 +23,7 @@ from codeq.engine import commands as c
 from codeq.engine.outcomes import BatchApplied, Claimed, Created, LeaseExtended, Nacked
 from codeq.engine.shards import new_task_id, shard_of
 from codeq.service.background import BackgroundTasks
+from codeq.service.callback_hosts import CallbackHosts
 from codeq.service.node import Node, Shard
 from codeq.service.policy import Policy
 from codeq.service.ratelimit import PRODUCER, WORKER, RateLimiter
@@ -57,6 +58,8 @@ class TaskService:
         self.limiter = limiter if limiter is not None else RateLimiter({}, clock)
         self._rng = rng or random.Random()
         self._background = BackgroundTasks()
+        # Set by the composition root: refuses webhook hosts codeq must not call.
+        self.callback_hosts: CallbackHosts | None = None
 
     # -- producers -----------------------------------------------------------------------
 
@@ -108,6 +111,8 @@ class TaskService:
         if not 0 <= spec.priority <= 9:
             raise InvalidInput("invalid 'priority' (must be 0..9)", field="priority")
         _check_url(spec.webhook, "invalid webhook url", "webhook")
+        if spec.webhook and self.callback_hosts is not None:
+            self.callback_hosts.check_url(spec.webhook, "webhook")
         max_attempts = spec.max_attempts or 0
         if max_attempts <= 0:
             max_attempts = policy.max_attempts_default

@@ -19,6 +19,8 @@ from codeq.transport.http.asgi import (
     Send,
     send_reply,
 )
+from codeq.transport.http.backup import BackupRoutes
+from codeq.transport.http.dlq import DlqRoutes
 from codeq.transport.http.render import TimeFormat
 from codeq.transport.http.tasks import TaskRoutes
 from codeq.transport.http.topics import TopicRoutes
@@ -50,6 +52,11 @@ def build_router(
     router.add("GET", f"{PREFIX}/admin/queues", a.queues)  # 15
     router.add("GET", f"{PREFIX}/admin/queues/{{command}}", a.queue_stats)  # 16
     router.add("POST", f"{PREFIX}/admin/tasks/cleanup", a.cleanup)  # 17
+    d = DlqRoutes(services, times, max_body_bytes)
+    router.add("GET", f"{PREFIX}/admin/dlq/{{command}}", d.list)
+    router.add("POST", f"{PREFIX}/admin/dlq/{{command}}/requeue", d.requeue)
+    router.add("POST", f"{PREFIX}/admin/dlq/{{command}}/purge", d.purge)
+    router.add("POST", f"{PREFIX}/admin/backup", BackupRoutes(services, max_body_bytes).backup)
     router.add("GET", "/metrics", a.metrics)  # 21
     router.add("GET", "/healthz", a.healthz)
     router.add("GET", "/readyz", a.readyz)
