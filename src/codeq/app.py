@@ -28,13 +28,19 @@ from codeq.replication.snapshot import Snapshots
 from codeq.replication.topology import GroupStatus, Topology
 from codeq.service.admin import AdminService
 from codeq.service.background import Runner
+from codeq.service.backup import BackupService
+from codeq.service.callback_hosts import CallbackHosts
 from codeq.service.container import Services
+from codeq.service.dlq import DlqService
 from codeq.service.maintenance import Maintenance
 from codeq.service.node import Node, Shard
 from codeq.service.policy import Policy
+from codeq.service.ratelimit import ADMIN, PRODUCER, WORKER, BucketPolicy, RateLimiter
 from codeq.service.results import ResultService
 from codeq.service.tasks import TaskService
+from codeq.service.topics import TopicService
 from codeq.service.waiters import Waiters
+from codeq.service.webhooks import CallbackSettings, HttpxPoster, ResultCallbacks
 from codeq.transport.grpc.server import StreamServers
 from codeq.transport.grpc.servicer import StreamLimits
 from codeq.transport.http.app import build_app
@@ -67,6 +73,8 @@ class App:
         self.runner: Runner | None = None
         self.asgi: ASGIApp | None = None
         self.streams = StreamServers()
+        self.callbacks: ResultCallbacks | None = None
+        self.callback_runner: Runner | None = None
         self.groups: list[RaftGroup] = []
         raft = settings.raft
         self.topology = (
@@ -95,18 +103,27 @@ class App:
         tune_gc()
         self.report.recovery_seconds = time.perf_counter() - started
         policy = _policy(self.settings)
+        limiter = _rate_limiter(self.settings, self.clock, self.metrics)
         self.services = Services(
             auth=Authenticator.from_settings(self.settings, self.clock),
-            tasks=TaskService(self.node, self.clock, policy),
+            tasks=TaskService(self.node, self.clock, policy, limiter=limiter),
             results=ResultService(self.node, self.clock, policy),
-            admin=AdminService(self.node, self.clock),
+            admin=AdminService(self.node, self.clock, limiter),
             ready=self._ready,
+            topics=TopicService(self.node, self.clock),
+            dlq=DlqService(self.node, self.clock),
+            backup=BackupService(
+                [committer.checkpoint for committer in self.committers],
+                self.clock,
+                enabled=self.settings.persistence.provider != "memory",
+            ),
             raft_status=self._raft_status,
         )
         maintenance = Maintenance(self.node, self.clock)
         self.runner = Runner("reaper", maintenance.tick, self.clock.now_ms)
         self.node.on_due = self.runner.wake_by
         self.runner.start()
+        self._start_callbacks(self.services)
         self.metrics.register_queue_depth(self._queue_depths)
         self.metrics.register_waiting(lambda: len(self.node.waiters))
         self.asgi = build_app(
@@ -126,6 +143,31 @@ class App:
         except BaseException:
             await self.stop()  # a listener that cannot bind must not leave the stores open
             raise
+
+    def _start_callbacks(self, services: Services) -> None:
+        """Result callbacks: the outbox delivery runner, and the host checks on create."""
+        s = self.settings
+        hosts = CallbackHosts.from_lists(s.webhook_allow_hosts, s.webhook_deny_hosts)
+        services.tasks.callback_hosts = hosts
+        settings = CallbackSettings(
+            secret=s.webhook_hmac_secret,
+            max_attempts=s.result_webhook_max_attempts,
+            base_backoff_seconds=s.result_webhook_base_backoff_seconds,
+            max_backoff_seconds=s.result_webhook_max_backoff_seconds,
+        )
+        callbacks = ResultCallbacks(
+            self.node,
+            self.clock,
+            settings,
+            hosts,
+            HttpxPoster(),
+            timestamp=TimeFormat(ZoneInfo(s.timezone)).timestamp,
+            metrics=self.metrics,
+        )
+        runner = Runner("result-callbacks", callbacks.tick, self.clock.now_ms)
+        self.node.on_callback_owed = callbacks.on_settled = runner.poke
+        runner.start()
+        self.callbacks, self.callback_runner = callbacks, runner
 
     def _open_stores(self) -> list[KV]:
         persistence = self.settings.persistence
@@ -238,6 +280,9 @@ class App:
         await self.streams.stop(self.settings.shutdown_grace_seconds)
         if self.runner is not None:
             await self.runner.stop()
+        if self.callback_runner is not None and self.callbacks is not None:
+            await self.callback_runner.stop()
+            await self.callbacks.stop()
         for group in self.groups:
             await group.stop()  # Raft stops before its store closes
         for committer in self.committers:
@@ -266,9 +311,26 @@ def _policy(settings: Settings) -> Policy:
     )
 
 
+def _rate_limiter(settings: Settings, clock: Clock, metrics: Metrics) -> RateLimiter:
+    r = settings.rate_limit
+    policies = {
+        PRODUCER: BucketPolicy(r.producer_requests_per_minute, r.producer_burst_size),
+        WORKER: BucketPolicy(r.worker_requests_per_minute, r.worker_burst_size),
+        ADMIN: BucketPolicy(r.admin_requests_per_minute, r.admin_burst_size),
+    }
+
+    def on_hit(scope: str, operation: str) -> None:
+        metrics.rate_limit_hits.labels(scope, operation).inc()
+
+    return RateLimiter(policies, clock, r.key_by, on_hit)
+
+
 def _engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
         backoff=settings.backoff,
         retention_ms=settings.retention_seconds * 1000,
         idempotency_ttl_ms=settings.idempotency_ttl_seconds * 1000,
+        retention_completed_ms=settings.retention_completed_seconds * 1000,
+        retention_failed_ms=settings.retention_failed_seconds * 1000,
+        retention_dead_lettered_ms=settings.retention_dead_lettered_seconds * 1000,
     )

@@ -30,6 +30,10 @@ ROUTES = [
     ("GET", "/v1/codeq/tasks/{id}/result", PRODUCER),
     ("GET", "/v1/codeq/admin/queues/{id}", PRODUCER),
     ("POST", "/v1/codeq/admin/tasks/cleanup", PRODUCER),
+    ("GET", "/v1/codeq/admin/dlq/{id}", PRODUCER),
+    ("POST", "/v1/codeq/admin/dlq/{id}/requeue", PRODUCER),
+    ("POST", "/v1/codeq/admin/dlq/{id}/purge", PRODUCER),
+    ("POST", "/v1/codeq/admin/backup", PRODUCER),
 ]
 
 # waitSeconds is left out on purpose: a long poll would hold an example for its whole window.
@@ -37,6 +41,7 @@ FIELDS = [
     "command", "payload", "priority", "webhook", "maxAttempts", "idempotencyKey", "runAt", "delaySeconds",
     "tasks", "commands", "leaseSeconds", "count", "extendSeconds", "reason", "status", "result",
     "error", "artifacts", "results", "taskId", "limit", "before", "name", "url", "contentBase64",
+    "taskIds", "all", "dest", "shard",
 ]  # fmt: skip
 
 scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20)

@@ -73,10 +73,62 @@ class Tick(Command, frozen=True, array_like=True):
 
 
 class Cleanup(Command, frozen=True, array_like=True):
-    """Admin cleanup: remove up to `limit` finished tasks whose retention ended by `before_ms`."""
+    """Admin cleanup: remove up to `limit` finished tasks whose retention ended by `before_ms`.
+
+    `tenant` limits it to that tenant's tasks (an admin administers only its own tenant);
+    "" is every tenant, for commands written before the field existed.
+    """
 
     before_ms: int
     limit: int = 1000
+    tenant: str = ""
+
+
+class PutTopic(Command, frozen=True, array_like=True):
+    """Create or update the topic `<tenant>.<name>` (spec 01 §10.2): version bumps on change."""
+
+    tenant: str
+    name: str
+    priority_tiers: list[int]
+    max_attempts: int
+    dead_letter_topic_ref: str
+    retention_seconds: int = 0
+    max_consumers: int = 0
+
+
+class DeleteTopic(Command, frozen=True, array_like=True):
+    tenant: str
+    name: str
+
+
+class DlqRequeue(Command, frozen=True, array_like=True):
+    """Put dead-lettered tasks of (tenant, command) back to PENDING with attempts reset:
+    the ids listed, or with `all` up to `limit` of them in id order."""
+
+    tenant: str
+    command: str
+    task_ids: list[str] = []
+    all: bool = False
+    limit: int = 1000
+
+
+class DlqPurge(Command, frozen=True, array_like=True):
+    """Delete dead-lettered tasks of (tenant, command) with their results: ids, or `all` up to `limit`."""
+
+    tenant: str
+    command: str
+    task_ids: list[str] = []
+    all: bool = False
+    limit: int = 1000
+
+
+class WebhookOutcome(Command, frozen=True, array_like=True):
+    """What one delivery attempt of an outbox entry came to: delivered (drop the entry), failed
+    with a next attempt at `next_ms`, or failed for good (`next_ms` 0: drop it)."""
+
+    delivery_id: str
+    delivered: bool
+    next_ms: int = 0
 
 
 class Batch(Command, frozen=True, array_like=True):
@@ -85,7 +137,22 @@ class Batch(Command, frozen=True, array_like=True):
     items: list[Create | Complete]
 
 
-AnyCommand = Create | Claim | Heartbeat | Abandon | Nack | Complete | Tick | Cleanup | Batch
+AnyCommand = (
+    Create
+    | Claim
+    | Heartbeat
+    | Abandon
+    | Nack
+    | Complete
+    | Tick
+    | Cleanup
+    | Batch
+    | DlqRequeue
+    | DlqPurge
+    | WebhookOutcome
+    | PutTopic
+    | DeleteTopic
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyCommand)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from codeq.core.errors import CodeqError
 from codeq.core.model import ResultRecord, Task
+from codeq.core.topics import Topic
 
 
 @dataclass(slots=True)
@@ -55,7 +56,43 @@ class BatchApplied:
     items: list[Created | Completed | CodeqError] = field(default_factory=list)
 
 
-Outcome = Created | Claimed | LeaseExtended | Requeued | Nacked | Completed | Swept | BatchApplied
+@dataclass(slots=True)
+class TopicPut:
+    topic: Topic
+    created: bool  # False: it existed (changed with a version bump, or identical and untouched)
+
+
+@dataclass(slots=True)
+class TopicDeleted:
+    existed: bool
+
+
+@dataclass(slots=True)
+class DlqChanged:
+    """How many dead-lettered tasks a requeue or purge moved or deleted."""
+
+    count: int
+
+
+@dataclass(slots=True)
+class OutboxChanged:
+    found: bool
+
+
+Outcome = (
+    Created
+    | Claimed
+    | LeaseExtended
+    | Requeued
+    | Nacked
+    | Completed
+    | Swept
+    | BatchApplied
+    | TopicPut
+    | TopicDeleted
+    | DlqChanged
+    | OutboxChanged
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 from codeq.auth.edge import Authenticator
 from codeq.replication.topology import GroupStatus
 from codeq.service.admin import AdminService
+from codeq.service.backup import BackupService
+from codeq.service.dlq import DlqService
 from codeq.service.results import ResultService
 from codeq.service.tasks import TaskService
+from codeq.service.topics import TopicService
 
 
 @dataclass(slots=True)
@@ -19,4 +22,7 @@ class Services:
     results: ResultService
     admin: AdminService
     ready: Callable[[], tuple[bool, str]]  # (ready?, why not)
+    topics: TopicService
+    dlq: DlqService
+    backup: BackupService
     raft_status: Callable[[], list[GroupStatus]] = field(default=lambda: [])  # empty: raft is off

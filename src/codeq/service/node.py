@@ -43,6 +43,8 @@ class Node:
         self._next_start = itertools.count()
         # Called with the earliest time a delayed task or lease falls due, after each apply.
         self.on_due: Callable[[int], None] | None = None
+        # Called when an apply owed a result callback (an outbox entry to deliver).
+        self.on_callback_owed: Callable[[], None] | None = None
 
     def apply_fn(self, engine: Engine) -> Any:
         """The apply function a replicator runs for `engine`: apply, then react to events."""
@@ -82,5 +84,7 @@ class Node:
                 self.waiters.finished(event.task.id)
                 if metrics is not None:
                     metrics.record_finished(event.task)
+                if event.task.webhook and self.on_callback_owed is not None:
+                    self.on_callback_owed()
             elif isinstance(event, TaskEvent) and metrics is not None:
                 metrics.record_task_event(event.kind, event.task)

@@ -81,6 +81,11 @@ class CleanupRequest(_Request, kw_only=True):
     before: str | None = None
 
 
+class DlqActionRequest(_Request, kw_only=True):
+    task_ids: list[str] | None = None
+    all: bool | None = None
+
+
 class _Response(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
     pass
 
@@ -137,6 +142,15 @@ class ErrorJSON(_Response, kw_only=True):
     leader: str = ""
 
 
+class RateLimitedJSON(msgspec.Struct, rename="camel", kw_only=True):
+    """The 429 body; keys in the reference's (alphabetical) order."""
+
+    error: str
+    operation: str
+    retry_after_seconds: int
+    scope: str
+
+
 class NackJSON(msgspec.Struct, rename="camel", kw_only=True):
     delay_seconds: int
     status: str
@@ -146,3 +160,61 @@ class CleanupJSON(msgspec.Struct, kw_only=True):
     before: str
     deleted: int
     limit: int
+
+
+class TopicPolicyRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """The topic PUT body, decoded strictly (spec 02 §4.15): unknown fields are errors."""
+
+    priority_tiers: list[int]
+    max_attempts: int
+    dead_letter_topic_ref: str
+    retention_seconds: int = 0
+    max_consumers: int = 0
+
+
+class TopicPolicyJSON(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    priority_tiers: list[int]
+    max_attempts: int
+    dead_letter_topic_ref: str
+    retention_seconds: int = 0
+    max_consumers: int = 0
+
+
+class TopicJSON(msgspec.Struct, rename="camel", kw_only=True):
+    topic_id: str
+    tenant_id: str
+    topic_name: str
+    policy: TopicPolicyJSON
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class DlqPageJSON(_Response, kw_only=True):
+    command: str
+    tasks: list[TaskJSON]
+    next_after: str = ""  # the `after` of the next page; absent on the last one
+
+
+class DlqActionJSON(_Response, kw_only=True):
+    command: str
+    requeued: int | None = None
+    purged: int | None = None
+
+
+class BackupRequest(_Request, kw_only=True):
+    dest: str
+    shard: int | None = None  # None: every shard
+
+
+class BackupShardJSON(msgspec.Struct, rename="camel", kw_only=True):
+    shard: int
+    path: str
+    bytes: int
+    files: int
+
+
+class BackupJSON(msgspec.Struct, rename="camel", kw_only=True):
+    dest: str
+    num_shards: int
+    shards: list[BackupShardJSON]

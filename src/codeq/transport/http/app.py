@@ -19,9 +19,12 @@ from codeq.transport.http.asgi import (
     Send,
     send_reply,
 )
+from codeq.transport.http.backup import BackupRoutes
 from codeq.transport.http.cluster import ClusterRoutes
+from codeq.transport.http.dlq import DlqRoutes
 from codeq.transport.http.render import TimeFormat
 from codeq.transport.http.tasks import TaskRoutes
+from codeq.transport.http.topics import TopicRoutes
 
 PREFIX = "/v1/codeq"
 
@@ -31,6 +34,7 @@ def build_router(
 ) -> Router:
     t = TaskRoutes(services, times, max_body_bytes)
     a = AdminRoutes(services, times, max_body_bytes, metrics)
+    topics = TopicRoutes(services, max_body_bytes)
     router = Router()
     router.add("POST", f"{PREFIX}/tasks", t.create)  # route 1
     router.add("POST", f"{PREFIX}/tasks/batch", t.create_batch)  # 2
@@ -43,10 +47,18 @@ def build_router(
     router.add("POST", f"{PREFIX}/tasks/batch/results", t.submit_results)  # 9
     router.add("GET", f"{PREFIX}/tasks/{{id}}", t.get_task)  # 12
     router.add("GET", f"{PREFIX}/tasks/{{id}}/result", t.get_result)  # 13
+    router.add("PUT", f"{PREFIX}/admin/topics/{{topicName}}", topics.put)  # 18
+    router.add("GET", f"{PREFIX}/admin/topics/{{topicName}}", topics.get)  # 19
+    router.add("DELETE", f"{PREFIX}/admin/topics/{{topicName}}", topics.delete)  # 20
     router.add("GET", f"{PREFIX}/raft/status", ClusterRoutes(services).raft_status)  # 14
     router.add("GET", f"{PREFIX}/admin/queues", a.queues)  # 15
     router.add("GET", f"{PREFIX}/admin/queues/{{command}}", a.queue_stats)  # 16
     router.add("POST", f"{PREFIX}/admin/tasks/cleanup", a.cleanup)  # 17
+    d = DlqRoutes(services, times, max_body_bytes)
+    router.add("GET", f"{PREFIX}/admin/dlq/{{command}}", d.list)
+    router.add("POST", f"{PREFIX}/admin/dlq/{{command}}/requeue", d.requeue)
+    router.add("POST", f"{PREFIX}/admin/dlq/{{command}}/purge", d.purge)
+    router.add("POST", f"{PREFIX}/admin/backup", BackupRoutes(services, max_body_bytes).backup)
     router.add("GET", "/metrics", a.metrics)  # 21
     router.add("GET", "/healthz", a.healthz)
     router.add("GET", "/readyz", a.readyz)
