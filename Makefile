@@ -7,7 +7,7 @@ PORT ?= 8080
 DATA ?= ./data
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test check bench proto clean
+.PHONY: help install run run-cluster test check bench proto clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ install: $(STAMP) ## create .venv with the server and dev dependencies
 
 run: $(STAMP) ## serve on :8080 with the embedded store in ./data and the dev tokens
 	$(BIN)/codeq serve --dev --host $(HOST) --port $(PORT) --data $(DATA)
+
+run-cluster: $(STAMP) ## three Raft nodes on loopback (ports in README), prints the leader; SHARDS=n
+	$(BIN)/python -m codeq.cli.run_cluster --data ./data-cluster --shards $(or $(SHARDS),1)
 
 test: $(STAMP) ## run the whole test suite
 	$(BIN)/pytest -q

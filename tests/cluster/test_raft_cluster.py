@@ -40,6 +40,9 @@ def test_election_replication_and_follower_redirect(cluster: Cluster) -> None:
     assert r.status_code == 202, r.text
     task_id = r.json()["id"]
     until(lambda: all(cluster.has_task(i, task_id) for i in cluster.ids), what="replication to every node")
+    for node, read in ((leader, "leader"), (followers[0], "stale")):
+        r = httpx.get(f"{cluster.url(node)}/v1/codeq/tasks/{task_id}", headers=PRODUCER)
+        assert r.headers["x-codeq-read"] == read
 
     r = httpx.post(
         f"{cluster.url(followers[0])}/v1/codeq/tasks?x=1",
@@ -208,12 +211,20 @@ def test_a_two_node_configuration_is_refused(tmp_path: Path) -> None:
 
 
 def test_one_raft_group_per_shard_with_requests_routed_to_the_shard_leader(tmp_path: Path) -> None:
-    cluster = Cluster(tmp_path, shards=3)
+    # Calmer timing than the other tests: a spurious election on a loaded machine would add a
+    # redirect hop that has nothing to do with how ids are chosen.
+    cluster = Cluster(tmp_path, shards=3, env={"RAFT_ELECTION_MS": "1000", "RAFT_LEADER_LEASE_MS": "2000"})
     try:
         cluster.start()
         leaders = [cluster.wait_leader(shard) for shard in range(3)]
         # Leaders spread: shard i settles on the i-th node (handed over once it is caught up).
         until(lambda: [cluster.leader_of(s) for s in range(3)] == ["a", "b", "c"], 30, "leaders spread")
+
+        def views_agree() -> bool:  # every node knows every group's new leader
+            views = [cluster.status(i) for i in cluster.ids]
+            return all(v and [g["leaderId"] for g in v["groups"]] == ["a", "b", "c"] for v in views)
+
+        until(views_agree, 30, "every node's view of the leaders")
         status = cluster.status("a")
         assert status is not None and status["numGroups"] == 3
         assert [g["shardIdx"] for g in status["groups"]] == [0, 1, 2]

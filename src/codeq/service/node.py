@@ -64,6 +64,11 @@ class Node:
     def shard_for(self, task_id: str) -> Shard:
         return self.shards[shard_of(task_id, len(self.shards))]
 
+    def read_consistency(self, task_id: str) -> str:
+        """How fresh a local read of this task is: "leader" (this node leads its shard, or
+        there is no replication) or "stale" (a follower's replica, possibly behind)."""
+        return "leader" if self.shard_for(task_id).replicator.is_leader else "stale"
+
     def led_shards(self) -> frozenset[int]:
         """The shards whose writes this node can take now (all of them without Raft)."""
         if len(self.shards) <= 1:

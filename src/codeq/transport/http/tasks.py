@@ -133,7 +133,7 @@ class TaskRoutes:
     async def get_task(self, request: Request) -> Reply:
         principal = self.s.auth.any(self._auth(request))
         task = _renamed_not_found(lambda: self.s.tasks.get(principal, request.path_params["id"]))
-        return json_reply(self.times.task(task))
+        return json_reply(self.times.task(task), headers=self._consistency(task.id))
 
     async def get_result(self, request: Request) -> Reply:
         principal = self.s.auth.any(self._auth(request))
@@ -141,7 +141,11 @@ class TaskRoutes:
         read = self.s.results.get(principal, request.path_params["id"], wait)
         task, record = await (_until_disconnect(request, read) if wait > 0 else read)
         body = w.TaskWithResultJSON(result=self.times.result(record), task=self.times.task(task))
-        return json_reply(body)
+        return json_reply(body, headers=self._consistency(task.id))
+
+    def _consistency(self, task_id: str) -> list[tuple[bytes, bytes]]:
+        """Reads are local: say whether this one came from the task's leader or a follower."""
+        return [(b"x-codeq-read", self.s.tasks.node.read_consistency(task_id).encode())]
 
 
 def new_task(body: w.CreateTaskRequest) -> NewTask:

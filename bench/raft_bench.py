@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Raft cluster benchmarks: `codeq bench` against a local three-node cluster, and failover time.
+
+throughput  for each --modes and --shards: start a fresh cluster (bench ports, a temp dir),
+            wait for the leaders (spread over the nodes with several shards), run
+            `codeq bench --mode <mode>` against a leader for --duration seconds, report
+            acknowledged full cycles/s.
+failover    --kills times: SIGKILL the leader of shard 0 while one writer creates tasks
+            against whoever leads (following 307s); the failover time is kill -> the first
+            acknowledged create after it. The killed node is restarted and waited for.
+
+.venv/bin/python bench/raft_bench.py [--modes grpc-batch,http] [--shards 1,4] [--kills 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from codeq.cli.run_cluster import IDS, LocalCluster
+
+PRODUCER = {"Authorization": "Bearer dev-producer"}
+
+
+def bench_cluster(data: str, shards: int) -> LocalCluster:
+    # Ports away from `make run-cluster`'s, so both can run.
+    return LocalCluster(
+        data=data, shards=shards, http_base=18081, raft_base=17000, producer_base=19191, worker_base=19291
+    )
+
+
+def throughput(mode: str, shards: int, duration: float) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="codeq-raft-bench-") as data:
+        cluster = bench_cluster(data, shards)
+        for node in IDS:
+            cluster.start(node)
+        try:
+            leaders = cluster.wait_leaders()
+            if shards > 1:  # let the groups' leaders spread (they hand over every ~2 s)
+                deadline = time.monotonic() + 30
+                while len(set(cluster.leaders())) < len(IDS) and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                leaders = cluster.wait_leaders()
+            node = leaders[0]
+            command = [sys.executable, "-m", "codeq.cli.main", "bench", "--mode", mode, "--json"]
+            command += ["--url", cluster.http(node), "--duration", str(duration)]
+            command += ["--producer-addr", cluster.producer(node), "--worker-addr", cluster.worker(node)]
+            out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120, check=False)
+            result: dict[str, object] = {}
+            try:
+                result = json.loads(out.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                result["error"] = (out.stdout + out.stderr)[-2000:]
+            return result | {"mode": mode, "shards": shards, "leaders": leaders}
+        finally:
+            cluster.stop()
+
+
+class Writer:
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+        self.acks: list[float] = []  # when each acknowledged create was sent
+        self.answered_at: dict[float, float] = {}  # sent -> answered
+        self.stop = threading.Event()
+        self.target = IDS[0]
+
+    def run(self) -> None:
+        with httpx.Client(headers=PRODUCER, timeout=5) as client:
+            while not self.stop.is_set():
+                sent = time.monotonic()
+                try:
+                    r = client.post(
+                        f"{self.cluster.http(self.target)}/v1/codeq/tasks",
+                        json={"command": "f", "payload": {}},
+                    )
+                except httpx.TransportError:
+                    self.target = IDS[(IDS.index(self.target) + 1) % len(IDS)]
+                    time.sleep(0.005)
+                    continue
+                if r.status_code == 307:
+                    leader = r.json()["leader"]
+                    self.target = next(i for i in IDS if self.cluster.http(i) == leader)
+                elif r.status_code == 202:
+                    self.answered_at[sent] = time.monotonic()
+                    self.acks.append(sent)
+                else:
+                    time.sleep(0.005)
+
+
+def failover(kills: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="codeq-raft-failover-") as data:
+        cluster = bench_cluster(data, 1)
+        for node in IDS:
+            cluster.start(node)
+        writer = Writer(cluster)
+        thread = threading.Thread(target=writer.run, daemon=True)
+        times: list[float] = []
+        try:
+            cluster.wait_leaders()
+            thread.start()
+            for _ in range(kills):
+                time.sleep(2)  # steady writes first
+                leader = cluster.wait_leaders()[0]
+                killed_at = time.monotonic()
+                cluster.kill(leader)
+                deadline = killed_at + 30
+                while time.monotonic() < deadline and not any(t > killed_at for t in writer.acks[-50:]):
+                    time.sleep(0.01)
+                # A request sent after the kill was acknowledged: its answer time is the failover.
+                first = next((t for t in writer.acks[-200:] if t > killed_at), None)
+                answered = writer.answered_at.get(first) if first is not None else None
+                times.append((answered - killed_at) if answered is not None else float("inf"))
+                cluster.start(leader)
+                wait_caught_up(cluster, leader)
+        finally:
+            writer.stop.set()
+            thread.join(10)
+            cluster.stop()
+        return {
+            "kills": kills,
+            "seconds": [round(t, 3) for t in times],
+            "median": round(statistics.median(times), 3),
+            "max": round(max(times), 3),
+        }
+
+
+def wait_caught_up(cluster: LocalCluster, node: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = cluster.status(node)
+        if status and all(g["hasLeader"] for g in status["groups"]):  # type: ignore[attr-defined]
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"node {node} did not rejoin")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--modes", default="grpc-batch,http")
+    parser.add_argument("--shards", default="1,4")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--out", default="bench/raft-results-latest.json")
+    args = parser.parse_args()
+    results: dict[str, object] = {"throughput": []}
+    for shards in (int(s) for s in args.shards.split(",") if s):
+        for mode in (m for m in args.modes.split(",") if m):
+            row = throughput(mode, shards, args.duration)
+            print(json.dumps(row), flush=True)
+            results["throughput"].append(row)  # type: ignore[attr-defined]
+    if args.kills:
+        results["failover"] = failover(args.kills)
+        print(json.dumps(results["failover"]), flush=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
