@@ -216,15 +216,16 @@ class App:
         os.makedirs(journal_dir, mode=0o700, exist_ok=True)
         snapshots = Snapshots(committer, RocksKV, os.path.join(journal_dir, "snapshot"))
         raft = self.settings.raft
-        # The shard count is part of every group's key: nodes that disagree on it cannot
-        # exchange a single message (spec 06 gap 7), instead of replicating into wrong shards.
-        secret = f"{raft.secret}\0shards={self.settings.persistence.num_shards}\0group={number}"
-        conf = make_conf(secret=secret, timing=raft.timing(), snapshots=snapshots)
+        conf = make_conf(secret=raft.secret, timing=raft.timing(), snapshots=snapshots)
         conf.bindAddress = topology.bind(number)
 
         def make_core(hook: Callable[[int, bytes], Any]) -> RaftCore:
             journal = DurableJournal(os.path.join(journal_dir, "journal"))
-            return RaftCore(topology.self_addr(number), topology.addrs(number), conf, hook, journal)
+            # Peers compare their shard counts on connect; a mismatch stops the group (gap 7).
+            shape = f"shards={self.settings.persistence.num_shards}"
+            return RaftCore(
+                topology.self_addr(number), topology.addrs(number), conf, hook, journal, shape=shape
+            )
 
         options = GroupOptions(
             encode=encode_command,
@@ -255,8 +256,12 @@ class App:
     def _ready(self) -> tuple[bool, str]:
         if any(committer.failed for committer in self.committers):
             return False, "a store failed a write"
-        if any(group.failed for group in self.groups):
-            return False, "a raft replica stopped after a failure"
+        for group in self.groups:
+            if group.failed is not None:
+                return False, f"a raft replica stopped: {group.failed}"
+            problem = group.core.shape_problem() if isinstance(group.core, RaftCore) else None
+            if problem is not None:
+                return False, problem
         if self.runner is None or not self.runner.running:
             return False, "background work is not running"
         return True, ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -250,5 +251,23 @@ def test_one_raft_group_per_shard_with_requests_routed_to_the_shard_leader(tmp_p
         for i in cluster.ids:
             assert cluster.missing(i, set(created)) == set()
         print("first shard leaders:", leaders)
+    finally:
+        cluster.stop()
+
+
+def test_a_node_with_another_shard_count_is_detected(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path)
+    cluster.nodes["c"].env["PERSISTENCE_CONFIG"] = '{"numShards": 2}'
+    try:
+        cluster.start("a", "b")
+        cluster.wait_leader(among=["a", "b"])
+        with contextlib.suppress(TimeoutError):  # ready only until it meets its peers, if at all
+            cluster.nodes["c"].start(timeout=5)
+
+        def c_unready() -> str:
+            r = httpx.get(f"{cluster.url('c')}/readyz")
+            return r.text if r.status_code == 503 else ""
+
+        assert "same numShards" in until(c_unready, what="node c refusing its mismatched peers")
     finally:
         cluster.stop()

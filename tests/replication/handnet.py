@@ -76,7 +76,7 @@ class HandNetwork:
 
     # -- membership ------------------------------------------------------------------------
 
-    def start(self, addr: str, journal: MemoryTestJournal | None = None) -> Replica:
+    def start(self, addr: str, journal: MemoryTestJournal | None = None, shape: str = "") -> Replica:
         journal = journal or self.journals.get(addr) or MemoryTestJournal()
         self.journals[addr] = journal
         replica_box: list[Replica] = []
@@ -87,7 +87,10 @@ class HandNetwork:
 
         conf = make_conf(secret="test-secret", timing=QUIET)
         conf.password = None  # the hand network does not encrypt; the secret check ran above
-        core = self.core_class(addr, ADDRS, conf, hook, journal, transport_class=self.transport_class)
+        extra = {"shape": shape} if self.core_class is RaftCore else {}
+        core = self.core_class(
+            addr, ADDRS, conf, hook, journal, transport_class=self.transport_class, **extra
+        )
         replica = Replica(core)
         replica_box.append(replica)
         self.replicas[addr] = replica

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from codeq.core.errors import CodeqError, InvalidInput
-from codeq.replication.raft import BaseCore, MemoryTestJournal, RaftCore, ReplicaFailed, make_conf
+from codeq.replication.raft import (
+    BaseCore,
+    MemoryTestJournal,
+    RaftCore,
+    ReplicaFailed,
+    make_conf,
+)
 from tests.replication.handnet import ADDRS, QUIET, HandNetwork, Message
 
 A, B, C = ADDRS
@@ -276,3 +282,20 @@ def test_a_cut_off_leader_steps_down_after_the_fallback_timeout() -> None:
     leader.conf.leaderFallbackTimeout = 2.0
     net.tick(A)
     assert not leader.is_leader
+
+
+def test_a_peer_with_another_shard_count_is_ignored_and_reported() -> None:
+    net = HandNetwork()
+    a = net.start(A, shape="shards=1")
+    b = net.start(B, shape="shards=1")
+    odd = net.start(C, shape="shards=2")
+    net.settle()
+    assert isinstance(odd.core, RaftCore) and isinstance(a.core, RaftCore)
+    problem = odd.core.shape_problem()
+    assert problem is not None and "same numShards" in problem  # it cannot reach a majority
+    assert a.core.shape_problem() is None and C in a.core.shape_conflicts  # a and b still can
+    net.elect(A)
+    acked: list[bytes] = []
+    propose(net, A, b"x", acked)
+    net.settle()
+    assert acked == [b"x"] and b.applied[-1][1] == b"x" and not odd.applied

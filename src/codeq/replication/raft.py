@@ -264,8 +264,12 @@ class BaseCore(SyncObj):  # type: ignore[misc]
 class RaftCore(BaseCore):
     """`BaseCore` with the design D4 fixes."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, shape: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # What every node of the cluster must agree on (e.g. "shards=4"), checked with each
+        # peer on connect (spec 06 gap 7): a peer that disagrees is logged and ignored.
+        self.shape = shape
+        self.shape_conflicts: dict[str, str] = {}  # peer -> its shape
         self._leader_contact = 0.0  # monotonic time we last heard from the current leader
         self._prevotes: set[str] = set()
         self._prevote_term = 0
@@ -275,6 +279,8 @@ class RaftCore(BaseCore):
 
     def _SyncObj__onMessageReceived(self, node: Any, message: dict[str, Any]) -> None:
         kind = message.get("type")
+        if node.id in self.shape_conflicts and kind != "codeq_shape":
+            return  # a peer configured differently takes no part in this group
         if kind == "append_entries" and "prevLogIdx" in message and "transmission" not in message:
             self._on_append(node, message)
         elif kind == "next_node_idx" and self.is_leader:
@@ -283,6 +289,8 @@ class RaftCore(BaseCore):
             self._on_pre_vote(node, message)
         elif kind == "pre_vote_granted":
             self._on_pre_vote_granted(node, message)
+        elif kind == "codeq_shape":
+            self._check_shape(node, message)
         elif kind == "timeout_now":
             # The leader hands over: campaign at once, without asking (pre-vote would be refused
             # while that leader is alive).
@@ -293,6 +301,33 @@ class RaftCore(BaseCore):
             if kind == "append_entries" and message.get("term", -1) >= self._SyncObj__raftCurrentTerm:
                 self._leader_contact = time.monotonic()
             SyncObj._SyncObj__onMessageReceived(self, node, message)
+
+    def _SyncObj__onNodeConnected(self, node: Any) -> None:
+        SyncObj._SyncObj__onNodeConnected(self, node)
+        self._SyncObj__transport.send(node, {"type": "codeq_shape", "shape": self.shape})
+
+    def _check_shape(self, node: Any, message: dict[str, Any]) -> None:
+        shape = str(message.get("shape"))
+        if shape == self.shape:
+            self.shape_conflicts.pop(node.id, None)
+        elif node.id not in self.shape_conflicts:
+            self.shape_conflicts[node.id] = shape
+            log.error("%s", self._conflict_text(node.id, shape))
+
+    def _conflict_text(self, peer: str, shape: str) -> str:
+        return (
+            f"raft peer {peer} runs with {shape!r}, this node with {self.shape!r}: "
+            "every node of a cluster needs the same numShards; that peer is ignored"
+        )
+
+    def shape_problem(self) -> str | None:
+        """Why this group cannot form a majority with the peers that share its shape, if so."""
+        voters = len(self._SyncObj__otherNodes) + 1
+        agreeing = voters - len(self.shape_conflicts)
+        if not self.shape_conflicts or agreeing > voters / 2:
+            return None
+        peer, shape = next(iter(self.shape_conflicts.items()))
+        return self._conflict_text(peer, shape)
 
     def _follow(self, node: Any, term: int) -> None:
         """What PySyncObj does on any append from a current leader: reset the election timer,
