@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from codeq.client import Producer
+from codeq.client import Producer, Worker
 from tests.cluster.support import PRODUCER, WORKER, Cluster, until
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(240)]
@@ -63,13 +63,21 @@ def test_election_replication_and_follower_redirect(cluster: Cluster) -> None:
         assert r.headers["location"].startswith(cluster.url(leader))
 
 
-def test_sdk_producer_stream_on_a_follower_reconnects_to_the_leader(cluster: Cluster) -> None:
+def test_sdk_streams_on_a_follower_reconnect_to_the_leader(cluster: Cluster) -> None:
     leader = cluster.wait_leader()
     follower = next(i for i in cluster.ids if i != leader)
     until(lambda: (s := cluster.status(follower)) and s["groups"][0]["hasLeader"])
     with Producer(f"grpc://{cluster.producer_streams[follower]}", "dev-producer") as producer:
         tasks = [producer.create("render", {"n": n}) for n in range(3)]
     assert all(cluster.has_task(leader, t.id) for t in tasks)
+    worker = Worker(f"grpc://{cluster.worker_streams[follower]}", "dev-worker")
+    handled: list[str] = []
+    worker.register("render", lambda job: handled.append(job.id))
+    worker.run(burst=True, handle_signals=False)
+    assert sorted(handled) == sorted(t.id for t in tasks)
+    for t in tasks:
+        r = httpx.get(f"{cluster.url(leader)}/v1/codeq/tasks/{t.id}", headers=PRODUCER)
+        assert r.json()["status"] == "COMPLETED"
 
 
 class Writer:
@@ -183,6 +191,8 @@ def test_a_node_cut_off_stops_accepting_writes_and_catches_up_after_healing(tmp_
 
         def a_refuses() -> bool:
             r = cluster.create("a", {"command": "render", "payload": {}})
+            if r.status_code == 503:
+                assert r.headers["retry-after"]
             return r.status_code in (307, 503)
 
         until(a_refuses, deadline_s=10, what="node a refusing writes")
