@@ -10,6 +10,7 @@ import pytest
 from codeq.core.errors import CodeqError, InvalidInput
 from codeq.replication.raft import (
     BaseCore,
+    DurableJournal,
     MemoryTestJournal,
     RaftCore,
     ReplicaFailed,
@@ -299,3 +300,21 @@ def test_a_peer_with_another_shard_count_is_ignored_and_reported() -> None:
     propose(net, A, b"x", acked)
     net.settle()
     assert acked == [b"x"] and b.applied[-1][1] == b"x" and not odd.applied
+
+
+def test_journal_compaction_is_a_rename_and_survives_reopening(tmp_path: Any) -> None:
+    path = str(tmp_path / "journal")
+    journal = DurableJournal(path)
+    for index in range(1, 11):
+        journal.add(b"\x10entry-%d" % index, index, 1)
+    journal.flush()
+    journal.deleteEntriesTo(6)  # keep entries 7..10
+    journal.add(b"\x10entry-11", 11, 2)
+    journal.flush()
+    kept = [journal[i] for i in range(len(journal))]
+    assert [e[1] for e in kept] == [7, 8, 9, 10, 11]
+    journal._destroy()
+    reopened = DurableJournal(path)
+    assert [reopened[i] for i in range(len(reopened))] == kept
+    assert not (tmp_path / "journal.compacting").exists()
+    reopened._destroy()

@@ -12,6 +12,7 @@ proposal callbacks are called on that thread; `propose` may be called from any t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
-from pysyncobj.journal import FileJournal, MemoryJournal
+from pysyncobj.journal import FileJournal, MemoryJournal, ResizableFile
 from pysyncobj.node import TCPNode
 from pysyncobj.transport import TCPTransport
 
@@ -75,8 +76,27 @@ class DurableJournal(FileJournal):  # type: ignore[misc]
         self.flushes += 1
 
     def deleteEntriesTo(self, entryTo: int) -> None:
-        super().deleteEntriesTo(entryTo)  # compaction rewrites the whole journal file
-        self.flush()
+        """Compaction. PySyncObj rewrites the journal in place (empty it, append the rest): a
+        crash in between would lose acknowledged entries. Write the rest to a new file,
+        fsync it, and rename it over the journal instead."""
+        keep: list[Any] = getattr(self, "_FileJournal__journal")[entryTo:]  # noqa: B009 - mypy
+        staging = self._path + ".compacting"
+        for leftover in (staging, staging + ".meta"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
+        fresh = FileJournal(staging)
+        for entry in keep:
+            fresh.add(*entry)
+        offset = fresh._FileJournal__currentOffset
+        fresh.flush()
+        os.fsync(fresh._FileJournal__journalFile._ResizableFile__f.fileno())
+        fresh._destroy()
+        getattr(self, "_FileJournal__journalFile")._destroy()  # noqa: B009 - assigned below: mypy
+        os.replace(staging, self._path)
+        _fsync_dir(self._path)
+        self._FileJournal__journalFile = ResizableFile(self._path)
+        self._FileJournal__journal = list(keep)
+        self._FileJournal__currentOffset = offset
 
     def clear(self) -> None:
         super().clear()
@@ -93,12 +113,17 @@ class DurableJournal(FileJournal):  # type: ignore[misc]
             os.fsync(fd)
         finally:
             os.close(fd)
-        dir_fd = os.open(os.path.dirname(os.path.abspath(meta_path)), os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_dir(meta_path)
         self._FileJournal__metaSaved = True
+
+
+def _fsync_dir(path: str) -> None:
+    """Make a rename or a new file in `path`'s directory durable."""
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class MemoryTestJournal(MemoryJournal):  # type: ignore[misc]
