@@ -20,8 +20,8 @@ from codeq.transport.http.asgi import (
     send_reply,
 )
 from codeq.transport.http.backup import BackupRoutes
-from codeq.transport.http.dlq import DlqRoutes
 from codeq.transport.http.cluster import ClusterRoutes
+from codeq.transport.http.dlq import DlqRoutes
 from codeq.transport.http.render import TimeFormat
 from codeq.transport.http.tasks import TaskRoutes
 from codeq.transport.http.topics import TopicRoutes
