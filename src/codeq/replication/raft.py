@@ -23,10 +23,10 @@ from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
 from pysyncobj.journal import FileJournal, MemoryJournal, ResizableFile
-from pysyncobj.node import TCPNode
 from pysyncobj.transport import TCPTransport
 
 from codeq.core.errors import CodeqError, InvalidInput, NotLeader, OutcomeUnknown, Unavailable
+from codeq.replication.peers import PeerShape, PreVote
 from codeq.replication.snapshot import Snapshots
 
 log = logging.getLogger("codeq.raft")
@@ -286,8 +286,8 @@ class BaseCore(SyncObj):  # type: ignore[misc]
             self._doDestroy()
 
 
-class RaftCore(BaseCore):
-    """`BaseCore` with the design D4 fixes."""
+class RaftCore(PreVote, PeerShape, BaseCore):
+    """`BaseCore` with the design D4 fixes (pre-vote and peer shape: replication/peers.py)."""
 
     def __init__(self, *args: Any, shape: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -330,29 +330,6 @@ class RaftCore(BaseCore):
     def _SyncObj__onNodeConnected(self, node: Any) -> None:
         SyncObj._SyncObj__onNodeConnected(self, node)
         self._SyncObj__transport.send(node, {"type": "codeq_shape", "shape": self.shape})
-
-    def _check_shape(self, node: Any, message: dict[str, Any]) -> None:
-        shape = str(message.get("shape"))
-        if shape == self.shape:
-            self.shape_conflicts.pop(node.id, None)
-        elif node.id not in self.shape_conflicts:
-            self.shape_conflicts[node.id] = shape
-            log.error("%s", self._conflict_text(node.id, shape))
-
-    def _conflict_text(self, peer: str, shape: str) -> str:
-        return (
-            f"raft peer {peer} runs with {shape!r}, this node with {self.shape!r}: "
-            "every node of a cluster needs the same numShards; that peer is ignored"
-        )
-
-    def shape_problem(self) -> str | None:
-        """Why this group cannot form a majority with the peers that share its shape, if so."""
-        voters = len(self._SyncObj__otherNodes) + 1
-        agreeing = voters - len(self.shape_conflicts)
-        if not self.shape_conflicts or agreeing > voters / 2:
-            return None
-        peer, shape = next(iter(self.shape_conflicts.items()))
-        return self._conflict_text(peer, shape)
 
     def _follow(self, node: Any, term: int) -> None:
         """What PySyncObj does on any append from a current leader: reset the election timer,
@@ -440,62 +417,6 @@ class RaftCore(BaseCore):
                 self._start_pre_vote()
         super().tick(wait_seconds)
 
-    def _start_pre_vote(self) -> None:
-        """Ask before campaigning (Raft thesis §9.6): a node that cannot win — a restarted
-        ex-leader behind the others — no longer raises the term and deposes a working leader."""
-        others = self._SyncObj__otherNodes
-        self._SyncObj__raftElectionDeadline = time.monotonic() + self._SyncObj__generateRaftTimeout()
-        self._prevote_term = self._SyncObj__raftCurrentTerm + 1
-        self._prevotes = {self.selfNode.id}
-        if self._has_prevote_majority():
-            self._approve_campaign()
-            return
-        request = {
-            "type": "pre_vote",
-            "term": self._prevote_term,
-            "last_log_index": self._SyncObj__getCurrentLogIndex(),
-            "last_log_term": self._SyncObj__getCurrentLogTerm(),
-        }
-        for other in others:
-            self._SyncObj__transport.send(other, request)
-
-    def _has_prevote_majority(self) -> bool:
-        return len(self._prevotes) > (len(self._SyncObj__otherNodes) + 1) / 2
-
-    def _leader_alive(self) -> bool:
-        if self.is_leader:
-            return True
-        leader = self._SyncObj__raftLeader
-        if leader is None or not self.isNodeConnected(leader):
-            return False
-        return bool(time.monotonic() - self._leader_contact < self.conf.raftMinTimeout)
-
-    def _on_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
-        last_term = self._SyncObj__getCurrentLogTerm()
-        up_to_date = message["last_log_term"] > last_term or (
-            message["last_log_term"] == last_term
-            and message["last_log_index"] >= self._SyncObj__getCurrentLogIndex()
-        )
-        if message["term"] < self._SyncObj__raftCurrentTerm or not up_to_date or self._leader_alive():
-            return
-        self._SyncObj__transport.send(node, {"type": "pre_vote_granted", "term": message["term"]})
-
-    def _on_pre_vote_granted(self, node: Any, message: dict[str, Any]) -> None:
-        if self.is_leader or message["term"] != self._prevote_term:
-            return
-        self._prevotes.add(node.id)
-        if self._has_prevote_majority():
-            self._approve_campaign()
-
-    def _approve_campaign(self) -> None:
-        self._prevote_term = 0
-        self._campaign_approved = True
-        self._SyncObj__raftElectionDeadline = 0  # PySyncObj campaigns on the next tick
-
     def _SyncObj__onBecomeLeader(self) -> None:
         SyncObj._SyncObj__onBecomeLeader(self)
         self._prevote_term = 0
-
-
-def node_of(address: str) -> Any:
-    return TCPNode(address)
