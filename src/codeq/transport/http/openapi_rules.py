@@ -12,6 +12,7 @@ from typing import Any
 
 from codeq.core.topics import MAX_CONSUMERS, MAX_RETENTION_SECONDS, MAX_TIER, MAX_TIERS, MAX_TOPIC_ATTEMPTS
 from codeq.service.policy import Policy
+from codeq.service.tasks import MAX_CLAIM_COMMANDS
 
 COMMAND: dict[str, Any] = {"type": "string", "pattern": r"^[A-Za-z0-9_.:\-]{1,128}$"}
 DNS_LABEL = {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"}
@@ -51,7 +52,7 @@ def rules(p: Policy) -> dict[str, dict[str, dict[str, Any]]]:
         "runAt": _nullable(DATE_TIME),
         "delaySeconds": _nullable(_int(0, p.max_delay_seconds)),
     }
-    commands = _nullable({"type": "array", "items": COMMAND, "maxItems": 100})
+    commands = _nullable({"type": "array", "items": COMMAND, "maxItems": MAX_CLAIM_COMMANDS})
     result: dict[str, Any] = {
         "status": {"type": "string", "enum": ["COMPLETED", "FAILED"]},
         "result": RESULT,
