@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -61,6 +62,7 @@ class App:
         self.runner: Runner | None = None
         self.asgi: ASGIApp | None = None
         self.streams = StreamServers()
+        self.jwks_refresher: Runner | None = None
 
     async def start(self) -> None:
         started = time.perf_counter()
@@ -85,6 +87,7 @@ class App:
             ready=self._ready,
             topics=TopicService(self.node, self.clock),
         )
+        self._start_jwks_refresher(self.services.auth)
         maintenance = Maintenance(self.node, self.clock)
         self.runner = Runner("reaper", maintenance.tick, self.clock.now_ms)
         self.node.on_due = self.runner.wake_by
@@ -108,6 +111,20 @@ class App:
         except BaseException:
             await self.stop()  # a listener that cannot bind must not leave the stores open
             raise
+
+    def _start_jwks_refresher(self, auth: Authenticator) -> None:
+        """Keep JWKS keys fresh off the event loop, so a request waits on a fetch only for a kid
+        it has never seen (spec 03 gap 3)."""
+        key_sets = auth.key_sets()
+        if not key_sets:
+            return
+
+        async def tick() -> None:
+            for key_set in key_sets:
+                await asyncio.to_thread(key_set.refresh_if_due)
+
+        self.jwks_refresher = Runner("jwks-refresh", tick, self.clock.now_ms, interval_seconds=5.0)
+        self.jwks_refresher.start()
 
     def _open_stores(self) -> list[KV]:
         persistence = self.settings.persistence
@@ -167,6 +184,8 @@ class App:
         The streams go first: their handlers still call the services, which need the stores.
         """
         await self.streams.stop(self.settings.shutdown_grace_seconds)
+        if self.jwks_refresher is not None:
+            await self.jwks_refresher.stop()
         if self.runner is not None:
             await self.runner.stop()
         for committer in self.committers:

@@ -276,3 +276,18 @@ def test_composite_of_jwks_and_static(server: JwksServer, clock: FakeClock) -> N
     assert multi.validate("break-glass").subject == "static"
     with pytest.raises(Unauthenticated, match=r"^invalid token$"):
         multi.validate("nope")
+
+
+def test_background_refresh_ahead_of_expiry(server: JwksServer, clock: FakeClock) -> None:
+    v = validator(server, clock, cacheTtlSeconds=100)
+    keys = v.key_set
+    assert keys.refresh_if_due() and server.hits == 1  # cold: fetch at once
+    assert not keys.refresh_if_due()
+    clock.advance(79)
+    assert not keys.refresh_if_due()
+    new = SigningKey.rsa("k2")
+    server.publish(KEY, new)
+    clock.advance(1)  # 80% of the TTL: refreshed before any request had to wait for it
+    assert keys.refresh_if_due() and server.hits == 2
+    assert v.validate(new.sign(claims(clock))).subject == "user-1"
+    assert server.hits == 2

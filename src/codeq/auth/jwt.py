@@ -142,6 +142,7 @@ class KeySet:
         self._fresh_until_ms = -1  # keys younger than this are used without asking again
         self._usable_until_ms = -1  # after this even the stale keys are dropped
         self._last_attempt_ms: int | None = None
+        self._refresh_at_ms = -1  # a background refresh is due from here
         self._lock = threading.Lock()  # single flight: a second caller waits and reuses the result
 
     def key(self, kid: str) -> Jwk:
@@ -158,6 +159,18 @@ class KeySet:
             if now >= self._usable_until_ms:
                 raise _reject("JWKS keys are stale beyond the grace period")
             return key
+
+    def refresh_if_due(self) -> bool:
+        """Fetch ahead of expiry (from 80% of the TTL on), so requests seldom wait on a fetch.
+
+        Meant for a background thread; returns whether it fetched.
+        """
+        with self._lock:
+            now = self._clock.now_ms()
+            if now < self._refresh_at_ms or not self._may_fetch(now):
+                return False
+            self._refresh(now)
+            return True
 
     def _may_fetch(self, now: int) -> bool:
         last = self._last_attempt_ms
@@ -180,6 +193,7 @@ class KeySet:
         if max_age is not None:
             ttl_ms = min(ttl_ms, int(max_age.group(1)) * 1000)
         self._keys = keys
+        self._refresh_at_ms = now + int(ttl_ms * 0.8)
         self._fresh_until_ms = now + int(ttl_ms)
         self._usable_until_ms = self._fresh_until_ms + int(self._settings.stale_seconds * 1000)
 
@@ -221,6 +235,10 @@ class JwksValidator:
         self._clock = clock or SystemClock()
         self._keys = KeySet(settings, self._clock, fetch)
         self._required = ["exp"] if settings.require_exp else []
+
+    @property
+    def key_set(self) -> KeySet:
+        return self._keys
 
     @classmethod
     def from_config(cls, config: object, clock: Clock | None = None) -> JwksValidator:
