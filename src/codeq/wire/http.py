@@ -158,22 +158,20 @@ class CleanupJSON(msgspec.Struct, kw_only=True):
     limit: int
 
 
-class TopicPolicyRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+class _TopicPolicy(msgspec.Struct, rename="camel", kw_only=True):
+    priority_tiers: list[int]
+    max_attempts: int
+    dead_letter_topic_ref: str
+    retention_seconds: int = 0  # 0: unset
+    max_consumers: int = 0  # 0: unset
+
+
+class TopicPolicyRequest(_TopicPolicy, kw_only=True, forbid_unknown_fields=True):
     """The topic PUT body, decoded strictly (spec 02 §4.15): unknown fields are errors."""
 
-    priority_tiers: list[int]
-    max_attempts: int
-    dead_letter_topic_ref: str
-    retention_seconds: int = 0
-    max_consumers: int = 0
 
-
-class TopicPolicyJSON(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
-    priority_tiers: list[int]
-    max_attempts: int
-    dead_letter_topic_ref: str
-    retention_seconds: int = 0
-    max_consumers: int = 0
+class TopicPolicyJSON(_TopicPolicy, kw_only=True, omit_defaults=True):
+    """A topic's policy as answered: unset optional numbers are left out."""
 
 
 class TopicJSON(msgspec.Struct, rename="camel", kw_only=True):
