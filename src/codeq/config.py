@@ -13,6 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from codeq.auth.static import build_validator
+from codeq.config_raft import RaftSettings
+from codeq.config_raft import check as check_raft
+from codeq.config_raft import from_env as raft_from_env
+from codeq.config_raft import from_yaml as raft_from_yaml
 from codeq.core.backoff import POLICIES, BackoffPolicy
 
 log = logging.getLogger("codeq.config")
@@ -92,6 +96,10 @@ class Settings:
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     idempotency_ttl_seconds: int = 86_400
     retention_seconds: int = 86_400  # how long finished tasks and their results are kept
+    # Per terminal state; 0 means `retention_seconds`. Live tasks are never removed.
+    retention_completed_seconds: int = 0
+    retention_failed_seconds: int = 0
+    retention_dead_lettered_seconds: int = 0
     persistence: PersistenceSettings = field(default_factory=PersistenceSettings)
     producer_auth: AuthProviderSettings = field(default_factory=AuthProviderSettings)
     worker_auth: AuthProviderSettings = field(default_factory=AuthProviderSettings)
@@ -117,6 +125,14 @@ class Settings:
     producer_stream_addr: str = ""
     worker_stream_addr: str = ""
     grpc_max_message_bytes: int = 4 * MiB  # per message, both directions (spec 07 gap 10)
+    # Outbound webhooks (spec 01 §7.3, §9): signing, result-callback retries, host lists.
+    webhook_hmac_secret: str = ""
+    result_webhook_max_attempts: int = 5
+    result_webhook_base_backoff_seconds: int = 2
+    result_webhook_max_backoff_seconds: int = 60
+    webhook_allow_hosts: str = ""  # comma list of names, *.suffix, addresses or CIDRs
+    webhook_deny_hosts: str = ""
+    raft: RaftSettings = field(default_factory=RaftSettings)
 
 
 Kind = Literal["str", "int", "bool", "float", "json"]
@@ -150,6 +166,19 @@ _TOP = (
     _Key("backoff.max_seconds", "backoffMaxSeconds", "BACKOFF_MAX_SECONDS", "int"),
     _Key("idempotency_ttl_seconds", "idempotencyTtlSeconds", "IDEMPOTENCY_TTL_SECONDS", "int"),
     _Key("retention_seconds", "retentionSeconds", "RETENTION_SECONDS", "int"),
+    _Key(
+        "retention_completed_seconds",
+        "retentionCompletedSeconds",
+        "RETENTION_COMPLETED_SECONDS",
+        "int",
+    ),
+    _Key("retention_failed_seconds", "retentionFailedSeconds", "RETENTION_FAILED_SECONDS", "int"),
+    _Key(
+        "retention_dead_lettered_seconds",
+        "retentionDeadLetteredSeconds",
+        "RETENTION_DEAD_LETTERED_SECONDS",
+        "int",
+    ),
     _Key("producer_auth.provider", "producerAuthProvider", "PRODUCER_AUTH_PROVIDER", "str"),
     _Key("producer_auth.config", "producerAuthConfig", "PRODUCER_AUTH_CONFIG", "json"),
     _Key("worker_auth.provider", "workerAuthProvider", "WORKER_AUTH_PROVIDER", "str"),
@@ -173,6 +202,22 @@ _TOP = (
     _Key("producer_stream_addr", "producerStreamAddr", "PRODUCER_STREAM_ADDR", "str"),
     _Key("worker_stream_addr", "workerStreamAddr", "WORKER_STREAM_ADDR", "str"),
     _Key("grpc_max_message_bytes", "grpcMaxMessageBytes", "GRPC_MAX_MESSAGE_BYTES", "int"),
+    _Key("webhook_hmac_secret", "webhookHmacSecret", "WEBHOOK_HMAC_SECRET", "str"),
+    _Key("result_webhook_max_attempts", "resultWebhookMaxAttempts", "RESULT_WEBHOOK_MAX_ATTEMPTS", "int"),
+    _Key(
+        "result_webhook_base_backoff_seconds",
+        "resultWebhookBaseBackoffSeconds",
+        "RESULT_WEBHOOK_BASE_BACKOFF_SECONDS",
+        "int",
+    ),
+    _Key(
+        "result_webhook_max_backoff_seconds",
+        "resultWebhookMaxBackoffSeconds",
+        "RESULT_WEBHOOK_MAX_BACKOFF_SECONDS",
+        "int",
+    ),
+    _Key("webhook_allow_hosts", "webhookAllowHosts", "WEBHOOK_ALLOW_HOSTS", "str"),
+    _Key("webhook_deny_hosts", "webhookDenyHosts", "WEBHOOK_DENY_HOSTS", "str"),
 )
 # The keys inside `persistenceConfig` (YAML mapping or JSON string, env PERSISTENCE_CONFIG as JSON).
 _PERSISTENCE = (
@@ -211,7 +256,6 @@ _OVERRIDE_ALIASES = {
 # Reference modes this server does not implement: running without them while the operator asked
 # for them would silently turn a cluster into independent single nodes (spec 04 gap 12).
 _UNSUPPORTED_MODES = (
-    ("raft", "RAFT_ENABLED", "raft.enabled: Raft replication is not available yet"),
     ("cluster", "CLUSTER_ENABLED", "cluster.enabled: the legacy cluster mode is not supported"),
     ("sharding", None, "sharding.enabled: Redis sharding is not supported"),
 )
@@ -281,11 +325,13 @@ class _Sources:
             self.section(doc["limits"], _LIMITS, "limits")
         if "rateLimit" in doc:
             self.rate_limit(doc["rateLimit"])
+        if doc.get("raft") is not None:
+            self.raft(raft_from_yaml(doc["raft"], self.problems))
         for name, _, message in _UNSUPPORTED_MODES:
             block = doc.get(name)
             if isinstance(block, dict) and block.get("enabled") is True:
                 self.problems.append(message)
-        known = {key.yaml for key in _TOP} | {"persistenceConfig", "limits", "rateLimit"}
+        known = {key.yaml for key in _TOP} | {"persistenceConfig", "limits", "rateLimit", "raft"}
         unused = sorted(str(k) for k in doc if k not in known)
         if unused:
             log.warning("config file keys not used by codeq: %s", ", ".join(unused))
@@ -332,6 +378,10 @@ class _Sources:
         for _, variable, message in _UNSUPPORTED_MODES:
             if variable is not None and _env_bool(env.get(variable, "")):
                 self.problems.append(message)
+        self.raft(raft_from_env(env, self.problems))
+
+    def raft(self, values: dict[str, object]) -> None:
+        self.values.update({f"raft.{name}": value for name, value in values.items()})
 
     def overrides(self, overrides: Mapping[str, object]) -> None:
         for name, raw in overrides.items():
@@ -404,6 +454,7 @@ def _build(values: dict[str, object]) -> Settings:
         worker_auth=AuthProviderSettings(**part("worker_auth.")),
         limits=LimitSettings(**part("limits.")),
         rate_limit=RateLimitSettings(**part("rate_limit.")),
+        raft=RaftSettings(**part("raft.")),
     )
 
 
@@ -438,6 +489,7 @@ def validate(settings: Settings) -> list[str]:
         *_check_auth(settings),
         *_check_streams(settings),
         *_check_rate_limit(settings.rate_limit),
+        *check_raft(settings.raft, provider=settings.persistence.provider, valid_address=_split_address),
     ]
 
 
@@ -488,10 +540,22 @@ def _check_numbers(s: Settings) -> list[str]:
             ("backoffMaxSeconds", s.backoff.max_seconds),
             ("idempotencyTtlSeconds", s.idempotency_ttl_seconds),
             ("retentionSeconds", s.retention_seconds),
+            ("resultWebhookMaxAttempts", s.result_webhook_max_attempts),
+            ("resultWebhookBaseBackoffSeconds", s.result_webhook_base_backoff_seconds),
+            ("resultWebhookMaxBackoffSeconds", s.result_webhook_max_backoff_seconds),
             ("persistenceConfig.maxPendingBytes", s.persistence.max_pending_bytes),
             *((f"limits.{_camel(f.name)}", getattr(limits, f.name)) for f in fields(limits)),
         )
         if value <= 0
+    ]
+    problems += [
+        f"{name} must not be negative, got {value}"
+        for name, value in (
+            ("retentionCompletedSeconds", s.retention_completed_seconds),
+            ("retentionFailedSeconds", s.retention_failed_seconds),
+            ("retentionDeadLetteredSeconds", s.retention_dead_lettered_seconds),
+        )
+        if value < 0
     ]
     if s.default_lease_seconds > limits.max_lease_seconds:
         problems.append("defaultLeaseSeconds must not exceed limits.maxLeaseSeconds")

@@ -33,6 +33,10 @@ ROUTES = [
     ("PUT", "/v1/codeq/admin/topics/{id}", PRODUCER),
     ("GET", "/v1/codeq/admin/topics/{id}", PRODUCER),
     ("DELETE", "/v1/codeq/admin/topics/{id}", PRODUCER),
+    ("GET", "/v1/codeq/admin/dlq/{id}", PRODUCER),
+    ("POST", "/v1/codeq/admin/dlq/{id}/requeue", PRODUCER),
+    ("POST", "/v1/codeq/admin/dlq/{id}/purge", PRODUCER),
+    ("POST", "/v1/codeq/admin/backup", PRODUCER),
 ]
 
 # waitSeconds is left out on purpose: a long poll would hold an example for its whole window.
@@ -41,6 +45,7 @@ FIELDS = [
     "tasks", "commands", "leaseSeconds", "count", "extendSeconds", "reason", "status", "result",
     "error", "artifacts", "results", "taskId", "limit", "before", "name", "url", "contentBase64",
     "priorityTiers", "deadLetterTopicRef", "retentionSeconds", "maxConsumers",
+    "taskIds", "all", "dest", "shard",
 ]  # fmt: skip
 
 scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20)

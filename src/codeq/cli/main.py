@@ -146,6 +146,50 @@ def bench(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
     emit(report(plan, tally, options), as_json)
 
 
+def _add_remote_commands() -> None:
+    """The operator's commands, built on the SDK (spec 04 §5)."""
+    from codeq.cli.admin import dlq_app, topic_app
+    from codeq.cli.remote import queue_app, task_app
+
+    cli.add_typer(task_app, name="task")
+    cli.add_typer(queue_app, name="queue")
+    cli.add_typer(dlq_app, name="dlq")
+    cli.add_typer(topic_app, name="topic")
+
+
+_add_remote_commands()
+
+
+@cli.command()
+def backup(
+    dest: Annotated[str, typer.Argument(help="Directory on the SERVER's disk (made absolute here).")],
+    url: Annotated[str, typer.Option("--url", envvar="CODEQ_BASE_URL")] = "http://localhost:8080",
+    token: Annotated[
+        str | None, typer.Option("--token", help="Admin token (default: env CODEQ_PRODUCER_TOKEN).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Have the running server write a consistent checkpoint of every shard to DEST while it serves."""
+    import os
+
+    from codeq.cli.backup import backup as run_backup
+    from codeq.cli.output import token_for
+
+    run_backup(url, token_for(token, "producer"), os.path.abspath(dest), as_json)
+
+
+@cli.command()
+def restore(
+    source: Annotated[str, typer.Argument(help="A directory written by `codeq backup`.")],
+    data: Annotated[str, typer.Option("--data", help="New data directory to create.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Prepare a data directory from a backup (the server must not be running on it)."""
+    from codeq.cli.backup import restore as run_restore
+
+    run_restore(source, data, as_json)
+
+
 def main() -> None:
     cli()
 

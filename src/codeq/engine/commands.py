@@ -101,6 +101,36 @@ class DeleteTopic(Command, frozen=True, array_like=True):
     name: str
 
 
+class DlqRequeue(Command, frozen=True, array_like=True):
+    """Put dead-lettered tasks of (tenant, command) back to PENDING with attempts reset:
+    the ids listed, or with `all` up to `limit` of them in id order."""
+
+    tenant: str
+    command: str
+    task_ids: list[str] = []
+    all: bool = False
+    limit: int = 1000
+
+
+class DlqPurge(Command, frozen=True, array_like=True):
+    """Delete dead-lettered tasks of (tenant, command) with their results: ids, or `all` up to `limit`."""
+
+    tenant: str
+    command: str
+    task_ids: list[str] = []
+    all: bool = False
+    limit: int = 1000
+
+
+class WebhookOutcome(Command, frozen=True, array_like=True):
+    """What one delivery attempt of an outbox entry came to: delivered (drop the entry), failed
+    with a next attempt at `next_ms`, or failed for good (`next_ms` 0: drop it)."""
+
+    delivery_id: str
+    delivered: bool
+    next_ms: int = 0
+
+
 class Batch(Command, frozen=True, array_like=True):
     """Several commands applied in order as one atomic write; each gets its own outcome."""
 
@@ -108,7 +138,20 @@ class Batch(Command, frozen=True, array_like=True):
 
 
 AnyCommand = (
-    Create | Claim | Heartbeat | Abandon | Nack | Complete | Tick | Cleanup | Batch | PutTopic | DeleteTopic
+    Create
+    | Claim
+    | Heartbeat
+    | Abandon
+    | Nack
+    | Complete
+    | Tick
+    | Cleanup
+    | Batch
+    | DlqRequeue
+    | DlqPurge
+    | WebhookOutcome
+    | PutTopic
+    | DeleteTopic
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -20,7 +20,7 @@ from codeq.core.model import Artifact, Location, ResultRecord, Status, Task
 from codeq.core.names import command_key
 from codeq.core.topics import Topic
 from codeq.engine import commands as c
-from codeq.engine import keys, records, topics
+from codeq.engine import dlq, keys, outbox, records, topics
 from codeq.engine.index import Index, Queue
 from codeq.engine.outcomes import (
     BatchApplied,
@@ -50,6 +50,20 @@ class EngineConfig:
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     retention_ms: int = 86_400_000
     idempotency_ttl_ms: int = 86_400_000
+    # Per terminal state; 0 means `retention_ms`.
+    retention_completed_ms: int = 0
+    retention_failed_ms: int = 0
+    retention_dead_lettered_ms: int = 0
+
+    def retention_for(self, task: Task) -> int:
+        """How long a finished task (and its result) is kept after it finished."""
+        if task.location is Location.DLQ_SET:
+            chosen = self.retention_dead_lettered_ms
+        elif task.status is Status.FAILED:
+            chosen = self.retention_failed_ms
+        else:
+            chosen = self.retention_completed_ms
+        return chosen or self.retention_ms
 
 
 class Engine:
@@ -57,6 +71,7 @@ class Engine:
         self.store = store
         self.config = config or EngineConfig()
         self.index = Index()
+        self.outbox = outbox.Outbox()
         self.events: list[Event] = []
         self._ops: dict[bytes, bytes | None] = {}
 
@@ -71,6 +86,7 @@ class Engine:
         index.next_seq = max_seq + 1
         for key, raw in self.store.scan(keys.DLQ_COUNT, keys.DLQ_COUNT_END):
             index.dlq_counts[keys.split_dlq_count(key)] = keys.read_be8(raw)
+        self.outbox.load(self.store.scan(keys.OUTBOX, keys.OUTBOX_END))
         return len(index.tasks)
 
     # -- the apply path ------------------------------------------------------------------
@@ -105,8 +121,19 @@ class Engine:
                 return self._sweep(command)
             case c.Batch():
                 return self._batch(command)
-            case c.PutTopic() | c.DeleteTopic():  # the topic catalog: its own module
+        return self._dispatch_tools(command)
+
+    def _dispatch_tools(self, command: c.AnyCommand) -> Outcome:
+        """The topic catalog, operator tools and the callback outbox, each in its own module."""
+        match command:
+            case c.PutTopic() | c.DeleteTopic():
                 return topics.apply(self._get, self._ops.__setitem__, command)
+            case c.DlqRequeue():
+                return dlq.requeue(self, command)
+            case c.DlqPurge():
+                return dlq.purge(self, command)
+            case c.WebhookOutcome():
+                return outbox.settle(self, command)
         raise InvalidInput(f"unknown command {type(command).__name__}")
 
     def _sweep(self, command: c.Tick | c.Cleanup) -> Swept:
@@ -131,6 +158,12 @@ class Engine:
         if key in self._ops:
             return self._ops[key]
         return self.store.get(key)
+
+    read = _get  # for the engine's other modules (dlq, outbox)
+
+    def stage(self, key: bytes, value: bytes | None) -> None:
+        """Add a write to the current apply's batch."""
+        self._ops[key] = value
 
     def find_task(self, task_id: str, tenant: str) -> Task:
         """A task of `tenant` by id; other tenants' tasks are `not found` (spec 02 gap 2)."""
@@ -356,7 +389,12 @@ class Engine:
         self._ops[keys.live(task.id)] = None
         self._ops[keys.finished(task.id)] = records.encode_task(task)
         self._ops[keys.result(task.id)] = records.encode_result(record)
-        self._ops[keys.retention(now_ms + self.config.retention_ms, task.id)] = b""
+        # The entry carries the finish time: one left behind by an earlier finish of a task
+        # that was requeued from the DLQ since must not delete its later record.
+        expires_ms = now_ms + self.config.retention_for(task)
+        self._ops[keys.retention(expires_ms, task.id)] = keys.be8(now_ms)
+        if task.webhook:
+            outbox.stage(self, task, record, now_ms)
         self.events.append(Finished(task, via_lease_expiry))
 
     # -- background work -----------------------------------------------------------------
@@ -391,7 +429,8 @@ class Engine:
         are never in this index. A tenant's cleanup looks at most 16×limit entries per call."""
         scan_limit = limit * 16 if tenant else limit
         deleted = 0
-        for key, _ in list(self.store.scan(keys.RETENTION, keys.retention(before_ms + 1, ""), scan_limit)):
+        due = list(self.store.scan(keys.RETENTION, keys.retention(before_ms + 1, ""), scan_limit))
+        for key, finished_at in due:
             _, task_id = keys.split_retention(key)
             raw = self._get(keys.finished(task_id))
             task = records.decode_task(raw) if raw is not None else None
@@ -399,16 +438,18 @@ class Engine:
                 continue
             self._ops[key] = None
             deleted += 1
-            if task is not None:
+            # An entry left by an earlier finish (the task was requeued from the DLQ and
+            # finished again) removes only itself: the current finish has its own entry.
+            if task is not None and not (finished_at and keys.read_be8(finished_at) != task.finished_ms):
                 self._ops[keys.finished(task_id)] = None
                 self._ops[keys.result(task_id)] = None
                 if task.location is Location.DLQ_SET:
-                    self._drop_dlq_entry(task)
+                    self.drop_dlq_entry(task)
             if deleted >= limit:
                 break
         return deleted
 
-    def _drop_dlq_entry(self, task: Task) -> None:
+    def drop_dlq_entry(self, task: Task) -> None:
         cmd_key = command_key(task.command)
         count = max(self.index.dlq_counts.get((task.tenant, cmd_key), 0) - 1, 0)
         self.index.dlq_counts[(task.tenant, cmd_key)] = count

@@ -22,12 +22,14 @@ IDEMPOTENCY_EXPIRY = b"X/"  # X/<be8 expires_ms><tenant>\0<key> -> empty
 DLQ = b"D/"  # D/<tenant>\0<command key>\0<id> -> empty
 DLQ_COUNT = b"C/"  # C/<tenant>\0<command key> -> be8 count
 TOPIC = b"T/"  # T/<tenant>\0<topic name> -> topic record (shard 0 only)
+OUTBOX = b"W/"  # W/<delivery id> -> outbox entry (a result callback not yet delivered)
 META = b"M/"
 
 LIVE_END = prefix_upper_bound(LIVE)
 RETENTION_END = prefix_upper_bound(RETENTION)
 IDEMPOTENCY_EXPIRY_END = prefix_upper_bound(IDEMPOTENCY_EXPIRY)
 DLQ_COUNT_END = prefix_upper_bound(DLQ_COUNT)
+OUTBOX_END = prefix_upper_bound(OUTBOX)
 FORMAT = META + b"format"
 FORMAT_VERSION = b"1"
 
@@ -94,3 +96,19 @@ def split_dlq_count(key: bytes) -> tuple[str, str]:
 
 def topic(tenant: str, name: str) -> bytes:
     return TOPIC + tenant.encode() + b"\0" + name.encode()
+
+
+def dlq_page_bounds(tenant: str, command_key: str, after_id: str) -> tuple[bytes, bytes]:
+    """[lower, upper) of the DLQ entries of (tenant, command) whose id sorts after `after_id`."""
+    prefix = dlq_prefix(tenant, command_key)
+    lower = prefix + after_id.encode() + b"\0" if after_id else prefix
+    return lower, prefix_upper_bound(prefix)
+
+
+def split_dlq(key: bytes) -> str:
+    """The task id of a DLQ entry."""
+    return key.rsplit(b"\0", 1)[1].decode()
+
+
+def outbox(delivery_id: str) -> bytes:
+    return OUTBOX + delivery_id.encode()

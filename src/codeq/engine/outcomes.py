@@ -67,6 +67,18 @@ class TopicDeleted:
     existed: bool
 
 
+@dataclass(slots=True)
+class DlqChanged:
+    """How many dead-lettered tasks a requeue or purge moved or deleted."""
+
+    count: int
+
+
+@dataclass(slots=True)
+class OutboxChanged:
+    found: bool
+
+
 Outcome = (
     Created
     | Claimed
@@ -78,6 +90,8 @@ Outcome = (
     | BatchApplied
     | TopicPut
     | TopicDeleted
+    | DlqChanged
+    | OutboxChanged
 )
 
 

@@ -118,6 +118,13 @@ class GroupCommitter:
         """Wait until everything submitted so far is durable."""
         await self._idle.wait()
 
+    async def checkpoint(self, dest: str) -> None:
+        """A consistent, openable copy of the store in the new directory `dest`, taken while
+        serving. It runs on the writer thread between two batch writes, so it holds every
+        write acknowledged before it was asked for (they are written already) and no half of
+        a batch."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.kv.checkpoint, dest)
+
     async def close(self) -> None:
         """Write what is pending, then stop the writer thread and close the store."""
         self._closed = True

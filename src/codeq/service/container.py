@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from codeq.auth.edge import Authenticator
+from codeq.replication.topology import GroupStatus
 from codeq.service.admin import AdminService
+from codeq.service.backup import BackupService
+from codeq.service.dlq import DlqService
 from codeq.service.results import ResultService
 from codeq.service.tasks import TaskService
 from codeq.service.topics import TopicService
@@ -20,3 +23,6 @@ class Services:
     admin: AdminService
     ready: Callable[[], tuple[bool, str]]  # (ready?, why not)
     topics: TopicService
+    dlq: DlqService
+    backup: BackupService
+    raft_status: Callable[[], list[GroupStatus]] = field(default=lambda: [])  # empty: raft is off

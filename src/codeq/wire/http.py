@@ -82,6 +82,11 @@ class CleanupRequest(_Request, kw_only=True):
     before: str | None = None
 
 
+class DlqActionRequest(_Request, kw_only=True):
+    task_ids: list[str] | None = None
+    all: bool | None = None
+
+
 class _Response(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
     pass
 
@@ -223,3 +228,33 @@ class BatchResultItemJSON(msgspec.Struct, rename="camel", kw_only=True, omit_def
 
 class BatchResultsJSON(msgspec.Struct, kw_only=True):
     results: list[BatchResultItemJSON]
+
+
+class DlqPageJSON(_Response, kw_only=True):
+    command: str
+    tasks: list[TaskJSON]
+    next_after: str = ""  # the `after` of the next page; absent on the last one
+
+
+class DlqActionJSON(_Response, kw_only=True):
+    command: str
+    requeued: int | None = None
+    purged: int | None = None
+
+
+class BackupRequest(_Request, kw_only=True):
+    dest: str
+    shard: int | None = None  # None: every shard
+
+
+class BackupShardJSON(msgspec.Struct, rename="camel", kw_only=True):
+    shard: int
+    path: str
+    bytes: int
+    files: int
+
+
+class BackupJSON(msgspec.Struct, rename="camel", kw_only=True):
+    dest: str
+    num_shards: int
+    shards: list[BackupShardJSON]

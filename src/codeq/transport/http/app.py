@@ -23,6 +23,9 @@ from codeq.transport.http.asgi import (
     Send,
     send_reply,
 )
+from codeq.transport.http.backup import BackupRoutes
+from codeq.transport.http.cluster import ClusterRoutes
+from codeq.transport.http.dlq import DlqRoutes
 from codeq.transport.http.render import TimeFormat
 from codeq.transport.http.tasks import TaskRoutes
 from codeq.transport.http.topics import TopicRoutes
@@ -51,9 +54,15 @@ def build_router(
     router.add("PUT", f"{PREFIX}/admin/topics/{{topicName}}", topics.put)  # 18
     router.add("GET", f"{PREFIX}/admin/topics/{{topicName}}", topics.get)  # 19
     router.add("DELETE", f"{PREFIX}/admin/topics/{{topicName}}", topics.delete)  # 20
+    router.add("GET", f"{PREFIX}/raft/status", ClusterRoutes(services).raft_status)  # 14
     router.add("GET", f"{PREFIX}/admin/queues", a.queues)  # 15
     router.add("GET", f"{PREFIX}/admin/queues/{{command}}", a.queue_stats)  # 16
     router.add("POST", f"{PREFIX}/admin/tasks/cleanup", a.cleanup)  # 17
+    d = DlqRoutes(services, times, max_body_bytes)
+    router.add("GET", f"{PREFIX}/admin/dlq/{{command}}", d.list)
+    router.add("POST", f"{PREFIX}/admin/dlq/{{command}}/requeue", d.requeue)
+    router.add("POST", f"{PREFIX}/admin/dlq/{{command}}/purge", d.purge)
+    router.add("POST", f"{PREFIX}/admin/backup", BackupRoutes(services, max_body_bytes).backup)
     router.add("GET", "/metrics", a.metrics)  # 21
     router.add("GET", "/healthz", a.healthz)
     router.add("GET", "/readyz", a.readyz)

@@ -18,6 +18,7 @@ import msgspec
 from codeq.service.policy import Policy
 from codeq.transport.http import openapi_rules
 from codeq.wire import http as w
+from codeq.wire import raft as w_raft
 
 PREFIX = "/v1/codeq"
 _REF = "#/components/schemas/{name}"
@@ -92,7 +93,7 @@ def _worker(path: str, summary: str, body: type | None, ok: Any, **kw: Any) -> O
 
 
 def operations() -> list[Op]:
-    task, topic = _TASK, _TOPIC
+    task, topic, dlq = _TASK, _TOPIC, PREFIX + "/admin/dlq/{command}"
     wait = ("waitSeconds", {"type": "integer"}, "long-poll up to this many seconds (capped)")
     return [
         Op("POST", PREFIX + "/tasks", "Create a task", "producers", w.CreateTaskRequest,
@@ -138,6 +139,23 @@ def operations() -> list[Op]:
            errors={**_ADMIN, 400: "deletionPolicy=Delete is missing", 422: "invalid topicName",
                    **_UNAVAILABLE, **_REDIRECT},
            query=[("deletionPolicy", {"type": "string", "enum": ["Delete"]}, "must be `Delete`")]),
+        Op("GET", PREFIX + "/raft/status", "Raft groups of this node", "operations",
+           ok={200: ((w_raft.RaftStatusJSON, w_raft.RaftStatusWithGroupsJSON), "`groups` when Raft is on")},
+           errors=_AUTH),
+        Op("GET", dlq, "A page of dead-lettered tasks", "admin", ok={200: (w.DlqPageJSON, "the page")},
+           errors={**_ADMIN, 400: "blank command or a bad limit"},
+           query=[("limit", {"type": "string", "pattern": "^[0-9]{1,3}$"}, "page size"),
+                  ("after", {"type": "string"}, "the `nextAfter` of the previous page")]),
+        Op("POST", dlq + "/requeue", "Requeue dead letters", "admin", w.DlqActionRequest,
+           ok={200: (w.DlqActionJSON, "how many were requeued")},
+           errors={**_ADMIN, **_BODY, **_UNAVAILABLE}),
+        Op("POST", dlq + "/purge", "Delete dead letters", "admin", w.DlqActionRequest,
+           ok={200: (w.DlqActionJSON, "how many were deleted")},
+           errors={**_ADMIN, **_BODY, **_UNAVAILABLE}),
+        Op("POST", PREFIX + "/admin/backup", "Checkpoint the stores into a directory", "admin",
+           w.BackupRequest, ok={200: (w.BackupJSON, "what was written")},
+           errors={**_ADMIN, **_BODY, 409: "the memory store, or the destination exists",
+                   **_UNAVAILABLE}),
         Op("GET", "/metrics", "Prometheus metrics", "operations", auth=False,
            ok={200: ("text", "Prometheus text exposition")}),
         Op("GET", "/healthz", "Liveness", "operations", auth=False, ok={200: (w.StatusJSON, "alive")}),
@@ -155,7 +173,9 @@ def document(policy: Policy | None = None) -> dict[str, Any]:
     for op in ops:
         if op.body is not None:
             types.add(op.body)
-        types.update(kind for kind, _ in op.ok.values() if kind not in (None, "text", "object"))
+        for kind, _ in op.ok.values():
+            if kind not in (None, "text", "object"):
+                types.update(kind if isinstance(kind, tuple) else (kind,))
     ordered = sorted(types, key=_type_name)
     schemas, components = msgspec.json.schema_components(ordered, ref_template=_REF)
     refs = dict(zip(ordered, schemas, strict=True))
@@ -251,5 +271,10 @@ def _content(kind: Any, text: str, refs: dict[Any, Any]) -> dict[str, Any]:
         return {"description": text}
     if kind == "text":
         return {"description": text, "content": {"text/plain": {"schema": {"type": "string"}}}}
-    schema = {"type": "object"} if kind == "object" else refs[kind]
+    if kind == "object":
+        schema: dict[str, Any] = {"type": "object"}
+    elif isinstance(kind, tuple):
+        schema = {"anyOf": [refs[k] for k in kind]}
+    else:
+        schema = refs[kind]
     return {"description": text, "content": {_JSON: {"schema": schema}}}

@@ -1,0 +1,129 @@
+"""What the remote commands share: connection options, output as Rich tables or JSON, exit codes.
+
+Exit codes: 0 done; 1 the server refused the request (its status and message are printed);
+2 bad usage or local input (no token, unparsable JSON, ...); 3 the server could not be
+reached or failed (connection error, timeout, 5xx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from codeq.client.errors import CodeqError
+from codeq.client.models import Task
+
+T = TypeVar("T")
+
+DEFAULT_URL = "http://localhost:8080"
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+UrlOption = Annotated[
+    str, typer.Option("--url", envvar="CODEQ_BASE_URL", help="codeq HTTP base URL (env CODEQ_BASE_URL).")
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="Bearer token (default: env CODEQ_PRODUCER_TOKEN, or CODEQ_WORKER_TOKEN for worker commands).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    errors.print(f"[red]codeq:[/red] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def token_for(token: str | None, role: str) -> str:
+    """`--token`, else the role's environment variable."""
+    variable = "CODEQ_WORKER_TOKEN" if role == "worker" else "CODEQ_PRODUCER_TOKEN"
+    chosen = token or os.environ.get(variable, "")
+    if not chosen:
+        fail(f"no {role} token: pass --token or set {variable}")
+    return chosen
+
+
+def run(call: Callable[[], Awaitable[T]]) -> T:
+    """Run one SDK call; a failure becomes a message on stderr and the matching exit code."""
+    try:
+        return asyncio.run(_awaited(call))
+    except CodeqError as exc:
+        if exc.status == 0 or exc.status >= 500:
+            fail(f"server unavailable: {exc}", EXIT_UNAVAILABLE)
+        field = f" (field {exc.field})" if exc.field else ""
+        fail(f"error ({exc.status}): {exc.message}{field}", EXIT_REFUSED)
+
+
+async def _awaited(call: Callable[[], Awaitable[T]]) -> T:
+    return await call()
+
+
+def parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        fail(f"{what} is not valid JSON: {exc}")
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(msgspec.to_builtins(value), indent=2, default=str) + "\n")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment is not None else ""
+
+
+def tasks_table(tasks: Iterable[Task], title: str = "") -> Table:
+    table = Table(title=title or None)
+    for column in ("id", "command", "status", "priority", "attempts", "created", "error"):
+        table.add_column(column, overflow="fold")
+    for task in tasks:
+        table.add_row(
+            task.id,
+            task.command,
+            task.status,
+            str(task.priority),
+            f"{task.attempts}/{task.max_attempts}",
+            _when(task.created_at),
+            task.error,
+        )
+    return table
+
+
+def task_details(task: Task) -> Table:
+    table = Table(show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in msgspec.structs.asdict(task).items():
+        if value in (None, "", False) and key not in ("status",):
+            continue
+        text = _when(value) if isinstance(value, datetime) else value
+        table.add_row(key, text if isinstance(text, str) else json.dumps(text, default=str))
+    return table
+
+
+def key_values(rows: Iterable[tuple[str, Any]], headers: tuple[str, str] = ("name", "value")) -> Table:
+    table = Table()
+    table.add_column(headers[0])
+    table.add_column(headers[1], justify="right")
+    for key, value in rows:
+        table.add_row(key, str(value))
+    return table

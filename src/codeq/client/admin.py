@@ -1,0 +1,183 @@
+"""Admin calls: queue statistics, dead-letter tools, topics, cleanup and online backups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import msgspec
+
+from codeq.client._http import HttpTransport
+from codeq.client._json import task_from_wire
+from codeq.client._loop import LoopThread
+from codeq.client.models import Task
+from codeq.wire import http as w
+
+_encode = msgspec.json.Encoder().encode
+_stats = msgspec.json.Decoder(w.QueueStatsJSON).decode
+_page = msgspec.json.Decoder(w.DlqPageJSON).decode
+_action = msgspec.json.Decoder(w.DlqActionJSON).decode
+_backup = msgspec.json.Decoder(w.BackupJSON).decode
+_any = msgspec.json.decode
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    command: str
+    ready: int
+    delayed: int
+    in_progress: int
+    dlq: int
+
+
+@dataclass(frozen=True, slots=True)
+class DlqPage:
+    """Dead-lettered tasks in id order; pass `next_after` as `after` for the next page ("" at the end)."""
+
+    tasks: list[Task]
+    next_after: str
+
+
+class AsyncAdmin:
+    """Admin routes of one codeq server (asyncio); `token` must be an admin producer token.
+
+    Errors are `codeq.client.errors.CodeqError` subclasses. No retries: these are operator
+    actions, and the caller sees every failure.
+    """
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 60.0) -> None:
+        self._http = HttpTransport(base_url, token, timeout=timeout)
+
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url
+
+    async def queue_stats(self, command: str) -> QueueStats:
+        s = _stats((await self._send("GET", f"/admin/queues/{_seg(command)}")).body)
+        return QueueStats(s.command, s.ready, s.delayed, s.in_progress, s.dlq)
+
+    async def queues(self) -> dict[str, int]:
+        """Non-empty buckets of your tenant, by the reference's labels."""
+        labels: dict[str, int] = _any((await self._send("GET", "/admin/queues")).body)
+        return labels
+
+    async def dlq_list(self, command: str, *, limit: int = 50, after: str = "") -> DlqPage:
+        params = {"limit": str(limit), **({"after": after} if after else {})}
+        reply = await self._send("GET", f"/admin/dlq/{_seg(command)}", params=params)
+        page = _page(reply.body)
+        return DlqPage([task_from_wire(t) for t in page.tasks], page.next_after)
+
+    async def dlq_requeue(self, command: str, task_ids: list[str] | None = None, *, all: bool = False) -> int:
+        """Put dead-lettered tasks back to PENDING with attempts reset; returns how many."""
+        body = w.DlqActionRequest(task_ids=task_ids or None, all=all or None)
+        reply = await self._send("POST", f"/admin/dlq/{_seg(command)}/requeue", _encode(body))
+        return _action(reply.body).requeued or 0
+
+    async def dlq_purge(self, command: str, task_ids: list[str] | None = None, *, all: bool = False) -> int:
+        """Delete dead-lettered tasks and their results; returns how many."""
+        body = w.DlqActionRequest(task_ids=task_ids or None, all=all or None)
+        reply = await self._send("POST", f"/admin/dlq/{_seg(command)}/purge", _encode(body))
+        return _action(reply.body).purged or 0
+
+    async def topic_put(self, name: str, policy: dict[str, Any]) -> dict[str, Any]:
+        """Create or update a topic of your tenant (spec 02 §4.15); returns the stored topic."""
+        topic: dict[str, Any] = _any(
+            (await self._send("PUT", f"/admin/topics/{_seg(name)}", _encode(policy))).body
+        )
+        return topic
+
+    async def topic_get(self, name: str) -> dict[str, Any]:
+        topic: dict[str, Any] = _any((await self._send("GET", f"/admin/topics/{_seg(name)}")).body)
+        return topic
+
+    async def topic_delete(self, name: str) -> None:
+        await self._send("DELETE", f"/admin/topics/{_seg(name)}", params={"deletionPolicy": "Delete"})
+
+    async def cleanup(self, *, limit: int = 0, before: str = "") -> int:
+        """Delete finished tasks whose retention ended by `before` (RFC 3339; default now)."""
+        body: dict[str, Any] = {"limit": limit} if limit else {}
+        if before:
+            body["before"] = before
+        deleted: int = _any((await self._send("POST", "/admin/tasks/cleanup", _encode(body))).body)["deleted"]
+        return deleted
+
+    async def backup(self, dest: str, shard: int | None = None) -> w.BackupJSON:
+        """Have the server write a consistent checkpoint of its stores (or of one shard) to
+        `dest` on the server's own disk, while it keeps serving."""
+        body = _encode(w.BackupRequest(dest=dest, shard=shard))
+        return _backup((await self._send("POST", "/admin/backup", body)).body)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def _send(
+        self, method: str, path: str, body: bytes | None = None, *, params: dict[str, str] | None = None
+    ) -> Any:
+        return await self._http._send(method, path, body, params=params)  # the transport's own request path
+
+
+class Admin:
+    """The blocking twin of `AsyncAdmin` (it runs one on a private event loop thread)."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 60.0) -> None:
+        self._loop = LoopThread("codeq-admin")
+        self._async = AsyncAdmin(base_url, token, timeout=timeout)
+
+    def queue_stats(self, command: str) -> QueueStats:
+        return self._loop.run(self._async.queue_stats(command))
+
+    def queues(self) -> dict[str, int]:
+        return self._loop.run(self._async.queues())
+
+    def dlq_list(self, command: str, *, limit: int = 50, after: str = "") -> DlqPage:
+        return self._loop.run(self._async.dlq_list(command, limit=limit, after=after))
+
+    def dlq_requeue(self, command: str, task_ids: list[str] | None = None, *, all: bool = False) -> int:
+        return self._loop.run(self._async.dlq_requeue(command, task_ids, all=all))
+
+    def dlq_purge(self, command: str, task_ids: list[str] | None = None, *, all: bool = False) -> int:
+        return self._loop.run(self._async.dlq_purge(command, task_ids, all=all))
+
+    def topic_put(self, name: str, policy: dict[str, Any]) -> dict[str, Any]:
+        return self._loop.run(self._async.topic_put(name, policy))
+
+    def topic_get(self, name: str) -> dict[str, Any]:
+        return self._loop.run(self._async.topic_get(name))
+
+    def topic_delete(self, name: str) -> None:
+        self._loop.run(self._async.topic_delete(name))
+
+    def cleanup(self, *, limit: int = 0, before: str = "") -> int:
+        return self._loop.run(self._async.cleanup(limit=limit, before=before))
+
+    def backup(self, dest: str, shard: int | None = None) -> w.BackupJSON:
+        return self._loop.run(self._async.backup(dest, shard))
+
+    def close(self) -> None:
+        if not self._loop.closed:
+            try:
+                self._loop.run(self._async.aclose())
+            finally:
+                self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _seg(text: str) -> str:
+    return quote(text, safe="")

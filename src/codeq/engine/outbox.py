@@ -1,0 +1,100 @@
+"""The result-callback outbox (spec 01 §7.3, gap 6): callbacks owed, kept in the store.
+
+An entry is staged by the same apply, and so lands in the same atomic write, as the terminal
+transition that owes it (completed, failed, dead-lettered), so no acknowledged finish can
+lose its callback. Delivery happens outside the apply path; each attempt's outcome comes
+back as a `WebhookOutcome` command, which drops the entry or records the next attempt.
+Every replica holds the same entries, so a new leader carries on where the old one stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from codeq.core.model import ResultRecord, Task
+from codeq.engine import commands as c
+from codeq.engine import keys
+from codeq.engine.outcomes import OutboxChanged
+
+if TYPE_CHECKING:
+    from codeq.engine.engine import Engine
+
+
+class OutboxEntry(msgspec.Struct, array_like=True, frozen=True):
+    """One callback owed. Field order is the on-disk format: append new fields at the end."""
+
+    delivery_id: str
+    task_id: str
+    tenant: str
+    command: str
+    url: str
+    status: str
+    result: str
+    error: str
+    artifacts: list[tuple[str, str]]
+    completed_ms: int
+    attempts: int = 0  # attempts made so far
+    next_ms: int = 0  # when the next attempt is due
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(OutboxEntry).decode
+
+
+class Outbox:
+    """The entries of one shard, by delivery id; rebuilt from the store at recovery."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, OutboxEntry] = {}
+
+    def load(self, scan: Iterator[tuple[bytes, bytes]]) -> int:
+        self.entries = {}
+        for _, raw in scan:
+            entry = _decode(raw)
+            self.entries[entry.delivery_id] = entry
+        return len(self.entries)
+
+    def due(self, now_ms: int) -> list[OutboxEntry]:
+        return sorted((e for e in self.entries.values() if e.next_ms <= now_ms), key=lambda e: e.next_ms)
+
+    def next_due_ms(self) -> int | None:
+        return min((e.next_ms for e in self.entries.values()), default=None)
+
+
+def stage(engine: Engine, task: Task, record: ResultRecord, now_ms: int) -> None:
+    """Owe a callback for `task`'s terminal transition, in the apply that makes it."""
+    # The finish time in the id tells apart two finishes of one task (a requeue in between).
+    delivery_id = f"{task.id}/{now_ms}"
+    entry = OutboxEntry(
+        delivery_id=delivery_id,
+        task_id=task.id,
+        tenant=task.tenant,
+        command=task.command,
+        url=task.webhook,
+        status=record.status.value,
+        result=record.result,
+        error=record.error,
+        artifacts=[(a.name, a.url) for a in record.artifacts],
+        completed_ms=record.completed_ms,
+        next_ms=now_ms,
+    )
+    engine.outbox.entries[delivery_id] = entry
+    engine.stage(keys.outbox(delivery_id), _encode(entry))
+
+
+def settle(engine: Engine, cmd: c.WebhookOutcome) -> OutboxChanged:
+    """Record one attempt's outcome; an entry already settled (a retried command) is left alone."""
+    entry = engine.outbox.entries.get(cmd.delivery_id)
+    if entry is None:
+        return OutboxChanged(found=False)
+    if cmd.delivered or cmd.next_ms <= 0:
+        del engine.outbox.entries[cmd.delivery_id]
+        engine.stage(keys.outbox(cmd.delivery_id), None)
+        return OutboxChanged(found=True)
+    updated = msgspec.structs.replace(entry, attempts=entry.attempts + 1, next_ms=cmd.next_ms)
+    engine.outbox.entries[cmd.delivery_id] = updated
+    engine.stage(keys.outbox(cmd.delivery_id), _encode(updated))
+    return OutboxChanged(found=True)

@@ -1,0 +1,204 @@
+"""Outbound webhooks: signing, the HTTP poster, and delivery of the result-callback outbox.
+
+Delivery runs outside the request path. Each tick starts one attempt for every due outbox
+entry of every shard this node leads (a follower's copy of the outbox waits for its own
+term as leader) and each attempt's outcome goes back through the shard as a command, so a
+restart or a failover resumes from the stored attempt count and due time. Receivers must
+still dedupe by `taskId` (as in the reference): a crash between a successful POST and the
+write recording it sends that callback again after the restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import msgspec
+
+from codeq.core.clock import Clock
+from codeq.core.errors import CodeqError
+from codeq.engine import commands as c
+from codeq.engine.outbox import OutboxEntry
+from codeq.observability.metrics import Metrics
+from codeq.service.callback_hosts import CallbackHosts
+from codeq.service.node import Node, Shard
+
+log = logging.getLogger("codeq.webhooks")
+
+_encode = msgspec.json.Encoder().encode
+
+
+def signature_headers(secret: str, timestamp_s: int, body: bytes) -> dict[str, str]:
+    """The reference's scheme: hex HMAC-SHA256 of "<unix seconds>.<raw body>", no prefix."""
+    if not secret.strip():
+        return {}
+    mac = hmac.new(secret.encode(), f"{timestamp_s}.".encode() + body, hashlib.sha256)
+    return {"X-CodeQ-Timestamp": str(timestamp_s), "X-CodeQ-Signature": mac.hexdigest()}
+
+
+class Poster(Protocol):
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST and return the status code; raise OSError/httpx errors on transport failure."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpxPoster:
+    """httpx (already a server dependency) with the reference's 15 s timeout, no redirects:
+    a redirect could lead past the host checks."""
+
+    def __init__(self, timeout_seconds: float = 15.0) -> None:
+        self._client = httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        response = await self._client.post(
+            url, content=body, headers={"Content-Type": "application/json", **headers}
+        )
+        return response.status_code
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackSettings:
+    secret: str = ""
+    max_attempts: int = 5
+    base_backoff_seconds: int = 2
+    max_backoff_seconds: int = 60
+    concurrency: int = 32
+
+    def backoff_ms(self, attempt: int) -> int:
+        """After failed attempt `attempt` (1-based): min(base · 2^(attempt−1), max) seconds."""
+        seconds = self.base_backoff_seconds * (1 << min(attempt - 1, 30))
+        return min(seconds, self.max_backoff_seconds) * 1000
+
+
+TimestampFn = Callable[[int], str]
+
+
+class ResultCallbacks:
+    """Delivers the outbox entries of the shards this node leads; `tick` is one pass."""
+
+    def __init__(  # noqa: PLR0913 — collaborators injected by the composition root
+        self,
+        node: Node,
+        clock: Clock,
+        settings: CallbackSettings,
+        hosts: CallbackHosts,
+        poster: Poster,
+        *,
+        timestamp: TimestampFn,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.node = node
+        self.clock = clock
+        self.settings = settings
+        self.hosts = hosts
+        self.poster = poster
+        self.timestamp = timestamp
+        self.metrics = metrics
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        # Called after each recorded attempt, so the runner plans the entry's next attempt.
+        self.on_settled: Callable[[], None] | None = None
+
+    async def tick(self) -> int | None:
+        """Start an attempt for each due entry; returns when the next one falls due."""
+        now_ms = self.clock.now_ms()
+        wake: list[int] = []
+        for shard in self.node.shards:
+            if not shard.replicator.is_leader:
+                continue
+            outbox = shard.engine.outbox
+            for entry in outbox.due(now_ms):
+                if entry.delivery_id not in self._inflight:
+                    self._start(shard, entry)
+            later = [e.next_ms for e in outbox.entries.values() if e.next_ms > now_ms]
+            if later:
+                wake.append(min(later))
+        return min(wake) if wake else None
+
+    def _start(self, shard: Shard, entry: OutboxEntry) -> None:
+        key = entry.delivery_id
+        task = asyncio.get_running_loop().create_task(self._attempt(shard, entry))
+        self._inflight[key] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._inflight.pop(key, None)
+
+        task.add_done_callback(done)
+
+    async def drain(self) -> None:
+        """Wait for every attempt in flight."""
+        while self._inflight:
+            await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Abandon attempts in flight (their entries stay owed) and close the client."""
+        for task in list(self._inflight.values()):
+            task.cancel()
+        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        await self.poster.aclose()
+
+    def body(self, entry: OutboxEntry) -> bytes:
+        """The reference's callback body (spec 01 §7.3)."""
+        document: dict[str, Any] = {
+            "taskId": entry.task_id,
+            "eventType": entry.command,
+            "status": entry.status,
+            "result": msgspec.Raw(entry.result.encode()) if entry.result else None,
+            "error": entry.error,
+            "artifacts": [{"name": n, "url": u} for n, u in entry.artifacts] or None,
+            "completedAt": self.timestamp(entry.completed_ms),
+        }
+        return _encode(document)
+
+    async def _attempt(self, shard: Shard, entry: OutboxEntry) -> None:
+        async with self._slots:
+            delivered = await self._post(entry)
+        attempt = entry.attempts + 1
+        if delivered:
+            next_ms = 0
+            self._count(entry, "success")
+        elif attempt >= self.settings.max_attempts:
+            next_ms = 0  # stop after the last attempt: no final sleep (spec 01 gap 6)
+            self._count(entry, "failure")
+            log.warning("result callback failed", extra={"url": entry.url, "task_id": entry.task_id})
+        else:
+            next_ms = self.clock.now_ms() + self.settings.backoff_ms(attempt)
+        outcome = c.WebhookOutcome(
+            now_ms=self.clock.now_ms(), delivery_id=entry.delivery_id, delivered=delivered, next_ms=next_ms
+        )
+        try:
+            await shard.submit(outcome)
+        except CodeqError as exc:  # e.g. lost leadership: the new leader owns the entry now
+            log.warning("could not record a callback attempt: %s", exc)
+        if self.on_settled is not None:
+            self.on_settled()
+
+    async def _post(self, entry: OutboxEntry) -> bool:
+        try:
+            await self.hosts.check_resolved(entry.url)
+        except CodeqError as exc:
+            log.warning("result callback refused: %s", exc.message)
+            return False
+        body = self.body(entry)
+        headers = signature_headers(self.settings.secret, self.clock.now_ms() // 1000, body)
+        try:
+            status = await self.poster.post(entry.url, body, headers)
+        except (OSError, httpx.HTTPError) as exc:
+            log.info("result callback attempt failed: %s", exc)
+            return False
+        return 200 <= status < 300
+
+    def _count(self, entry: OutboxEntry, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.webhook_deliveries.labels("task_result", entry.command, outcome).inc()

@@ -1,0 +1,53 @@
+"""`POST /admin/backup`: admin only, absolute new paths only, and refused on the memory store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from codeq.app import App
+from codeq.core.clock import FakeClock
+from tests.api.conftest import PLAIN_PRODUCER, Api, make_settings
+
+
+@pytest.fixture
+async def rocks_api(tmp_path: Path) -> AsyncIterator[Api]:
+    clock = FakeClock()
+    app = App(make_settings(provider="embedded", data_path=str(tmp_path / "data"), num_shards=3), clock=clock)
+    await app.start()
+    assert app.asgi is not None
+    transport = httpx.ASGITransport(app=app.asgi)
+    async with httpx.AsyncClient(transport=transport, base_url="http://codeq.test") as client:
+        yield Api(app, client, clock)
+    await app.stop()
+
+
+async def test_backup_writes_every_shard_and_a_manifest(rocks_api: Api, tmp_path: Path) -> None:
+    await rocks_api.create()
+    dest = tmp_path / "backup"
+    response = await rocks_api.post("/admin/backup", {"dest": str(dest)})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["numShards"] == 3 and [s["shard"] for s in body["shards"]] == [0, 1, 2]
+    assert all(s["bytes"] > 0 and s["files"] > 0 for s in body["shards"])
+    assert (dest / "codeq-backup.json").is_file() and (dest / "shard2").is_dir()
+    again = await rocks_api.post("/admin/backup", {"dest": str(dest), "shard": 1})
+    assert again.status_code == 409 and again.json()["field"] == "dest"
+
+
+async def test_backup_validates_its_input(rocks_api: Api, tmp_path: Path) -> None:
+    relative = await rocks_api.post("/admin/backup", {"dest": "backup"})
+    assert relative.status_code == 400 and relative.json()["field"] == "dest"
+    shard = await rocks_api.post("/admin/backup", {"dest": str(tmp_path / "b"), "shard": 3})
+    assert shard.status_code == 400 and shard.json()["field"] == "shard"
+    assert (await rocks_api.post("/admin/backup", {})).status_code == 400
+    denied = await rocks_api.post("/admin/backup", {"dest": str(tmp_path / "b")}, PLAIN_PRODUCER)
+    assert denied.status_code == 403
+
+
+async def test_the_memory_store_cannot_be_backed_up(api: Api, tmp_path: Path) -> None:
+    response = await api.post("/admin/backup", {"dest": str(tmp_path / "b")})
+    assert response.status_code == 409

@@ -1,0 +1,109 @@
+"""The operator CLI through its real entry point (`codeq …`) against a live `codeq serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.server import ServerProcess, free_port
+
+pytestmark = pytest.mark.process
+
+CODEQ = str(Path(sys.executable).parent / "codeq")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("cli") / "data")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def codeq(
+    server: ServerProcess, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {
+        **os.environ,
+        "CODEQ_BASE_URL": server.url,
+        "CODEQ_PRODUCER_TOKEN": "dev-producer",
+        "CODEQ_WORKER_TOKEN": "dev-worker",
+        "COLUMNS": "200",
+        **(env or {}),
+    }
+    return subprocess.run([CODEQ, *args], capture_output=True, text=True, timeout=60, env=environ)
+
+
+def as_json(done: subprocess.CompletedProcess[str]) -> Any:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_task_lifecycle_and_dead_letter_tools(server: ServerProcess) -> None:
+    created = as_json(
+        codeq(
+            server, "task", "create", "cli-render", "--payload", '{"n": 7}', "--max-attempts", "1", "--json"
+        )
+    )
+    task_id = created["id"]
+    assert created["payload"] == {"n": 7} and created["status"] == "PENDING"
+    table = codeq(server, "task", "get", task_id)
+    assert table.returncode == 0 and task_id in table.stdout and "PENDING" in table.stdout
+    stats = as_json(codeq(server, "queue", "stats", "cli-render", "--json"))
+    assert stats == {"command": "cli-render", "ready": 1, "delayed": 0, "in_progress": 0, "dlq": 0}
+    assert as_json(codeq(server, "queue", "list", "--json")) == {"codeq:q:cli-render:dev:pending:0": 1}
+
+    claimed = as_json(codeq(server, "task", "claim", "-c", "cli-render", "--json"))
+    assert claimed["id"] == task_id and claimed["attempts"] == 1
+    assert as_json(codeq(server, "task", "claim", "-c", "cli-render", "--json")) is None
+    nacked = as_json(codeq(server, "task", "nack", task_id, "--reason", "broken", "--json"))
+    assert nacked == {"taskId": task_id, "status": "dlq"}
+
+    page = as_json(codeq(server, "dlq", "list", "cli-render", "--json"))
+    assert [t["id"] for t in page["tasks"]] == [task_id] and page["tasks"][0]["error"] == "broken"
+    listing = codeq(server, "dlq", "list", "cli-render")
+    assert task_id in listing.stdout and "broken" in listing.stdout
+    assert as_json(codeq(server, "dlq", "requeue", "cli-render", task_id, "--json"))["requeued"] == 1
+    again = as_json(codeq(server, "task", "claim", "-c", "cli-render", "--json"))
+    assert again["id"] == task_id and again["attempts"] == 1
+    as_json(codeq(server, "task", "nack", task_id, "--json"))
+    assert as_json(codeq(server, "dlq", "purge", "cli-render", "--all", "--yes", "--json"))["purged"] == 1
+    gone = codeq(server, "task", "get", task_id)
+    assert gone.returncode == 1 and "error (404)" in gone.stderr
+
+
+def test_task_result(server: ServerProcess) -> None:
+    task_id = as_json(codeq(server, "task", "create", "cli-result", "--json"))["id"]
+    pending = codeq(server, "task", "result", task_id)
+    assert pending.returncode == 1 and "result not found" in pending.stderr
+    as_json(codeq(server, "task", "claim", "-c", "cli-result", "--json"))
+    body = {"status": "COMPLETED", "result": {"answer": 42}}
+    headers = {"Authorization": "Bearer dev-worker"}
+    httpx.post(f"{server.url}/v1/codeq/tasks/{task_id}/result", json=body, headers=headers).raise_for_status()
+    result = as_json(codeq(server, "task", "result", task_id, "--json"))
+    assert result["status"] == "COMPLETED" and result["result"] == {"answer": 42}
+    shown = codeq(server, "task", "result", task_id)
+    assert "COMPLETED" in shown.stdout and "42" in shown.stdout
+
+
+def test_errors_have_clear_messages_and_exit_codes(server: ServerProcess) -> None:
+    no_token = codeq(server, "task", "get", "x", env={"CODEQ_PRODUCER_TOKEN": ""})
+    assert no_token.returncode == 2 and "CODEQ_PRODUCER_TOKEN" in no_token.stderr
+    bad_json = codeq(server, "task", "create", "x", "--payload", "{nope")
+    assert bad_json.returncode == 2 and "--payload is not valid JSON" in bad_json.stderr
+    refused = codeq(server, "task", "create", "x", "--priority", "12")
+    assert refused.returncode == 1 and "error (400)" in refused.stderr and "priority" in refused.stderr
+    worker_as_admin = codeq(server, "queue", "list", "--token", "dev-worker")
+    assert worker_as_admin.returncode == 1 and "error (401)" in worker_as_admin.stderr
+    both = codeq(server, "dlq", "requeue", "x", "some-id", "--all")
+    assert both.returncode == 2 and "not both" in both.stderr
+    down = codeq(server, "queue", "list", "--url", f"http://127.0.0.1:{free_port()}")
+    assert down.returncode == 3 and "server unavailable" in down.stderr
