@@ -291,3 +291,21 @@ def test_background_refresh_ahead_of_expiry(server: JwksServer, clock: FakeClock
     assert keys.refresh_if_due() and server.hits == 2
     assert v.validate(new.sign(claims(clock))).subject == "user-1"
     assert server.hits == 2
+
+
+def test_a_remembered_token_lapses_with_its_key(server: JwksServer, clock: FakeClock) -> None:
+    v = validator(server, clock)
+    token = KEY.sign(claims(clock, exp=clock.now_ms() // 1000 + 3600))
+    assert v.validate(token) is v.validate(token)  # the second answer is the remembered verdict
+    server.publish(SigningKey.rsa("k2"))  # the key is withdrawn
+    clock.advance(301)  # the cached keys are due for a refresh, which drops k1
+    refused(v, token)
+
+
+def test_remembered_tokens_are_bounded(server: JwksServer, clock: FakeClock) -> None:
+    v = validator(server, clock)
+    v.CACHE_SIZE = 3  # type: ignore[misc]
+    tokens = [KEY.sign(claims(clock, sub=f"user-{i}")) for i in range(5)]
+    for token in tokens:
+        v.validate(token)
+    assert len(v._verdicts) == 3
