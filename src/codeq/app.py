@@ -153,6 +153,8 @@ class App:
         key_sets = auth.key_sets()
         if not key_sets:
             return
+        for key_set in key_sets:
+            key_set.refreshed_in_background = True
 
         async def tick() -> None:
             for key_set in key_sets:

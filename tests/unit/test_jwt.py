@@ -309,3 +309,20 @@ def test_remembered_tokens_are_bounded(server: JwksServer, clock: FakeClock) -> 
     for token in tokens:
         v.validate(token)
     assert len(v._verdicts) == 3
+
+
+def test_with_a_background_refresher_requests_never_fetch_for_known_kids(
+    server: JwksServer, clock: FakeClock
+) -> None:
+    v = validator(server, clock, cacheTtlSeconds=300, staleSeconds=600)
+    keys = v.key_set
+    keys.refreshed_in_background = True
+    assert v.validate(KEY.sign(claims(clock)))  # cold: the first request fetches
+    server.status = 503
+    clock.advance(400)  # past the TTL, the endpoint down: served from the stale keys, no fetch
+    hits = server.hits
+    assert v.validate(KEY.sign(claims(clock)))
+    assert server.hits == hits
+    assert keys.refresh_if_due() and server.hits == hits + 1  # the background thread tries
+    clock.advance(600)  # past the stale window: refused, even for a known kid
+    refused(v, KEY.sign(claims(clock)))

@@ -144,12 +144,19 @@ class KeySet:
         self._last_attempt_ms: int | None = None
         self._refresh_at_ms = -1  # a background refresh is due from here
         self.generation = 0  # bumped whenever the keys are replaced: cached verdicts lapse
+        # Set when a background thread calls `refresh_if_due`: then a request never waits on a
+        # fetch for a kid it knows, even past the TTL (stale-while-revalidate, bounded by the
+        # stale window); only an unknown kid or a cold cache fetches inline.
+        self.refreshed_in_background = False
         self._lock = threading.Lock()  # single flight: a second caller waits and reuses the result
 
     def key(self, kid: str) -> Jwk:
         now = self._clock.now_ms()
-        if now < self._fresh_until_ms and kid in self._keys:
-            return self._keys[kid]
+        known = self._keys.get(kid)
+        if known is not None and now < self._fresh_until_ms:
+            return known
+        if known is not None and self.refreshed_in_background and now < self._usable_until_ms:
+            return known
         with self._lock:
             now = self._clock.now_ms()
             if (now >= self._fresh_until_ms or kid not in self._keys) and self._may_fetch(now):
