@@ -45,9 +45,10 @@ def throughput(mode: str, shards: int, duration: float) -> dict[str, object]:
             cluster.start(node)
         try:
             leaders = cluster.wait_leaders()
-            if shards > 1:  # let the groups' leaders spread (they hand over every ~2 s)
+            if shards > 1:  # let the groups' leaders settle where they are handed over to
+                preferred = [IDS[shard % len(IDS)] for shard in range(shards)]
                 deadline = time.monotonic() + 30
-                while len(set(cluster.leaders())) < len(IDS) and time.monotonic() < deadline:
+                while cluster.leaders() != preferred and time.monotonic() < deadline:
                     time.sleep(0.5)
                 leaders = cluster.wait_leaders()
             node = leaders[0]
