@@ -97,6 +97,11 @@ class Settings:
     result_webhook_max_backoff_seconds: int = 60
     webhook_allow_hosts: str = ""  # comma list of names, *.suffix, addresses or CIDRs
     webhook_deny_hosts: str = ""
+    # Subscriptions (spec 01 §9): the default throttle (gap 7), TTLs, and the expiry sweep.
+    subscription_min_interval_seconds: int = 5
+    subscription_cleanup_interval_seconds: int = 60
+    subscription_default_ttl_seconds: int = 60
+    subscription_max_ttl_seconds: int = 86_400
 
 
 Kind = Literal["str", "int", "bool", "float", "json"]
@@ -168,6 +173,15 @@ _TOP = (
     ),
     _Key("webhook_allow_hosts", "webhookAllowHosts", "WEBHOOK_ALLOW_HOSTS", "str"),
     _Key("webhook_deny_hosts", "webhookDenyHosts", "WEBHOOK_DENY_HOSTS", "str"),
+    *(
+        _Key(f"subscription_{name}", _camel(f"subscription_{name}"), f"SUBSCRIPTION_{name.upper()}", "int")
+        for name in (
+            "min_interval_seconds",
+            "cleanup_interval_seconds",
+            "default_ttl_seconds",
+            "max_ttl_seconds",
+        )
+    ),
 )
 # The keys inside `persistenceConfig` (YAML mapping or JSON string, env PERSISTENCE_CONFIG as JSON).
 _PERSISTENCE = (
@@ -422,6 +436,9 @@ def _check_numbers(s: Settings) -> list[str]:
             ("resultWebhookMaxAttempts", s.result_webhook_max_attempts),
             ("resultWebhookBaseBackoffSeconds", s.result_webhook_base_backoff_seconds),
             ("resultWebhookMaxBackoffSeconds", s.result_webhook_max_backoff_seconds),
+            ("subscriptionCleanupIntervalSeconds", s.subscription_cleanup_interval_seconds),
+            ("subscriptionDefaultTtlSeconds", s.subscription_default_ttl_seconds),
+            ("subscriptionMaxTtlSeconds", s.subscription_max_ttl_seconds),
             ("persistenceConfig.maxPendingBytes", s.persistence.max_pending_bytes),
             *((f"limits.{_camel(f.name)}", getattr(limits, f.name)) for f in fields(limits)),
         )
@@ -433,6 +450,7 @@ def _check_numbers(s: Settings) -> list[str]:
             ("retentionCompletedSeconds", s.retention_completed_seconds),
             ("retentionFailedSeconds", s.retention_failed_seconds),
             ("retentionDeadLetteredSeconds", s.retention_dead_lettered_seconds),
+            ("subscriptionMinIntervalSeconds", s.subscription_min_interval_seconds),
         )
         if value < 0
     ]

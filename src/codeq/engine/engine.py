@@ -19,7 +19,7 @@ from codeq.core.errors import CodeqError, InvalidInput, NotFound, NotOwner, Wron
 from codeq.core.model import Artifact, Location, ResultRecord, Status, Task
 from codeq.core.names import command_key
 from codeq.engine import commands as c
-from codeq.engine import dlq, keys, outbox, records
+from codeq.engine import dlq, keys, outbox, records, subscriptions
 from codeq.engine.index import Index, Queue
 from codeq.engine.outcomes import (
     BatchApplied,
@@ -71,6 +71,7 @@ class Engine:
         self.config = config or EngineConfig()
         self.index = Index()
         self.outbox = outbox.Outbox()
+        self.subscriptions = subscriptions.Registry()
         self.events: list[Event] = []
         self._ops: dict[bytes, bytes | None] = {}
 
@@ -86,6 +87,7 @@ class Engine:
         for key, raw in self.store.scan(keys.DLQ_COUNT, keys.DLQ_COUNT_END):
             index.dlq_counts[keys.split_dlq_count(key)] = keys.read_be8(raw)
         self.outbox.load(self.store.scan(keys.OUTBOX, keys.OUTBOX_END))
+        self.subscriptions.load(self)
         return len(index.tasks)
 
     # -- the apply path ------------------------------------------------------------------
@@ -133,6 +135,18 @@ class Engine:
                 return dlq.purge(self, command)
             case c.WebhookOutcome():
                 return outbox.settle(self, command)
+        return self._dispatch_subscriptions(command)
+
+    def _dispatch_subscriptions(self, command: c.AnyCommand) -> Outcome:
+        match command:
+            case c.SubscriptionCreate():
+                return subscriptions.create(self, command)
+            case c.SubscriptionHeartbeat():
+                return subscriptions.heartbeat(self, command)
+            case c.SubscriptionDelete():
+                return subscriptions.delete(self, command)
+            case c.SubscriptionExpire():
+                return subscriptions.expire(self, command)
         raise InvalidInput(f"unknown command {type(command).__name__}")
 
     def _batch(self, command: c.Batch) -> BatchApplied:

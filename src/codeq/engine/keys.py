@@ -22,6 +22,8 @@ IDEMPOTENCY_EXPIRY = b"X/"  # X/<be8 expires_ms><tenant>\0<key> -> empty
 DLQ = b"D/"  # D/<tenant>\0<command key>\0<id> -> empty
 DLQ_COUNT = b"C/"  # C/<tenant>\0<command key> -> be8 count
 OUTBOX = b"W/"  # W/<delivery id> -> outbox entry (a result callback not yet delivered)
+SUBSCRIPTION = b"S/"  # S/<id> -> subscription record (shard 0 only)
+SUBSCRIPTION_EXPIRY = b"Y/"  # Y/<be8 expires_ms><id> -> empty
 META = b"M/"
 
 LIVE_END = prefix_upper_bound(LIVE)
@@ -29,6 +31,7 @@ RETENTION_END = prefix_upper_bound(RETENTION)
 IDEMPOTENCY_EXPIRY_END = prefix_upper_bound(IDEMPOTENCY_EXPIRY)
 DLQ_COUNT_END = prefix_upper_bound(DLQ_COUNT)
 OUTBOX_END = prefix_upper_bound(OUTBOX)
+SUBSCRIPTION_END = prefix_upper_bound(SUBSCRIPTION)
 FORMAT = META + b"format"
 FORMAT_VERSION = b"1"
 
@@ -107,3 +110,15 @@ def split_dlq(key: bytes) -> str:
 
 def outbox(delivery_id: str) -> bytes:
     return OUTBOX + delivery_id.encode()
+
+
+def subscription(sub_id: str) -> bytes:
+    return SUBSCRIPTION + sub_id.encode()
+
+
+def subscription_expiry(expires_ms: int, sub_id: str) -> bytes:
+    return SUBSCRIPTION_EXPIRY + be8(expires_ms) + sub_id.encode()
+
+
+def split_subscription_expiry(key: bytes) -> tuple[int, str]:
+    return read_be8(key, len(SUBSCRIPTION_EXPIRY)), key[len(SUBSCRIPTION_EXPIRY) + 8 :].decode()

@@ -67,6 +67,13 @@ class OutboxChanged:
     found: bool
 
 
+@dataclass(slots=True)
+class SubscriptionChanged:
+    subscription_id: str
+    expires_ms: int
+    removed: int = 0
+
+
 Outcome = (
     Created
     | Claimed
@@ -78,6 +85,7 @@ Outcome = (
     | BatchApplied
     | DlqChanged
     | OutboxChanged
+    | SubscriptionChanged
 )
 
 

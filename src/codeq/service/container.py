@@ -10,6 +10,7 @@ from codeq.service.admin import AdminService
 from codeq.service.backup import BackupService
 from codeq.service.dlq import DlqService
 from codeq.service.results import ResultService
+from codeq.service.subscriptions import SubscriptionService
 from codeq.service.tasks import TaskService
 
 
@@ -22,3 +23,4 @@ class Services:
     ready: Callable[[], tuple[bool, str]]  # (ready?, why not)
     dlq: DlqService
     backup: BackupService
+    subscriptions: SubscriptionService

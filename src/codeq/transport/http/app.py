@@ -22,6 +22,7 @@ from codeq.transport.http.asgi import (
 from codeq.transport.http.backup import BackupRoutes
 from codeq.transport.http.dlq import DlqRoutes
 from codeq.transport.http.render import TimeFormat
+from codeq.transport.http.subscriptions import SubscriptionRoutes
 from codeq.transport.http.tasks import TaskRoutes
 
 PREFIX = "/v1/codeq"
@@ -42,6 +43,10 @@ def build_router(
     router.add("POST", f"{PREFIX}/tasks/{{id}}/nack", t.nack)  # 7
     router.add("POST", f"{PREFIX}/tasks/{{id}}/result", t.submit_result)  # 8
     router.add("POST", f"{PREFIX}/tasks/batch/results", t.submit_results)  # 9
+    subs = SubscriptionRoutes(services, times, max_body_bytes)
+    router.add("POST", f"{PREFIX}/workers/subscriptions", subs.create)  # 10
+    router.add("POST", f"{PREFIX}/workers/subscriptions/{{id}}/heartbeat", subs.heartbeat)  # 11
+    router.add("DELETE", f"{PREFIX}/workers/subscriptions/{{id}}", subs.delete)
     router.add("GET", f"{PREFIX}/tasks/{{id}}", t.get_task)  # 12
     router.add("GET", f"{PREFIX}/tasks/{{id}}/result", t.get_result)  # 13
     router.add("GET", f"{PREFIX}/admin/queues", a.queues)  # 15
