@@ -28,9 +28,11 @@ from codeq.service.maintenance import Maintenance
 from codeq.service.node import Node, Shard
 from codeq.service.notifier import Notifier
 from codeq.service.policy import Policy
+from codeq.service.ratelimit import ADMIN, PRODUCER, WORKER, BucketPolicy, RateLimiter
 from codeq.service.results import ResultService
 from codeq.service.subscriptions import SubscriptionService, SubscriptionSettings
 from codeq.service.tasks import TaskService
+from codeq.service.topics import TopicService
 from codeq.service.waiters import Waiters
 from codeq.service.webhooks import CallbackSettings, HttpxPoster, ResultCallbacks
 from codeq.transport.grpc.server import StreamServers
@@ -85,11 +87,12 @@ class App:
         tune_gc()
         self.report.recovery_seconds = time.perf_counter() - started
         policy = _policy(self.settings)
+        limiter = _rate_limiter(self.settings, self.clock, self.metrics)
         self.services = Services(
             auth=Authenticator.from_settings(self.settings, self.clock),
-            tasks=TaskService(self.node, self.clock, policy),
+            tasks=TaskService(self.node, self.clock, policy, limiter=limiter),
             results=ResultService(self.node, self.clock, policy),
-            admin=AdminService(self.node, self.clock),
+            admin=AdminService(self.node, self.clock, limiter),
             ready=self._ready,
             dlq=DlqService(self.node, self.clock),
             backup=BackupService(
@@ -100,6 +103,7 @@ class App:
             subscriptions=SubscriptionService(
                 self.node, self.clock, self.hosts, _subscription_settings(self.settings)
             ),
+            topics=TopicService(self.node, self.clock),
         )
         maintenance = Maintenance(self.node, self.clock)
         self.runner = Runner("reaper", maintenance.tick, self.clock.now_ms)
@@ -276,6 +280,20 @@ def _subscription_settings(settings: Settings) -> SubscriptionSettings:
         max_ttl_seconds=settings.subscription_max_ttl_seconds,
         default_min_interval_seconds=settings.subscription_min_interval_seconds,
     )
+
+
+def _rate_limiter(settings: Settings, clock: Clock, metrics: Metrics) -> RateLimiter:
+    r = settings.rate_limit
+    policies = {
+        PRODUCER: BucketPolicy(r.producer_requests_per_minute, r.producer_burst_size),
+        WORKER: BucketPolicy(r.worker_requests_per_minute, r.worker_burst_size),
+        ADMIN: BucketPolicy(r.admin_requests_per_minute, r.admin_burst_size),
+    }
+
+    def on_hit(scope: str, operation: str) -> None:
+        metrics.rate_limit_hits.labels(scope, operation).inc()
+
+    return RateLimiter(policies, clock, r.key_by, on_hit)
 
 
 def _engine_config(settings: Settings) -> EngineConfig:

@@ -63,6 +63,23 @@ class LimitSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimitSettings:
+    """`rateLimit.<scope>.{requestsPerMinute,burstSize}`: a bucket is on when both are > 0."""
+
+    producer_requests_per_minute: int = 0
+    producer_burst_size: int = 0
+    worker_requests_per_minute: int = 0
+    worker_burst_size: int = 0
+    admin_requests_per_minute: int = 0
+    admin_burst_size: int = 0
+    key_by: str = "tenant_subject"  # or "tenant", "subject"
+
+
+RATE_LIMIT_SCOPES = ("producer", "worker", "admin")
+RATE_LIMIT_KEYS = ("tenant_subject", "tenant", "subject")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "0.0.0.0"
     port: int = 8080
@@ -83,8 +100,13 @@ class Settings:
     producer_auth: AuthProviderSettings = field(default_factory=AuthProviderSettings)
     worker_auth: AuthProviderSettings = field(default_factory=AuthProviderSettings)
     allow_producer_as_worker: bool = False
+    # Static tokens outside env dev need this explicit opt-in; the X-Role header grants admin only
+    # with the second flag, which env dev alone allows (spec 03 gaps 1 and 4).
+    allow_static_tokens: bool = False
+    allow_insecure_role_header: bool = False
     dev: bool = False  # enables the documented dev tokens (auth.edge)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
     shutdown_grace_seconds: float = 10.0
     # gRPC streams (spec 07 §1): "" leaves that stream's server off.
     producer_stream_addr: str = ""
@@ -153,6 +175,8 @@ _TOP = (
     _Key("worker_auth.provider", "workerAuthProvider", "WORKER_AUTH_PROVIDER", "str"),
     _Key("worker_auth.config", "workerAuthConfig", "WORKER_AUTH_CONFIG", "json"),
     _Key("allow_producer_as_worker", "allowProducerAsWorker", "ALLOW_PRODUCER_AS_WORKER", "bool"),
+    _Key("allow_static_tokens", "allowStaticTokens", "ALLOW_STATIC_TOKENS", "bool"),
+    _Key("allow_insecure_role_header", "allowInsecureRoleHeader", "ALLOW_INSECURE_ROLE_HEADER", "bool"),
     _Key("shutdown_grace_seconds", "shutdownGraceSeconds", "SHUTDOWN_GRACE_SECONDS", "float"),
     _Key("producer_stream_addr", "producerStreamAddr", "PRODUCER_STREAM_ADDR", "str"),
     _Key("worker_stream_addr", "workerStreamAddr", "WORKER_STREAM_ADDR", "str"),
@@ -194,7 +218,22 @@ _PERSISTENCE = (
 _LIMITS = tuple(
     _Key(f"limits.{f.name}", _camel(f.name), f"LIMITS_{f.name.upper()}", "int") for f in fields(LimitSettings)
 )
-_BY_TARGET = {key.target: key for key in (*_TOP, *_PERSISTENCE, *_LIMITS)}
+# `rateLimit: {producer: {requestsPerMinute, burstSize}, ..., keyBy}`; env RATE_LIMIT_<SCOPE>_<KEY>.
+_RATE_SCOPES = {
+    scope: tuple(
+        _Key(
+            f"rate_limit.{scope}_{name}",
+            _camel(name),
+            f"RATE_LIMIT_{scope.upper()}_{name.upper()}",
+            "int",
+        )
+        for name in ("requests_per_minute", "burst_size")
+    )
+    for scope in RATE_LIMIT_SCOPES
+}
+_RATE_KEY_BY = _Key("rate_limit.key_by", "keyBy", "RATE_LIMIT_KEY_BY", "str")
+_RATE = (*(k for keys in _RATE_SCOPES.values() for k in keys), _RATE_KEY_BY)
+_BY_TARGET = {key.target: key for key in (*_TOP, *_PERSISTENCE, *_LIMITS, *_RATE)}
 _BY_TARGET["dev"] = _Key("dev", "dev", None, "bool")
 _OVERRIDE_ALIASES = {
     "data_path": "persistence.path",
@@ -235,7 +274,7 @@ def load_settings(
     problems = sources.problems + validate(settings)
     if problems:
         raise ConfigError(problems)
-    if settings.env != "dev" and "static" in (settings.producer_auth.provider, settings.worker_auth.provider):
+    if settings.env != "dev" and any(uses_static(a) for a in (settings.producer_auth, settings.worker_auth)):
         log.warning("static token authentication is enabled outside dev (env=%s)", settings.env)
     return settings
 
@@ -273,14 +312,31 @@ class _Sources:
             self.section(doc["persistenceConfig"], _PERSISTENCE, "persistenceConfig")
         if "limits" in doc:
             self.section(doc["limits"], _LIMITS, "limits")
+        if "rateLimit" in doc:
+            self.rate_limit(doc["rateLimit"])
         for name, _, message in _UNSUPPORTED_MODES:
             block = doc.get(name)
             if isinstance(block, dict) and block.get("enabled") is True:
                 self.problems.append(message)
-        known = {key.yaml for key in _TOP} | {"persistenceConfig", "limits"}
+        known = {key.yaml for key in _TOP} | {"persistenceConfig", "limits", "rateLimit"}
         unused = sorted(str(k) for k in doc if k not in known)
         if unused:
             log.warning("config file keys not used by codeq: %s", ", ".join(unused))
+
+    def rate_limit(self, value: object) -> None:
+        if value is None:
+            return
+        if not isinstance(value, dict):
+            self.problems.append("rateLimit must be a mapping")
+            return
+        for name, raw in value.items():
+            if name == _RATE_KEY_BY.yaml:
+                self.put(_RATE_KEY_BY, raw, "rateLimit.keyBy")
+            elif name in _RATE_SCOPES:
+                self.section(raw, _RATE_SCOPES[name], f"rateLimit.{name}")
+            else:
+                # The reference's `webhook` scope has no outbound calls to limit here yet.
+                self.problems.append(f"rateLimit: unknown key {name!r}")
 
     def section(self, value: object, keys: tuple[_Key, ...], where: str) -> None:
         """A nested mapping; spec 04 gap 3: `persistenceConfig` may also be a JSON string."""
@@ -300,7 +356,7 @@ class _Sources:
                 self.put(key, raw, f"{where}.{name}")
 
     def environment(self, env: Mapping[str, str]) -> None:
-        for key in (*_TOP, *_LIMITS):
+        for key in (*_TOP, *_LIMITS, *_RATE):
             # An empty variable counts as unset: compose files often write `NAME=` for "default".
             if key.env is not None and env.get(key.env, ""):
                 self.put(key, env[key.env], key.env, from_env=True)
@@ -380,6 +436,7 @@ def _build(values: dict[str, object]) -> Settings:
         producer_auth=AuthProviderSettings(**part("producer_auth.")),
         worker_auth=AuthProviderSettings(**part("worker_auth.")),
         limits=LimitSettings(**part("limits.")),
+        rate_limit=RateLimitSettings(**part("rate_limit.")),
     )
 
 
@@ -394,7 +451,19 @@ def validate(settings: Settings) -> list[str]:
         *_check_persistence(settings.persistence),
         *_check_auth(settings),
         *_check_streams(settings),
+        *_check_rate_limit(settings.rate_limit),
     ]
+
+
+def _check_rate_limit(r: RateLimitSettings) -> list[str]:
+    problems = [
+        f"rateLimit.{f.name.split('_', 1)[0]}.{_camel(f.name.split('_', 1)[1])} must not be negative"
+        for f in fields(r)
+        if f.name != "key_by" and getattr(r, f.name) < 0
+    ]
+    if r.key_by not in RATE_LIMIT_KEYS:
+        problems.append(f"rateLimit.keyBy must be one of {', '.join(RATE_LIMIT_KEYS)}, got {r.key_by!r}")
+    return problems
 
 
 def _check_server(s: Settings) -> list[str]:
@@ -504,7 +573,32 @@ def _check_auth(s: Settings) -> list[str]:
     if s.dev and s.env != "dev":
         # The dev tokens are public and one of them is an admin: never in a non-dev environment.
         problems.append(f"--dev (the public dev tokens) requires env dev, got {s.env!r}")
+    return problems + _check_insecure_auth(s)
+
+
+def _check_insecure_auth(s: Settings) -> list[str]:
+    if s.env == "dev":
+        return []
+    problems = [
+        f"{side}AuthProvider uses static tokens: env {s.env!r} needs allowStaticTokens: true for them"
+        for side, auth in (("producer", s.producer_auth), ("worker", s.worker_auth))
+        if uses_static(auth) and not s.allow_static_tokens
+    ]
+    if s.allow_insecure_role_header:
+        problems.append(f"allowInsecureRoleHeader requires env dev, got {s.env!r}")
     return problems
+
+
+def uses_static(auth: AuthProviderSettings) -> bool:
+    """Whether the provider is a static token, alone or inside a composite."""
+    if auth.provider == "static":
+        return True
+    if auth.provider != "multi" or not isinstance(auth.config, dict):
+        return False
+    providers = auth.config.get("providers")
+    return isinstance(providers, list) and any(
+        isinstance(p, dict) and str(p.get("type", "")).strip().lower() == "static" for p in providers
+    )
 
 
 def _split_address(address: str) -> tuple[str, int] | None:

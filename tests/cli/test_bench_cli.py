@@ -24,6 +24,8 @@ def test_bench_counts_acknowledged_cycles(mode: str) -> None:
     assert result["cycles"] >= 200
     assert result["errors"] == 0
     assert result["create_to_result_ms"]["p50"] > 0
+    # The spawned server's CPU and the client's own, per acknowledged cycle.
+    assert result["server_cpu_us_per_cycle"] > 0 and result["client_cpu_us_per_cycle"] > 0
 
 
 def test_bench_rejects_an_unknown_mode() -> None:

@@ -107,3 +107,22 @@ def test_errors_have_clear_messages_and_exit_codes(server: ServerProcess) -> Non
     assert both.returncode == 2 and "not both" in both.stderr
     down = codeq(server, "queue", "list", "--url", f"http://127.0.0.1:{free_port()}")
     assert down.returncode == 3 and "server unavailable" in down.stderr
+
+
+def test_topic_put_get_delete(server: ServerProcess) -> None:
+    put = as_json(codeq(server, "topic", "put", "orders", "--priority-tiers", "5,0", "--max-attempts", "3",
+                        "--dead-letter-topic-ref", "orders-dlq", "--json"))  # fmt: skip
+    assert put["topicId"] == "dev.orders" and put["version"] == 1
+    assert put["policy"]["priorityTiers"] == [0, 5] and put["policy"]["maxAttempts"] == 3
+    policy = '{"priorityTiers": [1], "maxAttempts": 4, "deadLetterTopicRef": "orders-dlq"}'
+    assert as_json(codeq(server, "topic", "put", "orders", "--policy", policy, "--json"))["version"] == 2
+    shown = codeq(server, "topic", "get", "orders")
+    assert shown.returncode == 0 and "dev.orders" in shown.stdout and "orders-dlq" in shown.stdout
+    invalid = codeq(server, "topic", "put", "orders", "--max-attempts", "0")
+    assert invalid.returncode == 1 and "error (422)" in invalid.stderr
+    assert as_json(codeq(server, "topic", "delete", "orders", "--json")) == {
+        "topic": "orders",
+        "deleted": True,
+    }
+    missing = codeq(server, "topic", "get", "orders")
+    assert missing.returncode == 1 and "error (404)" in missing.stderr

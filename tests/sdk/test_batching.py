@@ -172,6 +172,30 @@ async def test_claims_and_results_travel_in_batches(transport: Transport, produc
     assert sum(transport.submitted) == 20 and max(transport.submitted) > 1
 
 
+async def test_a_batch_decided_together_sends_its_results_in_one_message(
+    transport: Transport, producer: AsyncProducer
+) -> None:
+    worker = AsyncWorker("unused", WORKER_TOKEN, concurrency=8, batch_size=8, transport=transport)
+    claimed_all = asyncio.Event()
+    started = 0
+
+    @worker.handler("together")
+    async def together(job: Job) -> int:
+        nonlocal started
+        started += 1
+        if started == 8:
+            claimed_all.set()
+        await claimed_all.wait()  # every handler of the claim finishes in the same turn
+        return 1
+
+    await _create(producer, "together", range(8))
+    await worker.run(burst=True, handle_signals=False)
+    assert isinstance(transport, RecordingHttp | RecordingGrpc)
+    assert transport.claims[0] == 8
+    # The last task's own result rides with the other seven, not in a message of its own.
+    assert transport.submitted == [8] and worker.stats.completed == 8
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_nacks_and_abandons_go_alone_beside_a_batch(
     streams: LiveServer, producer: AsyncProducer, kind: str

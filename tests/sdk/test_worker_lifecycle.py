@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from codeq.client import AsyncProducer, AsyncWorker, ConnectionFailed, Job, Result, Task
+from codeq.client import AsyncProducer, AsyncWorker, ConnectionFailed, Job, NotOwner, Result, Task
 from codeq.client._http import HttpTransport
 from tests.sdk.conftest import PRODUCER_TOKEN, WORKER_TOKEN
 from tests.sdk.live import LiveServer, running, sdk_settings
@@ -169,3 +169,51 @@ async def test_the_worker_rides_out_a_server_restart(tmp_path: Path) -> None:
         await transport.aclose()
     assert worker.stats.completed == 3 and worker.stats.ack_errors == 0
     assert worker.stats.connection_errors >= 1
+
+
+class LeaseTakenTransport(HttpTransport):
+    """The real HTTP transport, except that the server's answer to a heartbeat is `not-owner`
+    (another worker holds the task now, e.g. after an operator requeued it)."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        super().__init__(base_url, token)
+        self.heartbeats = 0
+        self.results = 0
+
+    async def heartbeat(self, task_id: str, extend_seconds: int) -> None:
+        self.heartbeats += 1
+        raise NotOwner("task is leased by another worker", status=403)
+
+    async def submit_result(self, task_id: str, status: str, result: Any, error: str) -> Result:
+        self.results += 1
+        return await super().submit_result(task_id, status, result, error)
+
+
+async def test_a_lost_lease_cancels_the_handler_and_sends_nothing(
+    server: LiveServer, producer: AsyncProducer
+) -> None:
+    transport = LeaseTakenTransport(server.url, WORKER_TOKEN)
+    worker = AsyncWorker(server.url, WORKER_TOKEN, lease_seconds=2, transport=transport)
+    started, cancelled = asyncio.Event(), asyncio.Event()
+    lost: list[bool] = []
+
+    @worker.handler("long")
+    async def long(job: Job) -> str:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            lost.append(job.lease_lost)
+            cancelled.set()
+            raise
+        return "never"
+
+    await producer.create("long", 1)
+    try:
+        async with running(worker):
+            await started.wait()
+            await asyncio.wait_for(cancelled.wait(), 10)  # the first heartbeat falls due after 1 s
+    finally:
+        await transport.aclose()
+    assert lost == [True] and transport.heartbeats == 1
+    assert transport.results == 0 and worker.stats.ack_errors == 1 and worker.stats.completed == 0

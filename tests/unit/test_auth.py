@@ -200,7 +200,7 @@ def test_multi_failure_never_leaks_provider_detail() -> None:
         ),
         (
             {"providers": [{"type": "jwks", "config": {}}, {"type": "static", "config": "b"}]},
-            "multi auth: configure provider 0: jwks auth is not available yet",
+            "multi auth: configure provider 0: jwks auth: jwksUrl is required",
         ),
     ],
 )
@@ -212,7 +212,7 @@ def test_multi_config_errors(config: object, message: str) -> None:
 def test_build_validator() -> None:
     assert build_validator("", None) is None
     assert isinstance(build_validator(" Static ", "t"), StaticValidator)
-    with pytest.raises(ValueError, match=r"^jwks auth is not available yet; use static or multi$"):
+    with pytest.raises(ValueError, match=r"^jwks auth: jwksUrl is required$"):
         build_validator("jwks", {})
     with pytest.raises(ValueError, match=r"^unknown auth provider type: ldap$"):
         build_validator("ldap", {})

@@ -16,6 +16,8 @@ STATIC_AUTH = {
     "PRODUCER_AUTH_CONFIG": json.dumps({"token": "p-token", "subject": "acme"}),
     "WORKER_AUTH_PROVIDER": "static",
     "WORKER_AUTH_CONFIG": json.dumps({"token": "w-token", "subject": "acme", "eventTypes": ["*"]}),
+    # Several tests below set a non-dev env; static tokens there need the explicit opt-in.
+    "ALLOW_STATIC_TOKENS": "true",
 }
 
 
@@ -212,7 +214,7 @@ def test_every_problem_is_reported_together() -> None:
         "backoffPolicy must be one of",
         "defaultLeaseSeconds must not exceed limits.maxLeaseSeconds",
         "PRODUCER_AUTH_CONFIG is not valid JSON",
-        "workerAuthProvider: jwks auth is not available yet; use static or multi",
+        "workerAuthProvider: jwks auth: jwksUrl is required",
     ]
     for text in expected:
         assert any(text in problem for problem in found), (text, found)
@@ -271,6 +273,28 @@ def test_unknown_auth_provider() -> None:
 def test_dev_tokens_need_a_dev_environment() -> None:
     assert problems({"ENV": "production"}, dev=True) == [
         "--dev (the public dev tokens) requires env dev, got 'production'"
+    ]
+
+
+def test_static_tokens_outside_dev_need_the_opt_in() -> None:
+    refused = problems({"ENV": "production", "ALLOW_STATIC_TOKENS": "false"})
+    assert refused == [
+        "producerAuthProvider uses static tokens: env 'production' needs allowStaticTokens: true for them",
+        "workerAuthProvider uses static tokens: env 'production' needs allowStaticTokens: true for them",
+    ]
+    # A static token inside a composite counts as well.
+    multi = {"providers": [{"type": "static", "config": "a"}, {"type": "static", "config": "b"}]}
+    env = {"ENV": "prod", "ALLOW_STATIC_TOKENS": "", "WORKER_AUTH_PROVIDER": "multi"}
+    found = problems({**env, "WORKER_AUTH_CONFIG": json.dumps(multi)})
+    assert any(p.startswith("workerAuthProvider uses static tokens") for p in found), found
+    assert load({"ENV": "production"}).allow_static_tokens  # with the opt-in it starts
+    assert not load({"ALLOW_STATIC_TOKENS": ""}).allow_static_tokens  # dev needs none
+
+
+def test_role_header_only_in_dev() -> None:
+    assert load({"ALLOW_INSECURE_ROLE_HEADER": "true"}).allow_insecure_role_header
+    assert problems({"ENV": "prod", "ALLOW_INSECURE_ROLE_HEADER": "true"}) == [
+        "allowInsecureRoleHeader requires env dev, got 'prod'"
     ]
 
 
@@ -388,4 +412,24 @@ def test_grpc_message_limit_must_hold_a_payload() -> None:
     )
     assert problems({"GRPC_MAX_MESSAGE_BYTES": "big"}) == [
         "GRPC_MAX_MESSAGE_BYTES must be an integer, got 'big'"
+    ]
+
+
+def test_rate_limit_section(tmp_path: Path) -> None:
+    text = """
+rateLimit:
+  keyBy: tenant
+  producer: {requestsPerMinute: 120, burstSize: 10}
+  admin: {requestsPerMinute: 1, burstSize: 1}
+"""
+    r = load(path=yaml_file(tmp_path, text)).rate_limit
+    assert (r.key_by, r.producer_requests_per_minute, r.producer_burst_size) == ("tenant", 120, 10)
+    assert (r.admin_requests_per_minute, r.worker_requests_per_minute) == (1, 0)
+    assert load({"RATE_LIMIT_WORKER_BURST_SIZE": "3"}).rate_limit.worker_burst_size == 3
+    bad = "rateLimit:\n  keyBy: token\n  webhook: {burstSize: 1}\n  worker: {burstSize: -1, rpm: 2}\n"
+    assert problems(path=yaml_file(tmp_path, bad)) == [
+        "rateLimit: unknown key 'webhook'",
+        "rateLimit.worker: unknown key 'rpm'",
+        "rateLimit.worker.burstSize must not be negative",
+        "rateLimit.keyBy must be one of tenant_subject, tenant, subject, got 'token'",
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -33,6 +35,7 @@ DEV_WORKER = StaticValidator(
 _WORKER_SCOPE_SET = frozenset(WORKER_SCOPES)
 _ALL_COMMANDS: tuple[str, ...] = (WILDCARD,)
 _PRODUCER, _WORKER, _PRODUCER_AS_WORKER = "producer", "worker", "producer_as_worker"
+log = logging.getLogger("codeq.auth")
 
 
 def bearer_token(header: str | None) -> str:
@@ -54,7 +57,11 @@ def is_admin(claims: Claims) -> bool:
 
 
 class Authenticator:
-    """Turns headers into principals. The `X-Role` header is never consulted (spec 03 gap 1)."""
+    """Turns headers into principals.
+
+    The `X-Role` header is consulted only when `allow_role_header` is set, which configuration
+    allows in env dev alone (spec 03 gap 1); otherwise it never grants anything.
+    """
 
     def __init__(
         self,
@@ -62,7 +69,9 @@ class Authenticator:
         worker: Validator | None,
         allow_producer_as_worker: bool = False,
         clock: Clock | None = None,
+        allow_role_header: bool = False,
     ) -> None:
+        self._allow_role_header = allow_role_header
         self._producer = producer
         self._worker = worker
         self._allow_producer_as_worker = allow_producer_as_worker
@@ -71,19 +80,25 @@ class Authenticator:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Authenticator:
-        producer = build_validator(settings.producer_auth.provider, settings.producer_auth.config)
-        worker = build_validator(settings.worker_auth.provider, settings.worker_auth.config)
+        producer = build_validator(settings.producer_auth.provider, settings.producer_auth.config, clock)
+        worker = build_validator(settings.worker_auth.provider, settings.worker_auth.config, clock)
         if settings.dev:
             # The configured validators come first: the dev tokens only add, never shadow.
             producer = _chain(producer, DEV_PRODUCER)
             worker = _chain(worker, DEV_WORKER)
-        return cls(producer, worker, settings.allow_producer_as_worker, clock)
+        return cls(
+            producer, worker, settings.allow_producer_as_worker, clock, settings.allow_insecure_role_header
+        )
 
     def producer(self, header: str | None) -> Principal:
         return self._principal(_PRODUCER, self._validate_producer(bearer_token(header)))
 
-    def admin(self, header: str | None) -> Principal:
+    def admin(self, header: str | None, role_header: str | None = None) -> Principal:
         principal = self.producer(header)
+        role = (role_header or "").strip().upper()
+        if not principal.is_admin and self._allow_role_header and role == "ADMIN":
+            log.warning("X-Role header makes %s admin (allowInsecureRoleHeader)", principal.subject)
+            principal = dataclasses.replace(principal, is_admin=True)
         principal.require_admin()
         return principal
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from codeq.core.errors import Forbidden
+from codeq.core.errors import Forbidden, InvalidInput
 
 SCOPE_CLAIM = "codeq:claim"
 SCOPE_HEARTBEAT = "codeq:heartbeat"
@@ -16,6 +17,7 @@ SCOPE_SUBSCRIBE = "codeq:subscribe"
 SCOPE_ADMIN = "codeq:admin"
 WORKER_SCOPES = (SCOPE_CLAIM, SCOPE_HEARTBEAT, SCOPE_ABANDON, SCOPE_NACK, SCOPE_RESULT, SCOPE_SUBSCRIBE)
 WILDCARD = "*"
+MAX_WORKER_ID_LENGTH = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,26 @@ class Principal:
 
     def expired(self, now_ms: int) -> bool:
         return self.expires_at_ms is not None and now_ms >= self.expires_at_ms
+
+    def instance(self, worker_id: str | None) -> Principal:
+        """The principal whose subject owns the leases of one worker instance (spec 03 gap 8).
+
+        The reference lets a gRPC client name any owner and uses the bare subject over HTTP.
+        Here a worker id other than the token's subject names an instance of that subject,
+        `<subject>/<worker_id>`: one token can run several workers that cannot act on each
+        other's leases, and a worker id never reaches beyond its own subject's (or tenant's)
+        leases. An id already of that form is taken as it is, so a client can reuse the id the
+        server returned.
+        """
+        worker_id = (worker_id or "").strip()
+        if len(worker_id) > MAX_WORKER_ID_LENGTH or not worker_id.isprintable():
+            raise InvalidInput("invalid worker id", field="workerId")
+        subject = self.subject
+        if not worker_id or worker_id == subject or worker_id.startswith(subject + "/"):
+            owner = worker_id or subject
+        else:
+            owner = f"{subject}/{worker_id}"
+        return self if owner == subject else dataclasses.replace(self, subject=owner)
 
     def require_scope(self, scope: str) -> None:
         if scope not in self.scopes:

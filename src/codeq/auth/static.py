@@ -10,6 +10,8 @@ from types import MappingProxyType
 from typing import Protocol
 
 from codeq.auth.claims import Claims
+from codeq.auth.jwt import JwksValidator
+from codeq.core.clock import Clock
 from codeq.core.errors import Unauthenticated
 
 log = logging.getLogger("codeq.auth")
@@ -109,7 +111,7 @@ class MultiValidator:
         self._validators = tuple(validators)
 
     @classmethod
-    def from_config(cls, config: object) -> MultiValidator:
+    def from_config(cls, config: object, clock: Clock | None = None) -> MultiValidator:
         providers = config.get("providers") if isinstance(config, Mapping) else None
         if not isinstance(providers, list) or not 2 <= len(providers) <= 4:
             raise ValueError("multi auth: providers must contain between 2 and 4 entries")
@@ -119,7 +121,7 @@ class MultiValidator:
             if not isinstance(kind, str) or not kind.strip() or kind.strip().lower() == "multi":
                 raise ValueError(f"multi auth: provider {i} has an invalid type")
             try:
-                validator = build_validator(kind, entry.get("config"))
+                validator = build_validator(kind, entry.get("config"), clock)
             except ValueError as exc:
                 raise ValueError(f"multi auth: configure provider {i}: {exc}") from None
             if validator is not None:  # a non-blank type always builds or raises
@@ -138,7 +140,7 @@ class MultiValidator:
         raise Unauthenticated("invalid token")
 
 
-def build_validator(provider: str, config: object) -> Validator | None:
+def build_validator(provider: str, config: object, clock: Clock | None = None) -> Validator | None:
     """The validator a provider name and its parsed JSON config describe; None when unconfigured.
 
     Raises ValueError with a message fit for a configuration report.
@@ -149,7 +151,7 @@ def build_validator(provider: str, config: object) -> Validator | None:
     if name == "static":
         return StaticValidator.from_config(config)
     if name == "multi":
-        return MultiValidator.from_config(config)
+        return MultiValidator.from_config(config, clock)
     if name == "jwks":
-        raise ValueError("jwks auth is not available yet; use static or multi")
+        return JwksValidator.from_config(config, clock)
     raise ValueError(f"unknown auth provider type: {provider}")

@@ -12,9 +12,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -31,6 +32,7 @@ class Target:
     http_url: str
     producer_addr: str
     worker_addr: str
+    server_pid: int = 0  # when the server was spawned here
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ def spawned_server(options: SpawnOptions) -> Iterator[Target]:
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_ready(f"http://127.0.0.1:{http}", proc)
-        yield Target(f"http://127.0.0.1:{http}", f"127.0.0.1:{producer}", f"127.0.0.1:{worker}")
+        yield Target(f"http://127.0.0.1:{http}", f"127.0.0.1:{producer}", f"127.0.0.1:{worker}", proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -95,14 +97,24 @@ def plan_for(mode: str, target: Target, **knobs: object) -> LoadPlan:
         producer_url=f"grpc://{target.producer_addr}" if grpc else target.http_url,
         worker_url=f"grpc://{target.worker_addr}" if grpc else target.http_url,
         http_url=target.http_url,
+        server_pid=target.server_pid,
         **knobs,  # type: ignore[arg-type]
     )
+
+
+def _run(load: Coroutine[Any, Any, Tally]) -> Tally:
+    """Run the load on uvloop when it is installed (the `server` extra has it), like the server."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(load)
+    return uvloop.run(load)
 
 
 def run_load(plan: LoadPlan, *, show_progress: bool) -> Tally:
     console = Console(stderr=True)
     if not show_progress:
-        return asyncio.run(Load(plan).run())
+        return _run(Load(plan).run())
     with Live(console=console, refresh_per_second=4, transient=True) as live:
 
         def progress(tally: Tally) -> None:
@@ -114,7 +126,7 @@ def run_load(plan: LoadPlan, *, show_progress: bool) -> Tally:
             )
             live.update(f"[bold]{plan.mode}[/]  {goal}  {tally.cycles / elapsed:,.0f} cycles/s")
 
-        return asyncio.run(Load(plan, progress).run())
+        return _run(Load(plan, progress).run())
 
 
 def report(plan: LoadPlan, tally: Tally, spawn: SpawnOptions | None) -> dict[str, object]:
@@ -135,7 +147,16 @@ def report(plan: LoadPlan, tally: Tally, spawn: SpawnOptions | None) -> dict[str
         "errors": tally.errors,
         "create_ms": {f"p{p}": round(percentile(tally.create_ms, p), 2) for p in (50, 95, 99)},
         "create_to_result_ms": {f"p{p}": round(percentile(tally.cycle_ms, p), 2) for p in (50, 95, 99)},
+        # CPU per acknowledged cycle: what bounds a run when both processes share the cores.
+        "client_cpu_us_per_cycle": _per_cycle(tally.client_cpu_s, tally.cycles),
+        "server_cpu_us_per_cycle": _per_cycle(tally.server_cpu_s, tally.cycles),
     }
+
+
+def _per_cycle(cpu_seconds: float | None, cycles: int) -> float | None:
+    if cpu_seconds is None or not cycles:
+        return None
+    return round(cpu_seconds / cycles * 1e6, 1)
 
 
 def print_report(result: dict[str, object]) -> None:
@@ -164,6 +185,11 @@ def print_report(result: dict[str, object]) -> None:
         f"{result['producers']} producers, concurrency {result['concurrency']}, batch {result['batch']}, "
         f"{result['errors']} errors"
     )
+    if result["server_cpu_us_per_cycle"] is not None:
+        Console().print(
+            f"CPU per cycle: server {result['server_cpu_us_per_cycle']} µs, "
+            f"client {result['client_cpu_us_per_cycle']} µs"
+        )
 
 
 def emit(result: dict[str, object], as_json: bool) -> None:

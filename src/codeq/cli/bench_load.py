@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ class LoadPlan:
     duration: float = 10.0
     warmup: float = 2.0
     max_backlog: int = 20_000
+    server_pid: int = 0  # a spawned server whose CPU time is reported (0: not known)
 
 
 @dataclass(slots=True)
@@ -46,6 +48,8 @@ class Tally:
     cycle_ms: list[float] = field(default_factory=list)
     started: float = 0.0
     elapsed: float = 0.0
+    client_cpu_s: float = 0.0  # CPU time of this process (producers and worker) in the window
+    server_cpu_s: float | None = None  # of the spawned server, where /proc tells
 
 
 class Load:
@@ -88,6 +92,7 @@ class Load:
         await asyncio.sleep(plan.warmup)
         tally = self.tally
         tally.recording, tally.started = True, time.perf_counter()
+        client_cpu, server_cpu = time.process_time(), process_cpu_seconds(plan.server_pid)
         deadline = tally.started + (plan.duration if not plan.count else 24 * 3600)
         while time.perf_counter() < deadline and not self._done.is_set():
             if self._progress is not None:
@@ -96,6 +101,10 @@ class Load:
                 await asyncio.wait_for(self._done.wait(), min(0.25, max(deadline - time.perf_counter(), 0)))
         tally.elapsed = time.perf_counter() - tally.started
         tally.recording = False
+        tally.client_cpu_s = time.process_time() - client_cpu
+        server_cpu_end = process_cpu_seconds(plan.server_pid)
+        if server_cpu is not None and server_cpu_end is not None:
+            tally.server_cpu_s = server_cpu_end - server_cpu
 
     async def _produce(self, producer: AsyncProducer) -> None:
         batch = self.plan.batch if self.plan.mode.endswith("batch") else 1
@@ -155,6 +164,19 @@ class Load:
                 tally.cycle_ms.append((time.perf_counter() - created) * 1000)
             if self.plan.count and tally.cycles >= self.plan.count:
                 self._done.set()
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process `pid` so far, from /proc (None where unknown)."""
+    if pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    # Fields 14 and 15 of proc(5) (utime, stime), counted after the parenthesised name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -19,9 +19,10 @@ RESULT_LINGER_SECONDS = 0.02
 class ResultBatch:
     """Collects the results of the tasks of one claim and sends them in one `submit_results`.
 
-    Every task of the batch calls `decided()` once, whatever its outcome; results are sent as
-    soon as no task is still undecided, or `linger` seconds after the first one waiting. A
-    result submitted again (a retry) after that goes out on the next such flush.
+    Every task of the batch is decided once: by its first `submit()`, or by `decided()` when
+    it has no result to send (nacked, abandoned, lease lost). Results are sent as soon as no
+    task is still undecided, or `linger` seconds after the first one waiting. A result
+    submitted again (a retry) goes out on the next such flush.
     """
 
     def __init__(self, transport: Transport, size: int, linger: float = RESULT_LINGER_SECONDS) -> None:
@@ -31,6 +32,7 @@ class ResultBatch:
         self._waiting: list[tuple[ResultSpec, asyncio.Future[Result]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        self._submitted: set[str] = set()  # tasks whose first submit decided them
 
     def decided(self) -> None:
         self._undecided -= 1
@@ -42,6 +44,10 @@ class ResultBatch:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         self._waiting.append((item, future))
+        if item.task_id not in self._submitted:
+            # Counted here, not before: the last task's own result must ride in the same flush.
+            self._submitted.add(item.task_id)
+            self._undecided -= 1
         if self._undecided <= 0:
             self._flush()
         elif self._timer is None:

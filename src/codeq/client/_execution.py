@@ -80,56 +80,75 @@ class Execution:
         self._handler = handler
         self._ctx = ctx
         self._batch = batch
-        self._call: asyncio.Future[Any] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._deciding = False  # the handler phase, the only one `abort()` interrupts
+        self._interrupted = False  # this execution cancelled its own task (abort, lease lost)
+        self._lease_timer: asyncio.TimerHandle | None = None
+        self._heartbeat: asyncio.Future[None] | None = None
         self.aborted = False
         self.queued = False  # claimed, but waiting for one of the `concurrency` handler slots
 
     async def run(self) -> None:
-        keeper = asyncio.ensure_future(self._keep_lease())
+        # The handler runs in this task itself and the lease keeper is a timer that starts a
+        # heartbeat only when one falls due: most tasks finish well inside half a lease, and
+        # a worker running thousands of them a second should not pay for tasks they never need.
+        self._task = asyncio.current_task()
+        self._schedule_heartbeat()
+        outcome: Outcome | _Complete | None = None
         try:
             outcome = await self._decide()
         finally:
-            keeper.cancel()
-            await asyncio.gather(keeper, return_exceptions=True)
-            if self._batch is not None:
-                self._batch.decided()
+            await self._stop_lease_keeper()
+            if self._batch is not None and not isinstance(outcome, _Complete | Fail):
+                self._batch.decided()  # nothing for the batch: a result decides by its submit
         if outcome is not None:
             await self._send(outcome)
 
     def abort(self) -> None:
         """Stop waiting for the handler (a sync one keeps running on its thread, unheard)."""
         self.aborted = True
-        if self._call is not None:
-            self._call.cancel()
+        self._interrupt()
+
+    def _interrupt(self) -> None:
+        if self._deciding and not self._interrupted and self._task is not None:
+            self._interrupted = True
+            self._task.cancel()
 
     async def _decide(self) -> Outcome | _Complete | None:
         """The outcome to send, or None when the lease is gone and nothing may be sent."""
         if self.aborted:  # aborted before the handler ever started
             return Abandon()
-        self._call = asyncio.ensure_future(self._invoke_in_slot())
+        self._deciding = True
         try:
-            value = await self._call
+            value = await self._invoke_in_slot()
             if isinstance(value, Nack | Abandon | Fail):
                 return value
             result = result_object(value)
             msgspec.json.encode(result)  # a result that cannot be sent is the handler's error
             return _Complete(result)
         except asyncio.CancelledError:
-            if cancelled_from_outside():
+            if not self._interrupted:
+                if cancelled_from_outside():
+                    raise
+                return self._on_handler_error(RuntimeError("handler was cancelled"))
+            self._interrupted = False
+            task = asyncio.current_task()
+            if task is not None and task.uncancel() > 0:  # cancelled from outside as well
                 raise
-            if self.aborted:
-                return Abandon()
-            if self.job.lease_lost:
-                return None
-            return self._on_handler_error(RuntimeError("handler was cancelled"))
+            return Abandon() if self.aborted else None
         except Exception as exc:
             return self._on_handler_error(exc)
+        finally:
+            self._deciding = False
 
     async def _invoke_in_slot(self) -> Any:
         self.queued = True
-        async with self._ctx.handler_slots:  # takes a free slot without suspending
+        try:
+            async with self._ctx.handler_slots:  # takes a free slot without suspending
+                self.queued = False
+                return await self._invoke()
+        finally:
             self.queued = False
-            return await self._invoke()
 
     def _invoke(self) -> Awaitable[Any]:
         if is_async(self._handler):
@@ -181,22 +200,38 @@ class Execution:
         else:
             await transport.abandon(task_id)
 
-    async def _keep_lease(self) -> None:
-        """Extend the lease by its full length every half lease while the handler runs."""
+    def _schedule_heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._lease_timer = loop.call_later(self.job.lease_seconds / 2, self._heartbeat_due)
+
+    def _heartbeat_due(self) -> None:
+        self._lease_timer = None
+        if self._deciding:  # a heartbeat matters only while the handler runs
+            self._heartbeat = asyncio.ensure_future(self._extend_lease())
+
+    async def _stop_lease_keeper(self) -> None:
+        if self._lease_timer is not None:
+            self._lease_timer.cancel()
+            self._lease_timer = None
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _extend_lease(self) -> None:
+        """Extend the lease by its full length, then do it again half a lease later."""
         interval = self.job.lease_seconds / 2
         policy = RetryPolicy(attempts=None, deadline_seconds=interval, max_seconds=interval / 2)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await with_retries(self.job.heartbeat, policy, repeatable=True, what="heartbeat")
-            except _LEASE_GONE as exc:
-                self.job.lease_lost = True
-                self._report(exc, "lease lost")
-                if self._call is not None:
-                    self._call.cancel()
-                return
-            except CodeqError as exc:
-                log.warning("heartbeat for task %s failed: %s", self.job.id, exc)
+        try:
+            await with_retries(self.job.heartbeat, policy, repeatable=True, what="heartbeat")
+        except _LEASE_GONE as exc:
+            self.job.lease_lost = True
+            self._report(exc, "lease lost")
+            self._interrupt()
+            return
+        except CodeqError as exc:
+            log.warning("heartbeat for task %s failed: %s", self.job.id, exc)
+        self._schedule_heartbeat()
 
     def _acknowledged(self, outcome: str) -> None:
         self._ctx.stats.acknowledged += 1

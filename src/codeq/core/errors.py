@@ -20,6 +20,12 @@ class InvalidInput(CodeqError):
     code = "invalid_argument"
 
 
+class Unprocessable(InvalidInput):
+    """Well-formed, but a field breaks a validation rule (HTTP 422 with `field`; topics)."""
+
+    code = "unprocessable"
+
+
 class PayloadTooLarge(CodeqError):
     """A body, payload or batch exceeds a configured limit."""
 
@@ -94,3 +100,15 @@ class StorageError(CodeqError):
     """The embedded store failed."""
 
     code = "storage_error"
+
+
+class RateLimited(CodeqError):
+    """A token bucket is empty; `retry_after_seconds` (>= 1) says when one token will be back."""
+
+    code = "resource_exhausted"
+
+    def __init__(self, scope: str, operation: str, retry_after_seconds: int) -> None:
+        super().__init__("rate limit exceeded")
+        self.scope = scope
+        self.operation = operation
+        self.retry_after_seconds = retry_after_seconds

@@ -73,10 +73,32 @@ class Tick(Command, frozen=True, array_like=True):
 
 
 class Cleanup(Command, frozen=True, array_like=True):
-    """Admin cleanup: remove up to `limit` finished tasks whose retention ended by `before_ms`."""
+    """Admin cleanup: remove up to `limit` finished tasks whose retention ended by `before_ms`.
+
+    `tenant` limits it to that tenant's tasks (an admin administers only its own tenant);
+    "" is every tenant, for commands written before the field existed.
+    """
 
     before_ms: int
     limit: int = 1000
+    tenant: str = ""
+
+
+class PutTopic(Command, frozen=True, array_like=True):
+    """Create or update the topic `<tenant>.<name>` (spec 01 §10.2): version bumps on change."""
+
+    tenant: str
+    name: str
+    priority_tiers: list[int]
+    max_attempts: int
+    dead_letter_topic_ref: str
+    retention_seconds: int = 0
+    max_consumers: int = 0
+
+
+class DeleteTopic(Command, frozen=True, array_like=True):
+    tenant: str
+    name: str
 
 
 class DlqRequeue(Command, frozen=True, array_like=True):
@@ -156,6 +178,8 @@ AnyCommand = (
     | Tick
     | Cleanup
     | Batch
+    | PutTopic
+    | DeleteTopic
     | DlqRequeue
     | DlqPurge
     | WebhookOutcome

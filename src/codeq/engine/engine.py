@@ -18,8 +18,9 @@ from codeq.core.backoff import BackoffPolicy
 from codeq.core.errors import CodeqError, InvalidInput, NotFound, NotOwner, WrongState
 from codeq.core.model import Artifact, Location, ResultRecord, Status, Task
 from codeq.core.names import command_key
+from codeq.core.topics import Topic
 from codeq.engine import commands as c
-from codeq.engine import dlq, keys, outbox, records, subscriptions
+from codeq.engine import dlq, keys, outbox, records, subscriptions, topics
 from codeq.engine.index import Index, Queue
 from codeq.engine.outcomes import (
     BatchApplied,
@@ -118,16 +119,16 @@ class Engine:
                 return self._nack(command)
             case c.Complete():
                 return self._complete(command)
-            case c.Tick():
-                return self._tick(command)
-            case c.Cleanup():
-                return Swept(deleted=self._expire_finished(command.before_ms, command.limit))
+            case c.Tick() | c.Cleanup():
+                return self._sweep(command)
             case c.Batch():
                 return self._batch(command)
+            case c.PutTopic() | c.DeleteTopic():  # the topic catalog: its own module
+                return topics.apply(self._get, self._ops.__setitem__, command)
         return self._dispatch_tools(command)
 
     def _dispatch_tools(self, command: c.AnyCommand) -> Outcome:
-        """Operator tools and the callback outbox (engine/dlq.py, engine/outbox.py)."""
+        """Operator tools, the callback outbox and subscriptions: each in its own module."""
         match command:
             case c.DlqRequeue():
                 return dlq.requeue(self, command)
@@ -135,10 +136,6 @@ class Engine:
                 return dlq.purge(self, command)
             case c.WebhookOutcome():
                 return outbox.settle(self, command)
-        return self._dispatch_subscriptions(command)
-
-    def _dispatch_subscriptions(self, command: c.AnyCommand) -> Outcome:
-        match command:
             case c.SubscriptionCreate():
                 return subscriptions.create(self, command)
             case c.SubscriptionHeartbeat():
@@ -148,6 +145,11 @@ class Engine:
             case c.SubscriptionExpire():
                 return subscriptions.expire(self, command)
         raise InvalidInput(f"unknown command {type(command).__name__}")
+
+    def _sweep(self, command: c.Tick | c.Cleanup) -> Swept:
+        if isinstance(command, c.Tick):
+            return self._tick(command)
+        return Swept(deleted=self._expire_finished(command.before_ms, command.limit, command.tenant))
 
     def _batch(self, command: c.Batch) -> BatchApplied:
         outcome = BatchApplied()
@@ -195,6 +197,9 @@ class Engine:
             if queue is not None and queue.ready:
                 return True
         return False
+
+    def find_topic(self, tenant: str, name: str) -> Topic | None:
+        return topics.find(self._get, tenant, name)
 
     def find_result(self, task_id: str) -> ResultRecord | None:
         raw = self._get(keys.result(task_id))
@@ -429,23 +434,32 @@ class Engine:
         swept.idempotency_keys_expired = self._expire_idempotency(cmd.now_ms, cmd.limit)
         return swept
 
-    def _expire_finished(self, before_ms: int, limit: int) -> int:
-        """Delete finished tasks whose retention ended; live tasks are never in this index."""
-        due = list(self.store.scan(keys.RETENTION, keys.retention(before_ms + 1, ""), limit))
-        for key, finished_at in due:
+    def _expire_finished(self, before_ms: int, limit: int, tenant: str = "") -> int:
+        """Delete finished tasks whose retention ended (of `tenant` only, when given); live tasks
+        are never in this index. A tenant's cleanup looks at most 16×limit entries per call."""
+        scan_limit = limit * 16 if tenant else limit
+        deleted = 0
+        for key, finished_at in list(
+            self.store.scan(keys.RETENTION, keys.retention(before_ms + 1, ""), scan_limit)
+        ):
             _, task_id = keys.split_retention(key)
-            self._ops[key] = None
             raw = self._get(keys.finished(task_id))
-            if raw is None:
+            task = records.decode_task(raw) if raw is not None else None
+            if tenant and (task is None or task.tenant != tenant):
                 continue
-            task = records.decode_task(raw)
-            if finished_at and keys.read_be8(finished_at) != task.finished_ms:
-                continue  # left by an earlier finish: the current one has its own entry
-            self._ops[keys.finished(task_id)] = None
-            self._ops[keys.result(task_id)] = None
-            if task.location is Location.DLQ_SET:
-                self.drop_dlq_entry(task)
-        return len(due)
+            self._ops[key] = None
+            deleted += 1
+            # An entry left by an earlier finish of a task requeued from the DLQ since goes
+            # alone: the current finish has its own entry.
+            stale = task is not None and bool(finished_at) and keys.read_be8(finished_at) != task.finished_ms
+            if task is not None and not stale:
+                self._ops[keys.finished(task_id)] = None
+                self._ops[keys.result(task_id)] = None
+                if task.location is Location.DLQ_SET:
+                    self.drop_dlq_entry(task)
+            if deleted >= limit:
+                break
+        return deleted
 
     def drop_dlq_entry(self, task: Task) -> None:
         cmd_key = command_key(task.command)

@@ -24,6 +24,7 @@ DLQ_COUNT = b"C/"  # C/<tenant>\0<command key> -> be8 count
 OUTBOX = b"W/"  # W/<delivery id> -> outbox entry (a result callback not yet delivered)
 SUBSCRIPTION = b"S/"  # S/<id> -> subscription record (shard 0 only)
 SUBSCRIPTION_EXPIRY = b"Y/"  # Y/<be8 expires_ms><id> -> empty
+TOPIC = b"T/"  # T/<tenant>\0<topic name> -> topic record (shard 0 only)
 META = b"M/"
 
 LIVE_END = prefix_upper_bound(LIVE)
@@ -122,3 +123,7 @@ def subscription_expiry(expires_ms: int, sub_id: str) -> bytes:
 
 def split_subscription_expiry(key: bytes) -> tuple[int, str]:
     return read_be8(key, len(SUBSCRIPTION_EXPIRY)), key[len(SUBSCRIPTION_EXPIRY) + 8 :].decode()
+
+
+def topic(tenant: str, name: str) -> bytes:
+    return TOPIC + tenant.encode() + b"\0" + name.encode()

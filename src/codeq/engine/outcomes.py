@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from codeq.core.errors import CodeqError
 from codeq.core.model import ResultRecord, Task
+from codeq.core.topics import Topic
 
 
 @dataclass(slots=True)
@@ -74,6 +75,17 @@ class SubscriptionChanged:
     removed: int = 0
 
 
+@dataclass(slots=True)
+class TopicPut:
+    topic: Topic
+    created: bool  # False: it existed (changed with a version bump, or identical and untouched)
+
+
+@dataclass(slots=True)
+class TopicDeleted:
+    existed: bool
+
+
 Outcome = (
     Created
     | Claimed
@@ -86,6 +98,8 @@ Outcome = (
     | DlqChanged
     | OutboxChanged
     | SubscriptionChanged
+    | TopicPut
+    | TopicDeleted
 )
 
 

@@ -10,12 +10,14 @@ from codeq.core.names import command_key
 from codeq.engine import commands as c
 from codeq.engine.outcomes import Swept
 from codeq.service.node import Node
+from codeq.service.ratelimit import ADMIN, RateLimiter
 
 
 class AdminService:
-    def __init__(self, node: Node, clock: Clock) -> None:
+    def __init__(self, node: Node, clock: Clock, limiter: RateLimiter | None = None) -> None:
         self.node = node
         self.clock = clock
+        self.limiter = limiter if limiter is not None else RateLimiter({}, clock)
 
     def queue_stats(self, principal: Principal, command: str) -> QueueStats:
         """Counts for one command in the caller's tenant, summed over shards."""
@@ -59,13 +61,17 @@ class AdminService:
         return dict(sorted(labels.items()))
 
     async def cleanup(self, principal: Principal, limit: int, before_ms: int | None) -> int:
-        """Delete up to `limit` finished tasks whose retention ended by `before_ms`."""
+        """Delete up to `limit` of the caller's tenant's finished tasks whose retention ended by
+        `before_ms` (spec 03 gap 7: never another tenant's)."""
         principal.require_admin()
+        self.limiter.check(principal, ADMIN, "cleanup")
         limit = limit if limit > 0 else 1000
         before = self.clock.now_ms() if before_ms is None else before_ms
         deleted = 0
         for shard in self.node.shards:
-            command = c.Cleanup(now_ms=self.clock.now_ms(), before_ms=before, limit=limit - deleted)
+            command = c.Cleanup(
+                now_ms=self.clock.now_ms(), before_ms=before, limit=limit - deleted, tenant=principal.tenant
+            )
             outcome: Swept = await shard.submit(command)
             deleted += outcome.deleted
             if deleted >= limit:

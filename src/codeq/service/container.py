@@ -12,6 +12,7 @@ from codeq.service.dlq import DlqService
 from codeq.service.results import ResultService
 from codeq.service.subscriptions import SubscriptionService
 from codeq.service.tasks import TaskService
+from codeq.service.topics import TopicService
 
 
 @dataclass(slots=True)
@@ -24,3 +25,4 @@ class Services:
     dlq: DlqService
     backup: BackupService
     subscriptions: SubscriptionService
+    topics: TopicService

@@ -20,6 +20,7 @@ reference.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,7 +28,6 @@ from datetime import UTC, datetime
 import msgspec
 
 from codeq.core.clock import Clock
-from codeq.engine.shards import fnv1a64
 from codeq.engine.subscriptions import Subscription
 from codeq.observability.metrics import Metrics
 from codeq.service.callback_hosts import CallbackHosts
@@ -107,7 +107,7 @@ class Notifier:
                 chosen.append(member)
         hashed = [s for s in subs if s.delivery_mode == "hash"]
         if hashed:
-            owner = max(hashed, key=lambda s: fnv1a64(f"{s.id}\0{tenant}\0{cmd_key}".encode()))
+            owner = max(hashed, key=lambda s: _weight(s.id, tenant, cmd_key))
             if self._allow(owner, now_ms):
                 chosen.append(owner)
         return chosen
@@ -159,3 +159,9 @@ class Notifier:
                 log.info("notify failed: %s", exc)
             if self.metrics is not None:
                 self.metrics.webhook_deliveries.labels("queue_ready", cmd_key, outcome).inc()
+
+
+def _weight(sub_id: str, tenant: str, cmd_key: str) -> bytes:
+    """Rendezvous weight of a subscription for a queue. A cryptographic hash, because FNV-1a
+    of keys that differ only at the end orders subscribers the same way for every queue."""
+    return hashlib.blake2b(f"{sub_id}\0{tenant}\0{cmd_key}".encode(), digest_size=8).digest()

@@ -26,6 +26,7 @@ from codeq.service.background import BackgroundTasks
 from codeq.service.callback_hosts import CallbackHosts
 from codeq.service.node import Node, Shard
 from codeq.service.policy import Policy
+from codeq.service.ratelimit import PRODUCER, WORKER, RateLimiter
 
 
 @dataclass(slots=True)
@@ -43,10 +44,18 @@ class NewTask:
 
 
 class TaskService:
-    def __init__(self, node: Node, clock: Clock, policy: Policy, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        clock: Clock,
+        policy: Policy,
+        rng: random.Random | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.node = node
         self.clock = clock
         self.policy = policy
+        self.limiter = limiter if limiter is not None else RateLimiter({}, clock)
         self._rng = rng or random.Random()
         self._background = BackgroundTasks()
         # Set by the composition root: refuses webhook hosts codeq must not call.
@@ -56,6 +65,7 @@ class TaskService:
 
     async def create(self, principal: Principal, spec: NewTask) -> tuple[Task, bool]:
         """Create one task; returns it and whether it was an idempotent replay."""
+        self.limiter.check(principal, PRODUCER, "create_task")
         command = self._create_command(principal, spec, self.clock.now_ms())
         outcome: Created = await self.node.shard_for(command.task_id).submit(command)
         return outcome.task, outcome.replay
@@ -65,6 +75,7 @@ class TaskService:
     ) -> list[tuple[Task, bool] | CodeqError]:
         """Create a batch: one atomic apply per shard; every item gets its own outcome."""
         self._check_batch_size(len(specs))
+        self.limiter.check(principal, PRODUCER, "create_task")  # one token per request
         now_ms = self.clock.now_ms()
         results: list[tuple[Task, bool] | CodeqError] = [InvalidInput("invalid body")] * len(specs)
         per_shard: dict[int, list[tuple[int, c.Create]]] = {}
@@ -154,6 +165,7 @@ class TaskService:
     ) -> list[Task]:
         """Claim up to `count` tasks; with `wait_seconds`, wait until one is ready."""
         principal.require_scope(SCOPE_CLAIM)
+        self.limiter.check(principal, WORKER, "claim")
         names = principal.worker_commands(commands)
         for name in names or ():
             validate_command(name)

@@ -155,6 +155,15 @@ class ErrorJSON(_Response, kw_only=True):
     leader: str = ""
 
 
+class RateLimitedJSON(msgspec.Struct, rename="camel", kw_only=True):
+    """The 429 body; keys in the reference's (alphabetical) order."""
+
+    error: str
+    operation: str
+    retry_after_seconds: int
+    scope: str
+
+
 class NackJSON(msgspec.Struct, rename="camel", kw_only=True):
     delay_seconds: int
     status: str
@@ -199,3 +208,31 @@ class BackupJSON(msgspec.Struct, rename="camel", kw_only=True):
 class SubscriptionJSON(msgspec.Struct, rename="camel", kw_only=True):
     expires_at: str
     subscription_id: str
+
+
+class TopicPolicyRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """The topic PUT body, decoded strictly (spec 02 §4.15): unknown fields are errors."""
+
+    priority_tiers: list[int]
+    max_attempts: int
+    dead_letter_topic_ref: str
+    retention_seconds: int = 0
+    max_consumers: int = 0
+
+
+class TopicPolicyJSON(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    priority_tiers: list[int]
+    max_attempts: int
+    dead_letter_topic_ref: str
+    retention_seconds: int = 0
+    max_consumers: int = 0
+
+
+class TopicJSON(msgspec.Struct, rename="camel", kw_only=True):
+    topic_id: str
+    tenant_id: str
+    topic_name: str
+    policy: TopicPolicyJSON
+    version: int
+    created_at: str
+    updated_at: str

@@ -16,6 +16,7 @@ _STATUS: dict[type[e.CodeqError], grpc.StatusCode] = {
     # gRPC answers an oversized message with RESOURCE_EXHAUSTED; an oversized payload is the
     # same mistake one level down, and stays distinguishable from a malformed one.
     e.PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    e.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     e.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     e.Forbidden: grpc.StatusCode.PERMISSION_DENIED,
     e.NotOwner: grpc.StatusCode.PERMISSION_DENIED,
@@ -48,6 +49,8 @@ def error_text(error: e.CodeqError) -> str:
     """The service's own words; a not-leader error also names the leader when it is known."""
     if isinstance(error, e.NotLeader) and error.leader_url:
         return f"{error.message} (leader: {error.leader_url})"
+    if isinstance(error, e.RateLimited):
+        return f"{error.message} (retry after {error.retry_after_seconds} s)"
     return error.message
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import grpc
 from google.protobuf.message import Message
 
 from codeq.auth.principal import Principal
-from codeq.core.errors import CodeqError
+from codeq.core.errors import CodeqError, InvalidInput
 from codeq.core.model import ResultRecord, Task
 from codeq.service.container import Services
 from codeq.service.results import NewResult
@@ -20,7 +19,6 @@ from codeq.transport.grpc.stream import Handler, Stream
 from codeq.wire.pb import workerpb_pb2 as pb
 
 SERVICE = "workerpb.WorkerStream"
-MAX_WORKER_ID_LENGTH = 128
 _INVALID = code_name(grpc.StatusCode.INVALID_ARGUMENT)
 _PRECONDITION = code_name(grpc.StatusCode.FAILED_PRECONDITION)
 # Room for the ServerEvent and TaskBatch framing around the tasks of one delivery.
@@ -43,30 +41,14 @@ class WorkerServicer(StreamServicer):
         if event is None or event.WhichOneof("event") != "hello":
             await abort(stream.context, grpc.StatusCode.FAILED_PRECONDITION, "first event must be Hello")
         principal = await authenticate(stream, event.hello.token, self.services.auth.worker)
-        worker_id = event.hello.worker_id.strip()
-        if len(worker_id) > MAX_WORKER_ID_LENGTH or not worker_id.isprintable():
+        try:
+            principal = principal.instance(event.hello.worker_id)
+        except InvalidInput:
             await abort(stream.context, grpc.StatusCode.INVALID_ARGUMENT, "invalid worker_id")
-        principal = as_instance(principal, worker_id)
         await stream.send(
             pb.ServerEvent(hello_ack=pb.HelloAck(worker_id=principal.subject, tenant_id=principal.tenant))
         )
         return principal, _WorkerSession(self.services, self.limits, stream, principal).handle
-
-
-def as_instance(principal: Principal, worker_id: str) -> Principal:
-    """The principal whose subject is the lease owner for this stream (spec 07 gap 4, in part).
-
-    The reference lets the client name any owner. Here a worker id other than the token's
-    subject names an instance of that subject, `<subject>/<worker_id>`: one token can run
-    several workers that cannot act on each other's leases, and a worker id never reaches
-    beyond its own subject's leases. An id already of that form is taken as it is, so a
-    client can reuse the id its HelloAck returned.
-    """
-    if not worker_id or worker_id == principal.subject or worker_id.startswith(principal.subject + "/"):
-        owner = worker_id or principal.subject
-    else:
-        owner = f"{principal.subject}/{worker_id}"
-    return principal if owner == principal.subject else dataclasses.replace(principal, subject=owner)
 
 
 class _WorkerSession:

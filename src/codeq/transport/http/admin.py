@@ -26,11 +26,11 @@ class AdminRoutes:
         self._metrics = metrics
 
     async def queues(self, request: Request) -> Reply:
-        principal = self.s.auth.admin(request.header(b"authorization"))
+        principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
         return json_reply(self.s.admin.queues(principal))
 
     async def queue_stats(self, request: Request) -> Reply:
-        principal = self.s.auth.admin(request.header(b"authorization"))
+        principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
         stats = self.s.admin.queue_stats(principal, request.path_params["command"])
         return json_reply(
             w.QueueStatsJSON(
@@ -43,7 +43,7 @@ class AdminRoutes:
         )
 
     async def cleanup(self, request: Request) -> Reply:
-        principal = self.s.auth.admin(request.header(b"authorization"))
+        principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
         body = decode(await request.body(self.max_body), w.CleanupRequest, empty_ok=True)
         before_ms = None
         if body.before:

@@ -24,6 +24,7 @@ from codeq.transport.http.dlq import DlqRoutes
 from codeq.transport.http.render import TimeFormat
 from codeq.transport.http.subscriptions import SubscriptionRoutes
 from codeq.transport.http.tasks import TaskRoutes
+from codeq.transport.http.topics import TopicRoutes
 
 PREFIX = "/v1/codeq"
 
@@ -33,6 +34,7 @@ def build_router(
 ) -> Router:
     t = TaskRoutes(services, times, max_body_bytes)
     a = AdminRoutes(services, times, max_body_bytes, metrics)
+    topics = TopicRoutes(services, max_body_bytes)
     router = Router()
     router.add("POST", f"{PREFIX}/tasks", t.create)  # route 1
     router.add("POST", f"{PREFIX}/tasks/batch", t.create_batch)  # 2
@@ -49,6 +51,9 @@ def build_router(
     router.add("DELETE", f"{PREFIX}/workers/subscriptions/{{id}}", subs.delete)
     router.add("GET", f"{PREFIX}/tasks/{{id}}", t.get_task)  # 12
     router.add("GET", f"{PREFIX}/tasks/{{id}}/result", t.get_result)  # 13
+    router.add("PUT", f"{PREFIX}/admin/topics/{{topicName}}", topics.put)  # 18
+    router.add("GET", f"{PREFIX}/admin/topics/{{topicName}}", topics.get)  # 19
+    router.add("DELETE", f"{PREFIX}/admin/topics/{{topicName}}", topics.delete)  # 20
     router.add("GET", f"{PREFIX}/admin/queues", a.queues)  # 15
     router.add("GET", f"{PREFIX}/admin/queues/{{command}}", a.queue_stats)  # 16
     router.add("POST", f"{PREFIX}/admin/tasks/cleanup", a.cleanup)  # 17

@@ -8,12 +8,13 @@ import msgspec
 
 from codeq.core import errors as e
 from codeq.transport.http.asgi import Reply, Request
-from codeq.wire.http import ErrorJSON
+from codeq.wire.http import ErrorJSON, RateLimitedJSON
 
 log = logging.getLogger("codeq.http")
 
 _STATUS: dict[type[e.CodeqError], int] = {
     e.InvalidInput: 400,
+    e.Unprocessable: 422,
     e.Unauthenticated: 401,
     e.Forbidden: 403,
     e.NotOwner: 403,
@@ -52,6 +53,8 @@ def status_of(error: e.CodeqError) -> int:
 def codeq_error(request: Request, exc: e.CodeqError) -> Reply:
     if isinstance(exc, e.NotLeader):
         return _not_leader(request, exc)
+    if isinstance(exc, e.RateLimited):
+        return rate_limited(exc)
     status = status_of(exc)
     if status >= 500:
         log.warning("%s %s failed: %s", request.method, request.path, exc.message)
@@ -70,6 +73,15 @@ def _not_leader(request: Request, exc: e.NotLeader) -> Reply:
     reply = error_reply(307, "not leader", leader=leader)
     reply.headers = [(b"location", target.encode())]
     return reply
+
+
+def rate_limited(exc: e.RateLimited) -> Reply:
+    """429 with `Retry-After` and the reference's body (spec 03 §6.3)."""
+    seconds = exc.retry_after_seconds
+    body = RateLimitedJSON(
+        error=exc.message, operation=exc.operation, retry_after_seconds=seconds, scope=exc.scope
+    )
+    return Reply(429, _encode(body), [(b"retry-after", str(seconds).encode())])
 
 
 def unexpected_error(request: Request, exc: BaseException) -> Reply:

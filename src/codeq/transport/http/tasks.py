@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import msgspec
 
+from codeq.auth.principal import Principal
 from codeq.core.errors import CodeqError, InvalidInput
 from codeq.core.model import Task
 from codeq.service.container import Services
@@ -36,6 +37,10 @@ class TaskRoutes:
     def _auth(self, request: Request) -> str | None:
         return request.header(b"authorization")
 
+    def _worker(self, request: Request) -> Principal:
+        # `X-Worker-Id` names one instance of the token's subject (spec 03 gap 8).
+        return self.s.auth.worker(self._auth(request)).instance(request.header(b"x-worker-id"))
+
     # -- producers -----------------------------------------------------------------------
 
     async def create(self, request: Request) -> Reply:
@@ -60,7 +65,7 @@ class TaskRoutes:
     # -- workers -------------------------------------------------------------------------
 
     async def claim(self, request: Request) -> Reply:
-        principal = self.s.auth.worker(self._auth(request))
+        principal = self._worker(request)
         body = decode(await self._body(request), w.ClaimRequest, empty_ok=True)
         wait = body.wait_seconds or 0
         claim = self.s.tasks.claim(principal, body.commands, body.lease_seconds, wait)
@@ -70,7 +75,7 @@ class TaskRoutes:
         return json_reply(self.times.task(tasks[0]))
 
     async def claim_batch(self, request: Request) -> Reply:
-        principal = self.s.auth.worker(self._auth(request))
+        principal = self._worker(request)
         body = decode(await self._body(request), w.BatchClaimRequest)
         limit = self.s.tasks.policy.max_claim_batch
         if body.count < 1:
@@ -83,19 +88,19 @@ class TaskRoutes:
         return json_reply({"tasks": [self.times.task(t) for t in tasks]})
 
     async def heartbeat(self, request: Request) -> Reply:
-        principal = self.s.auth.worker(self._auth(request))
+        principal = self._worker(request)
         body = decode(await self._body(request), w.HeartbeatRequest, empty_ok=True)
         await self.s.tasks.heartbeat(principal, request.path_params["id"], body.extend_seconds)
         return json_reply({"ok": True})
 
     async def abandon(self, request: Request) -> Reply:
-        principal = self.s.auth.worker(self._auth(request))
+        principal = self._worker(request)
         await self._body(request)  # no fields; the body is read only to enforce the size limit
         await self.s.tasks.abandon(principal, request.path_params["id"])
         return json_reply({"status": "requeued"})
 
     async def nack(self, request: Request) -> Reply:
-        principal = self.s.auth.worker(self._auth(request))
+        principal = self._worker(request)
         body = decode(await self._body(request), w.NackRequest, empty_ok=True)
         delay, dead = await self.s.tasks.nack(
             principal, request.path_params["id"], body.delay_seconds, body.reason or ""
@@ -103,14 +108,14 @@ class TaskRoutes:
         return json_reply(w.NackJSON(delay_seconds=delay, status="dlq" if dead else "requeued"))
 
     async def submit_result(self, request: Request) -> Reply:
-        principal = self.s.auth.worker(self._auth(request))
+        principal = self._worker(request)
         body = decode(await self._body(request), w.SubmitResultRequest, message="invalid request body")
         spec = new_result(request.path_params["id"], body)
         record = await self.s.results.submit(principal, spec)
         return json_reply(self.times.result(record))
 
     async def submit_results(self, request: Request) -> Reply:
-        principal = self.s.auth.worker(self._auth(request))
+        principal = self._worker(request)
         body = decode(await self._body(request), w.BatchResultsRequest)
         items = [_item(raw, w.BatchResultItem, _batch_result) for raw in body.results]
         outcomes = await self.s.results.submit_many(principal, items)

@@ -1,0 +1,121 @@
+"""Authentication through the HTTP routes: JWT/JWKS tokens, the X-Role header, generic 401s."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from codeq.app import App
+from codeq.config import load_settings
+from codeq.core.clock import FakeClock
+from tests.api.conftest import PLAIN_PRODUCER, Api, make_settings
+from tests.support.jwks import AUDIENCE, ISSUER, JwksServer, SigningKey, jwks_server
+
+KEY = SigningKey.rsa("api-1")
+WORKER_SCOPES = "codeq:claim codeq:heartbeat codeq:abandon codeq:nack codeq:result"
+
+
+@pytest.fixture
+def jwks() -> Iterator[JwksServer]:
+    with jwks_server() as server:
+        server.publish(KEY)
+        yield server
+
+
+@pytest.fixture
+async def jwt_api(jwks: JwksServer) -> AsyncIterator[Api]:
+    """A production-like node: env prod, JWKS for producers and workers, no static tokens."""
+    clock = FakeClock()
+    config = json.dumps({"jwksUrl": jwks.url, "issuer": ISSUER, "audience": AUDIENCE})
+    env = {
+        "ENV": "production",
+        "PRODUCER_AUTH_PROVIDER": "jwks",
+        "PRODUCER_AUTH_CONFIG": config,
+        "WORKER_AUTH_PROVIDER": "jwks",
+        "WORKER_AUTH_CONFIG": config,
+    }
+    app = App(load_settings(environ=env, overrides={"provider": "memory"}), clock=clock)
+    await app.start()
+    assert app.asgi is not None
+    transport = httpx.ASGITransport(app=app.asgi)
+    async with httpx.AsyncClient(transport=transport, base_url="http://codeq.test") as client:
+        yield Api(app, client, clock)
+    await app.stop()
+
+
+def bearer(api: Api, **claims: Any) -> dict[str, str]:
+    now = api.clock.now_ms() // 1000
+    body = {"sub": "svc-1", "tid": "acme", "iss": ISSUER, "aud": AUDIENCE, "exp": now + 300, **claims}
+    return {"Authorization": f"Bearer {KEY.sign(body)}"}
+
+
+async def test_jwt_producer_and_worker_round_trip(jwt_api: Api) -> None:
+    producer = bearer(jwt_api)
+    created = await jwt_api.post("/tasks", {"command": "render", "payload": {}}, producer)
+    assert created.status_code == 202 and created.json()["tenantId"] == "acme"
+    worker = bearer(jwt_api, sub="w-1", scope=WORKER_SCOPES, eventTypes=["render"])
+    claimed = await jwt_api.post("/tasks/claim", {}, worker)
+    assert claimed.status_code == 200 and claimed.json()["id"] == created.json()["id"]
+    done = await jwt_api.post(
+        f"/tasks/{claimed.json()['id']}/result", {"status": "COMPLETED", "result": {}}, worker
+    )
+    assert done.status_code == 200
+
+
+async def test_jwt_refusals_are_generic_401s(jwt_api: Api) -> None:
+    cases = [
+        bearer(jwt_api, aud="elsewhere"),
+        bearer(jwt_api, iss="https://evil"),
+        bearer(jwt_api, exp=jwt_api.clock.now_ms() // 1000 - 120),
+        {"Authorization": "Bearer dev-producer"},  # no static tokens in production
+    ]
+    for headers in cases:
+        response = await jwt_api.post("/tasks", {"command": "render", "payload": {}}, headers)
+        assert response.status_code == 401 and response.json() == {"error": "invalid token"}
+
+
+async def test_a_token_lapses_while_the_node_runs(jwt_api: Api) -> None:
+    headers = bearer(jwt_api)
+    assert (await jwt_api.post("/tasks", {"command": "x", "payload": {}}, headers)).status_code == 202
+    jwt_api.clock.advance(300 + 60)  # exp plus the default 60 s leeway
+    assert (await jwt_api.post("/tasks", {"command": "x", "payload": {}}, headers)).status_code == 401
+
+
+async def test_jwt_tenant_claims_are_checked(jwt_api: Api) -> None:
+    response = await jwt_api.post("/tasks", {"command": "x", "payload": {}}, bearer(jwt_api, tid="Not Valid"))
+    assert response.status_code == 403 and response.json()["error"] == "invalid tenant claims"
+
+
+async def test_jwt_admin_by_scope(jwt_api: Api) -> None:
+    plain = await jwt_api.get("/admin/queues", bearer(jwt_api))
+    assert plain.status_code == 403
+    admin = await jwt_api.get("/admin/queues", bearer(jwt_api, scope="codeq:admin"))
+    assert admin.status_code == 200
+
+
+@pytest.fixture
+async def role_header_api() -> AsyncIterator[Api]:
+    clock = FakeClock()
+    app = App(make_settings(allow_insecure_role_header=True), clock=clock)
+    await app.start()
+    assert app.asgi is not None
+    transport = httpx.ASGITransport(app=app.asgi)
+    async with httpx.AsyncClient(transport=transport, base_url="http://codeq.test") as client:
+        yield Api(app, client, clock)
+    await app.stop()
+
+
+async def test_x_role_grants_nothing_by_default(api: Api) -> None:
+    response = await api.get("/admin/queues", {**PLAIN_PRODUCER, "X-Role": "ADMIN"})
+    assert response.status_code == 403
+
+
+async def test_x_role_with_the_insecure_dev_flag(role_header_api: Api) -> None:
+    response = await role_header_api.get("/admin/queues", {**PLAIN_PRODUCER, "X-Role": " admin "})
+    assert response.status_code == 200
+    other = await role_header_api.get("/admin/queues", {**PLAIN_PRODUCER, "X-Role": "USER"})
+    assert other.status_code == 403

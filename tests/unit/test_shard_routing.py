@@ -1,0 +1,32 @@
+"""Task ids and shard routing: valid random UUIDs, FNV-1a routing, ids that follow their key."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from codeq.engine.shards import fnv1a64, new_task_id, shard_of, uuid4
+
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def test_ids_are_distinct_version_4_uuids() -> None:
+    ids = [uuid4() for _ in range(5_000)]
+    assert len(set(ids)) == len(ids)
+    for task_id in ids:
+        assert UUID4.match(task_id), task_id
+        parsed = uuid.UUID(task_id)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_fnv1a64_matches_the_published_test_vectors() -> None:
+    assert fnv1a64(b"") == 0xCBF29CE484222325
+    assert fnv1a64(b"a") == 0xAF63DC4C8601EC8C
+    assert fnv1a64(b"foobar") == 0x85944171F73967E8
+
+
+def test_an_id_with_an_idempotency_key_lands_on_the_keys_shard() -> None:
+    target = fnv1a64(b"acme\0order-7") % 4
+    for _ in range(20):
+        assert shard_of(new_task_id(4, tenant="acme", idempotency_key="order-7"), 4) == target
+    assert shard_of(new_task_id(1, tenant="acme", idempotency_key="order-7"), 1) == 0
