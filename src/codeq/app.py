@@ -151,6 +151,9 @@ class App:
             timestamp=TimeFormat(ZoneInfo(s.timezone)).timestamp,
             metrics=self.metrics,
         )
+        self.metrics.register_outbox_pending(
+            lambda: sum(len(shard.engine.outbox.entries) for shard in self.node.shards)
+        )
         runner = Runner("result-callbacks", callbacks.tick, self.clock.now_ms)
         self.node.on_callback_owed = callbacks.on_settled = runner.poke
         runner.start()

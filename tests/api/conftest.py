@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -103,14 +104,23 @@ def make_settings(**overrides: Any) -> Any:
     return load_settings(environ=env, overrides={"provider": "memory", "dev": True, **overrides})
 
 
-@pytest.fixture(params=[1, 4], ids=["1-shard", "4-shards"])
-async def api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
-    """Every API test runs on one store and on four shards (numShards)."""
+@contextlib.asynccontextmanager
+async def serve(settings: Any) -> AsyncIterator[Api]:
+    """An in-process codeq on `settings` with a fake clock, and a client for it."""
     clock = FakeClock()
-    app = App(make_settings(num_shards=request.param), clock=clock)
+    app = App(settings, clock=clock)
     await app.start()
     assert app.asgi is not None
     transport = httpx.ASGITransport(app=app.asgi)
-    async with httpx.AsyncClient(transport=transport, base_url="http://codeq.test") as client:
-        yield Api(app, client, clock)
-    await app.stop()
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://codeq.test") as client:
+            yield Api(app, client, clock)
+    finally:
+        await app.stop()
+
+
+@pytest.fixture(params=[1, 4], ids=["1-shard", "4-shards"])
+async def api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
+    """Every API test runs on one store and on four shards (numShards)."""
+    async with serve(make_settings(num_shards=request.param)) as api:
+        yield api

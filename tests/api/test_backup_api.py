@@ -5,24 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from codeq.app import App
-from codeq.core.clock import FakeClock
-from tests.api.conftest import PLAIN_PRODUCER, Api, make_settings
+from tests.api.conftest import PLAIN_PRODUCER, Api, make_settings, serve
 
 
 @pytest.fixture
 async def rocks_api(tmp_path: Path) -> AsyncIterator[Api]:
-    clock = FakeClock()
-    app = App(make_settings(provider="embedded", data_path=str(tmp_path / "data"), num_shards=3), clock=clock)
-    await app.start()
-    assert app.asgi is not None
-    transport = httpx.ASGITransport(app=app.asgi)
-    async with httpx.AsyncClient(transport=transport, base_url="http://codeq.test") as client:
-        yield Api(app, client, clock)
-    await app.stop()
+    settings = make_settings(provider="embedded", data_path=str(tmp_path / "data"), num_shards=3)
+    async with serve(settings) as api:
+        yield api
 
 
 async def test_backup_writes_every_shard_and_a_manifest(rocks_api: Api, tmp_path: Path) -> None:

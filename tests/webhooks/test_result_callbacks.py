@@ -8,13 +8,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
-from codeq.app import App
-from codeq.core.clock import FakeClock
 from codeq.service.maintenance import Maintenance
-from tests.api.conftest import WORKER, Api, make_settings
+from tests.api.conftest import WORKER, Api, make_settings, serve
 from tests.support.receiver import Receiver
 
 SECRET = "s3cret"
@@ -22,17 +19,11 @@ SECRET = "s3cret"
 
 @pytest.fixture
 async def api() -> AsyncIterator[Api]:
-    clock = FakeClock()
     settings = make_settings(
         webhook_hmac_secret=SECRET, webhook_allow_hosts="127.0.0.1", timezone="America/Sao_Paulo"
     )
-    app = App(settings, clock=clock)
-    await app.start()
-    assert app.asgi is not None
-    transport = httpx.ASGITransport(app=app.asgi)
-    async with httpx.AsyncClient(transport=transport, base_url="http://codeq.test") as client:
-        yield Api(app, client, clock)
-    await app.stop()
+    async with serve(settings) as api:
+        yield api
 
 
 async def _deliver(api: Api) -> None:
@@ -98,6 +89,9 @@ async def test_three_failures_then_success_deliver_exactly_once(api: Api) -> Non
         assert len(receiver.answered(200)) == 1 and len(receiver.received) == 4
         assert _deliveries(api, "success") == 1 and _deliveries(api, "failure") == 0
         assert all(not s.engine.outbox.entries for s in api.app.node.shards)
+        text = (await api.client.get("/metrics")).text
+        assert 'codeq_webhook_attempts_total{kind="task_result",outcome="failed"} 3.0' in text
+        assert "codeq_webhook_outbox_pending 0.0" in text
 
 
 async def test_gives_up_after_the_last_attempt(api: Api) -> None:

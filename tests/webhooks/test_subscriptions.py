@@ -9,12 +9,9 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
-from codeq.app import App
-from codeq.core.clock import FakeClock
-from tests.api.conftest import NARROW_WORKER, OTHER_PRODUCER, OTHER_WORKER, WORKER, Api, make_settings
+from tests.api.conftest import NARROW_WORKER, OTHER_PRODUCER, OTHER_WORKER, WORKER, Api, make_settings, serve
 from tests.support.receiver import Receiver
 
 SECRET = "sub-secret"
@@ -22,17 +19,11 @@ SECRET = "sub-secret"
 
 @pytest.fixture(params=[1, 3], ids=["1-shard", "3-shards"])
 async def api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
-    clock = FakeClock()
     settings = make_settings(
         num_shards=request.param, webhook_hmac_secret=SECRET, webhook_allow_hosts="127.0.0.1"
     )
-    app = App(settings, clock=clock)
-    await app.start()
-    assert app.asgi is not None
-    transport = httpx.ASGITransport(app=app.asgi)
-    async with httpx.AsyncClient(transport=transport, base_url="http://codeq.test") as client:
-        yield Api(app, client, clock)
-    await app.stop()
+    async with serve(settings) as api:
+        yield api
 
 
 async def subscribe(api: Api, url: str, headers: dict[str, str] | None = None, **fields: Any) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from codeq.core.model import Location, Status, Task
 from codeq.core.names import command_key
 from codeq.engine import commands as c
-from codeq.engine import keys, records
+from codeq.engine import keys, records, retention
 from codeq.engine.outcomes import DlqChanged, Ready
 
 if TYPE_CHECKING:
@@ -88,4 +88,4 @@ def _leave_dlq(engine: Engine, task: Task) -> None:
     engine.stage(keys.finished(task.id), None)
     engine.stage(keys.result(task.id), None)
     engine.stage(keys.retention(task.finished_ms + engine.config.retention_for(task), task.id), None)
-    engine.drop_dlq_entry(task)
+    retention.drop_dlq_entry(engine, task)

@@ -159,6 +159,9 @@ class Notifier:
                 log.info("notify failed: %s", exc)
             if self.metrics is not None:
                 self.metrics.webhook_deliveries.labels("queue_ready", cmd_key, outcome).inc()
+                self.metrics.webhook_attempts.labels(
+                    "queue_ready", "ok" if outcome == "success" else "failed"
+                ).inc()
 
 
 def _weight(sub_id: str, tenant: str, cmd_key: str) -> bytes:

@@ -165,6 +165,8 @@ class ResultCallbacks:
         async with self._slots:
             delivered = await self._post(entry)
         attempt = entry.attempts + 1
+        if self.metrics is not None:
+            self.metrics.webhook_attempts.labels("task_result", "ok" if delivered else "failed").inc()
         if delivered:
             next_ms = 0
             self._count(entry, "success")
