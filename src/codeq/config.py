@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -452,7 +453,25 @@ def validate(settings: Settings) -> list[str]:
         *_check_auth(settings),
         *_check_streams(settings),
         *_check_rate_limit(settings.rate_limit),
+        *_check_callback_hosts(settings),
     ]
+
+
+def _check_callback_hosts(s: Settings) -> list[str]:
+    """An entry with a `/` is a CIDR: a typo there must not silently become a host name."""
+    problems = []
+    for name, entries in (
+        ("webhookAllowHosts", s.webhook_allow_hosts),
+        ("webhookDenyHosts", s.webhook_deny_hosts),
+    ):
+        for entry in (e.strip() for e in entries.split(",")):
+            if "/" not in entry:
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                problems.append(f"{name}: {entry!r} is not a valid CIDR")
+    return problems
 
 
 def _check_rate_limit(r: RateLimitSettings) -> list[str]:

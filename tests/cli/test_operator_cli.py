@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,11 @@ def test_errors_have_clear_messages_and_exit_codes(server: ServerProcess) -> Non
     assert refused.returncode == 1 and "error (400)" in refused.stderr and "priority" in refused.stderr
     worker_as_admin = codeq(server, "queue", "list", "--token", "dev-worker")
     assert worker_as_admin.returncode == 1 and "error (401)" in worker_as_admin.stderr
+    naive = codeq(server, "task", "create", "x", "--run-at", "2030-01-01T00:00:00")
+    assert naive.returncode == 2 and "time zone" in naive.stderr
+    soon = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = as_json(codeq(server, "task", "create", "cli-later", "--run-at", soon, "--json"))
+    assert as_json(codeq(server, "queue", "stats", "cli-later", "--json"))["delayed"] == 1 and later["id"]
     both = codeq(server, "dlq", "requeue", "x", "some-id", "--all")
     assert both.returncode == 2 and "not both" in both.stderr
     down = codeq(server, "queue", "list", "--url", f"http://127.0.0.1:{free_port()}")

@@ -119,6 +119,16 @@ def parse_json(text: str, what: str) -> Any:
         fail(f"{what} is not valid JSON: {exc}")
 
 
+def parse_time(text: str, what: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{what} is not an RFC 3339 time: {text!r}")
+    if moment.tzinfo is None:
+        fail(f"{what} needs a time zone (e.g. {text}Z)")
+    return moment
+
+
 def emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(msgspec.to_builtins(value), indent=2, default=str) + "\n")
 

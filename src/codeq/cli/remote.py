@@ -16,6 +16,7 @@ from codeq.cli.output import (
     emit_json,
     key_values,
     parse_json,
+    parse_time,
     task_details,
     with_admin,
     with_producer,
@@ -40,6 +41,9 @@ def task_create(  # noqa: PLR0913 — Typer takes one parameter per CLI flag
     payload: Annotated[str, typer.Option(help="JSON payload.")] = "{}",
     priority: Annotated[int, typer.Option(help="0..9, 9 first.")] = 0,
     delay_seconds: Annotated[int | None, typer.Option(help="Postpone the first delivery.")] = None,
+    run_at: Annotated[
+        str | None, typer.Option(help="First delivery at this RFC 3339 time (with a zone).")
+    ] = None,
     max_attempts: Annotated[int | None, typer.Option(help="Deliveries before the DLQ.")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Repeat-safe create key.")] = None,
     webhook: Annotated[str | None, typer.Option(help="URL called with the result.")] = None,
@@ -49,6 +53,7 @@ def task_create(  # noqa: PLR0913 — Typer takes one parameter per CLI flag
 ) -> None:
     """Create one task (producer token)."""
     body = parse_json(payload, "--payload")
+    when = parse_time(run_at, "--run-at") if run_at else None
     task = with_producer(
         url,
         token,
@@ -57,6 +62,7 @@ def task_create(  # noqa: PLR0913 — Typer takes one parameter per CLI flag
             body,
             priority=priority,
             delay_seconds=delay_seconds,
+            run_at=when,
             max_attempts=max_attempts,
             idempotency_key=idempotency_key,
             webhook=webhook,

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from codeq.core.model import Location, Task
+from codeq.core.model import Location
 from codeq.core.names import command_key
-from codeq.engine import keys, records
+from codeq.engine import dlq, keys, records
 
 if TYPE_CHECKING:
     from codeq.engine.engine import Engine
@@ -36,18 +36,10 @@ def expire_finished(engine: Engine, before_ms: int, limit: int, tenant: str = ""
             engine.stage(keys.finished(task_id), None)
             engine.stage(keys.result(task_id), None)
             if task.location is Location.DLQ_SET:
-                drop_dlq_entry(engine, task)
+                dlq.drop_entry(engine, task.tenant, command_key(task.command), task.id)
         if deleted >= limit:
             break
     return deleted
-
-
-def drop_dlq_entry(engine: Engine, task: Task) -> None:
-    cmd_key = command_key(task.command)
-    counts = engine.index.dlq_counts
-    count = counts[(task.tenant, cmd_key)] = max(counts.get((task.tenant, cmd_key), 0) - 1, 0)
-    engine.stage(keys.dlq(task.tenant, cmd_key, task.id), None)
-    engine.stage(keys.dlq_count(task.tenant, cmd_key), keys.be8(count))
 
 
 def expire_idempotency(engine: Engine, now_ms: int, limit: int) -> int:
