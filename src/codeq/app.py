@@ -34,7 +34,7 @@ from codeq.service.subscriptions import SubscriptionService, SubscriptionSetting
 from codeq.service.tasks import TaskService
 from codeq.service.topics import TopicService
 from codeq.service.waiters import Waiters
-from codeq.service.webhooks import CallbackSettings, HttpxPoster, ResultCallbacks
+from codeq.service.webhooks import CallbackSettings, H1Poster, ResultCallbacks
 from codeq.transport.grpc.server import StreamServers
 from codeq.transport.grpc.servicer import StreamLimits
 from codeq.transport.http.app import build_app
@@ -147,7 +147,7 @@ class App:
             self.clock,
             settings,
             hosts,
-            HttpxPoster(),
+            H1Poster(),
             timestamp=TimeFormat(ZoneInfo(s.timezone)).timestamp,
             metrics=self.metrics,
         )
@@ -166,7 +166,7 @@ class App:
             self.node,
             self.clock,
             self.hosts,
-            HttpxPoster(),
+            H1Poster(),
             secret=s.webhook_hmac_secret,
             metrics=self.metrics,
         )
