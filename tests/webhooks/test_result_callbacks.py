@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -127,3 +129,38 @@ async def test_private_and_listed_hosts_are_refused(api: Api) -> None:
         response = await api.post("/tasks", {"command": "render", "payload": {}, "webhook": url})
         assert response.status_code == 400, url
         assert response.json()["field"] == "webhook"
+
+
+class HeldPoster:
+    """Answers only when released, so a test can see how many attempts run at once."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.release = asyncio.Event()
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        self.started.append(json.loads(body)["taskId"])
+        await self.release.wait()
+        return 200
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_attempts_in_flight_are_bounded_and_each_entry_is_sent_once(api: Api) -> None:
+    callbacks = api.app.callbacks
+    assert callbacks is not None
+    poster = HeldPoster()
+    callbacks.poster = poster
+    callbacks.settings = dataclasses.replace(callbacks.settings, concurrency=2)
+    ids = [await _finish(api, "http://127.0.0.1:9/x") for _ in range(5)]
+    for _ in range(3):
+        await callbacks.tick()
+        await asyncio.sleep(0)
+    assert len(poster.started) == 2  # two slots, the rest wait in the outbox
+    poster.release.set()
+    for _ in range(10):
+        await callbacks.tick()
+        await callbacks.drain()
+    assert sorted(poster.started) == sorted(ids)  # each once, none twice
+    assert all(not s.engine.outbox.entries for s in api.app.node.shards)

@@ -114,24 +114,25 @@ class ResultCallbacks:
         self.timestamp = timestamp
         self.metrics = metrics
         self._inflight: dict[str, asyncio.Task[None]] = {}
-        self._slots = asyncio.Semaphore(settings.concurrency)
         # Called after each recorded attempt, so the runner plans the entry's next attempt.
         self.on_settled: Callable[[], None] | None = None
 
     async def tick(self) -> int | None:
-        """Start an attempt for each due entry; returns when the next one falls due."""
+        """Start attempts for due entries (as many as there are free slots); returns when the
+        next one falls due."""
         now_ms = self.clock.now_ms()
         wake: list[int] = []
         for shard in self.node.shards:
             if not shard.replicator.is_leader:
                 continue
             outbox = shard.engine.outbox
-            for entry in outbox.due(now_ms):
-                if entry.delivery_id not in self._inflight:
-                    self._start(shard, entry)
-            later = [e.next_ms for e in outbox.entries.values() if e.next_ms > now_ms]
-            if later:
-                wake.append(min(later))
+            free = self.settings.concurrency - len(self._inflight)
+            for entry in outbox.take_due(now_ms, max(free, 0), self._inflight):
+                self._start(shard, entry)
+            due = outbox.next_due_ms()
+            # Due entries left behind mean every slot is busy: a finished attempt pokes us.
+            if due is not None and due > now_ms:
+                wake.append(due)
         return min(wake) if wake else None
 
     def _start(self, shard: Shard, entry: OutboxEntry) -> None:
@@ -170,8 +171,7 @@ class ResultCallbacks:
         return _encode(document)
 
     async def _attempt(self, shard: Shard, entry: OutboxEntry) -> None:
-        async with self._slots:
-            delivered = await self._post(entry)
+        delivered = await self._post(entry)
         attempt = entry.attempts + 1
         if self.metrics is not None:
             self.metrics.webhook_attempts.labels("task_result", "ok" if delivered else "failed").inc()
@@ -191,6 +191,7 @@ class ResultCallbacks:
             await shard.submit(outcome)
         except CodeqError as exc:  # e.g. lost leadership: the new leader owns the entry now
             log.warning("could not record a callback attempt: %s", exc)
+            shard.engine.outbox.put_back(entry)
         if self.on_settled is not None:
             self.on_settled()
 
