@@ -6,18 +6,26 @@ import gc
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from codeq.auth.edge import Authenticator
 from codeq.config import Settings
 from codeq.core.clock import Clock, SystemClock
+from codeq.engine.commands import decode_command, encode_command
 from codeq.engine.engine import Engine, EngineConfig
 from codeq.kv.api import KV
 from codeq.kv.commit import GroupCommitter
 from codeq.kv.memory import MemoryKV
 from codeq.observability.metrics import Metrics
+from codeq.replication.api import Replicator
+from codeq.replication.group import GroupOptions, RaftGroup
+from codeq.replication.raft import DurableJournal, RaftCore, make_conf
 from codeq.replication.single import SingleNode
+from codeq.replication.snapshot import Snapshots
+from codeq.replication.topology import GroupStatus, Topology
 from codeq.service.admin import AdminService
 from codeq.service.background import Runner
 from codeq.service.backup import BackupService
@@ -72,6 +80,19 @@ class App:
         self.hosts = CallbackHosts.from_lists(settings.webhook_allow_hosts, settings.webhook_deny_hosts)
         self.notifier: Notifier | None = None
         self.extra_runners: list[Runner] = []
+        self.groups: list[RaftGroup] = []
+        raft = settings.raft
+        self.topology = (
+            Topology(
+                raft.self_id,
+                raft.bind_addr,
+                raft.peers or {raft.self_id: raft.bind_addr},
+                raft.peer_http_addrs,
+                {"producer": raft.peer_producer_streams, "worker": raft.peer_worker_streams},
+            )
+            if raft.enabled
+            else None
+        )
 
     async def start(self) -> None:
         started = time.perf_counter()
@@ -104,6 +125,7 @@ class App:
                 self.node, self.clock, self.hosts, _subscription_settings(self.settings)
             ),
             topics=TopicService(self.node, self.clock),
+            raft_status=self._raft_status,
         )
         maintenance = Maintenance(self.node, self.clock)
         self.runner = Runner("reaper", maintenance.tick, self.clock.now_ms)
@@ -205,7 +227,9 @@ class App:
 
         committer = GroupCommitter(
             kv,
-            fsync=persistence.fsync_on_commit,
+            # Under Raft the fsynced journal makes a write durable; the store keeps the applied
+            # index with every batch, so a lost unsynced tail is re-applied from the journal.
+            fsync=persistence.fsync_on_commit and self.topology is None,
             max_pending_bytes=persistence.max_pending_bytes,
             name=f"kv-shard{number}",
             on_commit=observe,
@@ -213,13 +237,62 @@ class App:
         committer.start()
         engine = Engine(committer, _engine_config(self.settings))
         self.report.live_tasks += engine.recover(self.clock.now_ms())
-        replicator = SingleNode(self.node.apply_fn(engine), committer)
+        replicator = self._replicator(number, engine, committer)
         self.committers.append(committer)
         self.node.shards.append(Shard(number, engine, replicator))
+
+    def _replicator(self, number: int, engine: Engine, committer: GroupCommitter) -> Replicator:
+        topology = self.topology
+        apply = self.node.apply_fn(engine)
+        if topology is None:
+            return SingleNode(apply, committer)
+        from codeq.kv.rocks import RocksKV  # snapshots open RocksDB checkpoints
+
+        journal_dir = os.path.join(self.settings.persistence.path, "raft", f"shard{number}")
+        os.makedirs(journal_dir, mode=0o700, exist_ok=True)
+        snapshots = Snapshots(committer, RocksKV, os.path.join(journal_dir, "snapshot"))
+        raft = self.settings.raft
+        # The shard count is part of every group's key: nodes that disagree on it cannot
+        # exchange a single message (spec 06 gap 7), instead of replicating into wrong shards.
+        secret = f"{raft.secret}\0shards={self.settings.persistence.num_shards}\0group={number}"
+        conf = make_conf(secret=secret, timing=raft.timing(), snapshots=snapshots)
+        conf.bindAddress = topology.bind(number)
+
+        def make_core(hook: Callable[[int, bytes], Any]) -> RaftCore:
+            journal = DurableJournal(os.path.join(journal_dir, "journal"))
+            return RaftCore(topology.self_addr(number), topology.addrs(number), conf, hook, journal)
+
+        options = GroupOptions(
+            encode=encode_command,
+            decode=decode_command,
+            leader_url=topology.leader_url(number),
+            leader_streams=topology.leader_streams(number),
+            # One group leads everything anyway; with several, spread their leaders.
+            preferred_leader=(
+                topology.preferred_leader(number) if self.settings.persistence.num_shards > 1 else None
+            ),
+            proposal_timeout_s=float(raft.apply_timeout_seconds),
+            snapshots=snapshots,
+            on_restored=lambda: self._recovered(engine),
+        )
+        group = RaftGroup(make_core, apply, committer, options)
+        group.start()
+        self.groups.append(group)
+        log.info("raft group %d: %s, peers %s", number, topology.self_addr(number), topology.addrs(number))
+        return group
+
+    def _recovered(self, engine: Engine) -> None:
+        """A snapshot replaced this shard's store: rebuild its in-memory index from it."""
+        engine.recover(self.clock.now_ms())
+
+    def _raft_status(self) -> list[GroupStatus]:
+        return [] if self.topology is None else self.topology.status(self.groups)
 
     def _ready(self) -> tuple[bool, str]:
         if any(committer.failed for committer in self.committers):
             return False, "a store failed a write"
+        if any(group.failed for group in self.groups):
+            return False, "a raft replica stopped after a failure"
         if self.runner is None or not self.runner.running:
             return False, "background work is not running"
         return True, ""
@@ -251,6 +324,8 @@ class App:
         if self.callback_runner is not None and self.callbacks is not None:
             await self.callback_runner.stop()
             await self.callbacks.stop()
+        for group in self.groups:
+            await group.stop()  # Raft stops before its store closes
         for committer in self.committers:
             await committer.close()
 

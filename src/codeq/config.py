@@ -14,6 +14,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from codeq.auth.static import build_validator
+from codeq.config_raft import RaftSettings
+from codeq.config_raft import check as check_raft
+from codeq.config_raft import from_env as raft_from_env
+from codeq.config_raft import from_yaml as raft_from_yaml
 from codeq.core.backoff import POLICIES, BackoffPolicy
 
 log = logging.getLogger("codeq.config")
@@ -125,6 +129,7 @@ class Settings:
     subscription_cleanup_interval_seconds: int = 60
     subscription_default_ttl_seconds: int = 60
     subscription_max_ttl_seconds: int = 86_400
+    raft: RaftSettings = field(default_factory=RaftSettings)
 
 
 Kind = Literal["str", "int", "bool", "float", "json"]
@@ -245,7 +250,6 @@ _OVERRIDE_ALIASES = {
 # Reference modes this server does not implement: running without them while the operator asked
 # for them would silently turn a cluster into independent single nodes (spec 04 gap 12).
 _UNSUPPORTED_MODES = (
-    ("raft", "RAFT_ENABLED", "raft.enabled: Raft replication is not available yet"),
     ("cluster", "CLUSTER_ENABLED", "cluster.enabled: the legacy cluster mode is not supported"),
     ("sharding", None, "sharding.enabled: Redis sharding is not supported"),
 )
@@ -315,11 +319,13 @@ class _Sources:
             self.section(doc["limits"], _LIMITS, "limits")
         if "rateLimit" in doc:
             self.rate_limit(doc["rateLimit"])
+        if doc.get("raft") is not None:
+            self.raft(raft_from_yaml(doc["raft"], self.problems))
         for name, _, message in _UNSUPPORTED_MODES:
             block = doc.get(name)
             if isinstance(block, dict) and block.get("enabled") is True:
                 self.problems.append(message)
-        known = {key.yaml for key in _TOP} | {"persistenceConfig", "limits", "rateLimit"}
+        known = {key.yaml for key in _TOP} | {"persistenceConfig", "limits", "rateLimit", "raft"}
         unused = sorted(str(k) for k in doc if k not in known)
         if unused:
             log.warning("config file keys not used by codeq: %s", ", ".join(unused))
@@ -366,6 +372,10 @@ class _Sources:
         for _, variable, message in _UNSUPPORTED_MODES:
             if variable is not None and _env_bool(env.get(variable, "")):
                 self.problems.append(message)
+        self.raft(raft_from_env(env, self.problems))
+
+    def raft(self, values: dict[str, object]) -> None:
+        self.values.update({f"raft.{name}": value for name, value in values.items()})
 
     def overrides(self, overrides: Mapping[str, object]) -> None:
         for name, raw in overrides.items():
@@ -438,6 +448,7 @@ def _build(values: dict[str, object]) -> Settings:
         worker_auth=AuthProviderSettings(**part("worker_auth.")),
         limits=LimitSettings(**part("limits.")),
         rate_limit=RateLimitSettings(**part("rate_limit.")),
+        raft=RaftSettings(**part("raft.")),
     )
 
 
@@ -454,6 +465,7 @@ def validate(settings: Settings) -> list[str]:
         *_check_streams(settings),
         *_check_rate_limit(settings.rate_limit),
         *_check_callback_hosts(settings),
+        *check_raft(settings.raft, provider=settings.persistence.provider, valid_address=_split_address),
     ]
 
 

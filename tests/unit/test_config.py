@@ -346,9 +346,7 @@ def test_unused_yaml_keys_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFi
     assert "config file keys not used by codeq: redisAddr" in caplog.text
 
 
-def test_unsupported_modes_are_refused(tmp_path: Path) -> None:
-    path = yaml_file(tmp_path, "raft: {enabled: true}\n")
-    assert problems(path=path) == ["raft.enabled: Raft replication is not available yet"]
+def test_unsupported_modes_are_refused() -> None:
     assert problems({"CLUSTER_ENABLED": "true"}) == [
         "cluster.enabled: the legacy cluster mode is not supported"
     ]

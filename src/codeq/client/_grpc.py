@@ -190,8 +190,12 @@ def _status_error(exc: grpc.aio.AioRpcError, target: _Target) -> e.CodeqError:
     if code is grpc.StatusCode.UNAVAILABLE:
         leader = _leader(exc.trailing_metadata(), details)
         if leader:
+            # The server ends a stream as not-leader only after answering every event it
+            # applied: whatever is still unanswered was not applied, and may go to the leader.
             target.address = leader
-            return e.Unavailable(f"{details} (reconnecting to the leader at {leader})")
+            return e.ConnectionFailed(
+                f"{details} (reconnecting to the leader at {leader})", request_sent=False
+            )
     cls = _BY_STATUS.get(code)
     if cls is not None:
         return cls(details or code.name)

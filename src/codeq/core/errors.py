@@ -79,9 +79,13 @@ class NotLeader(CodeqError):
 
     code = "not_leader"
 
-    def __init__(self, leader_url: str | None = None) -> None:
+    def __init__(
+        self, leader_url: str | None = None, *, leader_streams: dict[str, str] | None = None
+    ) -> None:
         super().__init__("not leader")
         self.leader_url = leader_url
+        # The leader's gRPC streams by kind ("producer", "worker"): grpc://host:port.
+        self.leader_streams = leader_streams or {}
 
 
 class Unavailable(CodeqError):

@@ -123,13 +123,14 @@ class Engine:
                 return self._sweep(command)
             case c.Batch():
                 return self._batch(command)
-            case c.PutTopic() | c.DeleteTopic():  # the topic catalog: its own module
-                return topics.apply(self._get, self._ops.__setitem__, command)
         return self._dispatch_tools(command)
 
     def _dispatch_tools(self, command: c.AnyCommand) -> Outcome:
-        """Operator tools, the callback outbox and subscriptions: each in its own module."""
+        """The topic catalog, operator tools, the callback outbox and subscriptions: each in its
+        own module."""
         match command:
+            case c.PutTopic() | c.DeleteTopic():
+                return topics.apply(self._get, self._ops.__setitem__, command)
             case c.DlqRequeue():
                 return dlq.requeue(self, command)
             case c.DlqPurge():

@@ -31,15 +31,26 @@ def uuid4() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
-def new_task_id(num_shards: int, *, tenant: str = "", idempotency_key: str = "") -> str:
+def new_task_id(
+    num_shards: int, *, tenant: str = "", idempotency_key: str = "", prefer: frozenset[int] = frozenset()
+) -> str:
     """A fresh UUIDv4. With an idempotency key, one that routes to the key's own shard.
 
     Routing the task by its key keeps the key and its task on one shard, so the duplicate
     check and the insert are one atomic apply (spec 05 gap 8). Drawing until the id lands
-    there takes `num_shards` draws on average.
+    there takes `num_shards` draws on average. Without a key, `prefer` (the shards whose Raft
+    group this node leads) keeps the id on this node, so a create is never redirected twice
+    (spec 06 gap 9).
     """
-    if num_shards <= 1 or not idempotency_key:
+    if num_shards <= 1:
         return uuid4()
+    if not idempotency_key:
+        if not prefer or len(prefer) == num_shards:
+            return uuid4()
+        while True:
+            task_id = uuid4()
+            if shard_of(task_id, num_shards) in prefer:
+                return task_id
     target = fnv1a64(tenant.encode() + b"\0" + idempotency_key.encode()) % num_shards
     while True:
         task_id = uuid4()

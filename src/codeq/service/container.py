@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from codeq.auth.edge import Authenticator
+from codeq.replication.topology import GroupStatus
 from codeq.service.admin import AdminService
 from codeq.service.backup import BackupService
 from codeq.service.dlq import DlqService
@@ -26,3 +27,4 @@ class Services:
     backup: BackupService
     subscriptions: SubscriptionService
     topics: TopicService
+    raft_status: Callable[[], list[GroupStatus]] = field(default=lambda: [])  # empty: raft is off

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from codeq.core.errors import NotLeader
 from codeq.engine.engine import Engine
 from codeq.engine.outcomes import Event, Finished, Ready, TaskEvent
 from codeq.engine.shards import shard_of
@@ -14,6 +15,14 @@ from codeq.kv.api import Ops
 from codeq.observability.metrics import Metrics
 from codeq.replication.api import Replicator
 from codeq.service.waiters import Waiters
+
+
+def refused_everywhere(refusals: list[NotLeader | None]) -> None:
+    """After per-shard batch applies: when every shard refused as not-leader, nothing was
+    applied (a follower refuses before applying), so the whole request goes to a leader (307).
+    Otherwise the refused shards' items carry the error and the rest stands."""
+    if refusals and all(refusal is not None for refusal in refusals):
+        raise refusals[0]  # type: ignore[misc]
 
 
 @dataclass(slots=True)
@@ -56,6 +65,12 @@ class Node:
 
     def shard_for(self, task_id: str) -> Shard:
         return self.shards[shard_of(task_id, len(self.shards))]
+
+    def led_shards(self) -> frozenset[int]:
+        """The shards whose writes this node can take now (all of them without Raft)."""
+        if len(self.shards) <= 1:
+            return frozenset()
+        return frozenset(s.number for s in self.shards if s.replicator.is_leader)
 
     def claim_order(self) -> list[Shard]:
         """Every shard once, starting at the next one in turn, so claims spread fairly."""

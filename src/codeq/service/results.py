@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 
 from codeq.auth.principal import SCOPE_RESULT, Principal
 from codeq.core.clock import Clock
-from codeq.core.errors import CodeqError, InvalidInput, NotFound, PayloadTooLarge
+from codeq.core.errors import CodeqError, InvalidInput, NotFound, NotLeader, PayloadTooLarge
 from codeq.core.model import ResultRecord, Status, Task
 from codeq.engine import commands as c
 from codeq.engine.outcomes import BatchApplied, Completed
 from codeq.engine.shards import shard_of
-from codeq.service.node import Node
+from codeq.service.node import Node, refused_everywhere
 from codeq.service.policy import Policy
 
 _ARTIFACT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
@@ -73,19 +73,27 @@ class ResultService:
             per_shard.setdefault(shard_of(spec.task_id, len(self.node.shards)), []).append(
                 (position, command)
             )
-        await asyncio.gather(*(self._on_shard(n, items, results) for n, items in per_shard.items()))
+        refused_everywhere(
+            await asyncio.gather(*(self._on_shard(n, items, results) for n, items in per_shard.items()))
+        )
         return results
 
     async def _on_shard(
         self, shard: int, items: list[tuple[int, c.Complete]], results: list[ResultRecord | CodeqError]
-    ) -> None:
+    ) -> NotLeader | None:
         batch = c.Batch(now_ms=items[0][1].now_ms, items=[command for _, command in items])
-        outcome: BatchApplied = await self.node.shards[shard].submit(batch)
+        try:
+            outcome: BatchApplied = await self.node.shards[shard].submit(batch)
+        except NotLeader as exc:
+            for position, _ in items:
+                results[position] = exc
+            return exc
         for (position, _), item in zip(items, outcome.items, strict=True):
             if isinstance(item, Completed):
                 results[position] = item.record
             elif isinstance(item, CodeqError):
                 results[position] = item
+        return None
 
     def _complete_command(self, principal: Principal, spec: NewResult, now_ms: int) -> c.Complete:
         if spec.status not in (Status.COMPLETED, Status.FAILED):

@@ -16,7 +16,7 @@ from codeq.auth.principal import (
     Principal,
 )
 from codeq.core.clock import Clock
-from codeq.core.errors import CodeqError, InvalidInput, PayloadTooLarge
+from codeq.core.errors import CodeqError, InvalidInput, NotLeader, PayloadTooLarge
 from codeq.core.model import Task
 from codeq.core.names import command_key, validate_command, validate_idempotency_key
 from codeq.engine import commands as c
@@ -24,7 +24,7 @@ from codeq.engine.outcomes import BatchApplied, Claimed, Created, LeaseExtended,
 from codeq.engine.shards import new_task_id, shard_of
 from codeq.service.background import BackgroundTasks
 from codeq.service.callback_hosts import CallbackHosts
-from codeq.service.node import Node, Shard
+from codeq.service.node import Node, Shard, refused_everywhere
 from codeq.service.policy import Policy
 from codeq.service.ratelimit import PRODUCER, WORKER, RateLimiter
 
@@ -89,19 +89,29 @@ class TaskService:
                 continue
             shard = shard_of(command.task_id, len(self.node.shards))
             per_shard.setdefault(shard, []).append((position, command))
-        await asyncio.gather(*(self._create_on_shard(n, items, results) for n, items in per_shard.items()))
+        refused_everywhere(
+            await asyncio.gather(
+                *(self._create_on_shard(n, items, results) for n, items in per_shard.items())
+            )
+        )
         return results
 
     async def _create_on_shard(
         self, shard: int, items: list[tuple[int, c.Create]], results: list[tuple[Task, bool] | CodeqError]
-    ) -> None:
+    ) -> NotLeader | None:
         batch = c.Batch(now_ms=items[0][1].now_ms, items=[command for _, command in items])
-        outcome: BatchApplied = await self.node.shards[shard].submit(batch)
+        try:
+            outcome: BatchApplied = await self.node.shards[shard].submit(batch)
+        except NotLeader as exc:
+            for position, _ in items:
+                results[position] = exc
+            return exc
         for (position, _), item in zip(items, outcome.items, strict=True):
             if isinstance(item, Created):
                 results[position] = (item.task, item.replay)
             elif isinstance(item, CodeqError):
                 results[position] = item
+        return None
 
     def _create_command(self, principal: Principal, spec: NewTask, now_ms: int) -> c.Create:
         policy = self.policy
@@ -121,7 +131,12 @@ class TaskService:
         key = validate_idempotency_key(spec.idempotency_key)
         return c.Create(
             now_ms=now_ms,
-            task_id=new_task_id(len(self.node.shards), tenant=principal.tenant, idempotency_key=key),
+            task_id=new_task_id(
+                len(self.node.shards),
+                tenant=principal.tenant,
+                idempotency_key=key,
+                prefer=self.node.led_shards(),
+            ),
             tenant=principal.tenant,
             command=command,
             payload=spec.payload,
@@ -192,6 +207,7 @@ class TaskService:
         self, principal: Principal, names: list[str] | None, lease_ms: int, count: int
     ) -> list[Task]:
         claimed: list[Task] = []
+        elsewhere: NotLeader | None = None
         for shard in self.node.claim_order():
             if not shard.engine.may_have_ready(principal.tenant, names, self.clock.now_ms()):
                 continue
@@ -203,10 +219,18 @@ class TaskService:
                 lease_ms=lease_ms,
                 count=count - len(claimed),
             )
-            outcome = await self._submit_claim(shard, command)
+            try:
+                outcome = await self._submit_claim(shard, command)
+            except NotLeader as exc:
+                # Raft with several shards: claim where this node leads; send the worker to
+                # another shard's leader only when nothing could be claimed here.
+                elsewhere = exc
+                continue
             claimed.extend(outcome.tasks)
             if len(claimed) >= count:
                 break
+        if not claimed and elsewhere is not None:
+            raise elsewhere
         return claimed
 
     async def _submit_claim(self, shard: Shard, command: c.Claim) -> Claimed:

@@ -64,6 +64,8 @@ class _ProducerSession:
         try:
             task, _ = await self._tasks.create(self._principal, new_task(create))
         except CodeqError as exc:
+            if self._stream.redirect(exc, "producer"):
+                return
             ack = _ack(create.seq, exc)
         else:
             ack = _ack(create.seq, (task, False))
@@ -88,6 +90,8 @@ class _ProducerSession:
             except CodeqError as exc:
                 outcomes += [exc] * len(chunk)
         acks = [_ack(create.seq, outcome) for create, outcome in zip(batch.tasks, outcomes, strict=True)]
+        if any(isinstance(o, CodeqError) and self._stream.redirect(o, "producer") for o in outcomes):
+            return
         await self._stream.send(pb.ServerEvent(create_ack_batch=pb.CreateAckBatch(acks=acks)))
 
 

@@ -12,6 +12,7 @@ from google.protobuf.message import Message
 
 from codeq.auth.principal import Principal
 from codeq.core.clock import Clock
+from codeq.core.errors import CodeqError, NotLeader
 from codeq.transport.grpc.errors import abort, code_name
 
 log = logging.getLogger("codeq.grpc")
@@ -30,6 +31,7 @@ def _as_is(events: list[Message]) -> list[Message]:
 # A lapsing token is re-checked at least this often, so a clock that jumps is noticed too.
 _EXPIRY_RECHECK_SECONDS = 60.0
 _INTERNAL = code_name(grpc.StatusCode.INTERNAL)
+LEADER_METADATA = "codeq-leader"  # trailing metadata naming the leader's streams
 
 
 class Stream:
@@ -131,6 +133,17 @@ class Stream:
             for _, written in queued:
                 if not written.done():
                     written.set_result(ok)
+
+    def redirect(self, error: CodeqError, kind: str) -> bool:
+        """A not-leader answer that names the leader's `kind` stream ends this stream instead:
+        UNAVAILABLE with the leader in trailing metadata, which the SDK follows and retries
+        there (spec 06 gap 10). True when it did; the event then gets no answer of its own."""
+        leader = error.leader_streams.get(kind) if isinstance(error, NotLeader) else None
+        if not leader:
+            return False
+        self.context.set_trailing_metadata(((LEADER_METADATA, leader),))
+        self.stop(grpc.StatusCode.UNAVAILABLE, f"not leader (leader: {leader})")
+        return True
 
     async def send_error(self, code: str, message: str) -> None:
         await self.send(self._error_event(code, message))

@@ -100,7 +100,8 @@ class _WorkerSession:
         try:
             tasks = await self._stream.unless_closing(claim) or []
         except CodeqError as exc:
-            await self._stream.send_error(*server_error(exc))
+            if not self._stream.redirect(exc, "worker"):
+                await self._stream.send_error(*server_error(exc))
             return
         messages = await self._fit(tasks)
         if ready.count <= 1 and messages:
@@ -138,6 +139,8 @@ class _WorkerSession:
         try:
             await self._results.submit(self._principal, new_result(result))
         except CodeqError as exc:
+            if self._stream.redirect(exc, "worker"):
+                return
             ack = pb.ResultAck(task_id=result.task_id, ok=False, error_message=error_text(exc))
         else:
             ack = pb.ResultAck(task_id=result.task_id, ok=True)
@@ -157,6 +160,8 @@ class _WorkerSession:
             try:
                 outcomes += await self._results.submit_many(self._principal, chunk)
             except CodeqError as exc:
+                if self._stream.redirect(exc, "worker"):
+                    return
                 outcomes += [exc] * len(chunk)
         acks = [
             pb.ResultAck(task_id=r.task_id, ok=False, error_message=error_text(o))

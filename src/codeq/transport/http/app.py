@@ -20,6 +20,7 @@ from codeq.transport.http.asgi import (
     send_reply,
 )
 from codeq.transport.http.backup import BackupRoutes
+from codeq.transport.http.cluster import ClusterRoutes
 from codeq.transport.http.dlq import DlqRoutes
 from codeq.transport.http.render import TimeFormat
 from codeq.transport.http.subscriptions import SubscriptionRoutes
@@ -54,6 +55,7 @@ def build_router(
     router.add("PUT", f"{PREFIX}/admin/topics/{{topicName}}", topics.put)  # 18
     router.add("GET", f"{PREFIX}/admin/topics/{{topicName}}", topics.get)  # 19
     router.add("DELETE", f"{PREFIX}/admin/topics/{{topicName}}", topics.delete)  # 20
+    router.add("GET", f"{PREFIX}/raft/status", ClusterRoutes(services).raft_status)  # 14
     router.add("GET", f"{PREFIX}/admin/queues", a.queues)  # 15
     router.add("GET", f"{PREFIX}/admin/queues/{{command}}", a.queue_stats)  # 16
     router.add("POST", f"{PREFIX}/admin/tasks/cleanup", a.cleanup)  # 17

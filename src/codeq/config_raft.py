@@ -1,0 +1,198 @@
+"""The `raft:` settings (spec 06 §2): parsing of the YAML block and RAFT_* variables, and checks.
+
+Timing keys keep the reference's names; PySyncObj's knobs differ, so they map as follows:
+`heartbeatMS` is the leader's append/heartbeat period, `electionMS` the minimum election
+timeout (the maximum is twice it), `leaderLeaseMS` how long a leader keeps leading without
+hearing from a majority (PySyncObj's leaderFallbackTimeout, ~2 s per design D4), and
+`applyTimeoutSeconds` the proposal timeout. `commitMS` has no PySyncObj counterpart and is
+accepted for compatibility only. `bootstrap` is accepted and has no effect: membership is the
+static peer list on every node, so there is nothing to bootstrap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# yaml key -> (field, env variable, kind)
+_KEYS: dict[str, tuple[str, str, str]] = {
+    "enabled": ("enabled", "RAFT_ENABLED", "bool"),
+    "selfId": ("self_id", "RAFT_SELF_ID", "str"),
+    "bindAddr": ("bind_addr", "RAFT_BIND_ADDR", "str"),
+    "bootstrap": ("bootstrap", "RAFT_BOOTSTRAP", "bool"),
+    "peers": ("peers", "RAFT_PEERS", "map"),
+    "peerHTTPAddrs": ("peer_http_addrs", "RAFT_PEER_HTTP_ADDRS", "map"),
+    "peerProducerStreamAddrs": ("peer_producer_streams", "RAFT_PEER_PRODUCER_STREAM_ADDRS", "map"),
+    "peerWorkerStreamAddrs": ("peer_worker_streams", "RAFT_PEER_WORKER_STREAM_ADDRS", "map"),
+    "secret": ("secret", "RAFT_SECRET", "str"),
+    "muxEnabled": ("mux_enabled", "RAFT_MUX_ENABLED", "bool"),
+    "heartbeatMS": ("heartbeat_ms", "RAFT_HEARTBEAT_MS", "int"),
+    "electionMS": ("election_ms", "RAFT_ELECTION_MS", "int"),
+    "leaderLeaseMS": ("leader_lease_ms", "RAFT_LEADER_LEASE_MS", "int"),
+    "commitMS": ("commit_ms", "RAFT_COMMIT_MS", "int"),
+    "applyTimeoutSeconds": ("apply_timeout_seconds", "RAFT_APPLY_TIMEOUT_SECONDS", "int"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RaftSettings:
+    enabled: bool = False
+    self_id: str = ""
+    bind_addr: str = ""
+    bootstrap: bool = False
+    peers: Mapping[str, str] = field(default_factory=dict)  # id -> raft host:port, self included
+    peer_http_addrs: Mapping[str, str] = field(default_factory=dict)  # id -> http(s) base URL
+    # id -> grpc://host:port of that node's producer / worker stream, optional: a follower's
+    # stream ends as not-leader naming the leader's, and the SDK reconnects there.
+    peer_producer_streams: Mapping[str, str] = field(default_factory=dict)
+    peer_worker_streams: Mapping[str, str] = field(default_factory=dict)
+    secret: str = ""
+    mux_enabled: bool = False
+    heartbeat_ms: int = 100
+    election_ms: int = 1000
+    leader_lease_ms: int = 2000
+    commit_ms: int = 50
+    apply_timeout_seconds: int = 10
+
+    def timing(self) -> dict[str, float]:
+        """PySyncObj's timing knobs for these settings."""
+        return {
+            "appendEntriesPeriod": self.heartbeat_ms / 1000,
+            "raftMinTimeout": self.election_ms / 1000,
+            "raftMaxTimeout": 2 * self.election_ms / 1000,
+            "connectionTimeout": max(3.5, 2 * self.election_ms / 1000),
+            "leaderFallbackTimeout": self.leader_lease_ms / 1000,
+        }
+
+
+def parse_map(text: str) -> dict[str, str]:
+    """`id=value,id=value` (spec 06 §2.1): trimmed, split at the first `=`, empty halves skipped."""
+    result: dict[str, str] = {}
+    for pair in text.split(","):
+        key, eq, value = pair.strip().partition("=")
+        if eq and key.strip() and value.strip():
+            result[key.strip()] = value.strip()
+    return result
+
+
+def from_yaml(block: object, problems: list[str]) -> dict[str, Any]:
+    if not isinstance(block, dict):
+        problems.append("raft must be a mapping")
+        return {}
+    values: dict[str, Any] = {}
+    for name, raw in block.items():
+        spec = _KEYS.get(str(name))
+        if spec is None:
+            problems.append(f"raft: unknown key {name!r}")
+            continue
+        target, _, kind = spec
+        value = _coerce(kind, raw)
+        if value is None:
+            problems.append(f"raft.{name} has the wrong type, got {str(raw)[:40]!r}")
+        else:
+            values[target] = value
+    return values
+
+
+def from_env(env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for target, variable, kind in _KEYS.values():
+        text = env.get(variable, "")
+        if not text:
+            continue
+        if kind == "bool":
+            values[target] = text.strip().lower() in ("true", "yes", "1")
+        elif kind == "map":
+            parsed = parse_map(text)
+            if parsed:
+                values[target] = parsed
+        elif kind == "int":
+            try:
+                values[target] = int(text.strip())
+            except ValueError:
+                problems.append(f"{variable} must be an integer, got {text[:40]!r}")
+        else:
+            values[target] = text.strip()
+    return values
+
+
+def _coerce(kind: str, raw: object) -> object:
+    if kind == "bool":
+        return raw if isinstance(raw, bool) else None
+    if kind == "int":
+        return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+    if kind == "map":
+        if not isinstance(raw, dict):
+            return None
+        return {str(k).strip(): str(v).strip() for k, v in raw.items()}
+    return str(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else None
+
+
+def check(raft: RaftSettings, *, provider: str, valid_address: Any) -> list[str]:
+    """Every problem with an enabled raft block (spec 06 gap 7 and gap 14)."""
+    if not raft.enabled:
+        return []
+    problems: list[str] = []
+    if provider == "memory":
+        problems.append("raft.enabled requires an embedded store (persistenceProvider embedded/pebble)")
+    if not raft.self_id.strip():
+        problems.append("raft.selfId is required when raft is enabled")
+    if not raft.bind_addr.strip() or valid_address(raft.bind_addr) is None:
+        problems.append(f"raft.bindAddr must look like host:port, got {raft.bind_addr!r}")
+    if not raft.secret:
+        problems.append(
+            "raft.secret (RAFT_SECRET) is required when raft is enabled: without it the Raft port "
+            "accepts and unpickles messages from anyone who can reach it"
+        )
+    if raft.mux_enabled:
+        problems.append("raft.muxEnabled is not supported: each shard group uses bindAddr port + shard")
+    problems += _check_peers(raft, valid_address)
+    problems += _check_timing(raft)
+    return problems
+
+
+def _check_peers(raft: RaftSettings, valid_address: Any) -> list[str]:
+    peers = raft.peers or {raft.self_id: raft.bind_addr}
+    problems = [
+        f"raft.peers.{i} must look like host:port, got {a!r}"
+        for i, a in peers.items()
+        if valid_address(a) is None
+    ]
+    if raft.self_id and raft.self_id not in peers:
+        problems.append(f"raft.selfId {raft.self_id!r} not present in raft.peers")
+    if len(set(peers.values())) != len(peers):
+        problems.append("raft.peers lists the same address twice")
+    if len(peers) % 2 == 0:
+        problems.append(
+            f"raft.peers has {len(peers)} voters: an even-sized cluster tolerates no more failures "
+            "than one node smaller (two nodes tolerate none, since a majority of two is two); "
+            "use one node or three (or five)"
+        )
+    if len(peers) > 1:
+        missing = sorted(set(peers) - set(raft.peer_http_addrs))
+        if missing:
+            problems.append(
+                "raft.peerHTTPAddrs must name every peer's HTTP base URL (for 307 redirects); "
+                f"missing {missing}"
+            )
+    return problems
+
+
+def _check_timing(raft: RaftSettings) -> list[str]:
+    problems = [
+        f"raft.{name} must be positive, got {value}"
+        for name, value in (
+            ("heartbeatMS", raft.heartbeat_ms),
+            ("electionMS", raft.election_ms),
+            ("leaderLeaseMS", raft.leader_lease_ms),
+            ("commitMS", raft.commit_ms),
+            ("applyTimeoutSeconds", raft.apply_timeout_seconds),
+        )
+        if value <= 0
+    ]
+    if not problems and raft.election_ms <= 3 * raft.heartbeat_ms:
+        problems.append("raft.electionMS must exceed three heartbeats (3 × raft.heartbeatMS)")
+    if not problems and raft.leader_lease_ms <= raft.heartbeat_ms:
+        problems.append("raft.leaderLeaseMS must exceed raft.heartbeatMS")
+    return problems

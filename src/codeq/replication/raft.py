@@ -1,0 +1,441 @@
+"""PySyncObj with the fixes design D4 requires: the only module that imports it.
+
+`BaseCore` is PySyncObj as shipped plus our log-entry type (opaque bytes handed to an apply
+hook with their log index). `RaftCore` adds the workarounds, each pinned by a test in
+tests/replication/test_raft_core.py; keep `BaseCore` because one test shows, on it, the
+acknowledged-entry loss the fixes prevent (so an upgrade that changes the behaviour fails
+loudly, either way).
+
+Threads: PySyncObj runs on one tick thread (`RaftCore.run_ticks`). The apply hook and the
+proposal callbacks are called on that thread; `propose` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
+from pysyncobj.journal import FileJournal, MemoryJournal
+from pysyncobj.node import TCPNode
+from pysyncobj.transport import TCPTransport
+
+from codeq.core.errors import CodeqError, InvalidInput, NotLeader, OutcomeUnknown, Unavailable
+from codeq.replication.snapshot import Snapshots
+
+log = logging.getLogger("codeq.raft")
+
+# Our log entries: one type byte (PySyncObj uses 0..3) followed by the replicator's payload.
+# Not pickled: the payload is msgspec msgpack, decoded by the replicator.
+ENTRY = 16
+_ENTRY_BYTE = bytes([ENTRY])
+_LEADER = 2
+
+ApplyHook = Callable[[int, bytes], Any]
+Callback = Callable[[Any, CodeqError | None], None]
+
+
+class ReplicaFailed(Exception):
+    """The apply path failed: this replica stops rather than retry or skip the entry."""
+
+
+def fail_reason_error(reason: int) -> CodeqError:
+    """PySyncObj's fail reasons as our errors. Only reasons that guarantee the entry was never
+    appended are `NotLeader`; anything that may still commit is `OutcomeUnknown`."""
+    if reason in (FAIL_REASON.NOT_LEADER, FAIL_REASON.MISSING_LEADER, FAIL_REASON.QUEUE_FULL):
+        return NotLeader()
+    if reason == FAIL_REASON.DISCARDED:
+        return NotLeader()  # another entry took its log index: it will never apply
+    if reason == FAIL_REASON.REQUEST_DENIED:
+        return Unavailable("raft refused the entry")
+    return OutcomeUnknown("the write may or may not have been applied; retry it idempotently")
+
+
+class DurableJournal(FileJournal):  # type: ignore[misc]
+    """PySyncObj's mmap journal made durable (upstream issue #84): `flush` msyncs and fsyncs the
+    journal file, and term/vote are fsynced (file and directory) before any message shows them."""
+
+    def __init__(self, path: str) -> None:
+        with warnings.catch_warnings():
+            # PySyncObj reads the meta file without closing it (CPython closes it at once).
+            warnings.simplefilter("ignore", ResourceWarning)
+            super().__init__(path)
+        self._path = path
+        self.flushes = 0
+
+    def flush(self) -> None:
+        resizable = self._FileJournal__journalFile
+        resizable.flush()  # msync of the mapped pages
+        os.fsync(resizable._ResizableFile__f.fileno())  # and the file size after a resize
+        self.flushes += 1
+
+    def deleteEntriesTo(self, entryTo: int) -> None:
+        super().deleteEntriesTo(entryTo)  # compaction rewrites the whole journal file
+        self.flush()
+
+    def clear(self) -> None:
+        super().clear()
+        self.flush()
+
+    def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:
+        meta = self._FileJournal__meta
+        meta["currentTerm"] = term
+        meta["votedForNodeId"] = votedForNodeId
+        self._FileJournal__metaStorer.storeMeta(meta)
+        meta_path = self._path + ".meta"
+        fd = os.open(meta_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dir_fd = os.open(os.path.dirname(os.path.abspath(meta_path)), os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        self._FileJournal__metaSaved = True
+
+
+class MemoryTestJournal(MemoryJournal):  # type: ignore[misc]
+    """In-memory journal for tests; counts flushes so tests can see when they happen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def make_conf(
+    *, secret: str, timing: dict[str, float] | None = None, snapshots: Snapshots | None = None
+) -> SyncObjConf:
+    """The settings every group runs with; refuses to build one without a cluster secret."""
+    if not secret:
+        # Without a password PySyncObj unpickles whatever reaches its port: remote code execution.
+        raise InvalidInput("raft.secret (RAFT_SECRET) is required when raft is enabled", field="raft.secret")
+    values: dict[str, Any] = {
+        "password": secret,
+        "autoTick": False,  # we tick, so that flushes and failures are ours to handle
+        "appendEntriesUseBatch": False,  # send each entry at once: one entry in flight
+        "leaderFallbackTimeout": 2.0,  # a cut-off leader steps down in ~2 s, not 30 s
+        "raftMinTimeout": 0.4,
+        "raftMaxTimeout": 1.0,
+        "appendEntriesPeriod": 0.05,
+        "connectionTimeout": 3.5,
+        "connectionRetryTime": 0.5,
+        "commandsWaitLeader": False,
+        # The state lives in RocksDB; PySyncObj's own pickled snapshots must never run (they
+        # would pickle this object): without our snapshots the journal is never compacted.
+        "logCompactionMinEntries": 2**62,
+        "logCompactionMinTime": 10**12,
+        "dynamicMembershipChange": False,
+        # Never split an entry into PySyncObj's "transmission" messages (their follower path
+        # keeps the truncation bug); the replicator keeps entries far below this.
+        "appendEntriesBatchSizeBytes": 2**24,
+        "maxBindRetries": 3,
+    }
+    if snapshots is not None:
+        values |= {
+            "fullDumpFile": snapshots.dump_path,
+            "serializer": snapshots.serialize,
+            "serializeChecker": snapshots.check,
+            "deserializer": snapshots.deserialize,
+            "logCompactionMinEntries": 50_000,
+            "logCompactionMinTime": 600,
+        }
+    values.update(timing or {})
+    conf = SyncObjConf(**values)
+    conf.validate()
+    return conf
+
+
+class BaseCore(SyncObj):  # type: ignore[misc]
+    """PySyncObj plus our entry type. Every journal access below goes through its private names:
+    the pinned version is checked at import (`_check_version`)."""
+
+    def __init__(
+        self,
+        self_addr: str,
+        peers: Iterable[str],
+        conf: SyncObjConf,
+        apply_hook: ApplyHook,
+        journal: Any,
+        transport_class: Any = TCPTransport,
+    ) -> None:
+        super().__init__(
+            self_addr, [p for p in peers if p != self_addr], conf, transportClass=transport_class
+        )
+        self._apply_hook = apply_hook
+        self._install_journal(journal)
+        self.failure: BaseException | None = None
+        self._hand_over_to: str | None = None  # set from any thread, acted on by the tick thread
+
+    def hand_over(self, address: str) -> None:
+        """Ask this leader to pass leadership to `address` once it holds the whole log (used to
+        spread the shard groups' leaders over the nodes). Thread-safe; best effort."""
+        self._hand_over_to = address
+
+    def _do_hand_over(self) -> None:
+        address, self._hand_over_to = self._hand_over_to, None
+        target = next((n for n in self._SyncObj__otherNodes if n.id == address), None)
+        if target is not None and self.is_leader and self.isNodeConnected(target):
+            self.transferLeadership(target)  # refused by PySyncObj unless the target is caught up
+
+    def _install_journal(self, journal: Any) -> None:
+        """Swap in our journal and reload term, vote and commit index from it, as __init__ does."""
+        if len(journal) == 0:
+            journal.add(bytes([1]), 1, 0)  # PySyncObj's initial no-op
+        self._SyncObj__raftLog = journal
+        self._SyncObj__raftCurrentTerm = max(journal.getCurrentTerm(), journal[-1][2])
+        self._SyncObj__votedForNodeId = journal.getVotedForNodeId()
+        self._SyncObj__raftCommitIndex = journal.getRaftCommitIndex()
+
+    @property
+    def journal(self) -> Any:
+        return self._SyncObj__raftLog
+
+    def propose(self, payload: bytes, callback: Callback) -> None:
+        """Queue one entry; `callback(result, error)` runs on the tick thread once it is decided."""
+
+        def done(result: Any, reason: int) -> None:
+            error = None if reason == FAIL_REASON.SUCCESS else fail_reason_error(reason)
+            try:
+                callback(result, error)
+            except Exception:  # an exception here would make PySyncObj apply the entry again
+                log.exception("raft proposal callback failed")
+
+        self._applyCommand(_ENTRY_BYTE + payload, done)
+
+    def _SyncObj__doApplyCommand(self, command: bytes) -> Any:
+        if command[:1] != _ENTRY_BYTE:
+            return SyncObj._SyncObj__doApplyCommand(self, command)
+        # PySyncObj increments lastApplied after this returns: this entry's index is one more.
+        index = self._SyncObj__raftLastApplied + 1
+        try:
+            return self._apply_hook(index, bytes(command[1:]))
+        except BaseException as exc:
+            # Retrying or skipping the entry would diverge from the other replicas.
+            self.failure = exc
+            raise ReplicaFailed(f"applying raft entry {index} failed: {exc!r}") from exc
+
+    @property
+    def is_leader(self) -> bool:
+        return bool(self._SyncObj__raftState == _LEADER)
+
+    @property
+    def leader_address(self) -> str | None:
+        leader = self._SyncObj__raftLeader
+        return None if leader is None else str(leader.id)
+
+    @property
+    def applied_index(self) -> int:
+        return int(self._SyncObj__raftLastApplied)
+
+    def tick(self, wait_seconds: float = 0.0) -> None:
+        """One PySyncObj tick, then make durable what this node appended as leader."""
+        if self._hand_over_to is not None:
+            self._do_hand_over()
+        before = self.journal[-1][1]
+        self._onTick(wait_seconds)
+        if self.journal[-1][1] != before and self.is_leader:
+            self._flush_journal()
+
+    def _flush_journal(self) -> None:
+        self.journal.flush()
+
+    def run_ticks(self, stopping: threading.Event, wait_seconds: float = 0.005) -> None:
+        """The tick thread's body: tick until stopped; any failure stops this replica."""
+        try:
+            while not stopping.is_set():
+                self.tick(wait_seconds)
+        except BaseException as exc:
+            self.failure = self.failure or exc
+            log.critical("raft replica stopped: %r", exc)
+        finally:
+            self._doDestroy()
+
+
+class RaftCore(BaseCore):
+    """`BaseCore` with the design D4 fixes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._leader_contact = 0.0  # monotonic time we last heard from the current leader
+        self._prevotes: set[str] = set()
+        self._prevote_term = 0
+        self._campaign_approved = False
+
+    # -- follower: append entries ----------------------------------------------------------
+
+    def _SyncObj__onMessageReceived(self, node: Any, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "append_entries" and "prevLogIdx" in message and "transmission" not in message:
+            self._on_append(node, message)
+        elif kind == "next_node_idx" and self.is_leader:
+            self._on_next_index(node, message)
+        elif kind == "pre_vote":
+            self._on_pre_vote(node, message)
+        elif kind == "pre_vote_granted":
+            self._on_pre_vote_granted(node, message)
+        elif kind == "timeout_now":
+            # The leader hands over: campaign at once, without asking (pre-vote would be refused
+            # while that leader is alive).
+            if node == self._SyncObj__raftLeader and message["term"] >= self._SyncObj__raftCurrentTerm:
+                self._campaign_approved = True
+            SyncObj._SyncObj__onMessageReceived(self, node, message)
+        else:
+            if kind == "append_entries" and message.get("term", -1) >= self._SyncObj__raftCurrentTerm:
+                self._leader_contact = time.monotonic()
+            SyncObj._SyncObj__onMessageReceived(self, node, message)
+
+    def _follow(self, node: Any, term: int) -> None:
+        """What PySyncObj does on any append from a current leader: reset the election timer,
+        adopt its term and leadership."""
+        self._SyncObj__transferInProgress = False
+        self._SyncObj__raftElectionDeadline = time.monotonic() + self._SyncObj__generateRaftTimeout()
+        leader: Any = getattr(self, "_SyncObj__raftLeader")  # noqa: B009 - assigned below: mypy needs getattr
+        if leader != node:
+            self._SyncObj__onLeaderChanged()
+        self._SyncObj__raftLeader = node
+        if term > self._SyncObj__raftCurrentTerm:
+            self._SyncObj__setCurrentTerm(term, None)
+        self._SyncObj__setState(0)
+        self._leader_contact = time.monotonic()
+
+    def _on_append(self, node: Any, message: dict[str, Any]) -> None:
+        if message["term"] < self._SyncObj__raftCurrentTerm:
+            return  # a stale leader: PySyncObj ignores it too
+        self._follow(node, message["term"])
+        prev_index, prev_term = message["prevLogIdx"], message["prevLogTerm"]
+        prev = self._SyncObj__getEntries(prev_index, 1)
+        if not prev:
+            self._SyncObj__sendNextNodeIdx(node, success=False, reset=True)
+            return
+        if prev[0][2] != prev_term:
+            self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=prev_index, success=False, reset=True)
+            return
+        entries = message.get("entries", [])
+        changed = self._append_new(entries)
+        last_new = prev_index + len(entries)
+        # Commit no further than the last entry this leader has shown to match (Raft §5.3);
+        # what lies beyond it may be another term's leftovers, kept until a conflict.
+        commit = min(message["commit_index"], last_new)
+        if commit > self._SyncObj__raftCommitIndex:
+            self._SyncObj__raftCommitIndex = commit
+            self.journal.setRaftCommitIndex(commit)
+        self._SyncObj__leaderCommitIndex = message["commit_index"]
+        if changed:
+            # The ack counts toward commit on the leader: the entries must be on disk first.
+            self._flush_journal()
+        self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=last_new + 1, success=True)
+
+    def _append_new(self, entries: list[Any]) -> bool:
+        """Skip entries already held; truncate only at the first term conflict (Raft §5.3).
+        Returns whether the journal changed."""
+        for position, entry in enumerate(entries):
+            index, term = entry[1], entry[2]
+            held = self._SyncObj__getEntries(index, 1)
+            if held and held[0][2] == term:
+                continue
+            if held:
+                if index <= self._SyncObj__raftCommitIndex:
+                    raise ReplicaFailed(f"leader conflicts with committed entry {index}")
+                self._SyncObj__deleteEntriesFrom(index)
+            for new in entries[position:]:
+                self.journal.add(*new)
+            return True
+        return False
+
+    # -- leader: follower progress ---------------------------------------------------------
+
+    def _on_next_index(self, node: Any, message: dict[str, Any]) -> None:
+        match_index = self._SyncObj__raftMatchIndex
+        next_index = self._SyncObj__raftNextIndex
+        hint = message["next_node_idx"]
+        if message["success"]:
+            if match_index.get(node, 0) < hint - 1:
+                match_index[node] = hint - 1
+            next_index[node] = max(next_index.get(node, hint), hint)
+        elif message["reset"]:
+            # A rejection walks back, but never below what the follower is known to hold:
+            # stale rejections arriving after acks must not undo progress.
+            next_index[node] = max(hint, match_index.get(node, 0) + 1)
+        if next_index[node] <= self._SyncObj__getCurrentLogIndex():
+            self._SyncObj__newAppendEntriesTime = 0  # behind: send the rest on the next tick
+        self._SyncObj__lastResponseTime[node] = time.monotonic()
+
+    # -- elections: pre-vote ---------------------------------------------------------------
+
+    def tick(self, wait_seconds: float = 0.0) -> None:
+        if not self.is_leader and self._SyncObj__raftElectionDeadline < time.monotonic():
+            if self._campaign_approved:
+                self._campaign_approved = False  # PySyncObj campaigns in this tick
+            else:
+                self._start_pre_vote()
+        super().tick(wait_seconds)
+
+    def _start_pre_vote(self) -> None:
+        """Ask before campaigning (Raft thesis §9.6): a node that cannot win — a restarted
+        ex-leader behind the others — no longer raises the term and deposes a working leader."""
+        others = self._SyncObj__otherNodes
+        self._SyncObj__raftElectionDeadline = time.monotonic() + self._SyncObj__generateRaftTimeout()
+        self._prevote_term = self._SyncObj__raftCurrentTerm + 1
+        self._prevotes = {self.selfNode.id}
+        if self._has_prevote_majority():
+            self._approve_campaign()
+            return
+        request = {
+            "type": "pre_vote",
+            "term": self._prevote_term,
+            "last_log_index": self._SyncObj__getCurrentLogIndex(),
+            "last_log_term": self._SyncObj__getCurrentLogTerm(),
+        }
+        for other in others:
+            self._SyncObj__transport.send(other, request)
+
+    def _has_prevote_majority(self) -> bool:
+        return len(self._prevotes) > (len(self._SyncObj__otherNodes) + 1) / 2
+
+    def _leader_alive(self) -> bool:
+        if self.is_leader:
+            return True
+        leader = self._SyncObj__raftLeader
+        if leader is None or not self.isNodeConnected(leader):
+            return False
+        return bool(time.monotonic() - self._leader_contact < self.conf.raftMinTimeout)
+
+    def _on_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
+        last_term = self._SyncObj__getCurrentLogTerm()
+        up_to_date = message["last_log_term"] > last_term or (
+            message["last_log_term"] == last_term
+            and message["last_log_index"] >= self._SyncObj__getCurrentLogIndex()
+        )
+        if message["term"] < self._SyncObj__raftCurrentTerm or not up_to_date or self._leader_alive():
+            return
+        self._SyncObj__transport.send(node, {"type": "pre_vote_granted", "term": message["term"]})
+
+    def _on_pre_vote_granted(self, node: Any, message: dict[str, Any]) -> None:
+        if self.is_leader or message["term"] != self._prevote_term:
+            return
+        self._prevotes.add(node.id)
+        if self._has_prevote_majority():
+            self._approve_campaign()
+
+    def _approve_campaign(self) -> None:
+        self._prevote_term = 0
+        self._campaign_approved = True
+        self._SyncObj__raftElectionDeadline = 0  # PySyncObj campaigns on the next tick
+
+    def _SyncObj__onBecomeLeader(self) -> None:
+        SyncObj._SyncObj__onBecomeLeader(self)
+        self._prevote_term = 0
+
+
+def node_of(address: str) -> Any:
+    return TCPNode(address)

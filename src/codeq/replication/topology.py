@@ -1,0 +1,93 @@
+"""Where each shard's Raft group lives: addresses per group, leader URLs, and the status view."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class GroupView(Protocol):
+    @property
+    def is_leader(self) -> bool: ...
+
+    @property
+    def leader_address(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStatus:
+    shard_idx: int
+    is_leader: bool
+    self_id: str
+    self_addr: str
+    leader_id: str
+    leader_addr: str
+    leader_http_addr: str
+
+
+def shift_port(address: str, offset: int) -> str:
+    """`host:port` with port + offset: shard i's group listens on the base port + i (spec 06 §3)."""
+    host, _, port = address.rpartition(":")
+    return f"{host}:{int(port) + offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    self_id: str
+    bind_addr: str
+    peers: Mapping[str, str]  # id -> shard 0 raft address, self included
+    peer_http: Mapping[str, str]  # id -> HTTP base URL
+    # kind ("producer", "worker") -> id -> grpc://host:port of that node's stream
+    peer_streams: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def self_addr(self, shard: int) -> str:
+        return shift_port(self.peers[self.self_id], shard)
+
+    def bind(self, shard: int) -> str:
+        return shift_port(self.bind_addr, shard)
+
+    def addrs(self, shard: int) -> list[str]:
+        return [shift_port(address, shard) for address in self.peers.values()]
+
+    def preferred_leader(self, shard: int) -> str:
+        """Shard i's preferred leader: the i-th node in id order, so groups spread evenly."""
+        ids = sorted(self.peers)
+        return shift_port(self.peers[ids[shard % len(ids)]], shard)
+
+    def id_of(self, address: str | None, shard: int) -> str:
+        for peer, base in self.peers.items():
+            if address is not None and shift_port(base, shard) == address:
+                return peer
+        return ""
+
+    def leader_url(self, shard: int) -> Callable[[str | None], str | None]:
+        def url(address: str | None) -> str | None:
+            return self.peer_http.get(self.id_of(address, shard)) or None
+
+        return url
+
+    def leader_streams(self, shard: int) -> Callable[[str | None], dict[str, str]]:
+        def urls(address: str | None) -> dict[str, str]:
+            leader = self.id_of(address, shard)
+            return {kind: m[leader] for kind, m in self.peer_streams.items() if m.get(leader)}
+
+        return urls
+
+    def status(self, groups: Sequence[GroupView]) -> list[GroupStatus]:
+        rows = []
+        for shard, group in enumerate(groups):
+            leader = group.leader_address or ""
+            leader_id = self.id_of(leader, shard)
+            rows.append(
+                GroupStatus(
+                    shard_idx=shard,
+                    is_leader=group.is_leader,
+                    self_id=self.self_id,
+                    self_addr=self.self_addr(shard),
+                    leader_id=leader_id,
+                    leader_addr=leader,
+                    leader_http_addr=self.peer_http.get(leader_id, ""),
+                )
+            )
+        return rows

@@ -1,0 +1,25 @@
+"""JSON shape of GET /v1/codeq/raft/status (spec 02 §4.14, spec 06 §9.3)."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class RaftGroupJSON(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    shard_idx: int
+    is_leader: bool
+    self_id: str
+    self_addr: str
+    leader_id: str
+    leader_addr: str
+    has_leader: bool
+    leader_http_addr: str = msgspec.field(default="", name="leaderHTTPAddr")  # omitted when empty
+
+
+class RaftStatusJSON(msgspec.Struct, rename="camel", kw_only=True):
+    enabled: bool
+    num_groups: int
+
+
+class RaftStatusWithGroupsJSON(RaftStatusJSON, kw_only=True):
+    groups: list[RaftGroupJSON]

@@ -1,0 +1,233 @@
+"""Three real `codeq serve` processes in one Raft cluster on 127.0.0.1, and a TCP proxy the
+test can cut to isolate a node."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.server import ServerProcess, free_port
+
+PRODUCER = {"Authorization": "Bearer dev-producer"}
+WORKER = {"Authorization": "Bearer dev-worker"}
+FAST = {
+    "RAFT_HEARTBEAT_MS": "50",
+    "RAFT_ELECTION_MS": "300",
+    "RAFT_LEADER_LEASE_MS": "1000",
+    "RAFT_APPLY_TIMEOUT_SECONDS": "3",
+}
+
+
+def until(probe: Callable[[], Any], deadline_s: float = 20.0, what: str = "condition") -> Any:
+    """Poll real processes for a condition, with a deadline."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not reached in {deadline_s} s")
+
+
+class Proxy:
+    """Forwards TCP from `port` to `target`; `cut()` drops every connection and refuses new ones."""
+
+    def __init__(self, target: int, port: int | None = None) -> None:
+        self.target = target
+        self.port = port or free_port()
+        self.open = True
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        self._server.settimeout(0.2)
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not self.open:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=1)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            src.settimeout(None)
+            while data := src.recv(65536):
+                dst.sendall(data)
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def cut(self) -> None:
+        self.open = False
+        with self._lock:
+            conns, self._conns = self._conns, set()
+        for s in conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def heal(self) -> None:
+        self.open = True
+
+    def close(self) -> None:
+        self._stop = True
+        self.cut()
+        self._server.close()
+
+
+class Cluster:
+    """Nodes a, b, c. With `proxied`, node a is reached only through a Proxy: its advertised
+    raft address is the proxy's, and it is the smallest, so PySyncObj (where the larger
+    address dials) makes both peers dial a through it."""
+
+    def __init__(
+        self, root: Path, *, shards: int = 1, proxied: bool = False, env: dict[str, str] | None = None
+    ):
+        self.root = root
+        self.ids = ["a", "b", "c"]
+        self.bind = {i: free_port() for i in self.ids} if shards == 1 else self._port_blocks(shards)
+        self.proxy: Proxy | None = None
+        advertised = dict(self.bind)
+        if proxied:
+            # The proxy's port must sort first (as "127.0.0.1:<port>" strings) among the peers.
+            pool = sorted({free_port() for _ in range(6)}, key=lambda p: f"127.0.0.1:{p}")
+            self.bind = {"a": pool[3], "b": pool[1], "c": pool[2]}
+            advertised = dict(self.bind)
+            self.proxy = Proxy(self.bind["a"], pool[0])
+            advertised["a"] = self.proxy.port
+        self.nodes: dict[str, ServerProcess] = {}
+        for i in self.ids:
+            self.nodes[i] = ServerProcess(root / i, env={})
+        http = ",".join(f"{i}={self.nodes[i].url}" for i in self.ids)
+        self.producer_streams = {i: f"127.0.0.1:{free_port()}" for i in self.ids}
+        self.worker_streams = {i: f"127.0.0.1:{free_port()}" for i in self.ids}
+        producers = ",".join(f"{i}=grpc://{a}" for i, a in self.producer_streams.items())
+        workers = ",".join(f"{i}=grpc://{a}" for i, a in self.worker_streams.items())
+        peers = ",".join(f"{i}=127.0.0.1:{advertised[i]}" for i in self.ids)
+        for i in self.ids:
+            node = self.nodes[i]
+            node.env = {
+                **FAST,
+                "RAFT_ENABLED": "true",
+                "RAFT_SELF_ID": i,
+                "RAFT_BIND_ADDR": f"127.0.0.1:{self.bind[i]}",
+                "RAFT_PEERS": peers,
+                "RAFT_PEER_HTTP_ADDRS": http,
+                "RAFT_SECRET": "cluster-test-secret",
+                "PERSISTENCE_CONFIG": f'{{"numShards": {shards}}}',
+                "PRODUCER_STREAM_ADDR": self.producer_streams[i],
+                "WORKER_STREAM_ADDR": self.worker_streams[i],
+                "RAFT_PEER_PRODUCER_STREAM_ADDRS": producers,
+                "RAFT_PEER_WORKER_STREAM_ADDRS": workers,
+                **(env or {}),
+            }
+
+    @staticmethod
+    def _port_blocks(shards: int) -> dict[str, int]:
+        """Per node, a base port with the next shards-1 ports free too (group i uses base + i)."""
+        blocks: dict[str, int] = {}
+        taken: set[int] = set()
+        for i in ("a", "b", "c"):
+            while True:
+                base = free_port()
+                span = set(range(base, base + shards))
+                if span & taken or base + shards > 65535:
+                    continue
+                if all(_free(p) for p in span):
+                    taken |= span
+                    blocks[i] = base
+                    break
+        return blocks
+
+    def start(self, *ids: str) -> None:
+        for i in ids or self.ids:
+            self.nodes[i].start()
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            node.stop()
+        if self.proxy is not None:
+            self.proxy.close()
+
+    def url(self, i: str) -> str:
+        return self.nodes[i].url
+
+    def status(self, i: str) -> dict[str, Any] | None:
+        try:
+            r = httpx.get(f"{self.url(i)}/v1/codeq/raft/status", headers=WORKER, timeout=2)
+        except httpx.TransportError:
+            return None
+        return r.json() if r.status_code == 200 else None
+
+    def leader_of(self, shard: int = 0, among: list[str] | None = None) -> str | None:
+        """The node that says it leads `shard`, if the others that answer agree."""
+        for i in among or self.ids:
+            s = self.status(i)
+            if s and s["groups"][shard]["isLeader"]:
+                return i
+        return None
+
+    def wait_leader(self, shard: int = 0, among: list[str] | None = None, deadline_s: float = 20.0) -> str:
+        leader: str = until(lambda: self.leader_of(shard, among), deadline_s, f"a leader of shard {shard}")
+        return leader
+
+    def create(self, i: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> httpx.Response:
+        return httpx.post(
+            f"{self.url(i)}/v1/codeq/tasks", json=body, headers={**PRODUCER, **(headers or {})}, timeout=10
+        )
+
+    def missing(self, i: str, task_ids: set[str], deadline_s: float = 60.0) -> set[str]:
+        """The tasks node i still lacks once replication had `deadline_s` to deliver them."""
+        missing = set(task_ids)
+        deadline = time.monotonic() + deadline_s
+        with httpx.Client(base_url=self.url(i), headers=PRODUCER, timeout=5) as client:
+            while missing and time.monotonic() < deadline:
+                for task_id in list(missing):
+                    try:
+                        if client.get(f"/v1/codeq/tasks/{task_id}").status_code == 200:
+                            missing.discard(task_id)
+                    except httpx.TransportError:
+                        break
+                if missing:
+                    time.sleep(0.2)
+        return missing
+
+    def has_task(self, i: str, task_id: str) -> bool:
+        try:
+            r = httpx.get(f"{self.url(i)}/v1/codeq/tasks/{task_id}", headers=PRODUCER, timeout=5)
+        except httpx.TransportError:
+            return False
+        return r.status_code == 200
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

@@ -1,0 +1,238 @@
+"""Three real `codeq serve` processes replicating through Raft (pysyncobj), on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from codeq.client import Producer
+from tests.cluster.support import PRODUCER, WORKER, Cluster, until
+
+pytestmark = [pytest.mark.process, pytest.mark.timeout(240)]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    cl = Cluster(tmp_path)
+    try:
+        cl.start()
+        yield cl
+    finally:
+        cl.stop()
+
+
+def test_election_replication_and_follower_redirect(cluster: Cluster) -> None:
+    leader = cluster.wait_leader()
+    followers = [i for i in cluster.ids if i != leader]
+    status = until(lambda: (s := cluster.status(followers[0])) and s["groups"][0]["hasLeader"] and s)
+    group = status["groups"][0]
+    assert status["enabled"] and status["numGroups"] == 1
+    assert group["leaderId"] == leader and group["leaderHTTPAddr"] == cluster.url(leader)
+    assert group["selfId"] == followers[0] and not group["isLeader"]
+
+    r = cluster.create(leader, {"command": "render", "payload": {"n": 1}})
+    assert r.status_code == 202, r.text
+    task_id = r.json()["id"]
+    until(lambda: all(cluster.has_task(i, task_id) for i in cluster.ids), what="replication to every node")
+
+    r = httpx.post(
+        f"{cluster.url(followers[0])}/v1/codeq/tasks?x=1",
+        json={"command": "render", "payload": {}},
+        headers=PRODUCER,
+    )
+    assert r.status_code == 307
+    assert r.headers["location"] == f"{cluster.url(leader)}/v1/codeq/tasks?x=1"
+    assert r.json() == {"error": "not leader", "leader": cluster.url(leader)}
+    for path in ("/v1/codeq/tasks/batch", "/v1/codeq/tasks/claim", f"/v1/codeq/tasks/{task_id}/result"):
+        body = {"tasks": [{"command": "render", "payload": {}}]} if path.endswith("batch") else {}
+        if path.endswith("result"):
+            body = {"status": "COMPLETED", "result": {}}
+        headers = PRODUCER if path.endswith("batch") else WORKER
+        r = httpx.post(f"{cluster.url(followers[1])}{path}", json=body, headers=headers)
+        assert r.status_code == 307, (path, r.status_code, r.text)
+        assert r.headers["location"].startswith(cluster.url(leader))
+
+
+def test_sdk_producer_stream_on_a_follower_reconnects_to_the_leader(cluster: Cluster) -> None:
+    leader = cluster.wait_leader()
+    follower = next(i for i in cluster.ids if i != leader)
+    until(lambda: (s := cluster.status(follower)) and s["groups"][0]["hasLeader"])
+    with Producer(f"grpc://{cluster.producer_streams[follower]}", "dev-producer") as producer:
+        tasks = [producer.create("render", {"n": n}) for n in range(3)]
+    assert all(cluster.has_task(leader, t.id) for t in tasks)
+
+
+class Writer:
+    """Creates tasks with idempotency keys against whoever leads, following 307s; records
+    what the cluster acknowledged, and the keys whose outcome is unknown (to retry later)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.acked: dict[str, str] = {}  # idempotency key -> task id
+        self.unknown: list[str] = []
+        self.stop = threading.Event()
+        self.target = cluster.ids[0]
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        with httpx.Client(headers=PRODUCER, timeout=5) as client:
+            while not self.stop.is_set():
+                key = str(uuid.uuid4())
+                self.send(client, key)
+
+    def send(self, client: httpx.Client, key: str) -> None:
+        body = {"command": "render", "payload": {"k": key}, "idempotencyKey": key}
+        for _ in range(5):
+            try:
+                r = client.post(f"{self.cluster.url(self.target)}/v1/codeq/tasks", json=body)
+            except httpx.TransportError:
+                self.unknown.append(key)
+                self.target = self.next_target()
+                time.sleep(0.02)  # client backoff: do not spin on a dead node
+                return
+            if r.status_code == 307:
+                leader = r.json()["leader"]
+                self.target = next(i for i in self.cluster.ids if self.cluster.url(i) == leader)
+                continue
+            if r.status_code in (200, 202):
+                self.acked[key] = r.json()["id"]
+            elif r.status_code == 503:
+                self.unknown.append(key)
+                self.target = self.next_target()
+            return
+
+    def next_target(self) -> str:
+        ids = self.cluster.ids
+        return ids[(ids.index(self.target) + 1) % len(ids)]
+
+
+def test_sigkill_of_the_leader_under_load_loses_no_acknowledged_write(cluster: Cluster) -> None:
+    writer = Writer(cluster)
+    writer.thread.start()
+    kills = 10
+    try:
+        for _ in range(kills):
+            leader = cluster.wait_leader()
+            before = len(writer.acked)
+            until(lambda before=before: len(writer.acked) > before + 20, what="writes acknowledged")
+            cluster.nodes[leader].kill()
+            others = [i for i in cluster.ids if i != leader]
+            new_leader = cluster.wait_leader(among=others)
+            assert new_leader != leader
+            after = len(writer.acked)
+            until(
+                lambda after=after: len(writer.acked) > after, what="a write acknowledged by the new leader"
+            )
+            cluster.nodes[leader].start()
+    finally:
+        writer.stop.set()
+        writer.thread.join(10)
+    # An idempotent retry of every write whose outcome was unknown settles it exactly once.
+    with httpx.Client(headers=PRODUCER, timeout=10) as client:
+        writer.target = cluster.wait_leader()
+        for key in writer.unknown:
+            writer.send(client, key)
+        for key, task_id in list(writer.acked.items()):
+            if key in writer.unknown:
+                continue
+            writer.send(client, key)  # a retry of an acknowledged create yields the same id
+            assert writer.acked[key] == task_id
+    acked = set(writer.acked.values())
+    assert len(acked) == len(writer.acked)  # one task per key
+    for i in cluster.ids:
+        assert cluster.missing(i, acked) == set(), f"acknowledged writes missing on {i}"
+    print(f"{kills} kills, {len(acked)} acknowledged writes, {len(writer.unknown)} unknown outcomes retried")
+
+
+def test_all_three_restarted_keep_every_acknowledged_write(cluster: Cluster) -> None:
+    leader = cluster.wait_leader()
+    ids = []
+    for n in range(30):
+        r = cluster.create(leader, {"command": "render", "payload": {"n": n}})
+        assert r.status_code == 202
+        ids.append(r.json()["id"])
+    for node in cluster.nodes.values():
+        node.kill()
+    cluster.start()
+    leader = cluster.wait_leader()
+    for i in cluster.ids:
+        until(lambda i=i: all(cluster.has_task(i, t) for t in ids), what=f"every write on {i} after restart")
+    r = cluster.create(leader, {"command": "render", "payload": {"after": True}})
+    assert r.status_code == 202
+
+
+def test_a_node_cut_off_stops_accepting_writes_and_catches_up_after_healing(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path, proxied=True)
+    try:
+        cluster.start()
+        cluster.wait_leader()
+        assert cluster.proxy is not None
+        cluster.proxy.cut()
+        # Node a cannot reach a majority: within the leader lease it accepts no write.
+        majority_leader = cluster.wait_leader(among=["b", "c"])
+
+        def a_refuses() -> bool:
+            r = cluster.create("a", {"command": "render", "payload": {}})
+            return r.status_code in (307, 503)
+
+        until(a_refuses, deadline_s=10, what="node a refusing writes")
+        for _ in range(5):
+            assert cluster.create("a", {"command": "render", "payload": {}}).status_code not in (200, 202)
+        ids = []
+        for n in range(20):
+            r = cluster.create(majority_leader, {"command": "render", "payload": {"n": n}})
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["id"])
+        cluster.proxy.heal()
+        until(lambda: all(cluster.has_task("a", t) for t in ids), deadline_s=30, what="node a catching up")
+        status = until(lambda: (s := cluster.status("a")) and s["groups"][0]["hasLeader"] and s)
+        assert status["groups"][0]["leaderId"] in ("b", "c")
+    finally:
+        cluster.stop()
+
+
+def test_a_two_node_configuration_is_refused(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path)
+    node = cluster.nodes["a"]
+    node.env["RAFT_PEERS"] = f"a=127.0.0.1:{cluster.bind['a']},b=127.0.0.1:{cluster.bind['b']}"
+    with pytest.raises(RuntimeError) as info:
+        node.start(timeout=20)
+    assert "even-sized cluster" in str(info.value)
+    cluster.stop()
+
+
+def test_one_raft_group_per_shard_with_requests_routed_to_the_shard_leader(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path, shards=3)
+    try:
+        cluster.start()
+        leaders = [cluster.wait_leader(shard) for shard in range(3)]
+        status = cluster.status("a")
+        assert status is not None and status["numGroups"] == 3
+        assert [g["shardIdx"] for g in status["groups"]] == [0, 1, 2]
+        created = []
+        with httpx.Client(headers=PRODUCER, timeout=10) as client:
+            for n in range(30):
+                url, hops = f"{cluster.url(cluster.ids[n % 3])}/v1/codeq/tasks", 0
+                body = {"command": "render", "payload": {"n": n}}
+                if n % 2:
+                    body["idempotencyKey"] = f"key-{n}"  # pinned to its key's shard
+                r = client.post(url, json=body)
+                while r.status_code == 307:
+                    hops += 1
+                    r = client.post(r.headers["location"], json=body)
+                assert r.status_code == 202, r.text
+                assert hops <= 1  # the id, and so the shard, is chosen once (spec 06 gap 9)
+                created.append(r.json()["id"])
+        for i in cluster.ids:
+            assert cluster.missing(i, set(created)) == set()
+        # Leaders spread: shard i settles on the i-th node (handed over once it is caught up).
+        until(lambda: [cluster.leader_of(s) for s in range(3)] == ["a", "b", "c"], 30, "leaders spread")
+        print("first shard leaders:", leaders)
+    finally:
+        cluster.stop()

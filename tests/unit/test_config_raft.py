@@ -1,0 +1,84 @@
+"""The raft settings: YAML block, RAFT_* variables, and the checks of spec 06 gap 7 / gap 14."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codeq.config import ConfigError, Settings, load_settings
+from codeq.config_raft import parse_map
+from tests.unit.test_config import STATIC_AUTH as STATIC
+
+THREE = {
+    "RAFT_ENABLED": "true",
+    "RAFT_SELF_ID": "a",
+    "RAFT_BIND_ADDR": "127.0.0.1:7000",
+    "RAFT_PEERS": "a=127.0.0.1:7000, b=127.0.0.1:7100 ,c=127.0.0.1:7200",
+    "RAFT_PEER_HTTP_ADDRS": "a=http://127.0.0.1:8080,b=http://127.0.0.1:8081,c=http://127.0.0.1:8082",
+    "RAFT_SECRET": "s3cret",
+}
+
+
+def load(env: dict[str, str], path: Path | None = None) -> Settings:
+    return load_settings(config_path=None if path is None else str(path), environ={**STATIC, **env})
+
+
+def problems(env: dict[str, str], path: Path | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load(env, path)
+    return caught.value.problems
+
+
+def test_env_configures_a_three_node_cluster() -> None:
+    raft = load({**THREE, "RAFT_HEARTBEAT_MS": "50", "RAFT_APPLY_TIMEOUT_SECONDS": "3"}).raft
+    assert raft.enabled and raft.self_id == "a" and raft.secret == "s3cret"
+    assert raft.peers == {"a": "127.0.0.1:7000", "b": "127.0.0.1:7100", "c": "127.0.0.1:7200"}
+    assert raft.peer_http_addrs["c"] == "http://127.0.0.1:8082"
+    assert (raft.heartbeat_ms, raft.apply_timeout_seconds) == (50, 3)
+    assert raft.timing()["leaderFallbackTimeout"] == 2.0
+
+
+def test_yaml_block_with_env_overriding(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text(
+        "raft:\n  enabled: true\n  selfId: a\n  bindAddr: 127.0.0.1:7000\n  secret: y\n"
+        "  peers: {a: '127.0.0.1:7000'}\n  electionMS: 800\n"
+    )
+    raft = load({"RAFT_ELECTION_MS": "900"}, path).raft
+    assert raft.enabled and raft.peers == {"a": "127.0.0.1:7000"} and raft.election_ms == 900
+
+
+def test_env_maps_skip_malformed_pairs() -> None:
+    assert parse_map("a=1,=2,b=,c,d = x=y ") == {"a": "1", "d": "x=y"}
+
+
+@pytest.mark.parametrize("peers", ["a=127.0.0.1:7000,b=127.0.0.1:7100", "a=h:1,b=h:2,c=h:3,d=h:4"])
+def test_even_sized_clusters_are_refused_with_the_reason(peers: str) -> None:
+    found = problems({**THREE, "RAFT_PEERS": peers})
+    assert any("even-sized cluster" in p and "two nodes tolerate none" in p for p in found)
+
+
+def test_a_missing_secret_is_refused() -> None:
+    found = problems({k: v for k, v in THREE.items() if k != "RAFT_SECRET"})
+    assert any(p.startswith("raft.secret (RAFT_SECRET) is required") for p in found)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"RAFT_SELF_ID": "z"}, "raft.selfId 'z' not present in raft.peers"),
+        ({"RAFT_PEER_HTTP_ADDRS": "a=http://x"}, "missing ['b', 'c']"),
+        ({"RAFT_BIND_ADDR": "nowhere"}, "raft.bindAddr must look like host:port"),
+        ({"RAFT_HEARTBEAT_MS": "400"}, "raft.electionMS must exceed three heartbeats"),
+        ({"RAFT_PEERS": "a=h:1,b=h:1,c=h:3"}, "raft.peers lists the same address twice"),
+        ({"PERSISTENCE_PROVIDER": "memory"}, "raft.enabled requires an embedded store"),
+    ],
+)
+def test_inconsistent_settings_are_refused(change: dict[str, Any], expected: str) -> None:
+    assert any(expected in p for p in problems({**THREE, **change}))
+
+
+def test_disabled_raft_is_not_checked() -> None:
+    assert not load({"RAFT_SELF_ID": "lonely"}).raft.enabled
