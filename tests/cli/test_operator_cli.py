@@ -132,3 +132,32 @@ def test_topic_put_get_delete(server: ServerProcess) -> None:
     }
     missing = codeq(server, "topic", "get", "orders")
     assert missing.returncode == 1 and "error (404)" in missing.stderr
+
+
+def test_blocking_admin_sdk(server: ServerProcess) -> None:
+    from codeq.client import Producer
+    from codeq.client.admin import Admin
+
+    with Producer(server.url, "dev-producer") as producer, Admin(server.url, "dev-producer") as admin:
+        ids = [producer.create("sdk-dlq", {"n": n}, max_attempts=1).id for n in range(3)]
+        with httpx.Client(
+            base_url=server.url + "/v1/codeq", headers={"Authorization": "Bearer dev-worker"}
+        ) as w:
+            for _ in ids:
+                claimed = w.post("/tasks/claim", json={"commands": ["sdk-dlq"]}).json()
+                assert w.post(f"/tasks/{claimed['id']}/nack", json={"reason": "x"}).json()["status"] == "dlq"
+        assert admin.queue_stats("sdk-dlq").dlq == 3
+        first = admin.dlq_list("sdk-dlq", limit=2)
+        rest = admin.dlq_list("sdk-dlq", limit=2, after=first.next_after)
+        assert [t.id for t in first.tasks + rest.tasks] == sorted(ids) and rest.next_after == ""
+        assert admin.dlq_requeue("sdk-dlq", [ids[0]]) == 1
+        assert producer.get(ids[0]).status == "PENDING"
+        assert admin.dlq_purge("sdk-dlq", all=True) == 2
+        assert admin.queue_stats("sdk-dlq").dlq == 0
+        # The requeued task, finished, is past any retention by 2100: cleanup removes it.
+        with httpx.Client(
+            base_url=server.url + "/v1/codeq", headers={"Authorization": "Bearer dev-worker"}
+        ) as w:
+            assert w.post("/tasks/claim", json={"commands": ["sdk-dlq"]}).json()["id"] == ids[0]
+            w.post(f"/tasks/{ids[0]}/result", json={"status": "COMPLETED", "result": {}}).raise_for_status()
+        assert admin.cleanup(limit=1, before="2100-01-01T00:00:00Z") == 1
