@@ -189,3 +189,16 @@ async def test_subscription_input_is_validated(api: Api) -> None:
     assert (await refused({"callbackUrl": url, "minIntervalSeconds": -1}))["field"] == "minIntervalSeconds"
     assert (await refused({"callbackUrl": url}, NARROW_WORKER))["error"] == "missing scope"
     assert (await refused({"callbackUrl": url, "eventTypes": ["bad command!"]}))["error"] == "invalid command"
+
+
+async def test_throttle_times_of_removed_subscriptions_are_forgotten(api: Api) -> None:
+    notifier = api.app.notifier
+    assert notifier is not None
+    with Receiver() as receiver:
+        kept = await subscribe(api, receiver.url, minIntervalSeconds=60)
+        await create_and_notify(api)
+        notifier._last_sent_ms.update({f"gone-{n}": 0 for n in range(1100)})
+        await notify(api)
+        assert set(notifier._last_sent_ms) == {kept}
+        await create_and_notify(api)  # still throttled: its own time was kept
+        assert len(receiver.received) == 1

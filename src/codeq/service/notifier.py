@@ -77,12 +77,20 @@ class Notifier:
         if not self.node.shards[0].replicator.is_leader:
             return None  # the leader of shard 0 notifies; every replica sees the same events
         now_ms = self.clock.now_ms()
+        self._forget_removed()
         for tenant, cmd_key in sorted(marked):
             for sub in self.select(tenant, cmd_key, now_ms):
                 task = asyncio.get_running_loop().create_task(self._send(sub, cmd_key, tenant, now_ms))
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)
         return None
+
+    def _forget_removed(self) -> None:
+        """Drop throttle times of subscriptions that are gone, once they outnumber the live ones."""
+        live = self.node.shards[0].engine.subscriptions.by_id
+        if len(self._last_sent_ms) > 2 * len(live) + 1024:
+            self._last_sent_ms = {k: v for k, v in self._last_sent_ms.items() if k in live}
+            self._rotation = {}  # turns restart at the first member: harmless, and rare
 
     async def drain(self) -> None:
         while self._sending:
