@@ -36,7 +36,7 @@ from codeq.service.maintenance import Maintenance
 from codeq.service.node import Node, Shard
 from codeq.service.notifier import Notifier
 from codeq.service.policy import Policy
-from codeq.service.ratelimit import ADMIN, PRODUCER, WORKER, BucketPolicy, RateLimiter
+from codeq.service.ratelimit import ADMIN, PRODUCER, WORKER, BucketPolicy, OutboundLimiter, RateLimiter
 from codeq.service.results import ResultService
 from codeq.service.subscriptions import SubscriptionService, SubscriptionSettings
 from codeq.service.tasks import TaskService
@@ -79,6 +79,11 @@ class App:
         self.callback_runner: Runner | None = None
         self.hosts = CallbackHosts.from_lists(settings.webhook_allow_hosts, settings.webhook_deny_hosts)
         self.notifier: Notifier | None = None
+        # One `rateLimit.webhook` bucket per callback URL, shared by callbacks and notifications.
+        rates = settings.rate_limit
+        self.outbound = OutboundLimiter(
+            BucketPolicy(rates.webhook_requests_per_minute, rates.webhook_burst_size), self.clock
+        )
         self.extra_runners: list[Runner] = []
         self.groups: list[RaftGroup] = []
         raft = settings.raft
@@ -172,6 +177,7 @@ class App:
             H1Poster(),
             timestamp=TimeFormat(ZoneInfo(s.timezone)).timestamp,
             metrics=self.metrics,
+            limiter=self.outbound,
         )
         self.metrics.register_outbox_pending(
             lambda: sum(len(shard.engine.outbox.entries) for shard in self.node.shards)
@@ -191,6 +197,7 @@ class App:
             H1Poster(),
             secret=s.webhook_hmac_secret,
             metrics=self.metrics,
+            limiter=self.outbound,
         )
         runner = Runner("notifier", notifier.tick, self.clock.now_ms)
         notifier.on_marked = runner.poke

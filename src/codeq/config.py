@@ -77,10 +77,13 @@ class RateLimitSettings:
     worker_burst_size: int = 0
     admin_requests_per_minute: int = 0
     admin_burst_size: int = 0
+    # Outbound callbacks and notifications, one bucket per callback URL (spec 01 §7.3, §9.2).
+    webhook_requests_per_minute: int = 0
+    webhook_burst_size: int = 0
     key_by: str = "tenant_subject"  # or "tenant", "subject"
 
 
-RATE_LIMIT_SCOPES = ("producer", "worker", "admin")
+RATE_LIMIT_SCOPES = ("producer", "worker", "admin", "webhook")
 RATE_LIMIT_KEYS = ("tenant_subject", "tenant", "subject")
 
 
@@ -342,7 +345,6 @@ class _Sources:
             elif name in _RATE_SCOPES:
                 self.section(raw, _RATE_SCOPES[name], f"rateLimit.{name}")
             else:
-                # The reference's `webhook` scope has no outbound calls to limit here yet.
                 self.problems.append(f"rateLimit: unknown key {name!r}")
 
     def section(self, value: object, keys: tuple[_Key, ...], where: str) -> None:

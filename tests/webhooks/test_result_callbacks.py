@@ -164,3 +164,23 @@ async def test_attempts_in_flight_are_bounded_and_each_entry_is_sent_once(api: A
         await callbacks.drain()
     assert sorted(poster.started) == sorted(ids)  # each once, none twice
     assert all(not s.engine.outbox.entries for s in api.app.node.shards)
+
+
+async def test_the_webhook_bucket_holds_callbacks_back_without_spending_attempts() -> None:
+    limits = {"rate_limit.webhook_requests_per_minute": 60, "rate_limit.webhook_burst_size": 1}
+    settings = make_settings(webhook_allow_hosts="127.0.0.1", **limits)
+    async with serve(settings) as api:
+        with Receiver() as receiver:
+            await _finish(api, receiver.url)
+            await _finish(api, receiver.url)
+            await _deliver(api)
+            assert len(receiver.received) == 1  # one token: the other waits a second
+            api.clock.advance(0.999)
+            await _deliver(api)
+            assert len(receiver.received) == 1
+            api.clock.advance(0.001)
+            await _deliver(api)
+            assert [r.status for r in receiver.received] == [200, 200]
+            text = (await api.client.get("/metrics")).text
+            assert 'codeq_rate_limit_hits_total{operation="task_result",scope="webhook"} 1.0' in text
+            assert 'codeq_webhook_attempts_total{kind="task_result",outcome="failed"}' not in text

@@ -202,3 +202,17 @@ async def test_throttle_times_of_removed_subscriptions_are_forgotten(api: Api) -
         assert set(notifier._last_sent_ms) == {kept}
         await create_and_notify(api)  # still throttled: its own time was kept
         assert len(receiver.received) == 1
+
+
+async def test_the_webhook_bucket_drops_notifications_over_the_rate() -> None:
+    limits = {"rate_limit.webhook_requests_per_minute": 60, "rate_limit.webhook_burst_size": 1}
+    settings = make_settings(webhook_allow_hosts="127.0.0.1", **limits)
+    async with serve(settings) as api:
+        with Receiver() as receiver:
+            await subscribe(api, receiver.url)
+            await create_and_notify(api)
+            await create_and_notify(api)  # no token left for this URL: dropped, not queued
+            assert len(receiver.received) == 1
+            api.clock.advance(1)
+            await create_and_notify(api)
+            assert len(receiver.received) == 2

@@ -57,6 +57,7 @@ class Outbox:
     def __init__(self) -> None:
         self.entries: dict[str, OutboxEntry] = {}
         self._heap: list[tuple[int, str]] = []
+        self._deferred: dict[str, int] = {}  # held back by the delivering node (rate limit)
 
     def load(self, scan: Iterator[tuple[bytes, bytes]]) -> int:
         self.entries = {}
@@ -74,6 +75,7 @@ class Outbox:
 
     def remove(self, delivery_id: str) -> None:
         self.entries.pop(delivery_id, None)
+        self._deferred.pop(delivery_id, None)
 
     def take_due(self, now_ms: int, limit: int, busy: Container[str] = ()) -> list[OutboxEntry]:
         """Pop up to `limit` entries due by `now_ms`, skipping those in `busy` (being delivered:
@@ -83,9 +85,17 @@ class Outbox:
         while heap and heap[0][0] <= now_ms and len(taken) < limit:
             due_ms, delivery_id = heapq.heappop(heap)
             entry = self.entries.get(delivery_id)
-            if entry is not None and entry.next_ms == due_ms and delivery_id not in busy:
+            if entry is None or delivery_id in busy:
+                continue
+            if entry.next_ms == due_ms or self._deferred.get(delivery_id) == due_ms:
+                self._deferred.pop(delivery_id, None)
                 taken[delivery_id] = entry
         return list(taken.values())
+
+    def defer(self, entry: OutboxEntry, until_ms: int) -> None:
+        """Hold a taken entry back until `until_ms` without spending an attempt."""
+        self._deferred[entry.delivery_id] = until_ms
+        heapq.heappush(self._heap, (until_ms, entry.delivery_id))
 
     def put_back(self, entry: OutboxEntry) -> None:
         """An attempt that was not recorded: keep its entry schedulable here."""

@@ -32,6 +32,7 @@ from codeq.engine.subscriptions import Subscription
 from codeq.observability.metrics import Metrics
 from codeq.service.callback_hosts import CallbackHosts
 from codeq.service.node import Node
+from codeq.service.ratelimit import OutboundLimiter
 from codeq.service.webhooks import Poster, signature_headers
 
 log = logging.getLogger("codeq.notifier")
@@ -41,7 +42,7 @@ CLAIM_URL = "/v1/codeq/tasks/claim"
 
 
 class Notifier:
-    def __init__(
+    def __init__(  # noqa: PLR0913 — collaborators injected by the composition root
         self,
         node: Node,
         clock: Clock,
@@ -50,6 +51,7 @@ class Notifier:
         *,
         secret: str = "",
         metrics: Metrics | None = None,
+        limiter: OutboundLimiter | None = None,
     ) -> None:
         self.node = node
         self.clock = clock
@@ -57,6 +59,7 @@ class Notifier:
         self.poster = poster
         self.secret = secret
         self.metrics = metrics
+        self.limiter = limiter
         self._marked: set[tuple[str, str]] = set()
         self._last_sent_ms: dict[str, int] = {}
         self._rotation: dict[tuple[str, str, str], int] = {}
@@ -80,6 +83,10 @@ class Notifier:
         self._forget_removed()
         for tenant, cmd_key in sorted(marked):
             for sub in self.select(tenant, cmd_key, now_ms):
+                if self.limiter is not None and self.limiter.wait_seconds(sub.callback_url):
+                    if self.metrics is not None:  # denied: dropped, as in the reference
+                        self.metrics.rate_limit_hits.labels("webhook", "queue_ready").inc()
+                    continue
                 task = asyncio.get_running_loop().create_task(self._send(sub, cmd_key, tenant, now_ms))
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)

@@ -28,6 +28,7 @@ from codeq.engine.outbox import OutboxEntry
 from codeq.observability.metrics import Metrics
 from codeq.service.callback_hosts import CallbackHosts
 from codeq.service.node import Node, Shard
+from codeq.service.ratelimit import OutboundLimiter
 
 log = logging.getLogger("codeq.webhooks")
 
@@ -105,6 +106,7 @@ class ResultCallbacks:
         *,
         timestamp: TimestampFn,
         metrics: Metrics | None = None,
+        limiter: OutboundLimiter | None = None,
     ) -> None:
         self.node = node
         self.clock = clock
@@ -113,6 +115,7 @@ class ResultCallbacks:
         self.poster = poster
         self.timestamp = timestamp
         self.metrics = metrics
+        self.limiter = limiter
         self._inflight: dict[str, asyncio.Task[None]] = {}
         # Called after each recorded attempt, so the runner plans the entry's next attempt.
         self.on_settled: Callable[[], None] | None = None
@@ -128,6 +131,11 @@ class ResultCallbacks:
             outbox = shard.engine.outbox
             free = self.settings.concurrency - len(self._inflight)
             for entry in outbox.take_due(now_ms, max(free, 0), self._inflight):
+                wait_s = self.limiter.wait_seconds(entry.url) if self.limiter is not None else 0
+                if wait_s:  # the URL's bucket is empty: try again when it has a token
+                    outbox.defer(entry, now_ms + wait_s * 1000)
+                    self._count_hit("task_result")
+                    continue
                 self._start(shard, entry)
             due = outbox.next_due_ms()
             # Due entries left behind mean every slot is busy: a finished attempt pokes us.
@@ -209,6 +217,10 @@ class ResultCallbacks:
             log.info("result callback attempt failed: %s", exc)
             return False
         return 200 <= status < 300
+
+    def _count_hit(self, operation: str) -> None:
+        if self.metrics is not None:
+            self.metrics.rate_limit_hits.labels("webhook", operation).inc()
 
     def _count(self, entry: OutboxEntry, outcome: str) -> None:
         if self.metrics is not None:
