@@ -125,6 +125,7 @@ class App:
                 [committer.checkpoint for committer in self.committers],
                 self.clock,
                 enabled=self.settings.persistence.provider != "memory",
+                root=self.settings.backup_root,
             ),
             subscriptions=SubscriptionService(
                 self.node, self.clock, self.hosts, _subscription_settings(self.settings)

@@ -127,6 +127,7 @@ class Settings:
     result_webhook_max_backoff_seconds: int = 60
     webhook_allow_hosts: str = ""  # comma list of names, *.suffix, addresses or CIDRs
     webhook_deny_hosts: str = ""
+    backup_root: str = ""  # when set, `POST /admin/backup` writes only below this directory
     # Subscriptions (spec 01 §9): the default throttle (gap 7), TTLs, and the expiry sweep.
     subscription_min_interval_seconds: int = 5
     subscription_cleanup_interval_seconds: int = 60
@@ -206,6 +207,7 @@ _TOP = (
     ),
     _Key("webhook_allow_hosts", "webhookAllowHosts", "WEBHOOK_ALLOW_HOSTS", "str"),
     _Key("webhook_deny_hosts", "webhookDenyHosts", "WEBHOOK_DENY_HOSTS", "str"),
+    _Key("backup_root", "backupRoot", "BACKUP_ROOT", "str"),
     *(
         _Key(f"subscription_{name}", _camel(f"subscription_{name}"), f"SUBSCRIPTION_{name.upper()}", "int")
         for name in (

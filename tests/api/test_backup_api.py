@@ -43,3 +43,15 @@ async def test_backup_validates_its_input(rocks_api: Api, tmp_path: Path) -> Non
 async def test_the_memory_store_cannot_be_backed_up(api: Api, tmp_path: Path) -> None:
     response = await api.post("/admin/backup", {"dest": str(tmp_path / "b")})
     assert response.status_code == 409
+
+
+async def test_backup_root_confines_dest(tmp_path: Path) -> None:
+    root = tmp_path / "backups"
+    settings = make_settings(provider="embedded", data_path=str(tmp_path / "data"), backup_root=str(root))
+    async with serve(settings) as api:
+        outside = await api.post("/admin/backup", {"dest": str(tmp_path / "elsewhere")})
+        assert outside.status_code == 400 and "backup root" in outside.json()["error"]
+        sneaky = await api.post("/admin/backup", {"dest": str(root / ".." / "escape")})
+        assert sneaky.status_code == 400
+        inside = await api.post("/admin/backup", {"dest": str(root / "monday")})
+        assert inside.status_code == 200 and (root / "monday" / "shard0").is_dir()

@@ -32,10 +32,14 @@ class ShardCopy:
 
 
 class BackupService:
-    def __init__(self, checkpoints: Sequence[CheckpointFn], clock: Clock, *, enabled: bool = True) -> None:
+    def __init__(
+        self, checkpoints: Sequence[CheckpointFn], clock: Clock, *, enabled: bool = True, root: str = ""
+    ) -> None:
         self.checkpoints = list(checkpoints)
         self.clock = clock
         self.enabled = enabled  # False for the memory store: nothing on disk to copy
+        # An admin token must not be a way to write anywhere the server may: `backupRoot`.
+        self.root = os.path.realpath(root) if root else ""
 
     async def backup(self, principal: Principal, dest: str, shard: int | None = None) -> list[ShardCopy]:
         """Checkpoint one shard, or all of them, into `dest` (an absolute path on this server)."""
@@ -44,6 +48,8 @@ class BackupService:
             raise WrongState("the memory store keeps nothing on disk to back up")
         if not dest or not os.path.isabs(dest):
             raise InvalidInput("dest must be an absolute path on the server", field="dest")
+        if self.root and os.path.commonpath([self.root, os.path.realpath(dest)]) != self.root:
+            raise InvalidInput(f"dest must be inside the backup root {self.root}", field="dest")
         count = len(self.checkpoints)
         if shard is not None and not 0 <= shard < count:
             raise InvalidInput(f"shard must be between 0 and {count - 1}", field="shard")
