@@ -22,8 +22,8 @@ from codeq.client._h1 import (
     H1Response,
     H1Timeout,
     H1TransportError,
-    _Conn,
 )
+from codeq.client._h1_pool import _Conn
 
 pytestmark = pytest.mark.timeout(10)
 
