@@ -1,4 +1,4 @@
-"""Result callbacks under Raft: only the leader delivers, and a failover resumes a pending one."""
+"""Under Raft only the leader sends callbacks and notifications; a failover resumes a pending callback."""
 
 from __future__ import annotations
 
@@ -38,20 +38,29 @@ def _metric(cluster: Cluster, node: str, name: str) -> float:
     return sum(values)
 
 
-def test_only_the_leader_delivers_and_a_failover_resumes_a_pending_callback(tmp_path: Path) -> None:
+def test_only_the_leader_calls_out_and_a_failover_resumes_a_pending_callback(tmp_path: Path) -> None:
     cluster = Cluster(tmp_path, env=ENV)
     with Receiver() as receiver:
         try:
             cluster.start()
             leader = cluster.wait_leader()
+            subscription = {"callbackUrl": receiver.url + "/ready", "eventTypes": ["render"]}
+            created = httpx.post(
+                f"{cluster.url(leader)}/v1/codeq/workers/subscriptions", json=subscription, headers=WORKER
+            )
+            assert created.status_code == 200, created.text
             first = _finish(cluster, leader, receiver.url + "/one")
-            receiver.wait_until(lambda: len(receiver.answered(200)) == 1)
-            # Every replica applied the delivery's outcome; only the leader ever attempted it.
+            receiver.wait_until(lambda: any(r.path == "/one" for r in receiver.received))
+            receiver.wait_until(lambda: any(r.path == "/ready" for r in receiver.received))
+            # Every replica applied the delivery's outcome and saw the create; only the leader
+            # attempted the callback and sent the notification.
             for node in cluster.ids:
                 until(lambda n=node: _metric(cluster, n, "codeq_webhook_outbox_pending") == 0)
                 attempts = _metric(cluster, node, "codeq_webhook_attempts_total")
-                assert attempts == (1 if node == leader else 0), node
-            assert json.loads(receiver.received[0].body)["taskId"] == first
+                assert attempts == (2 if node == leader else 0), node  # the callback + the notification
+            one = [r for r in receiver.received if r.path == "/one"]
+            assert len(one) == 1 and json.loads(one[0].body)["taskId"] == first
+            assert [r.path for r in receiver.received].count("/ready") == 1
 
             receiver.default = 500
             second = _finish(cluster, leader, receiver.url + "/two")
