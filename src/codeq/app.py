@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -75,6 +76,7 @@ class App:
         self.runner: Runner | None = None
         self.asgi: ASGIApp | None = None
         self.streams = StreamServers()
+        self.jwks_refresher: Runner | None = None
         self.callbacks: ResultCallbacks | None = None
         self.callback_runner: Runner | None = None
         self.hosts = CallbackHosts.from_lists(settings.webhook_allow_hosts, settings.webhook_deny_hosts)
@@ -133,6 +135,7 @@ class App:
             topics=TopicService(self.node, self.clock),
             raft_status=self._raft_status,
         )
+        self._start_jwks_refresher(self.services.auth)
         maintenance = Maintenance(self.node, self.clock)
         self.runner = Runner("reaper", maintenance.tick, self.clock.now_ms)
         self.node.on_due = self.runner.wake_by
@@ -158,6 +161,22 @@ class App:
         except BaseException:
             await self.stop()  # a listener that cannot bind must not leave the stores open
             raise
+
+    def _start_jwks_refresher(self, auth: Authenticator) -> None:
+        """Keep JWKS keys fresh off the event loop, so a request waits on a fetch only for a kid
+        it has never seen (spec 03 gap 3)."""
+        key_sets = auth.key_sets()
+        if not key_sets:
+            return
+        for key_set in key_sets:
+            key_set.refreshed_in_background = True
+
+        async def tick() -> None:
+            for key_set in key_sets:
+                await asyncio.to_thread(key_set.refresh_if_due)
+
+        self.jwks_refresher = Runner("jwks-refresh", tick, self.clock.now_ms, interval_seconds=5.0)
+        self.jwks_refresher.start()
 
     def _start_callbacks(self, services: Services) -> None:
         """Result callbacks: the outbox delivery runner, and the host checks on create."""
@@ -322,6 +341,8 @@ class App:
         The streams go first: their handlers still call the services, which need the stores.
         """
         await self.streams.stop(self.settings.shutdown_grace_seconds)
+        if self.jwks_refresher is not None:
+            await self.jwks_refresher.stop()
         if self.runner is not None:
             await self.runner.stop()
         for runner in self.extra_runners:

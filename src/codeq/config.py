@@ -7,7 +7,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -112,6 +112,15 @@ class Settings:
     # with the second flag, which env dev alone allows (spec 03 gaps 1 and 4).
     allow_static_tokens: bool = False
     allow_insecure_role_header: bool = False
+    # The reference's JWKS shortcuts (spec 03 §1, spec 04 gap 4): used only when set explicitly and
+    # the side's provider is empty; never defaulted from a built-in identity host.
+    identity_jwks_url: str = ""
+    identity_issuer: str = ""
+    identity_audience: str = ""
+    worker_jwks_url: str = ""
+    worker_issuer: str = ""
+    worker_audience: str = "codeq-worker"
+    allowed_clock_skew_seconds: int = 60
     dev: bool = False  # enables the documented dev tokens (auth.edge)
     limits: LimitSettings = field(default_factory=LimitSettings)
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
@@ -186,6 +195,18 @@ _TOP = (
     _Key("worker_auth.config", "workerAuthConfig", "WORKER_AUTH_CONFIG", "json"),
     _Key("allow_producer_as_worker", "allowProducerAsWorker", "ALLOW_PRODUCER_AS_WORKER", "bool"),
     _Key("allow_static_tokens", "allowStaticTokens", "ALLOW_STATIC_TOKENS", "bool"),
+    *(
+        _Key(name, _camel(name), name.upper(), "str")
+        for name in (
+            "identity_jwks_url",
+            "identity_issuer",
+            "identity_audience",
+            "worker_jwks_url",
+            "worker_issuer",
+            "worker_audience",
+        )
+    ),
+    _Key("allowed_clock_skew_seconds", "allowedClockSkewSeconds", "ALLOWED_CLOCK_SKEW_SECONDS", "int"),
     _Key("allow_insecure_role_header", "allowInsecureRoleHeader", "ALLOW_INSECURE_ROLE_HEADER", "bool"),
     _Key("shutdown_grace_seconds", "shutdownGraceSeconds", "SHUTDOWN_GRACE_SECONDS", "float"),
     _Key("producer_stream_addr", "producerStreamAddr", "PRODUCER_STREAM_ADDR", "str"),
@@ -280,7 +301,7 @@ def load_settings(
         sources.yaml_file(path)
     sources.environment(env)
     sources.overrides(overrides or {})
-    settings = _build(sources.values)
+    settings = _with_jwks_shortcuts(_build(sources.values))
     problems = sources.problems + validate(settings)
     if problems:
         raise ConfigError(problems)
@@ -456,6 +477,25 @@ def _build(values: dict[str, object]) -> Settings:
     )
 
 
+def _with_jwks_shortcuts(s: Settings) -> Settings:
+    """`identityJwksUrl` / `workerJwksUrl` stand for a jwks provider on a side that names none."""
+    changes: dict[str, Any] = {}
+    shortcuts = (
+        ("producer_auth", s.producer_auth, s.identity_jwks_url, s.identity_issuer, s.identity_audience),
+        ("worker_auth", s.worker_auth, s.worker_jwks_url, s.worker_issuer, s.worker_audience),
+    )
+    for side, auth, url, issuer, audience in shortcuts:
+        if url and not auth.provider and auth.config is None:
+            config = {
+                "jwksUrl": url,
+                "issuer": issuer,
+                "audience": audience,
+                "clockSkew": s.allowed_clock_skew_seconds * 1_000_000_000,  # nanoseconds, as in the reference
+            }
+            changes[side] = AuthProviderSettings("jwks", config)
+    return replace(s, **changes) if changes else s
+
+
 # -- validation ----------------------------------------------------------------------------
 
 
@@ -604,11 +644,19 @@ def _check_auth(s: Settings) -> list[str]:
         try:
             build_validator(auth.provider, auth.config)
         except ValueError as exc:
-            problems.append(f"{side}AuthProvider: {exc}")
+            problems.append(f"{side}AuthProvider: {exc}{_shortcut_hint(s, side)}")
     if s.dev and s.env != "dev":
         # The dev tokens are public and one of them is an admin: never in a non-dev environment.
         problems.append(f"--dev (the public dev tokens) requires env dev, got {s.env!r}")
     return problems + _check_insecure_auth(s)
+
+
+def _shortcut_hint(s: Settings, side: str) -> str:
+    if side == "producer" and s.identity_jwks_url and s.producer_auth.provider == "jwks":
+        return " (from identityJwksUrl: set IDENTITY_ISSUER and IDENTITY_AUDIENCE too)"
+    if side == "worker" and s.worker_jwks_url and s.worker_auth.provider == "jwks":
+        return " (from workerJwksUrl: set WORKER_ISSUER and WORKER_AUDIENCE too)"
+    return ""
 
 
 def _check_insecure_auth(s: Settings) -> list[str]:

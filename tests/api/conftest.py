@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -104,9 +104,9 @@ def make_settings(**overrides: Any) -> Any:
     return load_settings(environ=env, overrides={"provider": "memory", "dev": True, **overrides})
 
 
-@contextlib.asynccontextmanager
-async def serve(settings: Any) -> AsyncIterator[Api]:
-    """An in-process codeq on `settings` with a fake clock, and a client for it."""
+@asynccontextmanager
+async def running(settings: Any) -> AsyncIterator[Api]:
+    """An in-process node for `settings` on a fake clock, stopped on the way out."""
     clock = FakeClock()
     app = App(settings, clock=clock)
     await app.start()
@@ -122,5 +122,5 @@ async def serve(settings: Any) -> AsyncIterator[Api]:
 @pytest.fixture(params=[1, 4], ids=["1-shard", "4-shards"])
 async def api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
     """Every API test runs on one store and on four shards (numShards)."""
-    async with serve(make_settings(num_shards=request.param)) as api:
-        yield api
+    async with running(make_settings(num_shards=request.param)) as node:
+        yield node

@@ -6,13 +6,10 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from codeq.app import App
 from codeq.config import load_settings
-from codeq.core.clock import FakeClock
-from tests.api.conftest import PLAIN_PRODUCER, Api, make_settings
+from tests.api.conftest import PLAIN_PRODUCER, Api, make_settings, running
 from tests.support.jwks import AUDIENCE, ISSUER, JwksServer, SigningKey, jwks_server
 
 KEY = SigningKey.rsa("api-1")
@@ -29,7 +26,6 @@ def jwks() -> Iterator[JwksServer]:
 @pytest.fixture
 async def jwt_api(jwks: JwksServer) -> AsyncIterator[Api]:
     """A production-like node: env prod, JWKS for producers and workers, no static tokens."""
-    clock = FakeClock()
     config = json.dumps({"jwksUrl": jwks.url, "issuer": ISSUER, "audience": AUDIENCE})
     env = {
         "ENV": "production",
@@ -38,13 +34,8 @@ async def jwt_api(jwks: JwksServer) -> AsyncIterator[Api]:
         "WORKER_AUTH_PROVIDER": "jwks",
         "WORKER_AUTH_CONFIG": config,
     }
-    app = App(load_settings(environ=env, overrides={"provider": "memory"}), clock=clock)
-    await app.start()
-    assert app.asgi is not None
-    transport = httpx.ASGITransport(app=app.asgi)
-    async with httpx.AsyncClient(transport=transport, base_url="http://codeq.test") as client:
-        yield Api(app, client, clock)
-    await app.stop()
+    async with running(load_settings(environ=env, overrides={"provider": "memory"})) as node:
+        yield node
 
 
 def bearer(api: Api, **claims: Any) -> dict[str, str]:
@@ -99,14 +90,8 @@ async def test_jwt_admin_by_scope(jwt_api: Api) -> None:
 
 @pytest.fixture
 async def role_header_api() -> AsyncIterator[Api]:
-    clock = FakeClock()
-    app = App(make_settings(allow_insecure_role_header=True), clock=clock)
-    await app.start()
-    assert app.asgi is not None
-    transport = httpx.ASGITransport(app=app.asgi)
-    async with httpx.AsyncClient(transport=transport, base_url="http://codeq.test") as client:
-        yield Api(app, client, clock)
-    await app.stop()
+    async with running(make_settings(allow_insecure_role_header=True)) as node:
+        yield node
 
 
 async def test_x_role_grants_nothing_by_default(api: Api) -> None:
@@ -119,3 +104,13 @@ async def test_x_role_with_the_insecure_dev_flag(role_header_api: Api) -> None:
     assert response.status_code == 200
     other = await role_header_api.get("/admin/queues", {**PLAIN_PRODUCER, "X-Role": "USER"})
     assert other.status_code == 403
+
+
+async def test_jwks_keys_are_refreshed_in_the_background(jwt_api: Api, jwks: JwksServer) -> None:
+    assert jwt_api.app.jwks_refresher is not None and jwt_api.app.jwks_refresher.running
+    assert jwt_api.app.services is not None
+    assert len(jwt_api.app.services.auth.key_sets()) == 2  # producer and worker
+
+
+async def test_no_refresher_without_jwks(api: Api) -> None:
+    assert api.app.jwks_refresher is None

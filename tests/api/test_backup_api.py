@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import PLAIN_PRODUCER, Api, make_settings, serve
+from tests.api.conftest import PLAIN_PRODUCER, Api, make_settings, running
 
 
 @pytest.fixture
 async def rocks_api(tmp_path: Path) -> AsyncIterator[Api]:
     settings = make_settings(provider="embedded", data_path=str(tmp_path / "data"), num_shards=3)
-    async with serve(settings) as api:
+    async with running(settings) as api:
         yield api
 
 
@@ -48,7 +48,7 @@ async def test_the_memory_store_cannot_be_backed_up(api: Api, tmp_path: Path) ->
 async def test_backup_root_confines_dest(tmp_path: Path) -> None:
     root = tmp_path / "backups"
     settings = make_settings(provider="embedded", data_path=str(tmp_path / "data"), backup_root=str(root))
-    async with serve(settings) as api:
+    async with running(settings) as api:
         outside = await api.post("/admin/backup", {"dest": str(tmp_path / "elsewhere")})
         assert outside.status_code == 400 and "backup root" in outside.json()["error"]
         sneaky = await api.post("/admin/backup", {"dest": str(root / ".." / "escape")})

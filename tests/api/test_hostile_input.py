@@ -30,6 +30,9 @@ ROUTES = [
     ("GET", "/v1/codeq/tasks/{id}/result", PRODUCER),
     ("GET", "/v1/codeq/admin/queues/{id}", PRODUCER),
     ("POST", "/v1/codeq/admin/tasks/cleanup", PRODUCER),
+    ("PUT", "/v1/codeq/admin/topics/{id}", PRODUCER),
+    ("GET", "/v1/codeq/admin/topics/{id}", PRODUCER),
+    ("DELETE", "/v1/codeq/admin/topics/{id}", PRODUCER),
     ("GET", "/v1/codeq/admin/dlq/{id}", PRODUCER),
     ("POST", "/v1/codeq/admin/dlq/{id}/requeue", PRODUCER),
     ("POST", "/v1/codeq/admin/dlq/{id}/purge", PRODUCER),
@@ -43,8 +46,9 @@ FIELDS = [
     "command", "payload", "priority", "webhook", "maxAttempts", "idempotencyKey", "runAt", "delaySeconds",
     "tasks", "commands", "leaseSeconds", "count", "extendSeconds", "reason", "status", "result",
     "error", "artifacts", "results", "taskId", "limit", "before", "name", "url", "contentBase64",
-    "taskIds", "all", "dest", "shard", "callbackUrl", "eventTypes", "ttlSeconds", "deliveryMode",
-    "groupId", "minIntervalSeconds",
+    "priorityTiers", "deadLetterTopicRef", "retentionSeconds", "maxConsumers",
+    "taskIds", "all", "dest", "shard",
+    "callbackUrl", "eventTypes", "ttlSeconds", "deliveryMode", "groupId", "minIntervalSeconds",
 ]  # fmt: skip
 
 scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20)
@@ -76,7 +80,9 @@ class Harness:
         self.client = httpx.AsyncClient(transport=transport, base_url="http://t", timeout=10)
 
     def request(self, method: str, path: str, headers: dict[str, str], body: bytes) -> httpx.Response:
-        coro = self.client.request(method, path, headers=headers, content=body if method == "POST" else None)
+        coro = self.client.request(
+            method, path, headers=headers, content=body if method in ("POST", "PUT") else None
+        )
         return self.loop.run_until_complete(coro)
 
     def close(self) -> None:

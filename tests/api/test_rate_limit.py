@@ -7,9 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from codeq.app import App
-from codeq.core.clock import FakeClock
-from tests.api.conftest import OTHER_PRODUCER, PRODUCER, WORKER, Api, make_settings
+from tests.api.conftest import OTHER_PRODUCER, PRODUCER, WORKER, Api, make_settings, running
 
 LIMITS = {
     "rate_limit.producer_requests_per_minute": 60,
@@ -23,14 +21,8 @@ LIMITS = {
 
 @pytest.fixture
 async def limited() -> AsyncIterator[Api]:
-    clock = FakeClock()
-    app = App(make_settings(**LIMITS), clock=clock)
-    await app.start()
-    assert app.asgi is not None
-    transport = httpx.ASGITransport(app=app.asgi)
-    async with httpx.AsyncClient(transport=transport, base_url="http://codeq.test") as client:
-        yield Api(app, client, clock)
-    await app.stop()
+    async with running(make_settings(**LIMITS)) as node:
+        yield node
 
 
 async def create(api: Api, headers: dict[str, str] = PRODUCER) -> httpx.Response:

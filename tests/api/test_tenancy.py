@@ -120,3 +120,17 @@ async def test_worker_instances_own_their_leases(api: Api) -> None:
     assert (await api.post(f"/tasks/{created['id']}/abandon", {}, same)).status_code == 200
     too_long = await api.claim({**WORKER, "X-Worker-Id": "x" * 129})
     assert too_long.status_code == 400 and too_long.json()["field"] == "workerId"
+
+
+async def test_b_cannot_see_or_touch_a_dead_letters(api: Api) -> None:
+    dead = (await api.create(command="d", maxAttempts=1))["id"]
+    await api.claim(commands=["d"])
+    assert (await api.post(f"/tasks/{dead}/nack", {}, WORKER)).json()["status"] == "dlq"
+    page = await api.get("/admin/dlq/d", OTHER_PRODUCER)
+    assert page.status_code == 200 and page.json()["tasks"] == []
+    for action in ("requeue", "purge"):
+        for body in ({"taskIds": [dead]}, {"all": True}):
+            response = await api.post(f"/admin/dlq/d/{action}", body, OTHER_PRODUCER)
+            assert response.status_code == 200 and response.json()[f"{action}d"] == 0, (action, body)
+    mine = (await api.get("/admin/dlq/d")).json()["tasks"]
+    assert [t["id"] for t in mine] == [dead]

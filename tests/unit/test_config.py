@@ -433,3 +433,36 @@ rateLimit:
         "rateLimit.worker.burstSize must not be negative",
         "rateLimit.keyBy must be one of tenant_subject, tenant, subject, got 'token'",
     ]
+
+
+def test_reference_jwks_shortcuts() -> None:
+    env = {
+        "PRODUCER_AUTH_PROVIDER": "",
+        "PRODUCER_AUTH_CONFIG": "",
+        "WORKER_AUTH_PROVIDER": "",
+        "WORKER_AUTH_CONFIG": "",
+        "IDENTITY_JWKS_URL": "https://id.example/jwks.json",
+        "IDENTITY_ISSUER": "https://id.example",
+        "IDENTITY_AUDIENCE": "codeq",
+        "WORKER_JWKS_URL": "https://id.example/jwks.json",
+        "WORKER_ISSUER": "https://id.example",
+        "ALLOWED_CLOCK_SKEW_SECONDS": "5",
+    }
+    s = load(env)
+    assert s.producer_auth.provider == "jwks" and s.producer_auth.config == {
+        "jwksUrl": "https://id.example/jwks.json",
+        "issuer": "https://id.example",
+        "audience": "codeq",
+        "clockSkew": 5_000_000_000,
+    }
+    assert s.worker_auth.provider == "jwks" and s.worker_auth.config["audience"] == "codeq-worker"  # type: ignore[index]
+    # An explicit provider wins over the shortcut.
+    assert (
+        load({**env, "WORKER_AUTH_PROVIDER": "static", "WORKER_AUTH_CONFIG": '"t"'}).worker_auth.provider
+        == "static"
+    )
+    found = problems({**env, "IDENTITY_AUDIENCE": ""})
+    assert found == [
+        "producerAuthProvider: jwks auth: audience is required "
+        "(from identityJwksUrl: set IDENTITY_ISSUER and IDENTITY_AUDIENCE too)"
+    ]

@@ -276,3 +276,53 @@ def test_composite_of_jwks_and_static(server: JwksServer, clock: FakeClock) -> N
     assert multi.validate("break-glass").subject == "static"
     with pytest.raises(Unauthenticated, match=r"^invalid token$"):
         multi.validate("nope")
+
+
+def test_background_refresh_ahead_of_expiry(server: JwksServer, clock: FakeClock) -> None:
+    v = validator(server, clock, cacheTtlSeconds=100)
+    keys = v.key_set
+    assert keys.refresh_if_due() and server.hits == 1  # cold: fetch at once
+    assert not keys.refresh_if_due()
+    clock.advance(79)
+    assert not keys.refresh_if_due()
+    new = SigningKey.rsa("k2")
+    server.publish(KEY, new)
+    clock.advance(1)  # 80% of the TTL: refreshed before any request had to wait for it
+    assert keys.refresh_if_due() and server.hits == 2
+    assert v.validate(new.sign(claims(clock))).subject == "user-1"
+    assert server.hits == 2
+
+
+def test_a_remembered_token_lapses_with_its_key(server: JwksServer, clock: FakeClock) -> None:
+    v = validator(server, clock)
+    token = KEY.sign(claims(clock, exp=clock.now_ms() // 1000 + 3600))
+    assert v.validate(token) is v.validate(token)  # the second answer is the remembered verdict
+    server.publish(SigningKey.rsa("k2"))  # the key is withdrawn
+    clock.advance(301)  # the cached keys are due for a refresh, which drops k1
+    refused(v, token)
+
+
+def test_remembered_tokens_are_bounded(server: JwksServer, clock: FakeClock) -> None:
+    v = validator(server, clock)
+    v.CACHE_SIZE = 3  # type: ignore[misc]
+    tokens = [KEY.sign(claims(clock, sub=f"user-{i}")) for i in range(5)]
+    for token in tokens:
+        v.validate(token)
+    assert len(v._verdicts) == 3
+
+
+def test_with_a_background_refresher_requests_never_fetch_for_known_kids(
+    server: JwksServer, clock: FakeClock
+) -> None:
+    v = validator(server, clock, cacheTtlSeconds=300, staleSeconds=600)
+    keys = v.key_set
+    keys.refreshed_in_background = True
+    assert v.validate(KEY.sign(claims(clock)))  # cold: the first request fetches
+    server.status = 503
+    clock.advance(400)  # past the TTL, the endpoint down: served from the stale keys, no fetch
+    hits = server.hits
+    assert v.validate(KEY.sign(claims(clock)))
+    assert server.hits == hits
+    assert keys.refresh_if_due() and server.hits == hits + 1  # the background thread tries
+    clock.advance(600)  # past the stale window: refused, even for a known kid
+    refused(v, KEY.sign(claims(clock)))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from codeq.service.maintenance import Maintenance
-from tests.api.conftest import WORKER, Api, make_settings, serve
+from tests.api.conftest import WORKER, Api, make_settings, running
 from tests.support.receiver import Receiver
 
 SECRET = "s3cret"
@@ -24,7 +24,7 @@ async def api() -> AsyncIterator[Api]:
     settings = make_settings(
         webhook_hmac_secret=SECRET, webhook_allow_hosts="127.0.0.1", timezone="America/Sao_Paulo"
     )
-    async with serve(settings) as api:
+    async with running(settings) as api:
         yield api
 
 
@@ -169,7 +169,7 @@ async def test_attempts_in_flight_are_bounded_and_each_entry_is_sent_once(api: A
 async def test_the_webhook_bucket_holds_callbacks_back_without_spending_attempts() -> None:
     limits = {"rate_limit.webhook_requests_per_minute": 60, "rate_limit.webhook_burst_size": 1}
     settings = make_settings(webhook_allow_hosts="127.0.0.1", **limits)
-    async with serve(settings) as api:
+    async with running(settings) as api:
         with Receiver() as receiver:
             await _finish(api, receiver.url)
             await _finish(api, receiver.url)

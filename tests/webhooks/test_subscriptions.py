@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import NARROW_WORKER, OTHER_PRODUCER, OTHER_WORKER, WORKER, Api, make_settings, serve
+from tests.api.conftest import (
+    NARROW_WORKER,
+    OTHER_PRODUCER,
+    OTHER_WORKER,
+    WORKER,
+    Api,
+    make_settings,
+    running,
+)
 from tests.support.receiver import Receiver
 
 SECRET = "sub-secret"
@@ -22,7 +30,7 @@ async def api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
     settings = make_settings(
         num_shards=request.param, webhook_hmac_secret=SECRET, webhook_allow_hosts="127.0.0.1"
     )
-    async with serve(settings) as api:
+    async with running(settings) as api:
         yield api
 
 
@@ -207,7 +215,7 @@ async def test_throttle_times_of_removed_subscriptions_are_forgotten(api: Api) -
 async def test_the_webhook_bucket_drops_notifications_over_the_rate() -> None:
     limits = {"rate_limit.webhook_requests_per_minute": 60, "rate_limit.webhook_burst_size": 1}
     settings = make_settings(webhook_allow_hosts="127.0.0.1", **limits)
-    async with serve(settings) as api:
+    async with running(settings) as api:
         with Receiver() as receiver:
             await subscribe(api, receiver.url)
             await create_and_notify(api)

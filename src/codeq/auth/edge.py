@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from codeq.auth.claims import Claims, resolve_tenant
+from codeq.auth.jwt import JwksValidator, KeySet
 from codeq.auth.principal import SCOPE_ADMIN, WILDCARD, WORKER_SCOPES, Principal
 from codeq.auth.static import MultiValidator, StaticValidator, Validator, build_validator
 from codeq.core.clock import Clock, SystemClock
@@ -89,6 +90,10 @@ class Authenticator:
         return cls(
             producer, worker, settings.allow_producer_as_worker, clock, settings.allow_insecure_role_header
         )
+
+    def key_sets(self) -> list[KeySet]:
+        """The JWKS key sets behind the validators, for the background refresher."""
+        return _key_sets(self._producer) + _key_sets(self._worker)
 
     def producer(self, header: str | None) -> Principal:
         return self._principal(_PRODUCER, self._validate_producer(bearer_token(header)))
@@ -180,6 +185,14 @@ def _attempt(validator: Validator | None, token: str) -> Claims | None:
         return validator.validate(token)
     except Unauthenticated:
         return None
+
+
+def _key_sets(validator: Validator | None) -> list[KeySet]:
+    if isinstance(validator, JwksValidator):
+        return [validator.key_set]
+    if isinstance(validator, MultiValidator):
+        return [key_set for child in validator.validators for key_set in _key_sets(child)]
+    return []
 
 
 def _chain(configured: Validator | None, dev: Validator) -> Validator:

@@ -142,12 +142,21 @@ class KeySet:
         self._fresh_until_ms = -1  # keys younger than this are used without asking again
         self._usable_until_ms = -1  # after this even the stale keys are dropped
         self._last_attempt_ms: int | None = None
+        self._refresh_at_ms = -1  # a background refresh is due from here
+        self.generation = 0  # bumped whenever the keys are replaced: cached verdicts lapse
+        # Set when a background thread calls `refresh_if_due`: then a request never waits on a
+        # fetch for a kid it knows, even past the TTL (stale-while-revalidate, bounded by the
+        # stale window); only an unknown kid or a cold cache fetches inline.
+        self.refreshed_in_background = False
         self._lock = threading.Lock()  # single flight: a second caller waits and reuses the result
 
     def key(self, kid: str) -> Jwk:
         now = self._clock.now_ms()
-        if now < self._fresh_until_ms and kid in self._keys:
-            return self._keys[kid]
+        known = self._keys.get(kid)
+        if known is not None and now < self._fresh_until_ms:
+            return known
+        if known is not None and self.refreshed_in_background and now < self._usable_until_ms:
+            return known
         with self._lock:
             now = self._clock.now_ms()
             if (now >= self._fresh_until_ms or kid not in self._keys) and self._may_fetch(now):
@@ -158,6 +167,21 @@ class KeySet:
             if now >= self._usable_until_ms:
                 raise _reject("JWKS keys are stale beyond the grace period")
             return key
+
+    def refresh_if_due(self) -> bool:
+        """Fetch ahead of expiry (from 80% of the TTL on), so requests seldom wait on a fetch.
+
+        Meant for a background thread; returns whether it fetched.
+        """
+        with self._lock:
+            now = self._clock.now_ms()
+            if now < self._refresh_at_ms or not self._may_fetch(now):
+                return False
+            self._refresh(now)
+            return True
+
+    def usable(self, now: int) -> bool:
+        return now < self._usable_until_ms
 
     def _may_fetch(self, now: int) -> bool:
         last = self._last_attempt_ms
@@ -179,7 +203,10 @@ class KeySet:
         max_age = _MAX_AGE.search(cache_control)
         if max_age is not None:
             ttl_ms = min(ttl_ms, int(max_age.group(1)) * 1000)
+        if keys != self._keys:
+            self.generation += 1
         self._keys = keys
+        self._refresh_at_ms = now + int(ttl_ms * 0.8)
         self._fresh_until_ms = now + int(ttl_ms)
         self._usable_until_ms = self._fresh_until_ms + int(self._settings.stale_seconds * 1000)
 
@@ -213,20 +240,55 @@ def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    claims: Claims
+    until_ms: int
+    generation: int
+
+
 class JwksValidator:
-    """Tokens signed by a key of the JWKS, for one issuer and audience."""
+    """Tokens signed by a key of the JWKS, for one issuer and audience.
+
+    A token that passed is remembered for up to `CACHE_MS` (never past its `exp` plus the
+    leeway, never across a change of the key set), so a client reusing its token costs a
+    dict lookup instead of a signature check (~75 µs for RS256 here, docs/benchmarks.md).
+    """
+
+    CACHE_MS = 60_000
+    CACHE_SIZE = 4096
 
     def __init__(self, settings: JwksSettings, clock: Clock | None = None, fetch: Fetch = http_fetch) -> None:
         self._settings = settings
         self._clock = clock or SystemClock()
         self._keys = KeySet(settings, self._clock, fetch)
         self._required = ["exp"] if settings.require_exp else []
+        self._verdicts: dict[str, _Verdict] = {}
+
+    @property
+    def key_set(self) -> KeySet:
+        return self._keys
 
     @classmethod
     def from_config(cls, config: object, clock: Clock | None = None) -> JwksValidator:
         return cls(JwksSettings.from_config(config), clock)
 
     def validate(self, token: str) -> Claims:
+        now = self._clock.now_ms()
+        hit = self._verdicts.get(token)
+        keys = self._keys
+        if hit is not None and now < hit.until_ms and hit.generation == keys.generation and keys.usable(now):
+            return hit.claims
+        claims = self._verify(token)
+        until = now + self.CACHE_MS
+        if claims.expires_at_ms is not None:
+            until = min(until, claims.expires_at_ms + int(self._settings.leeway_seconds * 1000))
+        if len(self._verdicts) >= self.CACHE_SIZE:
+            self._verdicts.pop(next(iter(self._verdicts)))  # the oldest entry
+        self._verdicts[token] = _Verdict(claims, until, keys.generation)
+        return claims
+
+    def _verify(self, token: str) -> Claims:
         try:
             header = jwt.get_unverified_header(token)
         except PyJWTError as exc:

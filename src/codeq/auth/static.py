@@ -128,6 +128,10 @@ class MultiValidator:
                 validators.append(validator)
         return cls(validators)
 
+    @property
+    def validators(self) -> tuple[Validator, ...]:
+        return self._validators
+
     def validate(self, token: str) -> Claims:
         reason = "no provider"
         for validator in self._validators:

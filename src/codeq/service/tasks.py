@@ -28,6 +28,8 @@ from codeq.service.node import Node, Shard, refused_everywhere
 from codeq.service.policy import Policy
 from codeq.service.ratelimit import PRODUCER, WORKER, RateLimiter
 
+MAX_CLAIM_COMMANDS = 100  # commands one claim may name (each is a queue to look at)
+
 
 @dataclass(slots=True)
 class NewTask:
@@ -181,6 +183,8 @@ class TaskService:
         """Claim up to `count` tasks; with `wait_seconds`, wait until one is ready."""
         principal.require_scope(SCOPE_CLAIM)
         self.limiter.check(principal, WORKER, "claim")
+        if commands is not None and len(commands) > MAX_CLAIM_COMMANDS:
+            raise InvalidInput(f"too many commands (at most {MAX_CLAIM_COMMANDS})", field="commands")
         names = principal.worker_commands(commands)
         for name in names or ():
             validate_command(name)

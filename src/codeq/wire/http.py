@@ -61,7 +61,8 @@ class ArtifactIn(_Request, kw_only=True):
 
 class SubmitResultRequest(_Request, kw_only=True):
     status: str
-    result: msgspec.Raw = NULL  # absent and null are the same: no result
+    # absent and null are the same: no result (a factory, so the JSON schema shows no Raw default)
+    result: msgspec.Raw = msgspec.field(default_factory=lambda: NULL)
     error: str | None = None
     artifacts: list[ArtifactIn] | None = None
     worker_id: str | None = None  # ignored: the worker is the token's subject
@@ -175,6 +176,73 @@ class CleanupJSON(msgspec.Struct, kw_only=True):
     limit: int
 
 
+class _TopicPolicy(msgspec.Struct, rename="camel", kw_only=True):
+    priority_tiers: list[int]
+    max_attempts: int
+    dead_letter_topic_ref: str
+    retention_seconds: int = 0  # 0: unset
+    max_consumers: int = 0  # 0: unset
+
+
+class TopicPolicyRequest(_TopicPolicy, kw_only=True, forbid_unknown_fields=True):
+    """The topic PUT body, decoded strictly (spec 02 §4.15): unknown fields are errors."""
+
+
+class TopicPolicyJSON(_TopicPolicy, kw_only=True, omit_defaults=True):
+    """A topic's policy as answered: unset optional numbers are left out."""
+
+
+class TopicJSON(msgspec.Struct, rename="camel", kw_only=True):
+    topic_id: str
+    tenant_id: str
+    topic_name: str
+    policy: TopicPolicyJSON
+    version: int
+    created_at: str
+    updated_at: str
+
+
+# -- shapes the handlers build as plain mappings; described here for /openapi.json ---------
+
+
+class OkJSON(msgspec.Struct, kw_only=True):
+    ok: bool
+
+
+class StatusJSON(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """`{"status": "requeued"}` (abandon), `{"status": "ok"}` (healthz), readiness with `error`."""
+
+    status: str
+    error: str = ""
+
+
+class BatchCreateItemJSON(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One item: exactly one of `task` (created or replayed) and `error`."""
+
+    error: str = ""
+    task: TaskJSON | None = None
+
+
+class BatchCreateJSON(msgspec.Struct, kw_only=True):
+    results: list[BatchCreateItemJSON]
+
+
+class BatchClaimJSON(msgspec.Struct, kw_only=True):
+    tasks: list[TaskJSON]
+
+
+class BatchResultItemJSON(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    """One item: the task id and exactly one of `result` and `error`."""
+
+    task_id: str
+    error: str = ""
+    result: ResultJSON | None = None
+
+
+class BatchResultsJSON(msgspec.Struct, kw_only=True):
+    results: list[BatchResultItemJSON]
+
+
 class DlqPageJSON(_Response, kw_only=True):
     command: str
     tasks: list[TaskJSON]
@@ -208,31 +276,3 @@ class BackupJSON(msgspec.Struct, rename="camel", kw_only=True):
 class SubscriptionJSON(msgspec.Struct, rename="camel", kw_only=True):
     expires_at: str
     subscription_id: str
-
-
-class TopicPolicyRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
-    """The topic PUT body, decoded strictly (spec 02 §4.15): unknown fields are errors."""
-
-    priority_tiers: list[int]
-    max_attempts: int
-    dead_letter_topic_ref: str
-    retention_seconds: int = 0
-    max_consumers: int = 0
-
-
-class TopicPolicyJSON(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
-    priority_tiers: list[int]
-    max_attempts: int
-    dead_letter_topic_ref: str
-    retention_seconds: int = 0
-    max_consumers: int = 0
-
-
-class TopicJSON(msgspec.Struct, rename="camel", kw_only=True):
-    topic_id: str
-    tenant_id: str
-    topic_name: str
-    policy: TopicPolicyJSON
-    version: int
-    created_at: str
-    updated_at: str

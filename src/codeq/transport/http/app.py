@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import msgspec
+
 from codeq.core.errors import CodeqError
 from codeq.service.container import Services
-from codeq.transport.http import errors
+from codeq.service.policy import Policy
+from codeq.transport.http import errors, openapi
 from codeq.transport.http.admin import AdminRoutes
 from codeq.transport.http.asgi import (
     ASGIApp,
+    Handler,
     Receive,
     Reply,
     Request,
@@ -67,7 +71,17 @@ def build_router(
     router.add("GET", "/metrics", a.metrics)  # 21
     router.add("GET", "/healthz", a.healthz)
     router.add("GET", "/readyz", a.readyz)
+    router.add("GET", "/openapi.json", _openapi_handler(services.tasks.policy))
     return router
+
+
+def _openapi_handler(policy: Policy) -> Handler:
+    body = msgspec.json.encode(openapi.document(policy))  # built once: the routes never change
+
+    async def handler(request: Request) -> Reply:
+        return Reply(200, body)
+
+    return handler
 
 
 MetricsFn = Callable[[], tuple[bytes, str]]

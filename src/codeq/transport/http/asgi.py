@@ -127,6 +127,11 @@ class Router:
         name, suffix = rest.split("}", 1)
         self._patterns.append(_Pattern(method, prefix, suffix, name, handler))
 
+    def routes(self) -> list[tuple[str, str]]:
+        """Every (method, path template) registered, for the OpenAPI check."""
+        exact = list(self._exact)
+        return exact + [(p.method, f"{p.prefix}{{{p.name}}}{p.suffix}") for p in self._patterns]
+
     def resolve(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
         """(handler, path params, path known for another method)."""
         handler = self._exact.get((method, path))

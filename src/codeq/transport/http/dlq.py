@@ -19,7 +19,7 @@ class DlqRoutes:
 
     async def list(self, request: Request) -> Reply:
         """`GET /admin/dlq/:command?limit=N&after=<task id>`."""
-        principal = self.s.auth.admin(request.header(b"authorization"))
+        principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
         command = request.path_params["command"]
         limit_text = request.query("limit") or "0"
         if not limit_text.isdigit():
@@ -32,7 +32,7 @@ class DlqRoutes:
 
     async def requeue(self, request: Request) -> Reply:
         """`POST /admin/dlq/:command/requeue` with `{"taskIds": [...]}` or `{"all": true}`."""
-        principal = self.s.auth.admin(request.header(b"authorization"))
+        principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
         body = decode(await request.body(self.max_body), w.DlqActionRequest)
         command = request.path_params["command"]
         count = await self.s.dlq.requeue(principal, command, body.task_ids or [], bool(body.all))
@@ -40,7 +40,7 @@ class DlqRoutes:
 
     async def purge(self, request: Request) -> Reply:
         """`POST /admin/dlq/:command/purge` with `{"taskIds": [...]}` or `{"all": true}`."""
-        principal = self.s.auth.admin(request.header(b"authorization"))
+        principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
         body = decode(await request.body(self.max_body), w.DlqActionRequest)
         command = request.path_params["command"]
         count = await self.s.dlq.purge(principal, command, body.task_ids or [], bool(body.all))
