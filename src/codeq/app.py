@@ -128,6 +128,7 @@ class App:
                 self.clock,
                 enabled=self.settings.persistence.provider != "memory",
                 root=self.settings.backup_root,
+                root_required=self.settings.env != "dev",
             ),
             subscriptions=SubscriptionService(
                 self.node, self.clock, self.hosts, _subscription_settings(self.settings)

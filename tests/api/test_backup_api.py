@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import PLAIN_PRODUCER, Api, make_settings, running
+from tests.api.conftest import OTHER_PRODUCER, PLAIN_PRODUCER, Api, make_settings, running
 
 
 @pytest.fixture
@@ -55,3 +55,19 @@ async def test_backup_root_confines_dest(tmp_path: Path) -> None:
         assert sneaky.status_code == 400
         inside = await api.post("/admin/backup", {"dest": str(root / "monday")})
         assert inside.status_code == 200 and (root / "monday" / "shard0").is_dir()
+
+
+async def test_outside_dev_backups_need_a_backup_root(tmp_path: Path) -> None:
+    # A backup copies every tenant's data, so outside dev only an operator who has set
+    # backupRoot enables it: a tenant's admin token alone cannot.
+    settings = make_settings(
+        provider="embedded",
+        data_path=str(tmp_path / "data"),
+        env="production",
+        dev=False,
+        allow_static_tokens=True,
+    )
+    async with running(settings) as api:
+        refused = await api.post("/admin/backup", {"dest": str(tmp_path / "b")}, OTHER_PRODUCER)
+        assert refused.status_code == 403 and "backupRoot" in refused.json()["error"]
+        assert not (tmp_path / "b").exists()
