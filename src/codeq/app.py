@@ -35,13 +35,15 @@ from codeq.service.container import Services
 from codeq.service.dlq import DlqService
 from codeq.service.maintenance import Maintenance
 from codeq.service.node import Node, Shard
+from codeq.service.notifier import Notifier
 from codeq.service.policy import Policy
-from codeq.service.ratelimit import ADMIN, PRODUCER, WORKER, BucketPolicy, RateLimiter
+from codeq.service.ratelimit import ADMIN, PRODUCER, WORKER, BucketPolicy, OutboundLimiter, RateLimiter
 from codeq.service.results import ResultService
+from codeq.service.subscriptions import SubscriptionService, SubscriptionSettings
 from codeq.service.tasks import TaskService
 from codeq.service.topics import TopicService
 from codeq.service.waiters import Waiters
-from codeq.service.webhooks import CallbackSettings, HttpxPoster, ResultCallbacks
+from codeq.service.webhooks import CallbackSettings, H1Poster, ResultCallbacks
 from codeq.transport.grpc.server import StreamServers
 from codeq.transport.grpc.servicer import StreamLimits
 from codeq.transport.http.app import build_app
@@ -77,6 +79,14 @@ class App:
         self.jwks_refresher: Runner | None = None
         self.callbacks: ResultCallbacks | None = None
         self.callback_runner: Runner | None = None
+        self.hosts = CallbackHosts.from_lists(settings.webhook_allow_hosts, settings.webhook_deny_hosts)
+        self.notifier: Notifier | None = None
+        # One `rateLimit.webhook` bucket per callback URL, shared by callbacks and notifications.
+        rates = settings.rate_limit
+        self.outbound = OutboundLimiter(
+            BucketPolicy(rates.webhook_requests_per_minute, rates.webhook_burst_size), self.clock
+        )
+        self.extra_runners: list[Runner] = []
         self.groups: list[RaftGroup] = []
         raft = settings.raft
         self.topology = (
@@ -112,13 +122,18 @@ class App:
             results=ResultService(self.node, self.clock, policy),
             admin=AdminService(self.node, self.clock, limiter),
             ready=self._ready,
-            topics=TopicService(self.node, self.clock),
             dlq=DlqService(self.node, self.clock),
             backup=BackupService(
                 [committer.checkpoint for committer in self.committers],
                 self.clock,
                 enabled=self.settings.persistence.provider != "memory",
+                root=self.settings.backup_root,
+                root_required=self.settings.env != "dev",
             ),
+            subscriptions=SubscriptionService(
+                self.node, self.clock, self.hosts, _subscription_settings(self.settings)
+            ),
+            topics=TopicService(self.node, self.clock),
             raft_status=self._raft_status,
         )
         self._start_jwks_refresher(self.services.auth)
@@ -127,6 +142,7 @@ class App:
         self.node.on_due = self.runner.wake_by
         self.runner.start()
         self._start_callbacks(self.services)
+        self._start_notifier(self.services)
         self.metrics.register_queue_depth(self._queue_depths)
         self.metrics.register_waiting(lambda: len(self.node.waiters))
         self.asgi = build_app(
@@ -166,7 +182,7 @@ class App:
     def _start_callbacks(self, services: Services) -> None:
         """Result callbacks: the outbox delivery runner, and the host checks on create."""
         s = self.settings
-        hosts = CallbackHosts.from_lists(s.webhook_allow_hosts, s.webhook_deny_hosts)
+        hosts = self.hosts
         services.tasks.callback_hosts = hosts
         settings = CallbackSettings(
             secret=s.webhook_hmac_secret,
@@ -179,14 +195,43 @@ class App:
             self.clock,
             settings,
             hosts,
-            HttpxPoster(),
+            H1Poster(),
             timestamp=TimeFormat(ZoneInfo(s.timezone)).timestamp,
             metrics=self.metrics,
+            limiter=self.outbound,
+        )
+        self.metrics.register_outbox_pending(
+            lambda: sum(len(shard.engine.outbox.entries) for shard in self.node.shards)
         )
         runner = Runner("result-callbacks", callbacks.tick, self.clock.now_ms)
         self.node.on_callback_owed = callbacks.on_settled = runner.poke
         runner.start()
         self.callbacks, self.callback_runner = callbacks, runner
+
+    def _start_notifier(self, services: Services) -> None:
+        """Queue-ready notifications and the subscription expiry sweep, off the request path."""
+        s = self.settings
+        notifier = Notifier(
+            self.node,
+            self.clock,
+            self.hosts,
+            H1Poster(),
+            secret=s.webhook_hmac_secret,
+            metrics=self.metrics,
+            limiter=self.outbound,
+        )
+        runner = Runner("notifier", notifier.tick, self.clock.now_ms)
+        notifier.on_marked = runner.poke
+        self.node.on_ready = notifier.ready
+        cleanup = Runner(
+            "subscription-cleanup",
+            services.subscriptions.cleanup_tick,
+            self.clock.now_ms,
+            interval_seconds=s.subscription_cleanup_interval_seconds,
+        )
+        for each in (runner, cleanup):
+            each.start()
+        self.notifier, self.extra_runners = notifier, [runner, cleanup]
 
     def _open_stores(self) -> list[KV]:
         persistence = self.settings.persistence
@@ -306,6 +351,11 @@ class App:
             await self.jwks_refresher.stop()
         if self.runner is not None:
             await self.runner.stop()
+        for runner in self.extra_runners:
+            await runner.stop()
+        if self.notifier is not None:
+            await self.notifier.stop()
+            await self.notifier.poster.aclose()
         if self.callback_runner is not None and self.callbacks is not None:
             await self.callback_runner.stop()
             await self.callbacks.stop()
@@ -334,6 +384,14 @@ def _policy(settings: Settings) -> Policy:
         max_claim_batch=limits.max_claim_batch,
         max_claim_wait_seconds=limits.max_claim_wait_seconds,
         max_result_wait_seconds=limits.max_result_wait_seconds,
+    )
+
+
+def _subscription_settings(settings: Settings) -> SubscriptionSettings:
+    return SubscriptionSettings(
+        default_ttl_seconds=settings.subscription_default_ttl_seconds,
+        max_ttl_seconds=settings.subscription_max_ttl_seconds,
+        default_min_interval_seconds=settings.subscription_min_interval_seconds,
     )
 
 

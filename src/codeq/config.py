@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -76,10 +77,13 @@ class RateLimitSettings:
     worker_burst_size: int = 0
     admin_requests_per_minute: int = 0
     admin_burst_size: int = 0
+    # Outbound callbacks and notifications, one bucket per callback URL (spec 01 §7.3, §9.2).
+    webhook_requests_per_minute: int = 0
+    webhook_burst_size: int = 0
     key_by: str = "tenant_subject"  # or "tenant", "subject"
 
 
-RATE_LIMIT_SCOPES = ("producer", "worker", "admin")
+RATE_LIMIT_SCOPES = ("producer", "worker", "admin", "webhook")
 RATE_LIMIT_KEYS = ("tenant_subject", "tenant", "subject")
 
 
@@ -132,6 +136,12 @@ class Settings:
     result_webhook_max_backoff_seconds: int = 60
     webhook_allow_hosts: str = ""  # comma list of names, *.suffix, addresses or CIDRs
     webhook_deny_hosts: str = ""
+    backup_root: str = ""  # when set, `POST /admin/backup` writes only below this directory
+    # Subscriptions (spec 01 §9): the default throttle (gap 7), TTLs, and the expiry sweep.
+    subscription_min_interval_seconds: int = 5
+    subscription_cleanup_interval_seconds: int = 60
+    subscription_default_ttl_seconds: int = 60
+    subscription_max_ttl_seconds: int = 86_400
     raft: RaftSettings = field(default_factory=RaftSettings)
 
 
@@ -218,6 +228,16 @@ _TOP = (
     ),
     _Key("webhook_allow_hosts", "webhookAllowHosts", "WEBHOOK_ALLOW_HOSTS", "str"),
     _Key("webhook_deny_hosts", "webhookDenyHosts", "WEBHOOK_DENY_HOSTS", "str"),
+    _Key("backup_root", "backupRoot", "BACKUP_ROOT", "str"),
+    *(
+        _Key(f"subscription_{name}", _camel(f"subscription_{name}"), f"SUBSCRIPTION_{name.upper()}", "int")
+        for name in (
+            "min_interval_seconds",
+            "cleanup_interval_seconds",
+            "default_ttl_seconds",
+            "max_ttl_seconds",
+        )
+    ),
 )
 # The keys inside `persistenceConfig` (YAML mapping or JSON string, env PERSISTENCE_CONFIG as JSON).
 _PERSISTENCE = (
@@ -348,7 +368,6 @@ class _Sources:
             elif name in _RATE_SCOPES:
                 self.section(raw, _RATE_SCOPES[name], f"rateLimit.{name}")
             else:
-                # The reference's `webhook` scope has no outbound calls to limit here yet.
                 self.problems.append(f"rateLimit: unknown key {name!r}")
 
     def section(self, value: object, keys: tuple[_Key, ...], where: str) -> None:
@@ -489,8 +508,26 @@ def validate(settings: Settings) -> list[str]:
         *_check_auth(settings),
         *_check_streams(settings),
         *_check_rate_limit(settings.rate_limit),
+        *_check_callback_hosts(settings),
         *check_raft(settings.raft, provider=settings.persistence.provider, valid_address=_split_address),
     ]
+
+
+def _check_callback_hosts(s: Settings) -> list[str]:
+    """An entry with a `/` is a CIDR: a typo there must not silently become a host name."""
+    problems = []
+    for name, entries in (
+        ("webhookAllowHosts", s.webhook_allow_hosts),
+        ("webhookDenyHosts", s.webhook_deny_hosts),
+    ):
+        for entry in (e.strip() for e in entries.split(",")):
+            if "/" not in entry:
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                problems.append(f"{name}: {entry!r} is not a valid CIDR")
+    return problems
 
 
 def _check_rate_limit(r: RateLimitSettings) -> list[str]:
@@ -543,6 +580,9 @@ def _check_numbers(s: Settings) -> list[str]:
             ("resultWebhookMaxAttempts", s.result_webhook_max_attempts),
             ("resultWebhookBaseBackoffSeconds", s.result_webhook_base_backoff_seconds),
             ("resultWebhookMaxBackoffSeconds", s.result_webhook_max_backoff_seconds),
+            ("subscriptionCleanupIntervalSeconds", s.subscription_cleanup_interval_seconds),
+            ("subscriptionDefaultTtlSeconds", s.subscription_default_ttl_seconds),
+            ("subscriptionMaxTtlSeconds", s.subscription_max_ttl_seconds),
             ("persistenceConfig.maxPendingBytes", s.persistence.max_pending_bytes),
             *((f"limits.{_camel(f.name)}", getattr(limits, f.name)) for f in fields(limits)),
         )
@@ -554,6 +594,7 @@ def _check_numbers(s: Settings) -> list[str]:
             ("retentionCompletedSeconds", s.retention_completed_seconds),
             ("retentionFailedSeconds", s.retention_failed_seconds),
             ("retentionDeadLetteredSeconds", s.retention_dead_lettered_seconds),
+            ("subscriptionMinIntervalSeconds", s.subscription_min_interval_seconds),
         )
         if value < 0
     ]

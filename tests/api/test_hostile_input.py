@@ -37,6 +37,8 @@ ROUTES = [
     ("POST", "/v1/codeq/admin/dlq/{id}/requeue", PRODUCER),
     ("POST", "/v1/codeq/admin/dlq/{id}/purge", PRODUCER),
     ("POST", "/v1/codeq/admin/backup", PRODUCER),
+    ("POST", "/v1/codeq/workers/subscriptions", WORKER),
+    ("POST", "/v1/codeq/workers/subscriptions/{id}/heartbeat", WORKER),
 ]
 
 # waitSeconds is left out on purpose: a long poll would hold an example for its whole window.
@@ -46,6 +48,7 @@ FIELDS = [
     "error", "artifacts", "results", "taskId", "limit", "before", "name", "url", "contentBase64",
     "priorityTiers", "deadLetterTopicRef", "retentionSeconds", "maxConsumers",
     "taskIds", "all", "dest", "shard",
+    "callbackUrl", "eventTypes", "ttlSeconds", "deliveryMode", "groupId", "minIntervalSeconds",
 ]  # fmt: skip
 
 scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20)

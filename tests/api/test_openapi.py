@@ -124,6 +124,12 @@ async def test_every_success_answer_matches_the_document(api: Api) -> None:
     await call("GET", dlq, "/v1/codeq/admin/dlq/d", params={"limit": "5"})
     await call("POST", dlq + "/requeue", "/v1/codeq/admin/dlq/d/requeue", {"taskIds": [dead]})
     await call("POST", dlq + "/purge", "/v1/codeq/admin/dlq/d/purge", {"all": True})
+    subs = "/v1/codeq/workers/subscriptions"
+    sub = {"callbackUrl": "https://hooks.example.com/ready", "eventTypes": ["a"], "ttlSeconds": 30}
+    sub_id = (await call("POST", subs, subs, sub, headers=WORKER)).json()["subscriptionId"]
+    renew = f"{subs}/{sub_id}/heartbeat"
+    await call("POST", subs + "/{id}/heartbeat", renew, {"ttlSeconds": 60}, headers=WORKER)
+    await call("DELETE", subs + "/{id}", f"{subs}/{sub_id}", headers=WORKER)
     memory = await call("POST", "/v1/codeq/admin/backup", "/v1/codeq/admin/backup", {"dest": "/nowhere"})
     assert memory.status_code == 409  # a memory store has nothing to back up; see the next test
     # Every other documented operation was driven to a success answer.

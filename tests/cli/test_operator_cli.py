@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,60 @@ def test_errors_have_clear_messages_and_exit_codes(server: ServerProcess) -> Non
     assert refused.returncode == 1 and "error (400)" in refused.stderr and "priority" in refused.stderr
     worker_as_admin = codeq(server, "queue", "list", "--token", "dev-worker")
     assert worker_as_admin.returncode == 1 and "error (401)" in worker_as_admin.stderr
+    naive = codeq(server, "task", "create", "x", "--run-at", "2030-01-01T00:00:00")
+    assert naive.returncode == 2 and "time zone" in naive.stderr
+    soon = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = as_json(codeq(server, "task", "create", "cli-later", "--run-at", soon, "--json"))
+    assert as_json(codeq(server, "queue", "stats", "cli-later", "--json"))["delayed"] == 1 and later["id"]
     both = codeq(server, "dlq", "requeue", "x", "some-id", "--all")
     assert both.returncode == 2 and "not both" in both.stderr
     down = codeq(server, "queue", "list", "--url", f"http://127.0.0.1:{free_port()}")
     assert down.returncode == 3 and "server unavailable" in down.stderr
+
+
+def test_topic_put_get_delete(server: ServerProcess) -> None:
+    put = as_json(codeq(server, "topic", "put", "orders", "--priority-tiers", "5,0", "--max-attempts", "3",
+                        "--dead-letter-topic-ref", "orders-dlq", "--json"))  # fmt: skip
+    assert put["topicId"] == "dev.orders" and put["version"] == 1
+    assert put["policy"]["priorityTiers"] == [0, 5] and put["policy"]["maxAttempts"] == 3
+    policy = '{"priorityTiers": [1], "maxAttempts": 4, "deadLetterTopicRef": "orders-dlq"}'
+    assert as_json(codeq(server, "topic", "put", "orders", "--policy", policy, "--json"))["version"] == 2
+    shown = codeq(server, "topic", "get", "orders")
+    assert shown.returncode == 0 and "dev.orders" in shown.stdout and "orders-dlq" in shown.stdout
+    invalid = codeq(server, "topic", "put", "orders", "--max-attempts", "0")
+    assert invalid.returncode == 1 and "error (422)" in invalid.stderr
+    assert as_json(codeq(server, "topic", "delete", "orders", "--json")) == {
+        "topic": "orders",
+        "deleted": True,
+    }
+    missing = codeq(server, "topic", "get", "orders")
+    assert missing.returncode == 1 and "error (404)" in missing.stderr
+
+
+def test_blocking_admin_sdk(server: ServerProcess) -> None:
+    from codeq.client import Producer
+    from codeq.client.admin import Admin
+
+    with Producer(server.url, "dev-producer") as producer, Admin(server.url, "dev-producer") as admin:
+        ids = [producer.create("sdk-dlq", {"n": n}, max_attempts=1).id for n in range(3)]
+        with httpx.Client(
+            base_url=server.url + "/v1/codeq", headers={"Authorization": "Bearer dev-worker"}
+        ) as w:
+            for _ in ids:
+                claimed = w.post("/tasks/claim", json={"commands": ["sdk-dlq"]}).json()
+                assert w.post(f"/tasks/{claimed['id']}/nack", json={"reason": "x"}).json()["status"] == "dlq"
+        assert admin.queue_stats("sdk-dlq").dlq == 3
+        first = admin.dlq_list("sdk-dlq", limit=2)
+        rest = admin.dlq_list("sdk-dlq", limit=2, after=first.next_after)
+        assert [t.id for t in first.tasks + rest.tasks] == sorted(ids) and rest.next_after == ""
+        assert admin.dlq_requeue("sdk-dlq", [ids[0]]) == 1
+        assert producer.get(ids[0]).status == "PENDING"
+        assert admin.dlq_purge("sdk-dlq", all=True) == 2
+        assert admin.queue_stats("sdk-dlq").dlq == 0
+        # The requeued task, finished, is past any retention by 2100: cleanup removes it.
+        with httpx.Client(
+            base_url=server.url + "/v1/codeq", headers={"Authorization": "Bearer dev-worker"}
+        ) as w:
+            assert w.post("/tasks/claim", json={"commands": ["sdk-dlq"]}).json()["id"] == ids[0]
+            w.post(f"/tasks/{ids[0]}/result", json={"status": "COMPLETED", "result": {}}).raise_for_status()
+        assert admin.cleanup(limit=1, before="2100-01-01T00:00:00Z") == 1

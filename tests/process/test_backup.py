@@ -98,3 +98,21 @@ def test_restore_refuses_a_non_empty_target_and_a_non_backup(tmp_path: Path) -> 
     assert busy.returncode == 1 and "not empty" in busy.stderr
     incomplete = run_codeq("restore", str(tmp_path / "backup"), "--data", str(tmp_path / "new"))
     assert incomplete.returncode == 1 and "missing" in incomplete.stderr
+
+
+def test_restore_forgets_the_raft_log_position_of_a_replicas_copy(tmp_path: Path) -> None:
+    from codeq.kv.rocks import RocksKV
+    from codeq.replication.snapshot import APPLIED_KEY, applied_value
+
+    backup = tmp_path / "backup"
+    store = RocksKV(str(backup / "shard0"))
+    store.write({APPLIED_KEY: applied_value(42), b"L/some-task": b"x"}, sync=True)
+    store.close()
+    (backup / "codeq-backup.json").write_text('{"numShards": 1}')
+    done = run_codeq("restore", str(backup), "--data", str(tmp_path / "new"), "--json")
+    assert done.returncode == 0, done.stderr
+    restored = RocksKV(str(tmp_path / "new"))
+    try:
+        assert restored.get(APPLIED_KEY) is None and restored.get(b"L/some-task") == b"x"
+    finally:
+        restored.close()

@@ -55,3 +55,14 @@ async def test_names_are_checked_against_what_they_resolve_to() -> None:
     with pytest.raises(CallbackRefused, match="private address"):
         await CallbackHosts().check_resolved("http://localhost:9/")
     await CallbackHosts.from_lists("localhost", "").check_resolved("http://localhost:9/")
+
+
+def test_config_rejects_a_malformed_cidr() -> None:
+    from codeq.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match=r"webhookAllowHosts: '10\.0\.0\.0/33' is not a valid CIDR"):
+        load_settings(environ={"WEBHOOK_ALLOW_HOSTS": "example.com, 10.0.0.0/33"}, overrides={"dev": True})
+    settings = load_settings(
+        environ={"WEBHOOK_DENY_HOSTS": "10.0.0.0/8,bad.example"}, overrides={"dev": True}
+    )
+    assert settings.webhook_deny_hosts == "10.0.0.0/8,bad.example"

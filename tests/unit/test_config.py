@@ -424,9 +424,11 @@ rateLimit:
     assert (r.key_by, r.producer_requests_per_minute, r.producer_burst_size) == ("tenant", 120, 10)
     assert (r.admin_requests_per_minute, r.worker_requests_per_minute) == (1, 0)
     assert load({"RATE_LIMIT_WORKER_BURST_SIZE": "3"}).rate_limit.worker_burst_size == 3
-    bad = "rateLimit:\n  keyBy: token\n  webhook: {burstSize: 1}\n  worker: {burstSize: -1, rpm: 2}\n"
+    webhook = load(path=yaml_file(tmp_path, "rateLimit:\n  webhook: {requestsPerMinute: 6, burstSize: 2}\n"))
+    assert (webhook.rate_limit.webhook_requests_per_minute, webhook.rate_limit.webhook_burst_size) == (6, 2)
+    bad = "rateLimit:\n  keyBy: token\n  webhooks: {burstSize: 1}\n  worker: {burstSize: -1, rpm: 2}\n"
     assert problems(path=yaml_file(tmp_path, bad)) == [
-        "rateLimit: unknown key 'webhook'",
+        "rateLimit: unknown key 'webhooks'",
         "rateLimit.worker: unknown key 'rpm'",
         "rateLimit.worker.burstSize must not be negative",
         "rateLimit.keyBy must be one of tenant_subject, tenant, subject, got 'token'",

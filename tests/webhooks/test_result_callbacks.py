@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
-from codeq.app import App
-from codeq.core.clock import FakeClock
 from codeq.service.maintenance import Maintenance
-from tests.api.conftest import WORKER, Api, make_settings
+from tests.api.conftest import WORKER, Api, make_settings, running
 from tests.support.receiver import Receiver
 
 SECRET = "s3cret"
@@ -22,17 +21,11 @@ SECRET = "s3cret"
 
 @pytest.fixture
 async def api() -> AsyncIterator[Api]:
-    clock = FakeClock()
     settings = make_settings(
         webhook_hmac_secret=SECRET, webhook_allow_hosts="127.0.0.1", timezone="America/Sao_Paulo"
     )
-    app = App(settings, clock=clock)
-    await app.start()
-    assert app.asgi is not None
-    transport = httpx.ASGITransport(app=app.asgi)
-    async with httpx.AsyncClient(transport=transport, base_url="http://codeq.test") as client:
-        yield Api(app, client, clock)
-    await app.stop()
+    async with running(settings) as api:
+        yield api
 
 
 async def _deliver(api: Api) -> None:
@@ -98,6 +91,9 @@ async def test_three_failures_then_success_deliver_exactly_once(api: Api) -> Non
         assert len(receiver.answered(200)) == 1 and len(receiver.received) == 4
         assert _deliveries(api, "success") == 1 and _deliveries(api, "failure") == 0
         assert all(not s.engine.outbox.entries for s in api.app.node.shards)
+        text = (await api.client.get("/metrics")).text
+        assert 'codeq_webhook_attempts_total{kind="task_result",outcome="failed"} 3.0' in text
+        assert "codeq_webhook_outbox_pending 0.0" in text
 
 
 async def test_gives_up_after_the_last_attempt(api: Api) -> None:
@@ -133,3 +129,58 @@ async def test_private_and_listed_hosts_are_refused(api: Api) -> None:
         response = await api.post("/tasks", {"command": "render", "payload": {}, "webhook": url})
         assert response.status_code == 400, url
         assert response.json()["field"] == "webhook"
+
+
+class HeldPoster:
+    """Answers only when released, so a test can see how many attempts run at once."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.release = asyncio.Event()
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        self.started.append(json.loads(body)["taskId"])
+        await self.release.wait()
+        return 200
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_attempts_in_flight_are_bounded_and_each_entry_is_sent_once(api: Api) -> None:
+    callbacks = api.app.callbacks
+    assert callbacks is not None
+    poster = HeldPoster()
+    callbacks.poster = poster
+    callbacks.settings = dataclasses.replace(callbacks.settings, concurrency=2)
+    ids = [await _finish(api, "http://127.0.0.1:9/x") for _ in range(5)]
+    for _ in range(3):
+        await callbacks.tick()
+        await asyncio.sleep(0)
+    assert len(poster.started) == 2  # two slots, the rest wait in the outbox
+    poster.release.set()
+    for _ in range(10):
+        await callbacks.tick()
+        await callbacks.drain()
+    assert sorted(poster.started) == sorted(ids)  # each once, none twice
+    assert all(not s.engine.outbox.entries for s in api.app.node.shards)
+
+
+async def test_the_webhook_bucket_holds_callbacks_back_without_spending_attempts() -> None:
+    limits = {"rate_limit.webhook_requests_per_minute": 60, "rate_limit.webhook_burst_size": 1}
+    settings = make_settings(webhook_allow_hosts="127.0.0.1", **limits)
+    async with running(settings) as api:
+        with Receiver() as receiver:
+            await _finish(api, receiver.url)
+            await _finish(api, receiver.url)
+            await _deliver(api)
+            assert len(receiver.received) == 1  # one token: the other waits a second
+            api.clock.advance(0.999)
+            await _deliver(api)
+            assert len(receiver.received) == 1
+            api.clock.advance(0.001)
+            await _deliver(api)
+            assert [r.status for r in receiver.received] == [200, 200]
+            text = (await api.client.get("/metrics")).text
+            assert 'codeq_rate_limit_hits_total{operation="task_result",scope="webhook"} 1.0' in text
+            assert 'codeq_webhook_attempts_total{kind="task_result",outcome="failed"}' not in text

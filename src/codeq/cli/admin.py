@@ -16,21 +16,15 @@ from codeq.cli.output import (
     fail,
     key_values,
     parse_json,
-    run,
     tasks_table,
-    token_for,
+    with_admin,
 )
-from codeq.client.admin import AsyncAdmin, DlqPage
 
 dlq_app = typer.Typer(help="List, requeue and purge dead-lettered tasks (admin token).", no_args_is_help=True)
 topic_app = typer.Typer(help="Create, show and delete topics (admin token).", no_args_is_help=True)
 
 IdsArgument = Annotated[list[str] | None, typer.Argument(help="Task ids (or use --all).", show_default=False)]
 AllOption = Annotated[bool, typer.Option("--all", help="Every dead-lettered task of the command.")]
-
-
-def _admin(url: str, token: str | None) -> AsyncAdmin:
-    return AsyncAdmin(url, token_for(token, "producer"))
 
 
 @dlq_app.command("list")
@@ -43,13 +37,7 @@ def dlq_list(
     as_json: JsonOption = False,
 ) -> None:
     """One page of the command's dead-lettered tasks, in id order."""
-    admin = _admin(url, token)
-
-    async def page() -> DlqPage:
-        async with admin:
-            return await admin.dlq_list(command, limit=limit, after=after)
-
-    result = run(page)
+    result = with_admin(url, token, lambda a: a.dlq_list(command, limit=limit, after=after))
     if as_json:
         emit_json({"tasks": result.tasks, "nextAfter": result.next_after})
         return
@@ -75,13 +63,7 @@ def dlq_requeue(
 ) -> None:
     """Put dead-lettered tasks back in their queue with attempts reset."""
     ids = _check_targets(task_ids, every)
-    admin = _admin(url, token)
-
-    async def requeue() -> int:
-        async with admin:
-            return await admin.dlq_requeue(command, ids, all=every)
-
-    count = run(requeue)
+    count = with_admin(url, token, lambda a: a.dlq_requeue(command, ids, all=every))
     if as_json:
         emit_json({"command": command, "requeued": count})
     else:
@@ -102,13 +84,7 @@ def dlq_purge(  # noqa: PLR0913 — Typer takes one parameter per CLI flag
     ids = _check_targets(task_ids, every)
     if every and not yes and not typer.confirm(f"Delete every dead-lettered {command} task?"):
         fail("not confirmed; nothing deleted")
-    admin = _admin(url, token)
-
-    async def purge() -> int:
-        async with admin:
-            return await admin.dlq_purge(command, ids, all=every)
-
-    count = run(purge)
+    count = with_admin(url, token, lambda a: a.dlq_purge(command, ids, all=every))
     if as_json:
         emit_json({"command": command, "purged": count})
     else:
@@ -156,13 +132,7 @@ def topic_put(  # noqa: PLR0913 — Typer takes one parameter per CLI flag
             body["retentionSeconds"] = retention_seconds
         if max_consumers:
             body["maxConsumers"] = max_consumers
-    admin = _admin(url, token)
-
-    async def put() -> dict[str, Any]:
-        async with admin:
-            return await admin.topic_put(name, body)
-
-    _show_topic(run(put), as_json)
+    _show_topic(with_admin(url, token, lambda a: a.topic_put(name, body)), as_json)
 
 
 @topic_app.command("get")
@@ -173,13 +143,7 @@ def topic_get(
     as_json: JsonOption = False,
 ) -> None:
     """Show a topic of your tenant."""
-    admin = _admin(url, token)
-
-    async def get() -> dict[str, Any]:
-        async with admin:
-            return await admin.topic_get(name)
-
-    _show_topic(run(get), as_json)
+    _show_topic(with_admin(url, token, lambda a: a.topic_get(name)), as_json)
 
 
 @topic_app.command("delete")
@@ -190,13 +154,7 @@ def topic_delete(
     as_json: JsonOption = False,
 ) -> None:
     """Delete a topic (idempotent: deleting an absent topic succeeds)."""
-    admin = _admin(url, token)
-
-    async def delete() -> None:
-        async with admin:
-            await admin.topic_delete(name)
-
-    run(delete)
+    with_admin(url, token, lambda a: a.topic_delete(name))
     if as_json:
         emit_json({"topic": name, "deleted": True})
     else:

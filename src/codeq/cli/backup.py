@@ -66,7 +66,7 @@ def restore(source: str, data: str, as_json: bool) -> None:
             shutil.copy2(path, destination)
             progress.advance(bar, path.stat().st_size)
     for _, dst in pairs:
-        _check_opens(dst)
+        _prepare(dst)
     if as_json:
         emit_json({"data": data, "numShards": num_shards, "bytes": total})
     else:
@@ -88,13 +88,21 @@ def _manifest(source: str) -> int:
     return num_shards
 
 
-def _check_opens(path: Path) -> None:
-    from codeq.kv.rocks import RocksKV  # the restore check is the only local store access here
+def _prepare(path: Path) -> None:
+    """Open the restored store once (it must open cleanly) and forget the Raft log position a
+    replica's copy carries: the restored directory starts a new log, whose first entries must
+    be applied, not skipped as already applied (replication/snapshot.py)."""
+    from codeq.kv.rocks import RocksKV  # the only local store access of the CLI
+    from codeq.replication.snapshot import APPLIED_KEY
 
     try:
-        RocksKV(str(path)).close()
+        store = RocksKV(str(path))
     except Exception as exc:  # rocksdict raises plain exceptions for a damaged store
         fail(f"the restored store at {path} does not open: {exc}", EXIT_REFUSED)
+    try:
+        store.write({APPLIED_KEY: None}, sync=True)
+    finally:
+        store.close()
 
 
 def _progress(*, bytes_: bool = False) -> Progress:

@@ -20,8 +20,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from codeq.client._http import HttpTransport
+from codeq.client.admin import AsyncAdmin
 from codeq.client.errors import CodeqError
 from codeq.client.models import Task
+from codeq.client.producer import AsyncProducer
 
 T = TypeVar("T")
 
@@ -76,11 +79,54 @@ async def _awaited(call: Callable[[], Awaitable[T]]) -> T:
     return await call()
 
 
+def with_admin(url: str, token: str | None, call: Callable[[AsyncAdmin], Awaitable[T]]) -> T:
+    """Run `call` on an admin client (the producer token), closing it after."""
+
+    async def scoped() -> T:
+        async with AsyncAdmin(url, token_for(token, "producer")) as admin:
+            return await call(admin)
+
+    return run(scoped)
+
+
+def with_producer(url: str, token: str | None, call: Callable[[AsyncProducer], Awaitable[T]]) -> T:
+    """Run `call` on a producer without retries (an operator sees every failure)."""
+
+    async def scoped() -> T:
+        async with AsyncProducer(url, token_for(token, "producer"), retries=0) as producer:
+            return await call(producer)
+
+    return run(scoped)
+
+
+def with_worker(url: str, token: str | None, call: Callable[[HttpTransport], Awaitable[T]]) -> T:
+    """Run `call` on the worker token's HTTP transport (one request, no retries)."""
+
+    async def scoped() -> T:
+        transport = HttpTransport(url, token_for(token, "worker"), timeout=10.0)
+        try:
+            return await call(transport)
+        finally:
+            await transport.aclose()
+
+    return run(scoped)
+
+
 def parse_json(text: str, what: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
         fail(f"{what} is not valid JSON: {exc}")
+
+
+def parse_time(text: str, what: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{what} is not an RFC 3339 time: {text!r}")
+    if moment.tzinfo is None:
+        fail(f"{what} needs a time zone (e.g. {text}Z)")
+    return moment
 
 
 def emit_json(value: Any) -> None:

@@ -16,14 +16,13 @@ from codeq.cli.output import (
     emit_json,
     key_values,
     parse_json,
-    run,
+    parse_time,
     task_details,
-    token_for,
+    with_admin,
+    with_producer,
+    with_worker,
 )
-from codeq.client._http import HttpTransport
-from codeq.client.admin import AsyncAdmin, QueueStats
-from codeq.client.models import Result, Task
-from codeq.client.producer import AsyncProducer
+from codeq.client.models import Task
 
 task_app = typer.Typer(help="Create, inspect, claim and nack tasks.", no_args_is_help=True)
 queue_app = typer.Typer(help="Queue statistics (admin token).", no_args_is_help=True)
@@ -42,6 +41,9 @@ def task_create(  # noqa: PLR0913 — Typer takes one parameter per CLI flag
     payload: Annotated[str, typer.Option(help="JSON payload.")] = "{}",
     priority: Annotated[int, typer.Option(help="0..9, 9 first.")] = 0,
     delay_seconds: Annotated[int | None, typer.Option(help="Postpone the first delivery.")] = None,
+    run_at: Annotated[
+        str | None, typer.Option(help="First delivery at this RFC 3339 time (with a zone).")
+    ] = None,
     max_attempts: Annotated[int | None, typer.Option(help="Deliveries before the DLQ.")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Repeat-safe create key.")] = None,
     webhook: Annotated[str | None, typer.Option(help="URL called with the result.")] = None,
@@ -51,21 +53,22 @@ def task_create(  # noqa: PLR0913 — Typer takes one parameter per CLI flag
 ) -> None:
     """Create one task (producer token)."""
     body = parse_json(payload, "--payload")
-    producer = AsyncProducer(url, token_for(token, "producer"), retries=0)
-
-    async def create() -> Task:
-        async with producer:
-            return await producer.create(
-                command,
-                body,
-                priority=priority,
-                delay_seconds=delay_seconds,
-                max_attempts=max_attempts,
-                idempotency_key=idempotency_key,
-                webhook=webhook,
-            )
-
-    _show_task(run(create), as_json)
+    when = parse_time(run_at, "--run-at") if run_at else None
+    task = with_producer(
+        url,
+        token,
+        lambda p: p.create(
+            command,
+            body,
+            priority=priority,
+            delay_seconds=delay_seconds,
+            run_at=when,
+            max_attempts=max_attempts,
+            idempotency_key=idempotency_key,
+            webhook=webhook,
+        ),
+    )
+    _show_task(task, as_json)
 
 
 @task_app.command("get")
@@ -76,13 +79,7 @@ def task_get(
     as_json: JsonOption = False,
 ) -> None:
     """Show one task of your tenant."""
-    producer = AsyncProducer(url, token_for(token, "producer"), retries=0)
-
-    async def get() -> Task:
-        async with producer:
-            return await producer.get(task_id)
-
-    _show_task(run(get), as_json)
+    _show_task(with_producer(url, token, lambda p: p.get(task_id)), as_json)
 
 
 @task_app.command("result")
@@ -94,13 +91,7 @@ def task_result(
     as_json: JsonOption = False,
 ) -> None:
     """Show a task's result (exit 1 with 404 when there is none yet)."""
-    producer = AsyncProducer(url, token_for(token, "producer"), retries=0)
-
-    async def result() -> Result:
-        async with producer:
-            return await producer.result(task_id, wait)
-
-    record = run(result)
+    record = with_producer(url, token, lambda p: p.result(task_id, wait))
     if as_json:
         emit_json(record)
         return
@@ -124,15 +115,7 @@ def task_claim(
     as_json: JsonOption = False,
 ) -> None:
     """Lease one task (worker token); prints nothing (JSON null) when none is ready."""
-    transport = HttpTransport(url, token_for(token, "worker"), timeout=10.0)
-
-    async def claim() -> Task | None:
-        try:
-            return await transport.claim(commands or [], lease_seconds, wait)
-        finally:
-            await transport.aclose()
-
-    task = run(claim)
+    task = with_worker(url, token, lambda w: w.claim(commands or [], lease_seconds, wait))
     if task is None:
         if as_json:
             emit_json(None)
@@ -154,15 +137,7 @@ def task_nack(
     as_json: JsonOption = False,
 ) -> None:
     """Hand a leased task back as failed (worker token)."""
-    transport = HttpTransport(url, token_for(token, "worker"), timeout=10.0)
-
-    async def nack() -> bool:
-        try:
-            return await transport.nack(task_id, delay_seconds, reason)
-        finally:
-            await transport.aclose()
-
-    dead_lettered = run(nack)
+    dead_lettered = with_worker(url, token, lambda w: w.nack(task_id, delay_seconds, reason))
     status = "dlq" if dead_lettered else "requeued"
     if as_json:
         emit_json({"taskId": task_id, "status": status})
@@ -178,13 +153,7 @@ def queue_stats(
     as_json: JsonOption = False,
 ) -> None:
     """Ready, delayed, in-progress and dead-lettered counts of one command in your tenant."""
-    admin = AsyncAdmin(url, token_for(token, "producer"))
-
-    async def stats() -> QueueStats:
-        async with admin:
-            return await admin.queue_stats(command)
-
-    result = run(stats)
+    result = with_admin(url, token, lambda a: a.queue_stats(command))
     if as_json:
         emit_json(result)
     else:
@@ -194,13 +163,7 @@ def queue_stats(
 @queue_app.command("list")
 def queue_list(url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False) -> None:
     """Every non-empty queue bucket of your tenant."""
-    admin = AsyncAdmin(url, token_for(token, "producer"))
-
-    async def queues() -> dict[str, int]:
-        async with admin:
-            return await admin.queues()
-
-    labels = run(queues)
+    labels = with_admin(url, token, lambda a: a.queues())
     if as_json:
         emit_json(labels)
     elif not labels:

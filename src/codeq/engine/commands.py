@@ -131,6 +131,37 @@ class WebhookOutcome(Command, frozen=True, array_like=True):
     next_ms: int = 0
 
 
+class SubscriptionCreate(Command, frozen=True, array_like=True):
+    subscription_id: str
+    tenant: str
+    subject: str
+    callback_url: str
+    event_types: list[str]
+    delivery_mode: str
+    group_id: str
+    min_interval_seconds: int
+    expires_ms: int
+
+
+class SubscriptionHeartbeat(Command, frozen=True, array_like=True):
+    subscription_id: str
+    tenant: str
+    subject: str
+    expires_ms: int
+
+
+class SubscriptionDelete(Command, frozen=True, array_like=True):
+    subscription_id: str
+    tenant: str
+    subject: str
+
+
+class SubscriptionExpire(Command, frozen=True, array_like=True):
+    """Remove up to `limit` subscriptions that expired before `now_ms`."""
+
+    limit: int = 1000
+
+
 class Batch(Command, frozen=True, array_like=True):
     """Several commands applied in order as one atomic write; each gets its own outcome."""
 
@@ -147,11 +178,15 @@ AnyCommand = (
     | Tick
     | Cleanup
     | Batch
+    | PutTopic
+    | DeleteTopic
     | DlqRequeue
     | DlqPurge
     | WebhookOutcome
-    | PutTopic
-    | DeleteTopic
+    | SubscriptionCreate
+    | SubscriptionHeartbeat
+    | SubscriptionDelete
+    | SubscriptionExpire
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -75,7 +75,8 @@ def _targets(
             continue
         seen.add(task_id)
         raw = engine.read(keys.finished(task_id))
-        if raw is None:
+        if raw is None:  # an entry whose task is gone: drop it, or `all` would stall on it
+            drop_entry(engine, tenant, cmd_key, task_id)
             continue
         task = records.decode_task(raw)
         if task.location is Location.DLQ_SET and task.tenant == tenant:
@@ -83,9 +84,17 @@ def _targets(
     return found
 
 
+def drop_entry(engine: Engine, tenant: str, cmd_key: str, task_id: str) -> None:
+    """Remove one DLQ index entry and count it out."""
+    counts = engine.index.dlq_counts
+    count = counts[(tenant, cmd_key)] = max(counts.get((tenant, cmd_key), 0) - 1, 0)
+    engine.stage(keys.dlq(tenant, cmd_key, task_id), None)
+    engine.stage(keys.dlq_count(tenant, cmd_key), keys.be8(count))
+
+
 def _leave_dlq(engine: Engine, task: Task) -> None:
     """Drop the finished record, the result, the DLQ entry and the retention entry."""
     engine.stage(keys.finished(task.id), None)
     engine.stage(keys.result(task.id), None)
     engine.stage(keys.retention(task.finished_ms + engine.config.retention_for(task), task.id), None)
-    engine.drop_dlq_entry(task)
+    drop_entry(engine, task.tenant, command_key(task.command), task.id)

@@ -20,7 +20,7 @@ from codeq.core.model import Artifact, Location, ResultRecord, Status, Task
 from codeq.core.names import command_key
 from codeq.core.topics import Topic
 from codeq.engine import commands as c
-from codeq.engine import dlq, keys, outbox, records, topics
+from codeq.engine import dlq, keys, outbox, records, retention, subscriptions, topics
 from codeq.engine.index import Index, Queue
 from codeq.engine.outcomes import (
     BatchApplied,
@@ -72,6 +72,7 @@ class Engine:
         self.config = config or EngineConfig()
         self.index = Index()
         self.outbox = outbox.Outbox()
+        self.subscriptions = subscriptions.Registry()
         self.events: list[Event] = []
         self._ops: dict[bytes, bytes | None] = {}
 
@@ -87,6 +88,7 @@ class Engine:
         for key, raw in self.store.scan(keys.DLQ_COUNT, keys.DLQ_COUNT_END):
             index.dlq_counts[keys.split_dlq_count(key)] = keys.read_be8(raw)
         self.outbox.load(self.store.scan(keys.OUTBOX, keys.OUTBOX_END))
+        self.subscriptions.load(self)
         return len(index.tasks)
 
     # -- the apply path ------------------------------------------------------------------
@@ -124,7 +126,8 @@ class Engine:
         return self._dispatch_tools(command)
 
     def _dispatch_tools(self, command: c.AnyCommand) -> Outcome:
-        """The topic catalog, operator tools and the callback outbox, each in its own module."""
+        """The topic catalog, operator tools, the callback outbox and subscriptions: each in its
+        own module."""
         match command:
             case c.PutTopic() | c.DeleteTopic():
                 return topics.apply(self._get, self._ops.__setitem__, command)
@@ -134,12 +137,22 @@ class Engine:
                 return dlq.purge(self, command)
             case c.WebhookOutcome():
                 return outbox.settle(self, command)
+            case c.SubscriptionCreate():
+                return subscriptions.create(self, command)
+            case c.SubscriptionHeartbeat():
+                return subscriptions.heartbeat(self, command)
+            case c.SubscriptionDelete():
+                return subscriptions.delete(self, command)
+            case c.SubscriptionExpire():
+                return subscriptions.expire(self, command)
         raise InvalidInput(f"unknown command {type(command).__name__}")
 
     def _sweep(self, command: c.Tick | c.Cleanup) -> Swept:
         if isinstance(command, c.Tick):
             return self._tick(command)
-        return Swept(deleted=self._expire_finished(command.before_ms, command.limit, command.tenant))
+        return Swept(
+            deleted=retention.expire_finished(self, command.before_ms, command.limit, command.tenant)
+        )
 
     def _batch(self, command: c.Batch) -> BatchApplied:
         outcome = BatchApplied()
@@ -420,51 +433,6 @@ class Engine:
             else:
                 delay_s = self.config.backoff.delay_seconds(task.attempts, rng.random())
                 self._requeue(task, cmd.now_ms, cmd.now_ms + delay_s * 1000)
-        swept.deleted = self._expire_finished(cmd.now_ms, cmd.limit)
-        swept.idempotency_keys_expired = self._expire_idempotency(cmd.now_ms, cmd.limit)
+        swept.deleted = retention.expire_finished(self, cmd.now_ms, cmd.limit)
+        swept.idempotency_keys_expired = retention.expire_idempotency(self, cmd.now_ms, cmd.limit)
         return swept
-
-    def _expire_finished(self, before_ms: int, limit: int, tenant: str = "") -> int:
-        """Delete finished tasks whose retention ended (of `tenant` only, when given); live tasks
-        are never in this index. A tenant's cleanup looks at most 16×limit entries per call."""
-        scan_limit = limit * 16 if tenant else limit
-        deleted = 0
-        due = list(self.store.scan(keys.RETENTION, keys.retention(before_ms + 1, ""), scan_limit))
-        for key, finished_at in due:
-            _, task_id = keys.split_retention(key)
-            raw = self._get(keys.finished(task_id))
-            task = records.decode_task(raw) if raw is not None else None
-            if tenant and (task is None or task.tenant != tenant):
-                continue
-            self._ops[key] = None
-            deleted += 1
-            # An entry left by an earlier finish (the task was requeued from the DLQ and
-            # finished again) removes only itself: the current finish has its own entry.
-            if task is not None and not (finished_at and keys.read_be8(finished_at) != task.finished_ms):
-                self._ops[keys.finished(task_id)] = None
-                self._ops[keys.result(task_id)] = None
-                if task.location is Location.DLQ_SET:
-                    self.drop_dlq_entry(task)
-            if deleted >= limit:
-                break
-        return deleted
-
-    def drop_dlq_entry(self, task: Task) -> None:
-        cmd_key = command_key(task.command)
-        count = max(self.index.dlq_counts.get((task.tenant, cmd_key), 0) - 1, 0)
-        self.index.dlq_counts[(task.tenant, cmd_key)] = count
-        self._ops[keys.dlq(task.tenant, cmd_key, task.id)] = None
-        self._ops[keys.dlq_count(task.tenant, cmd_key)] = keys.be8(count)
-
-    def _expire_idempotency(self, now_ms: int, limit: int) -> int:
-        upper = keys.IDEMPOTENCY_EXPIRY + keys.be8(now_ms + 1)
-        due = list(self.store.scan(keys.IDEMPOTENCY_EXPIRY, upper, limit))
-        for key, _ in due:
-            expires_ms, tenant, idem = keys.split_idempotency_expiry(key)
-            self._ops[key] = None
-            mapping_key = keys.idempotency(tenant, idem)
-            raw = self._get(mapping_key)
-            # The key may have been re-pointed later with a later expiry: keep that one.
-            if raw is not None and records.decode_idempotency(raw)[1] <= expires_ms:
-                self._ops[mapping_key] = None
-        return len(due)

@@ -21,8 +21,10 @@ RETENTION = b"E/"  # E/<be8 expires_ms><id> -> empty; one entry per finished tas
 IDEMPOTENCY_EXPIRY = b"X/"  # X/<be8 expires_ms><tenant>\0<key> -> empty
 DLQ = b"D/"  # D/<tenant>\0<command key>\0<id> -> empty
 DLQ_COUNT = b"C/"  # C/<tenant>\0<command key> -> be8 count
-TOPIC = b"T/"  # T/<tenant>\0<topic name> -> topic record (shard 0 only)
 OUTBOX = b"W/"  # W/<delivery id> -> outbox entry (a result callback not yet delivered)
+SUBSCRIPTION = b"S/"  # S/<id> -> subscription record (shard 0 only)
+SUBSCRIPTION_EXPIRY = b"Y/"  # Y/<be8 expires_ms><id> -> empty
+TOPIC = b"T/"  # T/<tenant>\0<topic name> -> topic record (shard 0 only)
 META = b"M/"
 
 LIVE_END = prefix_upper_bound(LIVE)
@@ -30,6 +32,7 @@ RETENTION_END = prefix_upper_bound(RETENTION)
 IDEMPOTENCY_EXPIRY_END = prefix_upper_bound(IDEMPOTENCY_EXPIRY)
 DLQ_COUNT_END = prefix_upper_bound(DLQ_COUNT)
 OUTBOX_END = prefix_upper_bound(OUTBOX)
+SUBSCRIPTION_END = prefix_upper_bound(SUBSCRIPTION)
 FORMAT = META + b"format"
 FORMAT_VERSION = b"1"
 
@@ -94,10 +97,6 @@ def split_dlq_count(key: bytes) -> tuple[str, str]:
     return tenant.decode(), command_key.decode()
 
 
-def topic(tenant: str, name: str) -> bytes:
-    return TOPIC + tenant.encode() + b"\0" + name.encode()
-
-
 def dlq_page_bounds(tenant: str, command_key: str, after_id: str) -> tuple[bytes, bytes]:
     """[lower, upper) of the DLQ entries of (tenant, command) whose id sorts after `after_id`."""
     prefix = dlq_prefix(tenant, command_key)
@@ -112,3 +111,19 @@ def split_dlq(key: bytes) -> str:
 
 def outbox(delivery_id: str) -> bytes:
     return OUTBOX + delivery_id.encode()
+
+
+def subscription(sub_id: str) -> bytes:
+    return SUBSCRIPTION + sub_id.encode()
+
+
+def subscription_expiry(expires_ms: int, sub_id: str) -> bytes:
+    return SUBSCRIPTION_EXPIRY + be8(expires_ms) + sub_id.encode()
+
+
+def split_subscription_expiry(key: bytes) -> tuple[int, str]:
+    return read_be8(key, len(SUBSCRIPTION_EXPIRY)), key[len(SUBSCRIPTION_EXPIRY) + 8 :].decode()
+
+
+def topic(tenant: str, name: str) -> bytes:
+    return TOPIC + tenant.encode() + b"\0" + name.encode()

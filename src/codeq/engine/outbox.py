@@ -9,7 +9,8 @@ Every replica holds the same entries, so a new leader carries on where the old o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import heapq
+from collections.abc import Container, Iterator
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -45,23 +46,69 @@ _decode = msgspec.msgpack.Decoder(OutboxEntry).decode
 
 
 class Outbox:
-    """The entries of one shard, by delivery id; rebuilt from the store at recovery."""
+    """The entries of one shard, by delivery id, and a heap of (due time, id) to find the due
+    ones without scanning all; rebuilt from the store at recovery.
+
+    The heap is a scheduling aid, not state: applies push to it (and compact it, so a replica
+    that never delivers keeps it bounded); the delivering node pops from it (`take_due`).
+    A popped node whose entry changed or left since is simply dropped.
+    """
 
     def __init__(self) -> None:
         self.entries: dict[str, OutboxEntry] = {}
+        self._heap: list[tuple[int, str]] = []
+        self._deferred: dict[str, int] = {}  # held back by the delivering node (rate limit)
 
     def load(self, scan: Iterator[tuple[bytes, bytes]]) -> int:
         self.entries = {}
         for _, raw in scan:
             entry = _decode(raw)
             self.entries[entry.delivery_id] = entry
+        self._rebuild()
         return len(self.entries)
 
-    def due(self, now_ms: int) -> list[OutboxEntry]:
-        return sorted((e for e in self.entries.values() if e.next_ms <= now_ms), key=lambda e: e.next_ms)
+    def put(self, entry: OutboxEntry) -> None:
+        self.entries[entry.delivery_id] = entry
+        heapq.heappush(self._heap, (entry.next_ms, entry.delivery_id))
+        if len(self._heap) > 2 * len(self.entries) + 1024:
+            self._rebuild()
+
+    def remove(self, delivery_id: str) -> None:
+        self.entries.pop(delivery_id, None)
+        self._deferred.pop(delivery_id, None)
+
+    def take_due(self, now_ms: int, limit: int, busy: Container[str] = ()) -> list[OutboxEntry]:
+        """Pop up to `limit` entries due by `now_ms`, skipping those in `busy` (being delivered:
+        their outcome pushes them again)."""
+        taken: dict[str, OutboxEntry] = {}  # one node per entry may be pushed twice: dedupe
+        heap = self._heap
+        while heap and heap[0][0] <= now_ms and len(taken) < limit:
+            due_ms, delivery_id = heapq.heappop(heap)
+            entry = self.entries.get(delivery_id)
+            if entry is None or delivery_id in busy:
+                continue
+            if entry.next_ms == due_ms or self._deferred.get(delivery_id) == due_ms:
+                self._deferred.pop(delivery_id, None)
+                taken[delivery_id] = entry
+        return list(taken.values())
+
+    def defer(self, entry: OutboxEntry, until_ms: int) -> None:
+        """Hold a taken entry back until `until_ms` without spending an attempt."""
+        self._deferred[entry.delivery_id] = until_ms
+        heapq.heappush(self._heap, (until_ms, entry.delivery_id))
+
+    def put_back(self, entry: OutboxEntry) -> None:
+        """An attempt that was not recorded: keep its entry schedulable here."""
+        current = self.entries.get(entry.delivery_id)
+        if current is not None:
+            heapq.heappush(self._heap, (current.next_ms, current.delivery_id))
 
     def next_due_ms(self) -> int | None:
-        return min((e.next_ms for e in self.entries.values()), default=None)
+        return self._heap[0][0] if self._heap else None
+
+    def _rebuild(self) -> None:
+        self._heap = [(e.next_ms, e.delivery_id) for e in self.entries.values()]
+        heapq.heapify(self._heap)
 
 
 def stage(engine: Engine, task: Task, record: ResultRecord, now_ms: int) -> None:
@@ -81,7 +128,7 @@ def stage(engine: Engine, task: Task, record: ResultRecord, now_ms: int) -> None
         completed_ms=record.completed_ms,
         next_ms=now_ms,
     )
-    engine.outbox.entries[delivery_id] = entry
+    engine.outbox.put(entry)
     engine.stage(keys.outbox(delivery_id), _encode(entry))
 
 
@@ -91,10 +138,10 @@ def settle(engine: Engine, cmd: c.WebhookOutcome) -> OutboxChanged:
     if entry is None:
         return OutboxChanged(found=False)
     if cmd.delivered or cmd.next_ms <= 0:
-        del engine.outbox.entries[cmd.delivery_id]
+        engine.outbox.remove(cmd.delivery_id)
         engine.stage(keys.outbox(cmd.delivery_id), None)
         return OutboxChanged(found=True)
     updated = msgspec.structs.replace(entry, attempts=entry.attempts + 1, next_ms=cmd.next_ms)
-    engine.outbox.entries[cmd.delivery_id] = updated
+    engine.outbox.put(updated)
     engine.stage(keys.outbox(cmd.delivery_id), _encode(updated))
     return OutboxChanged(found=True)

@@ -57,17 +57,6 @@ class BatchApplied:
 
 
 @dataclass(slots=True)
-class TopicPut:
-    topic: Topic
-    created: bool  # False: it existed (changed with a version bump, or identical and untouched)
-
-
-@dataclass(slots=True)
-class TopicDeleted:
-    existed: bool
-
-
-@dataclass(slots=True)
 class DlqChanged:
     """How many dead-lettered tasks a requeue or purge moved or deleted."""
 
@@ -79,6 +68,24 @@ class OutboxChanged:
     found: bool
 
 
+@dataclass(slots=True)
+class SubscriptionChanged:
+    subscription_id: str
+    expires_ms: int
+    removed: int = 0
+
+
+@dataclass(slots=True)
+class TopicPut:
+    topic: Topic
+    created: bool  # False: it existed (changed with a version bump, or identical and untouched)
+
+
+@dataclass(slots=True)
+class TopicDeleted:
+    existed: bool
+
+
 Outcome = (
     Created
     | Claimed
@@ -88,10 +95,11 @@ Outcome = (
     | Completed
     | Swept
     | BatchApplied
-    | TopicPut
-    | TopicDeleted
     | DlqChanged
     | OutboxChanged
+    | SubscriptionChanged
+    | TopicPut
+    | TopicDeleted
 )
 
 

@@ -68,6 +68,13 @@ class Metrics:
             ["kind", "command", "outcome"],
             registry=r,
         )
+        # Beyond the reference: every attempt (retries included), to see a struggling receiver.
+        self.webhook_attempts = Counter(
+            "codeq_webhook_attempts_total",
+            "Outbound webhook attempts, retries included.",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.rate_limit_hits = Counter(
             "codeq_rate_limit_hits_total",
             "Requests denied by a rate limit.",
@@ -143,6 +150,15 @@ class Metrics:
         """`codeq_long_polls_waiting`: requests parked in a long-poll claim or result read."""
         gauge = Gauge(
             "codeq_long_polls_waiting", "Long-poll requests currently waiting.", registry=self.registry
+        )
+        gauge.set_function(lambda: float(fn()))
+
+    def register_outbox_pending(self, fn: Callable[[], int]) -> None:
+        """`codeq_webhook_outbox_pending`: result callbacks owed and not yet delivered."""
+        gauge = Gauge(
+            "codeq_webhook_outbox_pending",
+            "Result callbacks in the outbox, waiting for delivery or a retry.",
+            registry=self.registry,
         )
         gauge.set_function(lambda: float(fn()))
 

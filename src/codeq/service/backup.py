@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from codeq.auth.principal import Principal
 from codeq.core.clock import Clock
-from codeq.core.errors import Conflict, InvalidInput, WrongState
+from codeq.core.errors import Conflict, Forbidden, InvalidInput, WrongState
 
 MANIFEST = "codeq-backup.json"
 BACKUP_FORMAT = 1
@@ -32,18 +32,35 @@ class ShardCopy:
 
 
 class BackupService:
-    def __init__(self, checkpoints: Sequence[CheckpointFn], clock: Clock, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        checkpoints: Sequence[CheckpointFn],
+        clock: Clock,
+        *,
+        enabled: bool = True,
+        root: str = "",
+        root_required: bool = False,
+    ) -> None:
         self.checkpoints = list(checkpoints)
         self.clock = clock
         self.enabled = enabled  # False for the memory store: nothing on disk to copy
+        # An admin token must not be a way to write anywhere the server may: `backupRoot`.
+        self.root = os.path.realpath(root) if root else ""
+        # A backup copies every tenant's data: outside dev it is an operator's act, allowed
+        # only once the operator has said where backups may go.
+        self.root_required = root_required
 
     async def backup(self, principal: Principal, dest: str, shard: int | None = None) -> list[ShardCopy]:
         """Checkpoint one shard, or all of them, into `dest` (an absolute path on this server)."""
         principal.require_admin()
         if not self.enabled:
             raise WrongState("the memory store keeps nothing on disk to back up")
+        if self.root_required and not self.root:
+            raise Forbidden("backups are disabled: set backupRoot (BACKUP_ROOT) to allow them")
         if not dest or not os.path.isabs(dest):
             raise InvalidInput("dest must be an absolute path on the server", field="dest")
+        if self.root and os.path.commonpath([self.root, os.path.realpath(dest)]) != self.root:
+            raise InvalidInput(f"dest must be inside the backup root {self.root}", field="dest")
         count = len(self.checkpoints)
         if shard is not None and not 0 <= shard < count:
             raise InvalidInput(f"shard must be between 0 and {count - 1}", field="shard")

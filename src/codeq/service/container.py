@@ -11,6 +11,7 @@ from codeq.service.admin import AdminService
 from codeq.service.backup import BackupService
 from codeq.service.dlq import DlqService
 from codeq.service.results import ResultService
+from codeq.service.subscriptions import SubscriptionService
 from codeq.service.tasks import TaskService
 from codeq.service.topics import TopicService
 
@@ -22,7 +23,8 @@ class Services:
     results: ResultService
     admin: AdminService
     ready: Callable[[], tuple[bool, str]]  # (ready?, why not)
-    topics: TopicService
     dlq: DlqService
     backup: BackupService
+    subscriptions: SubscriptionService
+    topics: TopicService
     raft_status: Callable[[], list[GroupStatus]] = field(default=lambda: [])  # empty: raft is off

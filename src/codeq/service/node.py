@@ -43,6 +43,8 @@ class Node:
         self._next_start = itertools.count()
         # Called with the earliest time a delayed task or lease falls due, after each apply.
         self.on_due: Callable[[int], None] | None = None
+        # Called with (tenant, command key) whenever tasks became claimable there.
+        self.on_ready: Callable[[str, str], None] | None = None
         # Called when an apply owed a result callback (an outbox entry to deliver).
         self.on_callback_owed: Callable[[], None] | None = None
 
@@ -85,6 +87,8 @@ class Node:
         for event in events:
             if isinstance(event, Ready):
                 self.waiters.ready(event.tenant, event.command_key, event.count)
+                if self.on_ready is not None:
+                    self.on_ready(event.tenant, event.command_key)
             elif isinstance(event, Finished):
                 self.waiters.finished(event.task.id)
                 if metrics is not None:

@@ -87,6 +87,27 @@ class RateLimiter:
         return len(self._buckets)
 
 
+class OutboundLimiter:
+    """The reference's `rateLimit.webhook` bucket, keyed by the callback URL: how long a call
+    to that URL must wait (0: go now, a token is taken)."""
+
+    def __init__(self, policy: BucketPolicy, clock: Clock) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._purged_ms = clock.now_ms()
+
+    def wait_seconds(self, url: str) -> int:
+        if not self._policy.enabled:
+            return 0
+        now = self._clock.now_ms()
+        if now - self._purged_ms >= _PURGE_EVERY_MS:
+            self._purged_ms = now
+            for key in [k for k, b in self._buckets.items() if now - b.at_ms >= _IDLE_MS]:
+                del self._buckets[key]
+        return take(self._buckets, ("webhook", url), self._policy, now)
+
+
 def take(
     buckets: dict[tuple[str, str], _Bucket], key: tuple[str, str], policy: BucketPolicy, now: int
 ) -> int:

@@ -82,6 +82,19 @@ class CleanupRequest(_Request, kw_only=True):
     before: str | None = None
 
 
+class SubscriptionRequest(_Request, kw_only=True):
+    callback_url: str | None = None
+    event_types: list[str] | None = None
+    ttl_seconds: int | None = None
+    delivery_mode: str | None = None
+    group_id: str | None = None
+    min_interval_seconds: int | None = None
+
+
+class SubscriptionHeartbeatRequest(_Request, kw_only=True):
+    ttl_seconds: int | None = None
+
+
 class DlqActionRequest(_Request, kw_only=True):
     task_ids: list[str] | None = None
     all: bool | None = None
@@ -258,3 +271,8 @@ class BackupJSON(msgspec.Struct, rename="camel", kw_only=True):
     dest: str
     num_shards: int
     shards: list[BackupShardJSON]
+
+
+class SubscriptionJSON(msgspec.Struct, rename="camel", kw_only=True):
+    expires_at: str
+    subscription_id: str

@@ -27,6 +27,7 @@ from codeq.transport.http.backup import BackupRoutes
 from codeq.transport.http.cluster import ClusterRoutes
 from codeq.transport.http.dlq import DlqRoutes
 from codeq.transport.http.render import TimeFormat
+from codeq.transport.http.subscriptions import SubscriptionRoutes
 from codeq.transport.http.tasks import TaskRoutes
 from codeq.transport.http.topics import TopicRoutes
 
@@ -49,6 +50,10 @@ def build_router(
     router.add("POST", f"{PREFIX}/tasks/{{id}}/nack", t.nack)  # 7
     router.add("POST", f"{PREFIX}/tasks/{{id}}/result", t.submit_result)  # 8
     router.add("POST", f"{PREFIX}/tasks/batch/results", t.submit_results)  # 9
+    subs = SubscriptionRoutes(services, times, max_body_bytes)
+    router.add("POST", f"{PREFIX}/workers/subscriptions", subs.create)  # 10
+    router.add("POST", f"{PREFIX}/workers/subscriptions/{{id}}/heartbeat", subs.heartbeat)  # 11
+    router.add("DELETE", f"{PREFIX}/workers/subscriptions/{{id}}", subs.delete)
     router.add("GET", f"{PREFIX}/tasks/{{id}}", t.get_task)  # 12
     router.add("GET", f"{PREFIX}/tasks/{{id}}/result", t.get_result)  # 13
     router.add("PUT", f"{PREFIX}/admin/topics/{{topicName}}", topics.put)  # 18

@@ -83,6 +83,7 @@ _TOPIC_LINKS = {"GetTopic": Link("GET", _TOPIC, _BY_NAME), "DeleteTopic": Link("
 
 
 _WORKER_ID = ("X-Worker-Id", "an instance of the token's subject that owns the leases it takes")
+_NO_SUBSCRIPTION = "no such live subscription of the caller's tenant and subject"
 _ID_ERRORS = {**_AUTH, 404: "no such task in the caller's tenant", 409: "the task is not IN_PROGRESS"}
 
 
@@ -94,6 +95,7 @@ def _worker(path: str, summary: str, body: type | None, ok: Any, **kw: Any) -> O
 
 def operations() -> list[Op]:
     task, topic, dlq = _TASK, _TOPIC, PREFIX + "/admin/dlq/{command}"
+    sub = PREFIX + "/workers/subscriptions"
     wait = ("waitSeconds", {"type": "integer"}, "long-poll up to this many seconds (capped)")
     return [
         Op("POST", PREFIX + "/tasks", "Create a task", "producers", w.CreateTaskRequest,
@@ -117,6 +119,15 @@ def operations() -> list[Op]:
         Op("POST", PREFIX + "/tasks/batch/results", "Submit results in one request", "workers",
            w.BatchResultsRequest, ok={200: (w.BatchResultsJSON, "one outcome per item")},
            errors={**_AUTH, **_BODY, **_UNAVAILABLE}, headers=[_WORKER_ID]),
+        Op("POST", sub, "Subscribe to queue-ready notifications", "workers", w.SubscriptionRequest,
+           ok={200: (w.SubscriptionJSON, "the subscription and its expiry")},
+           errors={**_AUTH, **_BODY, **_UNAVAILABLE, **_REDIRECT}),
+        Op("POST", sub + "/{id}/heartbeat", "Renew a subscription", "workers",
+           w.SubscriptionHeartbeatRequest, body_required=False,
+           ok={200: (w.SubscriptionJSON, "the new expiry")},
+           errors={**_AUTH, 404: _NO_SUBSCRIPTION, **_UNAVAILABLE, **_REDIRECT}),
+        Op("DELETE", sub + "/{id}", "Delete a subscription", "workers", ok={204: (None, "deleted")},
+           errors={**_AUTH, 404: _NO_SUBSCRIPTION, **_UNAVAILABLE, **_REDIRECT}),
         Op("GET", task, "Read a task", "reads", ok={200: (w.TaskJSON, "the task")},
            errors={**_AUTH, 404: "no such task in the caller's tenant"}),
         Op("GET", task + "/result", "Read a task's result", "reads",

@@ -1,0 +1,144 @@
+"""Worker subscriptions (spec 01 §9): stored on shard 0, indexed in memory by tenant and command.
+
+A subscription belongs to the tenant and subject that created it (spec 01 gap 8): only they
+may renew or delete it, and it hears only about its own tenant's queues. Expired ones are
+ignored at once by `active` and removed from the store by `SubscriptionExpire`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from codeq.core.errors import NotFound
+from codeq.core.names import command_key
+from codeq.engine import commands as c
+from codeq.engine import keys
+from codeq.engine.outcomes import SubscriptionChanged
+
+if TYPE_CHECKING:
+    from codeq.engine.engine import Engine
+
+ANY_COMMAND = "*"
+
+
+class Subscription(msgspec.Struct, array_like=True, frozen=True):
+    """Field order is the on-disk format: append new fields at the end."""
+
+    id: str
+    tenant: str
+    subject: str
+    callback_url: str
+    event_types: list[str]  # command keys, or ["*"]
+    delivery_mode: str  # fanout | group | hash
+    group_id: str
+    min_interval_seconds: int
+    created_ms: int
+    expires_ms: int
+
+    def hears(self, cmd_key: str) -> bool:
+        return ANY_COMMAND in self.event_types or cmd_key in self.event_types
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(Subscription).decode
+
+
+class Registry:
+    """The subscriptions of this shard by id, and by tenant."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, Subscription] = {}
+        self.by_tenant: dict[str, set[str]] = {}
+
+    def load(self, engine: Engine) -> None:
+        self.by_id, self.by_tenant = {}, {}
+        for _, raw in engine.store.scan(keys.SUBSCRIPTION, keys.SUBSCRIPTION_END):
+            self.put(_decode(raw))
+
+    def active(self, tenant: str, cmd_key: str, now_ms: int) -> list[Subscription]:
+        """Live subscriptions of `tenant` that hear about `cmd_key`, in id order."""
+        found = []
+        for sub_id in self.by_tenant.get(tenant, ()):
+            sub = self.by_id[sub_id]
+            if sub.expires_ms >= now_ms and sub.hears(cmd_key):
+                found.append(sub)
+        return sorted(found, key=lambda s: s.id)
+
+    def put(self, sub: Subscription) -> None:
+        self.by_id[sub.id] = sub
+        self.by_tenant.setdefault(sub.tenant, set()).add(sub.id)
+
+    def drop(self, sub: Subscription) -> None:
+        self.by_id.pop(sub.id, None)
+        self.by_tenant.get(sub.tenant, set()).discard(sub.id)
+
+
+def create(engine: Engine, cmd: c.SubscriptionCreate) -> SubscriptionChanged:
+    existing = engine.subscriptions.by_id.get(cmd.subscription_id)
+    if existing is not None:  # the same command applied again (a retried proposal)
+        return SubscriptionChanged(existing.id, existing.expires_ms)
+    sub = Subscription(
+        id=cmd.subscription_id,
+        tenant=cmd.tenant,
+        subject=cmd.subject,
+        callback_url=cmd.callback_url,
+        event_types=sorted({e if e == ANY_COMMAND else command_key(e) for e in cmd.event_types}),
+        delivery_mode=cmd.delivery_mode,
+        group_id=cmd.group_id,
+        min_interval_seconds=cmd.min_interval_seconds,
+        created_ms=cmd.now_ms,
+        expires_ms=cmd.expires_ms,
+    )
+    _store(engine, sub, previous=None)
+    return SubscriptionChanged(sub.id, sub.expires_ms)
+
+
+def heartbeat(engine: Engine, cmd: c.SubscriptionHeartbeat) -> SubscriptionChanged:
+    sub = _owned(engine, cmd.subscription_id, cmd.tenant, cmd.subject, cmd.now_ms)
+    renewed = msgspec.structs.replace(sub, expires_ms=cmd.expires_ms)
+    _store(engine, renewed, previous=sub)
+    return SubscriptionChanged(sub.id, renewed.expires_ms)
+
+
+def delete(engine: Engine, cmd: c.SubscriptionDelete) -> SubscriptionChanged:
+    sub = _owned(engine, cmd.subscription_id, cmd.tenant, cmd.subject, cmd.now_ms)
+    _remove(engine, sub)
+    return SubscriptionChanged(sub.id, 0)
+
+
+def expire(engine: Engine, cmd: c.SubscriptionExpire) -> SubscriptionChanged:
+    """Remove up to `limit` subscriptions that expired before `now_ms`."""
+    upper = keys.subscription_expiry(cmd.now_ms, "")
+    due = list(engine.store.scan(keys.SUBSCRIPTION_EXPIRY, upper, cmd.limit))
+    removed = 0
+    for key, _ in due:
+        expires_ms, sub_id = keys.split_subscription_expiry(key)
+        engine.stage(key, None)
+        sub = engine.subscriptions.by_id.get(sub_id)
+        if sub is not None and sub.expires_ms == expires_ms:
+            _remove(engine, sub)
+            removed += 1
+    return SubscriptionChanged("", 0, removed=removed)
+
+
+def _owned(engine: Engine, sub_id: str, tenant: str, subject: str, now_ms: int) -> Subscription:
+    sub = engine.subscriptions.by_id.get(sub_id)
+    if sub is None or sub.tenant != tenant or sub.subject != subject or sub.expires_ms < now_ms:
+        raise NotFound("not-found")
+    return sub
+
+
+def _store(engine: Engine, sub: Subscription, previous: Subscription | None) -> None:
+    if previous is not None:
+        engine.stage(keys.subscription_expiry(previous.expires_ms, previous.id), None)
+    engine.subscriptions.put(sub)
+    engine.stage(keys.subscription(sub.id), _encode(sub))
+    engine.stage(keys.subscription_expiry(sub.expires_ms, sub.id), b"")
+
+
+def _remove(engine: Engine, sub: Subscription) -> None:
+    engine.subscriptions.drop(sub)
+    engine.stage(keys.subscription(sub.id), None)
+    engine.stage(keys.subscription_expiry(sub.expires_ms, sub.id), None)
