@@ -44,13 +44,8 @@ def throughput(mode: str, shards: int, duration: float) -> dict[str, object]:
         for node in IDS:
             cluster.start(node)
         try:
-            leaders = cluster.wait_leaders()
-            if shards > 1:  # let the groups' leaders settle where they are handed over to
-                preferred = [IDS[shard % len(IDS)] for shard in range(shards)]
-                deadline = time.monotonic() + 30
-                while cluster.leaders() != preferred and time.monotonic() < deadline:
-                    time.sleep(0.5)
-                leaders = cluster.wait_leaders()
+            cluster.wait_leaders()
+            leaders = cluster.wait_spread(30)  # groups' leaders settled where they are handed
             node = leaders[0]
             command = [sys.executable, "-m", "codeq.cli.main", "bench", "--mode", mode, "--json"]
             command += ["--url", cluster.http(node), "--duration", str(duration)]

@@ -111,6 +111,15 @@ class LocalCluster:
             time.sleep(0.1)
         raise TimeoutError("no leader elected")
 
+    def wait_spread(self, deadline_s: float = 15.0) -> list[str]:
+        """With several shards, wait (a while) for each group's leader to be handed over to
+        its preferred node (shard i -> i-th node), then return the leaders as they are."""
+        preferred = [IDS[shard % len(IDS)] for shard in range(self.shards)]
+        deadline = time.monotonic() + deadline_s
+        while self.shards > 1 and self.leaders() != preferred and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return self.wait_leaders()
+
     def kill(self, node: str) -> None:
         proc = self.procs.pop(node)
         proc.send_signal(signal.SIGKILL)
@@ -136,7 +145,8 @@ def main() -> None:
     for node in IDS:
         cluster.start(node)
     try:
-        leaders = cluster.wait_leaders()
+        cluster.wait_leaders()
+        leaders = cluster.wait_spread()
         for node in IDS:
             print(
                 f"node {node}: {cluster.http(node)}  producer grpc://{cluster.producer(node)}  "
