@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codeq.core.errors import NotFound, NotOwner, WrongState
+from codeq.core.errors import InvalidInput, NotFound, NotOwner, WrongState
 from codeq.core.model import Location, Status
 from codeq.engine import commands as c
 from codeq.engine import keys
@@ -34,6 +34,16 @@ def test_higher_priority_first_then_fifo(h: EngineHarness) -> None:
     second_high = h.create(priority=7).task.id
     order = [h.claim()[0].id for _ in range(3)]
     assert order == [first_high, second_high, low]
+
+
+@pytest.mark.parametrize("priority", [-1, 10])
+def test_a_create_with_a_priority_out_of_range_is_refused_and_writes_nothing(
+    h: EngineHarness, priority: int
+) -> None:
+    # Under Raft an apply that raised anything but a CodeqError would stop every replica.
+    with pytest.raises(InvalidInput):
+        h.create(priority=priority)
+    assert h.claim() == [] and h.engine.index.tasks == {}
 
 
 def test_claim_across_commands_merges_by_priority(h: EngineHarness) -> None:

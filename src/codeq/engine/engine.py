@@ -16,7 +16,7 @@ from typing import Protocol
 
 from codeq.core.backoff import BackoffPolicy
 from codeq.core.errors import CodeqError, InvalidInput, NotFound, NotOwner, WrongState
-from codeq.core.model import Artifact, Location, ResultRecord, Status, Task
+from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Artifact, Location, ResultRecord, Status, Task
 from codeq.core.names import command_key
 from codeq.core.topics import Topic
 from codeq.engine import commands as c
@@ -225,6 +225,10 @@ class Engine:
         replay = self._replay_of(cmd)
         if replay is not None:
             return Created(replay.snapshot(), replay=True)
+        if not MIN_PRIORITY <= cmd.priority <= MAX_PRIORITY:
+            # The services refuse these first; the engine must too, since an apply that raised
+            # anything but a CodeqError would stop every replica.
+            raise InvalidInput(f"priority must be {MIN_PRIORITY}..{MAX_PRIORITY}", field="priority")
         task = Task(
             id=cmd.task_id,
             tenant=sys.intern(cmd.tenant),

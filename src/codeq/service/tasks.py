@@ -17,7 +17,7 @@ from codeq.auth.principal import (
 )
 from codeq.core.clock import Clock
 from codeq.core.errors import CodeqError, InvalidInput, NotLeader, PayloadTooLarge
-from codeq.core.model import Task
+from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Task
 from codeq.core.names import command_key, validate_command, validate_idempotency_key
 from codeq.engine import commands as c
 from codeq.engine.outcomes import BatchApplied, Claimed, Created, LeaseExtended, Nacked
@@ -120,8 +120,9 @@ class TaskService:
         command = validate_command(spec.command)
         if len(spec.payload) > policy.max_payload_bytes:
             raise PayloadTooLarge(f"payload exceeds {policy.max_payload_bytes} bytes", field="payload")
-        if not 0 <= spec.priority <= 9:
-            raise InvalidInput("invalid 'priority' (must be 0..9)", field="priority")
+        if not MIN_PRIORITY <= spec.priority <= MAX_PRIORITY:
+            allowed = f"{MIN_PRIORITY}..{MAX_PRIORITY}"
+            raise InvalidInput(f"invalid 'priority' (must be {allowed})", field="priority")
         _check_url(spec.webhook, "invalid webhook url", "webhook")
         if spec.webhook and self.callback_hosts is not None:
             self.callback_hosts.check_url(spec.webhook, "webhook")
