@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from codeq.core.errors import NotLeader
+from codeq.core.errors import CodeqError, NotLeader
+from codeq.engine import commands as c
 from codeq.engine.engine import Engine
-from codeq.engine.outcomes import Event, Finished, Ready, TaskEvent
+from codeq.engine.outcomes import BatchApplied, Event, Finished, Ready, TaskEvent
 from codeq.engine.shards import shard_of
 from codeq.kv.api import Ops
 from codeq.observability.metrics import Metrics
@@ -33,6 +34,23 @@ class Shard:
 
     async def submit(self, command: Any) -> Any:
         return await self.replicator.submit(command)
+
+    async def submit_batch(
+        self, items: list[tuple[int, Any]], results: list[Any], accept: Callable[[Any], Any]
+    ) -> NotLeader | None:
+        """Apply `items` ((position, command) pairs) as one Batch and put each item's answer at
+        its position in `results`: `accept(outcome)` for a success, the error for a refusal.
+        A not-leader refusal covers every item and is returned for `refused_everywhere`."""
+        batch = c.Batch(now_ms=items[0][1].now_ms, items=[command for _, command in items])
+        try:
+            outcome: BatchApplied = await self.submit(batch)
+        except NotLeader as exc:
+            for position, _ in items:
+                results[position] = exc
+            return exc
+        for (position, _), item in zip(items, outcome.items, strict=True):
+            results[position] = item if isinstance(item, CodeqError) else accept(item)
+        return None
 
 
 class Node:

@@ -12,7 +12,7 @@ from codeq.core.clock import Clock
 from codeq.core.errors import CodeqError, InvalidInput, NotFound, NotLeader, PayloadTooLarge
 from codeq.core.model import ResultRecord, Status, Task
 from codeq.engine import commands as c
-from codeq.engine.outcomes import BatchApplied, Completed
+from codeq.engine.outcomes import Completed
 from codeq.engine.shards import shard_of
 from codeq.service.node import Node, refused_everywhere
 from codeq.service.policy import Policy
@@ -81,19 +81,7 @@ class ResultService:
     async def _on_shard(
         self, shard: int, items: list[tuple[int, c.Complete]], results: list[ResultRecord | CodeqError]
     ) -> NotLeader | None:
-        batch = c.Batch(now_ms=items[0][1].now_ms, items=[command for _, command in items])
-        try:
-            outcome: BatchApplied = await self.node.shards[shard].submit(batch)
-        except NotLeader as exc:
-            for position, _ in items:
-                results[position] = exc
-            return exc
-        for (position, _), item in zip(items, outcome.items, strict=True):
-            if isinstance(item, Completed):
-                results[position] = item.record
-            elif isinstance(item, CodeqError):
-                results[position] = item
-        return None
+        return await self.node.shards[shard].submit_batch(items, results, _record_of)
 
     def _complete_command(self, principal: Principal, spec: NewResult, now_ms: int) -> c.Complete:
         if spec.status not in (Status.COMPLETED, Status.FAILED):
@@ -155,3 +143,7 @@ def _artifact(artifact: ArtifactIn) -> tuple[str, str]:
     if not artifact.url:
         raise InvalidInput(f"artifact {artifact.name}: url is required", field="artifacts")
     return artifact.name, artifact.url
+
+
+def _record_of(outcome: Completed) -> ResultRecord:
+    return outcome.record

@@ -20,7 +20,7 @@ from codeq.core.errors import CodeqError, InvalidInput, NotLeader, PayloadTooLar
 from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Task
 from codeq.core.names import command_key, validate_command, validate_idempotency_key
 from codeq.engine import commands as c
-from codeq.engine.outcomes import BatchApplied, Claimed, Created, LeaseExtended, Nacked
+from codeq.engine.outcomes import Claimed, Created, LeaseExtended, Nacked
 from codeq.engine.shards import new_task_id, shard_of
 from codeq.service.background import BackgroundTasks
 from codeq.service.callback_hosts import CallbackHosts
@@ -101,19 +101,7 @@ class TaskService:
     async def _create_on_shard(
         self, shard: int, items: list[tuple[int, c.Create]], results: list[tuple[Task, bool] | CodeqError]
     ) -> NotLeader | None:
-        batch = c.Batch(now_ms=items[0][1].now_ms, items=[command for _, command in items])
-        try:
-            outcome: BatchApplied = await self.node.shards[shard].submit(batch)
-        except NotLeader as exc:
-            for position, _ in items:
-                results[position] = exc
-            return exc
-        for (position, _), item in zip(items, outcome.items, strict=True):
-            if isinstance(item, Created):
-                results[position] = (item.task, item.replay)
-            elif isinstance(item, CodeqError):
-                results[position] = item
-        return None
+        return await self.node.shards[shard].submit_batch(items, results, _created_of)
 
     def _create_command(self, principal: Principal, spec: NewTask, now_ms: int) -> c.Create:
         policy = self.policy
@@ -325,3 +313,7 @@ def _check_url(url: str, message: str, field: str) -> None:
         raise InvalidInput(message, field=field) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise InvalidInput(message, field=field)
+
+
+def _created_of(outcome: Created) -> tuple[Task, bool]:
+    return outcome.task, outcome.replay
