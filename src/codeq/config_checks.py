@@ -1,0 +1,237 @@
+"""Validation of a settings tree: every problem that keeps it from being served, reported together."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import fields
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from codeq.auth.static import build_validator
+from codeq.config_raft import check as check_raft
+from codeq.config_sources import MISSING, camel
+from codeq.config_tree import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    PERSISTENCE_PROVIDERS,
+    RATE_LIMIT_KEYS,
+    AuthProviderSettings,
+    PersistenceSettings,
+    RateLimitSettings,
+    Settings,
+)
+from codeq.core.backoff import POLICIES
+
+_INT32_MAX = 2**31 - 1
+
+
+def validate(settings: Settings) -> list[str]:
+    """Every problem with a settings tree; empty when it can be served."""
+    return [
+        *_check_server(settings),
+        *_check_numbers(settings),
+        *_check_persistence(settings.persistence),
+        *_check_auth(settings),
+        *_check_streams(settings),
+        *_check_rate_limit(settings.rate_limit),
+        *_check_callback_hosts(settings),
+        *check_raft(settings.raft, provider=settings.persistence.provider, valid_address=_split_address),
+    ]
+
+
+def _check_callback_hosts(s: Settings) -> list[str]:
+    """An entry with a `/` is a CIDR: a typo there must not silently become a host name."""
+    problems = []
+    for name, entries in (
+        ("webhookAllowHosts", s.webhook_allow_hosts),
+        ("webhookDenyHosts", s.webhook_deny_hosts),
+    ):
+        for entry in (e.strip() for e in entries.split(",")):
+            if "/" not in entry:
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                problems.append(f"{name}: {entry!r} is not a valid CIDR")
+    return problems
+
+
+def _check_rate_limit(r: RateLimitSettings) -> list[str]:
+    problems = [
+        f"rateLimit.{f.name.split('_', 1)[0]}.{camel(f.name.split('_', 1)[1])} must not be negative"
+        for f in fields(r)
+        if f.name != "key_by" and getattr(r, f.name) < 0
+    ]
+    if r.key_by not in RATE_LIMIT_KEYS:
+        problems.append(f"rateLimit.keyBy must be one of {', '.join(RATE_LIMIT_KEYS)}, got {r.key_by!r}")
+    return problems
+
+
+def _check_server(s: Settings) -> list[str]:
+    problems = []
+    if not 0 <= s.port <= 65535:
+        problems.append(f"port must be between 0 and 65535, got {s.port}")
+    if not s.env:
+        problems.append("env must not be blank")
+    if s.log_level not in LOG_LEVELS:
+        problems.append(f"logLevel must be one of {', '.join(LOG_LEVELS)}, got {s.log_level!r}")
+    if s.log_format not in LOG_FORMATS:
+        problems.append(f"logFormat must be json or text, got {s.log_format!r}")
+    if not _is_timezone(s.timezone):
+        problems.append(f"timezone {s.timezone!r} is not a known IANA time zone")
+    if s.shutdown_grace_seconds < 0:
+        problems.append("shutdownGraceSeconds must not be negative")
+    return problems
+
+
+def _is_timezone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _check_numbers(s: Settings) -> list[str]:
+    limits = s.limits
+    problems = [
+        f"{name} must be positive, got {value}"
+        for name, value in (
+            ("defaultLeaseSeconds", s.default_lease_seconds),
+            ("maxAttemptsDefault", s.max_attempts_default),
+            ("backoffBaseSeconds", s.backoff.base_seconds),
+            ("backoffMaxSeconds", s.backoff.max_seconds),
+            ("idempotencyTtlSeconds", s.idempotency_ttl_seconds),
+            ("retentionSeconds", s.retention_seconds),
+            ("resultWebhookMaxAttempts", s.result_webhook_max_attempts),
+            ("resultWebhookBaseBackoffSeconds", s.result_webhook_base_backoff_seconds),
+            ("resultWebhookMaxBackoffSeconds", s.result_webhook_max_backoff_seconds),
+            ("subscriptionCleanupIntervalSeconds", s.subscription_cleanup_interval_seconds),
+            ("subscriptionDefaultTtlSeconds", s.subscription_default_ttl_seconds),
+            ("subscriptionMaxTtlSeconds", s.subscription_max_ttl_seconds),
+            ("persistenceConfig.maxPendingBytes", s.persistence.max_pending_bytes),
+            *((f"limits.{camel(f.name)}", getattr(limits, f.name)) for f in fields(limits)),
+        )
+        if value <= 0
+    ]
+    problems += [
+        f"{name} must not be negative, got {value}"
+        for name, value in (
+            ("retentionCompletedSeconds", s.retention_completed_seconds),
+            ("retentionFailedSeconds", s.retention_failed_seconds),
+            ("retentionDeadLetteredSeconds", s.retention_dead_lettered_seconds),
+            ("subscriptionMinIntervalSeconds", s.subscription_min_interval_seconds),
+        )
+        if value < 0
+    ]
+    if s.default_lease_seconds > limits.max_lease_seconds:
+        problems.append("defaultLeaseSeconds must not exceed limits.maxLeaseSeconds")
+    if s.max_attempts_default > limits.max_attempts:
+        problems.append("maxAttemptsDefault must not exceed limits.maxAttempts")
+    if limits.max_payload_bytes > limits.max_body_bytes:
+        problems.append("limits.maxPayloadBytes must not exceed limits.maxBodyBytes")
+    if s.backoff.max_seconds < s.backoff.base_seconds:
+        problems.append("backoffMaxSeconds must not be less than backoffBaseSeconds")
+    if s.backoff.policy not in POLICIES:
+        problems.append(f"backoffPolicy must be one of {', '.join(POLICIES)}, got {s.backoff.policy!r}")
+    return problems
+
+
+def _check_persistence(p: PersistenceSettings) -> list[str]:
+    # spec 04 gap 1: an unknown provider is refused instead of silently selecting another backend.
+    problems = []
+    if p.provider not in PERSISTENCE_PROVIDERS:
+        problems.append(
+            f"persistenceProvider must be one of {', '.join(PERSISTENCE_PROVIDERS)}, got {p.provider!r}"
+        )
+    if not 1 <= p.num_shards <= 256:
+        problems.append(f"persistenceConfig.numShards must be between 1 and 256, got {p.num_shards}")
+    if p.provider != "memory" and not p.path.strip():
+        problems.append("persistenceConfig.path must not be blank")
+    return problems
+
+
+def _check_auth(s: Settings) -> list[str]:
+    problems = []
+    sides = (("producer", "PRODUCER", s.producer_auth), ("worker", "WORKER", s.worker_auth))
+    for side, upper, auth in sides:
+        if auth.config is MISSING:
+            continue
+        if not auth.provider:
+            if auth.config is not None:
+                problems.append(f"{side}AuthConfig is set but {side}AuthProvider is empty")
+            elif not s.dev:
+                # A server nobody can call is a configuration error (spec 04 gap 4).
+                problems.append(
+                    f"no {side} authentication configured: "
+                    f"set {upper}_AUTH_PROVIDER/{upper}_AUTH_CONFIG or run with --dev"
+                )
+            continue
+        try:
+            build_validator(auth.provider, auth.config)
+        except ValueError as exc:
+            problems.append(f"{side}AuthProvider: {exc}{_shortcut_hint(s, side)}")
+    if s.dev and s.env != "dev":
+        # The dev tokens are public and one of them is an admin: never in a non-dev environment.
+        problems.append(f"--dev (the public dev tokens) requires env dev, got {s.env!r}")
+    return problems + _check_insecure_auth(s)
+
+
+def _shortcut_hint(s: Settings, side: str) -> str:
+    if side == "producer" and s.identity_jwks_url and s.producer_auth.provider == "jwks":
+        return " (from identityJwksUrl: set IDENTITY_ISSUER and IDENTITY_AUDIENCE too)"
+    if side == "worker" and s.worker_jwks_url and s.worker_auth.provider == "jwks":
+        return " (from workerJwksUrl: set WORKER_ISSUER and WORKER_AUDIENCE too)"
+    return ""
+
+
+def _check_insecure_auth(s: Settings) -> list[str]:
+    if s.env == "dev":
+        return []
+    problems = [
+        f"{side}AuthProvider uses static tokens: env {s.env!r} needs allowStaticTokens: true for them"
+        for side, auth in (("producer", s.producer_auth), ("worker", s.worker_auth))
+        if uses_static(auth) and not s.allow_static_tokens
+    ]
+    if s.allow_insecure_role_header:
+        problems.append(f"allowInsecureRoleHeader requires env dev, got {s.env!r}")
+    return problems
+
+
+def uses_static(auth: AuthProviderSettings) -> bool:
+    """Whether the provider is a static token, alone or inside a composite."""
+    if auth.provider == "static":
+        return True
+    if auth.provider != "multi" or not isinstance(auth.config, dict):
+        return False
+    providers = auth.config.get("providers")
+    return isinstance(providers, list) and any(
+        isinstance(p, dict) and str(p.get("type", "")).strip().lower() == "static" for p in providers
+    )
+
+
+def _split_address(address: str) -> tuple[str, int] | None:
+    """`host:port` (`[v6]:port`; an empty host means every interface), or None if malformed."""
+    host, colon, port = address.strip().rpartition(":")
+    if not colon or not port.isdigit() or not 0 <= int(port) <= 65535:
+        return None
+    if host.startswith("[") != host.endswith("]") or " " in host:
+        return None
+    return host, int(port)
+
+
+def _check_streams(s: Settings) -> list[str]:
+    problems = [
+        f"{name} must look like host:port, got {address!r}"
+        for name, address in (
+            ("producerStreamAddr", s.producer_stream_addr),
+            ("workerStreamAddr", s.worker_stream_addr),
+        )
+        if address and _split_address(address) is None
+    ]
+    # A stream must carry at least one task of the largest allowed payload; gRPC takes an int32.
+    if not s.limits.max_payload_bytes <= s.grpc_max_message_bytes <= _INT32_MAX:
+        problems.append(
+            f"grpcMaxMessageBytes must be between limits.maxPayloadBytes and {_INT32_MAX}, "
+            f"got {s.grpc_max_message_bytes}"
+        )
+    return problems
