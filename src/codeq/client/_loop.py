@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 T = TypeVar("T")
 
@@ -41,3 +42,35 @@ class LoopThread:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
+
+
+class _Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+class BlockingClient(Generic[C]):
+    """The blocking twin of an async client: `_async` lives on the private `_loop`, and
+    closing (directly or by leaving a `with` block) closes both."""
+
+    _loop: LoopThread
+    _async: C
+
+    def close(self) -> None:
+        """Close the connections and stop the private loop thread."""
+        if self._loop.closed:
+            return
+        try:
+            self._loop.run(self._async.aclose())
+        finally:
+            self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -11,7 +11,7 @@ import msgspec
 
 from codeq.client._http import HttpTransport
 from codeq.client._json import task_from_wire
-from codeq.client._loop import LoopThread
+from codeq.client._loop import BlockingClient, LoopThread
 from codeq.client.models import Task
 from codeq.wire import http as w
 
@@ -126,7 +126,7 @@ class AsyncAdmin:
         return await self._http._send(method, path, body, params=params)  # the transport's own request path
 
 
-class Admin:
+class Admin(BlockingClient[AsyncAdmin]):
     """The blocking twin of `AsyncAdmin` (it runs one on a private event loop thread)."""
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 60.0) -> None:
@@ -162,21 +162,6 @@ class Admin:
 
     def backup(self, dest: str, shard: int | None = None) -> w.BackupJSON:
         return self._loop.run(self._async.backup(dest, shard))
-
-    def close(self) -> None:
-        if not self._loop.closed:
-            try:
-                self._loop.run(self._async.aclose())
-            finally:
-                self._loop.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def _seg(text: str) -> str:

@@ -10,7 +10,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from codeq.client._loop import LoopThread
+from codeq.client._loop import BlockingClient, LoopThread
 from codeq.client._retry import RetryPolicy, with_retries
 from codeq.client.errors import BatchIncomplete, BatchItemError, CodeqError, ResultNotReady
 from codeq.client.models import Result, Task, TaskSpec
@@ -156,7 +156,7 @@ class AsyncProducer:
         return await with_retries(operation, self._retry, repeatable=repeatable, what=what)
 
 
-class Producer:
+class Producer(BlockingClient[AsyncProducer]):
     """The blocking twin of `AsyncProducer`, safe to share between threads.
 
     It runs an `AsyncProducer` on a private event loop thread; every method blocks until
@@ -223,20 +223,3 @@ class Producer:
     def result(self, task_id: str, wait: float = 0) -> Result:
         """The task's result, waiting up to `wait` seconds; see `AsyncProducer.result`."""
         return self._loop.run(self._async.result(task_id, wait))
-
-    def close(self) -> None:
-        """Close the connections and stop the private loop thread."""
-        if self._loop.closed:
-            return
-        try:
-            self._loop.run(self._async.aclose())
-        finally:
-            self._loop.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
