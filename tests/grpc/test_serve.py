@@ -57,8 +57,10 @@ def test_dev_serves_the_streams_on_the_conventional_ports(monkeypatch: pytest.Mo
         base = make_settings(producer_stream_addr="", worker_stream_addr="", host="127.0.0.1")
         # A conventional port that is taken leaves that stream off instead of failing the start.
         s = serve._with_dev_streams(base)
-        assert (s.producer_stream_addr, s.worker_stream_addr) == (f"127.0.0.1:{free}", "")
-        configured = dataclasses.replace(base, producer_stream_addr="127.0.0.1:7001")
-        assert serve._with_dev_streams(configured).producer_stream_addr == "127.0.0.1:7001"
+        assert (s.grpc.producer_stream_addr, s.grpc.worker_stream_addr) == (f"127.0.0.1:{free}", "")
+        configured = dataclasses.replace(
+            base, grpc=dataclasses.replace(base.grpc, producer_stream_addr="127.0.0.1:7001")
+        )
+        assert serve._with_dev_streams(configured).grpc.producer_stream_addr == "127.0.0.1:7001"
         plain = dataclasses.replace(base, dev=False)
         assert serve._with_dev_streams(plain) is plain

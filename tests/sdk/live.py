@@ -121,14 +121,17 @@ class LiveServer:
 
     async def start_streams(self, producer_url: str, worker_url: str) -> None:
         """Serve the streams again on the ports of these URLs."""
-        assert self.app is not None and self.app.services is not None
-        self.app.streams = StreamServers.build(
+        assert self.app is not None
+        fresh = StreamServers.build(
             self.app.services,
             producer_addr=producer_url.removeprefix("grpc://"),
             worker_addr=worker_url.removeprefix("grpc://"),
             limits=StreamLimits(),
         )
-        await self.app.streams.start()
+        # Into the node's own StreamServers, which its shutdown stops.
+        streams = self.app.streams
+        streams.producer, streams.worker = fresh.producer, fresh.worker
+        await streams.start()
 
     async def stop(self) -> None:
         assert self.app is not None and self._served is not None

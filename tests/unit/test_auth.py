@@ -424,7 +424,8 @@ def test_principals_compare_by_their_fields() -> None:
 
 
 def dev_edge(**env: str) -> Authenticator:
-    return Authenticator.from_settings(load_settings(environ=env, overrides={"dev": True}))
+    settings = load_settings(environ=env, overrides={"dev": True})
+    return Authenticator.from_settings(settings.auth, dev=settings.dev)
 
 
 def test_dev_tokens() -> None:
@@ -455,7 +456,7 @@ def test_without_dev_there_are_no_dev_tokens() -> None:
         "WORKER_AUTH_PROVIDER": "static",
         "WORKER_AUTH_CONFIG": json.dumps({"token": "w", "scopes": [SCOPE_CLAIM], "eventTypes": ["*"]}),
     }
-    edge = Authenticator.from_settings(load_settings(environ=env))
+    edge = Authenticator.from_settings(load_settings(environ=env).auth)
     assert edge.producer(bearer("p")).tenant == "static"
     with pytest.raises(Unauthenticated):
         edge.producer(bearer("dev-producer"))

@@ -65,4 +65,4 @@ def test_config_rejects_a_malformed_cidr() -> None:
     settings = load_settings(
         environ={"WEBHOOK_DENY_HOSTS": "10.0.0.0/8,bad.example"}, overrides={"dev": True}
     )
-    assert settings.webhook_deny_hosts == "10.0.0.0/8,bad.example"
+    assert settings.webhooks.deny_hosts == "10.0.0.0/8,bad.example"

@@ -43,7 +43,7 @@ def yaml_file(tmp_path: Path, text: str) -> Path:
 
 def test_defaults() -> None:
     s = load()
-    assert (s.host, s.port, s.env, s.timezone, s.log_level, s.log_format) == (
+    assert (s.http.host, s.http.port, s.env, s.timezone, s.log.level, s.log.format) == (
         "0.0.0.0",
         8080,
         "dev",
@@ -51,13 +51,17 @@ def test_defaults() -> None:
         "info",
         "text",
     )
-    assert s.persistence.provider == "embedded" and s.persistence.path == "./data"
-    assert s.persistence.fsync_on_commit and s.persistence.num_shards == 1
-    assert s.persistence.max_pending_bytes == 64 * 1024 * 1024
-    assert (s.backoff.policy, s.backoff.base_seconds, s.backoff.max_seconds) == ("exp_full_jitter", 5, 900)
+    assert s.store.provider == "embedded" and s.store.path == "./data"
+    assert s.store.fsync_on_commit and s.store.num_shards == 1
+    assert s.store.max_pending_bytes == 64 * 1024 * 1024
+    assert (s.tasks.backoff.policy, s.tasks.backoff.base_seconds, s.tasks.backoff.max_seconds) == (
+        "exp_full_jitter",
+        5,
+        900,
+    )
     assert s.limits.max_body_bytes == 1024 * 1024 and s.limits.max_payload_bytes == 512 * 1024
-    assert s.default_lease_seconds == 300 and s.max_attempts_default == 5 and not s.dev
-    assert s.producer_auth.provider == "static" and s.producer_auth.config == {
+    assert s.tasks.default_lease_seconds == 300 and s.tasks.max_attempts_default == 5 and not s.dev
+    assert s.auth.producer.provider == "static" and s.auth.producer.config == {
         "token": "p-token",
         "subject": "acme",
     }
@@ -65,15 +69,15 @@ def test_defaults() -> None:
 
 def test_flags_beat_environment_beat_yaml(tmp_path: Path) -> None:
     path = yaml_file(tmp_path, "port: 1001\nhost: yaml-host\nlogLevel: debug\n")
-    assert load(path=path).port == 1001
-    assert load({"PORT": "1002"}, path).port == 1002
+    assert load(path=path).http.port == 1001
+    assert load({"PORT": "1002"}, path).http.port == 1002
     s = load({"PORT": "1002", "HOST": "env-host"}, path, port=1003)
-    assert (s.port, s.host, s.log_level) == (1003, "env-host", "debug")
+    assert (s.http.port, s.http.host, s.log.level) == (1003, "env-host", "debug")
 
 
 def test_config_path_comes_from_the_environment(tmp_path: Path) -> None:
     path = yaml_file(tmp_path, "port: 7000\n")
-    assert load({"CODEQ_CONFIG_PATH": str(path)}).port == 7000
+    assert load({"CODEQ_CONFIG_PATH": str(path)}).http.port == 7000
 
 
 def test_yaml_uses_the_reference_camel_case_keys(tmp_path: Path) -> None:
@@ -103,17 +107,21 @@ producerAuthConfig:
 """,
     )
     s = load_settings(config_path=str(path), environ={}, overrides={"dev": True, "env": "dev"})
-    assert s.timezone == "America/Sao_Paulo" and s.log_format == "json"
-    assert s.persistence.provider == "pebble" and s.persistence.path == "/var/lib/codeq"
-    assert not s.persistence.fsync_on_commit and s.persistence.num_shards == 4
-    assert s.persistence.max_pending_bytes == 1024
-    assert (s.default_lease_seconds, s.max_attempts_default) == (60, 7)
-    assert (s.backoff.policy, s.backoff.base_seconds, s.backoff.max_seconds) == ("linear", 2, 30)
-    assert (s.idempotency_ttl_seconds, s.retention_seconds) == (10, 20)
-    assert s.allow_producer_as_worker and s.shutdown_grace_seconds == 2.5
+    assert s.timezone == "America/Sao_Paulo" and s.log.format == "json"
+    assert s.store.provider == "pebble" and s.store.path == "/var/lib/codeq"
+    assert not s.store.fsync_on_commit and s.store.num_shards == 4
+    assert s.store.max_pending_bytes == 1024
+    assert (s.tasks.default_lease_seconds, s.tasks.max_attempts_default) == (60, 7)
+    assert (s.tasks.backoff.policy, s.tasks.backoff.base_seconds, s.tasks.backoff.max_seconds) == (
+        "linear",
+        2,
+        30,
+    )
+    assert (s.retention.idempotency_ttl_seconds, s.retention.seconds) == (10, 20)
+    assert s.auth.allow_producer_as_worker and s.shutdown_grace_seconds == 2.5
     assert (s.limits.max_body_bytes, s.limits.max_payload_bytes, s.limits.max_claim_batch) == (2048, 1024, 3)
     assert s.limits.max_batch_size == 100
-    assert s.producer_auth.provider == "multi" and s.worker_auth.provider == ""
+    assert s.auth.producer.provider == "multi" and s.auth.worker.provider == ""
 
 
 def test_yaml_env_key_is_normalised_once(tmp_path: Path) -> None:
@@ -124,13 +132,13 @@ def test_yaml_env_key_is_normalised_once(tmp_path: Path) -> None:
 def test_persistence_config_may_be_a_json_string_in_yaml(tmp_path: Path) -> None:
     path = yaml_file(tmp_path, """persistenceConfig: '{"path": "/srv/q", "numShards": 2}'\n""")
     s = load(path=path)
-    assert s.persistence.path == "/srv/q" and s.persistence.num_shards == 2
+    assert s.store.path == "/srv/q" and s.store.num_shards == 2
 
 
 def test_persistence_config_env_json_overrides_yaml_key_by_key(tmp_path: Path) -> None:
     path = yaml_file(tmp_path, "persistenceConfig: {path: /from-yaml, numShards: 8}\n")
     s = load({"PERSISTENCE_CONFIG": '{"path": "/from-env"}'}, path)
-    assert s.persistence.path == "/from-env" and s.persistence.num_shards == 8
+    assert s.store.path == "/from-env" and s.store.num_shards == 8
 
 
 def test_environment_names(tmp_path: Path) -> None:
@@ -149,15 +157,19 @@ def test_environment_names(tmp_path: Path) -> None:
         "LIMITS_MAX_BATCH_SIZE": "50",
     }
     s = load(env)
-    assert (s.timezone, s.log_level, s.log_format, s.persistence.provider) == (
+    assert (s.timezone, s.log.level, s.log.format, s.store.provider) == (
         "Europe/Lisbon",
         "warn",
         "json",
         "memory",
     )
-    assert (s.default_lease_seconds, s.max_attempts_default) == (45, 9)
-    assert (s.backoff.policy, s.backoff.base_seconds, s.backoff.max_seconds) == ("fixed", 3, 4)
-    assert (s.idempotency_ttl_seconds, s.retention_seconds, s.limits.max_batch_size) == (11, 12, 50)
+    assert (s.tasks.default_lease_seconds, s.tasks.max_attempts_default) == (45, 9)
+    assert (s.tasks.backoff.policy, s.tasks.backoff.base_seconds, s.tasks.backoff.max_seconds) == (
+        "fixed",
+        3,
+        4,
+    )
+    assert (s.retention.idempotency_ttl_seconds, s.retention.seconds, s.limits.max_batch_size) == (11, 12, 50)
 
 
 @pytest.mark.parametrize(
@@ -173,20 +185,20 @@ def test_environment_names(tmp_path: Path) -> None:
     ],
 )
 def test_environment_booleans(text: str, expected: bool) -> None:
-    assert load({"ALLOW_PRODUCER_AS_WORKER": text}).allow_producer_as_worker is expected
+    assert load({"ALLOW_PRODUCER_AS_WORKER": text}).auth.allow_producer_as_worker is expected
 
 
 def test_empty_environment_values_count_as_unset() -> None:
     s = load({"PORT": "", "PERSISTENCE_CONFIG": "", "LOG_LEVEL": ""})
-    assert s.port == 8080 and s.log_level == "info"
+    assert s.http.port == 8080 and s.log.level == "info"
 
 
 def test_flag_overrides_use_field_names() -> None:
     s = load(
         data_path="/tmp/q", num_shards=3, dev=True, fsync_on_commit=False, provider="memory", host="127.0.0.1"
     )
-    assert s.persistence.path == "/tmp/q" and s.persistence.num_shards == 3 and s.dev
-    assert not s.persistence.fsync_on_commit and s.persistence.provider == "memory" and s.host == "127.0.0.1"
+    assert s.store.path == "/tmp/q" and s.store.num_shards == 3 and s.dev
+    assert not s.store.fsync_on_commit and s.store.provider == "memory" and s.http.host == "127.0.0.1"
 
 
 def test_every_problem_is_reported_together() -> None:
@@ -287,12 +299,12 @@ def test_static_tokens_outside_dev_need_the_opt_in() -> None:
     env = {"ENV": "prod", "ALLOW_STATIC_TOKENS": "", "WORKER_AUTH_PROVIDER": "multi"}
     found = problems({**env, "WORKER_AUTH_CONFIG": json.dumps(multi)})
     assert any(p.startswith("workerAuthProvider uses static tokens") for p in found), found
-    assert load({"ENV": "production"}).allow_static_tokens  # with the opt-in it starts
-    assert not load({"ALLOW_STATIC_TOKENS": ""}).allow_static_tokens  # dev needs none
+    assert load({"ENV": "production"}).auth.allow_static_tokens  # with the opt-in it starts
+    assert not load({"ALLOW_STATIC_TOKENS": ""}).auth.allow_static_tokens  # dev needs none
 
 
 def test_role_header_only_in_dev() -> None:
-    assert load({"ALLOW_INSECURE_ROLE_HEADER": "true"}).allow_insecure_role_header
+    assert load({"ALLOW_INSECURE_ROLE_HEADER": "true"}).auth.allow_insecure_role_header
     assert problems({"ENV": "prod", "ALLOW_INSECURE_ROLE_HEADER": "true"}) == [
         "allowInsecureRoleHeader requires env dev, got 'prod'"
     ]
@@ -361,8 +373,8 @@ def test_unknown_override_is_a_problem() -> None:
 
 def test_streams_are_off_by_default_with_a_4_mib_message_limit() -> None:
     s = load()
-    assert (s.producer_stream_addr, s.worker_stream_addr) == ("", "")
-    assert s.grpc_max_message_bytes == 4 * 1024 * 1024
+    assert (s.grpc.producer_stream_addr, s.grpc.worker_stream_addr) == ("", "")
+    assert s.grpc.max_message_bytes == 4 * 1024 * 1024
 
 
 def test_stream_keys_from_every_source(tmp_path: Path) -> None:
@@ -371,7 +383,7 @@ def test_stream_keys_from_every_source(tmp_path: Path) -> None:
         "producerStreamAddr: ':9092'\nworkerStreamAddr: 0.0.0.0:9091\ngrpcMaxMessageBytes: 8388608\n",
     )
     s = load(path=path)
-    assert (s.producer_stream_addr, s.worker_stream_addr, s.grpc_max_message_bytes) == (
+    assert (s.grpc.producer_stream_addr, s.grpc.worker_stream_addr, s.grpc.max_message_bytes) == (
         ":9092",
         "0.0.0.0:9091",
         8 << 20,
@@ -382,13 +394,13 @@ def test_stream_keys_from_every_source(tmp_path: Path) -> None:
         "GRPC_MAX_MESSAGE_BYTES": "1048576",
     }
     s = load(env, path)
-    assert (s.producer_stream_addr, s.worker_stream_addr, s.grpc_max_message_bytes) == (
+    assert (s.grpc.producer_stream_addr, s.grpc.worker_stream_addr, s.grpc.max_message_bytes) == (
         "127.0.0.1:7001",
         "[::1]:7002",
         1 << 20,
     )
     s = load(env, path, producer_stream_addr="localhost:7003", worker_stream_addr="localhost:0")
-    assert (s.producer_stream_addr, s.worker_stream_addr) == ("localhost:7003", "localhost:0")
+    assert (s.grpc.producer_stream_addr, s.grpc.worker_stream_addr) == ("localhost:7003", "localhost:0")
 
 
 @pytest.mark.parametrize("address", ["9092", "host:", "host:port", "host:70000", "[::1:9092", "a b:1"])
@@ -449,16 +461,16 @@ def test_reference_jwks_shortcuts() -> None:
         "ALLOWED_CLOCK_SKEW_SECONDS": "5",
     }
     s = load(env)
-    assert s.producer_auth.provider == "jwks" and s.producer_auth.config == {
+    assert s.auth.producer.provider == "jwks" and s.auth.producer.config == {
         "jwksUrl": "https://id.example/jwks.json",
         "issuer": "https://id.example",
         "audience": "codeq",
         "clockSkew": 5_000_000_000,
     }
-    assert s.worker_auth.provider == "jwks" and s.worker_auth.config["audience"] == "codeq-worker"  # type: ignore[index]
+    assert s.auth.worker.provider == "jwks" and s.auth.worker.config["audience"] == "codeq-worker"  # type: ignore[index]
     # An explicit provider wins over the shortcut.
     assert (
-        load({**env, "WORKER_AUTH_PROVIDER": "static", "WORKER_AUTH_CONFIG": '"t"'}).worker_auth.provider
+        load({**env, "WORKER_AUTH_PROVIDER": "static", "WORKER_AUTH_CONFIG": '"t"'}).auth.worker.provider
         == "static"
     )
     found = problems({**env, "IDENTITY_AUDIENCE": ""})

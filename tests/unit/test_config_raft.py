@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from codeq.config import ConfigError, Settings, load_settings
-from codeq.config_raft import parse_map
+from codeq.config.raft import parse_map
 from tests.unit.test_config import STATIC_AUTH as STATIC
 
 THREE = {

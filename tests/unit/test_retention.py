@@ -75,11 +75,11 @@ def test_an_entry_left_by_an_earlier_finish_does_not_delete_the_later_one() -> N
 
 
 def test_per_state_retention_is_configurable_and_checked() -> None:
-    from codeq.app import _engine_config
+    from codeq.app.wiring import engine_config
     from codeq.config import ConfigError, load_settings
 
     settings = load_settings(environ={"RETENTION_DEAD_LETTERED_SECONDS": "604800"}, overrides={"dev": True})
-    config = _engine_config(settings)
+    config = engine_config(settings)
     assert config.retention_dead_lettered_ms == 604_800_000 and config.retention_completed_ms == 0
     try:
         load_settings(environ={"RETENTION_FAILED_SECONDS": "-1"}, overrides={"dev": True})

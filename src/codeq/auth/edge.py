@@ -5,17 +5,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from codeq.auth.claims import Claims, resolve_tenant
 from codeq.auth.jwt import JwksValidator, KeySet
 from codeq.auth.principal import SCOPE_ADMIN, WILDCARD, WORKER_SCOPES, Principal
+from codeq.auth.settings import AuthSettings
 from codeq.auth.static import MultiValidator, StaticValidator, Validator, build_validator
 from codeq.core.clock import Clock, SystemClock
 from codeq.core.errors import Unauthenticated
-
-if TYPE_CHECKING:
-    from codeq.config import Settings
 
 # The documented tokens `codeq serve --dev` accepts: public, so only ever for local work.
 DEV_PRODUCER_TOKEN = "dev-producer"
@@ -80,10 +77,13 @@ class Authenticator:
         self._memo: dict[str, tuple[Claims, Principal]] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Authenticator:
-        producer = build_validator(settings.producer_auth.provider, settings.producer_auth.config, clock)
-        worker = build_validator(settings.worker_auth.provider, settings.worker_auth.config, clock)
-        if settings.dev:
+    def from_settings(
+        cls, settings: AuthSettings, clock: Clock | None = None, *, dev: bool = False
+    ) -> Authenticator:
+        """The edge `settings` describe; `dev` adds the documented dev tokens."""
+        producer = build_validator(settings.producer.provider, settings.producer.config, clock)
+        worker = build_validator(settings.worker.provider, settings.worker.config, clock)
+        if dev:
             # The configured validators come first: the dev tokens only add, never shadow.
             producer = _chain(producer, DEV_PRODUCER)
             worker = _chain(worker, DEV_WORKER)

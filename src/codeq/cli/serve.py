@@ -51,7 +51,7 @@ class _Server(uvicorn.Server):
 
 
 async def serve(settings: Settings) -> None:
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log.level, settings.log.format)
     settings = _with_dev_streams(settings)
     app = App(settings)
     try:
@@ -59,11 +59,10 @@ async def serve(settings: Settings) -> None:
     except OSError as exc:
         print(f"codeq: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
-    assert app.asgi is not None
     config = uvicorn.Config(
         app.asgi,
-        host=settings.host,
-        port=settings.port,
+        host=settings.http.host,
+        port=settings.http.port,
         loop="none",
         http="httptools",
         lifespan="off",
@@ -81,12 +80,12 @@ async def serve(settings: Settings) -> None:
 
 
 def _announce(settings: Settings, app: App) -> None:
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
-    persistence = settings.persistence
-    store = "memory" if persistence.provider == "memory" else persistence.path
+    http, store = settings.http, settings.store
+    host = "127.0.0.1" if http.host in ("0.0.0.0", "") else http.host
+    where = "memory" if store.provider == "memory" else store.path
     lines = [
-        f"codeq serving on http://{host}:{settings.port}",
-        f"  store: {store} ({persistence.num_shards} shard(s), fsync {_on_off(persistence.fsync_on_commit)})",
+        f"codeq serving on http://{host}:{http.port}",
+        f"  store: {where} ({store.num_shards} shard(s), fsync {_on_off(store.fsync_on_commit)})",
         f"  recovered {app.report.live_tasks} live task(s) in {app.report.recovery_seconds:.2f}s",
     ]
     for name, server in (("producer", app.streams.producer), ("worker", app.streams.worker)):
@@ -102,13 +101,14 @@ def _with_dev_streams(settings: Settings) -> Settings:
     """--dev serves both streams on the conventional ports unless they were set otherwise."""
     if not settings.dev:
         return settings
-    return dataclasses.replace(
-        settings,
-        producer_stream_addr=settings.producer_stream_addr
-        or _dev_address(settings.host, DEV_PRODUCER_STREAM_PORT, "producer"),
-        worker_stream_addr=settings.worker_stream_addr
-        or _dev_address(settings.host, DEV_WORKER_STREAM_PORT, "worker"),
+    grpc, host = settings.grpc, settings.http.host
+    streams = dataclasses.replace(
+        grpc,
+        producer_stream_addr=grpc.producer_stream_addr
+        or _dev_address(host, DEV_PRODUCER_STREAM_PORT, "producer"),
+        worker_stream_addr=grpc.worker_stream_addr or _dev_address(host, DEV_WORKER_STREAM_PORT, "worker"),
     )
+    return dataclasses.replace(settings, grpc=streams)
 
 
 def _dev_address(host: str, port: int, name: str) -> str:

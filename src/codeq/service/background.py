@@ -26,7 +26,8 @@ class BackgroundTasks:
             log.warning("background task failed: %s", task.exception())
 
     async def join(self) -> None:
-        if self._tasks:
+        """Wait until none is left, including any added while waiting."""
+        while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
@@ -37,7 +38,11 @@ TickFn = Callable[[], Awaitable[int | None]]
 
 class Runner:
     """Runs `tick` repeatedly: at the time it asks for, at least every `interval`, or when
-    `poke()`d; a failed tick is logged and the runner carries on."""
+    `poke()`d; a failed tick is logged and the runner carries on.
+
+    As an async context manager it runs for the length of the `async with`: its one task never
+    outlives the block that owns it.
+    """
 
     def __init__(
         self, name: str, tick: TickFn, now_ms: Callable[[], int], *, interval_seconds: float = 1.0
@@ -58,6 +63,13 @@ class Runner:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def __aenter__(self) -> Runner:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
     def poke(self) -> None:
         self._poke.set()

@@ -63,6 +63,10 @@ class TaskService:
         # Set by the composition root: refuses webhook hosts codeq must not call.
         self.callback_hosts: CallbackHosts | None = None
 
+    async def drain(self) -> None:
+        """Wait for the releases of abandoned claims still being submitted (before stores close)."""
+        await self._background.join()
+
     # -- producers -----------------------------------------------------------------------
 
     async def create(self, principal: Principal, spec: NewTask) -> tuple[Task, bool]:

@@ -6,18 +6,19 @@ import ipaddress
 from dataclasses import fields
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from codeq.auth.settings import AuthProviderSettings
 from codeq.auth.static import build_validator
-from codeq.config_raft import check as check_raft
-from codeq.config_sources import MISSING, camel
-from codeq.config_tree import (
+from codeq.config.keys import camel
+from codeq.config.raft import check as check_raft
+from codeq.config.sources import MISSING
+from codeq.config.tree import (
     LOG_FORMATS,
     LOG_LEVELS,
     PERSISTENCE_PROVIDERS,
     RATE_LIMIT_KEYS,
-    AuthProviderSettings,
-    PersistenceSettings,
     RateLimitSettings,
     Settings,
+    StoreSettings,
 )
 from codeq.core.backoff import POLICIES
 
@@ -29,12 +30,12 @@ def validate(settings: Settings) -> list[str]:
     return [
         *_check_server(settings),
         *_check_numbers(settings),
-        *_check_persistence(settings.persistence),
+        *_check_persistence(settings.store),
         *_check_auth(settings),
         *_check_streams(settings),
         *_check_rate_limit(settings.rate_limit),
         *_check_callback_hosts(settings),
-        *check_raft(settings.raft, provider=settings.persistence.provider, valid_address=_split_address),
+        *check_raft(settings.raft, provider=settings.store.provider, valid_address=_split_address),
     ]
 
 
@@ -42,8 +43,8 @@ def _check_callback_hosts(s: Settings) -> list[str]:
     """An entry with a `/` is a CIDR: a typo there must not silently become a host name."""
     problems = []
     for name, entries in (
-        ("webhookAllowHosts", s.webhook_allow_hosts),
-        ("webhookDenyHosts", s.webhook_deny_hosts),
+        ("webhookAllowHosts", s.webhooks.allow_hosts),
+        ("webhookDenyHosts", s.webhooks.deny_hosts),
     ):
         for entry in (e.strip() for e in entries.split(",")):
             if "/" not in entry:
@@ -68,14 +69,14 @@ def _check_rate_limit(r: RateLimitSettings) -> list[str]:
 
 def _check_server(s: Settings) -> list[str]:
     problems = []
-    if not 0 <= s.port <= 65535:
-        problems.append(f"port must be between 0 and 65535, got {s.port}")
+    if not 0 <= s.http.port <= 65535:
+        problems.append(f"port must be between 0 and 65535, got {s.http.port}")
     if not s.env:
         problems.append("env must not be blank")
-    if s.log_level not in LOG_LEVELS:
-        problems.append(f"logLevel must be one of {', '.join(LOG_LEVELS)}, got {s.log_level!r}")
-    if s.log_format not in LOG_FORMATS:
-        problems.append(f"logFormat must be json or text, got {s.log_format!r}")
+    if s.log.level not in LOG_LEVELS:
+        problems.append(f"logLevel must be one of {', '.join(LOG_LEVELS)}, got {s.log.level!r}")
+    if s.log.format not in LOG_FORMATS:
+        problems.append(f"logFormat must be json or text, got {s.log.format!r}")
     if not _is_timezone(s.timezone):
         problems.append(f"timezone {s.timezone!r} is not a known IANA time zone")
     if s.shutdown_grace_seconds < 0:
@@ -92,23 +93,23 @@ def _is_timezone(name: str) -> bool:
 
 
 def _check_numbers(s: Settings) -> list[str]:
-    limits = s.limits
+    limits, tasks, retention, webhooks, subs = s.limits, s.tasks, s.retention, s.webhooks, s.subscriptions
     problems = [
         f"{name} must be positive, got {value}"
         for name, value in (
-            ("defaultLeaseSeconds", s.default_lease_seconds),
-            ("maxAttemptsDefault", s.max_attempts_default),
-            ("backoffBaseSeconds", s.backoff.base_seconds),
-            ("backoffMaxSeconds", s.backoff.max_seconds),
-            ("idempotencyTtlSeconds", s.idempotency_ttl_seconds),
-            ("retentionSeconds", s.retention_seconds),
-            ("resultWebhookMaxAttempts", s.result_webhook_max_attempts),
-            ("resultWebhookBaseBackoffSeconds", s.result_webhook_base_backoff_seconds),
-            ("resultWebhookMaxBackoffSeconds", s.result_webhook_max_backoff_seconds),
-            ("subscriptionCleanupIntervalSeconds", s.subscription_cleanup_interval_seconds),
-            ("subscriptionDefaultTtlSeconds", s.subscription_default_ttl_seconds),
-            ("subscriptionMaxTtlSeconds", s.subscription_max_ttl_seconds),
-            ("persistenceConfig.maxPendingBytes", s.persistence.max_pending_bytes),
+            ("defaultLeaseSeconds", tasks.default_lease_seconds),
+            ("maxAttemptsDefault", tasks.max_attempts_default),
+            ("backoffBaseSeconds", tasks.backoff.base_seconds),
+            ("backoffMaxSeconds", tasks.backoff.max_seconds),
+            ("idempotencyTtlSeconds", retention.idempotency_ttl_seconds),
+            ("retentionSeconds", retention.seconds),
+            ("resultWebhookMaxAttempts", webhooks.result_max_attempts),
+            ("resultWebhookBaseBackoffSeconds", webhooks.result_base_backoff_seconds),
+            ("resultWebhookMaxBackoffSeconds", webhooks.result_max_backoff_seconds),
+            ("subscriptionCleanupIntervalSeconds", subs.cleanup_interval_seconds),
+            ("subscriptionDefaultTtlSeconds", subs.default_ttl_seconds),
+            ("subscriptionMaxTtlSeconds", subs.max_ttl_seconds),
+            ("persistenceConfig.maxPendingBytes", s.store.max_pending_bytes),
             *((f"limits.{camel(f.name)}", getattr(limits, f.name)) for f in fields(limits)),
         )
         if value <= 0
@@ -116,27 +117,27 @@ def _check_numbers(s: Settings) -> list[str]:
     problems += [
         f"{name} must not be negative, got {value}"
         for name, value in (
-            ("retentionCompletedSeconds", s.retention_completed_seconds),
-            ("retentionFailedSeconds", s.retention_failed_seconds),
-            ("retentionDeadLetteredSeconds", s.retention_dead_lettered_seconds),
-            ("subscriptionMinIntervalSeconds", s.subscription_min_interval_seconds),
+            ("retentionCompletedSeconds", retention.completed_seconds),
+            ("retentionFailedSeconds", retention.failed_seconds),
+            ("retentionDeadLetteredSeconds", retention.dead_lettered_seconds),
+            ("subscriptionMinIntervalSeconds", subs.min_interval_seconds),
         )
         if value < 0
     ]
-    if s.default_lease_seconds > limits.max_lease_seconds:
+    if tasks.default_lease_seconds > limits.max_lease_seconds:
         problems.append("defaultLeaseSeconds must not exceed limits.maxLeaseSeconds")
-    if s.max_attempts_default > limits.max_attempts:
+    if tasks.max_attempts_default > limits.max_attempts:
         problems.append("maxAttemptsDefault must not exceed limits.maxAttempts")
     if limits.max_payload_bytes > limits.max_body_bytes:
         problems.append("limits.maxPayloadBytes must not exceed limits.maxBodyBytes")
-    if s.backoff.max_seconds < s.backoff.base_seconds:
+    if tasks.backoff.max_seconds < tasks.backoff.base_seconds:
         problems.append("backoffMaxSeconds must not be less than backoffBaseSeconds")
-    if s.backoff.policy not in POLICIES:
-        problems.append(f"backoffPolicy must be one of {', '.join(POLICIES)}, got {s.backoff.policy!r}")
+    if tasks.backoff.policy not in POLICIES:
+        problems.append(f"backoffPolicy must be one of {', '.join(POLICIES)}, got {tasks.backoff.policy!r}")
     return problems
 
 
-def _check_persistence(p: PersistenceSettings) -> list[str]:
+def _check_persistence(p: StoreSettings) -> list[str]:
     # spec 04 gap 1: an unknown provider is refused instead of silently selecting another backend.
     problems = []
     if p.provider not in PERSISTENCE_PROVIDERS:
@@ -152,7 +153,7 @@ def _check_persistence(p: PersistenceSettings) -> list[str]:
 
 def _check_auth(s: Settings) -> list[str]:
     problems = []
-    sides = (("producer", "PRODUCER", s.producer_auth), ("worker", "WORKER", s.worker_auth))
+    sides = (("producer", "PRODUCER", s.auth.producer), ("worker", "WORKER", s.auth.worker))
     for side, upper, auth in sides:
         if auth.config is MISSING:
             continue
@@ -177,9 +178,10 @@ def _check_auth(s: Settings) -> list[str]:
 
 
 def _shortcut_hint(s: Settings, side: str) -> str:
-    if side == "producer" and s.identity_jwks_url and s.producer_auth.provider == "jwks":
+    auth = s.auth
+    if side == "producer" and auth.identity_jwks_url and auth.producer.provider == "jwks":
         return " (from identityJwksUrl: set IDENTITY_ISSUER and IDENTITY_AUDIENCE too)"
-    if side == "worker" and s.worker_jwks_url and s.worker_auth.provider == "jwks":
+    if side == "worker" and auth.worker_jwks_url and auth.worker.provider == "jwks":
         return " (from workerJwksUrl: set WORKER_ISSUER and WORKER_AUDIENCE too)"
     return ""
 
@@ -189,10 +191,10 @@ def _check_insecure_auth(s: Settings) -> list[str]:
         return []
     problems = [
         f"{side}AuthProvider uses static tokens: env {s.env!r} needs allowStaticTokens: true for them"
-        for side, auth in (("producer", s.producer_auth), ("worker", s.worker_auth))
-        if uses_static(auth) and not s.allow_static_tokens
+        for side, auth in (("producer", s.auth.producer), ("worker", s.auth.worker))
+        if uses_static(auth) and not s.auth.allow_static_tokens
     ]
-    if s.allow_insecure_role_header:
+    if s.auth.allow_insecure_role_header:
         problems.append(f"allowInsecureRoleHeader requires env dev, got {s.env!r}")
     return problems
 
@@ -223,15 +225,15 @@ def _check_streams(s: Settings) -> list[str]:
     problems = [
         f"{name} must look like host:port, got {address!r}"
         for name, address in (
-            ("producerStreamAddr", s.producer_stream_addr),
-            ("workerStreamAddr", s.worker_stream_addr),
+            ("producerStreamAddr", s.grpc.producer_stream_addr),
+            ("workerStreamAddr", s.grpc.worker_stream_addr),
         )
         if address and _split_address(address) is None
     ]
     # A stream must carry at least one task of the largest allowed payload; gRPC takes an int32.
-    if not s.limits.max_payload_bytes <= s.grpc_max_message_bytes <= _INT32_MAX:
+    if not s.limits.max_payload_bytes <= s.grpc.max_message_bytes <= _INT32_MAX:
         problems.append(
             f"grpcMaxMessageBytes must be between limits.maxPayloadBytes and {_INT32_MAX}, "
-            f"got {s.grpc_max_message_bytes}"
+            f"got {s.grpc.max_message_bytes}"
         )
     return problems

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # yaml key -> (field, env variable, kind)
-_KEYS: dict[str, tuple[str, str, str]] = {
+KEYS: dict[str, tuple[str, str, str]] = {
     "enabled": ("enabled", "RAFT_ENABLED", "bool"),
     "selfId": ("self_id", "RAFT_SELF_ID", "str"),
     "bindAddr": ("bind_addr", "RAFT_BIND_ADDR", "str"),
@@ -82,7 +82,7 @@ def from_yaml(block: object, problems: list[str]) -> dict[str, Any]:
         return {}
     values: dict[str, Any] = {}
     for name, raw in block.items():
-        spec = _KEYS.get(str(name))
+        spec = KEYS.get(str(name))
         if spec is None:
             problems.append(f"raft: unknown key {name!r}")
             continue
@@ -97,7 +97,7 @@ def from_yaml(block: object, problems: list[str]) -> dict[str, Any]:
 
 def from_env(env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for target, variable, kind in _KEYS.values():
+    for target, variable, kind in KEYS.values():
         text = env.get(variable, "")
         if not text:
             continue

@@ -1,0 +1,274 @@
+"""One codeq node: start-up opens every part on one lifecycle, shutdown unwinds it in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from codeq.app import wiring
+from codeq.app.lifecycle import Lifecycle
+from codeq.app.shards import Shards, StartupReport
+from codeq.auth.edge import Authenticator
+from codeq.config import Settings
+from codeq.core.clock import Clock, SystemClock
+from codeq.observability.metrics import Metrics
+from codeq.service.admin import AdminService
+from codeq.service.background import Runner
+from codeq.service.backup import BackupService
+from codeq.service.callback_hosts import CallbackHosts
+from codeq.service.container import Services
+from codeq.service.dlq import DlqService
+from codeq.service.maintenance import Maintenance
+from codeq.service.node import Node
+from codeq.service.notifier import Notifier
+from codeq.service.ratelimit import OutboundLimiter
+from codeq.service.results import ResultService
+from codeq.service.subscriptions import SubscriptionService
+from codeq.service.tasks import TaskService
+from codeq.service.topics import TopicService
+from codeq.service.waiters import Waiters
+from codeq.service.webhooks import H1Poster, ResultCallbacks
+from codeq.transport.grpc.server import StreamServers
+from codeq.transport.grpc.servicer import StreamLimits
+from codeq.transport.http.app import build_app
+from codeq.transport.http.asgi import ASGIApp
+from codeq.transport.http.render import TimeFormat
+
+log = logging.getLogger("codeq.app")
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """What start-up built: it exists from a successful `start()` until `stop()`."""
+
+    services: Services
+    asgi: ASGIApp
+    streams: StreamServers
+    runner: Runner  # the reaper: promotes delayed tasks, expires leases, applies retention
+    callbacks: ResultCallbacks
+    notifier: Notifier
+    jwks_refresher: Runner | None
+
+
+class App:
+    """One codeq node. `start()` opens and recovers the stores, then everything that uses them;
+    `stop()` closes all of it in the exact reverse order (`lifecycle` records both)."""
+
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, metrics: Metrics | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.metrics = metrics or Metrics()
+        self.node = Node(Waiters(), self.metrics)
+        self.shards = Shards(settings, self.node, self.clock, self.metrics)
+        self.lifecycle = Lifecycle()
+        self.hosts = CallbackHosts.from_lists(settings.webhooks.allow_hosts, settings.webhooks.deny_hosts)
+        self.outbound = OutboundLimiter(wiring.outbound_policy(settings.rate_limit), self.clock)
+        self._running: Running | None = None
+
+    async def __aenter__(self) -> App:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Open every part in dependency order; a failure closes what was already open."""
+        try:
+            self._running = await self._open(self.lifecycle)
+        except BaseException:
+            await self.lifecycle.aclose()  # e.g. a listener that cannot bind: close the stores
+            raise
+
+    async def stop(self) -> None:
+        """Streams first (their handlers still call the services), then background work, then
+        Raft and the stores, each store writing what is pending before it closes."""
+        self._running = None
+        await self.lifecycle.aclose()
+
+    @property
+    def report(self) -> StartupReport:
+        return self.shards.report
+
+    @property
+    def running(self) -> Running:
+        if self._running is None:
+            raise RuntimeError("the node is not running: start() it first")
+        return self._running
+
+    @property
+    def services(self) -> Services:
+        return self.running.services
+
+    @property
+    def asgi(self) -> ASGIApp:
+        return self.running.asgi
+
+    @property
+    def streams(self) -> StreamServers:
+        return self.running.streams
+
+    @property
+    def runner(self) -> Runner:
+        return self.running.runner
+
+    @property
+    def callbacks(self) -> ResultCallbacks:
+        return self.running.callbacks
+
+    @property
+    def notifier(self) -> Notifier:
+        return self.running.notifier
+
+    @property
+    def jwks_refresher(self) -> Runner | None:
+        return self.running.jwks_refresher
+
+    async def _open(self, life: Lifecycle) -> Running:
+        self.shards.open(life)
+        services = self._services()
+        life.on_close("task service", services.tasks.drain)
+        jwks_refresher = await self._jwks_refresher(life, services.auth)
+        maintenance = Maintenance(self.node, self.clock)
+        reaper = Runner("reaper", maintenance.tick, self.clock.now_ms)
+        self.node.on_due = reaper.wake_by
+        await life.enter("reaper", reaper)
+        callbacks = await self._callbacks(life)
+        notifier = await self._notifier(life, services)
+        self._register_gauges()
+        s = self.settings
+        asgi = build_app(
+            services,
+            times=TimeFormat(ZoneInfo(s.timezone)),
+            max_body_bytes=s.limits.max_body_bytes,
+            metrics=self.metrics.render,
+        )
+        streams = StreamServers.build(
+            services,
+            producer_addr=s.grpc.producer_stream_addr,
+            worker_addr=s.grpc.worker_stream_addr,
+            limits=StreamLimits(max_message_bytes=s.grpc.max_message_bytes),
+        )
+        # Registered before starting: a second server that cannot bind still stops the first.
+        life.on_close("streams", lambda: streams.stop(s.shutdown_grace_seconds))
+        await streams.start()
+        return Running(services, asgi, streams, reaper, callbacks, notifier, jwks_refresher)
+
+    def _services(self) -> Services:
+        s, node, clock = self.settings, self.node, self.clock
+        policy = wiring.policy(s.tasks, s.limits)
+        limiter = wiring.rate_limiter(s.rate_limit, clock, self.metrics)
+        tasks = TaskService(node, clock, policy, limiter=limiter)
+        tasks.callback_hosts = self.hosts
+        return Services(
+            auth=Authenticator.from_settings(s.auth, clock, dev=s.dev),
+            tasks=tasks,
+            results=ResultService(node, clock, policy),
+            admin=AdminService(node, clock, limiter),
+            ready=self._ready,
+            dlq=DlqService(node, clock),
+            backup=BackupService(
+                [committer.checkpoint for committer in self.shards.committers],
+                clock,
+                enabled=s.store.provider != "memory",
+                root=s.backup_root,
+                root_required=s.env != "dev",
+            ),
+            subscriptions=SubscriptionService(
+                node, clock, self.hosts, wiring.subscription_settings(s.subscriptions)
+            ),
+            topics=TopicService(node, clock),
+            raft_status=self.shards.raft_status,
+        )
+
+    async def _jwks_refresher(self, life: Lifecycle, auth: Authenticator) -> Runner | None:
+        """Keep JWKS keys fresh off the event loop, so a request waits on a fetch only for a kid
+        it has never seen (spec 03 gap 3)."""
+        key_sets = auth.key_sets()
+        if not key_sets:
+            return None
+        for key_set in key_sets:
+            key_set.refreshed_in_background = True
+
+        async def tick() -> None:
+            for key_set in key_sets:
+                await asyncio.to_thread(key_set.refresh_if_due)
+
+        runner = Runner("jwks-refresh", tick, self.clock.now_ms, interval_seconds=5.0)
+        return await life.enter("jwks refresher", runner)
+
+    async def _callbacks(self, life: Lifecycle) -> ResultCallbacks:
+        """Result callbacks: the outbox delivery runner (the task service checks hosts on create)."""
+        callbacks = ResultCallbacks(
+            self.node,
+            self.clock,
+            wiring.callback_settings(self.settings.webhooks),
+            self.hosts,
+            H1Poster(),
+            timestamp=TimeFormat(ZoneInfo(self.settings.timezone)).timestamp,
+            metrics=self.metrics,
+            limiter=self.outbound,
+        )
+        life.on_close("result callbacks", callbacks.stop)  # abandons attempts, closes its client
+        runner = Runner("result-callbacks", callbacks.tick, self.clock.now_ms)
+        self.node.on_callback_owed = callbacks.on_settled = runner.poke
+        await life.enter("result-callback runner", runner)
+        return callbacks
+
+    async def _notifier(self, life: Lifecycle, services: Services) -> Notifier:
+        """Queue-ready notifications and the subscription expiry sweep, off the request path."""
+        poster = H1Poster()
+        life.on_close("notifier client", poster.aclose)
+        notifier = Notifier(
+            self.node,
+            self.clock,
+            self.hosts,
+            poster,
+            secret=self.settings.webhooks.hmac_secret,
+            metrics=self.metrics,
+            limiter=self.outbound,
+        )
+        life.on_close("notifier", notifier.stop)
+        runner = Runner("notifier", notifier.tick, self.clock.now_ms)
+        notifier.on_marked = runner.poke
+        self.node.on_ready = notifier.ready
+        await life.enter("notifier runner", runner)
+        cleanup = Runner(
+            "subscription-cleanup",
+            services.subscriptions.cleanup_tick,
+            self.clock.now_ms,
+            interval_seconds=self.settings.subscriptions.cleanup_interval_seconds,
+        )
+        await life.enter("subscription cleanup", cleanup)
+        return notifier
+
+    def _register_gauges(self) -> None:
+        node = self.node
+        self.metrics.register_queue_depth(self._queue_depths)
+        self.metrics.register_waiting(lambda: len(node.waiters))
+        self.metrics.register_outbox_pending(
+            lambda: sum(len(shard.engine.outbox.entries) for shard in node.shards)
+        )
+
+    def _ready(self) -> tuple[bool, str]:
+        ready, reason = self.shards.ready()
+        if not ready:
+            return ready, reason
+        if self._running is None or not self._running.runner.running:
+            return False, "background work is not running"
+        return True, ""
+
+    def _queue_depths(self) -> list[tuple[str, str, str, int]]:
+        rows: list[tuple[str, str, str, int]] = []
+        for shard in self.node.shards:
+            for (tenant, command), queue in shard.engine.index.queues.items():
+                rows.append((tenant, command, "ready", queue.ready))
+                rows.append((tenant, command, "delayed", queue.delayed))
+                rows.append((tenant, command, "in_progress", queue.in_progress))
+            for (tenant, command), count in shard.engine.index.dlq_counts.items():
+                rows.append((tenant, command, "dlq", count))
+        return rows

@@ -1,0 +1,185 @@
+"""The shards of one node: each one's store, group committer, engine and replicator, opened in order."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from codeq.app.lifecycle import Lifecycle
+from codeq.app.wiring import engine_config
+from codeq.config import RaftSettings, Settings
+from codeq.core.clock import Clock
+from codeq.engine.commands import decode_command, encode_command
+from codeq.engine.engine import Engine
+from codeq.kv.api import KV
+from codeq.kv.commit import GroupCommitter
+from codeq.kv.memory import MemoryKV
+from codeq.observability.metrics import Metrics
+from codeq.replication.api import Replicator
+from codeq.replication.group import GroupOptions, RaftGroup
+from codeq.replication.raft import DurableJournal, RaftCore, make_conf
+from codeq.replication.single import SingleNode
+from codeq.replication.snapshot import Snapshots
+from codeq.replication.topology import GroupStatus, Topology
+from codeq.service.node import Node, Shard
+
+log = logging.getLogger("codeq.app")
+
+
+@dataclass(slots=True)
+class StartupReport:
+    live_tasks: int = 0
+    recovery_seconds: float = 0.0
+    shard_paths: list[str] = field(default_factory=list)
+
+
+def topology_of(raft: RaftSettings) -> Topology | None:
+    """Who the Raft peers are, or None for a single node."""
+    if not raft.enabled:
+        return None
+    return Topology(
+        raft.self_id,
+        raft.bind_addr,
+        raft.peers or {raft.self_id: raft.bind_addr},
+        raft.peer_http_addrs,
+        {"producer": raft.peer_producer_streams, "worker": raft.peer_worker_streams},
+    )
+
+
+class Shards:
+    """Opens every shard of the node into `node.shards`, each registering its own closes."""
+
+    def __init__(self, settings: Settings, node: Node, clock: Clock, metrics: Metrics) -> None:
+        self.settings = settings
+        self.node = node
+        self.clock = clock
+        self.metrics = metrics
+        self.topology = topology_of(settings.raft)
+        self.committers: list[GroupCommitter] = []
+        self.groups: list[RaftGroup] = []
+        self.report = StartupReport()
+
+    def open(self, life: Lifecycle) -> None:
+        started = time.perf_counter()
+        # Recovery builds one object graph per live task and none of it is garbage: skip the
+        # collector while it runs, then freeze the result out of every later collection.
+        gc.disable()
+        try:
+            for number, kv in enumerate(self._open_stores()):
+                self._add_shard(life, number, kv)
+        finally:
+            gc.enable()
+            gc.freeze()
+        tune_gc()
+        self.report.recovery_seconds = time.perf_counter() - started
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether every store and Raft replica can still take writes, and why not."""
+        if any(committer.failed for committer in self.committers):
+            return False, "a store failed a write"
+        for group in self.groups:
+            if group.failed is not None:
+                return False, f"a raft replica stopped: {group.failed}"
+            problem = group.core.shape_problem() if isinstance(group.core, RaftCore) else None
+            if problem is not None:
+                return False, problem
+        return True, ""
+
+    def raft_status(self) -> list[GroupStatus]:
+        return [] if self.topology is None else self.topology.status(self.groups)
+
+    def _open_stores(self) -> list[KV]:
+        store = self.settings.store
+        if store.provider == "memory":
+            return [MemoryKV() for _ in range(store.num_shards)]
+        from codeq.kv.rocks import RocksKV  # only the embedded provider needs RocksDB loaded
+
+        if store.num_shards <= 1:
+            paths = [store.path]
+        else:
+            paths = [os.path.join(store.path, f"shard{i}") for i in range(store.num_shards)]
+        self.report.shard_paths = paths
+        return [RocksKV(path) for path in paths]
+
+    def _add_shard(self, life: Lifecycle, number: int, kv: KV) -> None:
+        store = self.settings.store
+        shard_label = str(number)
+
+        def observe(count: int, seconds: float) -> None:
+            self.metrics.observe_commit(shard_label, count, seconds)
+
+        committer = GroupCommitter(
+            kv,
+            # Under Raft the fsynced journal makes a write durable; the store keeps the applied
+            # index with every batch, so a lost unsynced tail is re-applied from the journal.
+            fsync=store.fsync_on_commit and self.topology is None,
+            max_pending_bytes=store.max_pending_bytes,
+            name=f"kv-shard{number}",
+            on_commit=observe,
+        )
+        committer.start()
+        # Closing writes what is pending, then closes the store; Raft (below) stops before it.
+        life.on_close(f"store {number}", committer.close)
+        self.committers.append(committer)
+        engine = Engine(committer, engine_config(self.settings))
+        self.report.live_tasks += engine.recover(self.clock.now_ms())
+        replicator = self._replicator(life, number, engine, committer)
+        self.node.shards.append(Shard(number, engine, replicator))
+
+    def _replicator(
+        self, life: Lifecycle, number: int, engine: Engine, committer: GroupCommitter
+    ) -> Replicator:
+        topology = self.topology
+        apply = self.node.apply_fn(engine)
+        if topology is None:
+            return SingleNode(apply, committer)
+        from codeq.kv.rocks import RocksKV  # snapshots open RocksDB checkpoints
+
+        journal_dir = os.path.join(self.settings.store.path, "raft", f"shard{number}")
+        os.makedirs(journal_dir, mode=0o700, exist_ok=True)
+        snapshots = Snapshots(committer, RocksKV, os.path.join(journal_dir, "snapshot"))
+        raft = self.settings.raft
+        conf = make_conf(secret=raft.secret, timing=raft.timing(), snapshots=snapshots)
+        conf.bindAddress = topology.bind(number)
+        num_shards = self.settings.store.num_shards
+
+        def make_core(hook: Callable[[int, bytes], Any]) -> RaftCore:
+            journal = DurableJournal(os.path.join(journal_dir, "journal"))
+            # Peers compare their shard counts on connect; a mismatch stops the group (gap 7).
+            shape = f"shards={num_shards}"
+            return RaftCore(
+                topology.self_addr(number), topology.addrs(number), conf, hook, journal, shape=shape
+            )
+
+        options = GroupOptions(
+            encode=encode_command,
+            decode=decode_command,
+            leader_url=topology.leader_url(number),
+            leader_streams=topology.leader_streams(number),
+            # One group leads everything anyway; with several, spread their leaders.
+            preferred_leader=topology.preferred_leader(number) if num_shards > 1 else None,
+            proposal_timeout_s=float(raft.apply_timeout_seconds),
+            snapshots=snapshots,
+            on_restored=lambda: self._recovered(engine),
+        )
+        group = RaftGroup(make_core, apply, committer, options)
+        group.start()
+        life.on_close(f"raft group {number}", group.stop)
+        self.groups.append(group)
+        log.info("raft group %d: %s, peers %s", number, topology.self_addr(number), topology.addrs(number))
+        return group
+
+    def _recovered(self, engine: Engine) -> None:
+        """A snapshot replaced this shard's store: rebuild its in-memory index from it."""
+        engine.recover(self.clock.now_ms())
+
+
+def tune_gc() -> None:
+    """Collect less often: tasks hold no reference cycles, and with many live tasks the
+    default thresholds spend a large share of the CPU re-scanning them (bench/engine_bench)."""
+    gc.set_threshold(max(gc.get_threshold()[0], 10_000), 20, 20)

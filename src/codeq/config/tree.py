@@ -1,0 +1,147 @@
+"""The settings tree: one frozen section per component that reads it, and the limits' constants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from codeq.auth.settings import AuthProviderSettings, AuthSettings
+from codeq.config.raft import RaftSettings
+from codeq.core.backoff import BackoffPolicy
+
+__all__ = ["AuthProviderSettings", "AuthSettings"]
+
+KiB = 1024
+MiB = 1024 * KiB
+
+PERSISTENCE_PROVIDERS = ("embedded", "pebble", "memory")
+LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
+LOG_FORMATS = ("json", "text")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    host: str = "0.0.0.0"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: str = "info"
+    format: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcSettings:
+    """The gRPC streams (spec 07 §1): "" leaves that stream's server off."""
+
+    producer_stream_addr: str = ""
+    worker_stream_addr: str = ""
+    max_message_bytes: int = 4 * MiB  # per message, both directions (spec 07 gap 10)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """`persistenceProvider` and `persistenceConfig`."""
+
+    provider: str = "embedded"
+    path: str = "./data"
+    fsync_on_commit: bool = True
+    num_shards: int = 1
+    max_pending_bytes: int = 64 * MiB  # bound on the bytes merged into one group commit
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDefaults:
+    """What a task gets when its create request does not say."""
+
+    default_lease_seconds: int = 300
+    max_attempts_default: int = 5
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    """How long finished tasks (with their results) and idempotency keys are kept."""
+
+    seconds: int = 86_400
+    # Per terminal state; 0 means `seconds`. Live tasks are never removed.
+    completed_seconds: int = 0
+    failed_seconds: int = 0
+    dead_lettered_seconds: int = 0
+    idempotency_ttl_seconds: int = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    max_body_bytes: int = 1 * MiB
+    max_payload_bytes: int = 512 * KiB
+    max_lease_seconds: int = 86_400
+    max_delay_seconds: int = 31_536_000
+    max_attempts: int = 1000
+    max_batch_size: int = 100
+    max_claim_batch: int = 10
+    max_claim_wait_seconds: int = 30
+    max_result_wait_seconds: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSettings:
+    """`rateLimit.<scope>.{requestsPerMinute,burstSize}`: a bucket is on when both are > 0."""
+
+    producer_requests_per_minute: int = 0
+    producer_burst_size: int = 0
+    worker_requests_per_minute: int = 0
+    worker_burst_size: int = 0
+    admin_requests_per_minute: int = 0
+    admin_burst_size: int = 0
+    # Outbound callbacks and notifications, one bucket per callback URL (spec 01 §7.3, §9.2).
+    webhook_requests_per_minute: int = 0
+    webhook_burst_size: int = 0
+    key_by: str = "tenant_subject"  # or "tenant", "subject"
+
+
+RATE_LIMIT_SCOPES = ("producer", "worker", "admin", "webhook")
+RATE_LIMIT_KEYS = ("tenant_subject", "tenant", "subject")
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """Outbound webhooks (spec 01 §7.3, §9): signing, result-callback retries, host lists."""
+
+    hmac_secret: str = ""
+    result_max_attempts: int = 5
+    result_base_backoff_seconds: int = 2
+    result_max_backoff_seconds: int = 60
+    allow_hosts: str = ""  # comma list of names, *.suffix, addresses or CIDRs
+    deny_hosts: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionSettings:
+    """Subscriptions (spec 01 §9): the default throttle (gap 7), TTLs, and the expiry sweep."""
+
+    min_interval_seconds: int = 5
+    cleanup_interval_seconds: int = 60
+    default_ttl_seconds: int = 60
+    max_ttl_seconds: int = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    env: str = "dev"
+    dev: bool = False  # enables the documented dev tokens (auth.edge)
+    timezone: str = "UTC"  # of the timestamps in answers and callbacks
+    shutdown_grace_seconds: float = 10.0
+    backup_root: str = ""  # when set, `POST /admin/backup` writes only below this directory
+    http: HttpSettings = field(default_factory=HttpSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    grpc: GrpcSettings = field(default_factory=GrpcSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    tasks: TaskDefaults = field(default_factory=TaskDefaults)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    subscriptions: SubscriptionSettings = field(default_factory=SubscriptionSettings)
+    raft: RaftSettings = field(default_factory=RaftSettings)
