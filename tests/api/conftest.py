@@ -110,7 +110,6 @@ async def running(settings: Any) -> AsyncIterator[Api]:
     clock = FakeClock()
     app = App(settings, clock=clock)
     await app.start()
-    assert app.asgi is not None
     transport = httpx.ASGITransport(app=app.asgi)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://codeq.test") as client:

@@ -108,7 +108,6 @@ async def test_x_role_with_the_insecure_dev_flag(role_header_api: Api) -> None:
 
 async def test_jwks_keys_are_refreshed_in_the_background(jwt_api: Api, jwks: JwksServer) -> None:
     assert jwt_api.app.jwks_refresher is not None and jwt_api.app.jwks_refresher.running
-    assert jwt_api.app.services is not None
     assert len(jwt_api.app.services.auth.key_sets()) == 2  # producer and worker
 
 

@@ -75,7 +75,6 @@ class Harness:
         self.loop = asyncio.new_event_loop()
         self.app = App(make_settings(), clock=FakeClock())
         self.loop.run_until_complete(self.app.start())
-        assert self.app.asgi is not None
         transport = httpx.ASGITransport(app=self.app.asgi)
         self.client = httpx.AsyncClient(transport=transport, base_url="http://t", timeout=10)
 

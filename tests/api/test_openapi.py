@@ -44,7 +44,6 @@ CHECKS = [
 async def test_document_is_served_and_matches_the_route_table(api: Api) -> None:
     response = await api.client.get("/openapi.json")
     assert response.status_code == 200 and response.json() == DOCUMENT
-    assert api.app.services is not None
     router = build_router(api.app.services, times=None, max_body_bytes=1, metrics=None)  # type: ignore[arg-type]
     routes = {(m, p.replace("{id}", "{id}")) for m, p in router.routes()}
     documented = {(m.upper(), p) for p, ops in DOCUMENT["paths"].items() for m in ops}
@@ -192,7 +191,6 @@ class InProcess:
         settings_ = make_settings(**{"limits.max_claim_wait_seconds": 1, "limits.max_result_wait_seconds": 1})
         self.app = App(settings_, clock=FakeClock())
         self.loop.run_until_complete(self.app.start())
-        assert self.app.asgi is not None
         transport = httpx.ASGITransport(app=self.app.asgi)
         self.client = httpx.AsyncClient(transport=transport, base_url="http://codeq.test")
 

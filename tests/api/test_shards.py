@@ -28,7 +28,6 @@ async def test_four_shards_on_disk_route_claim_and_recover(tmp_path: Path) -> No
     created: set[str] = set()
     app = App(settings, clock=FakeClock())
     await app.start()
-    assert app.asgi is not None
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app.asgi), base_url="http://t") as client:
         for i in range(40):
             r = await client.post("/v1/codeq/tasks", json={"command": "c", "payload": i}, headers=PRODUCER)
@@ -40,7 +39,6 @@ async def test_four_shards_on_disk_route_claim_and_recover(tmp_path: Path) -> No
     app = App(settings, clock=FakeClock())
     await app.start()
     assert app.report.live_tasks == 40
-    assert app.asgi is not None
     claimed: set[str] = set()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app.asgi), base_url="http://t") as client:
         stats = (await client.get("/v1/codeq/admin/queues/c", headers=PRODUCER)).json()

@@ -300,7 +300,6 @@ async def test_delayed_task_wakes_a_waiting_claim_when_due(api: Api) -> None:
     waiting = asyncio.ensure_future(api.claim(waitSeconds=30))
     await asyncio.sleep(0)
     api.clock.advance(2)
-    assert api.app.runner is not None
     api.app.runner.poke()
     response = await asyncio.wait_for(waiting, 5)
     assert response.status_code == 200 and response.json()["id"] == created["id"]

@@ -87,7 +87,6 @@ async def test_result_rules(streams: Streams) -> None:
 async def tight() -> AsyncIterator[Streams]:
     clock = FakeClock()
     app = await start_app(clock, producer_stream_addr="", worker_stream_addr="")
-    assert app.services is not None
     limits = StreamLimits(max_message_bytes=16 * 1024, max_in_flight=2, max_ready_count=4)
     servers = StreamServers.build(
         app.services, producer_addr="127.0.0.1:0", worker_addr="127.0.0.1:0", limits=limits

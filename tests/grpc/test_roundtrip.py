@@ -33,7 +33,6 @@ async def test_round_trip_create_claim_complete(streams: Streams) -> None:
     reply = await worker.ask(wpb.WorkerEvent(result=result))
     assert reply.result_ack == wpb.ResultAck(task_id=task.id, ok=True)
 
-    assert streams.app.services is not None
     principal = streams.app.services.auth.producer("Bearer dev-producer")
     stored, record = await streams.app.services.results.get(principal, task.id)
     assert stored.status is Status.COMPLETED and json.loads(record.result) == {"pixels": 42}
@@ -104,7 +103,6 @@ async def test_create_fields_and_payload_rules(streams: Streams) -> None:
 
     empty = await ack()  # an empty payload is JSON null
     later = await ack(run_at=Timestamp(seconds=START_MS // 1000 + 3600), delay_seconds=5)
-    assert streams.app.services is not None
     principal = streams.app.services.auth.producer("Bearer dev-producer")
     assert streams.app.services.tasks.get(principal, empty.task_id).payload == "null"
     assert streams.app.services.tasks.get(principal, later.task_id).visible_ms == START_MS + 3_600_000
@@ -151,7 +149,6 @@ async def test_nack_heartbeat_abandon(streams: Streams) -> None:
     waiting = asyncio.ensure_future(worker.ask(wpb.WorkerEvent(ready=wpb.Ready(wait_seconds=5))))
     await asyncio.sleep(0.05)
     streams.clock.advance(6)
-    assert streams.app.runner is not None
     streams.app.runner.poke()
     reply = await asyncio.wait_for(waiting, 5)
     assert reply.task.task.id == task_id and reply.task.task.attempts == 2

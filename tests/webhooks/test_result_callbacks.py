@@ -30,7 +30,6 @@ async def api() -> AsyncIterator[Api]:
 
 async def _deliver(api: Api) -> None:
     """One delivery pass at the fake clock's current time, waiting for its attempts."""
-    assert api.app.callbacks is not None
     await api.app.callbacks.tick()
     await api.app.callbacks.drain()
 

@@ -43,7 +43,6 @@ async def subscribe(api: Api, url: str, headers: dict[str, str] | None = None, *
 
 
 async def notify(api: Api) -> None:
-    assert api.app.notifier is not None
     await api.app.notifier.tick()
     await api.app.notifier.drain()
 
@@ -148,7 +147,7 @@ async def test_expiry_heartbeat_delete_and_cleanup(api: Api) -> None:
         assert gone.status_code == 404 and gone.json() == {"error": "not-found"}
         registry = api.app.node.shards[0].engine.subscriptions
         assert lapsed in registry.by_id
-        await api.app.services.subscriptions.cleanup_tick()  # type: ignore[union-attr]
+        await api.app.services.subscriptions.cleanup_tick()
         assert lapsed not in registry.by_id and kept in registry.by_id
         # Only its owner may delete it; then it is gone.
         assert (
@@ -169,7 +168,7 @@ async def test_notifications_stay_in_the_tenant_and_follow_promotions(api: Api) 
         await create_and_notify(api, headers=OTHER_PRODUCER)
         assert paths(receiver) == ["/globex"]
         await api.post("/tasks", {"command": "render", "payload": {}, "delaySeconds": 30}, OTHER_PRODUCER)
-        await api.app.notifier.tick()  # type: ignore[union-attr]
+        await api.app.notifier.tick()
         api.clock.advance(31)
         from codeq.service.maintenance import Maintenance
 
