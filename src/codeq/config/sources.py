@@ -25,7 +25,7 @@ from codeq.config.keys import (
 from codeq.config.raft import from_env as raft_from_env
 from codeq.config.raft import from_yaml as raft_from_yaml
 
-# The logger keeps the name it had before the split, so log filters on `codeq.config` still match.
+# One logger for the whole package: log filters on `codeq.config` see every config message.
 log = logging.getLogger("codeq.config")
 
 # A flag names a setting by its dotted target or by its environment name in snake case.
