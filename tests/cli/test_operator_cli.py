@@ -135,8 +135,7 @@ def test_topic_put_get_delete(server: ServerProcess) -> None:
 
 
 def test_blocking_admin_sdk(server: ServerProcess) -> None:
-    from codeq.client import Producer
-    from codeq.client.admin import Admin
+    from codeq.client import Admin, Producer
 
     with Producer(server.url, "dev-producer") as producer, Admin(server.url, "dev-producer") as admin:
         ids = [producer.create("sdk-dlq", {"n": n}, max_attempts=1).id for n in range(3)]

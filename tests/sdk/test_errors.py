@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codeq.client import errors as e
+from codeq.client import _errors as e
 from codeq.client._retry import Backoff, is_transient
 
 

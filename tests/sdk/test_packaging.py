@@ -7,12 +7,14 @@ import re
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 from tests.sdk.live import LiveServer
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-# Everything but msgspec, the one base dependency: httpx (now only for the server and tests) too.
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+# Everything but msgspec, the one base dependency: httpx (now only for the tests) too.
 SERVER_ONLY = [
     "rocksdict",
     "uvicorn",
@@ -40,13 +42,21 @@ def test_the_client_imports_without_any_server_dependency() -> None:
         Worker("http://127.0.0.1:9", "token").register("render", lambda job: None)
         AsyncWorker("http://127.0.0.1:9", "token")
         ours = sorted(m for m in sys.modules if m.startswith("codeq."))
-        assert all(m.startswith(("codeq.client", "codeq.wire")) for m in ours), ours
+        assert all(m.startswith(("codeq.client", "codeq.wire", "codeq.h1")) for m in ours), ours
         print("ok")
         """
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_msgspec_is_the_only_base_dependency_and_httpx_only_a_test_one() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert [re.split("[<>=;\\[ ]", d, maxsplit=1)[0] for d in project["dependencies"]] == ["msgspec"]
+    extras = project["optional-dependencies"]
+    with_httpx = sorted(name for name, deps in extras.items() if any(d.startswith("httpx") for d in deps))
+    assert with_httpx == ["dev"]
 
 
 def readme_examples() -> list[str]:

@@ -13,7 +13,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from codeq.auth.jwt import JwksSettings, JwksValidator
+from codeq.auth.jwt import MAX_JWKS_BYTES, JwksSettings, JwksValidator
 from codeq.auth.static import build_validator
 from codeq.core.clock import FakeClock
 from codeq.core.errors import Unauthenticated
@@ -244,6 +244,16 @@ def test_unreachable_jwks(clock: FakeClock) -> None:
         JwksSettings(jwks_url=url, issuer=ISSUER, audience=AUDIENCE, http_timeout_seconds=2), clock
     )
     refused(v, KEY.sign(claims(clock)))
+
+
+def test_an_oversized_jwks_document_is_refused(server: JwksServer, clock: FakeClock) -> None:
+    padding = {"kid": "pad", "kty": "oct", "k": "x" * MAX_JWKS_BYTES}  # not a usable key anyway
+    server.keys = [KEY.jwk(), padding]
+    refused(validator(server, clock), KEY.sign(claims(clock)))
+    assert server.hits == 1
+    server.publish(KEY)  # the same key in a document under the cap
+    clock.advance(31)  # past the refetch gate
+    assert validator(server, clock).validate(KEY.sign(claims(clock))).subject == "user-1"
 
 
 @pytest.mark.parametrize(

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-import httpx
 import jwt
 from jwt.exceptions import PyJWKError, PyJWTError
 
 from codeq.auth.claims import Claims
 from codeq.core.clock import Clock, SystemClock
 from codeq.core.errors import Unauthenticated
+from codeq.h1 import H1Error, fetch
 
 log = logging.getLogger("codeq.auth")
 
@@ -125,10 +125,15 @@ def _seconds(config: Mapping[str, object], name: str, default: float) -> float:
     return _number(config, name, default)
 
 
+# A key set is a few kilobytes; the cap keeps a broken or hostile endpoint from filling memory.
+MAX_JWKS_BYTES = 1024 * 1024
+
+
 def http_fetch(url: str, timeout: float) -> tuple[int, bytes, str]:
+    """GET the JWKS with codeq's HTTP/1.1 client (ADR 0002); redirects are not followed."""
     # 0 means "no timeout", as in the reference.
-    response = httpx.get(url, timeout=timeout or None, follow_redirects=False)
-    return response.status_code, response.content, response.headers.get("cache-control", "")
+    response = fetch(url, timeout=timeout or None, max_body_bytes=MAX_JWKS_BYTES)
+    return response.status, response.body, response.header("cache-control") or ""
 
 
 class KeySet:
@@ -195,7 +200,7 @@ class KeySet:
             if status != 200:
                 raise ValueError(f"JWKS endpoint returned status {status}")
             keys = _parse_jwks(body)
-        except (httpx.HTTPError, ValueError) as exc:
+        except (H1Error, ValueError) as exc:
             # The last good keys stay until `_usable_until_ms` (stale-on-error).
             log.warning("JWKS fetch from %s failed: %s", url, exc)
             return

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from codeq.cli.output import EXIT_REFUSED, emit_json, errors, fail, run
-from codeq.client.admin import AsyncAdmin
+from codeq.client import AsyncAdmin
 from codeq.wire.http import BackupShardJSON
 
 MANIFEST = "codeq-backup.json"  # written by the server next to the shard copies (service/backup.py)

@@ -17,12 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from codeq.cli.bench_load import Load, LoadPlan, Tally, percentile
+from codeq.h1 import H1Error, fetch
 
 MODES = ("http", "http-batch", "grpc", "grpc-batch")
 
@@ -82,9 +82,9 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"codeq serve exited with status {proc.returncode}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+            if fetch(f"{url}/readyz", timeout=1).status == 200:
                 return
-        except httpx.TransportError:
+        except H1Error:
             pass
         time.sleep(0.1)
     raise TimeoutError("codeq serve did not become ready within 60 s")

@@ -20,11 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from codeq.client._http import HttpTransport
-from codeq.client.admin import AsyncAdmin
-from codeq.client.errors import CodeqError
-from codeq.client.models import Task
-from codeq.client.producer import AsyncProducer
+from codeq.client import AsyncAdmin, AsyncProducer, CodeqError, Task, Transport, connect
 
 T = TypeVar("T")
 
@@ -99,11 +95,11 @@ def with_producer(url: str, token: str | None, call: Callable[[AsyncProducer], A
     return run(scoped)
 
 
-def with_worker(url: str, token: str | None, call: Callable[[HttpTransport], Awaitable[T]]) -> T:
-    """Run `call` on the worker token's HTTP transport (one request, no retries)."""
+def with_worker(url: str, token: str | None, call: Callable[[Transport], Awaitable[T]]) -> T:
+    """Run `call` on the worker token's transport (one request, no retries)."""
 
     async def scoped() -> T:
-        transport = HttpTransport(url, token_for(token, "worker"), timeout=10.0)
+        transport = connect(url, token_for(token, "worker"), timeout=10.0)
         try:
             return await call(transport)
         finally:

@@ -22,7 +22,7 @@ from codeq.cli.output import (
     with_producer,
     with_worker,
 )
-from codeq.client.models import Task
+from codeq.client import Task
 
 task_app = typer.Typer(help="Create, inspect, claim and nack tasks.", no_args_is_help=True)
 queue_app = typer.Typer(help="Queue statistics (admin token).", no_args_is_help=True)

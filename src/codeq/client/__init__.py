@@ -1,7 +1,13 @@
-"""The codeq Python SDK: producers create tasks, workers run them; needs only msgspec."""
+"""The codeq Python SDK: producers create tasks, workers run them, admins inspect queues; needs only msgspec.
 
-from codeq.client._execution import WorkerStats
-from codeq.client.errors import (
+Everything a user needs is imported from here, and only the names in `__all__` are the
+SDK's interface (tests/sdk/test_public_api.py pins the list). The modules behind them are
+private: their names start with an underscore and may change without notice.
+"""
+
+from codeq.client._admin import Admin, AsyncAdmin, DlqPage, QueueStats
+from codeq.client._connect import connect
+from codeq.client._errors import (
     BadRequest,
     BatchIncomplete,
     BatchItemError,
@@ -19,16 +25,19 @@ from codeq.client.errors import (
     Unauthorized,
     Unavailable,
 )
-from codeq.client.job import Job
-from codeq.client.models import Artifact, Result, ResultSpec, Task, TaskSpec
-from codeq.client.outcomes import Abandon, Fail, Nack
-from codeq.client.producer import AsyncProducer, Producer
-from codeq.client.transport import Transport
-from codeq.client.worker import AsyncWorker, Worker
+from codeq.client._execution import WorkerStats
+from codeq.client._job import Job
+from codeq.client._models import Artifact, Result, ResultSpec, Task, TaskSpec
+from codeq.client._outcomes import Abandon, Fail, Nack
+from codeq.client._producer import AsyncProducer, Producer
+from codeq.client._transport import Transport
+from codeq.client._worker import AsyncWorker, Worker
 
 __all__ = [
     "Abandon",
+    "Admin",
     "Artifact",
+    "AsyncAdmin",
     "AsyncProducer",
     "AsyncWorker",
     "BadRequest",
@@ -37,6 +46,7 @@ __all__ = [
     "CodeqError",
     "Conflict",
     "ConnectionFailed",
+    "DlqPage",
     "Fail",
     "Forbidden",
     "Job",
@@ -46,6 +56,7 @@ __all__ = [
     "NotOwner",
     "PayloadTooLarge",
     "Producer",
+    "QueueStats",
     "RateLimited",
     "Result",
     "ResultNotReady",
@@ -58,4 +69,5 @@ __all__ = [
     "Unavailable",
     "Worker",
     "WorkerStats",
+    "connect",
 ]

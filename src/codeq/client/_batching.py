@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from codeq.client.errors import CodeqError
-from codeq.client.models import Result, ResultSpec
-from codeq.client.transport import Transport
+from codeq.client._errors import CodeqError
+from codeq.client._models import Result, ResultSpec
+from codeq.client._transport import Transport
 
-log = logging.getLogger("codeq.client.worker")
+log = logging.getLogger("codeq.client._worker")
 
 # How long a finished task's result may wait for the rest of its batch: long enough for
 # handlers finishing together to share one request, short enough not to hold slow ones back.

@@ -15,14 +15,14 @@ from typing import Any, Literal
 import msgspec
 
 from codeq.client._batching import ResultBatch
+from codeq.client._errors import CodeqError, NotFound, NotInProgress, NotOwner
+from codeq.client._job import Job
+from codeq.client._models import COMPLETED, FAILED, ResultSpec, result_object
+from codeq.client._outcomes import Abandon, Fail, Nack, Outcome
 from codeq.client._retry import RetryPolicy, with_retries
-from codeq.client.errors import CodeqError, NotFound, NotInProgress, NotOwner
-from codeq.client.job import Job
-from codeq.client.models import COMPLETED, FAILED, ResultSpec, result_object
-from codeq.client.outcomes import Abandon, Fail, Nack, Outcome
-from codeq.client.transport import Transport
+from codeq.client._transport import Transport
 
-log = logging.getLogger("codeq.client.worker")
+log = logging.getLogger("codeq.client._worker")
 
 Handler = Callable[[Job], Any]
 AckErrorHook = Callable[[Job, CodeqError], None]

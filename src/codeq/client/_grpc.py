@@ -10,13 +10,13 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 
-from codeq.client import errors as e
+from codeq.client import _errors as e
 from codeq.client._http import HttpTransport
+from codeq.client._models import Result, ResultSpec, Task, TaskSpec
 from codeq.client._producer_stream import ProducerStream
 from codeq.client._stream import Call, Dial
+from codeq.client._transport import GRPC_SCHEME
 from codeq.client._worker_stream import WorkerStream
-from codeq.client.models import Result, ResultSpec, Task, TaskSpec
-from codeq.client.transport import GRPC_SCHEME
 from codeq.wire.pb import producerpb_pb2 as ppb
 from codeq.wire.pb import workerpb_pb2 as wpb
 

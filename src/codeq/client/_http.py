@@ -8,8 +8,7 @@ from urllib.parse import quote, urlencode, urljoin
 
 import msgspec
 
-from codeq.client import errors as e
-from codeq.client._h1 import H1Client, H1ConnectError, H1Error, H1Response
+from codeq.client import _errors as e
 from codeq.client._json import (
     CLAIM_BATCH_LIMIT,
     RESULTS_BATCH_LIMIT,
@@ -23,7 +22,8 @@ from codeq.client._json import (
     results_request,
     task_from_wire,
 )
-from codeq.client.models import Result, ResultSpec, Task, TaskSpec
+from codeq.client._models import Result, ResultSpec, Task, TaskSpec
+from codeq.h1 import H1Client, H1ConnectError, H1Error, H1Response
 from codeq.wire import http as w
 
 PREFIX = "/v1/codeq"

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import msgspec
 
-from codeq.client import errors as e
-from codeq.client.models import COMPLETED, Artifact, Result, ResultSpec, Task, TaskSpec
+from codeq.client import _errors as e
+from codeq.client._models import COMPLETED, Artifact, Result, ResultSpec, Task, TaskSpec
 from codeq.wire import http as w
 
 

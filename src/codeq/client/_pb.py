@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from codeq.client import errors as e
-from codeq.client.models import COMPLETED, Result, ResultSpec, Task, TaskSpec, result_object
+from codeq.client import _errors as e
+from codeq.client._models import COMPLETED, Result, ResultSpec, Task, TaskSpec, result_object
 from codeq.wire.pb import producerpb_pb2 as ppb
 from codeq.wire.pb import workerpb_pb2 as wpb
 

@@ -12,9 +12,9 @@ from google.protobuf.message import Message
 
 from codeq.client import _pb
 from codeq.client._coalesce import Coalescer
+from codeq.client._errors import BatchItemError, CodeqError
+from codeq.client._models import Task, TaskSpec
 from codeq.client._stream import Dial, Stream
-from codeq.client.errors import BatchItemError, CodeqError
-from codeq.client.models import Task, TaskSpec
 from codeq.wire.pb import producerpb_pb2 as pb
 
 log = logging.getLogger("codeq.client.stream")

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from codeq.client.errors import CodeqError, ConnectionFailed, ServerError
+from codeq.client._errors import CodeqError, ConnectionFailed, ServerError
 
 log = logging.getLogger("codeq.client")
 T = TypeVar("T")

@@ -9,14 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from codeq.client._batching import ResultBatch
+from codeq.client._errors import CodeqError, ConnectionFailed, RateLimited, ServerError
 from codeq.client._execution import Context, Execution, Handler, cancelled_from_outside
+from codeq.client._job import Job
+from codeq.client._models import Task
+from codeq.client._outcomes import Nack
 from codeq.client._retry import Backoff
-from codeq.client.errors import CodeqError, ConnectionFailed, RateLimited, ServerError
-from codeq.client.job import Job
-from codeq.client.models import Task
-from codeq.client.outcomes import Nack
 
-log = logging.getLogger("codeq.client.worker")
+log = logging.getLogger("codeq.client._worker")
 
 
 # Claims in flight at once, at most: enough to keep a server busy over one connection each.

@@ -12,8 +12,8 @@ from typing import Any, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
+from codeq.client._errors import CodeqError, ConnectionFailed, PayloadTooLarge, Unavailable
 from codeq.client._pb import error_from_code
-from codeq.client.errors import CodeqError, ConnectionFailed, PayloadTooLarge, Unavailable
 
 log = logging.getLogger("codeq.client.stream")
 M = TypeVar("M", bound=Message)

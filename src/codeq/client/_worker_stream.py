@@ -13,9 +13,9 @@ from google.protobuf.message import Message
 
 from codeq.client import _pb
 from codeq.client._coalesce import Coalescer
+from codeq.client._errors import CodeqError
+from codeq.client._models import Result, ResultSpec, Task
 from codeq.client._stream import Dial, Stream
-from codeq.client.errors import CodeqError
-from codeq.client.models import Result, ResultSpec, Task
 from codeq.wire.pb import workerpb_pb2 as pb
 
 log = logging.getLogger("codeq.client.stream")

@@ -20,11 +20,11 @@ from typing import Any, Protocol
 
 import msgspec
 
-from codeq.client._h1 import H1Client, H1Error
 from codeq.core.clock import Clock
 from codeq.core.errors import CodeqError
 from codeq.engine import commands as c
 from codeq.engine.outbox import OutboxEntry
+from codeq.h1 import H1Client, H1Error
 from codeq.observability.metrics import Metrics
 from codeq.service.callback_hosts import CallbackHosts
 from codeq.service.node import Node, Shard
@@ -52,8 +52,8 @@ class Poster(Protocol):
 
 
 class H1Poster:
-    """The SDK's own HTTP/1.1 client (keep-alive pools per origin, ADR 0002): httpx costs
-    several times more CPU per request, and callbacks share the event loop with the API.
+    """POSTs through codeq's HTTP/1.1 client (`codeq.h1`, keep-alive pools per origin, ADR 0002):
+    httpx costs several times more CPU per request, and callbacks share the event loop with the API.
     The reference's 15 s timeout; redirects are not followed (they could lead past the
     host checks)."""
 

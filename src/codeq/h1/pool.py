@@ -12,24 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from codeq.client._h1_message import (
-    _CHUNKED,
-    _LENGTH,
-    _UNTIL_CLOSE,
-    MAX_BODY_BYTES,
-    MAX_CHUNK_LINE_BYTES,
-    MAX_HEAD_BYTES,
-    Fields,
+from codeq.h1.message import (
     H1ConnectError,
     H1Error,
     H1ProtocolError,
     H1Response,
     H1Timeout,
     H1TransportError,
-    _chunk_size,
+    ResponseParser,
     _Dropped,
-    _framing,
-    _parse_head,
 )
 
 
@@ -53,12 +44,8 @@ class _Conn(asyncio.Protocol):
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._probe: Callable[[], bool] | None = None
         self._waiter: asyncio.Future[H1Response] | None = None
-        self._buf = bytearray()
-        self._body = bytearray()
-        self._got_bytes = self._head_only = self._keep = False
-        self._status = self._mode = self._left = self._scanned = 0
-        self._trailer_bytes = -1
-        self._fields: Fields = ()
+        self._parser = ResponseParser()
+        self._got_bytes = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -77,9 +64,8 @@ class _Conn(asyncio.Protocol):
         if self.closed or self.transport is None or self.transport.is_closing():
             raise H1TransportError("connection closed before the request was sent", request_sent=False)
         self._waiter = waiter = asyncio.get_running_loop().create_future()
-        self._head_only, self._got_bytes, self.reusable = head_only, False, False
-        self._status, self._scanned, self._trailer_bytes = 0, 0, -1
-        self._body.clear()
+        self._got_bytes, self.reusable = False, False
+        self._parser.start(head_only)
         self.transport.write(data)
         return waiter
 
@@ -93,15 +79,17 @@ class _Conn(asyncio.Protocol):
             self.discard()  # bytes nobody asked for: this connection is out of step
             return
         self._got_bytes = True
-        self._buf += data
         try:
-            self._advance()
+            response = self._parser.feed(data)
         except Exception as exc:  # a parser bug must fail this request, not strand it
             self._fail(exc if isinstance(exc, H1Error) else H1ProtocolError(f"bad response: {exc!r}"))
+            return
+        if response is not None:
+            self._deliver(response)
 
     def eof_received(self) -> None:
-        if self._waiter is not None and self._status and self._mode == _UNTIL_CLOSE:
-            self._deliver(bytes(self._body))
+        if self._waiter is not None and (response := self._parser.at_eof()) is not None:
+            self._deliver(response)
         self.closed = True
         self._fail(None)
 
@@ -124,96 +112,12 @@ class _Conn(asyncio.Protocol):
         waiter.set_exception(cause)
         self.discard()
 
-    def _advance(self) -> None:
-        if not self._status and not self._read_head():
-            return
-        buf = self._buf
-        if self._mode == _LENGTH:
-            if len(buf) >= self._left:
-                body = bytes(buf[: self._left])
-                del buf[: self._left]
-                self._deliver(body)
-        elif self._mode == _CHUNKED:
-            if self._read_chunks():
-                self._deliver(bytes(self._body))
-        elif self._mode == _UNTIL_CLOSE:
-            self._body += buf
-            buf.clear()
-            if len(self._body) > MAX_BODY_BYTES:
-                raise H1ProtocolError(f"response body exceeds {MAX_BODY_BYTES} bytes")
-        else:
-            self._deliver(b"")
-
-    def _read_head(self) -> bool:
-        """Parse the next final response head from the buffer; False until it is complete."""
-        buf = self._buf
-        while True:
-            end = buf.find(b"\r\n\r\n", self._scanned)
-            if end < 0 or end > MAX_HEAD_BYTES:
-                if len(buf) > MAX_HEAD_BYTES:
-                    raise H1ProtocolError(f"response head exceeds {MAX_HEAD_BYTES} bytes")
-                self._scanned = max(0, len(buf) - 3)
-                return False
-            status, http11, fields = _parse_head(bytes(buf[:end]))
-            del buf[: end + 4]
-            self._scanned = 0
-            if status == 101:
-                raise H1ProtocolError("unexpected 101 Switching Protocols")
-            if status >= 200:
-                break
-            # 1xx (100 Continue, 103 Early Hints) are interim: the final answer follows.
-        self._mode, self._left, self._keep = _framing(status, http11, fields, self._head_only)
-        self._status, self._fields = status, fields
-        return True
-
-    def _read_chunks(self) -> bool:
-        """Decode chunks from the buffer into the body; True once the last one and trailers are in."""
-        buf = self._buf
-        while self._take_chunk_data():
-            eol = buf.find(b"\r\n", 0, MAX_CHUNK_LINE_BYTES + 2)
-            if eol < 0:
-                if len(buf) > MAX_CHUNK_LINE_BYTES:
-                    raise H1ProtocolError("chunk size line too long")
-                return False
-            line = bytes(buf[:eol])
-            del buf[: eol + 2]
-            if self._trailer_bytes >= 0:  # after the last chunk: trailer fields (ignored)
-                if self._end_of_trailers(len(line)):
-                    return True
-            elif (size := _chunk_size(line)) == 0:
-                self._trailer_bytes = 0
-            elif len(self._body) + size > MAX_BODY_BYTES:
-                raise H1ProtocolError(f"response body exceeds {MAX_BODY_BYTES} bytes")
-            else:
-                self._left = size
-        return False
-
-    def _take_chunk_data(self) -> bool:
-        """Move the current chunk's data into the body; False while it is incomplete."""
-        end = self._left + 2
-        if not self._left:
-            return True
-        if len(self._buf) < end:
-            return False
-        if self._buf[end - 2 : end] != b"\r\n":
-            raise H1ProtocolError("chunk data not followed by CRLF")
-        self._body += self._buf[: end - 2]
-        del self._buf[:end]
-        self._left = 0
-        return True
-
-    def _end_of_trailers(self, size: int) -> bool:
-        self._trailer_bytes += size + 2
-        if self._trailer_bytes > MAX_HEAD_BYTES:
-            raise H1ProtocolError(f"response trailers exceed {MAX_HEAD_BYTES} bytes")
-        return size == 0
-
-    def _deliver(self, body: bytes) -> None:
+    def _deliver(self, response: H1Response) -> None:
         waiter, self._waiter = self._waiter, None
         # Bytes past the end of the response were never asked for: the connection is out of step.
-        self.reusable = self._keep and not self._buf and not self.closed
+        self.reusable = self._parser.keep and not self._parser.leftover and not self.closed
         if waiter is not None and not waiter.done():
-            waiter.set_result(H1Response(self._status, self._fields, body))
+            waiter.set_result(response)
 
 
 @dataclass(frozen=True)

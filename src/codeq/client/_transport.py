@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from codeq.client._http import HttpTransport
-from codeq.client.errors import CodeqError
-from codeq.client.models import Result, ResultSpec, Task, TaskSpec
+from codeq.client._errors import CodeqError
+from codeq.client._models import Result, ResultSpec, Task, TaskSpec
 
+# A URL with this scheme names a node's gRPC streams (`codeq.client._connect`).
 GRPC_SCHEME = "grpc://"
 
 
 class Transport(Protocol):
     """One connection to a codeq node, speaking some wire protocol.
 
-    Every method raises `codeq.client.errors.CodeqError` subclasses, never protocol-specific
+    Every method raises `codeq.client.CodeqError` subclasses, never protocol-specific
     exceptions, so retry decisions above the transport do not depend on the wire. A transport
     makes one attempt per call (following leader redirects is part of that attempt).
     """
@@ -63,16 +63,3 @@ class Transport(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-def connect(url: str, token: str, *, timeout: float, http_url: str | None = None) -> Transport:
-    """The transport a URL names: `grpc://host:port` the gRPC streams (reads then go to
-    `http_url`), anything else codeq's HTTP API."""
-    if not url.startswith(GRPC_SCHEME):
-        return HttpTransport(url, token, timeout=timeout)
-    try:
-        # Imported only here: the SDK must work with neither grpcio nor protobuf installed.
-        from codeq.client._grpc import GrpcTransport
-    except ImportError as exc:
-        raise ImportError(f"{GRPC_SCHEME} URLs need grpcio and protobuf: pip install 'codeq[grpc]'") from exc
-    return GrpcTransport(url, token, http_url=http_url, timeout=timeout)

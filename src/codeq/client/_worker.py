@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from codeq.client._connect import connect
 from codeq.client._execution import AckErrorHook, AckHook, Context, Handler, OnError, WorkerStats
 from codeq.client._retry import RetryPolicy
 from codeq.client._session import Session, SessionConfig
-from codeq.client.transport import Transport, connect
+from codeq.client._transport import Transport
 
 H = TypeVar("H", bound=Handler)
 MAX_WAIT_SECONDS = 30  # the longest claim long poll the server grants (spec 02 §8 C)

@@ -12,7 +12,7 @@ import msgspec
 from codeq.client._http import HttpTransport
 from codeq.client._json import task_from_wire
 from codeq.client._loop import BlockingClient, LoopThread
-from codeq.client.models import Task
+from codeq.client._models import Task
 from codeq.wire import http as w
 
 _encode = msgspec.json.Encoder().encode
@@ -43,7 +43,7 @@ class DlqPage:
 class AsyncAdmin:
     """Admin routes of one codeq server (asyncio); `token` must be an admin producer token.
 
-    Errors are `codeq.client.errors.CodeqError` subclasses. No retries: these are operator
+    Errors are `codeq.client.CodeqError` subclasses. No retries: these are operator
     actions, and the caller sees every failure.
     """
 

@@ -9,7 +9,7 @@ import msgspec
 from codeq.wire.http import ErrorJSON
 
 if TYPE_CHECKING:
-    from codeq.client.models import Task
+    from codeq.client._models import Task
 
 
 class CodeqError(Exception):

@@ -10,11 +10,12 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from codeq.client._connect import connect
+from codeq.client._errors import BatchIncomplete, BatchItemError, CodeqError, ResultNotReady
 from codeq.client._loop import BlockingClient, LoopThread
+from codeq.client._models import Result, Task, TaskSpec
 from codeq.client._retry import RetryPolicy, with_retries
-from codeq.client.errors import BatchIncomplete, BatchItemError, CodeqError, ResultNotReady
-from codeq.client.models import Result, Task, TaskSpec
-from codeq.client.transport import Transport, connect
+from codeq.client._transport import Transport
 
 T = TypeVar("T")
 BATCH_LIMIT = 100  # the server's `/tasks/batch` maximum (spec 02 §4.2)
@@ -28,7 +29,7 @@ class AsyncProducer:
     on top). Transient failures are retried up to `retries` times with exponential backoff
     and jitter, but only where a retry cannot create a task twice: connect failures always,
     other failures (lost answers, 5xx) for reads and for creates that carry an idempotency
-    key. Errors are `codeq.client.errors.CodeqError` subclasses.
+    key. Errors are `codeq.client.CodeqError` subclasses.
 
     `base_url` is codeq's HTTP API, or `grpc://host:port` for its producer stream; then
     `get` and `result` go to the HTTP API at `http_url`. A task created over the stream is

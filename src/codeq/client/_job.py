@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from codeq.client.models import Task
-from codeq.client.transport import Transport
+from codeq.client._models import Task
+from codeq.client._transport import Transport
 
 
 class Job:

@@ -1,4 +1,4 @@
-"""A small asyncio HTTP/1.1 client for the SDK: stdlib only, keep-alive pools, strict framing.
+"""The asyncio HTTP/1.1 client and the encoding of requests: stdlib only, keep-alive pools, strict framing.
 
 Usage::
 
@@ -39,9 +39,9 @@ Usage::
   on a new connection only for GET, HEAD, OPTIONS, TRACE, PUT and DELETE; other methods get
   `H1TransportError(request_sent=True)` and the caller decides.
 
-This module owns H1Client and the encoding of requests; `_h1_message` owns the errors,
-H1Response and the parsing and framing of responses; `_h1_pool` owns connections and pools.
-The names above are re-exported here, the client's public face.
+This module owns H1Client and the encoding of requests; `message` owns the errors,
+H1Response and the parsing and framing of responses; `pool` owns connections and pools;
+`fetch` is the blocking one-shot GET. `codeq.h1` re-exports the public names.
 """
 
 from __future__ import annotations
@@ -52,32 +52,8 @@ import ssl
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from codeq.client._h1_message import (
-    _TOKEN,
-    MAX_BODY_BYTES,
-    MAX_HEAD_BYTES,
-    Fields,
-    H1ConnectError,
-    H1Error,
-    H1ProtocolError,
-    H1Response,
-    H1Timeout,
-    H1TransportError,
-)
-from codeq.client._h1_pool import _Limits, _Pool
-
-__all__ = [
-    "IDLE_SECONDS",
-    "MAX_BODY_BYTES",
-    "MAX_HEAD_BYTES",
-    "H1Client",
-    "H1ConnectError",
-    "H1Error",
-    "H1ProtocolError",
-    "H1Response",
-    "H1Timeout",
-    "H1TransportError",
-]
+from codeq.h1.message import _TOKEN, Fields, H1Response
+from codeq.h1.pool import _Limits, _Pool
 
 IDLE_SECONDS = 4.0
 
@@ -99,11 +75,11 @@ def _split_url(url: str) -> tuple[str, str, int, str]:
     return scheme, parts.hostname, parts.port or _DEFAULT_PORTS[scheme], target
 
 
-def _host_block(scheme: str, host: str, port: int) -> bytes:
+def _host_block(scheme: str, host: str, port: int, connection: str = "keep-alive") -> bytes:
     name = host if host.isascii() else host.encode("idna").decode("ascii")
     name = f"[{name}]" if ":" in name else name
     name = name if port == _DEFAULT_PORTS[scheme] else f"{name}:{port}"
-    return f"\r\nHost: {name}\r\nConnection: keep-alive\r\n".encode("ascii")
+    return f"\r\nHost: {name}\r\nConnection: {connection}\r\n".encode("ascii")
 
 
 def _encode_fields(headers: Sequence[tuple[str, str]]) -> bytes:

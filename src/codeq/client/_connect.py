@@ -1,0 +1,19 @@
+"""The transport a URL names: codeq's HTTP API, or its gRPC streams for a `grpc://` URL."""
+
+from __future__ import annotations
+
+from codeq.client._http import HttpTransport
+from codeq.client._transport import GRPC_SCHEME, Transport
+
+
+def connect(url: str, token: str, *, timeout: float = 10.0, http_url: str | None = None) -> Transport:
+    """The transport a URL names: `grpc://host:port` the gRPC streams (reads then go to
+    `http_url`), anything else codeq's HTTP API."""
+    if not url.startswith(GRPC_SCHEME):
+        return HttpTransport(url, token, timeout=timeout)
+    try:
+        # Imported only here: the SDK must work with neither grpcio nor protobuf installed.
+        from codeq.client._grpc import GrpcTransport
+    except ImportError as exc:
+        raise ImportError(f"{GRPC_SCHEME} URLs need grpcio and protobuf: pip install 'codeq[grpc]'") from exc
+    return GrpcTransport(url, token, http_url=http_url, timeout=timeout)
