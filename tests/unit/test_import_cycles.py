@@ -18,9 +18,6 @@ ALLOWED_CYCLES: dict[str, frozenset[str]] = {
             "codeq.engine.subscriptions",
         }
     ),
-    "the SDK's transport and its gRPC transport (issue 10, client work)": frozenset(
-        {"codeq.client._grpc", "codeq.client.transport"}
-    ),
 }
 
 
