@@ -27,6 +27,7 @@ from codeq.replication.raft import DurableJournal, RaftCore, make_conf
 from codeq.replication.single import SingleNode
 from codeq.replication.snapshot import Snapshots
 from codeq.replication.topology import GroupStatus, Topology
+from codeq.service import listeners
 from codeq.service.admin import AdminService
 from codeq.service.background import Runner
 from codeq.service.backup import BackupService
@@ -139,7 +140,7 @@ class App:
         self._start_jwks_refresher(self.services.auth)
         maintenance = Maintenance(self.node, self.clock)
         self.runner = Runner("reaper", maintenance.tick, self.clock.now_ms)
-        self.node.on_due = self.runner.wake_by
+        self.node.listen("reaper", listeners.on_due(self.runner.wake_by))
         self.runner.start()
         self._start_callbacks(self.services)
         self._start_notifier(self.services)
@@ -204,7 +205,8 @@ class App:
             lambda: sum(len(shard.engine.outbox.entries) for shard in self.node.shards)
         )
         runner = Runner("result-callbacks", callbacks.tick, self.clock.now_ms)
-        self.node.on_callback_owed = callbacks.on_settled = runner.poke
+        callbacks.on_settled = runner.poke
+        self.node.listen("result-callbacks", listeners.on_callback_owed(runner.poke))
         runner.start()
         self.callbacks, self.callback_runner = callbacks, runner
 
@@ -222,7 +224,7 @@ class App:
         )
         runner = Runner("notifier", notifier.tick, self.clock.now_ms)
         notifier.on_marked = runner.poke
-        self.node.on_ready = notifier.ready
+        self.node.listen("notifier", listeners.on_ready(notifier.ready))
         cleanup = Runner(
             "subscription-cleanup",
             services.subscriptions.cleanup_tick,
@@ -271,9 +273,9 @@ class App:
 
     def _replicator(self, number: int, engine: Engine, committer: GroupCommitter) -> Replicator:
         topology = self.topology
-        apply = self.node.apply_fn(engine)
+        publish = self.node.publisher(engine)
         if topology is None:
-            return SingleNode(apply, committer)
+            return SingleNode(engine.apply, committer, publish)
         from codeq.kv.rocks import RocksKV  # snapshots open RocksDB checkpoints
 
         journal_dir = os.path.join(self.settings.persistence.path, "raft", f"shard{number}")
@@ -304,7 +306,7 @@ class App:
             snapshots=snapshots,
             on_restored=lambda: self._recovered(engine),
         )
-        group = RaftGroup(make_core, apply, committer, options)
+        group = RaftGroup(make_core, engine.apply, committer, options, publish)
         group.start()
         self.groups.append(group)
         log.info("raft group %d: %s, peers %s", number, topology.self_addr(number), topology.addrs(number))

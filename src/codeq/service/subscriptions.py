@@ -81,7 +81,7 @@ class SubscriptionService:
             min_interval_seconds=interval,
             expires_ms=now_ms + self._ttl_ms(spec.ttl_seconds),
         )
-        outcome: SubscriptionChanged = await self.node.shards[0].submit(command)
+        outcome = await self.node.shards[0].submit(command)
         return outcome
 
     async def heartbeat(self, principal: Principal, sub_id: str, ttl_seconds: int) -> SubscriptionChanged:
@@ -94,7 +94,7 @@ class SubscriptionService:
             subject=principal.subject,
             expires_ms=now_ms + self._ttl_ms(ttl_seconds),
         )
-        outcome: SubscriptionChanged = await self.node.shards[0].submit(command)
+        outcome = await self.node.shards[0].submit(command)
         return outcome
 
     async def delete(self, principal: Principal, sub_id: str) -> None:

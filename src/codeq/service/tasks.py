@@ -20,7 +20,7 @@ from codeq.core.errors import CodeqError, InvalidInput, NotLeader, PayloadTooLar
 from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Task
 from codeq.core.names import command_key, validate_command, validate_idempotency_key
 from codeq.engine import commands as c
-from codeq.engine.outcomes import Claimed, Created, LeaseExtended, Nacked
+from codeq.engine.outcomes import Claimed, Created
 from codeq.engine.shards import new_task_id, shard_of
 from codeq.service.background import BackgroundTasks
 from codeq.service.callback_hosts import CallbackHosts
@@ -69,7 +69,7 @@ class TaskService:
         """Create one task; returns it and whether it was an idempotent replay."""
         self.limiter.check(principal, PRODUCER, "create_task")
         command = self._create_command(principal, spec, self.clock.now_ms())
-        outcome: Created = await self.node.shard_for(command.task_id).submit(command)
+        outcome = await self.node.shard_for(command.task_id).submit(command)
         return outcome.task, outcome.replay
 
     async def create_many(
@@ -230,7 +230,7 @@ class TaskService:
         """Claim; if the caller goes away before the answer, put the tasks back undelivered."""
         submitted = asyncio.ensure_future(shard.submit(command))
         try:
-            outcome: Claimed = await asyncio.shield(submitted)
+            outcome = await asyncio.shield(submitted)
         except asyncio.CancelledError:
             submitted.add_done_callback(lambda done: self._release(shard, command, done))
             raise
@@ -265,7 +265,7 @@ class TaskService:
             task_id=task_id,
             extend_ms=extend_ms,
         )
-        outcome: LeaseExtended = await self.node.shard_for(task_id).submit(command)
+        outcome = await self.node.shard_for(task_id).submit(command)
         return outcome.task
 
     async def abandon(self, principal: Principal, task_id: str) -> None:
@@ -295,7 +295,7 @@ class TaskService:
             reason=reason[:1024],
             jitter=self._rng.random(),
         )
-        outcome: Nacked = await self.node.shard_for(task_id).submit(command)
+        outcome = await self.node.shard_for(task_id).submit(command)
         return outcome.delay_seconds, outcome.dead_lettered
 
     # -- reads ---------------------------------------------------------------------------
