@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from codeq.auth.principal import Principal
 from codeq.core.clock import Clock
-from codeq.core.errors import InvalidInput
+from codeq.core.errors import FIELD, InvalidInput
 from codeq.core.model import Task
 from codeq.engine import commands as c
 from codeq.engine import dlq
@@ -57,7 +57,7 @@ class DlqService:
         principal.require_admin()
         name = _command(command)
         if every == bool(task_ids):
-            raise InvalidInput("give either taskIds or all=true", field="taskIds")
+            raise InvalidInput(f"give either {FIELD} or all=true", field="task_ids")
         tenant = principal.tenant
         total = 0
         if not every:
