@@ -81,7 +81,7 @@ class RaftGroup:
         self.applied = read_applied(committer)
         self.core = make_core(self._apply_entry)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: deque[tuple[Any, int, asyncio.Future[Any]]] = deque()
+        self._waiting: deque[tuple[bytes, int, asyncio.Future[object]]] = deque()
         self._wake = asyncio.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -142,7 +142,7 @@ class RaftGroup:
         if not self.core.is_leader:
             raise self.not_leader()
         raw = self._options.encode(command)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._waiting.append((raw, len(raw), future))
         self._wake.set()
         return command.expects(await future)
@@ -165,9 +165,9 @@ class RaftGroup:
             while self._waiting:
                 await self._propose_next()
 
-    def _take_batch(self) -> tuple[list[bytes], list[asyncio.Future[Any]]]:
+    def _take_batch(self) -> tuple[list[bytes], list[asyncio.Future[object]]]:
         raws: list[bytes] = []
-        futures: list[asyncio.Future[Any]] = []
+        futures: list[asyncio.Future[object]] = []
         size = 0
         waiting = self._waiting
         while waiting and len(raws) < self._options.max_merge:
@@ -218,12 +218,12 @@ class RaftGroup:
         loop = self._loop
         if loop is None:
             raise RuntimeError("raft group not started")
-        outcome: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
+        outcome: concurrent.futures.Future[list[object]] = concurrent.futures.Future()
         loop.call_soon_threadsafe(self._apply_on_loop, index, payload, outcome)
         return outcome.result()
 
     def _apply_on_loop(
-        self, index: int, payload: bytes, outcome: concurrent.futures.Future[list[Any]]
+        self, index: int, payload: bytes, outcome: concurrent.futures.Future[list[object]]
     ) -> None:
         try:
             outcome.set_result(self._apply_commands(index, payload))
@@ -231,10 +231,10 @@ class RaftGroup:
             self.failure = exc
             outcome.set_exception(exc)
 
-    def _apply_commands(self, index: int, payload: bytes) -> list[Any]:
+    def _apply_commands(self, index: int, payload: bytes) -> list[object]:
         # All submits below happen in one loop callback, so the group committer writes them
         # (and the applied index) in one atomic batch: a restart sees all of the entry or none.
-        outcomes: list[Any] = []
+        outcomes: list[object] = []
         events: list[object] = []
         self._watch(self._committer.submit({APPLIED_KEY: applied_value(index)}))
         for raw in _decode_entry(payload):
@@ -277,18 +277,20 @@ class RaftGroup:
             log.critical("raft group stopped: a store write failed: %r", exc)
 
 
-def _settle(decided: asyncio.Future[Any], result: Any, error: CodeqError | None) -> None:
+def _settle(
+    decided: asyncio.Future[tuple[Any, CodeqError | None]], result: Any, error: CodeqError | None
+) -> None:
     if not decided.done():
         decided.set_result((result, error))
 
 
-def _fail_all(futures: list[asyncio.Future[Any]], error: BaseException) -> None:
+def _fail_all(futures: list[asyncio.Future[object]], error: BaseException) -> None:
     for future in futures:
         if not future.done():
             future.set_exception(error)
 
 
-def _deliver(futures: list[asyncio.Future[Any]], outcomes: list[Any] | None) -> None:
+def _deliver(futures: list[asyncio.Future[object]], outcomes: list[object] | None) -> None:
     if outcomes is None or len(outcomes) != len(futures):
         _fail_all(futures, OutcomeUnknown("raft entry applied without this node's outcomes"))
         return
