@@ -16,6 +16,14 @@ async def test_payload_over_the_limit(api: Api) -> None:
     assert response.json() == {"error": "payload exceeds 524288 bytes", "field": "payload"}
 
 
+async def test_fields_are_named_in_the_json_bodys_terms(api: Api) -> None:
+    response = await api.post("/tasks", {"command": "a", "payload": 1, "maxAttempts": 10**6})
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid 'maxAttempts' (at most 1000)", "field": "maxAttempts"}
+    claim = await api.post("/tasks/claim", {"commands": ["a"], "leaseSeconds": 10**9}, WORKER)
+    assert claim.json() == {"error": "invalid 'leaseSeconds' (at most 86400)", "field": "leaseSeconds"}
+
+
 async def test_command_names(api: Api) -> None:
     for command in ("a" * 129, "", "bad name", "é"):
         response = await api.post("/tasks", {"command": command, "payload": {}})

@@ -166,7 +166,7 @@ async def test_ready_errors_are_server_errors(streams: Streams) -> None:
     reply = await worker.ask(wpb.WorkerEvent(ready=wpb.Ready(commands=["bad name"])))
     assert reply.error == wpb.ServerError(code="InvalidArgument", message="invalid command")
     reply = await worker.ask(wpb.WorkerEvent(ready=wpb.Ready(lease_seconds=10**9)))
-    assert reply.error.code == "InvalidArgument" and "leaseSeconds" in reply.error.message
+    assert reply.error.code == "InvalidArgument" and "'lease_seconds'" in reply.error.message
 
 
 async def test_half_close_answers_pending_readys_then_ends(streams: Streams) -> None:

@@ -94,7 +94,9 @@ async def test_create_fields_and_payload_rules(streams: Streams) -> None:
     assert not (await ack(payload=b"{not json")).ok
     assert (await ack(payload=b"{not json")).error_message == "invalid 'payload' (must be JSON)"
     assert (await ack(payload=b"\xff\xfe")).error_message == "invalid 'payload' (must be JSON)"
-    assert (await ack(delay_seconds=-1)).error_message == "invalid 'delaySeconds' (must be >= 0)"
+    # Fields are named in the protobuf message's terms (HTTP says `delaySeconds`, `maxAttempts`).
+    assert (await ack(delay_seconds=-1)).error_message == "invalid 'delay_seconds' (must be >= 0)"
+    assert (await ack(max_attempts=10**6)).error_message == "invalid 'max_attempts' (at most 1000)"
     assert (await ack(priority=10)).error_message == "invalid 'priority' (must be 0..9)"
     assert (await ack(webhook="ftp://x")).error_message == "invalid webhook url"
     first = await ack(idempotency_key="k-1")

@@ -24,9 +24,8 @@ class EngineHarness:
         self._ids = itertools.count(1)
 
     def apply(self, command: c.AnyCommand) -> Any:
-        ops, outcome = self.engine.apply(command)
+        ops, outcome, _ = self.engine.apply(command)
         self.kv.write(ops, sync=True)
-        self.engine.events.clear()
         return outcome
 
     def restart(self) -> int:

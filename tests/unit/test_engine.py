@@ -153,7 +153,7 @@ def test_nack_reason_is_the_dead_letter_error(h: EngineHarness) -> None:
 def test_complete_stores_result_and_task_in_one_write(h: EngineHarness) -> None:
     task_id = h.create().task.id
     h.claim()
-    ops, outcome = h.engine.apply(
+    ops, outcome, _ = h.engine.apply(
         c.Complete(
             now_ms=h.clock.now_ms(),
             tenant=TENANT,

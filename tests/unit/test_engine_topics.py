@@ -34,7 +34,7 @@ def test_put_get_delete_survive_a_restart() -> None:
 def test_identical_put_writes_nothing() -> None:
     h = EngineHarness()
     h.apply(put(h))
-    ops, outcome = h.engine.apply(put(h, priority_tiers=[1, 3]))
+    ops, outcome, _ = h.engine.apply(put(h, priority_tiers=[1, 3]))
     assert ops == {} and not outcome.created and outcome.topic.version == 1
 
 

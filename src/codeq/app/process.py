@@ -14,6 +14,7 @@ from codeq.auth.edge import Authenticator
 from codeq.config import Settings
 from codeq.core.clock import Clock, SystemClock
 from codeq.observability.metrics import Metrics
+from codeq.service import listeners
 from codeq.service.admin import AdminService
 from codeq.service.background import Runner
 from codeq.service.backup import BackupService
@@ -135,7 +136,7 @@ class App:
         jwks_refresher = await self._jwks_refresher(life, services.auth)
         maintenance = Maintenance(self.node, self.clock)
         reaper = Runner("reaper", maintenance.tick, self.clock.now_ms)
-        self.node.on_due = reaper.wake_by
+        self.node.listen("reaper", listeners.on_due(reaper.wake_by))
         await life.enter("reaper", reaper)
         callbacks = await self._callbacks(life)
         notifier = await self._notifier(life, services)
@@ -215,7 +216,8 @@ class App:
         )
         life.on_close("result callbacks", callbacks.stop)  # abandons attempts, closes its client
         runner = Runner("result-callbacks", callbacks.tick, self.clock.now_ms)
-        self.node.on_callback_owed = callbacks.on_settled = runner.poke
+        callbacks.on_settled = runner.poke
+        self.node.listen("result-callbacks", listeners.on_callback_owed(runner.poke))
         await life.enter("result-callback runner", runner)
         return callbacks
 
@@ -235,7 +237,7 @@ class App:
         life.on_close("notifier", notifier.stop)
         runner = Runner("notifier", notifier.tick, self.clock.now_ms)
         notifier.on_marked = runner.poke
-        self.node.on_ready = notifier.ready
+        self.node.listen("notifier", listeners.on_ready(notifier.ready))
         await life.enter("notifier runner", runner)
         cleanup = Runner(
             "subscription-cleanup",

@@ -135,9 +135,9 @@ class Shards:
         self, life: Lifecycle, number: int, engine: Engine, committer: GroupCommitter
     ) -> Replicator:
         topology = self.topology
-        apply = self.node.apply_fn(engine)
+        publish = self.node.publisher(engine)
         if topology is None:
-            return SingleNode(apply, committer)
+            return SingleNode(engine.apply, committer, publish)
         from codeq.kv.rocks import RocksKV  # snapshots open RocksDB checkpoints
 
         journal_dir = os.path.join(self.settings.store.path, "raft", f"shard{number}")
@@ -167,7 +167,7 @@ class Shards:
             snapshots=snapshots,
             on_restored=lambda: self._recovered(engine),
         )
-        group = RaftGroup(make_core, apply, committer, options)
+        group = RaftGroup(make_core, engine.apply, committer, options, publish)
         group.start()
         life.on_close(f"raft group {number}", group.stop)
         self.groups.append(group)

@@ -52,7 +52,7 @@ class Principal:
         """
         worker_id = (worker_id or "").strip()
         if len(worker_id) > MAX_WORKER_ID_LENGTH or not worker_id.isprintable():
-            raise InvalidInput("invalid worker id", field="workerId")
+            raise InvalidInput("invalid worker id", field="worker_id")
         subject = self.subject
         if not worker_id or worker_id == subject or worker_id.startswith(subject + "/"):
             owner = worker_id or subject

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+FIELD = "{field}"  # where a message names its field: each transport puts its own name there
+
 
 class CodeqError(Exception):
-    """Root of every error codeq raises on purpose; `code` is stable, `message` is the wire text."""
+    """Root of every error codeq raises on purpose; `code` is stable, `text()` is the wire text.
+
+    `field` is a neutral field id (snake_case: `max_attempts`, `delay_seconds`); a message may
+    name it as `{field}`, and each transport renders it in its own terms (HTTP JSON
+    `maxAttempts`, the protobuf field `max_attempts`). `message` names it by its id.
+    """
 
     code = "internal"
 
     def __init__(self, message: str = "", *, field: str | None = None) -> None:
-        super().__init__(message or self.code)
-        self.message = message or self.code
+        self.template = message or self.code
         self.field = field
+        self.message = self.text(str)
+        super().__init__(self.message)
+
+    def text(self, name_of: Callable[[str], str]) -> str:
+        """The message, with its field named by `name_of(field id)`."""
+        if self.field is None or FIELD not in self.template:
+            return self.template
+        return self.template.replace(FIELD, name_of(self.field))
 
 
 class InvalidInput(CodeqError):

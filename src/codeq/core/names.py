@@ -34,6 +34,6 @@ def validate_idempotency_key(key: str) -> str:
     if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise InvalidInput(
             f"invalid 'idempotencyKey' (at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters)",
-            field="idempotencyKey",
+            field="idempotency_key",
         )
     return key

@@ -2,18 +2,31 @@
 
 The proposer fixes the time (`now_ms`), new task ids, lease lengths and the jitter draw, so
 applying the same command to the same state gives the same result on every replica (design D1).
+Each command names the outcome its apply returns (`Command[OutcomeT]`), so whoever submits one
+gets that type back, checked by mypy, with no cast at the call site.
 """
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar, cast
+
 import msgspec
 
+from codeq.engine import outcomes as o
 
-class Command(msgspec.Struct, tag=True, frozen=True, array_like=True):
+OutcomeT = TypeVar("OutcomeT", covariant=True)
+
+
+class Command(msgspec.Struct, Generic[OutcomeT], tag=True, frozen=True, array_like=True):
     now_ms: int
 
+    def expects(self, outcome: object) -> OutcomeT:
+        """`outcome` as this command's outcome type: the one place that narrows what an apply
+        returned, which `Engine.apply` guarantees by dispatching on the command's type."""
+        return cast(OutcomeT, outcome)
 
-class Create(Command, frozen=True, array_like=True):
+
+class Create(Command[o.Created], frozen=True, array_like=True):
     task_id: str
     tenant: str
     command: str
@@ -25,7 +38,7 @@ class Create(Command, frozen=True, array_like=True):
     idempotency_key: str = ""
 
 
-class Claim(Command, frozen=True, array_like=True):
+class Claim(Command[o.Claimed], frozen=True, array_like=True):
     tenant: str
     worker_id: str
     commands: list[str] | None  # None: every command of the tenant
@@ -33,20 +46,20 @@ class Claim(Command, frozen=True, array_like=True):
     count: int = 1
 
 
-class Heartbeat(Command, frozen=True, array_like=True):
+class Heartbeat(Command[o.LeaseExtended], frozen=True, array_like=True):
     tenant: str
     worker_id: str
     task_id: str
     extend_ms: int
 
 
-class Abandon(Command, frozen=True, array_like=True):
+class Abandon(Command[o.Requeued], frozen=True, array_like=True):
     tenant: str
     worker_id: str
     task_id: str
 
 
-class Nack(Command, frozen=True, array_like=True):
+class Nack(Command[o.Nacked], frozen=True, array_like=True):
     tenant: str
     worker_id: str
     task_id: str
@@ -55,7 +68,7 @@ class Nack(Command, frozen=True, array_like=True):
     jitter: float = 0.0
 
 
-class Complete(Command, frozen=True, array_like=True):
+class Complete(Command[o.Completed], frozen=True, array_like=True):
     tenant: str
     worker_id: str
     task_id: str
@@ -65,14 +78,14 @@ class Complete(Command, frozen=True, array_like=True):
     artifacts: list[tuple[str, str]] = []
 
 
-class Tick(Command, frozen=True, array_like=True):
+class Tick(Command[o.Swept], frozen=True, array_like=True):
     """Background work: promote due delayed tasks, expire leases, drop what retention allows."""
 
     jitter_seed: int = 0
     limit: int = 512
 
 
-class Cleanup(Command, frozen=True, array_like=True):
+class Cleanup(Command[o.Swept], frozen=True, array_like=True):
     """Admin cleanup: remove up to `limit` finished tasks whose retention ended by `before_ms`.
 
     `tenant` limits it to that tenant's tasks (an admin administers only its own tenant);
@@ -84,7 +97,7 @@ class Cleanup(Command, frozen=True, array_like=True):
     tenant: str = ""
 
 
-class PutTopic(Command, frozen=True, array_like=True):
+class PutTopic(Command[o.TopicPut], frozen=True, array_like=True):
     """Create or update the topic `<tenant>.<name>` (spec 01 §10.2): version bumps on change."""
 
     tenant: str
@@ -96,12 +109,12 @@ class PutTopic(Command, frozen=True, array_like=True):
     max_consumers: int = 0
 
 
-class DeleteTopic(Command, frozen=True, array_like=True):
+class DeleteTopic(Command[o.TopicDeleted], frozen=True, array_like=True):
     tenant: str
     name: str
 
 
-class DlqRequeue(Command, frozen=True, array_like=True):
+class DlqRequeue(Command[o.DlqChanged], frozen=True, array_like=True):
     """Put dead-lettered tasks of (tenant, command) back to PENDING with attempts reset:
     the ids listed, or with `all` up to `limit` of them in id order."""
 
@@ -112,7 +125,7 @@ class DlqRequeue(Command, frozen=True, array_like=True):
     limit: int = 1000
 
 
-class DlqPurge(Command, frozen=True, array_like=True):
+class DlqPurge(Command[o.DlqChanged], frozen=True, array_like=True):
     """Delete dead-lettered tasks of (tenant, command) with their results: ids, or `all` up to `limit`."""
 
     tenant: str
@@ -122,7 +135,7 @@ class DlqPurge(Command, frozen=True, array_like=True):
     limit: int = 1000
 
 
-class WebhookOutcome(Command, frozen=True, array_like=True):
+class WebhookOutcome(Command[o.OutboxChanged], frozen=True, array_like=True):
     """What one delivery attempt of an outbox entry came to: delivered (drop the entry), failed
     with a next attempt at `next_ms`, or failed for good (`next_ms` 0: drop it)."""
 
@@ -131,7 +144,7 @@ class WebhookOutcome(Command, frozen=True, array_like=True):
     next_ms: int = 0
 
 
-class SubscriptionCreate(Command, frozen=True, array_like=True):
+class SubscriptionCreate(Command[o.SubscriptionChanged], frozen=True, array_like=True):
     subscription_id: str
     tenant: str
     subject: str
@@ -143,26 +156,26 @@ class SubscriptionCreate(Command, frozen=True, array_like=True):
     expires_ms: int
 
 
-class SubscriptionHeartbeat(Command, frozen=True, array_like=True):
+class SubscriptionHeartbeat(Command[o.SubscriptionChanged], frozen=True, array_like=True):
     subscription_id: str
     tenant: str
     subject: str
     expires_ms: int
 
 
-class SubscriptionDelete(Command, frozen=True, array_like=True):
+class SubscriptionDelete(Command[o.SubscriptionChanged], frozen=True, array_like=True):
     subscription_id: str
     tenant: str
     subject: str
 
 
-class SubscriptionExpire(Command, frozen=True, array_like=True):
+class SubscriptionExpire(Command[o.SubscriptionChanged], frozen=True, array_like=True):
     """Remove up to `limit` subscriptions that expired before `now_ms`."""
 
     limit: int = 1000
 
 
-class Batch(Command, frozen=True, array_like=True):
+class Batch(Command[o.BatchApplied], frozen=True, array_like=True):
     """Several commands applied in order as one atomic write; each gets its own outcome."""
 
     items: list[Create | Complete]

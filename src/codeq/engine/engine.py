@@ -1,8 +1,9 @@
-"""The queue state machine: `apply(command)` changes the index and returns ops and an outcome.
+"""The queue state machine: `apply(command)` changes the index and returns ops, outcome, events.
 
 Every handler validates first and mutates after, so a rejected command leaves no trace.
-Reads inside apply see the ops already staged by the same apply (`_get`), so a batch can
-depend on its own earlier items.
+Reads inside apply see the ops already staged by the same apply (`ApplyContext.read`), so a
+batch can depend on its own earlier items. Events are returned, not delivered: whoever applies
+hands the ops to durable storage first and only then lets anyone observe the events.
 """
 
 from __future__ import annotations
@@ -10,17 +11,15 @@ from __future__ import annotations
 import heapq
 import random
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TypeVar
 
-from codeq.core.backoff import BackoffPolicy
 from codeq.core.errors import CodeqError, InvalidInput, NotFound, NotOwner, WrongState
 from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Artifact, Location, ResultRecord, Status, Task
 from codeq.core.names import command_key
 from codeq.core.topics import Topic
 from codeq.engine import commands as c
 from codeq.engine import dlq, keys, outbox, records, retention, subscriptions, topics
+from codeq.engine.context import ApplyContext, EngineConfig, Reader
 from codeq.engine.index import Index, Queue
 from codeq.engine.outcomes import (
     BatchApplied,
@@ -38,32 +37,13 @@ from codeq.engine.outcomes import (
     TaskEvent,
 )
 
+__all__ = ["Applied", "Engine", "EngineConfig", "Reader"]
 
-class Reader(Protocol):
-    def get(self, key: bytes) -> bytes | None: ...
-
-    def scan(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
-    retention_ms: int = 86_400_000
-    idempotency_ttl_ms: int = 86_400_000
-    # Per terminal state; 0 means `retention_ms`.
-    retention_completed_ms: int = 0
-    retention_failed_ms: int = 0
-    retention_dead_lettered_ms: int = 0
-
-    def retention_for(self, task: Task) -> int:
-        """How long a finished task (and its result) is kept after it finished."""
-        if task.location is Location.DLQ_SET:
-            chosen = self.retention_dead_lettered_ms
-        elif task.status is Status.FAILED:
-            chosen = self.retention_failed_ms
-        else:
-            chosen = self.retention_completed_ms
-        return chosen or self.retention_ms
+OutcomeT = TypeVar("OutcomeT")
+Ops = dict[bytes, bytes | None]
+# What one apply returns: its writes, its outcome, and the events to deliver once the writes
+# are durable.
+Applied = tuple[Ops, OutcomeT, list[Event]]
 
 
 class Engine:
@@ -73,12 +53,14 @@ class Engine:
         self.index = Index()
         self.outbox = outbox.Outbox()
         self.subscriptions = subscriptions.Registry()
-        self.events: list[Event] = []
-        self._ops: dict[bytes, bytes | None] = {}
+        self._ctx = ApplyContext(store, self.index, self.config)
+        # The current apply's writes and events: the same objects as the context's.
+        self._ops: Ops = self._ctx.ops
+        self._events: list[Event] = self._ctx.events
 
     def recover(self, now_ms: int) -> int:
         """Rebuild the index from the live range and the DLQ counters; returns live tasks."""
-        index = self.index = Index()
+        index = self.index = self._ctx.index = Index()
         max_seq = 0
         for _, raw in self.store.scan(keys.LIVE, keys.LIVE_END):
             task = records.decode_task(raw)
@@ -88,24 +70,27 @@ class Engine:
         for key, raw in self.store.scan(keys.DLQ_COUNT, keys.DLQ_COUNT_END):
             index.dlq_counts[keys.split_dlq_count(key)] = keys.read_be8(raw)
         self.outbox.load(self.store.scan(keys.OUTBOX, keys.OUTBOX_END))
-        self.subscriptions.load(self)
+        self.subscriptions.load(self.store)
         return len(index.tasks)
 
     # -- the apply path ------------------------------------------------------------------
 
-    def apply(self, command: c.AnyCommand) -> tuple[dict[bytes, bytes | None], Outcome]:
-        """Apply one command; raises CodeqError (with no ops staged) when it is rejected."""
-        self._ops = {}
+    def apply(self, command: object) -> Applied[Outcome]:
+        """Apply one command; raises CodeqError (with nothing staged or raised) when it is
+        rejected. Anything that is not a command is rejected as unknown."""
+        ctx = self._ctx
+        ops = self._ops = ctx.ops = {}
+        events = self._events = ctx.events = []
         try:
             outcome = self._dispatch(command)
         except CodeqError:
-            if self._ops:
+            if ops:
                 raise AssertionError("a rejected command staged writes") from None
+            events.clear()
             raise
-        ops, self._ops = self._ops, {}
-        return ops, outcome
+        return ops, outcome, events
 
-    def _dispatch(self, command: c.AnyCommand) -> Outcome:
+    def _dispatch(self, command: object) -> Outcome:
         match command:
             case c.Create():
                 return self._create(command)
@@ -125,33 +110,36 @@ class Engine:
                 return self._batch(command)
         return self._dispatch_tools(command)
 
-    def _dispatch_tools(self, command: c.AnyCommand) -> Outcome:
+    def _dispatch_tools(self, command: object) -> Outcome:
         """The topic catalog, operator tools, the callback outbox and subscriptions: each in its
-        own module."""
+        own module, each handler called as (context, command)."""
+        ctx = self._ctx
         match command:
-            case c.PutTopic() | c.DeleteTopic():
-                return topics.apply(self._get, self._ops.__setitem__, command)
+            case c.PutTopic():
+                return topics.put(ctx, command)
+            case c.DeleteTopic():
+                return topics.delete(ctx, command)
             case c.DlqRequeue():
-                return dlq.requeue(self, command)
+                return dlq.requeue(ctx, command)
             case c.DlqPurge():
-                return dlq.purge(self, command)
+                return dlq.purge(ctx, command)
             case c.WebhookOutcome():
-                return outbox.settle(self, command)
+                return self.outbox.settle(ctx, command)
             case c.SubscriptionCreate():
-                return subscriptions.create(self, command)
+                return self.subscriptions.create(ctx, command)
             case c.SubscriptionHeartbeat():
-                return subscriptions.heartbeat(self, command)
+                return self.subscriptions.heartbeat(ctx, command)
             case c.SubscriptionDelete():
-                return subscriptions.delete(self, command)
+                return self.subscriptions.delete(ctx, command)
             case c.SubscriptionExpire():
-                return subscriptions.expire(self, command)
+                return self.subscriptions.expire(ctx, command)
         raise InvalidInput(f"unknown command {type(command).__name__}")
 
     def _sweep(self, command: c.Tick | c.Cleanup) -> Swept:
         if isinstance(command, c.Tick):
             return self._tick(command)
         return Swept(
-            deleted=retention.expire_finished(self, command.before_ms, command.limit, command.tenant)
+            deleted=retention.expire_finished(self._ctx, command.before_ms, command.limit, command.tenant)
         )
 
     def _batch(self, command: c.Batch) -> BatchApplied:
@@ -171,12 +159,6 @@ class Engine:
         if key in self._ops:
             return self._ops[key]
         return self.store.get(key)
-
-    read = _get  # for the engine's other modules (dlq, outbox)
-
-    def stage(self, key: bytes, value: bytes | None) -> None:
-        """Add a write to the current apply's batch."""
-        self._ops[key] = value
 
     def find_task(self, task_id: str, tenant: str) -> Task:
         """A task of `tenant` by id; other tenants' tasks are `not found` (spec 02 gap 2)."""
@@ -244,7 +226,7 @@ class Engine:
             idempotency_key=cmd.idempotency_key,
         )
         if self.index.place(task, cmd.now_ms):
-            self.events.append(Ready(task.tenant, command_key(task.command)))
+            self._events.append(Ready(task.tenant, command_key(task.command)))
         self._put_live(task)
         if cmd.idempotency_key:
             expires_ms = cmd.now_ms + self.config.idempotency_ttl_ms
@@ -252,7 +234,7 @@ class Engine:
                 task.id, expires_ms
             )
             self._ops[keys.idempotency_expiry(expires_ms, cmd.tenant, cmd.idempotency_key)] = b""
-        self.events.append(TaskEvent("created", task))
+        self._events.append(TaskEvent("created", task))
         return Created(task.snapshot())
 
     def _replay_of(self, cmd: c.Create) -> Task | None:
@@ -294,7 +276,7 @@ class Engine:
             task.updated_ms = cmd.now_ms
             self.index.place(task, cmd.now_ms)
             self._put_live(task)
-            self.events.append(TaskEvent("claimed", task))
+            self._events.append(TaskEvent("claimed", task))
             claimed.append(task.snapshot())
         return Claimed(claimed)
 
@@ -337,16 +319,7 @@ class Engine:
     def _requeue(self, task: Task, now_ms: int, visible_ms: int) -> None:
         """Back to PENDING at the tail of its priority, claimable from `visible_ms`."""
         self.index.unplace(task)
-        task.status = Status.PENDING
-        task.worker_id = ""
-        task.lease_until_ms = 0
-        task.error = ""
-        task.visible_ms = visible_ms
-        task.seq = self.index.take_seq()
-        task.updated_ms = now_ms
-        if self.index.place(task, now_ms):
-            self.events.append(Ready(task.tenant, command_key(task.command)))
-        self._put_live(task)
+        self._ctx.to_pending(task, now_ms, visible_ms)
 
     def _nack(self, cmd: c.Nack) -> Nacked:
         task = self._leased_task(cmd.task_id, cmd.tenant, cmd.worker_id)
@@ -411,8 +384,8 @@ class Engine:
         expires_ms = now_ms + self.config.retention_for(task)
         self._ops[keys.retention(expires_ms, task.id)] = keys.be8(now_ms)
         if task.webhook:
-            outbox.stage(self, task, record, now_ms)
-        self.events.append(Finished(task, via_lease_expiry))
+            self.outbox.owe(self._ctx, task, record, now_ms)
+        self._events.append(Finished(task, via_lease_expiry))
 
     # -- background work -----------------------------------------------------------------
 
@@ -421,7 +394,7 @@ class Engine:
         while (task := self.index.pop_due_delayed(now_ms)) is not None:
             self.index.unplace(task)
             self.index.place(task, now_ms)
-            self.events.append(Ready(task.tenant, command_key(task.command)))
+            self._events.append(Ready(task.tenant, command_key(task.command)))
             promoted += 1
         return promoted
 
@@ -430,13 +403,13 @@ class Engine:
         rng = random.Random(cmd.jitter_seed)
         while swept.expired < cmd.limit and (task := self.index.pop_expired_lease(cmd.now_ms)):
             swept.expired += 1
-            self.events.append(TaskEvent("lease_expired", task))
+            self._events.append(TaskEvent("lease_expired", task))
             if task.attempts >= task.max_attempts:
                 self._dead_letter(task, cmd.now_ms, "LEASE_EXPIRED", via_lease_expiry=True)
                 swept.dead_lettered += 1
             else:
                 delay_s = self.config.backoff.delay_seconds(task.attempts, rng.random())
                 self._requeue(task, cmd.now_ms, cmd.now_ms + delay_s * 1000)
-        swept.deleted = retention.expire_finished(self, cmd.now_ms, cmd.limit)
-        swept.idempotency_keys_expired = retention.expire_idempotency(self, cmd.now_ms, cmd.limit)
+        swept.deleted = retention.expire_finished(self._ctx, cmd.now_ms, cmd.limit)
+        swept.idempotency_keys_expired = retention.expire_idempotency(self._ctx, cmd.now_ms, cmd.limit)
         return swept

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Container, Iterator
-from typing import TYPE_CHECKING
 
 import msgspec
 
 from codeq.core.model import ResultRecord, Task
 from codeq.engine import commands as c
 from codeq.engine import keys
+from codeq.engine.context import ApplyContext
 from codeq.engine.outcomes import OutboxChanged
-
-if TYPE_CHECKING:
-    from codeq.engine.engine import Engine
 
 
 class OutboxEntry(msgspec.Struct, array_like=True, frozen=True):
@@ -106,42 +103,41 @@ class Outbox:
     def next_due_ms(self) -> int | None:
         return self._heap[0][0] if self._heap else None
 
+    def owe(self, ctx: ApplyContext, task: Task, record: ResultRecord, now_ms: int) -> None:
+        """Owe a callback for `task`'s terminal transition, in the apply that makes it."""
+        # The finish time in the id tells apart two finishes of one task (a requeue in between).
+        delivery_id = f"{task.id}/{now_ms}"
+        entry = OutboxEntry(
+            delivery_id=delivery_id,
+            task_id=task.id,
+            tenant=task.tenant,
+            command=task.command,
+            url=task.webhook,
+            status=record.status.value,
+            result=record.result,
+            error=record.error,
+            artifacts=[(a.name, a.url) for a in record.artifacts],
+            completed_ms=record.completed_ms,
+            next_ms=now_ms,
+        )
+        self.put(entry)
+        ctx.stage(keys.outbox(delivery_id), _encode(entry))
+
+    def settle(self, ctx: ApplyContext, cmd: c.WebhookOutcome) -> OutboxChanged:
+        """Record one attempt's outcome; an entry already settled (a retried command) is left
+        alone."""
+        entry = self.entries.get(cmd.delivery_id)
+        if entry is None:
+            return OutboxChanged(found=False)
+        if cmd.delivered or cmd.next_ms <= 0:
+            self.remove(cmd.delivery_id)
+            ctx.stage(keys.outbox(cmd.delivery_id), None)
+            return OutboxChanged(found=True)
+        updated = msgspec.structs.replace(entry, attempts=entry.attempts + 1, next_ms=cmd.next_ms)
+        self.put(updated)
+        ctx.stage(keys.outbox(cmd.delivery_id), _encode(updated))
+        return OutboxChanged(found=True)
+
     def _rebuild(self) -> None:
         self._heap = [(e.next_ms, e.delivery_id) for e in self.entries.values()]
         heapq.heapify(self._heap)
-
-
-def stage(engine: Engine, task: Task, record: ResultRecord, now_ms: int) -> None:
-    """Owe a callback for `task`'s terminal transition, in the apply that makes it."""
-    # The finish time in the id tells apart two finishes of one task (a requeue in between).
-    delivery_id = f"{task.id}/{now_ms}"
-    entry = OutboxEntry(
-        delivery_id=delivery_id,
-        task_id=task.id,
-        tenant=task.tenant,
-        command=task.command,
-        url=task.webhook,
-        status=record.status.value,
-        result=record.result,
-        error=record.error,
-        artifacts=[(a.name, a.url) for a in record.artifacts],
-        completed_ms=record.completed_ms,
-        next_ms=now_ms,
-    )
-    engine.outbox.put(entry)
-    engine.stage(keys.outbox(delivery_id), _encode(entry))
-
-
-def settle(engine: Engine, cmd: c.WebhookOutcome) -> OutboxChanged:
-    """Record one attempt's outcome; an entry already settled (a retried command) is left alone."""
-    entry = engine.outbox.entries.get(cmd.delivery_id)
-    if entry is None:
-        return OutboxChanged(found=False)
-    if cmd.delivered or cmd.next_ms <= 0:
-        engine.outbox.remove(cmd.delivery_id)
-        engine.stage(keys.outbox(cmd.delivery_id), None)
-        return OutboxChanged(found=True)
-    updated = msgspec.structs.replace(entry, attempts=entry.attempts + 1, next_ms=cmd.next_ms)
-    engine.outbox.put(updated)
-    engine.stage(keys.outbox(cmd.delivery_id), _encode(updated))
-    return OutboxChanged(found=True)

@@ -7,18 +7,14 @@ ignored at once by `active` and removed from the store by `SubscriptionExpire`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import msgspec
 
 from codeq.core.errors import NotFound
 from codeq.core.names import command_key
 from codeq.engine import commands as c
 from codeq.engine import keys
+from codeq.engine.context import ApplyContext, Reader
 from codeq.engine.outcomes import SubscriptionChanged
-
-if TYPE_CHECKING:
-    from codeq.engine.engine import Engine
 
 ANY_COMMAND = "*"
 
@@ -52,9 +48,9 @@ class Registry:
         self.by_id: dict[str, Subscription] = {}
         self.by_tenant: dict[str, set[str]] = {}
 
-    def load(self, engine: Engine) -> None:
+    def load(self, store: Reader) -> None:
         self.by_id, self.by_tenant = {}, {}
-        for _, raw in engine.store.scan(keys.SUBSCRIPTION, keys.SUBSCRIPTION_END):
+        for _, raw in store.scan(keys.SUBSCRIPTION, keys.SUBSCRIPTION_END):
             self.put(_decode(raw))
 
     def active(self, tenant: str, cmd_key: str, now_ms: int) -> list[Subscription]:
@@ -74,71 +70,64 @@ class Registry:
         self.by_id.pop(sub.id, None)
         self.by_tenant.get(sub.tenant, set()).discard(sub.id)
 
+    def create(self, ctx: ApplyContext, cmd: c.SubscriptionCreate) -> SubscriptionChanged:
+        existing = self.by_id.get(cmd.subscription_id)
+        if existing is not None:  # the same command applied again (a retried proposal)
+            return SubscriptionChanged(existing.id, existing.expires_ms)
+        sub = Subscription(
+            id=cmd.subscription_id,
+            tenant=cmd.tenant,
+            subject=cmd.subject,
+            callback_url=cmd.callback_url,
+            event_types=sorted({e if e == ANY_COMMAND else command_key(e) for e in cmd.event_types}),
+            delivery_mode=cmd.delivery_mode,
+            group_id=cmd.group_id,
+            min_interval_seconds=cmd.min_interval_seconds,
+            created_ms=cmd.now_ms,
+            expires_ms=cmd.expires_ms,
+        )
+        self._store(ctx, sub, previous=None)
+        return SubscriptionChanged(sub.id, sub.expires_ms)
 
-def create(engine: Engine, cmd: c.SubscriptionCreate) -> SubscriptionChanged:
-    existing = engine.subscriptions.by_id.get(cmd.subscription_id)
-    if existing is not None:  # the same command applied again (a retried proposal)
-        return SubscriptionChanged(existing.id, existing.expires_ms)
-    sub = Subscription(
-        id=cmd.subscription_id,
-        tenant=cmd.tenant,
-        subject=cmd.subject,
-        callback_url=cmd.callback_url,
-        event_types=sorted({e if e == ANY_COMMAND else command_key(e) for e in cmd.event_types}),
-        delivery_mode=cmd.delivery_mode,
-        group_id=cmd.group_id,
-        min_interval_seconds=cmd.min_interval_seconds,
-        created_ms=cmd.now_ms,
-        expires_ms=cmd.expires_ms,
-    )
-    _store(engine, sub, previous=None)
-    return SubscriptionChanged(sub.id, sub.expires_ms)
+    def heartbeat(self, ctx: ApplyContext, cmd: c.SubscriptionHeartbeat) -> SubscriptionChanged:
+        sub = self._owned(cmd.subscription_id, cmd.tenant, cmd.subject, cmd.now_ms)
+        renewed = msgspec.structs.replace(sub, expires_ms=cmd.expires_ms)
+        self._store(ctx, renewed, previous=sub)
+        return SubscriptionChanged(sub.id, renewed.expires_ms)
 
+    def delete(self, ctx: ApplyContext, cmd: c.SubscriptionDelete) -> SubscriptionChanged:
+        sub = self._owned(cmd.subscription_id, cmd.tenant, cmd.subject, cmd.now_ms)
+        self._remove(ctx, sub)
+        return SubscriptionChanged(sub.id, 0)
 
-def heartbeat(engine: Engine, cmd: c.SubscriptionHeartbeat) -> SubscriptionChanged:
-    sub = _owned(engine, cmd.subscription_id, cmd.tenant, cmd.subject, cmd.now_ms)
-    renewed = msgspec.structs.replace(sub, expires_ms=cmd.expires_ms)
-    _store(engine, renewed, previous=sub)
-    return SubscriptionChanged(sub.id, renewed.expires_ms)
+    def expire(self, ctx: ApplyContext, cmd: c.SubscriptionExpire) -> SubscriptionChanged:
+        """Remove up to `limit` subscriptions that expired before `now_ms`."""
+        upper = keys.subscription_expiry(cmd.now_ms, "")
+        due = list(ctx.scan(keys.SUBSCRIPTION_EXPIRY, upper, cmd.limit))
+        removed = 0
+        for key, _ in due:
+            expires_ms, sub_id = keys.split_subscription_expiry(key)
+            ctx.stage(key, None)
+            sub = self.by_id.get(sub_id)
+            if sub is not None and sub.expires_ms == expires_ms:
+                self._remove(ctx, sub)
+                removed += 1
+        return SubscriptionChanged("", 0, removed=removed)
 
+    def _owned(self, sub_id: str, tenant: str, subject: str, now_ms: int) -> Subscription:
+        sub = self.by_id.get(sub_id)
+        if sub is None or sub.tenant != tenant or sub.subject != subject or sub.expires_ms < now_ms:
+            raise NotFound("not-found")
+        return sub
 
-def delete(engine: Engine, cmd: c.SubscriptionDelete) -> SubscriptionChanged:
-    sub = _owned(engine, cmd.subscription_id, cmd.tenant, cmd.subject, cmd.now_ms)
-    _remove(engine, sub)
-    return SubscriptionChanged(sub.id, 0)
+    def _store(self, ctx: ApplyContext, sub: Subscription, previous: Subscription | None) -> None:
+        if previous is not None:
+            ctx.stage(keys.subscription_expiry(previous.expires_ms, previous.id), None)
+        self.put(sub)
+        ctx.stage(keys.subscription(sub.id), _encode(sub))
+        ctx.stage(keys.subscription_expiry(sub.expires_ms, sub.id), b"")
 
-
-def expire(engine: Engine, cmd: c.SubscriptionExpire) -> SubscriptionChanged:
-    """Remove up to `limit` subscriptions that expired before `now_ms`."""
-    upper = keys.subscription_expiry(cmd.now_ms, "")
-    due = list(engine.store.scan(keys.SUBSCRIPTION_EXPIRY, upper, cmd.limit))
-    removed = 0
-    for key, _ in due:
-        expires_ms, sub_id = keys.split_subscription_expiry(key)
-        engine.stage(key, None)
-        sub = engine.subscriptions.by_id.get(sub_id)
-        if sub is not None and sub.expires_ms == expires_ms:
-            _remove(engine, sub)
-            removed += 1
-    return SubscriptionChanged("", 0, removed=removed)
-
-
-def _owned(engine: Engine, sub_id: str, tenant: str, subject: str, now_ms: int) -> Subscription:
-    sub = engine.subscriptions.by_id.get(sub_id)
-    if sub is None or sub.tenant != tenant or sub.subject != subject or sub.expires_ms < now_ms:
-        raise NotFound("not-found")
-    return sub
-
-
-def _store(engine: Engine, sub: Subscription, previous: Subscription | None) -> None:
-    if previous is not None:
-        engine.stage(keys.subscription_expiry(previous.expires_ms, previous.id), None)
-    engine.subscriptions.put(sub)
-    engine.stage(keys.subscription(sub.id), _encode(sub))
-    engine.stage(keys.subscription_expiry(sub.expires_ms, sub.id), b"")
-
-
-def _remove(engine: Engine, sub: Subscription) -> None:
-    engine.subscriptions.drop(sub)
-    engine.stage(keys.subscription(sub.id), None)
-    engine.stage(keys.subscription_expiry(sub.expires_ms, sub.id), None)
+    def _remove(self, ctx: ApplyContext, sub: Subscription) -> None:
+        self.drop(sub)
+        ctx.stage(keys.subscription(sub.id), None)
+        ctx.stage(keys.subscription_expiry(sub.expires_ms, sub.id), None)

@@ -1,7 +1,7 @@
 """Applying topic commands: the catalog lives in the store like tasks, so it replicates with them.
 
 Kept out of engine.py (which only dispatches here); reads see the writes staged by the same
-apply, through the `stage`/`get` pair the engine hands in.
+apply, through the apply's context.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import msgspec
 from codeq.core.topics import Topic, TopicPolicy, validate_identity, validate_policy
 from codeq.engine import commands as c
 from codeq.engine import keys
+from codeq.engine.context import ApplyContext
 from codeq.engine.outcomes import TopicDeleted, TopicPut
 
 Get = Callable[[bytes], bytes | None]
-Stage = Callable[[bytes, bytes | None], None]
 
 
 class _Record(msgspec.Struct, array_like=True, frozen=True):
@@ -67,11 +67,7 @@ def find(get: Get, tenant: str, name: str) -> Topic | None:
     return decode(raw) if raw is not None else None
 
 
-def apply(get: Get, stage: Stage, cmd: c.PutTopic | c.DeleteTopic) -> TopicPut | TopicDeleted:
-    return put(get, stage, cmd) if isinstance(cmd, c.PutTopic) else delete(get, stage, cmd)
-
-
-def put(get: Get, stage: Stage, cmd: c.PutTopic) -> TopicPut:
+def put(ctx: ApplyContext, cmd: c.PutTopic) -> TopicPut:
     validate_identity(cmd.tenant, cmd.name)
     policy = validate_policy(
         cmd.name,
@@ -83,21 +79,21 @@ def put(get: Get, stage: Stage, cmd: c.PutTopic) -> TopicPut:
             cmd.max_consumers,
         ),
     )
-    current = find(get, cmd.tenant, cmd.name)
+    current = find(ctx.read, cmd.tenant, cmd.name)
     if current is None:
         topic = Topic(cmd.tenant, cmd.name, policy, 1, cmd.now_ms, cmd.now_ms)
     elif current.policy == policy:
         return TopicPut(current, created=False)  # identical: same version, same updatedAt
     else:
         topic = Topic(cmd.tenant, cmd.name, policy, current.version + 1, current.created_ms, cmd.now_ms)
-    stage(keys.topic(cmd.tenant, cmd.name), encode(topic))
+    ctx.stage(keys.topic(cmd.tenant, cmd.name), encode(topic))
     return TopicPut(topic, created=current is None)
 
 
-def delete(get: Get, stage: Stage, cmd: c.DeleteTopic) -> TopicDeleted:
+def delete(ctx: ApplyContext, cmd: c.DeleteTopic) -> TopicDeleted:
     validate_identity(cmd.tenant, cmd.name)
     key = keys.topic(cmd.tenant, cmd.name)
-    if get(key) is None:
+    if ctx.read(key) is None:
         return TopicDeleted(existed=False)
-    stage(key, None)
+    ctx.stage(key, None)
     return TopicDeleted(existed=True)

@@ -103,6 +103,12 @@ class Metrics:
         self.http_requests = Counter(
             "codeq_http_requests_total", "HTTP requests answered.", ["route", "method", "status"], registry=r
         )
+        self.event_listener_errors = Counter(
+            "codeq_event_listener_errors_total",
+            "Event listeners that raised (logged and contained; the write stood).",
+            ["listener"],
+            registry=r,
+        )
         self.http_request_duration = Histogram(
             "codeq_http_request_duration_seconds",
             "HTTP request handling time.",
@@ -120,6 +126,9 @@ class Metrics:
         if child is None:
             child = self._children[key] = metric.labels(*labels)
         return child
+
+    def record_listener_error(self, listener: str) -> None:
+        self._child(self.event_listener_errors, listener).inc()
 
     def record_task_event(self, kind: str, task: Task) -> None:
         """`kind` is created, claimed or lease_expired (engine `TaskEvent`)."""

@@ -3,7 +3,9 @@
 The leader merges whatever commands are waiting (up to `max_merge`) into one log entry and
 keeps exactly one entry in flight (Raft-level group commit). Every replica applies committed
 entries in log order on the event loop, through the same apply function as single-node
-mode; the proposer answers each submitter with the outcome of its own apply.
+mode; the proposer answers each submitter with the outcome of its own apply. A committed
+entry is durable (its journal is fsynced on a majority), so the events of its commands are
+published once all of them are applied here, after their writes are handed to the committer.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from codeq.core.errors import CodeqError, NotLeader, OutcomeUnknown, Unavailable
 from codeq.kv.commit import GroupCommitter
-from codeq.replication.api import ApplyFn
+from codeq.replication.api import ApplyFn, Proposal, PublishFn, publish_nothing
 from codeq.replication.raft import BaseCore, Callback
 from codeq.replication.snapshot import (
     APPLIED_KEY,
@@ -32,6 +34,8 @@ from codeq.replication.snapshot import (
 )
 
 log = logging.getLogger("codeq.raft")
+
+OutcomeT = TypeVar("OutcomeT")
 
 _encode_entry = msgspec.msgpack.Encoder().encode
 _decode_entry = msgspec.msgpack.Decoder(list[bytes]).decode
@@ -63,8 +67,10 @@ class RaftGroup:
         apply: ApplyFn,
         committer: GroupCommitter,
         options: GroupOptions,
+        publish: PublishFn = publish_nothing,
     ) -> None:
         self._apply = apply
+        self._publish = publish
         self._committer = committer
         self._options = options
         if committer.get(RESTORING_KEY) is not None:
@@ -75,7 +81,7 @@ class RaftGroup:
         self.applied = read_applied(committer)
         self.core = make_core(self._apply_entry)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: deque[tuple[Any, int, asyncio.Future[Any]]] = deque()
+        self._waiting: deque[tuple[bytes, int, asyncio.Future[object]]] = deque()
         self._wake = asyncio.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -130,16 +136,16 @@ class RaftGroup:
         streams = self._options.leader_streams(address)
         return NotLeader(self._options.leader_url(address), leader_streams=streams)
 
-    async def submit(self, command: Any) -> Any:
+    async def submit(self, command: Proposal[OutcomeT]) -> OutcomeT:
         if self.failed is not None:
             raise Unavailable("this replica stopped after a failure; see its log")
         if not self.core.is_leader:
             raise self.not_leader()
         raw = self._options.encode(command)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._waiting.append((raw, len(raw), future))
         self._wake.set()
-        return await future
+        return command.expects(await future)
 
     async def _balance(self, period_s: float = 2.0) -> None:
         preferred = self._options.preferred_leader
@@ -159,9 +165,9 @@ class RaftGroup:
             while self._waiting:
                 await self._propose_next()
 
-    def _take_batch(self) -> tuple[list[bytes], list[asyncio.Future[Any]]]:
+    def _take_batch(self) -> tuple[list[bytes], list[asyncio.Future[object]]]:
         raws: list[bytes] = []
-        futures: list[asyncio.Future[Any]] = []
+        futures: list[asyncio.Future[object]] = []
         size = 0
         waiting = self._waiting
         while waiting and len(raws) < self._options.max_merge:
@@ -212,12 +218,12 @@ class RaftGroup:
         loop = self._loop
         if loop is None:
             raise RuntimeError("raft group not started")
-        outcome: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
+        outcome: concurrent.futures.Future[list[object]] = concurrent.futures.Future()
         loop.call_soon_threadsafe(self._apply_on_loop, index, payload, outcome)
         return outcome.result()
 
     def _apply_on_loop(
-        self, index: int, payload: bytes, outcome: concurrent.futures.Future[list[Any]]
+        self, index: int, payload: bytes, outcome: concurrent.futures.Future[list[object]]
     ) -> None:
         try:
             outcome.set_result(self._apply_commands(index, payload))
@@ -225,22 +231,33 @@ class RaftGroup:
             self.failure = exc
             outcome.set_exception(exc)
 
-    def _apply_commands(self, index: int, payload: bytes) -> list[Any]:
+    def _apply_commands(self, index: int, payload: bytes) -> list[object]:
         # All submits below happen in one loop callback, so the group committer writes them
         # (and the applied index) in one atomic batch: a restart sees all of the entry or none.
-        outcomes: list[Any] = []
+        outcomes: list[object] = []
+        events: list[object] = []
         self._watch(self._committer.submit({APPLIED_KEY: applied_value(index)}))
         for raw in _decode_entry(payload):
             try:
-                ops, result = self._apply(self._options.decode(raw))
+                ops, result, raised = self._apply(self._options.decode(raw))
             except CodeqError as exc:
                 outcomes.append(exc)
                 continue
             if ops:
                 self._watch(self._committer.submit(ops))
             outcomes.append(result)
+            events.extend(raised)
         self.applied = index
+        self._publish_safely(events)
         return outcomes
+
+    def _publish_safely(self, events: list[object]) -> None:
+        """The entry is committed and applied: let observers see it. Whatever an observer does
+        must not stop this replica (the publisher isolates each listener; this is the backstop)."""
+        try:
+            self._publish(events)
+        except Exception:
+            log.exception("publishing the events of an applied raft entry failed")
 
     def _restored(self, index: int) -> None:
         self.applied = index
@@ -260,18 +277,20 @@ class RaftGroup:
             log.critical("raft group stopped: a store write failed: %r", exc)
 
 
-def _settle(decided: asyncio.Future[Any], result: Any, error: CodeqError | None) -> None:
+def _settle(
+    decided: asyncio.Future[tuple[Any, CodeqError | None]], result: Any, error: CodeqError | None
+) -> None:
     if not decided.done():
         decided.set_result((result, error))
 
 
-def _fail_all(futures: list[asyncio.Future[Any]], error: BaseException) -> None:
+def _fail_all(futures: list[asyncio.Future[object]], error: BaseException) -> None:
     for future in futures:
         if not future.done():
             future.set_exception(error)
 
 
-def _deliver(futures: list[asyncio.Future[Any]], outcomes: list[Any] | None) -> None:
+def _deliver(futures: list[asyncio.Future[object]], outcomes: list[object] | None) -> None:
     if outcomes is None or len(outcomes) != len(futures):
         _fail_all(futures, OutcomeUnknown("raft entry applied without this node's outcomes"))
         return

@@ -8,7 +8,6 @@ from codeq.core.errors import InvalidInput
 from codeq.core.model import QueueStats
 from codeq.core.names import command_key
 from codeq.engine import commands as c
-from codeq.engine.outcomes import Swept
 from codeq.service.node import Node
 from codeq.service.ratelimit import ADMIN, RateLimiter
 
@@ -72,7 +71,7 @@ class AdminService:
             command = c.Cleanup(
                 now_ms=self.clock.now_ms(), before_ms=before, limit=limit - deleted, tenant=principal.tenant
             )
-            outcome: Swept = await shard.submit(command)
+            outcome = await shard.submit(command)
             deleted += outcome.deleted
             if deleted >= limit:
                 break

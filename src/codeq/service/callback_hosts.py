@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from codeq.core.errors import InvalidInput
+from codeq.core.errors import FIELD, InvalidInput
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -77,15 +77,15 @@ class CallbackHosts:
         returns the host name (lower case)."""
         host = (urlsplit(url).hostname or "").lower().rstrip(".")
         if not host:
-            raise CallbackRefused(f"invalid {field} url", field=field)
+            raise CallbackRefused(f"invalid {FIELD} url", field=field)
         address = _literal(host)
         if any(rule.matches_name(host) for rule in self.deny) or (
             address is not None and any(rule.matches_address(address) for rule in self.deny)
         ):
-            raise CallbackRefused(f"{field} host {host} is not allowed", field=field)
+            raise CallbackRefused(f"{FIELD} host {host} is not allowed", field=field)
         named = any(rule.matches_name(host) for rule in self.allow)
         if self.allow and not named and (address is None or not self._allowed_address(address)):
-            raise CallbackRefused(f"{field} host {host} is not in the allow list", field=field)
+            raise CallbackRefused(f"{FIELD} host {host} is not in the allow list", field=field)
         if address is not None:
             self.check_address(host, address, field, named=named)
         return host
@@ -93,9 +93,9 @@ class CallbackHosts:
     def check_address(self, host: str, address: Address, field: str, *, named: bool = False) -> None:
         """A private address passes only when the allow list names its host or covers it."""
         if any(rule.matches_address(address) for rule in self.deny):
-            raise CallbackRefused(f"{field} host {host} resolves to a denied address", field=field)
+            raise CallbackRefused(f"{FIELD} host {host} resolves to a denied address", field=field)
         if not _public(address) and not named and not self._allowed_address(address):
-            raise CallbackRefused(f"{field} host {host} resolves to a private address", field=field)
+            raise CallbackRefused(f"{FIELD} host {host} resolves to a private address", field=field)
 
     async def check_resolved(self, url: str, field: str = "webhook") -> None:
         """`check_url`, then every address the host resolves to right now."""
@@ -107,7 +107,7 @@ class CallbackHosts:
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
-            raise CallbackRefused(f"{field} host {host} does not resolve: {exc}", field=field) from None
+            raise CallbackRefused(f"{FIELD} host {host} does not resolve: {exc}", field=field) from None
         for info in infos:
             self.check_address(host, ipaddress.ip_address(info[4][0]), field, named=named)
 

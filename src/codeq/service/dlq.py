@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from codeq.auth.principal import Principal
 from codeq.core.clock import Clock
-from codeq.core.errors import InvalidInput
+from codeq.core.errors import FIELD, InvalidInput
 from codeq.core.model import Task
 from codeq.engine import commands as c
 from codeq.engine import dlq
-from codeq.engine.outcomes import DlqChanged
 from codeq.engine.shards import shard_of
 from codeq.service.node import Node
 
@@ -34,7 +33,7 @@ class DlqService:
         # Each shard's entries are in id order: merge the first `limit + 1` of each.
         merged: list[Task] = []
         for shard in self.node.shards:
-            merged += dlq.page(shard.engine, principal.tenant, name, after, limit + 1)
+            merged += dlq.page(shard.engine.store, principal.tenant, name, after, limit + 1)
         merged.sort(key=lambda task: task.id)
         page = merged[:limit]
         return page, page[-1].id if len(merged) > limit else ""
@@ -58,7 +57,7 @@ class DlqService:
         principal.require_admin()
         name = _command(command)
         if every == bool(task_ids):
-            raise InvalidInput("give either taskIds or all=true", field="taskIds")
+            raise InvalidInput(f"give either {FIELD} or all=true", field="task_ids")
         tenant = principal.tenant
         total = 0
         if not every:
@@ -67,7 +66,7 @@ class DlqService:
                 by_shard.setdefault(shard_of(task_id, len(self.node.shards)), []).append(task_id)
             for number, ids in by_shard.items():
                 cmd = kind(now_ms=self.clock.now_ms(), tenant=tenant, command=name, task_ids=ids)
-                outcome: DlqChanged = await self.node.shards[number].submit(cmd)
+                outcome = await self.node.shards[number].submit(cmd)
                 total += outcome.count
             return total
         for shard in self.node.shards:

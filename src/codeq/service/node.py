@@ -1,21 +1,24 @@
-"""This process's shards: routing commands to them and reacting to what they applied."""
+"""This process's shards: routing commands to them and publishing what they durably applied."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast, overload
 
 from codeq.core.errors import CodeqError, NotLeader
 from codeq.engine import commands as c
 from codeq.engine.engine import Engine
-from codeq.engine.outcomes import BatchApplied, Event, Finished, Ready, TaskEvent
+from codeq.engine.outcomes import Completed, Created, Event
 from codeq.engine.shards import shard_of
-from codeq.kv.api import Ops
 from codeq.observability.metrics import Metrics
-from codeq.replication.api import Replicator
+from codeq.replication.api import PublishFn, Replicator
+from codeq.service.listeners import Listener, Listeners, task_metrics
 from codeq.service.waiters import Waiters
+
+OutcomeT = TypeVar("OutcomeT")
+AnswerT = TypeVar("AnswerT")
 
 
 def refused_everywhere(refusals: list[NotLeader | None]) -> None:
@@ -32,18 +35,37 @@ class Shard:
     engine: Engine
     replicator: Replicator
 
-    async def submit(self, command: Any) -> Any:
+    async def submit(self, command: c.Command[OutcomeT]) -> OutcomeT:
         return await self.replicator.submit(command)
 
+    @overload
     async def submit_batch(
-        self, items: list[tuple[int, Any]], results: list[Any], accept: Callable[[Any], Any]
+        self,
+        items: Sequence[tuple[int, c.Create]],
+        results: list[AnswerT | CodeqError],
+        accept: Callable[[Created], AnswerT],
+    ) -> NotLeader | None: ...
+
+    @overload
+    async def submit_batch(
+        self,
+        items: Sequence[tuple[int, c.Complete]],
+        results: list[AnswerT | CodeqError],
+        accept: Callable[[Completed], AnswerT],
+    ) -> NotLeader | None: ...
+
+    async def submit_batch(
+        self,
+        items: Sequence[tuple[int, c.Create | c.Complete]],
+        results: list[AnswerT | CodeqError],
+        accept: Callable[[Any], AnswerT],  # the overloads pair each command with its outcome
     ) -> NotLeader | None:
         """Apply `items` ((position, command) pairs) as one Batch and put each item's answer at
         its position in `results`: `accept(outcome)` for a success, the error for a refusal.
         A not-leader refusal covers every item and is returned for `refused_everywhere`."""
         batch = c.Batch(now_ms=items[0][1].now_ms, items=[command for _, command in items])
         try:
-            outcome: BatchApplied = await self.submit(batch)
+            outcome = await self.submit(batch)
         except NotLeader as exc:
             for position, _ in items:
                 results[position] = exc
@@ -59,27 +81,24 @@ class Node:
         self.waiters = waiters
         self.metrics = metrics
         self._next_start = itertools.count()
-        # Called with the earliest time a delayed task or lease falls due, after each apply.
-        self.on_due: Callable[[int], None] | None = None
-        # Called with (tenant, command key) whenever tasks became claimable there.
-        self.on_ready: Callable[[str, str], None] | None = None
-        # Called when an apply owed a result callback (an outbox entry to deliver).
-        self.on_callback_owed: Callable[[], None] | None = None
+        self.listeners = Listeners(metrics)
+        self.listeners.add("waiters", waiters.deliver)
+        if metrics is not None:
+            self.listeners.add("metrics", task_metrics(metrics))
 
-    def apply_fn(self, engine: Engine) -> Any:
-        """The apply function a replicator runs for `engine`: apply, then react to events."""
+    def listen(self, name: str, listener: Listener) -> None:
+        """Hear every shard's events once they are durable (see `service/listeners.py`)."""
+        self.listeners.add(name, listener)
 
-        def apply(command: Any) -> tuple[Ops, Any]:
-            try:
-                return engine.apply(command)
-            finally:
-                events, engine.events = engine.events, []
-                self._dispatch(events)
-                due = engine.index.next_due_ms()
-                if due is not None and self.on_due is not None:
-                    self.on_due(due)
+    def publisher(self, engine: Engine) -> PublishFn:
+        """What `engine`'s replicator calls with the events of durable applies."""
+        deliver = self.listeners.deliver
 
-        return apply
+        def publish(events: Sequence[object]) -> None:
+            # The replicator hands back exactly what `engine.apply` returned.
+            deliver(cast("Sequence[Event]", events), engine.index.next_due_ms())
+
+        return publish
 
     def shard_for(self, task_id: str) -> Shard:
         return self.shards[shard_of(task_id, len(self.shards))]
@@ -99,19 +118,3 @@ class Node:
         """Every shard once, starting at the next one in turn, so claims spread fairly."""
         start = next(self._next_start) % len(self.shards)
         return self.shards[start:] + self.shards[:start]
-
-    def _dispatch(self, events: list[Event]) -> None:
-        metrics = self.metrics
-        for event in events:
-            if isinstance(event, Ready):
-                self.waiters.ready(event.tenant, event.command_key, event.count)
-                if self.on_ready is not None:
-                    self.on_ready(event.tenant, event.command_key)
-            elif isinstance(event, Finished):
-                self.waiters.finished(event.task.id)
-                if metrics is not None:
-                    metrics.record_finished(event.task)
-                if event.task.webhook and self.on_callback_owed is not None:
-                    self.on_callback_owed()
-            elif isinstance(event, TaskEvent) and metrics is not None:
-                metrics.record_task_event(event.kind, event.task)

@@ -25,8 +25,6 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import msgspec
-
 from codeq.core.clock import Clock
 from codeq.engine.subscriptions import Subscription
 from codeq.observability.metrics import Metrics
@@ -34,10 +32,10 @@ from codeq.service.callback_hosts import CallbackHosts
 from codeq.service.node import Node
 from codeq.service.ratelimit import OutboundLimiter
 from codeq.service.webhooks import Poster, signature_headers
+from codeq.wire import callbacks
 
 log = logging.getLogger("codeq.notifier")
 
-_encode = msgspec.json.Encoder().encode
 CLAIM_URL = "/v1/codeq/tasks/claim"
 
 
@@ -150,22 +148,22 @@ class Notifier:
         for shard in self.node.shards:
             queue = shard.engine.index.queues.get((tenant, cmd_key))
             depth += queue.ready if queue is not None else 0
-        return _encode(
-            {
-                "eventType": cmd_key,
-                "available": True,
-                "queueDepth": depth,  # the reference always sent 0
-                "claimUrl": CLAIM_URL,
-                "sentAt": datetime.fromtimestamp(now_ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "notificationId": f"ntf-{sub.id}",
-            }
+        sent_at = datetime.fromtimestamp(now_ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = callbacks.QueueReadyJSON(
+            event_type=cmd_key,
+            available=True,
+            queue_depth=depth,  # the reference always sent 0
+            claim_url=CLAIM_URL,
+            sent_at=sent_at,
+            notification_id=f"ntf-{sub.id}",
         )
+        return callbacks.encode(body)
 
     async def _send(self, sub: Subscription, cmd_key: str, tenant: str, now_ms: int) -> None:
         async with self._slots:
             outcome = "failure"
             try:
-                await self.hosts.check_resolved(sub.callback_url, "callbackUrl")
+                await self.hosts.check_resolved(sub.callback_url, "callback_url")
                 body = self.body(sub, cmd_key, tenant, now_ms)
                 headers = signature_headers(self.secret, self.clock.now_ms() // 1000, body)
                 status = await self.poster.post(sub.callback_url, body, headers)

@@ -47,7 +47,7 @@ class ResultService:
     async def submit(self, principal: Principal, spec: NewResult) -> ResultRecord:
         principal.require_scope(SCOPE_RESULT)
         command = self._complete_command(principal, spec, self.clock.now_ms())
-        outcome: Completed = await self.node.shard_for(spec.task_id).submit(command)
+        outcome = await self.node.shard_for(spec.task_id).submit(command)
         return outcome.record
 
     async def submit_many(

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from codeq.auth.principal import SCOPE_SUBSCRIBE, WILDCARD, Principal
 from codeq.core.clock import Clock
-from codeq.core.errors import Forbidden, InvalidInput
+from codeq.core.errors import FIELD, Forbidden, InvalidInput
 from codeq.core.names import validate_command
 from codeq.engine import commands as c
 from codeq.engine.outcomes import SubscriptionChanged
@@ -57,17 +57,17 @@ class SubscriptionService:
     async def create(self, principal: Principal, spec: NewSubscription) -> SubscriptionChanged:
         principal.require_scope(SCOPE_SUBSCRIBE)
         _check_callback(spec.callback_url)
-        self.hosts.check_url(spec.callback_url, "callbackUrl")
+        self.hosts.check_url(spec.callback_url, "callback_url")
         mode = spec.delivery_mode.strip() or "fanout"
         if mode not in DELIVERY_MODES:
-            raise InvalidInput("invalid deliveryMode", field="deliveryMode")
+            raise InvalidInput(f"invalid {FIELD}", field="delivery_mode")
         if mode == "group" and not spec.group_id.strip():
-            raise InvalidInput("groupId is required", field="groupId")
+            raise InvalidInput(f"{FIELD} is required", field="group_id")
         interval = spec.min_interval_seconds
         if interval is None:
             interval = self.settings.default_min_interval_seconds
         elif interval < 0:
-            raise InvalidInput("minIntervalSeconds must not be negative", field="minIntervalSeconds")
+            raise InvalidInput(f"{FIELD} must not be negative", field="min_interval_seconds")
         now_ms = self.clock.now_ms()
         command = c.SubscriptionCreate(
             now_ms=now_ms,
@@ -81,7 +81,7 @@ class SubscriptionService:
             min_interval_seconds=interval,
             expires_ms=now_ms + self._ttl_ms(spec.ttl_seconds),
         )
-        outcome: SubscriptionChanged = await self.node.shards[0].submit(command)
+        outcome = await self.node.shards[0].submit(command)
         return outcome
 
     async def heartbeat(self, principal: Principal, sub_id: str, ttl_seconds: int) -> SubscriptionChanged:
@@ -94,7 +94,7 @@ class SubscriptionService:
             subject=principal.subject,
             expires_ms=now_ms + self._ttl_ms(ttl_seconds),
         )
-        outcome: SubscriptionChanged = await self.node.shards[0].submit(command)
+        outcome = await self.node.shards[0].submit(command)
         return outcome
 
     async def delete(self, principal: Principal, sub_id: str) -> None:
@@ -119,27 +119,27 @@ class SubscriptionService:
         ttl = ttl_seconds if ttl_seconds > 0 else self.settings.default_ttl_seconds
         if ttl > self.settings.max_ttl_seconds:
             raise InvalidInput(
-                f"ttlSeconds must be at most {self.settings.max_ttl_seconds}", field="ttlSeconds"
+                f"{FIELD} must be at most {self.settings.max_ttl_seconds}", field="ttl_seconds"
             )
         return ttl * 1000
 
 
 def _check_callback(url: str) -> None:
     if not url.strip():
-        raise InvalidInput("invalid body", field="callbackUrl")
+        raise InvalidInput("invalid body", field="callback_url")
     try:
         parts = urlsplit(url)
     except ValueError:
-        raise InvalidInput("invalid callback url", field="callbackUrl") from None
+        raise InvalidInput("invalid callback url", field="callback_url") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("invalid callback url", field="callbackUrl")
+        raise InvalidInput("invalid callback url", field="callback_url")
 
 
 def _event_types(principal: Principal, requested: list[str]) -> list[str]:
     """The requested commands, each one the token may claim; none requested: the token's own."""
     if not requested:
         if not principal.event_types:
-            raise InvalidInput("eventTypes is required", field="eventTypes")
+            raise InvalidInput(f"{FIELD} is required", field="event_types")
         return list(principal.event_types)
     chosen = []
     for name in requested:

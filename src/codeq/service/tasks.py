@@ -16,11 +16,11 @@ from codeq.auth.principal import (
     Principal,
 )
 from codeq.core.clock import Clock
-from codeq.core.errors import CodeqError, InvalidInput, NotLeader, PayloadTooLarge
+from codeq.core.errors import FIELD, CodeqError, InvalidInput, NotLeader, PayloadTooLarge
 from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Task
 from codeq.core.names import command_key, validate_command, validate_idempotency_key
 from codeq.engine import commands as c
-from codeq.engine.outcomes import Claimed, Created, LeaseExtended, Nacked
+from codeq.engine.outcomes import Claimed, Created
 from codeq.engine.shards import new_task_id, shard_of
 from codeq.service.background import BackgroundTasks
 from codeq.service.callback_hosts import CallbackHosts
@@ -73,7 +73,7 @@ class TaskService:
         """Create one task; returns it and whether it was an idempotent replay."""
         self.limiter.check(principal, PRODUCER, "create_task")
         command = self._create_command(principal, spec, self.clock.now_ms())
-        outcome: Created = await self.node.shard_for(command.task_id).submit(command)
+        outcome = await self.node.shard_for(command.task_id).submit(command)
         return outcome.task, outcome.replay
 
     async def create_many(
@@ -122,7 +122,7 @@ class TaskService:
         if max_attempts <= 0:
             max_attempts = policy.max_attempts_default
         elif max_attempts > policy.max_attempts:
-            raise InvalidInput(f"invalid 'maxAttempts' (at most {policy.max_attempts})", field="maxAttempts")
+            raise InvalidInput(f"invalid '{FIELD}' (at most {policy.max_attempts})", field="max_attempts")
         key = validate_idempotency_key(spec.idempotency_key)
         return c.Create(
             now_ms=now_ms,
@@ -146,14 +146,14 @@ class TaskService:
         limit_ms = self.policy.max_delay_seconds * 1000
         if spec.run_at_ms is not None:
             if spec.run_at_ms - now_ms > limit_ms:
-                raise InvalidInput("invalid 'runAt' (too far in the future)", field="runAt")
+                raise InvalidInput(f"invalid '{FIELD}' (too far in the future)", field="run_at")
             return spec.run_at_ms if spec.run_at_ms > now_ms else 0
         delay = spec.delay_seconds or 0
         if delay < 0:
-            raise InvalidInput("invalid 'delaySeconds' (must be >= 0)", field="delaySeconds")
+            raise InvalidInput(f"invalid '{FIELD}' (must be >= 0)", field="delay_seconds")
         if delay * 1000 > limit_ms:
             raise InvalidInput(
-                f"invalid 'delaySeconds' (at most {self.policy.max_delay_seconds})", field="delaySeconds"
+                f"invalid '{FIELD}' (at most {self.policy.max_delay_seconds})", field="delay_seconds"
             )
         return now_ms + delay * 1000 if delay > 0 else 0
 
@@ -181,7 +181,7 @@ class TaskService:
         names = principal.worker_commands(commands)
         for name in names or ():
             validate_command(name)
-        lease_ms = self._lease_seconds(lease_seconds, "leaseSeconds") * 1000
+        lease_ms = self._lease_seconds(lease_seconds, "lease_seconds") * 1000
         wait = min(max(wait_seconds, 0), self.policy.max_claim_wait_seconds)
         if wait == 0:
             return await self._claim_once(principal, names, lease_ms, count)
@@ -234,7 +234,7 @@ class TaskService:
         """Claim; if the caller goes away before the answer, put the tasks back undelivered."""
         submitted = asyncio.ensure_future(shard.submit(command))
         try:
-            outcome: Claimed = await asyncio.shield(submitted)
+            outcome = await asyncio.shield(submitted)
         except asyncio.CancelledError:
             submitted.add_done_callback(lambda done: self._release(shard, command, done))
             raise
@@ -256,12 +256,12 @@ class TaskService:
         if seconds is None or seconds <= 0:
             return self.policy.default_lease_seconds
         if seconds > self.policy.max_lease_seconds:
-            raise InvalidInput(f"invalid '{name}' (at most {self.policy.max_lease_seconds})", field=name)
+            raise InvalidInput(f"invalid '{FIELD}' (at most {self.policy.max_lease_seconds})", field=name)
         return seconds
 
     async def heartbeat(self, principal: Principal, task_id: str, extend_seconds: int | None) -> Task:
         principal.require_scope(SCOPE_HEARTBEAT)
-        extend_ms = self._lease_seconds(extend_seconds, "extendSeconds") * 1000
+        extend_ms = self._lease_seconds(extend_seconds, "extend_seconds") * 1000
         command = c.Heartbeat(
             now_ms=self.clock.now_ms(),
             tenant=principal.tenant,
@@ -269,7 +269,7 @@ class TaskService:
             task_id=task_id,
             extend_ms=extend_ms,
         )
-        outcome: LeaseExtended = await self.node.shard_for(task_id).submit(command)
+        outcome = await self.node.shard_for(task_id).submit(command)
         return outcome.task
 
     async def abandon(self, principal: Principal, task_id: str) -> None:
@@ -285,10 +285,10 @@ class TaskService:
         """Retry later. No delay: the backoff policy decides; an explicit 0 means now (spec 01 gap 2)."""
         principal.require_scope(SCOPE_NACK)
         if delay_seconds is not None and delay_seconds < 0:
-            raise InvalidInput("invalid 'delaySeconds' (must be >= 0)", field="delaySeconds")
+            raise InvalidInput(f"invalid '{FIELD}' (must be >= 0)", field="delay_seconds")
         if delay_seconds is not None and delay_seconds > self.policy.max_delay_seconds:
             raise InvalidInput(
-                f"invalid 'delaySeconds' (at most {self.policy.max_delay_seconds})", field="delaySeconds"
+                f"invalid '{FIELD}' (at most {self.policy.max_delay_seconds})", field="delay_seconds"
             )
         command = c.Nack(
             now_ms=self.clock.now_ms(),
@@ -299,7 +299,7 @@ class TaskService:
             reason=reason[:1024],
             jitter=self._rng.random(),
         )
-        outcome: Nacked = await self.node.shard_for(task_id).submit(command)
+        outcome = await self.node.shard_for(task_id).submit(command)
         return outcome.delay_seconds, outcome.dead_lettered
 
     # -- reads ---------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from codeq.core.clock import Clock
 from codeq.core.errors import NotFound
 from codeq.core.topics import Topic, TopicPolicy, topic_id, validate_identity, validate_policy
 from codeq.engine import commands as c
-from codeq.engine.outcomes import TopicDeleted, TopicPut
 from codeq.service.node import Node, Shard
 
 
@@ -39,7 +38,7 @@ class TopicService:
             retention_seconds=policy.retention_seconds,
             max_consumers=policy.max_consumers,
         )
-        outcome: TopicPut = await self._home.submit(command)
+        outcome = await self._home.submit(command)
         return outcome.topic, outcome.created
 
     def get(self, principal: Principal, name: str) -> Topic:
@@ -55,5 +54,5 @@ class TopicService:
         principal.require_admin()
         validate_identity(principal.tenant, name)
         command = c.DeleteTopic(now_ms=self.clock.now_ms(), tenant=principal.tenant, name=name)
-        outcome: TopicDeleted = await self._home.submit(command)
+        outcome = await self._home.submit(command)
         return outcome.existed

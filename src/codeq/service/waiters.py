@@ -8,8 +8,10 @@ retries its claim. Dicts keep registration order, so the longest waiter is woken
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TypeVar
+
+from codeq.engine.outcomes import Event, Finished, Ready
 
 Waiter = asyncio.Future[None]
 K = TypeVar("K")
@@ -53,6 +55,16 @@ class Waiters:
 
     def discard_result(self, waiter: Waiter, task_id: str) -> None:
         _discard(self._results, task_id, waiter)
+
+    def deliver(self, events: Sequence[Event], next_due_ms: int | None) -> None:
+        """The node's first listener: wake claims on `Ready`, result reads on `Finished`.
+        Events arrive only once durable, so a woken reader never sees a write a crash could
+        still lose."""
+        for event in events:
+            if isinstance(event, Ready):
+                self.ready(event.tenant, event.command_key, event.count)
+            elif isinstance(event, Finished):
+                self.finished(event.task.id)
 
     def ready(self, tenant: str, command_key: str, count: int) -> None:
         """`count` tasks became claimable: wake up to that many claims (oldest first)."""

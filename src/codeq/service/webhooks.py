@@ -16,9 +16,7 @@ import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import msgspec
+from typing import Protocol
 
 from codeq.core.clock import Clock
 from codeq.core.errors import CodeqError
@@ -29,10 +27,9 @@ from codeq.observability.metrics import Metrics
 from codeq.service.callback_hosts import CallbackHosts
 from codeq.service.node import Node, Shard
 from codeq.service.ratelimit import OutboundLimiter
+from codeq.wire import callbacks
 
 log = logging.getLogger("codeq.webhooks")
-
-_encode = msgspec.json.Encoder().encode
 
 
 def signature_headers(secret: str, timestamp_s: int, body: bytes) -> dict[str, str]:
@@ -167,16 +164,17 @@ class ResultCallbacks:
 
     def body(self, entry: OutboxEntry) -> bytes:
         """The reference's callback body (spec 01 §7.3)."""
-        document: dict[str, Any] = {
-            "taskId": entry.task_id,
-            "eventType": entry.command,
-            "status": entry.status,
-            "result": msgspec.Raw(entry.result.encode()) if entry.result else None,
-            "error": entry.error,
-            "artifacts": [{"name": n, "url": u} for n, u in entry.artifacts] or None,
-            "completedAt": self.timestamp(entry.completed_ms),
-        }
-        return _encode(document)
+        return callbacks.encode(
+            callbacks.ResultCallbackJSON(
+                task_id=entry.task_id,
+                event_type=entry.command,
+                status=entry.status,
+                result=callbacks.stored_result(entry.result),
+                error=entry.error,
+                artifacts=[callbacks.ArtifactJSON(n, u) for n, u in entry.artifacts] or None,
+                completed_at=self.timestamp(entry.completed_ms),
+            )
+        )
 
     async def _attempt(self, shard: Shard, entry: OutboxEntry) -> None:
         delivered = await self._post(entry)

@@ -48,10 +48,19 @@ def code_name(status: grpc.StatusCode) -> str:
 def error_text(error: e.CodeqError) -> str:
     """The service's own words; a not-leader error also names the leader when it is known."""
     if isinstance(error, e.NotLeader) and error.leader_url:
-        return f"{error.message} (leader: {error.leader_url})"
+        return f"{error.message} (leader: {error.leader_url})"  # names no field
     if isinstance(error, e.RateLimited):
         return f"{error.message} (retry after {error.retry_after_seconds} s)"
-    return error.message
+    return error.text(proto_name)
+
+
+# A neutral field id that is not also the protobuf field's name (`result` is `result_json`).
+_PROTO_NAMES = {"result": "result_json"}
+
+
+def proto_name(field_id: str) -> str:
+    """A neutral field id as the stream messages name it (their protobuf field)."""
+    return _PROTO_NAMES.get(field_id, field_id)
 
 
 def server_error(error: e.CodeqError) -> tuple[str, str]:

@@ -8,6 +8,7 @@ import msgspec
 
 from codeq.core import errors as e
 from codeq.transport.http.asgi import Reply, Request
+from codeq.transport.http.fields import error_field, error_text
 from codeq.wire.http import ErrorJSON, RateLimitedJSON
 
 log = logging.getLogger("codeq.http")
@@ -58,7 +59,7 @@ def codeq_error(request: Request, exc: e.CodeqError) -> Reply:
     status = status_of(exc)
     if status >= 500:
         log.warning("%s %s failed: %s", request.method, request.path, exc.message)
-    reply = error_reply(status, exc.message, field=exc.field or "")
+    reply = error_reply(status, error_text(exc), field=error_field(exc))
     if status == 503:
         reply.headers = _RETRY_LATER
     return reply

@@ -17,6 +17,7 @@ from codeq.service.tasks import NewTask
 from codeq.transport.http.asgi import Reply, Request
 from codeq.transport.http.body import decode
 from codeq.transport.http.errors import ClientGone, json_reply, status_of
+from codeq.transport.http.fields import error_text
 from codeq.transport.http.render import TimeFormat, parse_rfc3339_ms
 from codeq.wire import http as w
 
@@ -57,7 +58,7 @@ class TaskRoutes:
         specs = [_item(raw, w.CreateTaskRequest, new_task) for raw in body.tasks]
         outcomes = await self.s.tasks.create_many(principal, specs)
         results = [
-            {"error": o.message} if isinstance(o, CodeqError) else {"task": self.times.task(o[0])}
+            {"error": error_text(o)} if isinstance(o, CodeqError) else {"task": self.times.task(o[0])}
             for o in outcomes
         ]
         return json_reply({"results": results})
@@ -123,7 +124,7 @@ class TaskRoutes:
         for item, outcome in zip(items, outcomes, strict=True):
             task_id = item.task_id if isinstance(item, NewResult) else ""
             if isinstance(outcome, CodeqError):
-                results.append({"taskId": task_id, "error": outcome.message})
+                results.append({"taskId": task_id, "error": error_text(outcome)})
             else:
                 results.append({"taskId": task_id, "result": self.times.result(outcome)})
         return json_reply({"results": results})
