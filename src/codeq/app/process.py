@@ -138,8 +138,11 @@ class App:
         reaper = Runner("reaper", maintenance.tick, self.clock.now_ms)
         self.node.listen("reaper", listeners.on_due(reaper.wake_by))
         await life.enter("reaper", reaper)
-        callbacks = await self._callbacks(life)
-        notifier = await self._notifier(life, services)
+        # One outbound HTTP/1.1 client for result callbacks and queue-ready notifications.
+        poster = H1Poster()
+        life.on_close("outbound HTTP client", poster.aclose)
+        callbacks = await self._callbacks(life, poster)
+        notifier = await self._notifier(life, services, poster)
         self._register_gauges()
         s = self.settings
         asgi = build_app(
@@ -202,29 +205,27 @@ class App:
         runner = Runner("jwks-refresh", tick, self.clock.now_ms, interval_seconds=5.0)
         return await life.enter("jwks refresher", runner)
 
-    async def _callbacks(self, life: Lifecycle) -> ResultCallbacks:
+    async def _callbacks(self, life: Lifecycle, poster: H1Poster) -> ResultCallbacks:
         """Result callbacks: the outbox delivery runner (the task service checks hosts on create)."""
         callbacks = ResultCallbacks(
             self.node,
             self.clock,
             wiring.callback_settings(self.settings.webhooks),
             self.hosts,
-            H1Poster(),
+            poster,
             timestamp=TimeFormat(ZoneInfo(self.settings.timezone)).timestamp,
             metrics=self.metrics,
             limiter=self.outbound,
         )
-        life.on_close("result callbacks", callbacks.stop)  # abandons attempts, closes its client
+        life.on_close("result callbacks", callbacks.stop)  # abandons attempts in flight
         runner = Runner("result-callbacks", callbacks.tick, self.clock.now_ms)
         callbacks.on_settled = runner.poke
         self.node.listen("result-callbacks", listeners.on_callback_owed(runner.poke))
         await life.enter("result-callback runner", runner)
         return callbacks
 
-    async def _notifier(self, life: Lifecycle, services: Services) -> Notifier:
+    async def _notifier(self, life: Lifecycle, services: Services, poster: H1Poster) -> Notifier:
         """Queue-ready notifications and the subscription expiry sweep, off the request path."""
-        poster = H1Poster()
-        life.on_close("notifier client", poster.aclose)
         notifier = Notifier(
             self.node,
             self.clock,

@@ -156,11 +156,10 @@ class ResultCallbacks:
             await asyncio.gather(*self._inflight.values(), return_exceptions=True)
 
     async def stop(self) -> None:
-        """Abandon attempts in flight (their entries stay owed) and close the client."""
+        """Abandon attempts in flight (their entries stay owed); the poster's owner closes it."""
         for task in list(self._inflight.values()):
             task.cancel()
         await asyncio.gather(*self._inflight.values(), return_exceptions=True)
-        await self.poster.aclose()
 
     def body(self, entry: OutboxEntry) -> bytes:
         """The reference's callback body (spec 01 §7.3)."""
