@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from codeq import config_raft, config_sources
+from codeq.config import key_table
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -17,15 +17,8 @@ BIN = Path(sys.executable).parent
 
 
 def server_env_names() -> frozenset[str]:
-    """Every environment name `codeq serve` reads, collected from the config modules' tables.
-
-    One place on purpose: when the config package offers its own list, this body becomes a call.
-    """
-    keys = (*config_sources._TOP, *config_sources._LIMITS, *config_sources._RATE)
-    names = {key.env for key in keys if key.env is not None}
-    names |= {variable for _, variable, _ in config_raft._KEYS.values()}
-    names |= {"PERSISTENCE_CONFIG", "CODEQ_CONFIG_PATH"}
-    return frozenset(names)
+    """Every environment name `codeq serve` reads: the config package's key table."""
+    return frozenset(key.env for key in key_table() if key.env is not None)
 
 
 def tool(name: str) -> str:

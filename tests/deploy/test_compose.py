@@ -94,7 +94,7 @@ def test_codeq_accepts_each_nodes_configuration(mode: str, tmp_path: Path) -> No
         env = {**base, **{k: str(v) for k, v in (service.get("environment") or {}).items()}}
         overrides: dict[str, object] = {"dev": True} if "--dev" in service["command"] else {}
         settings = load_settings(environ=env, overrides=overrides)
-        assert settings.persistence.path == "/var/lib/codeq"
+        assert settings.store.path == "/var/lib/codeq"
 
 
 def test_raft_modes_list_three_voters_and_read_the_secret_from_an_uncommitted_env_file(

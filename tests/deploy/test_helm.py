@@ -173,11 +173,11 @@ def test_codeq_accepts_every_pods_environment(values: dict[str, Any]) -> None:
     for i in range(replicas):
         pod = f"demo-codeq-{i}"
         settings = load_settings(environ=pod_env(docs, pod, rendered_secrets(docs)))
-        assert settings.persistence.path == "/var/lib/codeq"
+        assert settings.store.path == "/var/lib/codeq"
         assert settings.raft.enabled == (replicas == 3)
         if settings.raft.enabled:
             assert settings.raft.self_id == pod and settings.raft.secret == "chart-raft-secret"
-            assert settings.persistence.num_shards == 3
+            assert settings.store.num_shards == 3
 
 
 @pytest.mark.parametrize(
