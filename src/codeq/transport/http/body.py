@@ -7,6 +7,7 @@ from typing import TypeVar
 import msgspec
 
 from codeq.core.errors import InvalidInput
+from codeq.transport.json_input import check_json
 
 T = TypeVar("T")
 
@@ -17,9 +18,12 @@ def decode(body: bytes, cls: type[T], *, message: str = "invalid body", empty_ok
     """Decode JSON into `cls`; any mismatch is a 400 with `message` (the reference's texts).
 
     `empty_ok`: an empty body is `{}` for routes whose fields are all optional (spec 02 gap 9).
+    Invalid UTF-8 and nesting deeper than MAX_JSON_DEPTH are refused first, naming the field:
+    msgspec leaves `Raw` bytes (payload, result) unchecked and recurses per level.
     """
     if empty_ok and not body.strip():
         body = b"{}"
+    check_json(body, message)
     decoder = _decoders.get(cls)
     if decoder is None:
         decoder = _decoders[cls] = msgspec.json.Decoder(cls)
