@@ -94,7 +94,7 @@ async def test_create_fields_and_payload_rules(streams: Streams) -> None:
 
     assert not (await ack(payload=b"{not json")).ok
     assert (await ack(payload=b"{not json")).error_message == "invalid 'payload' (must be JSON)"
-    assert (await ack(payload=b"\xff\xfe")).error_message == "invalid 'payload' (must be JSON)"
+    assert (await ack(payload=b"\xff\xfe")).error_message == "invalid 'payload': not valid UTF-8"
     assert (await ack(delay_seconds=-1)).error_message == "invalid 'delaySeconds' (must be >= 0)"
     assert (await ack(priority=10)).error_message == "invalid 'priority' (must be 0..9)"
     assert (await ack(webhook="ftp://x")).error_message == "invalid webhook url"
