@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -42,18 +41,16 @@ def task_id(harness: Harness) -> str:
     return str(claimed.json()["id"])
 
 
-def bodies(task: str, value: bytes) -> list[tuple[str, dict[str, str], bytes, str]]:
-    """(path, headers, body, field named) for each route carrying free JSON, `value` inside."""
+def bodies(task: str, value: bytes, other_task: str = "") -> list[tuple[str, dict[str, str], bytes, str]]:
+    """(path, headers, body, field named) for each route carrying free JSON, `value` inside;
+    the batch results name `other_task` (default `task`)."""
+    done = b'"status":"COMPLETED","result":' + value
+    in_batch = b'{"taskId":"' + (other_task or task).encode() + b'",' + done + b"}"
     return [
         ("/v1/codeq/tasks", PRODUCER, b'{"command":"render","payload":' + value + b"}", "payload"),
         ("/v1/codeq/tasks/batch", PRODUCER, b'{"tasks":[{"command":"r","payload":' + value + b"}]}", "tasks"),
-        (f"/v1/codeq/tasks/{task}/result", WORKER, b'{"status":"FAILED","result":' + value + b"}", "result"),
-        (
-            "/v1/codeq/tasks/batch/results",
-            WORKER,
-            b'{"results":[{"taskId":"' + task.encode() + b'","status":"COMPLETED","result":' + value + b"}]}",
-            "results",
-        ),
+        (f"/v1/codeq/tasks/{task}/result", WORKER, b"{" + done + b"}", "result"),
+        ("/v1/codeq/tasks/batch/results", WORKER, b'{"results":[' + in_batch + b"]}", "results"),
     ]
 
 
@@ -70,9 +67,8 @@ def assert_refused(harness: Harness, task: str, value: bytes, reason: str) -> No
 def test_nesting_deeper_than_the_limit_is_a_400_naming_the_field(
     harness: Harness, task_id: str, depth: int, open_: str
 ) -> None:
-    # The request body is level 1, so a value MAX_JSON_DEPTH deep puts it one over.
     value = nested(depth, "{") if open_ == "{" else nested(depth)
-    value = '{"v":' + value + "}"  # result must be an object; payload may be anything
+    value = '{"v":' + value + "}"  # a result must be an object; this one is depth + 1 deep
     assert_refused(harness, task_id, value.encode(), f"nested deeper than {MAX_JSON_DEPTH} levels")
 
 
@@ -90,21 +86,33 @@ def test_invalid_utf8_in_payload_or_result_is_a_400_naming_the_field(
     assert_refused(harness, task_id, value, "not valid UTF-8")
 
 
-def test_nesting_up_to_the_limit_is_accepted(harness: Harness) -> None:
-    # Brackets inside strings do not count: they are text, not nesting.
-    payload: Any = json.loads(nested(MAX_JSON_DEPTH - 2, "{"))
-    body = json.dumps({"command": "deep", "payload": {"s": "[" * 500, "v": payload}}).encode()
-    response = harness.request("POST", "/v1/codeq/tasks", PRODUCER, body)
-    assert response.status_code == 202, response.text[:200]
+def claimed(harness: Harness) -> str:
+    """A fresh task the worker holds (its own command, so no other test's task is claimed)."""
+    body = json.dumps({"command": "limit", "payload": {}}).encode()
+    assert harness.request("POST", "/v1/codeq/tasks", PRODUCER, body).status_code == 202
+    claim = json.dumps({"commands": ["limit"]}).encode()
+    response = harness.request("POST", "/v1/codeq/tasks/claim", WORKER, claim)
+    assert response.status_code == 200
+    return str(response.json()["id"])
+
+
+def test_a_value_exactly_at_the_limit_is_accepted_on_every_route(harness: Harness) -> None:
+    # `{"v": …}` plus MAX_JSON_DEPTH - 1 levels inside is MAX_JSON_DEPTH; brackets inside strings
+    # are text, not nesting.
+    value = ('{"s":"' + "[" * 500 + '","v":' + nested(MAX_JSON_DEPTH - 1, "{") + "}").encode()
+    for path, headers, body, _ in bodies(claimed(harness), value, claimed(harness)):
+        response = harness.request("POST", path, headers, body)
+        assert response.status_code in (200, 202), (path, response.text[:200])
+        assert "error" not in response.text, (path, response.text[:300])
     wide = json.dumps({"command": "wide", "payload": [[i] for i in range(5_000)]}).encode()
     assert harness.request("POST", "/v1/codeq/tasks", PRODUCER, wide).status_code == 202
 
 
-def test_one_level_over_the_limit_is_refused(harness: Harness) -> None:
-    payload = json.loads(nested(MAX_JSON_DEPTH - 1, "{"))
-    body = json.dumps({"command": "deep", "payload": {"v": payload}}).encode()
+def test_one_level_over_the_limit_is_refused_on_every_route(harness: Harness, task_id: str) -> None:
+    value = ('{"v":' + nested(MAX_JSON_DEPTH, "{") + "}").encode()
+    assert_refused(harness, task_id, value, f"nested deeper than {MAX_JSON_DEPTH} levels")
+    body = json.dumps({"command": "deep", "payload": json.loads(value)}).encode()
     response = harness.request("POST", "/v1/codeq/tasks", PRODUCER, body)
-    assert response.status_code == 400
     assert response.json() == {
         "error": f"invalid body: nested deeper than {MAX_JSON_DEPTH} levels",
         "field": "payload",

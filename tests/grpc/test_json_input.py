@@ -12,6 +12,7 @@ from tests.grpc.conftest import Streams
 DEEP = b'{"k":' + b"[" * 20_000 + b"]" * 20_000 + b"}"
 OVER = b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1)
 NOT_UTF8 = b'{"k":"\xff"}'
+AT_LIMIT = b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH
 
 
 @pytest.mark.parametrize(
@@ -28,6 +29,12 @@ async def test_a_bad_payload_is_refused_in_its_ack(streams: Streams, payload: by
     # The stream is still usable.
     ok = await conn.ask(ppb.ProducerEvent(create=ppb.CreateTask(seq=8, command="render", payload=b"{}")))
     assert ok.create_ack.ok
+
+
+async def test_a_payload_at_the_limit_is_accepted(streams: Streams) -> None:
+    conn = await streams.producer()
+    reply = await conn.ask(ppb.ProducerEvent(create=ppb.CreateTask(seq=1, command="r", payload=AT_LIMIT)))
+    assert reply.create_ack.ok, reply
 
 
 @pytest.mark.parametrize(("result", "reason"), [(DEEP, "nested deeper"), (NOT_UTF8, "not valid UTF-8")])

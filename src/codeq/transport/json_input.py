@@ -13,9 +13,10 @@ import re
 
 from codeq.core.errors import InvalidInput
 
-# The deepest nesting accepted, counting the request's own object as level 1: a create's
-# `payload` may nest 63 levels. Go's encoding/json allows 10,000, but no task needs that
-# many and parsers (ours, the SDKs', workers') recurse per level.
+# The deepest nesting a client's JSON value (a payload, a result) may have: `[]` is level 1.
+# A request body may nest as much deeper as its own envelope around that value (`envelope`).
+# Go's encoding/json allows 10,000, but no task needs that many, and parsers (ours, the
+# SDKs', workers') recurse per level.
 MAX_JSON_DEPTH = 64
 
 # A JSON string (escapes included), optionally followed by the colon that makes it a key;
@@ -29,34 +30,36 @@ _FOLD = bytes.maketrans(b"{}", b"[]")
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 
 
-def check_json(body: bytes, message: str, field: str | None = None) -> None:
+def check_json(body: bytes, message: str, field: str | None = None, *, envelope: int = 0) -> None:
     """Refuse `body` (400, `message` plus the reason) when it is not UTF-8 or nests deeper
-    than MAX_JSON_DEPTH. `field`: the name to report; by default the top-level key where
-    the problem is."""
+    than MAX_JSON_DEPTH plus `envelope` (the levels around the client's value: 1 for
+    `{"payload": …}`, 3 for `{"tasks": [{"payload": …}]}`). `field`: the name to report; by
+    default the top-level key where the problem is."""
     if not body.isascii():
         try:
             body.decode()
         except UnicodeDecodeError as exc:
             name = field or _key_at(body, exc.start)
             raise InvalidInput(f"{message}: not valid UTF-8", field=name) from None
+    limit = MAX_JSON_DEPTH + envelope
     # The common case costs two counts: fewer brackets than the limit cannot nest deeper.
-    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH or not _maybe_too_deep(body):
+    if body.count(b"[") + body.count(b"{") <= limit or not _maybe_too_deep(body, limit):
         return
-    at = _first_too_deep(body)
+    at = _first_too_deep(body, limit)
     if at is not None:
         name = field or _key_at(body, at)
         raise InvalidInput(f"{message}: nested deeper than {MAX_JSON_DEPTH} levels", field=name)
 
 
-def _maybe_too_deep(body: bytes) -> bool:
-    """False when the brackets outside strings surely nest at most MAX_JSON_DEPTH deep.
+def _maybe_too_deep(body: bytes, limit: int) -> bool:
+    """False when the brackets outside strings surely nest at most `limit` deep.
 
     Linear C-speed passes: each removal of adjacent `[]` pairs peels the innermost level,
-    so brackets left after MAX_JSON_DEPTH passes mean deeper nesting (or unbalanced
-    brackets, which `_first_too_deep` then tells apart).
+    so brackets left after `limit` passes mean deeper nesting (or unbalanced brackets,
+    which `_first_too_deep` then tells apart).
     """
     brackets = _STRING.sub(b"", body).translate(_FOLD, _NOT_BRACKETS)
-    for _ in range(MAX_JSON_DEPTH):
+    for _ in range(limit):
         if not brackets:
             return False
         shorter = brackets.replace(b"[]", b"")
@@ -66,14 +69,14 @@ def _maybe_too_deep(body: bytes) -> bool:
     return bool(brackets)
 
 
-def _first_too_deep(body: bytes) -> int | None:
-    """The offset of the first bracket that opens level MAX_JSON_DEPTH + 1, if any."""
+def _first_too_deep(body: bytes, limit: int) -> int | None:
+    """The offset of the first bracket that opens level `limit` + 1, if any."""
     depth = 0
     for token in _TOKEN.finditer(body):
         byte = body[token.start()]
         if byte in _OPENS:
             depth += 1
-            if depth > MAX_JSON_DEPTH:
+            if depth > limit:
                 return token.start()
         elif byte in _CLOSES:
             depth -= 1

@@ -45,7 +45,7 @@ def decode_policy(body: bytes) -> TopicPolicy:
     """Strict: exact field names, no unknown fields, one JSON object, every type exact."""
     if not body.strip():
         raise InvalidInput("invalid request body: EOF")
-    check_json(body, "invalid request body")
+    check_json(body, "invalid request body", envelope=1)
     try:
         doc = _decoder.decode(body)
     except msgspec.ValidationError as exc:
