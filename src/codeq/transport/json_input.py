@@ -22,7 +22,6 @@ MAX_JSON_DEPTH = 64
 # A JSON string (escapes included), optionally followed by the colon that makes it a key;
 # or one bracket. Everything between tokens is skipped by the regex engine, not by Python.
 _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"(\s*:)?|[\[\]{}]')
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _OPENS = frozenset(b"[{")
 _CLOSES = frozenset(b"]}")
 # Brackets only, both kinds folded into `[]`, so removing `[]` pairs peels one level a pass.
@@ -54,14 +53,21 @@ def check_json(body: bytes, message: str, field: str | None = None, *, envelope:
 def _maybe_too_deep(body: bytes, limit: int) -> bool:
     """False when the brackets outside strings surely nest at most `limit` deep.
 
-    Linear C-speed passes: each removal of adjacent `[]` pairs peels the innermost level,
-    so brackets left after `limit` passes mean deeper nesting (or unbalanced brackets,
-    which `_first_too_deep` then tells apart).
+    C-speed passes only: escapes are removed (a backslash pairs with the next byte, so `\\\\`
+    first, then `\\"`), the text between quotes dropped, and of the rest only brackets kept.
+    Each removal of adjacent `[]` pairs then peels the innermost level, so brackets left
+    after `limit` passes mean deeper nesting (or unbalanced brackets, which
+    `_first_too_deep` tells apart); a run of `limit + 1` openers says so at once.
     """
-    brackets = _STRING.sub(b"", body).translate(_FOLD, _NOT_BRACKETS)
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in body else body
+    outside = b"".join(unescaped.split(b'"')[::2])
+    brackets = outside.translate(_FOLD, _NOT_BRACKETS)
+    run = b"[" * (limit + 1)
     for _ in range(limit):
         if not brackets:
             return False
+        if run in brackets:
+            return True
         shorter = brackets.replace(b"[]", b"")
         if len(shorter) == len(brackets):
             return True
