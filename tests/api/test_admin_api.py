@@ -18,6 +18,14 @@ async def test_queue_stats_count_the_callers_tenant(api: Api) -> None:
     assert (await api.get("/admin/queues/%20")).json() == {"error": "command is required"}
 
 
+async def test_queue_stats_validate_the_command_name(api: Api) -> None:
+    for name in ("a%20b", "%00", "x" * 129, "%C3%A9t%C3%A9", "a;b"):
+        response = await api.get(f"/admin/queues/{name}")
+        assert response.status_code == 400, (name, response.text)
+        assert response.json() == {"error": "invalid command", "field": "command"}
+    assert (await api.get("/admin/queues/Render.v2:x")).status_code == 200
+
+
 async def test_queue_listing_uses_reference_labels(api: Api) -> None:
     await api.create(priority=3)
     await api.create(priority=3)

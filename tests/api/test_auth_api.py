@@ -76,6 +76,35 @@ async def test_a_token_lapses_while_the_node_runs(jwt_api: Api) -> None:
     assert (await jwt_api.post("/tasks", {"command": "x", "payload": {}}, headers)).status_code == 401
 
 
+async def test_the_exp_leeway_is_applied_once(jwt_api: Api) -> None:
+    """Past `exp` but inside the leeway, every check accepts; after it, the answer is generic."""
+    producer = bearer(jwt_api)
+    worker = bearer(jwt_api, sub="w-1", scope=WORKER_SCOPES, eventTypes=["*"])
+    jwt_api.clock.advance(300 + 30)  # 30 s past exp, inside the default 60 s leeway
+    created = await jwt_api.post("/tasks", {"command": "x", "payload": {}}, producer)
+    assert created.status_code == 202, created.text
+    assert (await jwt_api.post("/tasks/claim", {}, worker)).status_code == 200
+    jwt_api.clock.advance(30)  # exp + leeway
+    for headers, path in ((producer, "/tasks"), (worker, "/tasks/claim")):
+        response = await jwt_api.post(path, {"command": "x", "payload": {}}, headers)
+        assert response.status_code == 401 and response.json() == {"error": "invalid token"}
+
+
+async def test_a_lapsed_static_token_is_refused_like_any_other() -> None:
+    """A static token past its `expiresAt` gets the same 401 as a wrong one: no oracle."""
+    brief = {"token": "brief", "subject": "b", "expiresAt": 1, "raw": {"tid": "t1"}}
+    lapsing = {"type": "static", "config": brief}
+    other = {"type": "static", "config": {"token": "other", "subject": "o"}}
+    config = json.dumps({"providers": [lapsing, other]})
+    env = {"PRODUCER_AUTH_PROVIDER": "multi", "PRODUCER_AUTH_CONFIG": config, "WORKER_AUTH_CONFIG": '"w"'}
+    env["WORKER_AUTH_PROVIDER"] = "static"
+    async with running(load_settings(environ=env, overrides={"provider": "memory"})) as node:
+        for token in ("brief", "wrong"):
+            headers = {"Authorization": f"Bearer {token}"}
+            response = await node.post("/tasks", {"command": "x", "payload": {}}, headers)
+            assert response.status_code == 401 and response.json() == {"error": "invalid token"}
+
+
 async def test_jwt_tenant_claims_are_checked(jwt_api: Api) -> None:
     response = await jwt_api.post("/tasks", {"command": "x", "payload": {}}, bearer(jwt_api, tid="Not Valid"))
     assert response.status_code == 403 and response.json()["error"] == "invalid tenant claims"

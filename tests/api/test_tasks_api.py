@@ -303,3 +303,15 @@ async def test_delayed_task_wakes_a_waiting_claim_when_due(api: Api) -> None:
     api.app.runner.poke()
     response = await asyncio.wait_for(waiting, 5)
     assert response.status_code == 200 and response.json()["id"] == created["id"]
+
+
+async def test_a_webhook_on_an_ipv6_address_carrying_a_private_ipv4_is_refused(api: Api) -> None:
+    """NAT64 of the metadata endpoint, 6to4 and IPv4-compatible forms of private addresses."""
+    for url in ("http://[64:ff9b::a9fe:a9fe]/latest", "http://[2002:a00:1::]/x", "http://[::10.1.2.3]/"):
+        response = await api.post("/tasks", {"command": "render", "payload": {}, "webhook": url})
+        assert response.status_code == 400, (url, response.text)
+        assert response.json()["field"] == "webhook"
+    public = await api.post(
+        "/tasks", {"command": "render", "payload": {}, "webhook": "http://[64:ff9b::808:808]/"}
+    )
+    assert public.status_code == 202

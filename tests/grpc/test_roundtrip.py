@@ -93,7 +93,7 @@ async def test_create_fields_and_payload_rules(streams: Streams) -> None:
 
     assert not (await ack(payload=b"{not json")).ok
     assert (await ack(payload=b"{not json")).error_message == "invalid 'payload' (must be JSON)"
-    assert (await ack(payload=b"\xff\xfe")).error_message == "invalid 'payload' (must be JSON)"
+    assert (await ack(payload=b"\xff\xfe")).error_message == "invalid 'payload': not valid UTF-8"
     # Fields are named in the protobuf message's terms (HTTP says `delaySeconds`, `maxAttempts`).
     assert (await ack(delay_seconds=-1)).error_message == "invalid 'delay_seconds' (must be >= 0)"
     assert (await ack(max_attempts=10**6)).error_message == "invalid 'max_attempts' (at most 1000)"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 import pytest
 
 from codeq.service.callback_hosts import CallbackHosts, CallbackRefused
@@ -66,3 +69,52 @@ def test_config_rejects_a_malformed_cidr() -> None:
         environ={"WEBHOOK_DENY_HOSTS": "10.0.0.0/8,bad.example"}, overrides={"dev": True}
     )
     assert settings.webhooks.deny_hosts == "10.0.0.0/8,bad.example"
+
+
+# IPv6 forms that carry an IPv4 address: each leads to the metadata endpoint, 10.0.0.1 or loopback.
+EMBEDDED_PRIVATE = [
+    "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 of 169.254.169.254
+    "http://[64:ff9b::10.0.0.1]/",
+    "http://[64:ff9b:1::808:808]/",  # local-use NAT64: never public
+    "http://[2002:a9fe:a9fe::1]/",  # 6to4
+    "http://[2002:7f00:1::]/",
+    "http://[::169.254.169.254]/",  # IPv4-compatible
+    "http://[::7f00:1]/",
+    "http://[::ffff:0:a9fe:a9fe]/",  # IPv4-translated
+    "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/",  # Teredo, client 10.0.0.1
+]
+EMBEDDED_PUBLIC = ["http://[64:ff9b::808:808]/", "http://[2002:808:808::1]/", "http://[::ffff:8.8.8.8]/"]
+
+
+@pytest.mark.parametrize("url", EMBEDDED_PRIVATE)
+async def test_ipv6_carrying_a_private_ipv4_is_refused_at_create_and_delivery(url: str) -> None:
+    with pytest.raises(CallbackRefused, match="private address"):
+        CallbackHosts().check_url(url)
+    with pytest.raises(CallbackRefused, match="private address"):
+        await CallbackHosts().check_resolved(url)
+
+
+@pytest.mark.parametrize("url", EMBEDDED_PUBLIC)
+def test_ipv6_carrying_a_public_ipv4_passes(url: str) -> None:
+    assert CallbackHosts().check_url(url) == url.split("[")[1].split("]")[0]
+
+
+def test_deny_and_allow_lists_cover_the_ipv4_an_ipv6_address_carries() -> None:
+    with pytest.raises(CallbackRefused, match="not allowed"):
+        CallbackHosts.from_lists("", "8.8.8.0/24").check_url("http://[64:ff9b::808:808]/")
+    assert CallbackHosts.from_lists("10.0.0.0/8", "").check_url("http://[64:ff9b::a00:1]/")
+
+
+async def test_a_name_resolving_to_nat64_of_a_private_address_is_refused_at_delivery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+
+    async def resolve(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("64:ff9b::a9fe:a9fe", port, 0, 0))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", resolve)
+    hosts = CallbackHosts()
+    assert hosts.check_url("https://hooks.example.com/x") == "hooks.example.com"
+    with pytest.raises(CallbackRefused, match="private address"):
+        await hosts.check_resolved("https://hooks.example.com/x")

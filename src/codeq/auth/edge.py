@@ -155,7 +155,9 @@ class Authenticator:
             self._memo[kind] = (claims, principal)
         # Checked on every use, memoised or not: a lapsed token must stop working at once.
         if principal.expired(self._clock.now_ms()):
-            raise Unauthenticated("token expired")
+            # Refused like any other token (spec 03 gap 5): the reason is logged, not answered.
+            log.info("token rejected: expired (%s)", principal.subject)
+            raise Unauthenticated("invalid token")
         return principal
 
 

@@ -286,8 +286,8 @@ class JwksValidator:
             return hit.claims
         claims = self._verify(token)
         until = now + self.CACHE_MS
-        if claims.expires_at_ms is not None:
-            until = min(until, claims.expires_at_ms + int(self._settings.leeway_seconds * 1000))
+        if claims.expires_at_ms is not None:  # the leeway is already in it
+            until = min(until, claims.expires_at_ms)
         if len(self._verdicts) >= self.CACHE_SIZE:
             self._verdicts.pop(next(iter(self._verdicts)))  # the oldest entry
         self._verdicts[token] = _Verdict(claims, until, keys.generation)
@@ -307,7 +307,7 @@ class JwksValidator:
         _check_key_fits(key, alg)
         payload = self._decode(token, key, alg)
         self._check_times(payload)
-        return _claims(payload)
+        return _claims(payload, self._lapse_ms)
 
     def _decode(self, token: str, key: Jwk, alg: str) -> dict[str, Any]:
         s = self._settings
@@ -326,16 +326,22 @@ class JwksValidator:
             raise _reject(str(exc)) from None
         return payload
 
+    def _lapse_ms(self, exp: float) -> int:
+        """When a token with this `exp` stops being accepted: the leeway is added here only, and
+        the result is the principal's expiry, so the edge and a stream's watchdog agree with
+        this check instead of refusing (or ending) at `exp` itself."""
+        return int(exp * 1000) + int(self._settings.leeway_seconds * 1000)
+
     def _check_times(self, payload: Mapping[str, object]) -> None:
-        now = self._clock.now_ms() / 1000
+        now_ms = self._clock.now_ms()
         leeway = self._settings.leeway_seconds
         exp, nbf = payload.get("exp"), payload.get("nbf")
         for name, value in (("exp", exp), ("nbf", nbf)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise _reject(f"{name} must be a number")
-        if isinstance(exp, int | float) and now >= exp + leeway:
+        if isinstance(exp, int | float) and now_ms >= self._lapse_ms(exp):
             raise _reject("token is expired")
-        if isinstance(nbf, int | float) and now < nbf - leeway:
+        if isinstance(nbf, int | float) and now_ms / 1000 < nbf - leeway:
             raise _reject("token is not yet valid")
 
 
@@ -347,7 +353,7 @@ def _check_key_fits(key: Jwk, alg: str) -> None:
         raise _reject(f"key {key.kid!r} is for {key.alg}, token uses {alg}")
 
 
-def _claims(payload: Mapping[str, Any]) -> Claims:
+def _claims(payload: Mapping[str, Any], lapse_ms: Callable[[float], int]) -> Claims:
     scope = payload.get("scope")
     event_types = payload.get("eventTypes")
     exp = payload.get("exp")
@@ -362,7 +368,7 @@ def _claims(payload: Mapping[str, Any]) -> Claims:
         if isinstance(event_types, list)
         else (),
         raw=MappingProxyType(dict(payload)),
-        expires_at_ms=int(exp * 1000) if isinstance(exp, int | float) else None,
+        expires_at_ms=lapse_ms(exp) if isinstance(exp, int | float) else None,
     )
 
 

@@ -24,10 +24,10 @@ from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
 from pysyncobj.journal import FileJournal, MemoryJournal, ResizableFile
-from pysyncobj.transport import TCPTransport
 
 from codeq.core.errors import CodeqError, InvalidInput, NotLeader, OutcomeUnknown, Unavailable
 from codeq.replication.peers import PeerShape, PreVote
+from codeq.replication.raft_transport import GuardedTransport
 from codeq.replication.snapshot import Snapshots
 
 log = logging.getLogger("codeq.raft")
@@ -204,7 +204,7 @@ class BaseCore(SyncObj):  # type: ignore[misc]
         conf: SyncObjConf,
         apply_hook: ApplyHook,
         journal: Any,
-        transport_class: Any = TCPTransport,
+        transport_class: Any = GuardedTransport,  # bounded before the secret is proven
     ) -> None:
         super().__init__(
             self_addr, [p for p in peers if p != self_addr], conf, transportClass=transport_class

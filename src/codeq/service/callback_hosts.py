@@ -7,6 +7,12 @@ cloud metadata endpoints — CGNAT, unique-local, multicast, reserved), so it ca
 probe or poke internal services. Names are checked when the URL is accepted (literal IPs and
 the lists) and again at every delivery against every address the name resolves to, so a
 name that later resolves to a private address is still refused.
+
+An IPv6 address that carries an IPv4 one — IPv4-mapped and -translated, NAT64
+(`64:ff9b::/96`), 6to4 (`2002::/16`), IPv4-compatible (`::/96`), Teredo — reaches that IPv4
+host through a translator or tunnel, so it is judged by the IPv4 address it carries (and
+`http://[64:ff9b::a9fe:a9fe]/` is the metadata endpoint). The local-use NAT64 prefix
+`64:ff9b:1::/48` (RFC 8215) is never public: where it embeds the address is the site's choice.
 """
 
 from __future__ import annotations
@@ -22,6 +28,11 @@ from codeq.core.errors import FIELD, InvalidInput
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")
 
 
 class CallbackRefused(InvalidInput):
@@ -51,12 +62,33 @@ class HostRule:
         return host == self.name
 
     def matches_address(self, address: Address) -> bool:
-        return self.network is not None and address in self.network
+        """The address, or an IPv4 address it carries, is in this network."""
+        if self.network is None:
+            return False
+        return any(candidate in self.network for candidate in (address, *embedded_ipv4(address)))
+
+
+def embedded_ipv4(address: Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to through a translator or tunnel."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return []
+    if address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
+    if address.sixtofour is not None:
+        return [address.sixtofour]
+    if address.teredo is not None:
+        return list(address.teredo)  # (server, client): traffic reaches both
+    if address in _NAT64 or address in _IPV4_COMPATIBLE or address in _IPV4_TRANSLATED:
+        return [ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)]
+    return []
 
 
 def _public(address: Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return _public(address.ipv4_mapped)
+    if isinstance(address, ipaddress.IPv6Address) and address in _NAT64_LOCAL:
+        return False
+    carried = embedded_ipv4(address)
+    if carried:
+        return all(_public(ipv4) for ipv4 in carried)
     return address.is_global and not address.is_multicast
 
 

@@ -13,6 +13,7 @@ from codeq.core.errors import InvalidInput
 from codeq.core.model import Task
 from codeq.service.results import NewResult
 from codeq.service.tasks import NewTask
+from codeq.transport.json_input import check_json
 from codeq.wire.pb import producerpb_pb2 as ppb
 from codeq.wire.pb import workerpb_pb2 as wpb
 
@@ -30,6 +31,7 @@ def parse(cls: type[M], raw: bytes) -> M | None:
 
 def json_text(raw: bytes, field: str) -> str:
     """The bytes as JSON text; the stream path validates like REST does (spec 07 gap 8)."""
+    check_json(raw, f"invalid '{field}'", field)
     try:
         text = raw.decode()
         _decode_json(raw)

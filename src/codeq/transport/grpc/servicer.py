@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,15 @@ class StreamLimits:
     max_in_flight: int = 256  # events handled at once per stream (spec 07 gap 1)
     max_ready_count: int = 256  # tasks one Ready may ask for (spec 07 gap 2)
     ready_wait_seconds: int = 30  # how long a Ready waits for a task unless it says (spec 07 gap 3)
+    # Before authentication a stream costs the server memory and a task while proving nothing:
+    # it must send a valid Hello within this deadline or it ends UNAUTHENTICATED.
+    hello_timeout_seconds: float = 10.0
+    # HTTP/2 streams one connection may have open at once (grpc.max_concurrent_streams); more
+    # wait in the client. 100 is the minimum RFC 9113 recommends.
+    max_concurrent_streams: int = 100
+    # Streams of one connection still waiting for their Hello; beyond it a new stream ends
+    # RESOURCE_EXHAUSTED at once. Our SDK opens one stream per connection.
+    max_unauthenticated_streams_per_connection: int = 16
 
 
 class StreamServicer(ABC):
@@ -35,6 +46,7 @@ class StreamServicer(ABC):
         self.limits = limits
         self._live: set[Stream] = set()
         self._closed = False
+        self._awaiting_hello: Counter[str] = Counter()  # by connection (the peer's address)
 
     async def handle_rpc(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
         """The gRPC method: handshake, then events until the stream ends."""
@@ -45,13 +57,40 @@ class StreamServicer(ABC):
         try:
             if self._closed:
                 stream.stop(grpc.StatusCode.UNAVAILABLE, "server shutting down")
-            raw = await stream.first_event()
-            if raw is None:
-                await abort(context, grpc.StatusCode.FAILED_PRECONDITION, "first event must be Hello")
-            principal, handle = await self.open_session(stream, raw)
+            principal, handle = await self._handshake(stream, context.peer())
             await stream.serve(principal, handle)
         finally:
             self._live.discard(stream)
+
+    async def _handshake(self, stream: Stream, peer: str) -> tuple[Principal, Handler]:
+        """The Hello, within the deadline and the connection's bound on streams awaiting one."""
+        if self._awaiting_hello[peer] >= self.limits.max_unauthenticated_streams_per_connection:
+            await abort(
+                stream.context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "too many streams awaiting Hello on this connection",
+            )
+        self._awaiting_hello[peer] += 1
+        deadline = asyncio.get_running_loop().call_later(
+            self.limits.hello_timeout_seconds,
+            stream.stop,
+            grpc.StatusCode.UNAUTHENTICATED,
+            f"no Hello within {self.limits.hello_timeout_seconds:g} s",
+        )
+        try:
+            raw = await stream.first_event()
+            if raw is None:
+                await abort(stream.context, grpc.StatusCode.FAILED_PRECONDITION, "first event must be Hello")
+            return await self.open_session(stream, raw)
+        finally:
+            deadline.cancel()
+            self._awaiting_hello[peer] -= 1
+            if self._awaiting_hello[peer] <= 0:
+                del self._awaiting_hello[peer]
+
+    def awaiting_hello(self) -> int:
+        """Streams open but not yet authenticated, over every connection."""
+        return sum(self._awaiting_hello.values())
 
     @abstractmethod
     async def open_session(self, stream: Stream, raw: bytes) -> tuple[Principal, Handler]:

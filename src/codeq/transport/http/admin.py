@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from codeq.core.names import validate_command
 from codeq.service.container import Services
 from codeq.transport.http.asgi import Reply, Request
 from codeq.transport.http.body import decode
@@ -31,7 +32,12 @@ class AdminRoutes:
 
     async def queue_stats(self, request: Request) -> Reply:
         principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
-        stats = self.s.admin.queue_stats(principal, request.path_params["command"])
+        # A name is checked like a create's: a stray one is a 400, not an empty queue (a blank
+        # one keeps the reference's `command is required`).
+        command = request.path_params["command"]
+        if command.strip():
+            command = validate_command(command)
+        stats = self.s.admin.queue_stats(principal, command)
         return json_reply(
             w.QueueStatsJSON(
                 command=stats.command,

@@ -47,7 +47,7 @@ class SubscriptionRoutes:
                 if raw.strip()
                 else 0
             )
-        except msgspec.MsgspecError:
+        except (msgspec.MsgspecError, RecursionError):  # too deep to parse is unparsable too
             ttl = 0
         outcome = await self.s.subscriptions.heartbeat(principal, request.path_params["id"], ttl or 0)
         return self._reply(outcome.subscription_id, outcome.expires_ms)

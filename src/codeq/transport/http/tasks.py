@@ -54,7 +54,7 @@ class TaskRoutes:
 
     async def create_batch(self, request: Request) -> Reply:
         principal = self.s.auth.producer(self._auth(request))
-        body = decode(await self._body(request), w.BatchCreateRequest)
+        body = decode(await self._body(request), w.BatchCreateRequest, envelope=3)
         specs = [_item(raw, w.CreateTaskRequest, new_task) for raw in body.tasks]
         outcomes = await self.s.tasks.create_many(principal, specs)
         results = [
@@ -117,7 +117,7 @@ class TaskRoutes:
 
     async def submit_results(self, request: Request) -> Reply:
         principal = self._worker(request)
-        body = decode(await self._body(request), w.BatchResultsRequest)
+        body = decode(await self._body(request), w.BatchResultsRequest, envelope=3)
         items = [_item(raw, w.BatchResultItem, _batch_result) for raw in body.results]
         outcomes = await self.s.results.submit_many(principal, items)
         results: list[dict[str, object]] = []

@@ -10,6 +10,7 @@ from codeq.service.container import Services
 from codeq.transport.http.asgi import Reply, Request
 from codeq.transport.http.errors import json_reply
 from codeq.transport.http.render import TimeFormat
+from codeq.transport.json_input import check_json
 from codeq.wire import http as w
 
 _decoder = msgspec.json.Decoder(w.TopicPolicyRequest)
@@ -44,6 +45,7 @@ def decode_policy(body: bytes) -> TopicPolicy:
     """Strict: exact field names, no unknown fields, one JSON object, every type exact."""
     if not body.strip():
         raise InvalidInput("invalid request body: EOF")
+    check_json(body, "invalid request body", envelope=1)
     try:
         doc = _decoder.decode(body)
     except msgspec.ValidationError as exc:
