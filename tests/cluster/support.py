@@ -155,7 +155,7 @@ class Cluster:
                 "RAFT_BIND_ADDR": f"127.0.0.1:{self.bind[i]}",
                 "RAFT_PEERS": peers,
                 "RAFT_PEER_HTTP_ADDRS": http,
-                "RAFT_SECRET": "cluster-test-secret",
+                "RAFT_SECRET": "cluster-test-secret-of-at-least-32-chars",
                 "PERSISTENCE_CONFIG": f'{{"numShards": {shards}}}',
                 "PRODUCER_STREAM_ADDR": self.producer_streams[i],
                 "WORKER_STREAM_ADDR": self.worker_streams[i],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -41,7 +42,11 @@ def resolved(mode: str, tmp_path: Path) -> dict[str, Any]:
         project = tmp_path / mode
         shutil.copytree(source, project)
         for example in examples:
-            shutil.copy(example, project / example.name.removesuffix(".example"))
+            # As the example says: its placeholder replaced by a long random secret.
+            text = example.read_text().replace(
+                "RAFT_SECRET=change-me", f"RAFT_SECRET={secrets.token_urlsafe(32)}"
+            )
+            (project / example.name.removesuffix(".example")).write_text(text)
     else:
         project = source
     run = compose_config(project)

@@ -26,7 +26,7 @@ SINGLE = {"auth": AUTH}
 RAFT = {
     "mode": "raft",
     "auth": AUTH,
-    "raft": {"secret": "chart-raft-secret"},
+    "raft": {"secret": "chart-raft-secret-of-at-least-32-characters"},
     "persistence": {"numShards": 3},
     "serviceMonitor": {"enabled": True},
 }
@@ -176,7 +176,10 @@ def test_codeq_accepts_every_pods_environment(values: dict[str, Any]) -> None:
         assert settings.store.path == "/var/lib/codeq"
         assert settings.raft.enabled == (replicas == 3)
         if settings.raft.enabled:
-            assert settings.raft.self_id == pod and settings.raft.secret == "chart-raft-secret"
+            assert (
+                settings.raft.self_id == pod
+                and settings.raft.secret == "chart-raft-secret-of-at-least-32-characters"
+            )
             assert settings.store.num_shards == 3
 
 

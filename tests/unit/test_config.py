@@ -478,3 +478,22 @@ def test_reference_jwks_shortcuts() -> None:
         "producerAuthProvider: jwks auth: audience is required "
         "(from identityJwksUrl: set IDENTITY_ISSUER and IDENTITY_AUDIENCE too)"
     ]
+
+
+def test_stream_limits_before_authentication_are_configurable_and_checked() -> None:
+    grpc = load(
+        {
+            "GRPC_HELLO_TIMEOUT_SECONDS": "1.5",
+            "GRPC_MAX_UNAUTHENTICATED_STREAMS": "4",
+            "GRPC_MAX_CONCURRENT_STREAMS": "50",
+        }
+    ).grpc
+    assert (grpc.hello_timeout_seconds, grpc.max_unauthenticated_streams, grpc.max_concurrent_streams) == (
+        1.5,
+        4,
+        50,
+    )
+    assert load().grpc.hello_timeout_seconds == 10.0
+    found = problems({"GRPC_HELLO_TIMEOUT_SECONDS": "0", "GRPC_MAX_CONCURRENT_STREAMS": "0"})
+    assert any(p.startswith("grpcHelloTimeoutSeconds must be > 0") for p in found)
+    assert any(p.startswith("grpcMaxConcurrentStreams must be at least 1") for p in found)

@@ -17,7 +17,7 @@ THREE = {
     "RAFT_BIND_ADDR": "127.0.0.1:7000",
     "RAFT_PEERS": "a=127.0.0.1:7000, b=127.0.0.1:7100 ,c=127.0.0.1:7200",
     "RAFT_PEER_HTTP_ADDRS": "a=http://127.0.0.1:8080,b=http://127.0.0.1:8081,c=http://127.0.0.1:8082",
-    "RAFT_SECRET": "s3cret",
+    "RAFT_SECRET": "s3cret-s3cret-s3cret-s3cret-s3cret",
 }
 
 
@@ -33,7 +33,7 @@ def problems(env: dict[str, str], path: Path | None = None) -> list[str]:
 
 def test_env_configures_a_three_node_cluster() -> None:
     raft = load({**THREE, "RAFT_HEARTBEAT_MS": "50", "RAFT_APPLY_TIMEOUT_SECONDS": "3"}).raft
-    assert raft.enabled and raft.self_id == "a" and raft.secret == "s3cret"
+    assert raft.enabled and raft.self_id == "a" and raft.secret == THREE["RAFT_SECRET"]
     assert raft.peers == {"a": "127.0.0.1:7000", "b": "127.0.0.1:7100", "c": "127.0.0.1:7200"}
     assert raft.peer_http_addrs["c"] == "http://127.0.0.1:8082"
     assert (raft.heartbeat_ms, raft.apply_timeout_seconds) == (50, 3)
@@ -43,7 +43,8 @@ def test_env_configures_a_three_node_cluster() -> None:
 def test_yaml_block_with_env_overriding(tmp_path: Path) -> None:
     path = tmp_path / "c.yml"
     path.write_text(
-        "raft:\n  enabled: true\n  selfId: a\n  bindAddr: 127.0.0.1:7000\n  secret: y\n"
+        "raft:\n  enabled: true\n  selfId: a\n  bindAddr: 127.0.0.1:7000\n"
+        f"  secret: {'y' * 32}\n"
         "  peers: {a: '127.0.0.1:7000'}\n  electionMS: 800\n"
     )
     raft = load({"RAFT_ELECTION_MS": "900"}, path).raft
@@ -63,6 +64,13 @@ def test_even_sized_clusters_are_refused_with_the_reason(peers: str) -> None:
 def test_a_missing_secret_is_refused() -> None:
     found = problems({k: v for k, v in THREE.items() if k != "RAFT_SECRET"})
     assert any(p.startswith("raft.secret (RAFT_SECRET) is required") for p in found)
+
+
+def test_a_short_secret_is_refused_with_the_reason_and_how_to_make_one() -> None:
+    (found,) = [p for p in problems({**THREE, "RAFT_SECRET": "x" * 31}) if p.startswith("raft.secret")]
+    assert "at least 32 characters" in found and "run code on every node" in found
+    assert "secrets.token_urlsafe(32)" in found
+    assert load({**THREE, "RAFT_SECRET": "x" * 32}).raft.secret == "x" * 32
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,12 @@ class App:
             services,
             producer_addr=s.grpc.producer_stream_addr,
             worker_addr=s.grpc.worker_stream_addr,
-            limits=StreamLimits(max_message_bytes=s.grpc.max_message_bytes),
+            limits=StreamLimits(
+                max_message_bytes=s.grpc.max_message_bytes,
+                hello_timeout_seconds=s.grpc.hello_timeout_seconds,
+                max_concurrent_streams=s.grpc.max_concurrent_streams,
+                max_unauthenticated_streams_per_connection=s.grpc.max_unauthenticated_streams,
+            ),
         )
         # Registered before starting: a second server that cannot bind still stops the first.
         life.on_close("streams", lambda: streams.stop(s.shutdown_grace_seconds))

@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 IDS = ("a", "b", "c")
-SECRET = "local-dev-cluster-secret"  # loopback only; a real cluster sets its own RAFT_SECRET
+SECRET = "local-dev-cluster-secret-loopback-only"  # loopback only; a real cluster sets its own RAFT_SECRET
 
 
 @dataclass

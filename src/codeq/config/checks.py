@@ -236,4 +236,12 @@ def _check_streams(s: Settings) -> list[str]:
             f"grpcMaxMessageBytes must be between limits.maxPayloadBytes and {_INT32_MAX}, "
             f"got {s.grpc.max_message_bytes}"
         )
+    if not s.grpc.hello_timeout_seconds > 0:
+        problems.append(f"grpcHelloTimeoutSeconds must be > 0, got {s.grpc.hello_timeout_seconds}")
+    for name, value in (
+        ("grpcMaxUnauthenticatedStreams", s.grpc.max_unauthenticated_streams),
+        ("grpcMaxConcurrentStreams", s.grpc.max_concurrent_streams),
+    ):
+        if value < 1:
+            problems.append(f"{name} must be at least 1, got {value}")
     return problems

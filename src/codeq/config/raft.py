@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# A guessable secret is remote code execution on every node; 32 characters of token_urlsafe
+# carry 192 bits.
+MIN_SECRET_LENGTH = 32
 # yaml key -> (field, env variable, kind)
 KEYS: dict[str, tuple[str, str, str]] = {
     "enabled": ("enabled", "RAFT_ENABLED", "bool"),
@@ -144,6 +147,12 @@ def check(raft: RaftSettings, *, provider: str, valid_address: Any) -> list[str]
         problems.append(
             "raft.secret (RAFT_SECRET) is required when raft is enabled: without it the Raft port "
             "accepts and unpickles messages from anyone who can reach it"
+        )
+    elif len(raft.secret) < MIN_SECRET_LENGTH:
+        problems.append(
+            f"raft.secret (RAFT_SECRET) must be at least {MIN_SECRET_LENGTH} characters: whoever "
+            "holds it can run code on every node (PySyncObj unpickles what its peers send); "
+            "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
     if raft.mux_enabled:
         problems.append("raft.muxEnabled is not supported: each shard group uses bindAddr port + shard")

@@ -37,6 +37,11 @@ class GrpcSettings:
     producer_stream_addr: str = ""
     worker_stream_addr: str = ""
     max_message_bytes: int = 4 * MiB  # per message, both directions (spec 07 gap 10)
+    # Before authentication (issue 11): a stream must send a valid Hello within this deadline;
+    # one connection may hold this many streams still waiting for theirs, and this many streams.
+    hello_timeout_seconds: float = 10.0
+    max_unauthenticated_streams: int = 16
+    max_concurrent_streams: int = 100
 
 
 @dataclass(frozen=True, slots=True)

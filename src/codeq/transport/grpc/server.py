@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 from dataclasses import dataclass, field
 
 import grpc
@@ -81,7 +79,6 @@ class StreamServers:
         cls, services: Services, *, producer_addr: str, worker_addr: str, limits: StreamLimits
     ) -> StreamServers:
         servers = cls()
-        limits = _hello_timeout_from_env(limits)
         if producer_addr:
             servers.producer = StreamServer(
                 "producer", producer_addr, producer.ProducerServicer(services, limits), producer.SERVICE
@@ -101,18 +98,6 @@ class StreamServers:
     async def stop(self, grace_seconds: float) -> None:
         while self._started:
             await self._started.pop().stop(grace_seconds)
-
-
-def _hello_timeout_from_env(limits: StreamLimits) -> StreamLimits:
-    """`GRPC_HELLO_TIMEOUT_SECONDS`, read here until the config tree carries the key."""
-    text = os.environ.get("GRPC_HELLO_TIMEOUT_SECONDS", "").strip()
-    try:
-        seconds = float(text) if text else 0.0
-    except ValueError:
-        seconds = 0.0
-    if seconds <= 0:
-        return limits
-    return dataclasses.replace(limits, hello_timeout_seconds=seconds)
 
 
 def _serialize(event: Message) -> bytes:
