@@ -1,0 +1,112 @@
+"""The HTTP/1.1 server: its limits, the listening socket, and a graceful stop (see docs/adr/0006)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import resource
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from codeq.transport.http.asgi import ASGIApp
+from codeq.transport.http.connections import ConnectionRegistry
+from codeq.transport.http.protocol import HttpConnection
+
+log = logging.getLogger("codeq.http")
+
+# Descriptors kept free of HTTP connections: stores, gRPC streams, Raft peers, webhooks, logs.
+RESERVED_DESCRIPTORS = 512
+LISTEN_BACKLOG = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class HttpServerLimits:
+    """Limits applied to every connection before a request reaches the app (YAML `http.*`)."""
+
+    max_head_bytes: int = 64 * 1024  # request line + headers; more is 431
+    max_headers: int = 100  # more is 431
+    head_timeout_seconds: float = 10.0  # from the connection (or the first byte of a head) to its end
+    body_timeout_seconds: float = 60.0  # from the end of the head to the end of the body
+    idle_timeout_seconds: float = 5.0  # a keep-alive connection with no request is closed
+    max_connections: int = 10_000  # and never more than the descriptor limit allows
+
+
+# Environment name → (field, type). The YAML keys are the camelCase of the fields under `http:`
+# (http.maxHeadBytes, http.maxHeaders, http.headTimeoutSeconds, http.bodyTimeoutSeconds,
+# http.idleTimeoutSeconds, http.maxConnections).
+ENV_NAMES: dict[str, tuple[str, type]] = {
+    "HTTP_MAX_HEAD_BYTES": ("max_head_bytes", int),
+    "HTTP_MAX_HEADERS": ("max_headers", int),
+    "HTTP_HEAD_TIMEOUT_SECONDS": ("head_timeout_seconds", float),
+    "HTTP_BODY_TIMEOUT_SECONDS": ("body_timeout_seconds", float),
+    "HTTP_IDLE_TIMEOUT_SECONDS": ("idle_timeout_seconds", float),
+    "HTTP_MAX_CONNECTIONS": ("max_connections", int),
+}
+
+
+def limits_from_env(environ: Mapping[str, str] = os.environ) -> HttpServerLimits:
+    """The defaults, overridden by any `HTTP_*` variable set; a bad or non-positive value is an error."""
+    values: dict[str, int | float] = {}
+    for name, (field, kind) in ENV_NAMES.items():
+        text = environ.get(name, "").strip()
+        if not text:
+            continue
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got {text!r}") from None
+        if value <= 0:
+            raise ValueError(f"{name} must be positive, got {text!r}")
+        values[field] = value
+    return dataclasses.replace(HttpServerLimits(), **values)
+
+
+def raise_descriptor_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit where allowed; return the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            log.warning("could not raise the descriptor limit from %d", soft)
+    return soft
+
+
+def connection_cap(limits: HttpServerLimits, descriptor_limit: int) -> int:
+    """The configured cap, kept below the descriptor limit with room for everything else."""
+    return max(1, min(limits.max_connections, descriptor_limit - RESERVED_DESCRIPTORS))
+
+
+class HttpServer:
+    """Serves an ASGI app over HTTP/1.1 on one listening socket."""
+
+    def __init__(self, app: ASGIApp, limits: HttpServerLimits, cap: int) -> None:
+        self._app = app
+        self._limits = limits
+        self.connections = ConnectionRegistry(cap)
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: HttpConnection(self._app, self._limits, self.connections),
+            host=host,
+            port=port,
+            backlog=LISTEN_BACKLOG,
+            reuse_address=True,
+        )
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Stop accepting, let requests in flight finish for up to `grace_seconds`, then cut."""
+        if self._server is not None:
+            self._server.close()
+        self.connections.shutdown_all()
+        if not await self.connections.drained(grace_seconds):
+            log.warning("closing %d connection(s) still busy after the grace period", len(self.connections))
+            self.connections.abort_all()
+        if self._server is not None:
+            await self._server.wait_closed()
