@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 import select
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -15,13 +15,15 @@ from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.process
 
+Start = Callable[..., ServerProcess]  # start(**env) -> a running server with those variables
+
 PRODUCER = {"Authorization": "Bearer dev-producer"}
 SHORT = "0.5"  # seconds: a deadline a test can wait out on a socket
 WAIT = 5.0  # how long a test waits on a socket before calling the deadline missed
 
 
 @pytest.fixture
-def start(tmp_path: Path) -> Iterator[object]:
+def start(tmp_path: Path) -> Iterator[Start]:
     servers: list[ServerProcess] = []
 
     def _start(**env: str) -> ServerProcess:
@@ -52,21 +54,21 @@ def status_of(reply: bytes) -> int:
     return int(reply.split(b" ", 2)[1])
 
 
-def test_an_oversized_head_is_refused_431(start) -> None:  # type: ignore[no-untyped-def]
+def test_an_oversized_head_is_refused_431(start: Start) -> None:
     server = start()
     with connect(server) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (100 * 1024) + b"\r\n\r\n")
         assert status_of(read_reply(sock)) == 431
 
 
-def test_an_unfinished_oversized_head_is_refused_before_it_ends(start) -> None:  # type: ignore[no-untyped-def]
+def test_an_unfinished_oversized_head_is_refused_before_it_ends(start: Start) -> None:
     server = start()
     with connect(server) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (200 * 1024))
         assert status_of(read_reply(sock)) == 431
 
 
-def test_too_many_headers_are_refused_431(start) -> None:  # type: ignore[no-untyped-def]
+def test_too_many_headers_are_refused_431(start: Start) -> None:
     server = start()
     headers = b"".join(b"X-H%d: v\r\n" % i for i in range(150))
     with connect(server) as sock:
@@ -74,7 +76,7 @@ def test_too_many_headers_are_refused_431(start) -> None:  # type: ignore[no-unt
         assert status_of(read_reply(sock)) == 431
 
 
-def test_a_head_within_the_limits_is_served(start) -> None:  # type: ignore[no-untyped-def]
+def test_a_head_within_the_limits_is_served(start: Start) -> None:
     server = start()
     headers = b"".join(b"X-H%d: v\r\n" % i for i in range(90))
     with connect(server) as sock:
@@ -82,7 +84,7 @@ def test_a_head_within_the_limits_is_served(start) -> None:  # type: ignore[no-u
         assert status_of(read_reply(sock)) == 200
 
 
-def test_a_trickling_head_is_cut_at_the_head_deadline(start) -> None:  # type: ignore[no-untyped-def]
+def test_a_trickling_head_is_cut_at_the_head_deadline(start: Start) -> None:
     server = start(HTTP_HEAD_TIMEOUT_SECONDS=SHORT)
     head = b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(60))
     with connect(server) as sock:
@@ -97,24 +99,24 @@ def test_a_trickling_head_is_cut_at_the_head_deadline(start) -> None:  # type: i
         assert reply == b"" or status_of(reply) == 408
 
 
-def test_a_silent_connection_is_closed_at_the_head_deadline(start) -> None:  # type: ignore[no-untyped-def]
+def test_a_silent_connection_is_closed_at_the_head_deadline(start: Start) -> None:
     server = start(HTTP_HEAD_TIMEOUT_SECONDS=SHORT)
     with connect(server) as sock:
         assert read_reply(sock) == b""
 
 
-def test_a_slow_body_is_cut_at_the_body_deadline(start) -> None:  # type: ignore[no-untyped-def]
+def test_a_slow_body_is_cut_at_the_body_deadline(start: Start) -> None:
     server = start(HTTP_BODY_TIMEOUT_SECONDS=SHORT)
     with connect(server) as sock:
         sock.sendall(
             b"POST /v1/codeq/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-producer\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"command\":"
+            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"command":'
         )
         reply = read_reply(sock)
         assert reply == b"" or status_of(reply) == 408
 
 
-def test_an_idle_keep_alive_connection_is_closed(start) -> None:  # type: ignore[no-untyped-def]
+def test_an_idle_keep_alive_connection_is_closed(start: Start) -> None:
     server = start(HTTP_IDLE_TIMEOUT_SECONDS=SHORT)
     with connect(server) as sock:
         sock.settimeout(3.0)  # below the 5 s keep-alive uvicorn used, well above the deadline
@@ -124,7 +126,7 @@ def test_an_idle_keep_alive_connection_is_closed(start) -> None:  # type: ignore
         assert reply.count(b"HTTP/1.1") == 1
 
 
-def test_thousands_of_idle_connections_do_not_stop_healthz_or_creates(start) -> None:  # type: ignore[no-untyped-def]
+def test_thousands_of_idle_connections_do_not_stop_healthz_or_creates(start: Start) -> None:
     """3,000 idle connections against a server started with 2,048 descriptors (soft limit):
     the server raises its limit and keeps serving."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -143,7 +145,7 @@ def test_thousands_of_idle_connections_do_not_stop_healthz_or_creates(start) -> 
             sock.close()
 
 
-def test_at_the_connection_cap_the_longest_idle_connection_makes_room(start) -> None:  # type: ignore[no-untyped-def]
+def test_at_the_connection_cap_the_longest_idle_connection_makes_room(start: Start) -> None:
     server = start(HTTP_MAX_CONNECTIONS="200", HTTP_HEAD_TIMEOUT_SECONDS="60")
     idle = open_idle(server, 300)
     try:

@@ -15,6 +15,7 @@ from tests.support.server import ServerProcess
 pytestmark = pytest.mark.process
 
 AUTH = b"Authorization: Bearer dev-producer\r\n"
+POST_HEAD = b"POST /v1/codeq/tasks HTTP/1.1\r\nHost: x\r\n"
 CREATE = b'{"command":"edge","payload":{"n":1}}'
 
 
@@ -55,8 +56,11 @@ class Reader:
         return self.buffer == b"" and self.sock.recv(1) == b""
 
 
+Conn = tuple[socket.socket, "Reader"]
+
+
 @pytest.fixture
-def conn(server: ServerProcess) -> Iterator[tuple[socket.socket, Reader]]:
+def conn(server: ServerProcess) -> Iterator[Conn]:
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     yield sock, Reader(sock)
     sock.close()
@@ -69,7 +73,7 @@ def post(body: bytes, extra: bytes = b"") -> bytes:
     )  # fmt: skip
 
 
-def test_keep_alive_serves_several_requests_on_one_connection(conn) -> None:  # type: ignore[no-untyped-def]
+def test_keep_alive_serves_several_requests_on_one_connection(conn: Conn) -> None:
     sock, reader = conn
     for _ in range(3):
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -78,24 +82,31 @@ def test_keep_alive_serves_several_requests_on_one_connection(conn) -> None:  # 
         assert headers.get("connection") != "close"
 
 
-def test_pipelined_requests_are_answered_in_order(conn) -> None:  # type: ignore[no-untyped-def]
+def test_pipelined_requests_are_answered_in_order(conn: Conn) -> None:
     sock, reader = conn
-    sock.sendall(post(CREATE) + b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.sendall(
+        post(CREATE) + b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
     assert [reader.response()[0] for _ in range(3)] == [202, 404, 200]
 
 
-def test_a_chunked_body_is_read(conn) -> None:  # type: ignore[no-untyped-def]
+def test_a_chunked_body_is_read(conn: Conn) -> None:
     sock, reader = conn
-    chunks = b"".join(b"%x\r\n%b\r\n" % (len(part), part) for part in (CREATE[:10], CREATE[10:])) + b"0\r\n\r\n"
+    chunks = (
+        b"".join(b"%x\r\n%b\r\n" % (len(part), part) for part in (CREATE[:10], CREATE[10:])) + b"0\r\n\r\n"
+    )
     sock.sendall(
-        b"POST /v1/codeq/tasks HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Transfer-Encoding: chunked\r\n\r\n" + chunks
+        b"POST /v1/codeq/tasks HTTP/1.1\r\nHost: x\r\n"
+        + AUTH
+        + b"Transfer-Encoding: chunked\r\n\r\n"
+        + chunks
     )
     status, _, body = reader.response()
     assert status == 202
     assert json.loads(body)["command"] == "edge"
 
 
-def test_expect_100_continue_is_answered_before_the_body(conn) -> None:  # type: ignore[no-untyped-def]
+def test_expect_100_continue_is_answered_before_the_body(conn: Conn) -> None:
     sock, reader = conn
     request = post(CREATE, b"Expect: 100-continue\r\n")
     head, body = request.split(b"\r\n\r\n", 1)
@@ -105,7 +116,7 @@ def test_expect_100_continue_is_answered_before_the_body(conn) -> None:  # type:
     assert reader.response()[0] == 202
 
 
-def test_a_too_large_body_is_413_without_100_continue(conn) -> None:  # type: ignore[no-untyped-def]
+def test_a_too_large_body_is_413_without_100_continue(conn: Conn) -> None:
     sock, reader = conn
     sock.sendall(
         b"POST /v1/codeq/tasks HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Expect: 100-continue\r\n"
@@ -114,16 +125,16 @@ def test_a_too_large_body_is_413_without_100_continue(conn) -> None:  # type: ig
     assert reader.response()[0] == 413
 
 
-def test_head_has_the_length_but_no_body(conn) -> None:  # type: ignore[no-untyped-def]
+def test_head_has_the_length_but_no_body(conn: Conn) -> None:
     sock, reader = conn
     sock.sendall(b"HEAD /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
-    status, headers, _ = reader.response(head_only=True)
+    status, _, _ = reader.response(head_only=True)
     assert status in (200, 405)
     sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert reader.response()[0] == 200  # nothing of a body was left before this answer
 
 
-def test_connection_close_and_http_1_0_end_the_connection(conn, server: ServerProcess) -> None:  # type: ignore[no-untyped-def]
+def test_connection_close_and_http_1_0_end_the_connection(conn: Conn, server: ServerProcess) -> None:
     sock, reader = conn
     sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert reader.response()[1]["connection"] == "close"
@@ -138,14 +149,14 @@ def test_connection_close_and_http_1_0_end_the_connection(conn, server: ServerPr
 @pytest.mark.parametrize(
     "request_bytes",
     [
-        b"POST /v1/codeq/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        b"POST /v1/codeq/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
-        b"POST /v1/codeq/tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
-        b"POST /v1/codeq/tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+        POST_HEAD + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        POST_HEAD + b"Content-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+        POST_HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
+        POST_HEAD + b"Transfer-Encoding: gzip\r\n\r\nabc",
     ],
     ids=["length-and-chunked", "two-lengths", "bad-chunk-size", "not-chunked-last"],
 )
-def test_ambiguous_framing_is_refused_and_the_connection_closed(conn, request_bytes: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_ambiguous_framing_is_refused_and_the_connection_closed(conn: Conn, request_bytes: bytes) -> None:
     sock, reader = conn
     sock.sendall(request_bytes + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert reader.response()[0] == 400

@@ -70,6 +70,7 @@ class Exchange:
         "_chunks",
         "_conn",
         "_final_sent",
+        "_head",
         "_length",
         "_wake",
         "body_complete",
@@ -82,7 +83,6 @@ class Exchange:
         "response_complete",
         "response_started",
         "scope",
-        "_head",
     )
 
     def __init__(self, conn: Connection, scope: Scope, keep_alive: bool, expect_continue: bool) -> None:
@@ -194,7 +194,9 @@ class Exchange:
         if self.is_head or self._length == 0:
             body = b""
         elif self.chunked:
-            body = (b"%x\r\n%b\r\n" % (len(body), body) if body else b"") + (b"" if more_body else b"0\r\n\r\n")
+            body = (b"%x\r\n%b\r\n" % (len(body), body) if body else b"") + (
+                b"" if more_body else b"0\r\n\r\n"
+            )
         self._conn.write(head + body if head else body)
         if not more_body:
             self.response_complete = True
@@ -224,4 +226,3 @@ class Exchange:
             parts.append(b"connection: close\r\n")
         parts.append(b"\r\n")
         return b"".join(parts)
-

@@ -69,13 +69,15 @@ class HttpConnection(asyncio.Protocol):
 
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # a TCP transport (uvloop's is not an asyncio.Transport subclass)
+        # A TCP transport; uvloop's does not subclass asyncio.Transport, so no isinstance check.
+        tcp: asyncio.Transport = transport  # type: ignore[assignment]
+        self._transport = tcp
         if not self._registry.admit(self):
             self._closed = True
-            transport.abort()
+            tcp.abort()
             return
-        self._client = _address(transport.get_extra_info("peername"))
-        self._server = _address(transport.get_extra_info("sockname"))
+        self._client = _address(tcp.get_extra_info("peername"))
+        self._server = _address(tcp.get_extra_info("sockname"))
         self._arm(_HEAD, self._limits.head_timeout_seconds)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -9,6 +9,7 @@ import os
 import resource
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from codeq.transport.http.asgi import ASGIApp
 from codeq.transport.http.connections import ConnectionRegistry
@@ -48,7 +49,7 @@ ENV_NAMES: dict[str, tuple[str, type]] = {
 
 def limits_from_env(environ: Mapping[str, str] = os.environ) -> HttpServerLimits:
     """The defaults, overridden by any `HTTP_*` variable set; a bad or non-positive value is an error."""
-    values: dict[str, int | float] = {}
+    values: dict[str, Any] = {}
     for name, (field, kind) in ENV_NAMES.items():
         text = environ.get(name, "").strip()
         if not text:
