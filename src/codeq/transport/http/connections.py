@@ -9,7 +9,7 @@ from typing import Protocol
 class Connection(Protocol):
     def shutdown(self) -> None: ...
     def abort(self) -> None: ...
-    def refuse(self, status: int) -> None: ...
+    def check_deadline(self, now: float) -> None: ...
 
 
 class ConnectionRegistry:
@@ -55,6 +55,11 @@ class ConnectionRegistry:
         self._busy.discard(conn)
         if self._empty is not None and not self:
             self._empty.set()
+
+    def sweep(self, now: float) -> None:
+        """Let every connection act on a deadline that has passed (loop time `now`)."""
+        for conn in [*self._quiet, *self._busy]:
+            conn.check_deadline(now)
 
     def shutdown_all(self) -> None:
         for conn in [*self._quiet, *self._busy]:

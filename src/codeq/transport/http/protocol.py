@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 MAX_PIPELINED = 8
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
 _HEAD, _BODY, _IDLE, _LINGER = "head", "body", "idle", "linger"
+_NEVER = float("inf")
 # How long a refused connection is drained before it is closed.
 LINGER_SECONDS = 1.0
 
@@ -49,7 +50,7 @@ class HttpConnection(asyncio.Protocol):
         self._shutting_down = False
         self._read_paused = False
         self._drained: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self.deadline = _NEVER  # loop time at which the armed deadline expires
         self._timer_kind: str | None = None
         self._reading_head = True
         self._head_bytes = 0
@@ -265,20 +266,23 @@ class HttpConnection(asyncio.Protocol):
             self._transport.pause_reading()
 
     # -- deadlines --------------------------------------------------------------------------
+    # A deadline is a number checked by the registry's sweep, not a timer per request: arming
+    # and cancelling loop timers three times a request cost more than the sweep.
     def _arm(self, kind: str, seconds: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
         self._timer_kind = kind
-        self._timer = self._loop.call_later(seconds, self._expired, kind)
+        self.deadline = self._loop.time() + seconds
 
     def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         self._timer_kind = None
+        self.deadline = _NEVER
+
+    def check_deadline(self, now: float) -> None:
+        if now >= self.deadline and self._timer_kind is not None:
+            kind = self._timer_kind
+            self._disarm()
+            self._expired(kind)
 
     def _expired(self, kind: str) -> None:
-        self._timer = None
         if kind in (_IDLE, _LINGER) or (kind == _HEAD and self._head_bytes == 0):
             self._close()  # nothing was asked: nobody to answer
         else:

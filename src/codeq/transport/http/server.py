@@ -90,6 +90,10 @@ class HttpServer:
         self._limits = limits
         self.connections = ConnectionRegistry(cap)
         self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        # Deadlines are checked this often, so each fires at most this late.
+        shortest = min(limits.head_timeout_seconds, limits.body_timeout_seconds, limits.idle_timeout_seconds)
+        self.sweep_seconds = min(1.0, max(0.05, shortest / 4))
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -100,14 +104,24 @@ class HttpServer:
             backlog=LISTEN_BACKLOG,
             reuse_address=True,
         )
+        self._sweep()
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.call_later(
+            self.sweep_seconds, self._sweep
+        )  # first: a failed sweep must not end them
+        self.connections.sweep(loop.time())
 
     async def stop(self, grace_seconds: float) -> None:
         """Stop accepting, let requests in flight finish for up to `grace_seconds`, then cut."""
         if self._server is not None:
             self._server.close()
-        self.connections.shutdown_all()
+        self.connections.shutdown_all()  # deadlines still apply while draining
         if not await self.connections.drained(grace_seconds):
             log.warning("closing %d connection(s) still busy after the grace period", len(self.connections))
             self.connections.abort_all()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._server is not None:
             await self._server.wait_closed()
