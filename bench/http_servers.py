@@ -138,6 +138,24 @@ def serve_child(name: str, attack: bool, argv: list[str]) -> None:
 
 @contextmanager
 def spawned(name: str, attack: bool) -> Iterator[tuple[str, int, int]]:
+    """A server for `name`; a start that loses a free port to another process is retried."""
+    for attempt in range(3):
+        try:
+            context = _spawned(name, attack)
+            address = context.__enter__()
+        except RuntimeError:
+            if attempt == 2:
+                raise
+            continue
+        try:
+            yield address
+        finally:
+            context.__exit__(None, None, None)
+        return
+
+
+@contextmanager
+def _spawned(name: str, attack: bool) -> Iterator[tuple[str, int, int]]:
     from codeq.cli.bench import _free_port  # the same free-port probe codeq bench uses
 
     data = tempfile.mkdtemp(prefix="codeq-httpcmp-")
@@ -246,8 +264,10 @@ def main() -> None:
 def _row(name: str, runs: list[dict[str, Any]], attacks: dict[str, bool] | None) -> dict[str, Any]:
     return {
         "server": name,
-        "cycles_per_s_median": statistics.median(r["cycles_per_s"] for r in runs),
-        "server_cpu_us_per_cycle_median": statistics.median(r["server_cpu_us"] for r in runs),
+        "cycles_per_s_median": statistics.median(r["cycles_per_s"] for r in runs) if runs else None,
+        "server_cpu_us_per_cycle_median": statistics.median(r["server_cpu_us"] for r in runs)
+        if runs
+        else None,
         "runs": runs,
         "attacks": attacks,
     }
