@@ -173,3 +173,17 @@ def assert_served(server: ServerProcess) -> None:
         assert client.get("/healthz").status_code == 200
         created = client.post("/v1/codeq/tasks", json={"command": "edge", "payload": {}}, headers=PRODUCER)
         assert created.status_code in (200, 201, 202), created.text
+
+
+def test_a_body_left_unsent_after_an_early_answer_gets_no_second_answer(start: Start) -> None:
+    """A 413 goes out on the declared length; the body never follows; at the body deadline
+    the connection just closes (a 408 then would read as the answer to a next request)."""
+    server = start(HTTP_BODY_TIMEOUT_SECONDS=SHORT)
+    with connect(server) as sock:
+        sock.sendall(
+            b"POST /v1/codeq/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-producer\r\n"
+            b"Content-Length: 50000000\r\n\r\n"
+        )
+        reply = read_reply(sock)
+        assert status_of(reply) == 413
+        assert reply.count(b"HTTP/1.1 ") == 1

@@ -285,6 +285,8 @@ class HttpConnection(asyncio.Protocol):
     def _expired(self, kind: str) -> None:
         if kind in (_IDLE, _LINGER) or (kind == _HEAD and self._head_bytes == 0):
             self._close()  # nothing was asked: nobody to answer
+        elif kind == _BODY and (self._parsing is None or self._parsing.response_started):
+            self._close()  # the request was answered already; a 408 now would be a second answer
         else:
             self.refuse(408)
 
