@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from codeq.config import (
+    HttpSettings,
     LimitSettings,
     RateLimitSettings,
     RetentionSettings,
@@ -17,6 +18,7 @@ from codeq.observability.metrics import Metrics
 from codeq.service import subscriptions, webhooks
 from codeq.service.policy import Policy
 from codeq.service.ratelimit import ADMIN, PRODUCER, WORKER, BucketPolicy, RateLimiter
+from codeq.transport.http.server import HttpServerLimits
 
 _MS = 1000
 
@@ -33,6 +35,17 @@ def policy(defaults: TaskDefaults, limits: LimitSettings) -> Policy:
         max_claim_batch=limits.max_claim_batch,
         max_claim_wait_seconds=limits.max_claim_wait_seconds,
         max_result_wait_seconds=limits.max_result_wait_seconds,
+    )
+
+
+def http_server_limits(http: HttpSettings) -> HttpServerLimits:
+    return HttpServerLimits(
+        max_head_bytes=http.max_head_bytes,
+        max_headers=http.max_headers,
+        head_timeout_seconds=http.head_timeout_seconds,
+        body_timeout_seconds=http.body_timeout_seconds,
+        idle_timeout_seconds=http.idle_timeout_seconds,
+        max_connections=http.max_connections,
     )
 
 

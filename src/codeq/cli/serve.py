@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import signal
 import socket
 import sys
-from collections.abc import Callable, Generator
-from types import FrameType
-
-import uvicorn
 
 from codeq.app import App
+from codeq.app.wiring import http_server_limits
 from codeq.config import Settings
 from codeq.observability.logging import configure_logging
+from codeq.transport.http.server import HttpServer, connection_cap, raise_descriptor_limit
 
 DEV_TOKENS = (
     ("dev-producer", "producer + admin, tenant dev"),
@@ -24,30 +21,6 @@ DEV_TOKENS = (
 # The reference's conventional stream ports (spec 07 §1), used by --dev unless set otherwise.
 DEV_PRODUCER_STREAM_PORT = 9092
 DEV_WORKER_STREAM_PORT = 9091
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, minus re-raising the signal after its own shutdown: the stores must still be
-    drained and closed, and a clean stop should exit 0. Long polls are answered at once."""
-
-    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_exit = on_exit
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._on_exit()
-        super().handle_exit(sig, frame)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.handle_exit, sig, None)
-        try:
-            yield
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
 
 
 async def serve(settings: Settings) -> None:
@@ -59,24 +32,44 @@ async def serve(settings: Settings) -> None:
     except OSError as exc:
         print(f"codeq: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
-    config = uvicorn.Config(
-        app.asgi,
-        host=settings.http.host,
-        port=settings.http.port,
-        loop="none",
-        http="httptools",
-        lifespan="off",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-    )
-    server = _Server(config, app.node.waiters.close)
-    _announce(settings, app)
+    limits = http_server_limits(settings.http)
+    server = HttpServer(app.asgi, limits, connection_cap(limits, raise_descriptor_limit()))
     try:
-        await server.serve()
+        await _serve_until_signalled(server, settings, app)
     finally:
         await app.stop()
         print("codeq stopped: stores closed", file=sys.stderr, flush=True)
+
+
+async def _serve_until_signalled(server: HttpServer, settings: Settings, app: App) -> None:
+    """Serve until SIGTERM/SIGINT; then answer long polls at once and drain for the grace
+    period (a second signal cuts the drain short). A clean stop exits 0."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    grace = [settings.shutdown_grace_seconds]
+
+    def on_signal() -> None:
+        if stop.is_set():
+            grace[0] = 0.0
+            server.connections.abort_all()
+            return
+        app.node.waiters.close()
+        stop.set()
+
+    try:
+        await server.start(settings.http.host, settings.http.port)
+    except OSError as exc:
+        print(f"codeq: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        _announce(settings, app)
+        await stop.wait()
+        await server.stop(grace[0])
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def _announce(settings: Settings, app: App) -> None:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from codeq.auth.settings import AuthProviderSettings
 from codeq.auth.static import build_validator
-from codeq.config.keys import camel
+from codeq.config.keys import HTTP_LIMIT_FIELDS, camel
 from codeq.config.raft import check as check_raft
 from codeq.config.sources import MISSING
 from codeq.config.tree import (
@@ -81,6 +81,11 @@ def _check_server(s: Settings) -> list[str]:
         problems.append(f"timezone {s.timezone!r} is not a known IANA time zone")
     if s.shutdown_grace_seconds < 0:
         problems.append("shutdownGraceSeconds must not be negative")
+    problems += [
+        f"http.{camel(name)} (HTTP_{name.upper()}) must be positive, got {value}"
+        for name, _ in HTTP_LIMIT_FIELDS
+        if not (value := getattr(s.http, name)) > 0
+    ]
     return problems
 
 

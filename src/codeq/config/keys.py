@@ -111,6 +111,19 @@ PERSISTENCE = (
 LIMITS = tuple(
     Key(f"limits.{f.name}", camel(f.name), f"LIMITS_{f.name.upper()}", "int") for f in fields(LimitSettings)
 )
+# `http: {maxHeadBytes, ...}`: the connection limits (issue 11); env HTTP_<UPPER_SNAKE>.
+HTTP_LIMIT_FIELDS = (
+    ("max_head_bytes", "int"),
+    ("max_headers", "int"),
+    ("head_timeout_seconds", "float"),
+    ("body_timeout_seconds", "float"),
+    ("idle_timeout_seconds", "float"),
+    ("max_connections", "int"),
+)
+HTTP = tuple(
+    Key(f"http.{name}", camel(name), f"HTTP_{name.upper()}", kind)  # type: ignore[arg-type]
+    for name, kind in HTTP_LIMIT_FIELDS
+)
 # `rateLimit: {producer: {requestsPerMinute, burstSize}, ..., keyBy}`; env RATE_LIMIT_<SCOPE>_<KEY>.
 RATE_SCOPES = {
     scope: tuple(
@@ -122,7 +135,7 @@ RATE_SCOPES = {
 RATE_KEY_BY = Key("rate_limit.key_by", "keyBy", "RATE_LIMIT_KEY_BY", "str")
 RATE = (*(k for keys in RATE_SCOPES.values() for k in keys), RATE_KEY_BY)
 # The YAML mappings that hold sections, beside the keys of TOP.
-SECTIONS = ("persistenceConfig", "limits", "rateLimit", "raft")
+SECTIONS = ("persistenceConfig", "limits", "rateLimit", "raft", "http")
 # Reference modes this server does not implement: running without them while the operator asked
 # for them would silently turn a cluster into independent single nodes (spec 04 gap 12).
 UNSUPPORTED_MODES = (
@@ -143,6 +156,7 @@ def key_table() -> tuple[KeyName, ...]:
     rows.append(KeyName("", "persistenceConfig", PERSISTENCE_CONFIG_ENV))
     rows += [KeyName(k.target, f"persistenceConfig.{k.yaml}", "") for k in PERSISTENCE]
     rows += [KeyName(k.target, f"limits.{k.yaml}", k.env or "") for k in LIMITS]
+    rows += [KeyName(k.target, f"http.{k.yaml}", k.env or "") for k in HTTP]
     rows += [
         KeyName(k.target, f"rateLimit.{scope}.{k.yaml}", k.env or "")
         for scope, keys in RATE_SCOPES.items()

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from codeq.config.keys import (
+    HTTP,
     LIMITS,
     PERSISTENCE,
     PERSISTENCE_CONFIG_ENV,
@@ -29,9 +30,9 @@ from codeq.config.raft import from_yaml as raft_from_yaml
 log = logging.getLogger("codeq.config")
 
 # A flag names a setting by its dotted target or by its environment name in snake case.
-_BY_TARGET = {key.target: key for key in (*TOP, *PERSISTENCE, *LIMITS, *RATE)}
+_BY_TARGET = {key.target: key for key in (*TOP, *PERSISTENCE, *LIMITS, *HTTP, *RATE)}
 _BY_TARGET["dev"] = Key("dev", "dev", None, "bool")
-_BY_FLAG = {key.env.lower(): key for key in (*TOP, *LIMITS, *RATE) if key.env is not None}
+_BY_FLAG = {key.env.lower(): key for key in (*TOP, *LIMITS, *HTTP, *RATE) if key.env is not None}
 _FLAG_ALIASES = {
     "data_path": "store.path",
     "num_shards": "store.num_shards",
@@ -75,10 +76,9 @@ class Sources:
         for key in TOP:
             if key.yaml in doc:
                 self.put(key, doc[key.yaml], key.yaml)
-        if "persistenceConfig" in doc:
-            self.section(doc["persistenceConfig"], PERSISTENCE, "persistenceConfig")
-        if "limits" in doc:
-            self.section(doc["limits"], LIMITS, "limits")
+        for name, keys in (("persistenceConfig", PERSISTENCE), ("limits", LIMITS), ("http", HTTP)):
+            if name in doc:
+                self.section(doc[name], keys, name)
         if "rateLimit" in doc:
             self.rate_limit(doc["rateLimit"])
         if doc.get("raft") is not None:
@@ -124,7 +124,7 @@ class Sources:
                 self.put(key, raw, f"{where}.{name}")
 
     def environment(self, env: Mapping[str, str]) -> None:
-        for key in (*TOP, *LIMITS, *RATE):
+        for key in (*TOP, *LIMITS, *HTTP, *RATE):
             # An empty variable counts as unset: compose files often write `NAME=` for "default".
             if key.env is not None and env.get(key.env, ""):
                 self.put(key, env[key.env], key.env, from_env=True)

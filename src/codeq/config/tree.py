@@ -22,6 +22,14 @@ LOG_FORMATS = ("json", "text")
 class HttpSettings:
     host: str = "0.0.0.0"
     port: int = 8080
+    # Limits every connection meets before its request reaches the app, so before
+    # authentication (issue 11, ADR 0006); YAML `http.<camelCase>`, env `HTTP_<UPPER_SNAKE>`.
+    max_head_bytes: int = 64 * KiB  # request line + headers; more is 431
+    max_headers: int = 100  # more is 431
+    head_timeout_seconds: float = 10.0  # from connect (or a head's first byte) to the head's end
+    body_timeout_seconds: float = 60.0  # from the end of the head to the end of the body
+    idle_timeout_seconds: float = 5.0  # a keep-alive connection with no request is closed
+    max_connections: int = 10_000  # and never more than the descriptor limit allows
 
 
 @dataclass(frozen=True, slots=True)
