@@ -9,7 +9,8 @@ import pytest
 from codeq.app.wiring import http_server_limits
 from codeq.config import ConfigError, load_settings
 from codeq.transport.http.connections import ConnectionRegistry
-from codeq.transport.http.server import RESERVED_DESCRIPTORS, HttpServerLimits, connection_cap
+from codeq.transport.http.limits import HttpServerLimits
+from codeq.transport.http.server import RESERVED_DESCRIPTORS, connection_cap
 from tests.unit.test_config import STATIC_AUTH
 
 

@@ -18,7 +18,7 @@ from codeq.observability.metrics import Metrics
 from codeq.service import subscriptions, webhooks
 from codeq.service.policy import Policy
 from codeq.service.ratelimit import ADMIN, PRODUCER, WORKER, BucketPolicy, RateLimiter
-from codeq.transport.http.server import HttpServerLimits
+from codeq.transport.http.limits import HttpServerLimits
 
 _MS = 1000
 

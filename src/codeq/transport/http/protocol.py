@@ -21,7 +21,7 @@ from codeq.transport.http.exchange import BODY_HIGH_WATER_BYTES, DATE, Exchange,
 
 if TYPE_CHECKING:
     from codeq.transport.http.connections import ConnectionRegistry
-    from codeq.transport.http.server import HttpServerLimits
+    from codeq.transport.http.limits import HttpServerLimits
 
 # Pipelined requests waiting behind the running one before reading the socket pauses.
 MAX_PIPELINED = 8

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
-from dataclasses import dataclass
 
 from codeq.transport.http.asgi import ASGIApp
 from codeq.transport.http.connections import ConnectionRegistry
+from codeq.transport.http.limits import HttpServerLimits
 from codeq.transport.http.protocol import HttpConnection
 
 log = logging.getLogger("codeq.http")
@@ -16,18 +16,6 @@ log = logging.getLogger("codeq.http")
 # Descriptors kept free of HTTP connections: stores, gRPC streams, Raft peers, webhooks, logs.
 RESERVED_DESCRIPTORS = 512
 LISTEN_BACKLOG = 2048
-
-
-@dataclass(frozen=True, slots=True)
-class HttpServerLimits:
-    """Limits applied to every connection before a request reaches the app (settings `http.*`)."""
-
-    max_head_bytes: int = 64 * 1024  # request line + headers; more is 431
-    max_headers: int = 100  # more is 431
-    head_timeout_seconds: float = 10.0  # from the connection (or the first byte of a head) to its end
-    body_timeout_seconds: float = 60.0  # from the end of the head to the end of the body
-    idle_timeout_seconds: float = 5.0  # a keep-alive connection with no request is closed
-    max_connections: int = 10_000  # and never more than the descriptor limit allows
 
 
 def raise_descriptor_limit() -> int:
