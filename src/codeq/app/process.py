@@ -180,7 +180,6 @@ class App:
                 clock,
                 enabled=s.store.provider != "memory",
                 root=s.backup_root,
-                root_required=s.env != "dev",
             ),
             subscriptions=SubscriptionService(
                 node, clock, self.hosts, wiring.subscription_settings(s.subscriptions)

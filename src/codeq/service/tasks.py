@@ -110,6 +110,7 @@ class TaskService:
     def _create_command(self, principal: Principal, spec: NewTask, now_ms: int) -> c.Create:
         policy = self.policy
         command = validate_command(spec.command)
+        principal.require_produce(command)
         if len(spec.payload) > policy.max_payload_bytes:
             raise PayloadTooLarge(f"payload exceeds {policy.max_payload_bytes} bytes", field="payload")
         if not MIN_PRIORITY <= spec.priority <= MAX_PRIORITY:
