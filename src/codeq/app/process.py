@@ -231,6 +231,7 @@ class App:
             self.hosts,
             poster,
             secret=self.settings.webhooks.hmac_secret,
+            per_tenant=self.settings.webhooks.signature_per_tenant,
             metrics=self.metrics,
             limiter=self.outbound,
         )

@@ -60,6 +60,7 @@ def subscription_settings(s: SubscriptionSettings) -> subscriptions.Subscription
 def callback_settings(s: WebhookSettings) -> webhooks.CallbackSettings:
     return webhooks.CallbackSettings(
         secret=s.hmac_secret,
+        per_tenant=s.signature_per_tenant,
         max_attempts=s.result_max_attempts,
         base_backoff_seconds=s.result_base_backoff_seconds,
         max_backoff_seconds=s.result_max_backoff_seconds,

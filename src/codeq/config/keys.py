@@ -81,6 +81,8 @@ TOP = (
     _same("grpc.worker_stream_addr", "worker_stream_addr", "str"),
     _same("grpc.max_message_bytes", "grpc_max_message_bytes", "int"),
     _same("webhooks.hmac_secret", "webhook_hmac_secret", "str"),
+    _same("webhooks.signature_per_tenant", "webhook_signature_per_tenant", "bool"),
+    _same("webhooks.require_signed", "require_signed_webhooks", "bool"),
     _same("webhooks.result_max_attempts", "result_webhook_max_attempts", "int"),
     _same("webhooks.result_base_backoff_seconds", "result_webhook_base_backoff_seconds", "int"),
     _same("webhooks.result_max_backoff_seconds", "result_webhook_max_backoff_seconds", "int"),
