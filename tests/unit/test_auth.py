@@ -474,6 +474,7 @@ def test_without_dev_there_are_no_dev_tokens() -> None:
         "PRODUCER_AUTH_CONFIG": '"p"',
         "WORKER_AUTH_PROVIDER": "static",
         "WORKER_AUTH_CONFIG": json.dumps({"token": "w", "scopes": [SCOPE_CLAIM], "eventTypes": ["*"]}),
+        "ALLOW_STATIC_TOKENS": "true",
     }
     edge = Authenticator.from_settings(load_settings(environ=env).auth)
     assert edge.producer(bearer("p")).tenant == "static"

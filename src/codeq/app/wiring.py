@@ -27,6 +27,7 @@ def policy(defaults: TaskDefaults, limits: LimitSettings) -> Policy:
         max_attempts_default=defaults.max_attempts_default,
         max_lease_seconds=limits.max_lease_seconds,
         max_delay_seconds=limits.max_delay_seconds,
+        backoff_max_seconds=defaults.backoff.max_seconds,
         max_attempts=limits.max_attempts,
         max_payload_bytes=limits.max_payload_bytes,
         max_batch_size=limits.max_batch_size,

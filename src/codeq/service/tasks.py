@@ -283,14 +283,16 @@ class TaskService:
     async def nack(
         self, principal: Principal, task_id: str, delay_seconds: int | None, reason: str = ""
     ) -> tuple[int, bool]:
-        """Retry later. No delay: the backoff policy decides; an explicit 0 means now (spec 01 gap 2)."""
+        """Retry later. No delay: the backoff policy decides; an explicit 0 means now (spec 01 gap 2).
+
+        An explicit delay is capped at `backoffMaxSeconds`, as the backoff is (spec 02 nack):
+        the answer's `delaySeconds` is the delay applied.
+        """
         principal.require_scope(SCOPE_NACK)
         if delay_seconds is not None and delay_seconds < 0:
             raise InvalidInput(f"invalid '{FIELD}' (must be >= 0)", field="delay_seconds")
-        if delay_seconds is not None and delay_seconds > self.policy.max_delay_seconds:
-            raise InvalidInput(
-                f"invalid '{FIELD}' (at most {self.policy.max_delay_seconds})", field="delay_seconds"
-            )
+        if delay_seconds is not None:
+            delay_seconds = min(delay_seconds, self.policy.backoff_max_seconds)
         command = c.Nack(
             now_ms=self.clock.now_ms(),
             tenant=principal.tenant,
