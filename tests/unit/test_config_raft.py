@@ -103,3 +103,8 @@ def test_bind_addr_must_agree_with_this_nodes_peers_entry(bind: str, agrees: boo
         assert load(env).raft.bind_addr == bind
     else:
         assert any("raft.bindAddr" in p and "raft.peers" in p for p in problems(env))
+
+
+def test_a_node_behind_a_proxy_may_bind_elsewhere() -> None:
+    env = {**THREE, "RAFT_BIND_ADDR": "127.0.0.1:7001", "RAFT_BIND_BEHIND_PROXY": "true"}
+    assert load(env).raft.bind_behind_proxy

@@ -21,6 +21,7 @@ KEYS: dict[str, tuple[str, str, str]] = {
     "enabled": ("enabled", "RAFT_ENABLED", "bool"),
     "selfId": ("self_id", "RAFT_SELF_ID", "str"),
     "bindAddr": ("bind_addr", "RAFT_BIND_ADDR", "str"),
+    "bindBehindProxy": ("bind_behind_proxy", "RAFT_BIND_BEHIND_PROXY", "bool"),
     "bootstrap": ("bootstrap", "RAFT_BOOTSTRAP", "bool"),
     "peers": ("peers", "RAFT_PEERS", "map"),
     "peerHTTPAddrs": ("peer_http_addrs", "RAFT_PEER_HTTP_ADDRS", "map"),
@@ -41,6 +42,9 @@ class RaftSettings:
     enabled: bool = False
     self_id: str = ""
     bind_addr: str = ""
+    # This node's raft.peers entry is a proxy or port mapping in front of bindAddr, so the two
+    # may differ on purpose; without it they must agree.
+    bind_behind_proxy: bool = False
     bootstrap: bool = False
     peers: Mapping[str, str] = field(default_factory=dict)  # id -> raft host:port, self included
     peer_http_addrs: Mapping[str, str] = field(default_factory=dict)  # id -> http(s) base URL
@@ -162,12 +166,17 @@ def _check_peers(raft: RaftSettings, valid_address: Any) -> list[str]:
     ]
     if raft.self_id and raft.self_id not in peers:
         problems.append(f"raft.selfId {raft.self_id!r} not present in raft.peers")
-    elif raft.self_id and not _bind_agrees(raft.bind_addr, peers[raft.self_id], valid_address):
+    elif (
+        raft.self_id
+        and not raft.bind_behind_proxy
+        and not _bind_agrees(raft.bind_addr, peers[raft.self_id], valid_address)
+    ):
         # The peers dial this node at its raft.peers entry: a bind elsewhere starts normally and
         # leaves them dialing a port nobody listens on.
         problems.append(
             f"raft.bindAddr {raft.bind_addr!r} does not agree with this node's raft.peers entry "
-            f"{peers[raft.self_id]!r}: same port, and the same host unless bindAddr binds every interface"
+            f"{peers[raft.self_id]!r}: same port, and the same host unless bindAddr binds every interface "
+            "(raft.bindBehindProxy: true when a proxy or port mapping sits between them)"
         )
     if len(set(peers.values())) != len(peers):
         problems.append("raft.peers lists the same address twice")
