@@ -39,8 +39,10 @@ async def jwt_api(jwks: JwksServer) -> AsyncIterator[Api]:
 
 
 def bearer(api: Api, **claims: Any) -> dict[str, str]:
+    """A signed token; a producer's by default (`codeq:produce`), unless `scope` says otherwise."""
     now = api.clock.now_ms() // 1000
-    body = {"sub": "svc-1", "tid": "acme", "iss": ISSUER, "aud": AUDIENCE, "exp": now + 300, **claims}
+    body = {"sub": "svc-1", "tid": "acme", "iss": ISSUER, "aud": AUDIENCE, "exp": now + 300}
+    body |= {"scope": "codeq:produce", **claims}
     return {"Authorization": f"Bearer {KEY.sign(body)}"}
 
 
@@ -98,6 +100,7 @@ async def test_a_lapsed_static_token_is_refused_like_any_other() -> None:
     config = json.dumps({"providers": [lapsing, other]})
     env = {"PRODUCER_AUTH_PROVIDER": "multi", "PRODUCER_AUTH_CONFIG": config, "WORKER_AUTH_CONFIG": '"w"'}
     env["WORKER_AUTH_PROVIDER"] = "static"
+    env["ALLOW_STATIC_TOKENS"] = "true"
     async with running(load_settings(environ=env, overrides={"provider": "memory"})) as node:
         for token in ("brief", "wrong"):
             headers = {"Authorization": f"Bearer {token}"}
@@ -142,3 +145,39 @@ async def test_jwks_keys_are_refreshed_in_the_background(jwt_api: Api, jwks: Jwk
 
 async def test_no_refresher_without_jwks(api: Api) -> None:
     assert api.app.jwks_refresher is None
+
+
+async def test_a_jwt_producer_needs_the_produce_scope(jwt_api: Api) -> None:
+    bare = bearer(jwt_api, scope="")
+    refused = await jwt_api.post("/tasks", {"command": "render", "payload": {}}, bare)
+    assert refused.status_code == 403 and "codeq:produce" in refused.json()["error"]
+    admin_only = bearer(jwt_api, scope="codeq:admin")
+    assert (await jwt_api.post("/tasks", {"command": "render", "payload": {}}, admin_only)).status_code == 403
+    produce = bearer(jwt_api, scope="codeq:produce")
+    assert (await jwt_api.post("/tasks", {"command": "anything", "payload": {}}, produce)).status_code == 202
+
+
+async def test_a_jwt_producer_may_create_the_commands_its_event_types_list(jwt_api: Api) -> None:
+    render_only = bearer(jwt_api, scope="", eventTypes=["render", "Thumbs"])
+    for command in ("render", "thumbs"):  # as the worker's eventTypes: case-insensitive
+        created = await jwt_api.post("/tasks", {"command": command, "payload": {}}, render_only)
+        assert created.status_code == 202
+    other = await jwt_api.post("/tasks", {"command": "billing", "payload": {}}, render_only)
+    assert other.status_code == 403
+    batch = await jwt_api.post(
+        "/tasks/batch",
+        {"tasks": [{"command": "render", "payload": {}}, {"command": "billing", "payload": {}}]},
+        render_only,
+    )
+    assert batch.status_code == 200, batch.text
+    first, second = batch.json()["results"]
+    assert "id" in str(first) and "codeq:produce" in str(second)
+
+
+async def test_backup_is_an_operator_scope_not_an_admin_one(jwt_api: Api) -> None:
+    admin = bearer(jwt_api, scope="codeq:admin codeq:produce")
+    refused = await jwt_api.post("/admin/backup", {"dest": "/srv/backups/x"}, admin)
+    assert refused.status_code == 403
+    operator = bearer(jwt_api, scope="codeq:operator")
+    # Past the permission check: the memory store has nothing to copy (409).
+    assert (await jwt_api.post("/admin/backup", {"dest": "/srv/backups/x"}, operator)).status_code == 409

@@ -138,7 +138,8 @@ async def test_every_success_answer_matches_the_document(api: Api) -> None:
 
 
 async def test_backup_answer_matches_the_document(tmp_path: Path) -> None:
-    settings_ = make_settings(provider="embedded", data_path=str(tmp_path / "data"))
+    data = str(tmp_path / "data")
+    settings_ = make_settings(provider="embedded", data_path=data, backup_root=str(tmp_path))
     async with running(settings_) as node:
         dest = str(tmp_path / "backup")
         response = await node.client.post(

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.api.conftest import NARROW_WORKER, OTHER_PRODUCER, OTHER_WORKER, PRODUCER, WORKER, Api
+from tests.api.conftest import (
+    NARROW_WORKER,
+    OTHER_PRODUCER,
+    OTHER_WORKER,
+    PRODUCER,
+    WORKER,
+    Api,
+    make_settings,
+    running,
+)
 
 
 async def test_create_returns_202_with_the_reference_task_shape(api: Api) -> None:
@@ -217,6 +226,18 @@ async def test_nack_until_the_dead_letter_queue(api: Api) -> None:
     assert task["status"] == "FAILED" and task["lastKnownLocation"] == "DLQ_SET" and task["error"] == "bad"
     result = (await api.get(f"/tasks/{task_id}/result")).json()["result"]
     assert result["status"] == "FAILED" and result["error"] == "bad"
+
+
+async def test_an_explicit_nack_delay_is_capped_at_backoff_max_seconds() -> None:
+    async with running(make_settings(backoff_max_seconds=60)) as api:
+        task_id = (await api.create())["id"]
+        assert (await api.claim()).status_code == 200
+        response = await api.post(f"/tasks/{task_id}/nack", {"delaySeconds": 86_400}, WORKER)
+        assert response.json() == {"delaySeconds": 60, "status": "requeued"}
+        api.clock.advance(59)
+        assert (await api.claim()).status_code == 204
+        api.clock.advance(1)
+        assert (await api.claim()).json()["id"] == task_id
 
 
 async def test_lease_errors_map_to_404_403_409(api: Api) -> None:

@@ -163,6 +163,8 @@ class Cluster:
                 "RAFT_PEER_WORKER_STREAM_ADDRS": workers,
                 **(env or {}),
             }
+        if proxied:  # node a's peers entry is the proxy in front of its bindAddr
+            self.nodes["a"].env["RAFT_BIND_BEHIND_PROXY"] = "true"
 
     def start(self, *ids: str) -> None:
         for i in ids or self.ids:

@@ -40,6 +40,8 @@ PRODUCER_AUTH = {
         _static("globex-producer", "globex"),
         _static("brief-producer", "brief", raw={"tid": "dev"}, expiresAt=EXPIRES_AT),
         _static("bad-tenant-producer", "x", raw={"tid": "Not A Tenant"}),
+        # Explicit scopes without codeq:produce: may create only the commands in its eventTypes.
+        _static("render-producer", "render-producer", scopes=[], eventTypes=["render"], raw={"tid": "dev"}),
     ]
 }
 WORKER_AUTH = {

@@ -57,7 +57,7 @@ def run_codeq(*args: str, url: str = "") -> subprocess.CompletedProcess[str]:
 
 
 def test_backup_during_writes_restores_every_write_acknowledged_before_it(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "data", args=["--shards", "2"])
+    server = ServerProcess(tmp_path / "data", args=["--shards", "2"], env={"BACKUP_ROOT": str(tmp_path)})
     restored = ServerProcess(tmp_path / "restored", args=["--shards", "2"])
     writer = Writer(server.url)
     try:

@@ -285,6 +285,25 @@ def test_admin_by_role_or_scope_and_403_otherwise(edge: Authenticator) -> None:
         edge.admin(bearer("w"))
 
 
+def test_static_producers_produce_unless_their_scopes_say_otherwise(edge: Authenticator) -> None:
+    # No `scopes` in a static token's config: it keeps producing, as documented before the
+    # produce permission existed. Listing scopes makes the list exact.
+    edge.producer(bearer("plain")).require_produce("render")
+    with pytest.raises(Forbidden, match="codeq:produce"):
+        edge.producer(bearer("ops")).require_produce("render")
+    string_config = Authenticator(StaticValidator.from_config("tok"), None)
+    string_config.producer(bearer("tok")).require_produce("render")
+
+
+def test_the_dev_producer_holds_every_producer_power() -> None:
+    dev = Authenticator.from_settings(load_settings(environ={}, overrides={"dev": True}).auth, dev=True)
+    principal = dev.admin(bearer("dev-producer"))
+    principal.require_produce("anything")
+    principal.require_operator()
+    with pytest.raises(Forbidden):
+        dev.worker(bearer("dev-worker")).require_operator()
+
+
 def test_worker_principal(edge: Authenticator) -> None:
     p = edge.worker(bearer("w"))
     assert (p.subject, p.tenant, p.is_worker, p.is_admin, p.event_types) == (
@@ -455,6 +474,7 @@ def test_without_dev_there_are_no_dev_tokens() -> None:
         "PRODUCER_AUTH_CONFIG": '"p"',
         "WORKER_AUTH_PROVIDER": "static",
         "WORKER_AUTH_CONFIG": json.dumps({"token": "w", "scopes": [SCOPE_CLAIM], "eventTypes": ["*"]}),
+        "ALLOW_STATIC_TOKENS": "true",
     }
     edge = Authenticator.from_settings(load_settings(environ=env).auth)
     assert edge.producer(bearer("p")).tenant == "static"

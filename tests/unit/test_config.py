@@ -291,8 +291,8 @@ def test_dev_tokens_need_a_dev_environment() -> None:
 def test_static_tokens_outside_dev_need_the_opt_in() -> None:
     refused = problems({"ENV": "production", "ALLOW_STATIC_TOKENS": "false"})
     assert refused == [
-        "producerAuthProvider uses static tokens: env 'production' needs allowStaticTokens: true for them",
-        "workerAuthProvider uses static tokens: env 'production' needs allowStaticTokens: true for them",
+        "producerAuthProvider uses static tokens: without --dev they need allowStaticTokens: true",
+        "workerAuthProvider uses static tokens: without --dev they need allowStaticTokens: true",
     ]
     # A static token inside a composite counts as well.
     multi = {"providers": [{"type": "static", "config": "a"}, {"type": "static", "config": "b"}]}
@@ -300,7 +300,10 @@ def test_static_tokens_outside_dev_need_the_opt_in() -> None:
     found = problems({**env, "WORKER_AUTH_CONFIG": json.dumps(multi)})
     assert any(p.startswith("workerAuthProvider uses static tokens") for p in found), found
     assert load({"ENV": "production"}).auth.allow_static_tokens  # with the opt-in it starts
-    assert not load({"ALLOW_STATIC_TOKENS": ""}).auth.allow_static_tokens  # dev needs none
+    # The default env (dev) no longer allows them silently: only --dev does (issue 17 item 5).
+    assert any("allowStaticTokens" in p for p in problems({"ALLOW_STATIC_TOKENS": ""}))
+    dev = load_settings(environ={**STATIC_AUTH, "ALLOW_STATIC_TOKENS": ""}, overrides={"dev": True})
+    assert not dev.auth.allow_static_tokens  # --dev needs none
 
 
 def test_role_header_only_in_dev() -> None:
@@ -497,3 +500,31 @@ def test_stream_limits_before_authentication_are_configurable_and_checked() -> N
     found = problems({"GRPC_HELLO_TIMEOUT_SECONDS": "0", "GRPC_MAX_CONCURRENT_STREAMS": "0"})
     assert any(p.startswith("grpcHelloTimeoutSeconds must be > 0") for p in found)
     assert any(p.startswith("grpcMaxConcurrentStreams must be at least 1") for p in found)
+
+
+def test_unused_environment_names_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    env = {
+        "CODEQ_TYPO": "1",
+        "TRACING_ENABLED": "true",
+        "CODEQ_BASE_URL": "x",
+        "CODEQ_EMPTY": "",
+        "HOME": "/",
+    }
+    with caplog.at_level(logging.WARNING, logger="codeq.config"):
+        load(env)
+    [warning] = [r.getMessage() for r in caplog.records if "environment variables" in r.getMessage()]
+    assert warning.endswith(": CODEQ_TYPO, TRACING_ENABLED")
+
+
+def test_unsigned_webhooks_warn_outside_dev_only(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="codeq.config"):
+        load_settings(environ={}, overrides={"dev": True})
+        assert not [r for r in caplog.records if "webhookHmacSecret" in r.getMessage()]
+        load()
+        assert [r for r in caplog.records if "webhookHmacSecret" in r.getMessage()]
+        caplog.clear()
+        load({"WEBHOOK_HMAC_SECRET": "s"})
+        assert not [r for r in caplog.records if "webhookHmacSecret" in r.getMessage()]
+    refused = problems({"REQUIRE_SIGNED_WEBHOOKS": "true"})
+    assert any(p.startswith("requireSignedWebhooks") for p in refused)
+    assert load({"REQUIRE_SIGNED_WEBHOOKS": "true", "WEBHOOK_HMAC_SECRET": "s"}).webhooks.require_signed

@@ -90,3 +90,29 @@ def test_inconsistent_settings_are_refused(change: dict[str, Any], expected: str
 
 def test_disabled_raft_is_not_checked() -> None:
     assert not load({"RAFT_SELF_ID": "lonely"}).raft.enabled
+
+
+@pytest.mark.parametrize(
+    ("bind", "agrees"),
+    [
+        ("127.0.0.1:7000", True),
+        ("0.0.0.0:7000", True),  # every interface receives what is sent to the peers entry
+        (":7000", True),
+        ("[::]:7000", True),
+        ("node-a:7000", True),  # a name may resolve to the peers entry's address
+        ("127.0.0.1:7001", False),  # the peers would dial 7000, where nobody listens
+        ("0.0.0.0:7001", False),
+        ("10.0.0.9:7000", False),  # two different literal addresses
+    ],
+)
+def test_bind_addr_must_agree_with_this_nodes_peers_entry(bind: str, agrees: bool) -> None:
+    env = {**THREE, "RAFT_BIND_ADDR": bind}
+    if agrees:
+        assert load(env).raft.bind_addr == bind
+    else:
+        assert any("raft.bindAddr" in p and "raft.peers" in p for p in problems(env))
+
+
+def test_a_node_behind_a_proxy_may_bind_elsewhere() -> None:
+    env = {**THREE, "RAFT_BIND_ADDR": "127.0.0.1:7001", "RAFT_BIND_BEHIND_PROXY": "true"}
+    assert load(env).raft.bind_behind_proxy

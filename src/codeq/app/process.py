@@ -185,7 +185,6 @@ class App:
                 clock,
                 enabled=s.store.provider != "memory",
                 root=s.backup_root,
-                root_required=s.env != "dev",
             ),
             subscriptions=SubscriptionService(
                 node, clock, self.hosts, wiring.subscription_settings(s.subscriptions)
@@ -237,6 +236,7 @@ class App:
             self.hosts,
             poster,
             secret=self.settings.webhooks.hmac_secret,
+            per_tenant=self.settings.webhooks.signature_per_tenant,
             metrics=self.metrics,
             limiter=self.outbound,
         )

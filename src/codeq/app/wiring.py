@@ -29,6 +29,7 @@ def policy(defaults: TaskDefaults, limits: LimitSettings) -> Policy:
         max_attempts_default=defaults.max_attempts_default,
         max_lease_seconds=limits.max_lease_seconds,
         max_delay_seconds=limits.max_delay_seconds,
+        backoff_max_seconds=defaults.backoff.max_seconds,
         max_attempts=limits.max_attempts,
         max_payload_bytes=limits.max_payload_bytes,
         max_batch_size=limits.max_batch_size,
@@ -73,6 +74,7 @@ def subscription_settings(s: SubscriptionSettings) -> subscriptions.Subscription
 def callback_settings(s: WebhookSettings) -> webhooks.CallbackSettings:
     return webhooks.CallbackSettings(
         secret=s.hmac_secret,
+        per_tenant=s.signature_per_tenant,
         max_attempts=s.result_max_attempts,
         base_backoff_seconds=s.result_base_backoff_seconds,
         max_backoff_seconds=s.result_max_backoff_seconds,

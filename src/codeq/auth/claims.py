@@ -26,6 +26,9 @@ class Claims:
     event_types: tuple[str, ...] = ()
     raw: Mapping[str, object] = field(default_factory=lambda: _EMPTY)
     expires_at_ms: int | None = None  # None: the token does not expire
+    # A static token configured without `scopes` keeps producing as it always did: the operator
+    # wrote that token for this server (JWTs never get this; they need `codeq:produce`).
+    produce_by_default: bool = False
 
 
 def resolve_tenant(claims: Claims) -> str:

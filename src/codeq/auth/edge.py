@@ -8,7 +8,14 @@ from types import MappingProxyType
 
 from codeq.auth.claims import Claims, resolve_tenant
 from codeq.auth.jwt import JwksValidator, KeySet
-from codeq.auth.principal import SCOPE_ADMIN, WILDCARD, WORKER_SCOPES, Principal
+from codeq.auth.principal import (
+    SCOPE_ADMIN,
+    SCOPE_OPERATOR,
+    SCOPE_PRODUCE,
+    WILDCARD,
+    WORKER_SCOPES,
+    Principal,
+)
 from codeq.auth.settings import AuthSettings
 from codeq.auth.static import MultiValidator, StaticValidator, Validator, build_validator
 from codeq.core.clock import Clock, SystemClock
@@ -19,7 +26,12 @@ DEV_PRODUCER_TOKEN = "dev-producer"
 DEV_WORKER_TOKEN = "dev-worker"
 DEV_PRODUCER = StaticValidator(
     DEV_PRODUCER_TOKEN,
-    Claims(subject="dev-producer", raw=MappingProxyType({"tid": "dev", "role": "ADMIN"})),
+    # --dev is a convenience mode: its producer holds every producer power, the operator's included.
+    Claims(
+        subject="dev-producer",
+        scopes=(SCOPE_PRODUCE, SCOPE_OPERATOR),
+        raw=MappingProxyType({"tid": "dev", "role": "ADMIN"}),
+    ),
 )
 DEV_WORKER = StaticValidator(
     DEV_WORKER_TOKEN,
@@ -168,6 +180,8 @@ def _new_principal(kind: str, claims: Claims) -> Principal:
         scopes, event_types = _WORKER_SCOPE_SET, _ALL_COMMANDS
     else:
         scopes, event_types = frozenset(claims.scopes), claims.event_types
+        if kind == _PRODUCER and claims.produce_by_default:
+            scopes |= {SCOPE_PRODUCE}
     return Principal(
         subject=claims.subject,
         tenant=tenant,

@@ -15,6 +15,11 @@ SCOPE_NACK = "codeq:nack"
 SCOPE_RESULT = "codeq:result"
 SCOPE_SUBSCRIBE = "codeq:subscribe"
 SCOPE_ADMIN = "codeq:admin"
+# May create tasks of any command; without it, a producer token's `eventTypes` list the commands it
+# may create (issue 17: a producer token alone used to create any command of its tenant).
+SCOPE_PRODUCE = "codeq:produce"
+# An operator power across tenants (a backup copies every tenant's data): a tenant's admin lacks it.
+SCOPE_OPERATOR = "codeq:operator"
 WORKER_SCOPES = (SCOPE_CLAIM, SCOPE_HEARTBEAT, SCOPE_ABANDON, SCOPE_NACK, SCOPE_RESULT, SCOPE_SUBSCRIBE)
 WILDCARD = "*"
 MAX_WORKER_ID_LENGTH = 128
@@ -68,6 +73,16 @@ class Principal:
         # 403, not the reference's 401: the caller is authenticated, just not allowed (spec 03 gap 11).
         if not self.is_admin:
             raise Forbidden("unauthorized. Admin only")
+
+    def require_operator(self) -> None:
+        if self.is_worker or SCOPE_OPERATOR not in self.scopes:
+            raise Forbidden("operator only: needs the codeq:operator scope")
+
+    def require_produce(self, command: str) -> None:
+        """A producer may create `command`: by the produce scope or its `eventTypes` allow-list."""
+        if SCOPE_PRODUCE in self.scopes or (self.event_types and self.allows_command(command)):
+            return
+        raise Forbidden("command not allowed: needs the codeq:produce scope or the command in eventTypes")
 
     def allows_command(self, command: str) -> bool:
         return self._wildcard or command.lower() in self._allowed

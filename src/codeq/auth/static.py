@@ -42,7 +42,7 @@ class StaticValidator:
         if config is None:
             raise ValueError("static auth: missing config")
         if isinstance(config, str):
-            return cls(config, Claims(subject="static"))
+            return cls(config, Claims(subject="static", produce_by_default=True))
         if not isinstance(config, Mapping):
             raise ValueError("static auth: invalid config: expected a token string or an object")
         token = config.get("token")
@@ -68,6 +68,7 @@ def _claims_from(config: Mapping[str, object]) -> Claims:
         subject=_text(config, "subject") or "static",
         email=_text(config, "email"),
         scopes=_strings(config, "scopes"),
+        produce_by_default=config.get("scopes") is None,
         event_types=_strings(config, "eventTypes"),
         raw=MappingProxyType(dict(raw)),
         expires_at_ms=_expiry_ms(config),

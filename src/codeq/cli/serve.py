@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import signal
 import socket
 import sys
@@ -25,7 +26,7 @@ DEV_WORKER_STREAM_PORT = 9091
 
 async def serve(settings: Settings) -> None:
     configure_logging(settings.log.level, settings.log.format)
-    settings = _with_dev_streams(settings)
+    settings = _with_dev_backups(_with_dev_streams(settings))
     app = App(settings)
     try:
         await app.start()
@@ -84,6 +85,8 @@ def _announce(settings: Settings, app: App) -> None:
     for name, server in (("producer", app.streams.producer), ("worker", app.streams.worker)):
         if server is not None:
             lines.append(f"  {name} stream (gRPC) on {_host_of(server.address) or host}:{server.port}")
+    if settings.backup_root:
+        lines.append(f"  backups: below {settings.backup_root}")
     if settings.dev:
         lines.append("  dev tokens (Authorization: Bearer <token>):")
         lines += [f"    {token:<13} {what}" for token, what in DEV_TOKENS]
@@ -102,6 +105,14 @@ def _with_dev_streams(settings: Settings) -> Settings:
         worker_stream_addr=grpc.worker_stream_addr or _dev_address(host, DEV_WORKER_STREAM_PORT, "worker"),
     )
     return dataclasses.replace(settings, grpc=streams)
+
+
+def _with_dev_backups(settings: Settings) -> Settings:
+    """--dev keeps backups working out of the box: without backupRoot they go below ./backups
+    (a new directory per backup, as everywhere); other modes must name the root."""
+    if not settings.dev or settings.backup_root:
+        return settings
+    return dataclasses.replace(settings, backup_root=os.path.abspath("backups"))
 
 
 def _dev_address(host: str, port: int, name: str) -> str:

@@ -192,15 +192,20 @@ def _shortcut_hint(s: Settings, side: str) -> str:
 
 
 def _check_insecure_auth(s: Settings) -> list[str]:
-    if s.env == "dev":
-        return []
+    # Outside --dev, static tokens need the explicit opt-in whatever `env` says: `env` defaults to
+    # dev, so keying this on `env` let a server started without thought accept them silently.
     problems = [
-        f"{side}AuthProvider uses static tokens: env {s.env!r} needs allowStaticTokens: true for them"
+        f"{side}AuthProvider uses static tokens: without --dev they need allowStaticTokens: true"
         for side, auth in (("producer", s.auth.producer), ("worker", s.auth.worker))
-        if uses_static(auth) and not s.auth.allow_static_tokens
+        if not s.dev and uses_static(auth) and not s.auth.allow_static_tokens
     ]
-    if s.auth.allow_insecure_role_header:
+    if s.env != "dev" and s.auth.allow_insecure_role_header:
         problems.append(f"allowInsecureRoleHeader requires env dev, got {s.env!r}")
+    if s.webhooks.require_signed and not s.webhooks.hmac_secret.strip():
+        problems.append(
+            "requireSignedWebhooks is set but webhookHmacSecret (WEBHOOK_HMAC_SECRET) is empty: "
+            "callbacks and notifications would go out unsigned"
+        )
     return problems
 
 

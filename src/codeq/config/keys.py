@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Literal
 
@@ -84,6 +85,8 @@ TOP = (
     _same("grpc.max_unauthenticated_streams", "grpc_max_unauthenticated_streams", "int"),
     _same("grpc.max_concurrent_streams", "grpc_max_concurrent_streams", "int"),
     _same("webhooks.hmac_secret", "webhook_hmac_secret", "str"),
+    _same("webhooks.signature_per_tenant", "webhook_signature_per_tenant", "bool"),
+    _same("webhooks.require_signed", "require_signed_webhooks", "bool"),
     _same("webhooks.result_max_attempts", "result_webhook_max_attempts", "int"),
     _same("webhooks.result_base_backoff_seconds", "result_webhook_base_backoff_seconds", "int"),
     _same("webhooks.result_max_backoff_seconds", "result_webhook_max_backoff_seconds", "int"),
@@ -144,6 +147,25 @@ UNSUPPORTED_MODES = (
 )
 CONFIG_PATH_ENV = "CODEQ_CONFIG_PATH"
 PERSISTENCE_CONFIG_ENV = "PERSISTENCE_CONFIG"
+# Read by the CLI, not the server: one shell often runs both, so these are no typo.
+CLIENT_ENV = frozenset(("CODEQ_BASE_URL", "CODEQ_PRODUCER_TOKEN", "CODEQ_WORKER_TOKEN"))
+# Names the reference's server reads (spec 04 §2.2): set here without being in the key table, they
+# would be silently ignored, so the start says so by name (spec 04 gap 2).
+REFERENCE_ENV = frozenset(
+    (
+        "REDIS_ADDR",
+        "REDIS_PASSWORD",
+        "KVROCKS_PASSWORD",
+        "LOCAL_ARTIFACTS_DIR",
+        "IDENTITY_SERVICE_URL",
+        "IDENTITY_SERVICE_API_KEY",
+        "TRACING_ENABLED",
+        "TRACING_SERVICE_NAME",
+        "TRACING_OTLP_ENDPOINT",
+        "TRACING_OTLP_INSECURE",
+        "TRACING_SAMPLE_RATIO",
+    )
+)
 
 
 def key_table() -> tuple[KeyName, ...]:
@@ -167,3 +189,13 @@ def key_table() -> tuple[KeyName, ...]:
     rows += [KeyName("", f"{block}.enabled", env or "") for block, env, _ in UNSUPPORTED_MODES]
     rows.append(KeyName("", "", CONFIG_PATH_ENV))
     return tuple(rows)
+
+
+def unused_environment(env: Mapping[str, str]) -> list[str]:
+    """The set `CODEQ_*` variables and reference names this server does not read, sorted."""
+    known = {row.env for row in key_table() if row.env} | CLIENT_ENV
+    return sorted(
+        name
+        for name, value in env.items()
+        if value and name not in known and (name.startswith("CODEQ_") or name in REFERENCE_ENV)
+    )

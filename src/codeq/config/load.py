@@ -46,10 +46,24 @@ def load_settings(
     problems = sources.problems + validate(settings)
     if problems:
         raise ConfigError(problems)
-    auth = settings.auth
-    if settings.env != "dev" and any(uses_static(a) for a in (auth.producer, auth.worker)):
-        log.warning("static token authentication is enabled outside dev (env=%s)", settings.env)
+    _warn_about(settings)
     return settings
+
+
+def _warn_about(settings: Settings) -> None:
+    """What is allowed but unsafe outside --dev, said once at start."""
+    if settings.dev:
+        return
+    auth = settings.auth
+    if any(uses_static(a) for a in (auth.producer, auth.worker)):
+        log.warning("static token authentication is enabled without --dev (allowStaticTokens)")
+    if not settings.webhooks.hmac_secret.strip():
+        # Any task may name a webhook and any worker may subscribe: without a secret a receiver
+        # cannot tell codeq's POSTs from anyone else's.
+        log.warning(
+            "webhookHmacSecret is not set: result callbacks and queue-ready notifications go out "
+            "unsigned (set requireSignedWebhooks: true to refuse to start like this)"
+        )
 
 
 def build(cls: type[T], values: Mapping[str, object]) -> T:

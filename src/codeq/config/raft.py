@@ -11,6 +11,7 @@ static peer list on every node, so there is nothing to bootstrap.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ KEYS: dict[str, tuple[str, str, str]] = {
     "enabled": ("enabled", "RAFT_ENABLED", "bool"),
     "selfId": ("self_id", "RAFT_SELF_ID", "str"),
     "bindAddr": ("bind_addr", "RAFT_BIND_ADDR", "str"),
+    "bindBehindProxy": ("bind_behind_proxy", "RAFT_BIND_BEHIND_PROXY", "bool"),
     "bootstrap": ("bootstrap", "RAFT_BOOTSTRAP", "bool"),
     "peers": ("peers", "RAFT_PEERS", "map"),
     "peerHTTPAddrs": ("peer_http_addrs", "RAFT_PEER_HTTP_ADDRS", "map"),
@@ -43,6 +45,9 @@ class RaftSettings:
     enabled: bool = False
     self_id: str = ""
     bind_addr: str = ""
+    # This node's raft.peers entry is a proxy or port mapping in front of bindAddr, so the two
+    # may differ on purpose; without it they must agree.
+    bind_behind_proxy: bool = False
     bootstrap: bool = False
     peers: Mapping[str, str] = field(default_factory=dict)  # id -> raft host:port, self included
     peer_http_addrs: Mapping[str, str] = field(default_factory=dict)  # id -> http(s) base URL
@@ -170,6 +175,18 @@ def _check_peers(raft: RaftSettings, valid_address: Any) -> list[str]:
     ]
     if raft.self_id and raft.self_id not in peers:
         problems.append(f"raft.selfId {raft.self_id!r} not present in raft.peers")
+    elif (
+        raft.self_id
+        and not raft.bind_behind_proxy
+        and not _bind_agrees(raft.bind_addr, peers[raft.self_id], valid_address)
+    ):
+        # The peers dial this node at its raft.peers entry: a bind elsewhere starts normally and
+        # leaves them dialing a port nobody listens on.
+        problems.append(
+            f"raft.bindAddr {raft.bind_addr!r} does not agree with this node's raft.peers entry "
+            f"{peers[raft.self_id]!r}: same port, and the same host unless bindAddr binds every interface "
+            "(raft.bindBehindProxy: true when a proxy or port mapping sits between them)"
+        )
     if len(set(peers.values())) != len(peers):
         problems.append("raft.peers lists the same address twice")
     if len(peers) % 2 == 0:
@@ -186,6 +203,33 @@ def _check_peers(raft: RaftSettings, valid_address: Any) -> list[str]:
                 f"missing {missing}"
             )
     return problems
+
+
+_WILDCARD_HOSTS = frozenset(("", "0.0.0.0", "::", "[::]"))
+
+
+def _bind_agrees(bind_addr: str, advertised: str, valid_address: Any) -> bool:
+    """Whether binding `bind_addr` receives what is sent to `advertised` (unparsable: said elsewhere)."""
+    bind, peer = valid_address(bind_addr), valid_address(advertised)
+    if bind is None or peer is None:
+        return True
+    (bind_host, bind_port), (peer_host, peer_port) = bind, peer
+    if bind_port != peer_port:
+        return False
+    # A name may resolve to the bound address: only two differing literal addresses surely disagree.
+    return (
+        bind_host in _WILDCARD_HOSTS
+        or not (_is_ip(bind_host) and _is_ip(peer_host))
+        or bind_host == peer_host
+    )
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _check_timing(raft: RaftSettings) -> list[str]:

@@ -22,6 +22,7 @@ from codeq.config.keys import (
     UNSUPPORTED_MODES,
     Key,
     Kind,
+    unused_environment,
 )
 from codeq.config.raft import from_env as raft_from_env
 from codeq.config.raft import from_yaml as raft_from_yaml
@@ -134,6 +135,9 @@ class Sources:
             if variable is not None and _env_bool(env.get(variable, "")):
                 self.problems.append(message)
         self.raft(raft_from_env(env, self.problems))
+        unused = unused_environment(env)
+        if unused:
+            log.warning("environment variables not used by codeq: %s", ", ".join(unused))
 
     def raft(self, values: dict[str, object]) -> None:
         self.values.update({f"raft.{name}": value for name, value in values.items()})

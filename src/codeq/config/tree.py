@@ -122,6 +122,10 @@ class WebhookSettings:
     """Outbound webhooks (spec 01 §7.3, §9): signing, result-callback retries, host lists."""
 
     hmac_secret: str = ""
+    # Opt-in: sign each tenant's webhooks with a key derived for that tenant (service/webhooks.py).
+    signature_per_tenant: bool = False
+    # Refuse to start when tasks may carry webhooks but nothing signs them (outside --dev).
+    require_signed: bool = False
     result_max_attempts: int = 5
     result_base_backoff_seconds: int = 2
     result_max_backoff_seconds: int = 60

@@ -33,53 +33,88 @@ class ShardCopy:
 
 class BackupService:
     def __init__(
-        self,
-        checkpoints: Sequence[CheckpointFn],
-        clock: Clock,
-        *,
-        enabled: bool = True,
-        root: str = "",
-        root_required: bool = False,
+        self, checkpoints: Sequence[CheckpointFn], clock: Clock, *, enabled: bool = True, root: str = ""
     ) -> None:
         self.checkpoints = list(checkpoints)
         self.clock = clock
         self.enabled = enabled  # False for the memory store: nothing on disk to copy
-        # An admin token must not be a way to write anywhere the server may: `backupRoot`.
+        # A backup copies every tenant's data: an operator's act, in every env, and only to where
+        # the operator has said backups may go (issue 11 item 7).
         self.root = os.path.realpath(root) if root else ""
-        # A backup copies every tenant's data: outside dev it is an operator's act, allowed
-        # only once the operator has said where backups may go.
-        self.root_required = root_required
 
     async def backup(self, principal: Principal, dest: str, shard: int | None = None) -> list[ShardCopy]:
-        """Checkpoint one shard, or all of them, into `dest` (an absolute path on this server)."""
-        principal.require_admin()
+        """Checkpoint one shard, or all of them, into `dest` (a new directory inside `backupRoot`).
+
+        `dest` may exist only as a backup this server started (its manifest inside) whose
+        shard copy is still missing: the CLI asks for one shard at a time into one directory.
+        """
+        principal.require_operator()
         if not self.enabled:
             raise WrongState("the memory store keeps nothing on disk to back up")
-        if self.root_required and not self.root:
+        if not self.root:
             raise Forbidden("backups are disabled: set backupRoot (BACKUP_ROOT) to allow them")
-        if not dest or not os.path.isabs(dest):
-            raise InvalidInput("dest must be an absolute path on the server", field="dest")
-        if self.root and os.path.commonpath([self.root, os.path.realpath(dest)]) != self.root:
-            raise InvalidInput(f"dest must be inside the backup root {self.root}", field="dest")
+        target = self._target(dest)
         count = len(self.checkpoints)
         if shard is not None and not 0 <= shard < count:
             raise InvalidInput(f"shard must be between 0 and {count - 1}", field="shard")
         numbers = range(count) if shard is None else [shard]
-        for number in numbers:
-            if os.path.exists(shard_path(dest, number)):
-                raise Conflict(f"{shard_path(dest, number)} exists already", field="dest")
         try:
-            os.makedirs(dest, mode=0o700, exist_ok=True)
-            _write_manifest(dest, count, self.clock.now_ms())
+            _prepare(target, count, [shard_path(target, n) for n in numbers], self.clock.now_ms())
             copies = []
             for number in numbers:
-                path = shard_path(dest, number)
+                path = shard_path(target, number)
                 await self.checkpoints[number](path)
+                _make_private(path)
                 files, size = directory_size(path)
-                copies.append(ShardCopy(number, path, size, files))
+                copies.append(ShardCopy(number, shard_path(dest, number), size, files))
         except OSError as exc:
-            raise InvalidInput(f"cannot write the backup: {exc.strerror or exc}", field="dest") from None
+            # strerror only: the server's paths stay out of the answer.
+            raise InvalidInput(f"cannot write the backup: {exc.strerror or 'error'}", field="dest") from None
         return copies
+
+    def _target(self, dest: str) -> str:
+        """The real path `dest` names, inside the root; errors never echo a server path."""
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in dest):
+            raise InvalidInput("dest must not contain control characters", field="dest")
+        if not dest or not os.path.isabs(dest):
+            raise InvalidInput("dest must be an absolute path on the server", field="dest")
+        target = os.path.realpath(dest)
+        if target == self.root or os.path.commonpath([self.root, target]) != self.root:
+            raise InvalidInput("dest must be inside the backup root", field="dest")
+        return target
+
+
+def _prepare(target: str, count: int, shard_dirs: list[str], now_ms: int) -> None:
+    """Create `target` (0700) with its manifest (0600), or accept the backup already begun there."""
+    os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+    try:
+        os.mkdir(target, mode=0o700)
+    except FileExistsError:
+        if not _is_backup_of(target, count) or any(os.path.lexists(d) for d in shard_dirs):
+            raise Conflict("dest exists already", field="dest") from None
+        return
+    _write_manifest(target, count, now_ms)
+
+
+def _is_backup_of(target: str, count: int) -> bool:
+    manifest = os.path.join(target, MANIFEST)
+    if os.path.islink(target) or not os.path.isfile(manifest):
+        return False
+    try:
+        with open(manifest, encoding="utf-8") as handle:
+            return bool(json.load(handle).get("numShards") == count)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _make_private(path: str) -> None:
+    """Directories 0700, files 0600: a backup holds every tenant's data."""
+    os.chmod(path, 0o700)
+    for folder, dirs, names in os.walk(path):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o700)
+        for name in names:
+            os.chmod(os.path.join(folder, name), 0o600)
 
 
 def shard_path(root: str, number: int) -> str:
@@ -98,5 +133,6 @@ def directory_size(path: str) -> tuple[int, int]:
 
 def _write_manifest(dest: str, num_shards: int, now_ms: int) -> None:
     manifest = {"format": BACKUP_FORMAT, "numShards": num_shards, "createdMs": now_ms}
-    with open(os.path.join(dest, MANIFEST), "w", encoding="utf-8") as handle:
+    fd = os.open(os.path.join(dest, MANIFEST), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(manifest, handle)

@@ -48,6 +48,7 @@ class Notifier:
         poster: Poster,
         *,
         secret: str = "",
+        per_tenant: bool = False,
         metrics: Metrics | None = None,
         limiter: OutboundLimiter | None = None,
     ) -> None:
@@ -56,6 +57,7 @@ class Notifier:
         self.hosts = hosts
         self.poster = poster
         self.secret = secret
+        self.per_tenant = per_tenant  # sign with the tenant's derived key (webhooks.tenant_secret)
         self.metrics = metrics
         self.limiter = limiter
         self._marked: set[tuple[str, str]] = set()
@@ -165,7 +167,8 @@ class Notifier:
             try:
                 await self.hosts.check_resolved(sub.callback_url, "callback_url")
                 body = self.body(sub, cmd_key, tenant, now_ms)
-                headers = signature_headers(self.secret, self.clock.now_ms() // 1000, body)
+                signer = tenant if self.per_tenant else None
+                headers = signature_headers(self.secret, self.clock.now_ms() // 1000, body, signer)
                 status = await self.poster.post(sub.callback_url, body, headers)
                 outcome = "success" if 200 <= status < 300 else "failure"
             except Exception as exc:  # one attempt: a refused host, a transport error, all only logged

@@ -11,6 +11,7 @@ class Policy:
     max_attempts_default: int = 5
     max_lease_seconds: int = 86_400
     max_delay_seconds: int = 31_536_000
+    backoff_max_seconds: int = 900  # an explicit nack delay is capped here too (spec 02 §nack)
     max_attempts: int = 1000
     max_payload_bytes: int = 512 * 1024
     max_batch_size: int = 100

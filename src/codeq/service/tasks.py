@@ -110,6 +110,7 @@ class TaskService:
     def _create_command(self, principal: Principal, spec: NewTask, now_ms: int) -> c.Create:
         policy = self.policy
         command = validate_command(spec.command)
+        principal.require_produce(command)
         if len(spec.payload) > policy.max_payload_bytes:
             raise PayloadTooLarge(f"payload exceeds {policy.max_payload_bytes} bytes", field="payload")
         if not MIN_PRIORITY <= spec.priority <= MAX_PRIORITY:
@@ -282,14 +283,16 @@ class TaskService:
     async def nack(
         self, principal: Principal, task_id: str, delay_seconds: int | None, reason: str = ""
     ) -> tuple[int, bool]:
-        """Retry later. No delay: the backoff policy decides; an explicit 0 means now (spec 01 gap 2)."""
+        """Retry later. No delay: the backoff policy decides; an explicit 0 means now (spec 01 gap 2).
+
+        An explicit delay is capped at `backoffMaxSeconds`, as the backoff is (spec 02 nack):
+        the answer's `delaySeconds` is the delay applied.
+        """
         principal.require_scope(SCOPE_NACK)
         if delay_seconds is not None and delay_seconds < 0:
             raise InvalidInput(f"invalid '{FIELD}' (must be >= 0)", field="delay_seconds")
-        if delay_seconds is not None and delay_seconds > self.policy.max_delay_seconds:
-            raise InvalidInput(
-                f"invalid '{FIELD}' (at most {self.policy.max_delay_seconds})", field="delay_seconds"
-            )
+        if delay_seconds is not None:
+            delay_seconds = min(delay_seconds, self.policy.backoff_max_seconds)
         command = c.Nack(
             now_ms=self.clock.now_ms(),
             tenant=principal.tenant,

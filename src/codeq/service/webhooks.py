@@ -32,11 +32,31 @@ from codeq.wire import callbacks
 log = logging.getLogger("codeq.webhooks")
 
 
-def signature_headers(secret: str, timestamp_s: int, body: bytes) -> dict[str, str]:
-    """The reference's scheme: hex HMAC-SHA256 of "<unix seconds>.<raw body>", no prefix."""
+TENANT_KEY_PREFIX = "codeq-tenant:"
+
+
+def tenant_secret(secret: str, tenant: str) -> str:
+    """One tenant's signing key: hex HMAC-SHA256(secret, "codeq-tenant:<tenant>").
+
+    With `webhookSignaturePerTenant` every tenant's receivers verify with their own key, so a
+    signature one tenant can obtain (by pointing a webhook at itself) is worthless at another
+    tenant's receiver. The hex text is used exactly like the shared secret in the reference's
+    scheme, so a receiver only swaps the key it verifies with.
+    """
+    return hmac.new(secret.encode(), (TENANT_KEY_PREFIX + tenant).encode(), hashlib.sha256).hexdigest()
+
+
+def signature_headers(
+    secret: str, timestamp_s: int, body: bytes, tenant: str | None = None
+) -> dict[str, str]:
+    """The reference's scheme: hex HMAC-SHA256 of "<unix seconds>.<raw body>", no prefix.
+
+    `tenant` (given when signatures are per tenant) signs with that tenant's derived key.
+    """
     if not secret.strip():
         return {}
-    mac = hmac.new(secret.encode(), f"{timestamp_s}.".encode() + body, hashlib.sha256)
+    key = secret if tenant is None else tenant_secret(secret, tenant)
+    mac = hmac.new(key.encode(), f"{timestamp_s}.".encode() + body, hashlib.sha256)
     return {"X-CodeQ-Timestamp": str(timestamp_s), "X-CodeQ-Signature": mac.hexdigest()}
 
 
@@ -76,6 +96,7 @@ class H1Poster:
 @dataclass(frozen=True, slots=True)
 class CallbackSettings:
     secret: str = ""
+    per_tenant: bool = False  # sign with each task's tenant key (`tenant_secret`)
     max_attempts: int = 5
     base_backoff_seconds: int = 2
     max_backoff_seconds: int = 60
@@ -207,7 +228,8 @@ class ResultCallbacks:
             log.warning("result callback refused: %s", exc.message)
             return False
         body = self.body(entry)
-        headers = signature_headers(self.settings.secret, self.clock.now_ms() // 1000, body)
+        tenant = entry.tenant if self.settings.per_tenant else None
+        headers = signature_headers(self.settings.secret, self.clock.now_ms() // 1000, body, tenant)
         try:
             status = await self.poster.post(entry.url, body, headers)
         except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a URL the client cannot send
