@@ -1,0 +1,134 @@
+// The console's shell: sign-in, the hash routes, the status line, polling and confirmations.
+import { ApiError, call, session } from "./api.js";
+import { clusterView } from "./cluster.js";
+import { dlqView } from "./dlq.js";
+import { h, replace } from "./dom.js";
+import { queuesView } from "./queues.js";
+import { taskView, tasksView } from "./tasks.js";
+
+const view = document.getElementById("view");
+const nav = document.getElementById("nav");
+const statusLine = document.getElementById("status");
+const dialog = document.getElementById("confirm");
+let stopView = () => {};
+
+const ROUTES = [
+  [/^\/?$/, queuesView],
+  [/^\/queues$/, queuesView],
+  [/^\/queues\/([^/]+)\/tasks$/, tasksView],
+  [/^\/queues\/([^/]+)\/dlq$/, dlqView],
+  [/^\/tasks\/([^/]+)$/, taskView],
+  [/^\/cluster$/, clusterView],
+];
+
+function say(message, kind = "info") {
+  statusLine.textContent = message;
+  statusLine.className = `status ${kind}`;
+}
+
+// 401: the token is wrong or expired, so sign in again. 403: the token is fine but its role
+// may not see this page; other pages may still work, so it stays signed in.
+function fail(error) {
+  if (error instanceof ApiError && error.status === 401) {
+    session.signOut();
+    showSignIn(`Your token was not accepted (${error.message}). Sign in again.`);
+  } else if (error instanceof ApiError && error.status === 403) {
+    stopView();
+    replace(view,
+      h("h1", { tabindex: -1 }, "Not allowed"),
+      h("p", { class: "error", role: "alert" }, `This token's role may not see this page: ${error.message}.`),
+      h("button", { type: "button", onclick: () => { session.signOut(); showSignIn(); } },
+        "Sign in with another token"));
+  } else {
+    say(error instanceof Error ? error.message : String(error), "error");
+  }
+}
+
+// Runs `fn` now and then every `ms` after each run ends, so slow answers never pile up.
+function every(ms, fn) {
+  let timer = null;
+  let stopped = false;
+  const tick = async () => {
+    try {
+      await fn();
+    } catch (error) {
+      fail(error);
+      if (error instanceof ApiError && (error.status === 401 || error.status === 403)) return;
+    }
+    if (!stopped) timer = window.setTimeout(tick, ms);
+  };
+  timer = window.setTimeout(tick, ms);
+  return () => { stopped = true; window.clearTimeout(timer); };
+}
+
+function confirm(text) {
+  document.getElementById("confirm-text").textContent = text;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+  });
+}
+
+const ctx = { view, say, fail, every, confirm, go: (hash) => { window.location.hash = hash; } };
+
+async function route(focus) {
+  stopView();
+  stopView = () => {};
+  if (!session.token) return showSignIn();
+  nav.hidden = false;
+  const [path, query] = window.location.hash.replace(/^#/, "").split("?");
+  const found = ROUTES.find(([pattern]) => pattern.test(path));
+  if (!found) {
+    replace(view, h("h1", { tabindex: -1 }, "Not found"), h("p", {}, h("a", { href: "#/queues" }, "Go to Queues")));
+    return;
+  }
+  const [pattern, render] = found;
+  const args = path.match(pattern).slice(1).map(decodeURIComponent);
+  say("");
+  try {
+    stopView = (await render(ctx, args, new URLSearchParams(query || ""))) || (() => {});
+  } catch (error) {
+    fail(error);
+  }
+  if (focus) view.querySelector("h1")?.focus();
+}
+
+function showSignIn(message) {
+  stopView();
+  stopView = () => {};
+  nav.hidden = true;
+  say("");
+  const input = h("input", {
+    id: "token", name: "token", type: "password", autocomplete: "off", required: true,
+    spellcheck: "false", "aria-describedby": message ? "sign-in-error" : null,
+  });
+  const submit = async (event) => {
+    event.preventDefault();
+    const token = input.value.trim();
+    if (!token) return;
+    session.signIn(token);
+    try {
+      await call("raft/status"); // any valid token may read it: a cheap check of the token
+    } catch (error) {
+      return fail(error);
+    }
+    await route(true);
+  };
+  replace(view,
+    h("form", { class: "sign-in", onsubmit: submit },
+      h("h1", {}, "Sign in"),
+      message ? h("p", { id: "sign-in-error", class: "error", role: "alert" }, message) : null,
+      h("p", { class: "muted" },
+        "Paste an API token. It is kept for this browser session only and sent as a bearer token."),
+      h("label", { for: "token" }, "Token"),
+      input,
+      h("button", { type: "submit" }, "Sign in")));
+}
+
+document.getElementById("sign-out").addEventListener("click", () => {
+  session.signOut();
+  showSignIn();
+});
+window.addEventListener("hashchange", () => route(true));
+route(false);
