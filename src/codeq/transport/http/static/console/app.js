@@ -26,13 +26,14 @@ function say(message, kind = "info") {
   statusLine.className = `status ${kind}`;
 }
 
-// 401: the token is wrong or expired, so sign in again. 403: the token is fine but its role
-// may not see this page; other pages may still work, so it stays signed in.
-function fail(error) {
-  if (error instanceof ApiError && error.status === 401) {
+// 401 and a token that no longer passes the check: sign in again. 403, or a 401 for a token
+// that still passes (admin routes answer a worker token 401): its role may not see this page;
+// other pages may still work, so it stays signed in.
+async function fail(error) {
+  if (error instanceof ApiError && error.status === 401 && !(await tokenWorks())) {
     session.signOut();
     showSignIn(`Your token was not accepted (${error.message}). Sign in again.`);
-  } else if (error instanceof ApiError && error.status === 403) {
+  } else if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
     stopView();
     replace(view,
       h("h1", { tabindex: -1 }, "Not allowed"),
@@ -44,6 +45,16 @@ function fail(error) {
   }
 }
 
+// Any valid token, producer or worker, may read the Raft status: a cheap check of the token.
+async function tokenWorks() {
+  try {
+    await call("raft/status");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 // Runs `fn` now and then every `ms` after each run ends, so slow answers never pile up.
 function every(ms, fn) {
   let timer = null;
@@ -52,7 +63,7 @@ function every(ms, fn) {
     try {
       await fn();
     } catch (error) {
-      fail(error);
+      await fail(error);
       if (error instanceof ApiError && (error.status === 401 || error.status === 403)) return;
     }
     if (!stopped) timer = window.setTimeout(tick, ms);
@@ -89,7 +100,7 @@ async function route(focus) {
   try {
     stopView = (await render(ctx, args, new URLSearchParams(query || ""))) || (() => {});
   } catch (error) {
-    fail(error);
+    await fail(error);
   }
   if (focus) view.querySelector("h1")?.focus();
 }
@@ -108,10 +119,9 @@ function showSignIn(message) {
     const token = input.value.trim();
     if (!token) return;
     session.signIn(token);
-    try {
-      await call("raft/status"); // any valid token may read it: a cheap check of the token
-    } catch (error) {
-      return fail(error);
+    if (!(await tokenWorks())) {
+      session.signOut();
+      return showSignIn("That token was not accepted. Check it and sign in again.");
     }
     await route(true);
   };

@@ -110,6 +110,7 @@ function sparkline(series, what) {
   const step = width / (SAMPLES - 1);
   const offset = (SAMPLES - series.length) * step;
   const points = series.map((v, i) => `${(offset + i * step).toFixed(1)},${(height - 2 - (v / top) * (height - 4)).toFixed(1)}`);
+  if (points.length === 1) points.unshift(`${width - step},${points[0].split(",")[1]}`); // a dash, not nothing
   const latest = series[series.length - 1];
   return svg("svg", {
     viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": `${what}: ${latest}`,
