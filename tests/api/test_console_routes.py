@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +77,20 @@ async def test_only_the_packaged_assets_are_served(node: Api, path: str) -> None
     response = await node.client.get(path)
     assert response.status_code == 404, path
     assert response.headers["content-type"] == "application/json"
+
+
+def test_the_wheel_ships_every_packaged_page_file() -> None:
+    """Each file under static/ matches a `package-data` glob, so the wheel carries it."""
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    package = root / "src" / "codeq"
+    files = [p for p in (package / "transport/http/static").rglob("*") if p.is_file()]
+    assert len(files) >= 10
+    for path in files:
+        relative = path.relative_to(package).as_posix()
+        assert any(_glob(pattern).fullmatch(relative) for pattern in patterns["codeq"]), relative
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """A setuptools glob: `*` stays within one folder."""
+    return re.compile("[^/]*".join(re.escape(part) for part in pattern.split("*")))

@@ -8,13 +8,8 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import PHONE, Api, Console, needs_route
 
+COLUMNS = ["Command", "Ready", "Delayed", "In progress", "Dead-lettered", "Completed (1h)", "Failed (1h)"]
 XSS = "<img src=x onerror=window.pwned=1>"  # no quotes, so the JSON text shows it verbatim
-
-
-def counts(console: Console, command: str) -> dict[str, str]:
-    row = console.page.locator(f'#queues tr[data-command="{command}"]')
-    expect(row).to_be_visible()
-    return {col: row.locator(f'td[data-col="{col}"]').inner_text() for col in ("ready", "delayed", "inProgress")}
 
 
 def test_keyboard_sign_in_then_the_queue_shows_its_counts(console: Console, api: Api) -> None:
@@ -37,10 +32,7 @@ def test_keyboard_sign_in_then_the_queue_shows_its_counts(console: Console, api:
     expect(row.locator('td[data-col="inProgress"]')).to_have_text("1")
     expect(row.locator('td[data-col="deadLettered"]')).to_have_text("0")
     headers = page.locator("#queues thead th").all_inner_texts()
-    assert headers[:7] == ["Command", "Ready", "Delayed", "In progress", "Dead-lettered"] + [
-        "Completed (1h)",
-        "Failed (1h)",
-    ]
+    assert headers[:7] == COLUMNS
     expect(row.locator("svg[role=img]")).to_be_visible()  # the rate sparkline
     console.shot("queues")
     assert console.errors == []
@@ -69,7 +61,7 @@ def test_the_queues_page_fits_a_phone(console: Console, api: Api) -> None:
     assert console.errors == []
 
 
-def test_a_task_page_shows_its_facts_and_renders_a_hostile_payload_as_text(console: Console, api: Api) -> None:
+def test_a_task_page_shows_its_facts_and_a_hostile_payload_as_text(console: Console, api: Api) -> None:
     command = api.command("render")
     task = api.create(command, {"html": XSS, "nested": {"list": [1, 2]}}, priority=7)
     console.sign_in()
