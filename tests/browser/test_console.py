@@ -23,6 +23,7 @@ def test_keyboard_sign_in_then_the_queue_shows_its_counts(console: Console, api:
     console.shot("sign-in")
     page.keyboard.press("Tab")
     expect(page.get_by_label("Token")).to_be_focused()
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"  # visible focus
     page.keyboard.type("dev-producer")
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Queues")).to_be_visible()

@@ -11,6 +11,7 @@ const nav = document.getElementById("nav");
 const statusLine = document.getElementById("status");
 const dialog = document.getElementById("confirm");
 let stopView = () => {};
+let navigation = 0; // counts route changes, so a slow page cannot outlive a newer one
 
 const ROUTES = [
   [/^\/?$/, queuesView],
@@ -86,6 +87,7 @@ const ctx = { view, say, fail, every, confirm, go: (hash) => { window.location.h
 async function route(focus) {
   stopView();
   stopView = () => {};
+  const current = ++navigation;
   if (!session.token) return showSignIn();
   nav.hidden = false;
   const [path, query] = window.location.hash.replace(/^#/, "").split("?");
@@ -98,7 +100,9 @@ async function route(focus) {
   const args = path.match(pattern).slice(1).map(decodeURIComponent);
   say("");
   try {
-    stopView = (await render(ctx, args, new URLSearchParams(query || ""))) || (() => {});
+    const stop = (await render(ctx, args, new URLSearchParams(query || ""))) || (() => {});
+    if (current === navigation) stopView = stop;
+    else stop();
   } catch (error) {
     await fail(error);
   }
