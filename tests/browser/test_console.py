@@ -223,3 +223,19 @@ def test_the_overview_counts_finished_tasks_of_the_last_hour(console: Console, a
     expect(row.locator('td[data-col="completed1h"]')).to_have_text("1")
     expect(row.locator('td[data-col="failed1h"]')).to_have_text("0")
     assert console.errors == []
+
+
+@needs_route("/v1/codeq/tasks/{id}/cancel")
+def test_cancel_a_leased_task_asks_its_worker_to_stop(console: Console, api: Api) -> None:
+    command = api.command("cancel-leased")
+    task = api.create(command)
+    api.claim(command)
+    console.sign_in()
+    expect(console.page.get_by_role("heading", name="Queues")).to_be_visible()
+    console.open(f"/tasks/{task['id']}")
+    console.page.get_by_role("button", name="Cancel").click()
+    expect(console.page.locator("#status")).to_contain_text("Cancel requested")
+    expect(console.page.locator('dd[data-fact="Status"]')).to_have_text("IN_PROGRESS (cancel requested)")
+    expect(console.page.get_by_role("button", name="Cancel")).to_have_count(0)
+    assert api.task(task["id"])["cancelRequested"] is True
+    assert console.errors == []
