@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import PHONE, Api, Console, needs_route
+
+pytestmark = pytest.mark.process  # every test here talks to a real `codeq serve`
 
 COLUMNS = ["Command", "Ready", "Delayed", "In progress", "Dead-lettered", "Completed (1h)", "Failed (1h)"]
 XSS = "<img src=x onerror=window.pwned=1>"  # no quotes, so the JSON text shows it verbatim
