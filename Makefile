@@ -7,7 +7,7 @@ PORT ?= 8080
 DATA ?= ./data
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run run-cluster test check bench proto clean
+.PHONY: help install browser run run-cluster test check bench proto clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -18,7 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[server,dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv with the server and dev dependencies
+install: $(STAMP) browser ## create .venv with the server and dev dependencies
+
+# The browser tests drive Debian's chromium (Playwright's own browser download is never used).
+browser: ## install Debian's chromium for tests/browser (as root; skipped when present)
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	@command -v chromium >/dev/null || echo "chromium is missing: run 'make browser' as root, or tests/browser skip"
 
 run: $(STAMP) ## serve on :8080 with the embedded store in ./data and the dev tokens
 	$(BIN)/codeq serve --dev --host $(HOST) --port $(PORT) --data $(DATA)
@@ -26,7 +32,7 @@ run: $(STAMP) ## serve on :8080 with the embedded store in ./data and the dev to
 run-cluster: $(STAMP) ## three Raft nodes on loopback (ports in README), prints the leader; SHARDS=n
 	$(BIN)/python -m codeq.cli.run_cluster --data ./data-cluster --shards $(or $(SHARDS),1)
 
-test: $(STAMP) ## run the whole test suite
+test: $(STAMP) browser ## run the whole test suite
 	$(BIN)/pytest -q
 
 check: $(STAMP) ## ruff, mypy and import-linter: zero findings

@@ -25,6 +25,7 @@ from codeq.transport.http.asgi import (
 )
 from codeq.transport.http.backup import BackupRoutes
 from codeq.transport.http.cluster import ClusterRoutes
+from codeq.transport.http.console import ConsoleRoutes
 from codeq.transport.http.dlq import DlqRoutes
 from codeq.transport.http.render import TimeFormat
 from codeq.transport.http.subscriptions import SubscriptionRoutes
@@ -72,6 +73,7 @@ def build_router(
     router.add("GET", "/healthz", a.healthz)
     router.add("GET", "/readyz", a.readyz)
     router.add("GET", "/openapi.json", _openapi_handler(services.tasks.policy))
+    ConsoleRoutes().add_to(router)  # the console and /docs pages: not API operations
     return router
 
 

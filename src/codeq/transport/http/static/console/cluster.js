@@ -1,0 +1,70 @@
+// The Cluster page: each Raft group's leader, term and applied index with this node's
+// readiness; in single-node mode, the shards and their commit latency from /metrics.
+import { ApiError, call } from "./api.js";
+import { h, replace, table } from "./dom.js";
+
+const POLL_MS = 2000;
+
+export async function clusterView(ctx) {
+  const render = async () => {
+    const [status, ready] = await Promise.all([call("raft/status"), readiness()]);
+    const body = status.enabled ? raftTable(status.groups, ready) : await shardTable();
+    replace(ctx.view,
+      h("h1", { tabindex: -1 }, "Cluster"),
+      h("p", { id: "readiness", class: ready.ok ? "ok" : "error" },
+        ready.ok ? "This node is ready." : `This node is not ready: ${ready.why}`),
+      h("p", { class: "muted" }, status.enabled
+        ? `Raft: ${status.numGroups} group(s), as seen from this node.`
+        : "Single-node mode: no Raft; each shard commits to its own store."),
+      body);
+  };
+  await render();
+  return ctx.every(POLL_MS, render);
+}
+
+async function readiness() {
+  try {
+    await call("/readyz");
+    return { ok: true };
+  } catch (error) {
+    if (error instanceof ApiError) return { ok: false, why: error.message };
+    throw error;
+  }
+}
+
+function raftTable(groups, ready) {
+  const rows = groups.map((g) => {
+    const nodes = g.nodes || [{ id: g.selfId, addr: g.selfAddr, appliedIndex: g.appliedIndex, ready: ready.ok }];
+    return nodes.map((node) => h("tr", {},
+      h("th", { scope: "row" }, g.shardIdx),
+      h("td", {}, g.hasLeader ? `${g.leaderId} (${g.leaderAddr})` : "none"),
+      h("td", { class: "num" }, g.term ?? "—"),
+      h("td", {}, `${node.id} (${node.addr})`, node.id === g.leaderId ? " — leader" : ""),
+      h("td", { class: "num" }, node.appliedIndex ?? "—"),
+      h("td", {}, node.ready === undefined ? "—" : node.ready ? "ready" : "not ready")));
+  });
+  return table("Raft groups", ["Group", "Leader", "Term", "Node", "Applied index", "Readiness"], rows);
+}
+
+// codeq_commit_latency_seconds{shard} is a Prometheus histogram: mean = _sum / _count.
+async function shardTable() {
+  const text = await call("/metrics");
+  const shards = new Map();
+  const line = /^codeq_commit_latency_seconds_(sum|count)\{shard="([^"]*)"\} (\S+)$/;
+  for (const row of String(text).split("\n")) {
+    const match = line.exec(row);
+    if (!match) continue;
+    const [, kind, shard, value] = match;
+    if (!shards.has(shard)) shards.set(shard, { sum: 0, count: 0 });
+    shards.get(shard)[kind] = Number(value);
+  }
+  const rows = [...shards.entries()].sort(([a], [b]) => Number(a) - Number(b)).map(([shard, m]) =>
+    h("tr", { "data-shard": shard },
+      h("th", { scope: "row" }, shard),
+      h("td", { class: "num" }, m.count),
+      h("td", { class: "num" }, m.count ? `${((m.sum / m.count) * 1000).toFixed(2)} ms` : "—")));
+  return [
+    table("Shards", ["Shard", "Group commits", "Mean commit latency"], rows),
+    rows.length ? null : h("p", { class: "muted" }, "No commits yet: shards appear after their first write."),
+  ];
+}
