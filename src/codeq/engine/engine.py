@@ -13,7 +13,7 @@ import random
 import sys
 from typing import TypeVar
 
-from codeq.core.errors import CodeqError, InvalidInput, NotFound, NotOwner, WrongState
+from codeq.core.errors import CodeqError, InvalidInput, NotFound, NotOwner, StaleLease, WrongState
 from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Artifact, Location, ResultRecord, Status, Task
 from codeq.core.names import command_key
 from codeq.core.topics import Topic
@@ -190,11 +190,17 @@ class Engine:
         raw = self._get(keys.result(task_id))
         return records.decode_result(raw) if raw is not None else None
 
-    def _leased_task(self, task_id: str, tenant: str, worker_id: str) -> Task:
-        task = self.find_task(task_id, tenant)
+    def _leased_task(self, cmd: c.Heartbeat | c.Abandon | c.Nack | c.Complete) -> Task:
+        """The task `cmd` acts on, if its lease is still the sender's. A lease token names one
+        claim: once that lease has moved on (expired, handed back, claimed again or finished),
+        a holder presenting it is told it no longer owns the task, never let through."""
+        task = self.find_task(cmd.task_id, cmd.tenant)
+        fenced = cmd.lease_token != 0
+        if fenced and (task.status is not Status.IN_PROGRESS or task.lease_epoch != cmd.lease_token):
+            raise StaleLease()
         if task.status is not Status.IN_PROGRESS:
             raise WrongState("not-in-progress")
-        if task.worker_id != worker_id:
+        if task.worker_id != cmd.worker_id:
             raise NotOwner()
         return task
 
@@ -272,6 +278,7 @@ class Engine:
             task.status = Status.IN_PROGRESS
             task.worker_id = cmd.worker_id
             task.attempts += 1
+            task.lease_epoch += 1
             task.lease_until_ms = cmd.now_ms + cmd.lease_ms
             task.updated_ms = cmd.now_ms
             self.index.place(task, cmd.now_ms)
@@ -300,7 +307,7 @@ class Engine:
         return self.index.tasks[entry[3]]
 
     def _heartbeat(self, cmd: c.Heartbeat) -> LeaseExtended:
-        task = self._leased_task(cmd.task_id, cmd.tenant, cmd.worker_id)
+        task = self._leased_task(cmd)
         self.index.unplace(task)
         task.lease_until_ms = cmd.now_ms + cmd.extend_ms
         task.updated_ms = cmd.now_ms
@@ -309,7 +316,7 @@ class Engine:
         return LeaseExtended(task.snapshot())
 
     def _abandon(self, cmd: c.Abandon) -> Requeued:
-        task = self._leased_task(cmd.task_id, cmd.tenant, cmd.worker_id)
+        task = self._leased_task(cmd)
         # Handing a task back is not a failed delivery: it gives its attempt back, so that
         # `attempts` never passes `max_attempts` and a redeploy cannot exhaust a task.
         task.attempts = max(task.attempts - 1, 0)
@@ -322,7 +329,7 @@ class Engine:
         self._ctx.to_pending(task, now_ms, visible_ms)
 
     def _nack(self, cmd: c.Nack) -> Nacked:
-        task = self._leased_task(cmd.task_id, cmd.tenant, cmd.worker_id)
+        task = self._leased_task(cmd)
         if task.attempts >= task.max_attempts:
             self._dead_letter(task, cmd.now_ms, cmd.reason or "MAX_ATTEMPTS")
             return Nacked(0, dead_lettered=True)
@@ -334,7 +341,7 @@ class Engine:
         return Nacked(delay_ms // 1000, dead_lettered=False)
 
     def _complete(self, cmd: c.Complete) -> Completed:
-        task = self._leased_task(cmd.task_id, cmd.tenant, cmd.worker_id)
+        task = self._leased_task(cmd)
         status = Status(cmd.status)
         record = ResultRecord(
             task_id=task.id,

@@ -43,13 +43,24 @@ class BatchClaimRequest(_Request, kw_only=True):
     lease_seconds: int | None = None
 
 
-class HeartbeatRequest(_Request, kw_only=True):
+class _LeaseRequest(_Request, kw_only=True):
+    """A request about a claimed task. `leaseToken` (a codeq extension) is the claim's token:
+    given, the request is refused with 409 `not-owner` once that lease has moved on."""
+
+    lease_token: int | None = None
+
+
+class HeartbeatRequest(_LeaseRequest, kw_only=True):
     extend_seconds: int | None = None
 
 
-class NackRequest(_Request, kw_only=True):
+class NackRequest(_LeaseRequest, kw_only=True):
     delay_seconds: int | None = None
     reason: str | None = None
+
+
+class AbandonRequest(_LeaseRequest, kw_only=True):
+    pass
 
 
 class ArtifactIn(_Request, kw_only=True):
@@ -59,7 +70,7 @@ class ArtifactIn(_Request, kw_only=True):
     content_type: str | None = None
 
 
-class SubmitResultRequest(_Request, kw_only=True):
+class SubmitResultRequest(_LeaseRequest, kw_only=True):
     status: str
     # absent and null are the same: no result (a factory, so the JSON schema shows no Raw default)
     result: msgspec.Raw = msgspec.field(default_factory=lambda: NULL)
@@ -114,6 +125,7 @@ class TaskJSON(_Response, kw_only=True):
     last_known_location: str = ""
     worker_id: str = ""
     lease_until: str = ""
+    lease_token: int = 0  # codeq extension: the current claim's fencing token, while leased
     attempts: int = 0
     max_attempts: int = 0
     error: str = ""
