@@ -7,9 +7,21 @@ fields, as the reference does.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 NULL = msgspec.Raw(b"null")
+# codeq extensions for fenced leases (docs/compatibility.md): new optional fields only.
+_LEASE_TOKEN_IN = (
+    "codeq extension: the claim's `leaseToken`. Given, the request is refused with 409 "
+    "`not-owner` once that lease has moved on (expired and claimed again, handed back, finished); "
+    "absent, only the worker is checked"
+)
+_LEASE_TOKEN_OUT = (
+    "codeq extension: while the task is IN_PROGRESS, the token of the claim holding it; "
+    "present it with that claim's heartbeat, nack, abandon and result"
+)
 
 
 class _Request(msgspec.Struct, rename="camel", kw_only=True):
@@ -44,10 +56,9 @@ class BatchClaimRequest(_Request, kw_only=True):
 
 
 class _LeaseRequest(_Request, kw_only=True):
-    """A request about a claimed task. `leaseToken` (a codeq extension) is the claim's token:
-    given, the request is refused with 409 `not-owner` once that lease has moved on."""
+    """A request about a claimed task, which may present the claim's lease token."""
 
-    lease_token: int | None = None
+    lease_token: Annotated[int | None, msgspec.Meta(description=_LEASE_TOKEN_IN)] = None
 
 
 class HeartbeatRequest(_LeaseRequest, kw_only=True):
@@ -125,7 +136,7 @@ class TaskJSON(_Response, kw_only=True):
     last_known_location: str = ""
     worker_id: str = ""
     lease_until: str = ""
-    lease_token: int = 0  # codeq extension: the current claim's fencing token, while leased
+    lease_token: Annotated[int, msgspec.Meta(description=_LEASE_TOKEN_OUT)] = 0
     attempts: int = 0
     max_attempts: int = 0
     error: str = ""
