@@ -13,12 +13,12 @@ import random
 import sys
 from typing import TypeVar
 
-from codeq.core.errors import CodeqError, InvalidInput, NotFound, NotOwner, StaleLease, WrongState
+from codeq.core.errors import CodeqError, InvalidInput, NotFound
 from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Artifact, Location, ResultRecord, Status, Task
 from codeq.core.names import command_key
 from codeq.core.topics import Topic
 from codeq.engine import commands as c
-from codeq.engine import dlq, keys, outbox, records, retention, subscriptions, topics
+from codeq.engine import dlq, keys, leases, outbox, records, retention, subscriptions, topics
 from codeq.engine.context import ApplyContext, EngineConfig, Reader
 from codeq.engine.index import Index, Queue
 from codeq.engine.outcomes import (
@@ -190,18 +190,9 @@ class Engine:
         raw = self._get(keys.result(task_id))
         return records.decode_result(raw) if raw is not None else None
 
-    def _leased_task(self, cmd: c.Heartbeat | c.Abandon | c.Nack | c.Complete) -> Task:
-        """The task `cmd` acts on, if its lease is still the sender's. A lease token names one
-        claim: once that lease has moved on (expired, handed back, claimed again or finished),
-        a holder presenting it is told it no longer owns the task, never let through."""
+    def _leased_task(self, cmd: leases.LeaseCommand) -> Task:
         task = self.find_task(cmd.task_id, cmd.tenant)
-        fenced = cmd.lease_token != 0
-        if fenced and (task.status is not Status.IN_PROGRESS or task.lease_epoch != cmd.lease_token):
-            raise StaleLease()
-        if task.status is not Status.IN_PROGRESS:
-            raise WrongState("not-in-progress")
-        if task.worker_id != cmd.worker_id:
-            raise NotOwner()
+        leases.check_held(task, cmd)
         return task
 
     # -- writes --------------------------------------------------------------------------
