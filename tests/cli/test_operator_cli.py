@@ -160,3 +160,21 @@ def test_blocking_admin_sdk(server: ServerProcess) -> None:
             assert w.post("/tasks/claim", json={"commands": ["sdk-dlq"]}).json()["id"] == ids[0]
             w.post(f"/tasks/{ids[0]}/result", json={"status": "COMPLETED", "result": {}}).raise_for_status()
         assert admin.cleanup(limit=1, before="2100-01-01T00:00:00Z") == 1
+
+
+def test_task_nack_presents_the_lease_token_of_the_claim(server: ServerProcess) -> None:
+    task_id = as_json(codeq(server, "task", "create", "cli-fenced", "--max-attempts", "5", "--json"))["id"]
+    as_worker = ("--worker-id", "cli-a")
+    first = as_json(codeq(server, "task", "claim", "-c", "cli-fenced", *as_worker, "--json"))
+    assert first["id"] == task_id and first["lease_token"] > 0
+    assert "lease_token" in codeq(server, "task", "get", task_id).stdout
+    token = str(first["lease_token"])
+    args = ("task", "nack", task_id, "--delay-seconds", "0", *as_worker, "--json")
+    assert as_json(codeq(server, *args, "--lease-token", token)) == {"taskId": task_id, "status": "requeued"}
+    second = as_json(codeq(server, "task", "claim", "-c", "cli-fenced", *as_worker, "--json"))
+    assert second["lease_token"] > first["lease_token"]
+    stale = codeq(server, *args, "--lease-token", token)  # the first claim's lease is over
+    assert stale.returncode == 1 and "not-owner" in stale.stderr
+    other = codeq(server, "task", "nack", task_id, "--lease-token", str(second["lease_token"]), "--json")
+    assert other.returncode == 1 and "not-owner" in other.stderr  # the token's subject is not cli-a
+    assert as_json(codeq(server, *args, "--lease-token", str(second["lease_token"])))["status"] == "requeued"

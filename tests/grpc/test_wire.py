@@ -214,6 +214,7 @@ def test_worker_acks_encode_by_spec_numbers() -> None:
 # -- every field of spec 07's tables -----------------------------------------------------
 
 T = FieldDescriptor
+_LEASE_TOKEN = ("lease_token", 100, T.TYPE_INT64)  # codeq extension: the fencing token
 SPEC: dict[type[Message], list[tuple[str, int, int]]] = {
     ppb.Hello: [("token", 1, T.TYPE_STRING)],
     ppb.CreateTask: [
@@ -264,9 +265,10 @@ SPEC: dict[type[Message], list[tuple[str, int, int]]] = {
         ("tenant_id", 11, T.TYPE_STRING),
         ("created_at", 12, T.TYPE_MESSAGE),
         ("updated_at", 13, T.TYPE_MESSAGE),
+        _LEASE_TOKEN,
     ],
     wpb.Hello: [("token", 1, T.TYPE_STRING), ("worker_id", 2, T.TYPE_STRING)],
-    # wait_seconds (4) is the one codeq extension: a number the reference does not use.
+    # codeq's extensions use numbers the reference does not: wait_seconds (4), lease_token (100).
     wpb.Ready: [
         ("commands", 1, T.TYPE_STRING),
         ("lease_seconds", 2, T.TYPE_INT32),
@@ -278,14 +280,16 @@ SPEC: dict[type[Message], list[tuple[str, int, int]]] = {
         ("status", 2, T.TYPE_STRING),
         ("result_json", 3, T.TYPE_BYTES),
         ("error", 4, T.TYPE_STRING),
+        _LEASE_TOKEN,
     ],
     wpb.Nack: [
         ("task_id", 1, T.TYPE_STRING),
         ("delay_seconds", 2, T.TYPE_INT32),
         ("reason", 3, T.TYPE_STRING),
+        _LEASE_TOKEN,
     ],
-    wpb.Heartbeat: [("task_id", 1, T.TYPE_STRING), ("extend_seconds", 2, T.TYPE_INT32)],
-    wpb.Abandon: [("task_id", 1, T.TYPE_STRING)],
+    wpb.Heartbeat: [("task_id", 1, T.TYPE_STRING), ("extend_seconds", 2, T.TYPE_INT32), _LEASE_TOKEN],
+    wpb.Abandon: [("task_id", 1, T.TYPE_STRING), _LEASE_TOKEN],
     wpb.ResultBatch: [("results", 1, T.TYPE_MESSAGE)],
     wpb.WorkerEvent: [
         (name, number, T.TYPE_MESSAGE)

@@ -8,7 +8,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from codeq.core.errors import NotFound, NotOwner, WrongState
+from codeq.core.errors import NotFound, NotOwner, StaleLease, WrongState
 from codeq.core.model import Location, Status
 from codeq.engine import commands as c
 from tests.support.harness import TENANT, EngineHarness
@@ -25,6 +25,15 @@ class ModelTask:
     visible_ms: int = 0
     owner: str = ""
     lease_until_ms: int = 0
+    lease_token: int = 0  # the current claim's token while leased
+    tokens: tuple[int, ...] = ()  # every token handed out for this task, oldest first
+
+    def token(self, fenced: bool) -> int:
+        """What the holder presents: its lease token, or none (the owner check alone)."""
+        return self.lease_token if fenced else 0
+
+    def stale_tokens(self) -> list[int]:
+        return [t for t in self.tokens if self.state != "leased" or t != self.lease_token]
 
     def claimable(self, now_ms: int) -> bool:
         return self.state == "ready" or (self.state == "delayed" and self.visible_ms <= now_ms)
@@ -64,15 +73,23 @@ class EngineMachine(RuleBasedStateMachine):
             m.state, m.owner, m.lease_until_ms = "leased", worker, self.now + lease_ms
             m.attempts += 1
             assert task.attempts == m.attempts
+            # Every claim gets a token no earlier claim of the task had.
+            assert task.lease_epoch > max(m.tokens, default=0)
+            m.lease_token, m.tokens = task.lease_epoch, (*m.tokens, task.lease_epoch)
 
     @precondition(lambda self: self._ids("leased"))
-    @rule(data=st.data(), by_owner=st.booleans())
-    def heartbeat(self, data: st.DataObject, by_owner: bool) -> None:
+    @rule(data=st.data(), by_owner=st.booleans(), fenced=st.booleans())
+    def heartbeat(self, data: st.DataObject, by_owner: bool, fenced: bool) -> None:
         task_id = data.draw(st.sampled_from(self._ids("leased")))
         m = self.model[task_id]
         worker = m.owner if by_owner else next(w for w in WORKERS if w != m.owner)
         command = c.Heartbeat(
-            now_ms=self.now, tenant=TENANT, worker_id=worker, task_id=task_id, extend_ms=3000
+            now_ms=self.now,
+            tenant=TENANT,
+            worker_id=worker,
+            task_id=task_id,
+            extend_ms=3000,
+            lease_token=m.token(fenced),
         )
         if not by_owner:
             self._expect(NotOwner, command)
@@ -81,11 +98,11 @@ class EngineMachine(RuleBasedStateMachine):
         m.lease_until_ms = self.now + 3000
 
     @precondition(lambda self: self._ids("leased"))
-    @rule(data=st.data(), delay_ms=st.sampled_from([None, 0, 2000]))
-    def nack(self, data: st.DataObject, delay_ms: int | None) -> None:
+    @rule(data=st.data(), delay_ms=st.sampled_from([None, 0, 2000]), fenced=st.booleans())
+    def nack(self, data: st.DataObject, delay_ms: int | None, fenced: bool) -> None:
         task_id = data.draw(st.sampled_from(self._ids("leased")))
         m = self.model[task_id]
-        outcome = self.h.nack(task_id, delay_ms, worker=m.owner)
+        outcome = self.h.nack(task_id, delay_ms, worker=m.owner, lease_token=m.token(fenced))
         assert outcome.dead_lettered == (m.attempts >= m.max_attempts)
         self._after_failed_delivery(m, BACKOFF_MS if delay_ms is None else delay_ms)
 
@@ -99,23 +116,29 @@ class EngineMachine(RuleBasedStateMachine):
             m.state, m.visible_ms = "ready", self.now
 
     @precondition(lambda self: self._ids("leased"))
-    @rule(data=st.data())
-    def abandon(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), fenced=st.booleans())
+    def abandon(self, data: st.DataObject, fenced: bool) -> None:
         task_id = data.draw(st.sampled_from(self._ids("leased")))
         m = self.model[task_id]
-        self.h.apply(c.Abandon(now_ms=self.now, tenant=TENANT, worker_id=m.owner, task_id=task_id))
+        token = m.token(fenced)
+        self.h.apply(
+            c.Abandon(now_ms=self.now, tenant=TENANT, worker_id=m.owner, task_id=task_id, lease_token=token)
+        )
         m.state, m.owner, m.lease_until_ms = "ready", "", 0
         m.attempts -= 1
 
     @precondition(lambda self: self._ids("leased"))
-    @rule(data=st.data(), failed=st.booleans())
-    def complete(self, data: st.DataObject, failed: bool) -> None:
+    @rule(data=st.data(), failed=st.booleans(), fenced=st.booleans())
+    def complete(self, data: st.DataObject, failed: bool, fenced: bool) -> None:
         task_id = data.draw(st.sampled_from(self._ids("leased")))
         m = self.model[task_id]
+        token = m.token(fenced)
         if failed:
-            self.h.complete(task_id, worker=m.owner, status="FAILED", result="", error="boom")
+            self.h.complete(
+                task_id, worker=m.owner, status="FAILED", result="", error="boom", lease_token=token
+            )
         else:
-            self.h.complete(task_id, worker=m.owner)
+            self.h.complete(task_id, worker=m.owner, lease_token=token)
         m.state, m.owner = ("failed" if failed else "completed"), ""
 
     @precondition(lambda self: self._ids("completed", "failed", "dlq"))
@@ -126,6 +149,25 @@ class EngineMachine(RuleBasedStateMachine):
             self._expect(
                 WrongState, c.Abandon(now_ms=self.now, tenant=TENANT, worker_id=worker, task_id=task_id)
             )
+
+    @precondition(lambda self: any(m.stale_tokens() for m in self.model.values()))
+    @rule(data=st.data(), action=st.sampled_from(["heartbeat", "nack", "abandon", "complete"]))
+    def stale_lease_token_is_never_accepted(self, data: st.DataObject, action: str) -> None:
+        """A holder whose lease moved on (expired, handed back, claimed again, finished) is
+        refused with its old token, whoever holds the task now and whatever worker it names;
+        and the refusal changes nothing (the invariants check the state after)."""
+        task_id = data.draw(st.sampled_from(sorted(i for i, m in self.model.items() if m.stale_tokens())))
+        m = self.model[task_id]
+        token = data.draw(st.sampled_from(m.stale_tokens()))
+        worker = m.owner or data.draw(st.sampled_from(WORKERS))
+        base = {"now_ms": self.now, "tenant": TENANT, "worker_id": worker, "task_id": task_id}
+        command: c.AnyCommand = {
+            "heartbeat": lambda: c.Heartbeat(**base, extend_ms=3000, lease_token=token),
+            "nack": lambda: c.Nack(**base, delay_ms=0, lease_token=token),
+            "abandon": lambda: c.Abandon(**base, lease_token=token),
+            "complete": lambda: c.Complete(**base, status="COMPLETED", lease_token=token),
+        }[action]()
+        self._expect(StaleLease, command)
 
     @rule(seconds=st.sampled_from([0.5, 1, 3, 6]))
     def advance(self, seconds: float) -> None:
@@ -175,6 +217,7 @@ class EngineMachine(RuleBasedStateMachine):
             assert task.status in expected
             if m.state == "leased":
                 assert task.worker_id == m.owner and task.lease_until_ms == m.lease_until_ms
+                assert task.lease_epoch == m.lease_token
             if m.state == "dlq":
                 assert task.location is Location.DLQ_SET
             if m.state in ("completed", "failed", "dlq"):

@@ -262,9 +262,11 @@ class WatchedGrpc(GrpcTransport):
             self.claim_failed.set()
             raise
 
-    async def submit_result(self, task_id: str, status: str, result: Any, error: str) -> Result:
+    async def submit_result(
+        self, task_id: str, status: str, result: Any, error: str, lease_token: int = 0
+    ) -> Result:
         try:
-            return await super().submit_result(task_id, status, result, error)
+            return await super().submit_result(task_id, status, result, error, lease_token)
         except ConnectionFailed:
             self.result_failed.set()
             raise

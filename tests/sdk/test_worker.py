@@ -16,7 +16,7 @@ from codeq.client import (
     Fail,
     Job,
     Nack,
-    NotInProgress,
+    NotOwner,
     Task,
     Unauthorized,
     Worker,
@@ -135,7 +135,7 @@ async def test_a_refused_ack_is_reported_not_lost(server: LiveServer, producer: 
     @worker.handler("race")
     async def race(job: Job) -> str:
         # Someone else finishes the delivery first (here: the same worker identity over HTTP).
-        headers = {"Authorization": f"Bearer {WORKER_TOKEN}"}
+        headers = {"Authorization": f"Bearer {WORKER_TOKEN}", "X-Worker-Id": worker.worker_id}
         async with httpx.AsyncClient(base_url=f"{server.url}/v1/codeq", headers=headers) as http:
             done = await http.post(f"/tasks/{job.id}/result", json={"status": "COMPLETED", "result": {}})
             assert done.status_code == 200
@@ -144,7 +144,9 @@ async def test_a_refused_ack_is_reported_not_lost(server: LiveServer, producer: 
     task = await producer.create("race", 1)
     async with running(worker):
         await reported.wait()
-    assert refused[0][0] == task.id and isinstance(refused[0][1], NotInProgress)
+    # The worker's result presents its lease token, and that lease ended: not-owner (409).
+    assert refused[0][0] == task.id and isinstance(refused[0][1], NotOwner)
+    assert refused[0][1].status == 409
     assert worker.stats.ack_errors == 1 and worker.stats.completed == 0
 
 

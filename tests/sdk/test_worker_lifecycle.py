@@ -125,9 +125,11 @@ class WatchedTransport(HttpTransport):
             self.claim_failed.set()
             raise
 
-    async def submit_result(self, task_id: str, status: str, result: Any, error: str) -> Result:
+    async def submit_result(
+        self, task_id: str, status: str, result: Any, error: str, lease_token: int = 0
+    ) -> Result:
         try:
-            return await super().submit_result(task_id, status, result, error)
+            return await super().submit_result(task_id, status, result, error, lease_token)
         except ConnectionFailed:
             self.result_failed.set()
             raise
@@ -180,13 +182,15 @@ class LeaseTakenTransport(HttpTransport):
         self.heartbeats = 0
         self.results = 0
 
-    async def heartbeat(self, task_id: str, extend_seconds: int) -> None:
+    async def heartbeat(self, task_id: str, extend_seconds: int, lease_token: int = 0) -> None:
         self.heartbeats += 1
         raise NotOwner("task is leased by another worker", status=403)
 
-    async def submit_result(self, task_id: str, status: str, result: Any, error: str) -> Result:
+    async def submit_result(
+        self, task_id: str, status: str, result: Any, error: str, lease_token: int = 0
+    ) -> Result:
         self.results += 1
-        return await super().submit_result(task_id, status, result, error)
+        return await super().submit_result(task_id, status, result, error, lease_token)
 
 
 async def test_a_lost_lease_cancels_the_handler_and_sends_nothing(

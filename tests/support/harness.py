@@ -67,7 +67,13 @@ class EngineHarness:
         )
 
     def nack(
-        self, task_id: str, delay_ms: int | None = None, *, worker: str = WORKER, reason: str = ""
+        self,
+        task_id: str,
+        delay_ms: int | None = None,
+        *,
+        worker: str = WORKER,
+        reason: str = "",
+        lease_token: int = 0,
     ) -> Any:
         return self.apply(
             c.Nack(
@@ -78,6 +84,7 @@ class EngineHarness:
                 delay_ms=delay_ms,
                 reason=reason,
                 jitter=0.5,
+                lease_token=lease_token,
             )
         )
 

@@ -95,11 +95,14 @@ def with_producer(url: str, token: str | None, call: Callable[[AsyncProducer], A
     return run(scoped)
 
 
-def with_worker(url: str, token: str | None, call: Callable[[Transport], Awaitable[T]]) -> T:
-    """Run `call` on the worker token's transport (one request, no retries)."""
+def with_worker(
+    url: str, token: str | None, call: Callable[[Transport], Awaitable[T]], worker_id: str | None = None
+) -> T:
+    """Run `call` on the worker token's transport (one request, no retries), as the worker
+    instance `worker_id` (None: the token's subject)."""
 
     async def scoped() -> T:
-        transport = connect(url, token_for(token, "worker"), timeout=10.0)
+        transport = connect(url, token_for(token, "worker"), timeout=10.0, worker_id=worker_id)
         try:
             return await call(transport)
         finally:

@@ -25,6 +25,11 @@ from codeq.cli.output import (
 from codeq.client import Task
 
 task_app = typer.Typer(help="Create, inspect, claim and nack tasks.", no_args_is_help=True)
+# Each CLI call is a process of its own: a claim and the nack that follows it act as the same
+# worker only if both name it (or both leave it to the token's subject).
+WorkerIdOption = Annotated[
+    str | None, typer.Option(help="Act as this worker instance of the token (X-Worker-Id).")
+]
 queue_app = typer.Typer(help="Queue statistics (admin token).", no_args_is_help=True)
 
 
@@ -104,18 +109,22 @@ def task_result(
 
 
 @task_app.command("claim")
-def task_claim(
+def task_claim(  # noqa: PLR0913 — Typer takes one parameter per CLI flag
     commands: Annotated[
         list[str] | None, typer.Option("--command", "-c", help="Command (repeatable).")
     ] = None,
     lease_seconds: Annotated[int, typer.Option(help="Lease length.")] = 60,
     wait: Annotated[int, typer.Option(help="Seconds to wait for a task (long poll).")] = 0,
+    worker_id: WorkerIdOption = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Lease one task (worker token); prints nothing (JSON null) when none is ready."""
-    task = with_worker(url, token, lambda w: w.claim(commands or [], lease_seconds, wait))
+    """Lease one task (worker token); prints nothing (JSON null) when none is ready.
+
+    The task shown carries its lease token: pass it to `task nack --lease-token` so that the
+    nack is refused, not applied, if the lease has meanwhile passed to another claim."""
+    task = with_worker(url, token, lambda w: w.claim(commands or [], lease_seconds, wait), worker_id)
     if task is None:
         if as_json:
             emit_json(None)
@@ -126,18 +135,24 @@ def task_claim(
 
 
 @task_app.command("nack")
-def task_nack(
+def task_nack(  # noqa: PLR0913 — Typer takes one parameter per CLI flag
     task_id: Annotated[str, typer.Argument(help="Task id (leased by this worker).")],
     delay_seconds: Annotated[
         int | None, typer.Option(help="Retry after this many seconds (default: backoff policy).")
     ] = None,
     reason: Annotated[str, typer.Option(help="Why it failed.")] = "",
+    lease_token: Annotated[
+        int, typer.Option(help="The claim's lease token (0: none, the worker check only).")
+    ] = 0,
+    worker_id: WorkerIdOption = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Hand a leased task back as failed (worker token)."""
-    dead_lettered = with_worker(url, token, lambda w: w.nack(task_id, delay_seconds, reason))
+    dead_lettered = with_worker(
+        url, token, lambda w: w.nack(task_id, delay_seconds, reason, lease_token), worker_id
+    )
     status = "dlq" if dead_lettered else "requeued"
     if as_json:
         emit_json({"taskId": task_id, "status": status})

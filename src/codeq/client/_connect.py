@@ -6,14 +6,22 @@ from codeq.client._http import HttpTransport
 from codeq.client._transport import GRPC_SCHEME, Transport
 
 
-def connect(url: str, token: str, *, timeout: float = 10.0, http_url: str | None = None) -> Transport:
+def connect(
+    url: str,
+    token: str,
+    *,
+    timeout: float = 10.0,
+    http_url: str | None = None,
+    worker_id: str | None = None,
+) -> Transport:
     """The transport a URL names: `grpc://host:port` the gRPC streams (reads then go to
-    `http_url`), anything else codeq's HTTP API."""
+    `http_url`), anything else codeq's HTTP API. With `worker_id`, the leases it takes belong
+    to that instance of the token's subject (`X-Worker-Id`, `Hello.worker_id`)."""
     if not url.startswith(GRPC_SCHEME):
-        return HttpTransport(url, token, timeout=timeout)
+        return HttpTransport(url, token, timeout=timeout, worker_id=worker_id)
     try:
         # Imported only here: the SDK must work with neither grpcio nor protobuf installed.
         from codeq.client._grpc import GrpcTransport
     except ImportError as exc:
         raise ImportError(f"{GRPC_SCHEME} URLs need grpcio and protobuf: pip install 'codeq[grpc]'") from exc
-    return GrpcTransport(url, token, http_url=http_url, timeout=timeout)
+    return GrpcTransport(url, token, http_url=http_url, timeout=timeout, worker_id=worker_id)

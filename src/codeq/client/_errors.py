@@ -77,7 +77,9 @@ class Forbidden(CodeqError):
 
 
 class NotOwner(Forbidden):
-    """403 `not-owner`: the task is leased by another worker (this worker's lease is gone)."""
+    """`not-owner`: the task is leased by another worker (this worker's lease is gone). 403
+    when another worker holds it; 409 when the lease token presented names a lease that has
+    since moved on (expired and claimed again, handed back, or finished)."""
 
 
 class NotFound(CodeqError):
@@ -146,10 +148,11 @@ _BY_STATUS: dict[int, type[CodeqError]] = {
     429: RateLimited,
     503: Unavailable,
 }
-# The server's error texts are part of its wire contract (spec 02 §1.3); these three pick a
+# The server's error texts are part of its wire contract (spec 02 §1.3); these pick a
 # narrower class that callers need to tell apart from others with the same status.
 _BY_TEXT: dict[tuple[int, str], type[CodeqError]] = {
     (403, "not-owner"): NotOwner,
+    (409, "not-owner"): NotOwner,  # a lease token naming a lease that has moved on
     (404, "result not found"): ResultNotReady,
     (409, "not-in-progress"): NotInProgress,
 }

@@ -183,22 +183,24 @@ class Execution:
     async def _ack(self, outcome: Outcome | _Complete) -> None:
         # Retrying an ack is safe: the server refuses a second one for the same delivery
         # (409), it never applies it twice.
-        transport, task_id = self._ctx.transport, self.job.id
+        # Every ack presents this delivery's lease token: once another claim holds the task,
+        # the server refuses it (NotOwner) instead of letting a stale outcome win.
+        transport, task_id, token = self._ctx.transport, self.job.id, self.job.task.lease_token
         if isinstance(outcome, _Complete | Fail):
             if isinstance(outcome, _Complete):
-                item = ResultSpec(task_id=task_id, status=COMPLETED, result=outcome.result)
+                item = ResultSpec(task_id=task_id, status=COMPLETED, result=outcome.result, lease_token=token)
             else:
-                item = ResultSpec(task_id=task_id, status=FAILED, error=outcome.message)
+                item = ResultSpec(task_id=task_id, status=FAILED, error=outcome.message, lease_token=token)
             if self._batch is not None:
                 await self._batch.submit(item)
             else:
-                await transport.submit_result(task_id, item.status, item.result, item.error)
+                await transport.submit_result(task_id, item.status, item.result, item.error, token)
         elif isinstance(outcome, Nack):
-            dead = await transport.nack(task_id, outcome.delay_seconds, outcome.reason)
+            dead = await transport.nack(task_id, outcome.delay_seconds, outcome.reason, token)
             self._ctx.stats.nacked += 1
             self._ctx.stats.dead_lettered += dead
         else:
-            await transport.abandon(task_id)
+            await transport.abandon(task_id, token)
 
     def _schedule_heartbeat(self) -> None:
         loop = asyncio.get_running_loop()

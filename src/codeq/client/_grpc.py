@@ -54,6 +54,7 @@ class GrpcTransport:
         http_url: str | None = None,
         timeout: float = 10.0,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        worker_id: str | None = None,
     ) -> None:
         self._url = url.rstrip("/")
         self._target = _Target(_address(url))
@@ -62,7 +63,7 @@ class GrpcTransport:
         producer = _dialer(self._target, PRODUCER_METHOD, ppb.ServerEvent, token)
         worker = _dialer(self._target, WORKER_METHOD, wpb.ServerEvent, token)
         self._producer = ProducerStream(producer, token, **limits)
-        self._worker = WorkerStream(worker, token, **limits)
+        self._worker = WorkerStream(worker, token, worker_id=worker_id or "", **limits)
 
     @property
     def base_url(self) -> str:
@@ -89,18 +90,20 @@ class GrpcTransport:
     ) -> list[Task]:
         return await self._worker.claim_many(commands, lease_seconds, wait_seconds, count)
 
-    async def heartbeat(self, task_id: str, extend_seconds: int) -> None:
-        await self._worker.heartbeat(task_id, extend_seconds)
+    async def heartbeat(self, task_id: str, extend_seconds: int, lease_token: int = 0) -> None:
+        await self._worker.heartbeat(task_id, extend_seconds, lease_token)
 
-    async def nack(self, task_id: str, delay_seconds: int | None, reason: str) -> bool:
-        return await self._worker.nack(task_id, delay_seconds, reason)
+    async def nack(self, task_id: str, delay_seconds: int | None, reason: str, lease_token: int = 0) -> bool:
+        return await self._worker.nack(task_id, delay_seconds, reason, lease_token)
 
-    async def abandon(self, task_id: str) -> None:
-        await self._worker.abandon(task_id)
+    async def abandon(self, task_id: str, lease_token: int = 0) -> None:
+        await self._worker.abandon(task_id, lease_token)
 
-    async def submit_result(self, task_id: str, status: str, result: Any, error: str) -> Result:
+    async def submit_result(
+        self, task_id: str, status: str, result: Any, error: str, lease_token: int = 0
+    ) -> Result:
         return await self._worker.submit_result(
-            ResultSpec(task_id=task_id, status=status, result=result, error=error)
+            ResultSpec(task_id=task_id, status=status, result=result, error=error, lease_token=lease_token)
         )
 
     async def submit_results(self, items: Sequence[ResultSpec]) -> list[Result | e.CodeqError]:

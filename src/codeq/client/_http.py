@@ -46,15 +46,23 @@ class HttpTransport:
     with the same method, body and token, up to `MAX_REDIRECTS` hops."""
 
     def __init__(
-        self, base_url: str, token: str, *, timeout: float = 10.0, max_connections: int = 64
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        max_connections: int = 64,
+        worker_id: str | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self.timeout = timeout
-        # One tuple for every request: the client caches its encoding.
+        # One tuple for every request: the client caches its encoding. `X-Worker-Id` makes the
+        # leases this transport takes its own, apart from other workers on the same token.
         self._headers = (
             ("authorization", f"Bearer {token}"),
             ("content-type", "application/json"),
             ("user-agent", USER_AGENT),
+            *((("x-worker-id", worker_id),) if worker_id else ()),
         )
         # Our own HTTP/1.1 pool: httpx managed ~1,500 requests/s here, this ~15,000 (docs/adr/0002).
         self._client = H1Client(self._base_url, max_connections=max_connections)
@@ -133,21 +141,29 @@ class HttpTransport:
             outcomes += results_outcomes(reply.body)
         return outcomes
 
-    async def heartbeat(self, task_id: str, extend_seconds: int) -> None:
-        body = _encode(w.HeartbeatRequest(extend_seconds=extend_seconds))
+    async def heartbeat(self, task_id: str, extend_seconds: int, lease_token: int = 0) -> None:
+        body = _encode(w.HeartbeatRequest(extend_seconds=extend_seconds, lease_token=lease_token or None))
         await self._send("POST", _task_path(task_id, "heartbeat"), body)
 
-    async def nack(self, task_id: str, delay_seconds: int | None, reason: str) -> bool:
-        body = _encode(w.NackRequest(delay_seconds=delay_seconds, reason=reason or None))
-        reply = await self._send("POST", _task_path(task_id, "nack"), body)
+    async def nack(self, task_id: str, delay_seconds: int | None, reason: str, lease_token: int = 0) -> bool:
+        request = w.NackRequest(
+            delay_seconds=delay_seconds, reason=reason or None, lease_token=lease_token or None
+        )
+        reply = await self._send("POST", _task_path(task_id, "nack"), _encode(request))
         return _nack(reply.body).status == "dlq"
 
-    async def abandon(self, task_id: str) -> None:
-        await self._send("POST", _task_path(task_id, "abandon"), b"{}")
+    async def abandon(self, task_id: str, lease_token: int = 0) -> None:
+        body = _encode(w.AbandonRequest(lease_token=lease_token or None))
+        await self._send("POST", _task_path(task_id, "abandon"), body)
 
-    async def submit_result(self, task_id: str, status: str, result: Any, error: str) -> Result:
+    async def submit_result(
+        self, task_id: str, status: str, result: Any, error: str, lease_token: int = 0
+    ) -> Result:
         raw = w.NULL if result is None else msgspec.Raw(_encode(result))
-        body = _encode(w.SubmitResultRequest(status=status, result=raw, error=error or None))
+        request = w.SubmitResultRequest(
+            status=status, result=raw, error=error or None, lease_token=lease_token or None
+        )
+        body = _encode(request)
         reply = await self._send("POST", _task_path(task_id, "result"), body)
         return result_from_wire(_result(reply.body))
 

@@ -52,7 +52,7 @@ class Job:
 
         Raises `NotOwner` or `NotInProgress` when the lease is already gone.
         """
-        await self._transport.heartbeat(self.id, extend_seconds or self.lease_seconds)
+        await self._transport.heartbeat(self.id, extend_seconds or self.lease_seconds, self.task.lease_token)
 
     def heartbeat_sync(self, extend_seconds: int | None = None) -> None:
         """`heartbeat()` for synchronous handlers, which run on worker threads."""

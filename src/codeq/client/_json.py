@@ -72,6 +72,7 @@ def results_request(items: list[ResultSpec]) -> bytes:
                     status=item.status,
                     result=w.NULL if item.result is None else msgspec.Raw(_encode(item.result)),
                     error=item.error or None,
+                    lease_token=item.lease_token or None,
                 )
             )
         )
@@ -121,6 +122,7 @@ def task_from_wire(task: w.TaskJSON, *, replayed: bool = False) -> Task:
         webhook=task.webhook,
         error=task.error,
         lease_until=datetime.fromisoformat(task.lease_until) if task.lease_until else None,
+        lease_token=task.lease_token,
         has_result=bool(task.result_key),
         created_at=datetime.fromisoformat(task.created_at),
         updated_at=datetime.fromisoformat(task.updated_at),

@@ -19,6 +19,9 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     `payload` is the JSON payload decoded to Python values. `status` is one of `PENDING`,
     `IN_PROGRESS`, `COMPLETED`, `FAILED`. `attempts` counts deliveries so far. `replayed` is
     True when `create` found an earlier task with the same idempotency key and returned it.
+    `lease_token` names the claim that holds the task while it is `IN_PROGRESS` (0 otherwise,
+    or from a server without fenced leases): the worker presents it with every heartbeat,
+    nack, abandon and result, so that once that lease is gone they are refused, not applied.
     """
 
     id: str
@@ -33,6 +36,7 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     webhook: str = ""
     error: str = ""
     lease_until: datetime | None = None
+    lease_token: int = 0
     has_result: bool = False
     created_at: datetime
     updated_at: datetime
@@ -82,12 +86,14 @@ class TaskSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 class ResultSpec(msgspec.Struct, frozen=True, kw_only=True):
     """One outcome to submit, as `Transport.submit_results` takes it: `status` `COMPLETED` with
-    a `result` object, or `FAILED` with an `error` text."""
+    a `result` object, or `FAILED` with an `error` text. `lease_token` is the claim's
+    (`Task.lease_token`); 0 sends none, and the server then checks only the worker."""
 
     task_id: str
     status: str
     result: Any = None
     error: str = ""
+    lease_token: int = 0
 
 
 def result_object(value: Any) -> Any:

@@ -96,6 +96,7 @@ def task_from_pb(task: wpb.Task) -> Task:
         worker_id=task.worker_id,
         webhook=task.webhook,
         lease_until=datetime.fromisoformat(task.lease_until) if task.lease_until else None,
+        lease_token=task.lease_token,
         created_at=_datetime(task, "created_at"),
         updated_at=_datetime(task, "updated_at"),
     )
@@ -103,7 +104,13 @@ def task_from_pb(task: wpb.Task) -> Task:
 
 def result_event(item: ResultSpec) -> wpb.Result:
     body = b"" if item.result is None else _encode(item.result)
-    return wpb.Result(task_id=item.task_id, status=item.status, result_json=body, error=item.error)
+    return wpb.Result(
+        task_id=item.task_id,
+        status=item.status,
+        result_json=body,
+        error=item.error,
+        lease_token=item.lease_token,
+    )
 
 
 def accepted_result(item: ResultSpec) -> Result:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +50,12 @@ class AsyncWorker:
     spending an attempt), as are claimed tasks still waiting for a free handler.
 
     `base_url` is codeq's HTTP API, or `grpc://host:port` for its worker stream.
+
+    Each worker owns its leases apart from every other worker on the same token: it sends
+    `worker_id` (default: `<host>-<pid>-<random>`, new for every worker object) as the
+    instance that claims, and presents each task's lease token with its heartbeats and
+    outcomes, so a worker whose lease ran out and was claimed again is refused instead of
+    overwriting the new holder's outcome. A `transport` passed in keeps its own worker id.
     """
 
     def __init__(  # noqa: PLR0913 — each keyword is an independent, documented tuning knob
@@ -66,6 +75,7 @@ class AsyncWorker:
         batch_size: int = 1,
         on_ack: AckHook | None = None,
         http_url: str | None = None,
+        worker_id: str | None = None,
     ) -> None:
         _check(concurrency >= 1, "concurrency must be at least 1")
         _check(1 <= batch_size <= MAX_BATCH_SIZE, f"batch_size must be 1..{MAX_BATCH_SIZE}")
@@ -85,6 +95,7 @@ class AsyncWorker:
         self.batch_size = batch_size
         self.on_ack = on_ack
         self.http_url = http_url
+        self.worker_id = worker_id or default_worker_id()
         self.stats = WorkerStats()
         self._transport = transport
         self._handlers: dict[str, Handler] = {}
@@ -130,7 +141,7 @@ class AsyncWorker:
         if self._session is not None:
             raise RuntimeError("this worker is already running")
         transport = self._transport or connect(
-            self.base_url, self.token, timeout=self.timeout, http_url=self.http_url
+            self.base_url, self.token, timeout=self.timeout, http_url=self.http_url, worker_id=self.worker_id
         )
         # Not a `with` block: its exit would wait for sync handlers that outlived the shutdown.
         executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="codeq-handler")
@@ -206,6 +217,7 @@ class Worker:
         batch_size: int = 1,
         on_ack: AckHook | None = None,
         http_url: str | None = None,
+        worker_id: str | None = None,
     ) -> None:
         self._async = AsyncWorker(
             base_url,
@@ -222,12 +234,18 @@ class Worker:
             batch_size=batch_size,
             on_ack=on_ack,
             http_url=http_url,
+            worker_id=worker_id,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def stats(self) -> WorkerStats:
         return self._async.stats
+
+    @property
+    def worker_id(self) -> str:
+        """The instance name this worker claims as (see `AsyncWorker`)."""
+        return self._async.worker_id
 
     @property
     def commands(self) -> list[str]:
@@ -279,6 +297,13 @@ def _signals(stop: Callable[[], None]) -> Iterator[None]:
         for sig, previous in installed:
             loop_.remove_signal_handler(sig)
             signal.signal(sig, signal.SIG_DFL if previous is None else previous)
+
+
+def default_worker_id() -> str:
+    """`<host>-<pid>-<random>`: unique per worker object, and readable in the server's task
+    listings (the host is cut so that the id stays within the server's 128 characters)."""
+    host = "".join(ch for ch in socket.gethostname() if ch.isprintable() and not ch.isspace())[:64]
+    return f"{host or 'worker'}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def _check(condition: bool, message: str) -> None:

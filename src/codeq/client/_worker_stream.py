@@ -51,10 +51,13 @@ class WorkerStream(Stream):
     and handed back at `aclose()` if nobody takes them.
     """
 
-    def __init__(self, dial: Dial, token: str, *, timeout: float, max_message_bytes: int) -> None:
+    def __init__(
+        self, dial: Dial, token: str, *, timeout: float, max_message_bytes: int, worker_id: str = ""
+    ) -> None:
         super().__init__(dial, timeout, max_message_bytes)
-        self.worker_id = ""
+        self.worker_id = ""  # the lease owner the server named in its HelloAck
         self._token = token
+        self._instance = worker_id  # the instance asked for in every Hello; "": the token's subject
         self._spare: list[pb.Task] = []
         # Claims made in one loop turn travel as one Ready; tasks whose claimer gave up are kept.
         self._claims: Coalescer[_Claim] = Coalescer(self._send_readys, on_orphan=self._keep_spare)
@@ -62,7 +65,7 @@ class WorkerStream(Stream):
         self._results: Coalescer[pb.Result] = Coalescer(self._send_result_events)
 
     def hello(self) -> Message:
-        return pb.WorkerEvent(hello=pb.Hello(token=self._token))
+        return pb.WorkerEvent(hello=pb.Hello(token=self._token, worker_id=self._instance))
 
     def accept_hello(self, event: Message) -> None:
         self.worker_id = self.hello_ack(event).worker_id
@@ -143,19 +146,20 @@ class WorkerStream(Stream):
 
     # -- reports -------------------------------------------------------------------------
 
-    async def heartbeat(self, task_id: str, extend_seconds: int) -> None:
-        event = pb.WorkerEvent(heartbeat=pb.Heartbeat(task_id=task_id, extend_seconds=extend_seconds))
-        await self._report(event, "heartbeat", task_id)
+    async def heartbeat(self, task_id: str, extend_seconds: int, lease_token: int = 0) -> None:
+        beat = pb.Heartbeat(task_id=task_id, extend_seconds=extend_seconds, lease_token=lease_token)
+        await self._report(pb.WorkerEvent(heartbeat=beat), "heartbeat", task_id)
 
-    async def nack(self, task_id: str, delay_seconds: int | None, reason: str) -> bool:
+    async def nack(self, task_id: str, delay_seconds: int | None, reason: str, lease_token: int = 0) -> bool:
         # On the stream 0 means the server's backoff (spec 07 §4.1): "at once" is 1 s here.
         delay = 0 if delay_seconds is None else max(delay_seconds, 1)
-        event = pb.WorkerEvent(nack=pb.Nack(task_id=task_id, delay_seconds=delay, reason=reason))
-        ack = await self._report(event, "nack", task_id)
+        nack = pb.Nack(task_id=task_id, delay_seconds=delay, reason=reason, lease_token=lease_token)
+        ack = await self._report(pb.WorkerEvent(nack=nack), "nack", task_id)
         return bool(ack.dlq)
 
-    async def abandon(self, task_id: str) -> None:
-        await self._report(pb.WorkerEvent(abandon=pb.Abandon(task_id=task_id)), "abandon", task_id)
+    async def abandon(self, task_id: str, lease_token: int = 0) -> None:
+        event = pb.WorkerEvent(abandon=pb.Abandon(task_id=task_id, lease_token=lease_token))
+        await self._report(event, "abandon", task_id)
 
     async def submit_result(self, item: ResultSpec) -> Result:
         ack = await self._results.submit(_pb.result_event(item))
@@ -206,4 +210,4 @@ class WorkerStream(Stream):
         spare, self._spare = self._spare, []
         for task in spare:  # best effort: otherwise they come back only when their leases expire
             with contextlib.suppress(CodeqError):
-                await self.abandon(task.id)
+                await self.abandon(task.id, task.lease_token)

@@ -75,6 +75,13 @@ class NotOwner(CodeqError):
         super().__init__(message)
 
 
+class StaleLease(NotOwner):
+    """The lease token presented names an earlier lease of the task: another claim (or the
+    end of the task) has fenced it off. Answered as a conflict, unlike NotOwner's refusal."""
+
+    code = "stale_lease"
+
+
 class WrongState(CodeqError):
     """The task is not in a state that allows the operation (e.g. not IN_PROGRESS)."""
 

@@ -34,7 +34,9 @@ class Task:
     """One unit of work. Times are milliseconds since the epoch; 0 means unset.
 
     `attempts` counts deliveries: it grows by one on every claim and on nothing else
-    (spec 01 gap 1), so `max_attempts=N` means at most N deliveries.
+    (spec 01 gap 1), so `max_attempts=N` means at most N deliveries. `lease_epoch` fences
+    leases: it grows by one on every claim and never goes back (abandon gives the attempt back,
+    not the epoch), so each claim's lease has its own number, handed out as its lease token.
     """
 
     id: str
@@ -57,6 +59,7 @@ class Task:
     has_result: bool = False
     idempotency_key: str = ""
     finished_ms: int = 0
+    lease_epoch: int = 0
 
     def snapshot(self) -> Task:
         """A copy that later changes to this task do not reach (much faster than copy.copy)."""
@@ -64,7 +67,7 @@ class Task:
             self.id, self.tenant, self.command, self.payload, self.priority, self.webhook, self.status,
             self.location, self.attempts, self.max_attempts, self.created_ms, self.updated_ms,
             self.visible_ms, self.seq, self.worker_id, self.lease_until_ms, self.error, self.has_result,
-            self.idempotency_key, self.finished_ms,
+            self.idempotency_key, self.finished_ms, self.lease_epoch,
         )  # fmt: skip
 
     @property

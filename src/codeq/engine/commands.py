@@ -4,6 +4,11 @@ The proposer fixes the time (`now_ms`), new task ids, lease lengths and the jitt
 applying the same command to the same state gives the same result on every replica (design D1).
 Each command names the outcome its apply returns (`Command[OutcomeT]`), so whoever submits one
 gets that type back, checked by mypy, with no cast at the call site.
+
+Commands are stored in replicated logs: a new field goes at the end with a default, so that a
+command written before it existed still decodes. `lease_token` on the commands that act on a
+lease is such a field: 0 (absent) keeps the owner check alone; any other value must also be
+the task's current lease epoch.
 """
 
 from __future__ import annotations
@@ -51,12 +56,14 @@ class Heartbeat(Command[o.LeaseExtended], frozen=True, array_like=True):
     worker_id: str
     task_id: str
     extend_ms: int
+    lease_token: int = 0
 
 
 class Abandon(Command[o.Requeued], frozen=True, array_like=True):
     tenant: str
     worker_id: str
     task_id: str
+    lease_token: int = 0
 
 
 class Nack(Command[o.Nacked], frozen=True, array_like=True):
@@ -66,6 +73,7 @@ class Nack(Command[o.Nacked], frozen=True, array_like=True):
     delay_ms: int | None  # None: the backoff policy decides
     reason: str = ""
     jitter: float = 0.0
+    lease_token: int = 0
 
 
 class Complete(Command[o.Completed], frozen=True, array_like=True):
@@ -76,6 +84,7 @@ class Complete(Command[o.Completed], frozen=True, array_like=True):
     result: str = ""
     error: str = ""
     artifacts: list[tuple[str, str]] = []
+    lease_token: int = 0
 
 
 class Tick(Command[o.Swept], frozen=True, array_like=True):

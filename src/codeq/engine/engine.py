@@ -13,12 +13,12 @@ import random
 import sys
 from typing import TypeVar
 
-from codeq.core.errors import CodeqError, InvalidInput, NotFound, NotOwner, WrongState
+from codeq.core.errors import CodeqError, InvalidInput, NotFound
 from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Artifact, Location, ResultRecord, Status, Task
 from codeq.core.names import command_key
 from codeq.core.topics import Topic
 from codeq.engine import commands as c
-from codeq.engine import dlq, keys, outbox, records, retention, subscriptions, topics
+from codeq.engine import dlq, keys, leases, outbox, records, retention, subscriptions, topics
 from codeq.engine.context import ApplyContext, EngineConfig, Reader
 from codeq.engine.index import Index, Queue
 from codeq.engine.outcomes import (
@@ -190,12 +190,9 @@ class Engine:
         raw = self._get(keys.result(task_id))
         return records.decode_result(raw) if raw is not None else None
 
-    def _leased_task(self, task_id: str, tenant: str, worker_id: str) -> Task:
-        task = self.find_task(task_id, tenant)
-        if task.status is not Status.IN_PROGRESS:
-            raise WrongState("not-in-progress")
-        if task.worker_id != worker_id:
-            raise NotOwner()
+    def _leased_task(self, cmd: leases.LeaseCommand) -> Task:
+        task = self.find_task(cmd.task_id, cmd.tenant)
+        leases.check_held(task, cmd)
         return task
 
     # -- writes --------------------------------------------------------------------------
@@ -272,6 +269,7 @@ class Engine:
             task.status = Status.IN_PROGRESS
             task.worker_id = cmd.worker_id
             task.attempts += 1
+            task.lease_epoch += 1
             task.lease_until_ms = cmd.now_ms + cmd.lease_ms
             task.updated_ms = cmd.now_ms
             self.index.place(task, cmd.now_ms)
@@ -300,7 +298,7 @@ class Engine:
         return self.index.tasks[entry[3]]
 
     def _heartbeat(self, cmd: c.Heartbeat) -> LeaseExtended:
-        task = self._leased_task(cmd.task_id, cmd.tenant, cmd.worker_id)
+        task = self._leased_task(cmd)
         self.index.unplace(task)
         task.lease_until_ms = cmd.now_ms + cmd.extend_ms
         task.updated_ms = cmd.now_ms
@@ -309,7 +307,7 @@ class Engine:
         return LeaseExtended(task.snapshot())
 
     def _abandon(self, cmd: c.Abandon) -> Requeued:
-        task = self._leased_task(cmd.task_id, cmd.tenant, cmd.worker_id)
+        task = self._leased_task(cmd)
         # Handing a task back is not a failed delivery: it gives its attempt back, so that
         # `attempts` never passes `max_attempts` and a redeploy cannot exhaust a task.
         task.attempts = max(task.attempts - 1, 0)
@@ -322,7 +320,7 @@ class Engine:
         self._ctx.to_pending(task, now_ms, visible_ms)
 
     def _nack(self, cmd: c.Nack) -> Nacked:
-        task = self._leased_task(cmd.task_id, cmd.tenant, cmd.worker_id)
+        task = self._leased_task(cmd)
         if task.attempts >= task.max_attempts:
             self._dead_letter(task, cmd.now_ms, cmd.reason or "MAX_ATTEMPTS")
             return Nacked(0, dead_lettered=True)
@@ -334,7 +332,7 @@ class Engine:
         return Nacked(delay_ms // 1000, dead_lettered=False)
 
     def _complete(self, cmd: c.Complete) -> Completed:
-        task = self._leased_task(cmd.task_id, cmd.tenant, cmd.worker_id)
+        task = self._leased_task(cmd)
         status = Status(cmd.status)
         record = ResultRecord(
             task_id=task.id,

@@ -34,6 +34,7 @@ _TASK_FIELDS = (
     "has_result",
     "idempotency_key",
     "finished_ms",
+    "lease_epoch",  # absent from records written before leases were fenced: decodes as 0
 )
 
 
@@ -60,6 +61,7 @@ def encode_task(task: Task) -> bytes:
             task.has_result,
             task.idempotency_key,
             task.finished_ms,
+            task.lease_epoch,
         )
     )
 

@@ -36,6 +36,7 @@ class NewResult:
     result: str | None = None
     error: str = ""
     artifacts: list[ArtifactIn] = field(default_factory=list)
+    lease_token: int = 0  # the claim's lease token; 0: none presented (owner check only)
 
 
 class ResultService:
@@ -102,6 +103,7 @@ class ResultService:
             result="" if result in (None, "{}") else result,
             error=spec.error,
             artifacts=[_artifact(a) for a in spec.artifacts],
+            lease_token=spec.lease_token,
         )
 
     async def get(

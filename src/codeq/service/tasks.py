@@ -250,6 +250,7 @@ class TaskService:
                 tenant=claim.tenant,
                 worker_id=claim.worker_id,
                 task_id=task.id,
+                lease_token=task.lease_epoch,
             )
             self._background.add(asyncio.ensure_future(shard.submit(release)))
 
@@ -260,7 +261,10 @@ class TaskService:
             raise InvalidInput(f"invalid '{FIELD}' (at most {self.policy.max_lease_seconds})", field=name)
         return seconds
 
-    async def heartbeat(self, principal: Principal, task_id: str, extend_seconds: int | None) -> Task:
+    async def heartbeat(
+        self, principal: Principal, task_id: str, extend_seconds: int | None, lease_token: int = 0
+    ) -> Task:
+        """Extend the lease; a `lease_token` (0: none) must name the lease still held."""
         principal.require_scope(SCOPE_HEARTBEAT)
         extend_ms = self._lease_seconds(extend_seconds, "extend_seconds") * 1000
         command = c.Heartbeat(
@@ -269,19 +273,29 @@ class TaskService:
             worker_id=principal.subject,
             task_id=task_id,
             extend_ms=extend_ms,
+            lease_token=lease_token,
         )
         outcome = await self.node.shard_for(task_id).submit(command)
         return outcome.task
 
-    async def abandon(self, principal: Principal, task_id: str) -> None:
+    async def abandon(self, principal: Principal, task_id: str, lease_token: int = 0) -> None:
         principal.require_scope(SCOPE_ABANDON)
         command = c.Abandon(
-            now_ms=self.clock.now_ms(), tenant=principal.tenant, worker_id=principal.subject, task_id=task_id
+            now_ms=self.clock.now_ms(),
+            tenant=principal.tenant,
+            worker_id=principal.subject,
+            task_id=task_id,
+            lease_token=lease_token,
         )
         await self.node.shard_for(task_id).submit(command)
 
     async def nack(
-        self, principal: Principal, task_id: str, delay_seconds: int | None, reason: str = ""
+        self,
+        principal: Principal,
+        task_id: str,
+        delay_seconds: int | None,
+        reason: str = "",
+        lease_token: int = 0,
     ) -> tuple[int, bool]:
         """Retry later. No delay: the backoff policy decides; an explicit 0 means now (spec 01 gap 2).
 
@@ -301,6 +315,7 @@ class TaskService:
             delay_ms=None if delay_seconds is None else delay_seconds * 1000,
             reason=reason[:1024],
             jitter=self._rng.random(),
+            lease_token=lease_token,
         )
         outcome = await self.node.shard_for(task_id).submit(command)
         return outcome.delay_seconds, outcome.dead_lettered

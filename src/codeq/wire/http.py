@@ -7,9 +7,21 @@ fields, as the reference does.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 NULL = msgspec.Raw(b"null")
+# codeq extensions for fenced leases (docs/compatibility.md): new optional fields only.
+_LEASE_TOKEN_IN = (
+    "codeq extension: the claim's `leaseToken`. Given, the request is refused with 409 "
+    "`not-owner` once that lease has moved on (expired and claimed again, handed back, finished); "
+    "absent, only the worker is checked"
+)
+_LEASE_TOKEN_OUT = (
+    "codeq extension: while the task is IN_PROGRESS, the token of the claim holding it; "
+    "present it with that claim's heartbeat, nack, abandon and result"
+)
 
 
 class _Request(msgspec.Struct, rename="camel", kw_only=True):
@@ -43,13 +55,23 @@ class BatchClaimRequest(_Request, kw_only=True):
     lease_seconds: int | None = None
 
 
-class HeartbeatRequest(_Request, kw_only=True):
+class _LeaseRequest(_Request, kw_only=True):
+    """A request about a claimed task, which may present the claim's lease token."""
+
+    lease_token: Annotated[int | None, msgspec.Meta(description=_LEASE_TOKEN_IN)] = None
+
+
+class HeartbeatRequest(_LeaseRequest, kw_only=True):
     extend_seconds: int | None = None
 
 
-class NackRequest(_Request, kw_only=True):
+class NackRequest(_LeaseRequest, kw_only=True):
     delay_seconds: int | None = None
     reason: str | None = None
+
+
+class AbandonRequest(_LeaseRequest, kw_only=True):
+    pass
 
 
 class ArtifactIn(_Request, kw_only=True):
@@ -59,7 +81,7 @@ class ArtifactIn(_Request, kw_only=True):
     content_type: str | None = None
 
 
-class SubmitResultRequest(_Request, kw_only=True):
+class SubmitResultRequest(_LeaseRequest, kw_only=True):
     status: str
     # absent and null are the same: no result (a factory, so the JSON schema shows no Raw default)
     result: msgspec.Raw = msgspec.field(default_factory=lambda: NULL)
@@ -114,6 +136,7 @@ class TaskJSON(_Response, kw_only=True):
     last_known_location: str = ""
     worker_id: str = ""
     lease_until: str = ""
+    lease_token: Annotated[int, msgspec.Meta(description=_LEASE_TOKEN_OUT)] = 0
     attempts: int = 0
     max_attempts: int = 0
     error: str = ""

@@ -10,7 +10,7 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from codeq.core.errors import InvalidInput
-from codeq.core.model import Task
+from codeq.core.model import Status, Task
 from codeq.service.results import NewResult
 from codeq.service.tasks import NewTask
 from codeq.transport.json_input import check_json
@@ -65,7 +65,13 @@ def new_result(result: wpb.Result) -> NewResult:
         body = json_text(raw, "result_json")
         if not body.startswith("{"):
             raise InvalidInput("invalid 'result_json' (must be a JSON object)", field="result_json")
-    return NewResult(task_id=result.task_id, status=result.status, result=body, error=result.error)
+    return NewResult(
+        task_id=result.task_id,
+        status=result.status,
+        result=body,
+        error=result.error,
+        lease_token=result.lease_token,
+    )
 
 
 def task_message(task: Task) -> wpb.Task:
@@ -81,6 +87,7 @@ def task_message(task: Task) -> wpb.Task:
         lease_until=_rfc3339_utc_seconds(task.lease_until_ms) if task.lease_until_ms else "",
         attempts=task.attempts,
         tenant_id=task.tenant,
+        lease_token=task.lease_epoch if task.status is Status.IN_PROGRESS else 0,
     )
     if task.created_ms:
         message.created_at.CopyFrom(_timestamp(task.created_ms))

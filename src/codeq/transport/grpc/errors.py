@@ -20,6 +20,7 @@ _STATUS: dict[type[e.CodeqError], grpc.StatusCode] = {
     e.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     e.Forbidden: grpc.StatusCode.PERMISSION_DENIED,
     e.NotOwner: grpc.StatusCode.PERMISSION_DENIED,
+    e.StaleLease: grpc.StatusCode.FAILED_PRECONDITION,
     e.NotFound: grpc.StatusCode.NOT_FOUND,
     e.WrongState: grpc.StatusCode.FAILED_PRECONDITION,
     e.Conflict: grpc.StatusCode.ALREADY_EXISTS,

@@ -129,7 +129,7 @@ class _WorkerSession:
     async def _give_back(self, task: Task) -> None:
         """Return a claimed task that was not delivered, without counting the delivery."""
         try:
-            await self._tasks.abandon(self._principal, task.id)
+            await self._tasks.abandon(self._principal, task.id, task.lease_epoch)
         except CodeqError as exc:  # e.g. no abandon scope: the lease then expires as usual
             log.warning("could not return undelivered task %s: %s", task.id, exc.message)
 
@@ -175,7 +175,9 @@ class _WorkerSession:
         # delay_seconds <= 0 keeps the reference's meaning on the stream: the server's backoff.
         delay = nack.delay_seconds if nack.delay_seconds > 0 else None
         try:
-            applied, dead = await self._tasks.nack(self._principal, nack.task_id, delay, nack.reason)
+            applied, dead = await self._tasks.nack(
+                self._principal, nack.task_id, delay, nack.reason, nack.lease_token
+            )
         except CodeqError as exc:
             ack = pb.NackAck(task_id=nack.task_id, ok=False, error_message=error_text(exc))
         else:
@@ -185,7 +187,7 @@ class _WorkerSession:
     async def _heartbeat(self, heartbeat: pb.Heartbeat) -> None:
         extend = heartbeat.extend_seconds if heartbeat.extend_seconds > 0 else None
         try:
-            await self._tasks.heartbeat(self._principal, heartbeat.task_id, extend)
+            await self._tasks.heartbeat(self._principal, heartbeat.task_id, extend, heartbeat.lease_token)
         except CodeqError as exc:
             ack = pb.HeartbeatAck(task_id=heartbeat.task_id, ok=False, error_message=error_text(exc))
         else:
@@ -194,7 +196,7 @@ class _WorkerSession:
 
     async def _abandon(self, abandon: pb.Abandon) -> None:
         try:
-            await self._tasks.abandon(self._principal, abandon.task_id)
+            await self._tasks.abandon(self._principal, abandon.task_id, abandon.lease_token)
         except CodeqError as exc:
             ack = pb.AbandonAck(task_id=abandon.task_id, ok=False, error_message=error_text(exc))
         else:

@@ -19,6 +19,7 @@ _STATUS: dict[type[e.CodeqError], int] = {
     e.Unauthenticated: 401,
     e.Forbidden: 403,
     e.NotOwner: 403,
+    e.StaleLease: 409,  # a fenced lease: a conflict with the claim that replaced it
     e.NotFound: 404,
     e.WrongState: 409,
     e.Conflict: 409,

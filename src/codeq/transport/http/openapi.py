@@ -84,7 +84,12 @@ _TOPIC_LINKS = {"GetTopic": Link("GET", _TOPIC, _BY_NAME), "DeleteTopic": Link("
 
 _WORKER_ID = ("X-Worker-Id", "an instance of the token's subject that owns the leases it takes")
 _NO_SUBSCRIPTION = "no such live subscription of the caller's tenant and subject"
-_ID_ERRORS = {**_AUTH, 404: "no such task in the caller's tenant", 409: "the task is not IN_PROGRESS"}
+_ID_ERRORS = {
+    **_AUTH,
+    404: "no such task in the caller's tenant",
+    409: "the task is not IN_PROGRESS (`not-in-progress`), or the `leaseToken` given names a lease "
+    "that has since moved on: expired and claimed again, handed back or finished (`not-owner`)",
+}
 
 
 def _worker(path: str, summary: str, body: type | None, ok: Any, **kw: Any) -> Op:
@@ -113,7 +118,7 @@ def operations() -> list[Op]:
            w.BatchClaimRequest, ok={200: (w.BatchClaimJSON, "leased"), 204: (None, "nothing to claim")},
            errors={**_AUTH, **_BODY, **_UNAVAILABLE}, rate_limited=True, headers=[_WORKER_ID]),
         _worker(task + "/heartbeat", "Extend a lease", w.HeartbeatRequest, w.OkJSON, body_required=False),
-        _worker(task + "/abandon", "Give a task back", None, w.StatusJSON),
+        _worker(task + "/abandon", "Give a task back", w.AbandonRequest, w.StatusJSON, body_required=False),
         _worker(task + "/nack", "Retry later or dead-letter", w.NackRequest, w.NackJSON, body_required=False),
         _worker(task + "/result", "Complete or fail a task", w.SubmitResultRequest, w.ResultJSON),
         Op("POST", PREFIX + "/tasks/batch/results", "Submit results in one request", "workers",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 import msgspec
 
 from codeq.core.errors import InvalidInput
-from codeq.core.model import ResultRecord, Task
+from codeq.core.model import ResultRecord, Status, Task
 from codeq.wire.http import ArtifactJSON, ResultJSON, TaskJSON
 
 
@@ -47,6 +47,7 @@ class TimeFormat:
             last_known_location=task.location.value,
             worker_id=task.worker_id,
             lease_until=self.utc_seconds(task.lease_until_ms) if task.lease_until_ms else "",
+            lease_token=task.lease_epoch if task.status is Status.IN_PROGRESS else 0,
             attempts=task.attempts,
             max_attempts=task.max_attempts,
             error=task.error,

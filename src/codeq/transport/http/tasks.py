@@ -91,20 +91,22 @@ class TaskRoutes:
     async def heartbeat(self, request: Request) -> Reply:
         principal = self._worker(request)
         body = decode(await self._body(request), w.HeartbeatRequest, empty_ok=True)
-        await self.s.tasks.heartbeat(principal, request.path_params["id"], body.extend_seconds)
+        await self.s.tasks.heartbeat(
+            principal, request.path_params["id"], body.extend_seconds, body.lease_token or 0
+        )
         return json_reply({"ok": True})
 
     async def abandon(self, request: Request) -> Reply:
         principal = self._worker(request)
-        await self._body(request)  # no fields; the body is read only to enforce the size limit
-        await self.s.tasks.abandon(principal, request.path_params["id"])
+        token = _abandon_lease_token(await self._body(request))
+        await self.s.tasks.abandon(principal, request.path_params["id"], token)
         return json_reply({"status": "requeued"})
 
     async def nack(self, request: Request) -> Reply:
         principal = self._worker(request)
         body = decode(await self._body(request), w.NackRequest, empty_ok=True)
         delay, dead = await self.s.tasks.nack(
-            principal, request.path_params["id"], body.delay_seconds, body.reason or ""
+            principal, request.path_params["id"], body.delay_seconds, body.reason or "", body.lease_token or 0
         )
         return json_reply(w.NackJSON(delay_seconds=delay, status="dlq" if dead else "requeued"))
 
@@ -177,7 +179,16 @@ def new_result(task_id: str, body: w.SubmitResultRequest) -> NewResult:
         ArtifactIn(name=a.name, url=a.url or "", content_base64=a.content_base64 or "")
         for a in body.artifacts or ()
     ]
-    return NewResult(task_id, body.status, result, body.error or "", artifacts)
+    return NewResult(task_id, body.status, result, body.error or "", artifacts, body.lease_token or 0)
+
+
+def _abandon_lease_token(body: bytes) -> int:
+    """Abandon tolerates any body, even a malformed one (spec 02 §1): only a well-formed one
+    can carry a lease token; without one the owner check alone applies, as before."""
+    try:
+        return decode(body, w.AbandonRequest, empty_ok=True).lease_token or 0
+    except InvalidInput:
+        return 0
 
 
 def _batch_result(body: w.BatchResultItem) -> NewResult:

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Task(_message.Message):
-    __slots__ = ("id", "command", "payload", "priority", "webhook", "max_attempts", "status", "worker_id", "lease_until", "attempts", "tenant_id", "created_at", "updated_at")
+    __slots__ = ("id", "command", "payload", "priority", "webhook", "max_attempts", "status", "worker_id", "lease_until", "attempts", "tenant_id", "created_at", "updated_at", "lease_token")
     ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,7 @@ class Task(_message.Message):
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     id: str
     command: str
     payload: bytes
@@ -37,7 +38,8 @@ class Task(_message.Message):
     tenant_id: str
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., command: _Optional[str] = ..., payload: _Optional[bytes] = ..., priority: _Optional[int] = ..., webhook: _Optional[str] = ..., max_attempts: _Optional[int] = ..., status: _Optional[str] = ..., worker_id: _Optional[str] = ..., lease_until: _Optional[str] = ..., attempts: _Optional[int] = ..., tenant_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    lease_token: int
+    def __init__(self, id: _Optional[str] = ..., command: _Optional[str] = ..., payload: _Optional[bytes] = ..., priority: _Optional[int] = ..., webhook: _Optional[str] = ..., max_attempts: _Optional[int] = ..., status: _Optional[str] = ..., worker_id: _Optional[str] = ..., lease_until: _Optional[str] = ..., attempts: _Optional[int] = ..., tenant_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_token: _Optional[int] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("token", "worker_id")
@@ -60,40 +62,48 @@ class Ready(_message.Message):
     def __init__(self, commands: _Optional[_Iterable[str]] = ..., lease_seconds: _Optional[int] = ..., count: _Optional[int] = ..., wait_seconds: _Optional[int] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("task_id", "status", "result_json", "error")
+    __slots__ = ("task_id", "status", "result_json", "error", "lease_token")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     status: str
     result_json: bytes
     error: str
-    def __init__(self, task_id: _Optional[str] = ..., status: _Optional[str] = ..., result_json: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
+    lease_token: int
+    def __init__(self, task_id: _Optional[str] = ..., status: _Optional[str] = ..., result_json: _Optional[bytes] = ..., error: _Optional[str] = ..., lease_token: _Optional[int] = ...) -> None: ...
 
 class Nack(_message.Message):
-    __slots__ = ("task_id", "delay_seconds", "reason")
+    __slots__ = ("task_id", "delay_seconds", "reason", "lease_token")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     delay_seconds: int
     reason: str
-    def __init__(self, task_id: _Optional[str] = ..., delay_seconds: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    lease_token: int
+    def __init__(self, task_id: _Optional[str] = ..., delay_seconds: _Optional[int] = ..., reason: _Optional[str] = ..., lease_token: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("task_id", "extend_seconds")
+    __slots__ = ("task_id", "extend_seconds", "lease_token")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     EXTEND_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     extend_seconds: int
-    def __init__(self, task_id: _Optional[str] = ..., extend_seconds: _Optional[int] = ...) -> None: ...
+    lease_token: int
+    def __init__(self, task_id: _Optional[str] = ..., extend_seconds: _Optional[int] = ..., lease_token: _Optional[int] = ...) -> None: ...
 
 class Abandon(_message.Message):
-    __slots__ = ("task_id",)
+    __slots__ = ("task_id", "lease_token")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     task_id: str
-    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
+    lease_token: int
+    def __init__(self, task_id: _Optional[str] = ..., lease_token: _Optional[int] = ...) -> None: ...
 
 class ResultBatch(_message.Message):
     __slots__ = ("results",)
