@@ -39,7 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,7 @@ from codeq.kv.api import Ops
 from codeq.kv.commit import GroupCommitter
 from codeq.kv.memory import MemoryKV
 from codeq.kv.rocks import RocksKV
+from codeq.replication.api import publish_nothing
 from codeq.replication.single import SingleNode
 
 TENANT = "dev"
@@ -59,7 +60,8 @@ COMMAND = "bench"
 LEASE_MS = 300_000
 SCENARIOS = ("create", "cycle", "create-batch", "cycle-batch", "apply")
 Submit = Callable[[Any], Coroutine[Any, Any, Any]]
-ApplyFn = Callable[[Any], tuple[Ops, Any]]
+ApplyFn = Callable[[Any], tuple[Ops, Any, Sequence[object]]]
+PublishFn = Callable[[Sequence[object]], None]
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 
@@ -131,7 +133,7 @@ class Recorder:
         """`apply` that adds its own run time to `apply_ns` inside the window."""
         clock = time.perf_counter_ns
 
-        def timed_apply(command: Any) -> tuple[Ops, Any]:
+        def timed_apply(command: Any) -> tuple[Ops, Any, Sequence[object]]:
             started = clock()
             try:
                 return apply(command)
@@ -257,24 +259,17 @@ async def cycle_batch_loop(submit: Submit, rec: Recorder, worker: str, batch: in
             rec.cycle_ns.append(time.perf_counter_ns() - started)
 
 
-def make_apply(engine: Engine, node: bool) -> ApplyFn:
-    """engine.apply plus draining its events; with `node`, the server's own apply function
-    (waiter wake-ups and task metrics, as `App._add_shard` wires it)."""
+def make_apply(engine: Engine, node: bool) -> tuple[ApplyFn, PublishFn]:
+    """engine.apply and what its replicator publishes the events to: with `node`, the server's
+    own listeners (waiter wake-ups and task metrics, as `app/shards.py` wires them), else
+    nothing."""
     if node:
         from codeq.observability.metrics import Metrics
         from codeq.service.node import Node
         from codeq.service.waiters import Waiters
 
-        fn: ApplyFn = Node(Waiters(), Metrics()).apply_fn(engine)
-        return fn
-
-    def apply(command: Any) -> tuple[Ops, Any]:
-        try:
-            return engine.apply(command)
-        finally:
-            engine.events.clear()
-
-    return apply
+        return engine.apply, Node(Waiters(), Metrics()).publisher(engine)
+    return engine.apply, publish_nothing
 
 
 async def run_store(scenario: str, fsync: bool, args: argparse.Namespace) -> dict[str, Any]:
@@ -286,7 +281,8 @@ async def run_store(scenario: str, fsync: bool, args: argparse.Namespace) -> dic
         committer.start()
         engine = Engine(committer)
         engine.recover(now_ms())
-        submit = SingleNode(rec.timed(make_apply(engine, args.node)), committer).submit
+        apply, publish = make_apply(engine, args.node)
+        submit = SingleNode(rec.timed(apply), committer, publish).submit
         if scenario == "create":
             loops = [create_loop(submit, rec) for _ in range(args.concurrency)]
         elif scenario == "create-batch":
@@ -347,7 +343,13 @@ def run_apply(args: argparse.Namespace) -> dict[str, Any]:
     same task, each timed on its own. The ops are not written (live tasks live in the index).
     """
     engine = Engine(MemoryKV())
-    apply = make_apply(engine, args.node)
+    engine_apply, publish = make_apply(engine, args.node)
+
+    def apply(command: Any) -> tuple[Ops, Any, Sequence[object]]:
+        applied = engine_apply(command)
+        publish(applied[2])  # the server publishes once the write is durable; here at once
+        return applied
+
     samples: dict[str, list[int]] = {"create": [], "claim": [], "complete": []}
     worker, n = "w0", 0
     clock = time.perf_counter_ns

@@ -102,8 +102,7 @@ def child_fill(path: str, tasks: int, batch: int) -> dict[str, Any]:
             )
             for i in range(first, min(first + batch, tasks))
         ]
-        ops, _ = engine.apply(c.Batch(now_ms=now_ms, items=items))
-        engine.events.clear()
+        ops, _, _ = engine.apply(c.Batch(now_ms=now_ms, items=items))
         kv.write(ops, sync=False)
     live = len(engine.index.tasks)
     fill_s = time.perf_counter() - started
