@@ -89,6 +89,7 @@ class App:
         """Streams first (their handlers still call the services), then background work, then
         Raft and the stores, each store writing what is pending before it closes."""
         self._running = None
+        await self.shards.hand_over_leadership()  # while Raft still runs: no election to wait for
         await self.lifecycle.aclose()
 
     @property
@@ -192,6 +193,7 @@ class App:
             ),
             topics=TopicService(node, clock),
             raft_status=self.shards.raft_status,
+            transfer_leader=self.shards.transfer_leader,
         )
 
     async def _jwks_refresher(self, life: Lifecycle, auth: Authenticator) -> Runner | None:

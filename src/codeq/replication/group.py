@@ -87,6 +87,8 @@ class RaftGroup:
         self._thread: threading.Thread | None = None
         self._proposer: asyncio.Task[None] | None = None
         self._balancer: asyncio.Task[None] | None = None
+        self._proposing = asyncio.Event()  # cleared while handing leadership over
+        self._proposing.set()
         self.failure: BaseException | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -125,10 +127,41 @@ class RaftGroup:
 
     @property
     def is_leader(self) -> bool:
-        return self.core.is_leader and self.failed is None
+        """Whether this node may act as the one leader now (its lease: replication/lease.py).
+        Writes only need `core.is_leader`: an entry commits on a majority or not at all."""
+        return self.core.holds_lease and self.failed is None
 
     @property
     def leader_address(self) -> str | None:
+        """The leader as this node knows it: not itself while it leads without a lease."""
+        if self.core.is_leader and not self.is_leader:
+            return None
+        return self.core.leader_address
+
+    @property
+    def term_changes(self) -> int:
+        return int(getattr(self.core, "term_changes", 0))
+
+    async def transfer_leadership(self, to: str | None = None, timeout_s: float = 2.0) -> str | None:
+        """Hand leadership to `to` (a raft address; None: the most up-to-date connected peer)
+        and wait until this node no longer leads. Proposals wait meanwhile, so that the
+        successor can hold the whole log; they go to the new leader once it is known.
+        Returns the new leader's address, or None if the hand-over did not happen in time."""
+        if not self.core.is_leader:
+            return self.core.leader_address
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        self._proposing.clear()
+        try:
+            while self.core.is_leader and loop.time() < deadline:
+                self.core.hand_over(to or "")  # asked again: refused while the peer lags
+                await asyncio.sleep(0.02)
+        finally:
+            self._proposing.set()
+        if self.core.is_leader:
+            return None
+        while self.core.leader_address is None and loop.time() < deadline:
+            await asyncio.sleep(0.01)  # the new leader's first append names it
         return self.core.leader_address
 
     def not_leader(self) -> NotLeader:
@@ -163,6 +196,7 @@ class RaftGroup:
             await self._wake.wait()
             self._wake.clear()
             while self._waiting:
+                await self._proposing.wait()
                 await self._propose_next()
 
     def _take_batch(self) -> tuple[list[bytes], list[asyncio.Future[object]]]:

@@ -26,6 +26,7 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
 from pysyncobj.journal import FileJournal, MemoryJournal, ResizableFile
 
 from codeq.core.errors import CodeqError, InvalidInput, NotLeader, OutcomeUnknown, Unavailable
+from codeq.replication.lease import LeaderLease
 from codeq.replication.peers import PeerShape, PreVote
 from codeq.replication.raft_transport import GuardedTransport
 from codeq.replication.snapshot import Snapshots
@@ -215,15 +216,27 @@ class BaseCore(SyncObj):  # type: ignore[misc]
         self._hand_over_to: str | None = None  # set from any thread, acted on by the tick thread
 
     def hand_over(self, address: str) -> None:
-        """Ask this leader to pass leadership to `address` once it holds the whole log (used to
-        spread the shard groups' leaders over the nodes). Thread-safe; best effort."""
+        """Ask this leader to pass leadership to `address` ("": the most up-to-date connected
+        peer) once it holds the whole log. Thread-safe; best effort."""
         self._hand_over_to = address
 
-    def _do_hand_over(self) -> None:
+    def _do_hand_over(self) -> bool:
+        """Returns whether the target was asked to campaign."""
         address, self._hand_over_to = self._hand_over_to, None
         target = next((n for n in self._SyncObj__otherNodes if n.id == address), None)
-        if target is not None and self.is_leader and self.isNodeConnected(target):
-            self.transferLeadership(target)  # refused by PySyncObj unless the target is caught up
+        if address == "":
+            target = self._most_caught_up()
+        if target is None or not self.is_leader or not self.isNodeConnected(target):
+            return False
+        sent: list[int] = []
+        # Refused by PySyncObj unless the target holds the whole log.
+        self.transferLeadership(target, lambda _, reason: sent.append(reason))
+        return sent == [FAIL_REASON.SUCCESS]
+
+    def _most_caught_up(self) -> Any:
+        matched = self._SyncObj__raftMatchIndex
+        connected = [n for n in self._SyncObj__otherNodes if self.isNodeConnected(n)]
+        return max(connected, key=lambda n: (matched.get(n, 0), n.id), default=None)
 
     def _install_journal(self, journal: Any) -> None:
         """Swap in our journal and reload term, vote and commit index from it, as __init__ does."""
@@ -267,6 +280,10 @@ class BaseCore(SyncObj):  # type: ignore[misc]
         return bool(self._SyncObj__raftState == _LEADER)
 
     @property
+    def holds_lease(self) -> bool:
+        return self.is_leader  # no lease without RaftCore: what PySyncObj believes
+
+    @property
     def leader_address(self) -> str | None:
         leader = self._SyncObj__raftLeader
         return None if leader is None else str(leader.id)
@@ -299,16 +316,26 @@ class BaseCore(SyncObj):  # type: ignore[misc]
             self._doDestroy()
 
 
-class RaftCore(PreVote, PeerShape, BaseCore):
-    """`BaseCore` with the design D4 fixes (pre-vote and peer shape: replication/peers.py)."""
+class RaftCore(LeaderLease, PreVote, PeerShape, BaseCore):
+    """`BaseCore` with the design D4 fixes (pre-vote and peer shape: replication/peers.py)
+    and the leader lease (replication/lease.py)."""
 
     def __init__(self, *args: Any, shape: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.now: Callable[[], float] = time.monotonic  # the lease's clock (tests replace it)
+        self.lease_s = float(self.conf.leaderFallbackTimeout)
+        self.quiet_s = float(self.conf.raftMinTimeout)
+        self._init_lease()
+        transport = self._SyncObj__transport
+        self._send_unstamped = transport.send
+        transport.send = self._send_stamped
         # What every node of the cluster must agree on (e.g. "shards=4"), checked with each
         # peer on connect (spec 06 gap 7): a peer that disagrees is logged and ignored.
         self.shape = shape
         self.shape_conflicts: dict[str, str] = {}  # peer -> its shape
-        self._leader_contact = 0.0  # monotonic time we last heard from the current leader
+        # When we last heard from a leader; starting counts, so that a restarted node does not
+        # help elect another leader while one may still hold a lease on its ack (lease.py).
+        self._leader_contact = self.now()
         self._prevotes: set[str] = set()
         self._prevote_term = 0
         self._campaign_approved = False
@@ -337,7 +364,7 @@ class RaftCore(PreVote, PeerShape, BaseCore):
             SyncObj._SyncObj__onMessageReceived(self, node, message)
         else:
             if kind == "append_entries" and message.get("term", -1) >= self._SyncObj__raftCurrentTerm:
-                self._leader_contact = time.monotonic()
+                self._leader_contact = self.now()
             SyncObj._SyncObj__onMessageReceived(self, node, message)
 
     def _SyncObj__onNodeConnected(self, node: Any) -> None:
@@ -356,7 +383,7 @@ class RaftCore(PreVote, PeerShape, BaseCore):
         if term > self._SyncObj__raftCurrentTerm:
             self._SyncObj__setCurrentTerm(term, None)
         self._SyncObj__setState(0)
-        self._leader_contact = time.monotonic()
+        self._leader_contact = self.now()
 
     def _on_append(self, node: Any, message: dict[str, Any]) -> None:
         if message["term"] < self._SyncObj__raftCurrentTerm:
@@ -364,11 +391,12 @@ class RaftCore(PreVote, PeerShape, BaseCore):
         self._follow(node, message["term"])
         prev_index, prev_term = message["prevLogIdx"], message["prevLogTerm"]
         prev = self._SyncObj__getEntries(prev_index, 1)
+        stamp = message.get("stamp")
         if not prev:
-            self._SyncObj__sendNextNodeIdx(node, success=False, reset=True)
+            self._ack(node, self._SyncObj__getCurrentLogIndex() + 1, stamp, success=False)
             return
         if prev[0][2] != prev_term:
-            self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=prev_index, success=False, reset=True)
+            self._ack(node, prev_index, stamp, success=False)
             return
         entries = message.get("entries", [])
         changed = self._append_new(entries)
@@ -383,7 +411,12 @@ class RaftCore(PreVote, PeerShape, BaseCore):
         if changed:
             # The ack counts toward commit on the leader: the entries must be on disk first.
             self._flush_journal()
-        self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=last_new + 1, success=True)
+        self._ack(node, last_new + 1, stamp, success=True)
+
+    def _ack(self, node: Any, next_index: int, stamp: object, *, success: bool) -> None:
+        """PySyncObj's next_node_idx reply, echoing the append's send time for the lease."""
+        reply = {"type": "next_node_idx", "next_node_idx": next_index, "reset": not success}
+        self._SyncObj__transport.send(node, reply | {"success": success, "stamp": stamp})
 
     def _append_new(self, entries: list[Any]) -> bool:
         """Skip entries already held; truncate only at the first term conflict (Raft §5.3).
@@ -419,17 +452,46 @@ class RaftCore(PreVote, PeerShape, BaseCore):
         if next_index[node] <= self._SyncObj__getCurrentLogIndex():
             self._SyncObj__newAppendEntriesTime = 0  # behind: send the rest on the next tick
         self._SyncObj__lastResponseTime[node] = time.monotonic()
+        self._on_lease_ack(node.id, message.get("stamp"))
+
+    # -- leader: the lease -----------------------------------------------------------------
+
+    def _SyncObj__sendAppendEntries(self) -> None:
+        self._stamp = self.now()
+        SyncObj._SyncObj__sendAppendEntries(self)
+
+    def _send_stamped(self, node: Any, message: Any) -> Any:
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "append_entries":
+            message["stamp"] = self._stamp  # the follower echoes it in its ack
+        elif kind == "timeout_now":
+            # A hand-over: the successor campaigns as soon as it reads this, without waiting
+            # out the lease, so give the lease up before it leaves.
+            self._give_up_lease(for_s=float(self.conf.raftMaxTimeout))
+        return self._send_unstamped(node, message)
 
     # -- elections: pre-vote ---------------------------------------------------------------
 
     def tick(self, wait_seconds: float = 0.0) -> None:
+        if self.is_leader and self._lease_lost():
+            self._step_down()
         if not self.is_leader and self._SyncObj__raftElectionDeadline < time.monotonic():
             if self._campaign_approved:
                 self._campaign_approved = False  # PySyncObj campaigns in this tick
             else:
                 self._start_pre_vote()
         super().tick(wait_seconds)
+        self._refresh_lease()
+        self._count_term()
+
+    def _step_down(self) -> None:
+        log.info("raft leader %s stepping down: no majority heard within the lease", self.selfNode.id)
+        self._SyncObj__setState(0)
+        self._SyncObj__raftLeader = None
+        self._SyncObj__onLeaderChanged()  # what was waiting may or may not commit: fail it now
+        self.lease_until = 0.0
 
     def _SyncObj__onBecomeLeader(self) -> None:
+        self._on_become_leader()
         SyncObj._SyncObj__onBecomeLeader(self)
         self._prevote_term = 0
