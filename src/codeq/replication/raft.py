@@ -374,8 +374,12 @@ class RaftCore(LeaderLease, PreVote, PeerShape, BaseCore):
     def _follow(self, node: Any, term: int) -> None:
         """What PySyncObj does on any append from a current leader: reset the election timer,
         adopt its term and leadership."""
-        self._SyncObj__transferInProgress = False
-        self._SyncObj__raftElectionDeadline = time.monotonic() + self._SyncObj__generateRaftTimeout()
+        if term > self._SyncObj__raftCurrentTerm:
+            self._SyncObj__transferInProgress = False  # a newer leader supersedes a hand-over
+        if not self._SyncObj__transferInProgress:
+            # While a hand-over is pending, the outgoing leader's appends must not put off
+            # the election it asked for.
+            self._SyncObj__raftElectionDeadline = time.monotonic() + self._SyncObj__generateRaftTimeout()
         leader: Any = getattr(self, "_SyncObj__raftLeader")  # noqa: B009 - assigned below: mypy needs getattr
         if leader != node:
             self._SyncObj__onLeaderChanged()
