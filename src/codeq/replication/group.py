@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -74,10 +75,7 @@ class RaftGroup:
         self._committer = committer
         self._options = options
         if committer.get(RESTORING_KEY) is not None:
-            raise Unavailable(
-                "a raft snapshot install was interrupted: this shard's store is incomplete; "
-                "remove its store and raft journal so that it resyncs from its peers"
-            )
+            self._resume_install(options.snapshots)
         self.applied = read_applied(committer)
         self.core = make_core(self._apply_entry)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -90,6 +88,17 @@ class RaftGroup:
         self._proposing = asyncio.Event()  # cleared while handing leadership over
         self._proposing.set()
         self.failure: BaseException | None = None
+
+    @staticmethod
+    def _resume_install(snapshots: Snapshots | None) -> None:
+        """A snapshot install was cut short: PySyncObj loads the same dump on the first tick
+        and `Snapshots.deserialize` installs it again, whole (replication/snapshot.py)."""
+        if snapshots is None or not os.path.isfile(snapshots.dump_path):
+            raise Unavailable(
+                "a raft snapshot install was interrupted and its dump is gone: this shard's store "
+                "is incomplete; remove its store and raft journal so that it resyncs from its peers"
+            )
+        log.warning("a raft snapshot install was interrupted: installing %s again", snapshots.dump_path)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -121,7 +130,8 @@ class RaftGroup:
 
     @property
     def failed(self) -> BaseException | None:
-        return self.failure or self.core.failure
+        snapshots = self._options.snapshots
+        return self.failure or self.core.failure or (snapshots.failure if snapshots else None)
 
     # -- Replicator ------------------------------------------------------------------------
 
