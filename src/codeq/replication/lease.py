@@ -27,6 +27,12 @@ class LeaderLease:
     _SyncObj__raftLastApplied: int
     _SyncObj__noopIDx: int
     _SyncObj__raftCurrentTerm: int
+    _SyncObj__raftLeader: Any
+    _SyncObj__setState: Any
+    _SyncObj__onLeaderChanged: Any
+    _send_unstamped: Any
+    selfNode: Any
+    conf: Any
     is_leader: bool
     now: Callable[[], float]
     lease_s: float
@@ -46,6 +52,29 @@ class LeaderLease:
         """Whether this node may act as the one leader now: reads labelled `leader`, the
         status, and every leader-only action ask this, not `is_leader`."""
         return self.is_leader and self.now() < self.lease_until
+
+    # -- stamping appends, echoed back in acks (RaftCore._ack) ------------------------------
+
+    def _SyncObj__sendAppendEntries(self) -> None:
+        self._stamp = self.now()
+        super()._SyncObj__sendAppendEntries()  # type: ignore[misc]  # PySyncObj's, further down the MRO
+
+    def _send_stamped(self, node: Any, message: Any) -> Any:
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "append_entries":
+            message["stamp"] = self._stamp  # the follower echoes it in its ack
+        elif kind == "timeout_now":
+            # A hand-over: the successor campaigns as soon as it reads this, without waiting
+            # out the lease, so give the lease up before it leaves.
+            self._give_up_lease(for_s=float(self.conf.raftMaxTimeout))
+        return self._send_unstamped(node, message)
+
+    def _step_down(self) -> None:
+        log.info("raft leader %s stepping down: no majority heard within the lease", self.selfNode.id)
+        self._SyncObj__setState(0)
+        self._SyncObj__raftLeader = None
+        self._SyncObj__onLeaderChanged()  # what was waiting may or may not commit: fail it now
+        self.lease_until = 0.0
 
     def _on_become_leader(self) -> None:
         self._leading_since = self.now()

@@ -38,6 +38,7 @@ log = logging.getLogger("codeq.raft")
 ENTRY = 16
 _ENTRY_BYTE = bytes([ENTRY])
 _LEADER = 2
+MAX_JOURNAL_BYTES = 128 << 20
 
 ApplyHook = Callable[[int, bytes], Any]
 Callback = Callable[[Any, CodeqError | None], None]
@@ -71,6 +72,20 @@ class DurableJournal(FileJournal):  # type: ignore[misc]
         self._path = path
         self.flushes = 0
         self._flushed_to = 0  # journal offset up to which the file is known to be on disk
+        # Every entry stays in memory until a compaction drops it: RaftCore compacts early
+        # when these pass its limit, so memory stays bounded under large entries.
+        self.held_bytes = self._count_held()
+
+    def _count_held(self) -> int:
+        return sum(len(entry[0]) for entry in getattr(self, "_FileJournal__journal"))  # noqa: B009
+
+    def add(self, command: bytes, idx: int, term: int) -> None:
+        super().add(command, idx, term)
+        self.held_bytes += len(command)
+
+    def deleteEntriesFrom(self, entryFrom: int) -> None:
+        super().deleteEntriesFrom(entryFrom)
+        self.held_bytes = self._count_held()
 
     def flush(self) -> None:
         resizable = self._FileJournal__journalFile
@@ -111,9 +126,11 @@ class DurableJournal(FileJournal):  # type: ignore[misc]
         self._FileJournal__journal = list(keep)
         self._FileJournal__currentOffset = offset
         self._flushed_to = offset  # the new file was fsynced whole
+        self.held_bytes = self._count_held()
 
     def clear(self) -> None:
         super().clear()
+        self.held_bytes = 0
         self.flush()
 
     def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:
@@ -325,6 +342,9 @@ class RaftCore(LeaderLease, PreVote, PeerShape, BaseCore):
         self.now: Callable[[], float] = time.monotonic  # the lease's clock (tests replace it)
         self.lease_s = float(self.conf.leaderFallbackTimeout)
         self.quiet_s = float(self.conf.raftMinTimeout)
+        # Compact once the journal holds this many entry bytes in memory, whatever the entry
+        # count and time (only with our snapshots: PySyncObj's own would pickle this object).
+        self.max_journal_bytes = MAX_JOURNAL_BYTES if self.conf.serializer is not None else None
         self._init_lease()
         transport = self._SyncObj__transport
         self._send_unstamped = transport.send
@@ -458,22 +478,6 @@ class RaftCore(LeaderLease, PreVote, PeerShape, BaseCore):
         self._SyncObj__lastResponseTime[node] = time.monotonic()
         self._on_lease_ack(node.id, message.get("stamp"))
 
-    # -- leader: the lease -----------------------------------------------------------------
-
-    def _SyncObj__sendAppendEntries(self) -> None:
-        self._stamp = self.now()
-        SyncObj._SyncObj__sendAppendEntries(self)
-
-    def _send_stamped(self, node: Any, message: Any) -> Any:
-        kind = message.get("type") if isinstance(message, dict) else None
-        if kind == "append_entries":
-            message["stamp"] = self._stamp  # the follower echoes it in its ack
-        elif kind == "timeout_now":
-            # A hand-over: the successor campaigns as soon as it reads this, without waiting
-            # out the lease, so give the lease up before it leaves.
-            self._give_up_lease(for_s=float(self.conf.raftMaxTimeout))
-        return self._send_unstamped(node, message)
-
     # -- elections: pre-vote ---------------------------------------------------------------
 
     def tick(self, wait_seconds: float = 0.0) -> None:
@@ -487,13 +491,9 @@ class RaftCore(LeaderLease, PreVote, PeerShape, BaseCore):
         super().tick(wait_seconds)
         self._refresh_lease()
         self._count_term()
-
-    def _step_down(self) -> None:
-        log.info("raft leader %s stepping down: no majority heard within the lease", self.selfNode.id)
-        self._SyncObj__setState(0)
-        self._SyncObj__raftLeader = None
-        self._SyncObj__onLeaderChanged()  # what was waiting may or may not commit: fail it now
-        self.lease_until = 0.0
+        limit = self.max_journal_bytes
+        if limit is not None and getattr(self.journal, "held_bytes", 0) > limit:
+            self.forceLogCompaction()  # a flag: PySyncObj starts one when none is running
 
     def _SyncObj__onBecomeLeader(self) -> None:
         self._on_become_leader()
