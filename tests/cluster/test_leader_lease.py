@@ -54,7 +54,8 @@ class Watch:
             while not self.stop.is_set():
                 row: dict[str, Any] = {"new": [i for i in others if self.leads(client, i)]}
                 row["old_leads"] = self.leads(client, self.old)
-                read = client.get(f"{self.cluster.url(self.old)}/v1/codeq/tasks/{self.task_id}", headers=PRODUCER)
+                task = f"{self.cluster.url(self.old)}/v1/codeq/tasks/{self.task_id}"
+                read = client.get(task, headers=PRODUCER)
                 row["read"] = (read.json().get("status"), read.headers.get("x-codeq-read"))
                 self.rows.append(row)
 

@@ -23,8 +23,8 @@ from codeq.kv.api import KV
 from codeq.kv.commit import GroupCommitter
 from codeq.kv.memory import MemoryKV
 from codeq.kv.rocks import RocksKV
-from codeq.replication.group import GroupOptions, RaftGroup
 from codeq.replication import snapshot
+from codeq.replication.group import GroupOptions, RaftGroup
 from codeq.replication.raft import DurableJournal, RaftCore, make_conf
 from codeq.replication.snapshot import APPLIED_KEY, Snapshots, read_applied
 from tests.support.server import free_port
