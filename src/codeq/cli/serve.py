@@ -70,7 +70,7 @@ async def serve(settings: Settings) -> None:
         log_level="warning",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
-    server = _Server(config, app.node.waiters.close)
+    server = _Server(config, app.begin_stop)
     _announce(settings, app)
     try:
         await server.serve()
