@@ -161,9 +161,7 @@ class Snapshots:
         committer = self._committer
         await committer.drain()
         await committer.submit({RESTORING_KEY: b"1"})
-        stale = [key for key, _ in committer.kv.scan(*_ALL) if key != RESTORING_KEY]
-        for start in range(0, len(stale), _BATCH):
-            await committer.submit(dict.fromkeys(stale[start : start + _BATCH]))
+        await self._sweep(committer)
         batch: dict[bytes, bytes | None] = {}
         for key, value in read_records(dump):
             batch[key] = value
@@ -174,6 +172,20 @@ class Snapshots:
         await committer.submit(batch)
         self.on_restored(last_index)
         log.info("raft snapshot installed up to log index %d", last_index)
+
+    @staticmethod
+    async def _sweep(committer: GroupCommitter) -> None:
+        """Delete every key but the marker, a batch at a time as the scan goes (listing them
+        all first would hold every key of the store in memory)."""
+        batch: dict[bytes, bytes | None] = {}
+        for key, _ in committer.kv.scan(*_ALL):
+            if key != RESTORING_KEY:
+                batch[key] = None
+            if len(batch) >= _BATCH:
+                await committer.submit(batch)
+                batch = {}
+        if batch:
+            await committer.submit(batch)
 
     def _on_loop(self, work: Any) -> None:
         if self.loop is None:
