@@ -120,3 +120,17 @@ def test_every_new_term_is_counted() -> None:
     net.elect(B)
     net.settle()
     assert core(net, C).term_changes == before + 1
+
+
+def test_acks_of_a_follower_that_echoes_no_stamp_count_when_they_arrive() -> None:
+    """A follower of the previous version (a rolling upgrade) must not cost the leader its lease."""
+    net = cluster()
+    net.time += 1.0  # the lease from the setup's acks is long over
+    net.heartbeat()
+    net.tick(A)
+    net.deliver()  # the appends
+    for message in net.queue:
+        message.body.pop("stamp", None)  # acks as an old follower sends them
+    net.deliver()
+    assert core(net, A).holds_lease
+    assert core(net, A).lease_until == net.time + LEASE

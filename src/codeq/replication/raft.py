@@ -476,7 +476,9 @@ class RaftCore(LeaderLease, PreVote, PeerShape, BaseCore):
         if next_index[node] <= self._SyncObj__getCurrentLogIndex():
             self._SyncObj__newAppendEntriesTime = 0  # behind: send the rest on the next tick
         self._SyncObj__lastResponseTime[node] = time.monotonic()
-        self._on_lease_ack(node.id, message.get("stamp"))
+        # A follower of an earlier version echoes no stamp: count its ack when it arrived
+        # (PySyncObj's own rule), or a rolling upgrade would leave the leader without a lease.
+        self._on_lease_ack(node.id, message["stamp"] if "stamp" in message else self.now())
 
     # -- elections: pre-vote ---------------------------------------------------------------
 
