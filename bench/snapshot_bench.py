@@ -2,7 +2,7 @@
 """Raft snapshot size, build and install time, and install memory, with N tasks (default 1,000,000).
 
 1. fill: a child process fills a fresh RocksDB store with N pending tasks through the engine's
-   apply path (bench/restart_bench.py's fill).
+   apply path, in batches of --batch.
 2. dump: a child process writes the store as a Raft snapshot (replication/snapshot.py's
    format, what a leader streams to a follower too far behind) and times it.
 3. install: a FRESH child process opens a copy of the source store (the worst case: a
