@@ -126,13 +126,15 @@ async def test_a_tick_refused_with_not_leader_is_a_debug_line_and_a_counter(
         ticks.append(1)
         if len(ticks) == 1:
             raise NotLeader()
-        await asyncio.Event().wait()  # the second tick parks: the test has seen what it needs
+        if len(ticks) == 2:
+            raise OutcomeUnknown("leadership changed")  # a proposal that outlived the leadership
+        await asyncio.Event().wait()  # the third tick parks: the test has seen what it needs
         return None
 
     clock = FakeClock()
     with caplog.at_level(logging.DEBUG, logger="codeq.background"):
         async with Runner("reaper", tick, clock.now_ms, interval_seconds=0.0) as runner:
-            while len(ticks) < 2:
+            while len(ticks) < 3:
                 await asyncio.sleep(0)
-    assert runner.not_leader_refusals == 1
-    assert [(r.levelno, r.exc_info) for r in caplog.records] == [(logging.DEBUG, None)]
+    assert runner.not_leader_refusals == 2
+    assert [(r.levelno, r.exc_info) for r in caplog.records] == [(logging.DEBUG, None), (logging.INFO, None)]

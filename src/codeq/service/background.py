@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from codeq.core.errors import NotLeader
+from codeq.core.errors import NotLeader, OutcomeUnknown
 
 log = logging.getLogger("codeq.background")
 
@@ -95,6 +95,10 @@ class Runner:
             except NotLeader:
                 self.not_leader_refusals += 1
                 log.debug("%s tick refused: leadership moved", self.name)
+                wanted_ms = None
+            except OutcomeUnknown as exc:  # its proposal outlived this node's leadership
+                self.not_leader_refusals += 1
+                log.info("%s tick cut short by a leadership change: %s", self.name, exc.message)
                 wanted_ms = None
             except Exception:
                 log.exception("%s tick failed", self.name)
