@@ -20,10 +20,10 @@ from tests.cluster.support import PRODUCER, WORKER, Cluster, until
 pytestmark = pytest.mark.timeout(90)
 
 
-def transfer(cluster: Cluster, via: str, to: str) -> subprocess.CompletedProcess[str]:
+def transfer(cluster: Cluster, via: str, to: str, *more: str) -> subprocess.CompletedProcess[str]:
     """`codeq cluster transfer-leader`, asked of any node (a follower redirects)."""
     command = [sys.executable, "-m", "codeq.cli.main", "cluster", "transfer-leader", "--to", to]
-    command += ["--url", cluster.url(via), "--json"]
+    command += ["--url", cluster.url(via), "--json", *more]
     env = {**os.environ, "CODEQ_PRODUCER_TOKEN": PRODUCER["Authorization"].split()[1]}
     return subprocess.run(command, capture_output=True, text=True, timeout=30, env=env, check=False)
 
@@ -100,16 +100,19 @@ def test_a_cut_off_leader_stops_leading_before_another_is_elected_and_never_serv
         cluster.stop()
 
 
-def test_transfer_leader_moves_leadership_at_once_and_refuses_an_unknown_node(tmp_path: Path) -> None:
-    cluster = Cluster(tmp_path)
+def test_transfer_leader_moves_a_shards_leadership_via_any_node_and_refuses_an_unknown_node(
+    tmp_path: Path,
+) -> None:
+    cluster = Cluster(tmp_path, shards=2)
     try:
         cluster.start()
-        leader = cluster.wait_leader()
-        target = next(i for i in cluster.ids if i != leader)
-        done = transfer(cluster, leader, target)
+        # Shard 1's preferred leader is b (groups spread over the nodes); a follows it.
+        until(lambda: cluster.leader_of(shard=1) == "b", 30, "shard 1 led by b")
+        done = transfer(cluster, "a", "c", "--shard", "1")  # a redirects to b
         assert done.returncode == 0, done.stdout + done.stderr
-        assert cluster.leader_of() == target  # answered once the target leads
-        unknown = transfer(cluster, target, "zz")
+        # Answered once c leads. (b, the preferred leader, gets it back from c's balancer later.)
+        assert json.loads(done.stdout) == {"shardIdx": 1, "leaderId": "c"}
+        unknown = transfer(cluster, "c", "zz", "--shard", "1")
         assert unknown.returncode == 1 and "unknown node 'zz'" in unknown.stderr
     finally:
         cluster.stop()
