@@ -5,17 +5,25 @@ throughput  for each --modes and --shards: start a fresh cluster (bench ports, a
             wait for the leaders (spread over the nodes with several shards), run
             `codeq bench --mode <mode>` against a leader for --duration seconds, report
             acknowledged full cycles/s.
+            Each run also reports the elections (term changes summed over the nodes' views)
+            during the load: with no fault injected, any is a false alarm.
 failover    --kills times: SIGKILL the leader of shard 0 while one writer creates tasks
             against whoever leads (following 307s); the failover time is kill -> the first
             acknowledged create after it. The killed node is restarted and waited for.
+rolling     --rolls times: SIGTERM each node in turn (the leader hands over before it stops),
+            restart it and wait for it to rejoin, while the writer runs; the gap of a restart
+            is the longest time without an acknowledged create from SIGTERM to rejoin.
 
-.venv/bin/python bench/raft_bench.py [--modes grpc-batch,http] [--shards 1,4] [--kills 10]
+.venv/bin/python bench/raft_bench.py [--modes grpc-batch,http] [--shards 1,4] [--kills 10] [--rolls 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -47,6 +55,7 @@ def throughput(mode: str, shards: int, duration: float) -> dict[str, object]:
             cluster.wait_leaders()
             leaders = cluster.wait_spread(30)  # groups' leaders settled where they are handed
             node = leaders[0]
+            elections_before = term_changes(cluster)
             command = [sys.executable, "-m", "codeq.cli.main", "bench", "--mode", mode, "--json"]
             command += ["--url", cluster.http(node), "--duration", str(duration)]
             command += ["--producer-addr", cluster.producer(node), "--worker-addr", cluster.worker(node)]
@@ -56,7 +65,9 @@ def throughput(mode: str, shards: int, duration: float) -> dict[str, object]:
                 result = json.loads(out.stdout.strip().splitlines()[-1])
             except (ValueError, IndexError):
                 result["error"] = (out.stdout + out.stderr)[-2000:]
-            return result | {"mode": mode, "shards": shards, "leaders": leaders}
+            elections = term_changes(cluster) - elections_before
+            extra = {"mode": mode, "shards": shards, "leaders": leaders, "load_avg_1m": os.getloadavg()[0]}
+            return result | extra | {"elections_during_load": elections}
         finally:
             cluster.stop()
 
@@ -129,6 +140,59 @@ def failover(kills: int) -> dict[str, object]:
         }
 
 
+def term_changes(cluster: LocalCluster) -> int:
+    """Terms begun since start, summed over every node's view of every group."""
+    total = 0
+    for node in IDS:
+        status = cluster.status(node) or {}
+        total += sum(int(g.get("termChanges", 0)) for g in status.get("groups", []))  # type: ignore[attr-defined]
+    return total
+
+
+def rolling(rolls: int) -> dict[str, object]:
+    """Restart every node in turn, gracefully, under a steady writer; per restart, the longest
+    stretch without an acknowledged write between the SIGTERM and the node's return."""
+    with tempfile.TemporaryDirectory(prefix="codeq-raft-rolling-") as data:
+        cluster = bench_cluster(data, 1)
+        for node in IDS:
+            cluster.start(node)
+        writer = Writer(cluster)
+        thread = threading.Thread(target=writer.run, daemon=True)
+        gaps: list[dict[str, object]] = []
+        try:
+            cluster.wait_leaders()
+            thread.start()
+            for _ in range(rolls):
+                for node in IDS:
+                    time.sleep(1)  # steady writes first
+                    led = cluster.wait_leaders()[0] == node
+                    stopped_at = time.monotonic()
+                    proc = cluster.procs.pop(node)
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(30)
+                    cluster.start(node)
+                    wait_caught_up(cluster, node)
+                    time.sleep(0.5)
+                    gap = longest_gap(writer, stopped_at, time.monotonic())
+                    gaps.append({"node": node, "was_leader": led, "gap_s": round(gap, 3)})
+        finally:
+            writer.stop.set()
+            thread.join(10)
+            cluster.stop()
+        leader_gaps = [float(g["gap_s"]) for g in gaps if g["was_leader"]]  # type: ignore[arg-type]
+        return {
+            "restarts": gaps,
+            "max_gap_s": max(float(g["gap_s"]) for g in gaps),  # type: ignore[arg-type]
+            "max_gap_leader_restart_s": max(leader_gaps) if leader_gaps else None,
+        }
+
+
+def longest_gap(writer: Writer, start: float, end: float) -> float:
+    answered = sorted(t for t in writer.answered_at.values() if start <= t <= end)
+    points = [start, *answered, end]
+    return max(b - a for a, b in itertools.pairwise(points))
+
+
 def wait_caught_up(cluster: LocalCluster, node: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -145,6 +209,7 @@ def main() -> None:
     parser.add_argument("--shards", default="1,4")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--rolls", type=int, default=0)
     parser.add_argument("--out", default="bench/raft-results-latest.json")
     args = parser.parse_args()
     results: dict[str, object] = {"throughput": []}
@@ -156,6 +221,9 @@ def main() -> None:
     if args.kills:
         results["failover"] = failover(args.kills)
         print(json.dumps(results["failover"]), flush=True)
+    if args.rolls:
+        results["rolling"] = rolling(args.rolls)
+        print(json.dumps(results["rolling"]), flush=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
 
 

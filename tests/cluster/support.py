@@ -21,7 +21,7 @@ WORKER = {"Authorization": "Bearer dev-worker"}
 FAST = {
     "RAFT_HEARTBEAT_MS": "50",
     "RAFT_ELECTION_MS": "300",
-    "RAFT_LEADER_LEASE_MS": "1000",
+    "RAFT_LEADER_LEASE_MS": "250",
     "RAFT_APPLY_TIMEOUT_SECONDS": "3",
 }
 

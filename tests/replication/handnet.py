@@ -73,6 +73,10 @@ class HandNetwork:
         self.down: set[str] = set()
         self.cut: set[frozenset[str]] = set()
         self.transport_class = type("BoundHandTransport", (HandTransport,), {"network": self})
+        self.time = 0.0  # the lease clock of every RaftCore here: moves only when a test says
+
+    def clock(self) -> float:
+        return self.time
 
     # -- membership ------------------------------------------------------------------------
 
@@ -91,6 +95,9 @@ class HandNetwork:
         core = self.core_class(
             addr, ADDRS, conf, hook, journal, transport_class=self.transport_class, **extra
         )
+        if isinstance(core, RaftCore):
+            core.now = self.clock
+            core._leader_contact = self.time
         replica = Replica(core)
         replica_box.append(replica)
         self.replicas[addr] = replica
@@ -155,6 +162,9 @@ class HandNetwork:
                     return
 
     def elect(self, addr: str) -> None:
+        # Peers grant a pre-vote only once no leader has been heard from for an election
+        # timeout (and any lease on their acks has run out): let that time pass.
+        self.time += QUIET["raftMinTimeout"] + 1
         self.replicas[addr].core._SyncObj__raftElectionDeadline = 0
         self.settle()
         assert self.replicas[addr].core.is_leader, f"{addr} did not win the election"

@@ -318,3 +318,33 @@ def test_journal_compaction_is_a_rename_and_survives_reopening(tmp_path: Any) ->
     assert [reopened[i] for i in range(len(reopened))] == kept
     assert not (tmp_path / "journal.compacting").exists()
     reopened._destroy()
+
+
+def test_the_journal_counts_the_entry_bytes_it_holds_in_memory(tmp_path: Any) -> None:
+    journal = DurableJournal(str(tmp_path / "journal"))
+    for index in range(1, 11):
+        journal.add(b"\x10" + b"x" * 99, index, 1)
+    assert journal.held_bytes == 1000
+    journal.deleteEntriesFrom(8)  # a conflict truncates the tail
+    assert journal.held_bytes == 800
+    journal.deleteEntriesTo(3)  # a compaction drops the head
+    assert journal.held_bytes == 500
+    journal._destroy()
+    reopened = DurableJournal(str(tmp_path / "journal"))
+    assert reopened.held_bytes == 500
+    reopened.clear()
+    assert reopened.held_bytes == 0
+    reopened._destroy()
+
+
+def test_a_journal_over_its_memory_limit_is_compacted_early() -> None:
+    net = three()
+    leader = net.replicas[A].core
+    assert isinstance(leader, RaftCore)
+    leader.max_journal_bytes = 1000  # as with snapshots configured (here there are none)
+    net.journals[A].held_bytes = 999  # type: ignore[attr-defined]
+    net.tick(A)
+    assert not leader._SyncObj__forceLogCompaction
+    net.journals[A].held_bytes = 1001  # type: ignore[attr-defined]
+    net.tick(A)
+    assert leader._SyncObj__forceLogCompaction

@@ -37,7 +37,7 @@ def test_env_configures_a_three_node_cluster() -> None:
     assert raft.peers == {"a": "127.0.0.1:7000", "b": "127.0.0.1:7100", "c": "127.0.0.1:7200"}
     assert raft.peer_http_addrs["c"] == "http://127.0.0.1:8082"
     assert (raft.heartbeat_ms, raft.apply_timeout_seconds) == (50, 3)
-    assert raft.timing()["leaderFallbackTimeout"] == 2.0
+    assert raft.timing()["leaderFallbackTimeout"] == 0.4
 
 
 def test_yaml_block_with_env_overriding(tmp_path: Path) -> None:
@@ -80,6 +80,8 @@ def test_a_short_secret_is_refused_with_the_reason_and_how_to_make_one() -> None
         ({"RAFT_PEER_HTTP_ADDRS": "a=http://x"}, "missing ['b', 'c']"),
         ({"RAFT_BIND_ADDR": "nowhere"}, "raft.bindAddr must look like host:port"),
         ({"RAFT_HEARTBEAT_MS": "400"}, "raft.electionMS must exceed three heartbeats"),
+        ({"RAFT_LEADER_LEASE_MS": "500"}, "raft.leaderLeaseMS (500) must be shorter than raft.electionMS"),
+        ({"RAFT_LEADER_LEASE_MS": "451"}, "(at most 450): the peers may elect another leader"),
         ({"RAFT_PEERS": "a=h:1,b=h:1,c=h:3"}, "raft.peers lists the same address twice"),
         ({"PERSISTENCE_PROVIDER": "memory"}, "raft.enabled requires an embedded store"),
     ],

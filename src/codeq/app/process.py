@@ -69,6 +69,7 @@ class App:
         self.hosts = CallbackHosts.from_lists(settings.webhooks.allow_hosts, settings.webhooks.deny_hosts)
         self.outbound = OutboundLimiter(wiring.outbound_policy(settings.rate_limit), self.clock)
         self._running: Running | None = None
+        self._handing_over: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> App:
         await self.start()
@@ -89,7 +90,17 @@ class App:
         """Streams first (their handlers still call the services), then background work, then
         Raft and the stores, each store writing what is pending before it closes."""
         self._running = None
+        # While Raft still runs, so that the cluster has no election timeout to wait out.
+        await (self._handing_over or self.shards.hand_over_leadership())
         await self.lifecycle.aclose()
+
+    def begin_stop(self) -> None:
+        """A stop was asked for (SIGTERM): answer long polls now, and start handing the groups
+        this node leads to its peers while requests are still served (they are sent on to
+        the new leader), rather than after the listeners closed."""
+        self.node.waiters.close()
+        if self._handing_over is None:
+            self._handing_over = asyncio.get_running_loop().create_task(self.shards.hand_over_leadership())
 
     @property
     def report(self) -> StartupReport:
@@ -191,6 +202,7 @@ class App:
             ),
             topics=TopicService(node, clock),
             raft_status=self.shards.raft_status,
+            transfer_leader=self.shards.transfer_leader,
         )
 
     async def _jwks_refresher(self, life: Lifecycle, auth: Authenticator) -> Runner | None:

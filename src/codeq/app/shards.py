@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -14,6 +15,7 @@ from codeq.app.lifecycle import Lifecycle
 from codeq.app.wiring import engine_config
 from codeq.config import RaftSettings, Settings
 from codeq.core.clock import Clock
+from codeq.core.errors import InvalidInput, Unavailable
 from codeq.engine.commands import decode_command, encode_command
 from codeq.engine.engine import Engine
 from codeq.kv.api import KV
@@ -25,7 +27,7 @@ from codeq.replication.group import GroupOptions, RaftGroup
 from codeq.replication.raft import DurableJournal, RaftCore, make_conf
 from codeq.replication.single import SingleNode
 from codeq.replication.snapshot import Snapshots
-from codeq.replication.topology import GroupStatus, Topology
+from codeq.replication.topology import GroupStatus, Topology, shift_port
 from codeq.service.node import Node, Shard
 
 log = logging.getLogger("codeq.app")
@@ -92,6 +94,36 @@ class Shards:
 
     def raft_status(self) -> list[GroupStatus]:
         return [] if self.topology is None else self.topology.status(self.groups)
+
+    async def transfer_leader(self, shard: int, to: str, timeout_s: float = 3.0) -> str:
+        """Hand shard `shard`'s leadership to node `to` (this node must lead it); returns the
+        id of the node leading it afterwards."""
+        topology = self.topology
+        if topology is None:
+            raise InvalidInput("raft is not enabled on this node", field="shard")
+        if not 0 <= shard < len(self.groups):
+            raise InvalidInput(f"shard must be 0..{len(self.groups) - 1}", field="shard")
+        if to not in topology.peers:
+            raise InvalidInput(f"unknown node {to!r}: the peers are {sorted(topology.peers)}", field="to")
+        group = self.groups[shard]
+        if not group.core.is_leader:
+            raise group.not_leader()
+        if to == topology.self_id:
+            return to
+        leader = await group.transfer_leadership(shift_port(topology.peers[to], shard), timeout_s)
+        if leader is None:
+            raise Unavailable(f"node {to} did not take over shard {shard} in time (behind, or unreachable)")
+        return topology.id_of(leader, shard)
+
+    async def hand_over_leadership(self, timeout_s: float = 2.0) -> None:
+        """Before this node stops: pass each group it leads to an up-to-date peer, so that the
+        cluster need not wait out an election timeout (a rolling restart loses no writes)."""
+        if self.topology is None or len(self.topology.peers) < 2:
+            return
+        led = [(n, g) for n, g in enumerate(self.groups) if g.core.is_leader and g.failed is None]
+        leaders = await asyncio.gather(*(g.transfer_leadership(None, timeout_s) for _, g in led))
+        for (number, _), leader in zip(led, leaders, strict=True):
+            log.info("raft group %d: leadership handed to %s before stopping", number, leader or "nobody")
 
     def _open_stores(self) -> list[KV]:
         store = self.settings.store

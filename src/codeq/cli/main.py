@@ -149,12 +149,14 @@ def bench(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
 def _add_remote_commands() -> None:
     """The operator's commands, built on the SDK (spec 04 §5)."""
     from codeq.cli.admin import dlq_app, topic_app
+    from codeq.cli.cluster import cluster_app
     from codeq.cli.remote import queue_app, task_app
 
     cli.add_typer(task_app, name="task")
     cli.add_typer(queue_app, name="queue")
     cli.add_typer(dlq_app, name="dlq")
     cli.add_typer(topic_app, name="topic")
+    cli.add_typer(cluster_app, name="cluster")
 
 
 _add_remote_commands()

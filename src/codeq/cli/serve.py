@@ -54,7 +54,7 @@ async def _serve_until_signalled(server: HttpServer, settings: Settings, app: Ap
             grace[0] = 0.0
             server.connections.abort_all()
             return
-        app.node.waiters.close()
+        app.begin_stop()  # answers long polls; a Raft leader starts handing over
         stop.set()
 
     try:

@@ -2,9 +2,10 @@
 
 Timing keys keep the reference's names; PySyncObj's knobs differ, so they map as follows:
 `heartbeatMS` is the leader's append/heartbeat period, `electionMS` the minimum election
-timeout (the maximum is twice it), `leaderLeaseMS` how long a leader keeps leading without
-hearing from a majority (PySyncObj's leaderFallbackTimeout, ~2 s per design D4), and
-`applyTimeoutSeconds` the proposal timeout. `commitMS` has no PySyncObj counterpart and is
+timeout (the maximum is twice it), `leaderLeaseMS` how long after a majority last
+acknowledged it a leader still counts as the only leader (replication/lease.py; it steps
+down when the lease runs out; PySyncObj's leaderFallbackTimeout), and `applyTimeoutSeconds`
+the proposal timeout. `commitMS` has no PySyncObj counterpart and is
 accepted for compatibility only. `bootstrap` is accepted and has no effect: membership is the
 static peer list on every node, so there is nothing to bootstrap.
 """
@@ -16,6 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# The lease must end before a majority can elect another leader (electionMS after it last
+# heard from this one), with this share of electionMS to spare for clocks running at
+# different rates on different nodes.
+LEASE_DRIFT_MARGIN = 0.1
 # A guessable secret is remote code execution on every node; 32 characters of token_urlsafe
 # carry 192 bits.
 MIN_SECRET_LENGTH = 32
@@ -57,9 +62,9 @@ class RaftSettings:
     peer_worker_streams: Mapping[str, str] = field(default_factory=dict)
     secret: str = ""
     mux_enabled: bool = False
-    heartbeat_ms: int = 100
-    election_ms: int = 1000
-    leader_lease_ms: int = 2000
+    heartbeat_ms: int = 50
+    election_ms: int = 500
+    leader_lease_ms: int = 400
     commit_ms: int = 50
     apply_timeout_seconds: int = 10
 
@@ -248,4 +253,19 @@ def _check_timing(raft: RaftSettings) -> list[str]:
         problems.append("raft.electionMS must exceed three heartbeats (3 × raft.heartbeatMS)")
     if not problems and raft.leader_lease_ms <= raft.heartbeat_ms:
         problems.append("raft.leaderLeaseMS must exceed raft.heartbeatMS")
+    if not problems:
+        problems += _check_lease(raft)
     return problems
+
+
+def _check_lease(raft: RaftSettings) -> list[str]:
+    longest = int(raft.election_ms * (1 - LEASE_DRIFT_MARGIN))
+    if raft.leader_lease_ms <= longest:
+        return []
+    return [
+        f"raft.leaderLeaseMS ({raft.leader_lease_ms}) must be shorter than raft.electionMS "
+        f"({raft.election_ms}), with {LEASE_DRIFT_MARGIN:.0%} of it to spare for clock drift "
+        f"(at most {longest}): the peers may elect another leader once they have not heard from "
+        "this one for electionMS, and a leader whose lease outlasts that would serve stale "
+        "reads and run leader-only work (webhooks, sweeps) alongside the new one"
+    ]

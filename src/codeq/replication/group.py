@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -74,10 +75,7 @@ class RaftGroup:
         self._committer = committer
         self._options = options
         if committer.get(RESTORING_KEY) is not None:
-            raise Unavailable(
-                "a raft snapshot install was interrupted: this shard's store is incomplete; "
-                "remove its store and raft journal so that it resyncs from its peers"
-            )
+            self._resume_install(options.snapshots)
         self.applied = read_applied(committer)
         self.core = make_core(self._apply_entry)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -87,7 +85,20 @@ class RaftGroup:
         self._thread: threading.Thread | None = None
         self._proposer: asyncio.Task[None] | None = None
         self._balancer: asyncio.Task[None] | None = None
+        self._proposing = asyncio.Event()  # cleared while handing leadership over
+        self._proposing.set()
         self.failure: BaseException | None = None
+
+    @staticmethod
+    def _resume_install(snapshots: Snapshots | None) -> None:
+        """A snapshot install was cut short: PySyncObj loads the same dump on the first tick
+        and `Snapshots.deserialize` installs it again, whole (replication/snapshot.py)."""
+        if snapshots is None or not os.path.isfile(snapshots.dump_path):
+            raise Unavailable(
+                "a raft snapshot install was interrupted and its dump is gone: this shard's store "
+                "is incomplete; remove its store and raft journal so that it resyncs from its peers"
+            )
+        log.warning("a raft snapshot install was interrupted: installing %s again", snapshots.dump_path)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -119,16 +130,48 @@ class RaftGroup:
 
     @property
     def failed(self) -> BaseException | None:
-        return self.failure or self.core.failure
+        snapshots = self._options.snapshots
+        return self.failure or self.core.failure or (snapshots.failure if snapshots else None)
 
     # -- Replicator ------------------------------------------------------------------------
 
     @property
     def is_leader(self) -> bool:
-        return self.core.is_leader and self.failed is None
+        """Whether this node may act as the one leader now (its lease: replication/lease.py).
+        Writes only need `core.is_leader`: an entry commits on a majority or not at all."""
+        return self.core.holds_lease and self.failed is None
 
     @property
     def leader_address(self) -> str | None:
+        """The leader as this node knows it: not itself while it leads without a lease."""
+        if self.core.is_leader and not self.is_leader:
+            return None
+        return self.core.leader_address
+
+    @property
+    def term_changes(self) -> int:
+        return int(getattr(self.core, "term_changes", 0))
+
+    async def transfer_leadership(self, to: str | None = None, timeout_s: float = 2.0) -> str | None:
+        """Hand leadership to `to` (a raft address; None: the most up-to-date connected peer)
+        and wait until this node no longer leads. Proposals wait meanwhile, so that the
+        successor can hold the whole log; they go to the new leader once it is known.
+        Returns the new leader's address, or None if the hand-over did not happen in time."""
+        if not self.core.is_leader:
+            return self.core.leader_address
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        self._proposing.clear()
+        try:
+            while self.core.is_leader and loop.time() < deadline:
+                self.core.hand_over(to or "")  # asked again: refused while the peer lags
+                await asyncio.sleep(0.02)
+        finally:
+            self._proposing.set()
+        if self.core.is_leader:
+            return None
+        while self.core.leader_address is None and loop.time() < deadline:
+            await asyncio.sleep(0.01)  # the new leader's first append names it
         return self.core.leader_address
 
     def not_leader(self) -> NotLeader:
@@ -163,6 +206,7 @@ class RaftGroup:
             await self._wake.wait()
             self._wake.clear()
             while self._waiting:
+                await self._proposing.wait()
                 await self._propose_next()
 
     def _take_batch(self) -> tuple[list[bytes], list[asyncio.Future[object]]]:

@@ -33,6 +33,8 @@ class PreVote:
     isNodeConnected: Any
     is_leader: bool
     _leader_contact: float
+    now: Any
+    quiet_s: float
     _prevotes: set[str]
     _prevote_term: int
     _campaign_approved: bool
@@ -41,7 +43,11 @@ class PreVote:
         """Ask before campaigning (Raft thesis §9.6): a node that cannot win — a restarted
         ex-leader behind the others — no longer raises the term and deposes a working leader."""
         others = self._SyncObj__otherNodes
-        self._SyncObj__raftElectionDeadline = time.monotonic() + self._SyncObj__generateRaftTimeout()
+        # Ask again soon rather than after a whole election timeout: a peer refuses while it
+        # heard from the leader less than `quiet_s` ago, which after a leader's death is
+        # often only a few milliseconds less than this node.
+        retry = min(self._SyncObj__generateRaftTimeout(), self.quiet_s / 4)
+        self._SyncObj__raftElectionDeadline = time.monotonic() + retry
         self._prevote_term = self._SyncObj__raftCurrentTerm + 1
         self._prevotes = {self.selfNode.id}
         if self._has_prevote_majority():
@@ -60,12 +66,12 @@ class PreVote:
         return len(self._prevotes) > (len(self._SyncObj__otherNodes) + 1) / 2
 
     def _leader_alive(self) -> bool:
+        """Whether a leader may still count on this node's last ack for its lease. A dropped
+        connection proves nothing (the leader may be alive behind a partition): only time
+        since its last append does."""
         if self.is_leader:
             return True
-        leader = self._SyncObj__raftLeader
-        if leader is None or not self.isNodeConnected(leader):
-            return False
-        return bool(time.monotonic() - self._leader_contact < self.conf.raftMinTimeout)
+        return bool(self.now() - self._leader_contact < self.quiet_s)
 
     def _on_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
         last_term = self._SyncObj__getCurrentLogTerm()

@@ -26,6 +26,7 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
 from pysyncobj.journal import FileJournal, MemoryJournal, ResizableFile
 
 from codeq.core.errors import CodeqError, InvalidInput, NotLeader, OutcomeUnknown, Unavailable
+from codeq.replication.lease import LeaderLease
 from codeq.replication.peers import PeerShape, PreVote
 from codeq.replication.raft_transport import GuardedTransport
 from codeq.replication.snapshot import Snapshots
@@ -37,6 +38,7 @@ log = logging.getLogger("codeq.raft")
 ENTRY = 16
 _ENTRY_BYTE = bytes([ENTRY])
 _LEADER = 2
+MAX_JOURNAL_BYTES = 128 << 20
 
 ApplyHook = Callable[[int, bytes], Any]
 Callback = Callable[[Any, CodeqError | None], None]
@@ -70,6 +72,20 @@ class DurableJournal(FileJournal):  # type: ignore[misc]
         self._path = path
         self.flushes = 0
         self._flushed_to = 0  # journal offset up to which the file is known to be on disk
+        # Every entry stays in memory until a compaction drops it: RaftCore compacts early
+        # when these pass its limit, so memory stays bounded under large entries.
+        self.held_bytes = self._count_held()
+
+    def _count_held(self) -> int:
+        return sum(len(entry[0]) for entry in getattr(self, "_FileJournal__journal"))  # noqa: B009
+
+    def add(self, command: bytes, idx: int, term: int) -> None:
+        super().add(command, idx, term)
+        self.held_bytes += len(command)
+
+    def deleteEntriesFrom(self, entryFrom: int) -> None:
+        super().deleteEntriesFrom(entryFrom)
+        self.held_bytes = self._count_held()
 
     def flush(self) -> None:
         resizable = self._FileJournal__journalFile
@@ -110,9 +126,11 @@ class DurableJournal(FileJournal):  # type: ignore[misc]
         self._FileJournal__journal = list(keep)
         self._FileJournal__currentOffset = offset
         self._flushed_to = offset  # the new file was fsynced whole
+        self.held_bytes = self._count_held()
 
     def clear(self) -> None:
         super().clear()
+        self.held_bytes = 0
         self.flush()
 
     def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:
@@ -215,15 +233,27 @@ class BaseCore(SyncObj):  # type: ignore[misc]
         self._hand_over_to: str | None = None  # set from any thread, acted on by the tick thread
 
     def hand_over(self, address: str) -> None:
-        """Ask this leader to pass leadership to `address` once it holds the whole log (used to
-        spread the shard groups' leaders over the nodes). Thread-safe; best effort."""
+        """Ask this leader to pass leadership to `address` ("": the most up-to-date connected
+        peer) once it holds the whole log. Thread-safe; best effort."""
         self._hand_over_to = address
 
-    def _do_hand_over(self) -> None:
+    def _do_hand_over(self) -> bool:
+        """Returns whether the target was asked to campaign."""
         address, self._hand_over_to = self._hand_over_to, None
         target = next((n for n in self._SyncObj__otherNodes if n.id == address), None)
-        if target is not None and self.is_leader and self.isNodeConnected(target):
-            self.transferLeadership(target)  # refused by PySyncObj unless the target is caught up
+        if address == "":
+            target = self._most_caught_up()
+        if target is None or not self.is_leader or not self.isNodeConnected(target):
+            return False
+        sent: list[int] = []
+        # Refused by PySyncObj unless the target holds the whole log.
+        self.transferLeadership(target, lambda _, reason: sent.append(reason))
+        return sent == [FAIL_REASON.SUCCESS]
+
+    def _most_caught_up(self) -> Any:
+        matched = self._SyncObj__raftMatchIndex
+        connected = [n for n in self._SyncObj__otherNodes if self.isNodeConnected(n)]
+        return max(connected, key=lambda n: (matched.get(n, 0), n.id), default=None)
 
     def _install_journal(self, journal: Any) -> None:
         """Swap in our journal and reload term, vote and commit index from it, as __init__ does."""
@@ -267,6 +297,10 @@ class BaseCore(SyncObj):  # type: ignore[misc]
         return bool(self._SyncObj__raftState == _LEADER)
 
     @property
+    def holds_lease(self) -> bool:
+        return self.is_leader  # no lease without RaftCore: what PySyncObj believes
+
+    @property
     def leader_address(self) -> str | None:
         leader = self._SyncObj__raftLeader
         return None if leader is None else str(leader.id)
@@ -299,16 +333,29 @@ class BaseCore(SyncObj):  # type: ignore[misc]
             self._doDestroy()
 
 
-class RaftCore(PreVote, PeerShape, BaseCore):
-    """`BaseCore` with the design D4 fixes (pre-vote and peer shape: replication/peers.py)."""
+class RaftCore(LeaderLease, PreVote, PeerShape, BaseCore):
+    """`BaseCore` with the design D4 fixes (pre-vote and peer shape: replication/peers.py)
+    and the leader lease (replication/lease.py)."""
 
     def __init__(self, *args: Any, shape: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.now: Callable[[], float] = time.monotonic  # the lease's clock (tests replace it)
+        self.lease_s = float(self.conf.leaderFallbackTimeout)
+        self.quiet_s = float(self.conf.raftMinTimeout)
+        # Compact once the journal holds this many entry bytes in memory, whatever the entry
+        # count and time (only with our snapshots: PySyncObj's own would pickle this object).
+        self.max_journal_bytes = MAX_JOURNAL_BYTES if self.conf.serializer is not None else None
+        self._init_lease()
+        transport = self._SyncObj__transport
+        self._send_unstamped = transport.send
+        transport.send = self._send_stamped
         # What every node of the cluster must agree on (e.g. "shards=4"), checked with each
         # peer on connect (spec 06 gap 7): a peer that disagrees is logged and ignored.
         self.shape = shape
         self.shape_conflicts: dict[str, str] = {}  # peer -> its shape
-        self._leader_contact = 0.0  # monotonic time we last heard from the current leader
+        # When we last heard from a leader; starting counts, so that a restarted node does not
+        # help elect another leader while one may still hold a lease on its ack (lease.py).
+        self._leader_contact = self.now()
         self._prevotes: set[str] = set()
         self._prevote_term = 0
         self._campaign_approved = False
@@ -337,7 +384,7 @@ class RaftCore(PreVote, PeerShape, BaseCore):
             SyncObj._SyncObj__onMessageReceived(self, node, message)
         else:
             if kind == "append_entries" and message.get("term", -1) >= self._SyncObj__raftCurrentTerm:
-                self._leader_contact = time.monotonic()
+                self._leader_contact = self.now()
             SyncObj._SyncObj__onMessageReceived(self, node, message)
 
     def _SyncObj__onNodeConnected(self, node: Any) -> None:
@@ -347,8 +394,12 @@ class RaftCore(PreVote, PeerShape, BaseCore):
     def _follow(self, node: Any, term: int) -> None:
         """What PySyncObj does on any append from a current leader: reset the election timer,
         adopt its term and leadership."""
-        self._SyncObj__transferInProgress = False
-        self._SyncObj__raftElectionDeadline = time.monotonic() + self._SyncObj__generateRaftTimeout()
+        if term > self._SyncObj__raftCurrentTerm:
+            self._SyncObj__transferInProgress = False  # a newer leader supersedes a hand-over
+        if not self._SyncObj__transferInProgress:
+            # While a hand-over is pending, the outgoing leader's appends must not put off
+            # the election it asked for.
+            self._SyncObj__raftElectionDeadline = time.monotonic() + self._SyncObj__generateRaftTimeout()
         leader: Any = getattr(self, "_SyncObj__raftLeader")  # noqa: B009 - assigned below: mypy needs getattr
         if leader != node:
             self._SyncObj__onLeaderChanged()
@@ -356,7 +407,7 @@ class RaftCore(PreVote, PeerShape, BaseCore):
         if term > self._SyncObj__raftCurrentTerm:
             self._SyncObj__setCurrentTerm(term, None)
         self._SyncObj__setState(0)
-        self._leader_contact = time.monotonic()
+        self._leader_contact = self.now()
 
     def _on_append(self, node: Any, message: dict[str, Any]) -> None:
         if message["term"] < self._SyncObj__raftCurrentTerm:
@@ -364,11 +415,12 @@ class RaftCore(PreVote, PeerShape, BaseCore):
         self._follow(node, message["term"])
         prev_index, prev_term = message["prevLogIdx"], message["prevLogTerm"]
         prev = self._SyncObj__getEntries(prev_index, 1)
+        stamp = message.get("stamp")
         if not prev:
-            self._SyncObj__sendNextNodeIdx(node, success=False, reset=True)
+            self._ack(node, self._SyncObj__getCurrentLogIndex() + 1, stamp, success=False)
             return
         if prev[0][2] != prev_term:
-            self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=prev_index, success=False, reset=True)
+            self._ack(node, prev_index, stamp, success=False)
             return
         entries = message.get("entries", [])
         changed = self._append_new(entries)
@@ -383,7 +435,12 @@ class RaftCore(PreVote, PeerShape, BaseCore):
         if changed:
             # The ack counts toward commit on the leader: the entries must be on disk first.
             self._flush_journal()
-        self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=last_new + 1, success=True)
+        self._ack(node, last_new + 1, stamp, success=True)
+
+    def _ack(self, node: Any, next_index: int, stamp: object, *, success: bool) -> None:
+        """PySyncObj's next_node_idx reply, echoing the append's send time for the lease."""
+        reply = {"type": "next_node_idx", "next_node_idx": next_index, "reset": not success}
+        self._SyncObj__transport.send(node, reply | {"success": success, "stamp": stamp})
 
     def _append_new(self, entries: list[Any]) -> bool:
         """Skip entries already held; truncate only at the first term conflict (Raft §5.3).
@@ -419,17 +476,28 @@ class RaftCore(PreVote, PeerShape, BaseCore):
         if next_index[node] <= self._SyncObj__getCurrentLogIndex():
             self._SyncObj__newAppendEntriesTime = 0  # behind: send the rest on the next tick
         self._SyncObj__lastResponseTime[node] = time.monotonic()
+        # A follower of an earlier version echoes no stamp: count its ack when it arrived
+        # (PySyncObj's own rule), or a rolling upgrade would leave the leader without a lease.
+        self._on_lease_ack(node.id, message["stamp"] if "stamp" in message else self.now())
 
     # -- elections: pre-vote ---------------------------------------------------------------
 
     def tick(self, wait_seconds: float = 0.0) -> None:
+        if self.is_leader and self._lease_lost():
+            self._step_down()
         if not self.is_leader and self._SyncObj__raftElectionDeadline < time.monotonic():
             if self._campaign_approved:
                 self._campaign_approved = False  # PySyncObj campaigns in this tick
             else:
                 self._start_pre_vote()
         super().tick(wait_seconds)
+        self._refresh_lease()
+        self._count_term()
+        limit = self.max_journal_bytes
+        if limit is not None and getattr(self.journal, "held_bytes", 0) > limit:
+            self.forceLogCompaction()  # a flag: PySyncObj starts one when none is running
 
     def _SyncObj__onBecomeLeader(self) -> None:
+        self._on_become_leader()
         SyncObj._SyncObj__onBecomeLeader(self)
         self._prevote_term = 0

@@ -6,6 +6,11 @@ meanwhile) and pack it into the dump on a background thread; `check` reports pro
 only on success does PySyncObj drop the journal entries the dump covers. A follower too far
 behind receives the dump and `deserialize` replaces its store with it.
 
+An install is all or nothing across crashes: PySyncObj renames the received dump into place
+before it calls `deserialize`, which fsyncs it and marks the store (RESTORING_KEY) before the
+first key changes and unmarks it in the last batch. A node that stops in between finds the
+mark at start, and PySyncObj's first tick loads the same dump again, which installs it whole.
+
 Dump format: b"CDQS", u32 version, u32 header length, msgpack header (the last two applied
 log entries and the member addresses), then records 0x01 u32 klen key u32 vlen value, and 0x00.
 """
@@ -74,6 +79,14 @@ class Snapshots:
         self._state = NOT_SERIALIZING
         self._building: threading.Thread | None = None
         self._built: str | None = None
+        # An install that failed: the store is incomplete, so the replica must stop. (PySyncObj
+        # logs an exception from `deserialize` and carries on.)
+        self.failure: BaseException | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether an install began and did not finish: the store is incomplete."""
+        return self._committer.get(RESTORING_KEY) is not None
 
     # -- writing (leader or follower: each node compacts its own journal) -------------------
 
@@ -130,20 +143,25 @@ class Snapshots:
     # -- reading: at start, and when a follower receives a leader's dump ----------------------
 
     def deserialize(self, path: str) -> tuple[Any, Any, Any]:
-        with open(path, "rb") as dump:
-            header = read_header(dump)
-            last_index = int(header["last"][1])
-            if read_applied(self._committer) < last_index:
-                self._on_loop(self._restore(dump, last_index))
+        try:
+            with open(path, "rb") as dump:
+                header = read_header(dump)
+                last_index = int(header["last"][1])
+                # An interrupted install may have written this dump's applied index already.
+                if self.interrupted or read_applied(self._committer) < last_index:
+                    _fsync(path)  # the dump must outlive a crash mid-install: it is replayed
+                    self._on_loop(self._restore(dump, last_index))
+        except BaseException as exc:
+            self.failure = exc
+            log.critical("raft snapshot install failed: %r", exc)
+            raise
         return tuple(header["last"]), tuple(header["prev"]), header["members"]
 
     async def _restore(self, dump: BinaryIO, last_index: int) -> None:
         committer = self._committer
         await committer.drain()
         await committer.submit({RESTORING_KEY: b"1"})
-        stale = [key for key, _ in committer.kv.scan(*_ALL) if key != RESTORING_KEY]
-        for start in range(0, len(stale), _BATCH):
-            await committer.submit(dict.fromkeys(stale[start : start + _BATCH]))
+        await self._sweep(committer)
         batch: dict[bytes, bytes | None] = {}
         for key, value in read_records(dump):
             batch[key] = value
@@ -155,11 +173,34 @@ class Snapshots:
         self.on_restored(last_index)
         log.info("raft snapshot installed up to log index %d", last_index)
 
+    @staticmethod
+    async def _sweep(committer: GroupCommitter) -> None:
+        """Delete every key but the marker, a batch at a time as the scan goes (listing them
+        all first would hold every key of the store in memory)."""
+        batch: dict[bytes, bytes | None] = {}
+        for key, _ in committer.kv.scan(*_ALL):
+            if key != RESTORING_KEY:
+                batch[key] = None
+            if len(batch) >= _BATCH:
+                await committer.submit(batch)
+                batch = {}
+        if batch:
+            await committer.submit(batch)
+
     def _on_loop(self, work: Any) -> None:
         if self.loop is None:
             raise SnapshotError("snapshots need the running loop")
         future: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(work, self.loop)
         future.result()
+
+
+def _fsync(path: str) -> None:
+    for target, flags in ((path, os.O_RDONLY), (os.path.dirname(os.path.abspath(path)), os.O_RDONLY)):
+        fd = os.open(target, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def write_dump(out: BinaryIO, header: dict[str, Any], store: KV) -> None:

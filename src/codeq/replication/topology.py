@@ -14,6 +14,9 @@ class GroupView(Protocol):
     @property
     def leader_address(self) -> str | None: ...
 
+    @property
+    def term_changes(self) -> int: ...
+
 
 @dataclass(frozen=True, slots=True)
 class GroupStatus:
@@ -24,6 +27,7 @@ class GroupStatus:
     leader_id: str
     leader_addr: str
     leader_http_addr: str
+    term_changes: int = 0  # terms begun since this node started: each is an election
 
 
 def shift_port(address: str, offset: int) -> str:
@@ -88,6 +92,7 @@ class Topology:
                     leader_id=leader_id,
                     leader_addr=leader,
                     leader_http_addr=self.peer_http.get(leader_id, ""),
+                    term_changes=group.term_changes,
                 )
             )
         return rows

@@ -7,6 +7,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from codeq.core.errors import NotLeader, OutcomeUnknown
+
 log = logging.getLogger("codeq.background")
 
 
@@ -54,6 +56,8 @@ class Runner:
         self._poke = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_wake_ms = 0
+        # Ticks refused because leadership moved mid-tick: expected, so counted, not logged.
+        self.not_leader_refusals = 0
 
     def wake_by(self, when_ms: int) -> None:
         """Make sure the next tick runs no later than `when_ms`."""
@@ -88,6 +92,14 @@ class Runner:
             self._poke.clear()
             try:
                 wanted_ms = await self._tick()
+            except NotLeader:
+                self.not_leader_refusals += 1
+                log.debug("%s tick refused: leadership moved", self.name)
+                wanted_ms = None
+            except OutcomeUnknown as exc:  # its proposal outlived this node's leadership
+                self.not_leader_refusals += 1
+                log.info("%s tick cut short by a leadership change: %s", self.name, exc.message)
+                wanted_ms = None
             except Exception:
                 log.exception("%s tick failed", self.name)
                 wanted_ms = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from codeq.auth.edge import Authenticator
@@ -28,3 +28,4 @@ class Services:
     subscriptions: SubscriptionService
     topics: TopicService
     raft_status: Callable[[], list[GroupStatus]] = field(default=lambda: [])  # empty: raft is off
+    transfer_leader: Callable[[int, str], Awaitable[str]] | None = None  # (shard, to node) -> leader

@@ -163,6 +163,8 @@ class Notifier:
 
     async def _send(self, sub: Subscription, cmd_key: str, tenant: str, now_ms: int) -> None:
         async with self._slots:
+            if not self.node.shards[0].replicator.is_leader:
+                return  # the lease ran out since the tick: the new leader notifies
             outcome = "failure"
             try:
                 await self.hosts.check_resolved(sub.callback_url, "callback_url")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from codeq.core.clock import Clock
-from codeq.core.errors import CodeqError
+from codeq.core.errors import CodeqError, NotLeader
 from codeq.engine import commands as c
 from codeq.engine.outbox import OutboxEntry
 from codeq.h1 import H1Client, H1Error
@@ -197,6 +197,9 @@ class ResultCallbacks:
         )
 
     async def _attempt(self, shard: Shard, entry: OutboxEntry) -> None:
+        if not shard.replicator.is_leader:  # the lease, checked right before the POST
+            shard.engine.outbox.put_back(entry)
+            return
         delivered = await self._post(entry)
         attempt = entry.attempts + 1
         if self.metrics is not None:
@@ -215,7 +218,10 @@ class ResultCallbacks:
         )
         try:
             await shard.submit(outcome)
-        except CodeqError as exc:  # e.g. lost leadership: the new leader owns the entry now
+        except NotLeader:  # lost leadership: the new leader owns the entry now (expected)
+            log.debug("callback attempt not recorded: no longer the leader")
+            shard.engine.outbox.put_back(entry)
+        except CodeqError as exc:
             log.warning("could not record a callback attempt: %s", exc)
             shard.engine.outbox.put_back(entry)
         if self.on_settled is not None:

@@ -14,6 +14,7 @@ class RaftGroupJSON(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=
     leader_addr: str
     has_leader: bool
     leader_http_addr: str = msgspec.field(default="", name="leaderHTTPAddr")  # omitted when empty
+    term_changes: int = 0  # elections this node has seen since it started (omitted when none)
 
 
 class RaftStatusJSON(msgspec.Struct, rename="camel", kw_only=True):
@@ -23,3 +24,15 @@ class RaftStatusJSON(msgspec.Struct, rename="camel", kw_only=True):
 
 class RaftStatusWithGroupsJSON(RaftStatusJSON, kw_only=True):
     groups: list[RaftGroupJSON]
+
+
+class TransferLeaderRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """POST /v1/codeq/admin/raft/transfer-leader: hand one shard's leadership to a node."""
+
+    to: str
+    shard: int = 0
+
+
+class TransferLeaderJSON(msgspec.Struct, rename="camel", kw_only=True):
+    shard_idx: int
+    leader_id: str

@@ -60,7 +60,9 @@ def build_router(
     router.add("PUT", f"{PREFIX}/admin/topics/{{topicName}}", topics.put)  # 18
     router.add("GET", f"{PREFIX}/admin/topics/{{topicName}}", topics.get)  # 19
     router.add("DELETE", f"{PREFIX}/admin/topics/{{topicName}}", topics.delete)  # 20
-    router.add("GET", f"{PREFIX}/raft/status", ClusterRoutes(services).raft_status)  # 14
+    cluster = ClusterRoutes(services)
+    router.add("GET", f"{PREFIX}/raft/status", cluster.raft_status)  # 14
+    router.add("POST", f"{PREFIX}/admin/raft/transfer-leader", cluster.transfer_leader)
     router.add("GET", f"{PREFIX}/admin/queues", a.queues)  # 15
     router.add("GET", f"{PREFIX}/admin/queues/{{command}}", a.queue_stats)  # 16
     router.add("POST", f"{PREFIX}/admin/tasks/cleanup", a.cleanup)  # 17

@@ -1,16 +1,36 @@
-"""Cluster routes: GET /v1/codeq/raft/status (spec 02 §4.14)."""
+"""Cluster routes: GET /v1/codeq/raft/status (spec 02 §4.14) and POST
+/v1/codeq/admin/raft/transfer-leader (admin; beyond the reference)."""
 
 from __future__ import annotations
 
+from codeq.core.errors import InvalidInput
 from codeq.service.container import Services
 from codeq.transport.http.asgi import Reply, Request
+from codeq.transport.http.body import decode
 from codeq.transport.http.errors import json_reply
-from codeq.wire.raft import RaftGroupJSON, RaftStatusJSON, RaftStatusWithGroupsJSON
+from codeq.wire.raft import (
+    RaftGroupJSON,
+    RaftStatusJSON,
+    RaftStatusWithGroupsJSON,
+    TransferLeaderJSON,
+    TransferLeaderRequest,
+)
 
 
 class ClusterRoutes:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, max_body_bytes: int = 4096) -> None:
         self.s = services
+        self.max_body = max_body_bytes
+
+    async def transfer_leader(self, request: Request) -> Reply:
+        """`{"to": "NODE", "shard": N}` on the shard's leader (a follower answers 307 to it):
+        the leader hands over to NODE and answers once NODE leads."""
+        self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
+        body = decode(await request.body(self.max_body), TransferLeaderRequest)
+        if self.s.transfer_leader is None:
+            raise InvalidInput("raft is not enabled on this node", field="shard")
+        leader = await self.s.transfer_leader(body.shard, body.to)
+        return json_reply(TransferLeaderJSON(shard_idx=body.shard, leader_id=leader))
 
     async def raft_status(self, request: Request) -> Reply:
         self.s.auth.any(request.header(b"authorization"))
@@ -27,6 +47,7 @@ class ClusterRoutes:
                 leader_addr=g.leader_addr,
                 has_leader=bool(g.leader_id),
                 leader_http_addr=g.leader_http_addr,
+                term_changes=g.term_changes,
             )
             for g in groups
         ]
