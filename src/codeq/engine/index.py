@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from codeq.core.model import Location, Status, Task
 from codeq.core.names import command_key
+from codeq.engine.listing import DELAYED, IN_PROGRESS, READY, LiveListing
 
 ReadyEntry = tuple[int, int, int, str]  # (-priority, ready_ms, seq, task id)
 
@@ -35,6 +36,7 @@ class Index:
         self.delayed: list[tuple[int, int, str]] = []  # (visible_ms, seq, task id)
         self.leases: list[tuple[int, str]] = []  # (lease_until_ms, task id)
         self.dlq_counts: dict[tuple[str, str], int] = {}
+        self.listing = LiveListing()
         self.next_seq = 1
 
     def queue(self, tenant: str, cmd_key: str) -> Queue:
@@ -57,21 +59,25 @@ class Index:
     def place(self, task: Task, now_ms: int) -> bool:
         """Index a live task by its state; returns True when it is ready to claim."""
         self.tasks[task.id] = task
-        queue = self.queue_of(task)
+        cmd_key = command_key(task.command)
+        queue = self.queue(task.tenant, cmd_key)
         if task.status is Status.IN_PROGRESS:
             task.location = Location.INPROG_SET
             queue.in_progress += 1
             heapq.heappush(self.leases, (task.lease_until_ms, task.id))
+            self.listing.enter(task.tenant, cmd_key, IN_PROGRESS, task.updated_ms, task.id)
             return False
         if task.visible_ms > now_ms:
             task.location = Location.DELAYED_ZSET
             queue.delayed += 1
             heapq.heappush(self.delayed, (task.visible_ms, task.seq, task.id))
+            self.listing.enter(task.tenant, cmd_key, DELAYED, task.updated_ms, task.id)
             return False
         task.location = Location.PENDING_LIST
         queue.ready += 1
         queue.ready_by_priority[task.priority] += 1
         heapq.heappush(queue.heap, (-task.priority, task.ready_ms, task.seq, task.id))
+        self.listing.enter(task.tenant, cmd_key, READY, task.ready_ms, task.id)
         return True
 
     def unplace(self, task: Task) -> None:
@@ -87,6 +93,7 @@ class Index:
 
     def remove(self, task: Task) -> None:
         self.unplace(task)
+        self.listing.leave(task.id)
         del self.tasks[task.id]
 
     # -- popping -------------------------------------------------------------------------

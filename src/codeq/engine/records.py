@@ -34,6 +34,7 @@ _TASK_FIELDS = (
     "has_result",
     "idempotency_key",
     "finished_ms",
+    "cancel_requested",
 )
 
 
@@ -60,6 +61,7 @@ def encode_task(task: Task) -> bytes:
             task.has_result,
             task.idempotency_key,
             task.finished_ms,
+            task.cancel_requested,
         )
     )
 

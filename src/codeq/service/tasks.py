@@ -16,8 +16,8 @@ from codeq.auth.principal import (
     Principal,
 )
 from codeq.core.clock import Clock
-from codeq.core.errors import FIELD, CodeqError, InvalidInput, NotLeader, PayloadTooLarge
-from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Task
+from codeq.core.errors import FIELD, CodeqError, InvalidInput, NotLeader, PayloadTooLarge, TaskCancelled
+from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Status, Task
 from codeq.core.names import command_key, validate_command, validate_idempotency_key
 from codeq.engine import commands as c
 from codeq.engine.outcomes import Claimed, Created
@@ -270,14 +270,14 @@ class TaskService:
             extend_ms=extend_ms,
         )
         outcome = await self.node.shard_for(task_id).submit(command)
-        return outcome.task
+        return _unless_cancelled(outcome.task)
 
     async def abandon(self, principal: Principal, task_id: str) -> None:
         principal.require_scope(SCOPE_ABANDON)
         command = c.Abandon(
             now_ms=self.clock.now_ms(), tenant=principal.tenant, worker_id=principal.subject, task_id=task_id
         )
-        await self.node.shard_for(task_id).submit(command)
+        _unless_cancelled((await self.node.shard_for(task_id).submit(command)).task)
 
     async def nack(
         self, principal: Principal, task_id: str, delay_seconds: int | None, reason: str = ""
@@ -300,6 +300,8 @@ class TaskService:
             jitter=self._rng.random(),
         )
         outcome = await self.node.shard_for(task_id).submit(command)
+        if outcome.cancelled:
+            raise TaskCancelled()
         return outcome.delay_seconds, outcome.dead_lettered
 
     # -- reads ---------------------------------------------------------------------------
@@ -317,6 +319,13 @@ def _check_url(url: str, message: str, field: str) -> None:
         raise InvalidInput(message, field=field) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise InvalidInput(message, field=field)
+
+
+def _unless_cancelled(task: Task) -> Task:
+    """A worker's call on a task cancelled while it held it finished the task: say so (issue 14)."""
+    if task.status is Status.CANCELLED:
+        raise TaskCancelled()
+    return task
 
 
 def _created_of(outcome: Created) -> tuple[Task, bool]:

@@ -1,0 +1,211 @@
+"""Listing a command's tasks by state, and its finish counts over the last hour, without scans.
+
+Live states (ready, delayed, in progress) are kept in memory: per (tenant, command key, state)
+a list of (order ms, task id) kept sorted, where the order time is when the task entered that
+state (ready: when it became claimable; delayed and in progress: its last update on entering).
+Entries are dropped lazily: one is current only while the task is still in that state at that
+order time, and a list is compacted when its stale entries outnumber its live ones. It is
+rebuilt with the index at recovery, so after a restart in-progress tasks order by their last
+heartbeat. Finished states are store keys (`keys.finished_by_state`) written in the same batch
+as the terminal transition, so a page is one bounded range read; tasks finished by a version
+without these keys are not listed (they still show by id and leave with retention).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from codeq.core.model import Location, Status, Task
+from codeq.engine import keys
+
+READY = "ready"
+DELAYED = "delayed"
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
+FAILED = "failed"
+DEAD_LETTERED = "dead_lettered"
+CANCELLED = "cancelled"
+LIVE_STATES = (READY, DELAYED, IN_PROGRESS)
+FINISHED_STATES = (COMPLETED, FAILED, DEAD_LETTERED, CANCELLED)
+STATES = LIVE_STATES + FINISHED_STATES
+
+Entry = tuple[int, str]  # (order ms, task id): one position in a listing
+_QueueState = tuple[str, str, str]  # (tenant, command key, state)
+_STALE_SLACK = 64  # stale entries tolerated beyond the live count before a compaction
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """One page of a queue's tasks in one state: past `after` (exclusive), newest first or not."""
+
+    tenant: str
+    cmd_key: str
+    state: str
+    after: Entry | None
+    newest: bool
+    limit: int
+
+
+def finished_state(task: Task) -> str:
+    """The listing state of a finished task."""
+    if task.status is Status.CANCELLED:
+        return CANCELLED
+    if task.status is Status.COMPLETED:
+        return COMPLETED
+    return DEAD_LETTERED if task.location is Location.DLQ_SET else FAILED
+
+
+class LiveListing:
+    """The live tasks of every queue in state order; changed only through the index."""
+
+    __slots__ = ("_current", "_entries", "_live")
+
+    def __init__(self) -> None:
+        self._entries: dict[_QueueState, list[Entry]] = {}
+        self._live: dict[_QueueState, int] = {}
+        self._current: dict[str, tuple[_QueueState, int]] = {}  # task id -> where it is listed
+
+    def enter(self, tenant: str, cmd_key: str, state: str, order_ms: int, task_id: str) -> None:
+        """List a task under `state`; a task re-placed in the state it is in keeps its place
+        (a heartbeat must not move it to the front)."""
+        where = (tenant, cmd_key, state)
+        current = self._current.get(task_id)
+        if current is not None:
+            if current[0] == where:
+                return
+            self._live[current[0]] -= 1
+        self._current[task_id] = (where, order_ms)
+        entry = (order_ms, task_id)
+        entries = self._entries.get(where)
+        if entries is None:
+            entries = self._entries[where] = []
+        if not entries or entries[-1] < entry:
+            entries.append(entry)  # the common case: the newest arrival
+        else:
+            bisect.insort(entries, entry)
+        live = self._live[where] = self._live.get(where, 0) + 1
+        if len(entries) > 2 * live + _STALE_SLACK:
+            self._compact(where)
+
+    def leave(self, task_id: str) -> None:
+        """The task finished: it is listed under no live state any more."""
+        current = self._current.pop(task_id, None)
+        if current is not None:
+            self._live[current[0]] -= 1
+
+    def count(self, tenant: str, cmd_key: str, state: str) -> int:
+        return self._live.get((tenant, cmd_key, state), 0)
+
+    def page(self, query: PageQuery) -> list[Entry]:
+        """Up to `limit` current entries past `after` (exclusive), newest or oldest first."""
+        where = (query.tenant, query.cmd_key, query.state)
+        entries = self._entries.get(where, [])
+        found: list[Entry] = []
+        for entry in _walk(entries, query.after, query.newest):
+            if self._current.get(entry[1]) == (where, entry[0]) and (not found or found[-1] != entry):
+                found.append(entry)
+                if len(found) >= query.limit:
+                    break
+        return found
+
+    def _compact(self, where: _QueueState) -> None:
+        current = self._current
+        kept = [entry for entry in self._entries[where] if current.get(entry[1]) == (where, entry[0])]
+        self._entries[where] = sorted(set(kept))
+
+
+def _walk(entries: list[Entry], after: Entry | None, newest: bool) -> Iterator[Entry]:
+    if newest:
+        start = len(entries) if after is None else bisect.bisect_left(entries, after)
+        return (entries[i] for i in range(start - 1, -1, -1))
+    start = 0 if after is None else bisect.bisect_right(entries, after)
+    return (entries[i] for i in range(start, len(entries)))
+
+
+class RangeReader(Protocol):
+    """The part of the engine's `Reader` a page needs (not imported: the context imports us)."""
+
+    def scan(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def scan_reverse(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]: ...
+
+
+def finished_page(store: RangeReader, query: PageQuery) -> list[Entry]:
+    """Up to `limit` finished tasks of (tenant, command, state) past `after`, from the store."""
+    q = query
+    prefix_length = len(keys.finished_by_state_prefix(q.tenant, q.cmd_key, q.state))
+    lower, upper = keys.finished_by_state_range(q.tenant, q.cmd_key, q.state, q.after, q.newest)
+    scan = store.scan_reverse if q.newest else store.scan
+    return [keys.split_finished_by_state(key, prefix_length) for key, _ in scan(lower, upper, q.limit)]
+
+
+def stage_finished(ops: dict[bytes, bytes | None], task: Task, cmd_key: str) -> None:
+    """Index a task that just finished (or drop that entry with `task` as it was finished)."""
+    state = finished_state(task)
+    ops[keys.finished_by_state(task.tenant, cmd_key, state, task.finished_ms, task.id)] = b""
+
+
+def unstage_finished(ops: dict[bytes, bytes | None], task: Task, cmd_key: str) -> None:
+    """Drop the entry of a finished task that leaves (retention, DLQ requeue or purge)."""
+    state = finished_state(task)
+    ops[keys.finished_by_state(task.tenant, cmd_key, state, task.finished_ms, task.id)] = None
+
+
+_BUCKET_MS = 10_000  # ten-second buckets: "the last minute" is six of them
+_HOUR_BUCKETS = 360
+_MINUTE_BUCKETS = 6
+
+
+@dataclass(slots=True)
+class Finishes:
+    """Completed and failed counts of one queue per ten-second bucket, the last hour only."""
+
+    buckets: dict[int, list[int]] = field(default_factory=dict)  # bucket -> [completed, failed]
+
+
+class Throughput:
+    """Finish counts per (tenant, command key), fed by the apply path, so every replica that
+    applies the same commands counts the same (from its own start: they are not stored)."""
+
+    __slots__ = ("_queues",)
+
+    def __init__(self) -> None:
+        self._queues: dict[tuple[str, str], Finishes] = {}
+
+    def record(self, tenant: str, cmd_key: str, status: Status, finished_ms: int) -> None:
+        if status is Status.CANCELLED:
+            return
+        queue = self._queues.get((tenant, cmd_key))
+        if queue is None:
+            queue = self._queues[(tenant, cmd_key)] = Finishes()
+        bucket = finished_ms // _BUCKET_MS
+        counts = queue.buckets.get(bucket)
+        if counts is None:
+            counts = queue.buckets[bucket] = [0, 0]
+            if len(queue.buckets) > _HOUR_BUCKETS + _MINUTE_BUCKETS:
+                oldest = bucket - _HOUR_BUCKETS
+                queue.buckets = {b: c for b, c in queue.buckets.items() if b > oldest}
+        counts[0 if status is Status.COMPLETED else 1] += 1
+
+    def commands(self, tenant: str) -> list[str]:
+        return [cmd_key for owner, cmd_key in self._queues if owner == tenant]
+
+    def window(self, tenant: str, cmd_key: str, now_ms: int) -> tuple[int, int, int, int]:
+        """(completed, failed) in the last minute, then in the last hour."""
+        queue = self._queues.get((tenant, cmd_key))
+        totals = [0, 0, 0, 0]
+        if queue is None:
+            return (0, 0, 0, 0)
+        now_bucket = now_ms // _BUCKET_MS
+        for bucket, (completed, failed) in queue.buckets.items():
+            age = now_bucket - bucket
+            if 0 <= age < _HOUR_BUCKETS:
+                totals[2] += completed
+                totals[3] += failed
+                if age < _MINUTE_BUCKETS:
+                    totals[0] += completed
+                    totals[1] += failed
+        return (totals[0], totals[1], totals[2], totals[3])
