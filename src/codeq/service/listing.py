@@ -15,6 +15,7 @@ from codeq.service.node import Node
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
 ORDERS = ("newest", "oldest")
+STATES = listing.STATES
 
 
 class TaskListingService:
