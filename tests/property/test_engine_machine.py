@@ -256,7 +256,7 @@ class EngineMachine(RuleBasedStateMachine):
             for newest in (True, False):
                 query = listing.PageQuery(TENANT, "render", state, None, newest, 10_000)
                 if state in listing.LIVE_STATES:
-                    entries = engine.index.listing.page(query)
+                    entries = engine.index.listed(query)
                 else:
                     entries = listing.finished_page(self.h.kv, query)
                 assert entries == sorted(entries, reverse=newest)
@@ -265,7 +265,7 @@ class EngineMachine(RuleBasedStateMachine):
                 # A due delayed task is promoted only by the next claim or tick: either state.
                 if state not in (listing.READY, listing.DELAYED):
                     assert sorted(ids) == self._ids(*model_states), state
-        live = [e[1] for s in (listing.READY, listing.DELAYED) for e in engine.index.listing.page(
+        live = [e[1] for s in (listing.READY, listing.DELAYED) for e in engine.index.listed(
             listing.PageQuery(TENANT, "render", s, None, True, 10_000))]  # fmt: skip
         assert sorted(live) == self._ids("ready", "delayed")
         completed_1m, failed_1m, completed_1h, failed_1h = engine.throughput.window(

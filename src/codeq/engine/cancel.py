@@ -37,8 +37,10 @@ def cancel(ctx: ApplyContext, cmd: c.Cancel, finish: FinishCancelled) -> Cancell
     if not task.is_live:
         raise WrongState(ALREADY_FINISHED)
     if task.status is Status.IN_PROGRESS:
+        ctx.index.unplace(task)  # re-placed: its in-progress listing follows `updated_ms`
         task.cancel_requested = True
         task.updated_ms = cmd.now_ms
+        ctx.index.place(task, cmd.now_ms)
         ctx.stage(keys.live(task.id), records.encode_task(task))
         return Cancelled(task.snapshot())
     return Cancelled(finish(task, cmd.now_ms).task)

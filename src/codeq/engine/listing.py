@@ -1,20 +1,20 @@
 """Listing a command's tasks by state, and its finish counts over the last hour, without scans.
 
-Live states (ready, delayed, in progress) are kept in memory: per (tenant, command key, state)
-a list of (order ms, task id) kept sorted, where the order time is when the task entered that
-state (ready: when it became claimable; delayed and in progress: its last update on entering).
-Entries are dropped lazily: one is current only while the task is still in that state at that
-order time, and a list is compacted when its stale entries outnumber its live ones. It is
-rebuilt with the index at recovery, so after a restart in-progress tasks order by their last
-heartbeat. Finished states are store keys (`keys.finished_by_state`) written in the same batch
-as the terminal transition, so a page is one bounded range read; tasks finished by a version
-without these keys are not listed (they still show by id and leave with retention).
+Live states (ready, delayed, in progress) are kept in memory, in the index's queues: per
+state a list of (order ms, task id) kept sorted. The order time is a field of the task, so a
+restart rebuilds the same lists: ready tasks order by when they became claimable, delayed ones
+by when they were put off, in-progress ones by their claim or last heartbeat. Entries are
+dropped lazily: one is current only while its task is still in that state at that order time,
+and a list is compacted when its stale entries outnumber its live ones. Finished states are
+store keys (`keys.finished_by_state`) written in the same batch as the terminal transition, so
+a page is one bounded range read; tasks finished by a version without these keys are not
+listed (they still show by id and leave with retention).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -33,7 +33,6 @@ FINISHED_STATES = (COMPLETED, FAILED, DEAD_LETTERED, CANCELLED)
 STATES = LIVE_STATES + FINISHED_STATES
 
 Entry = tuple[int, str]  # (order ms, task id): one position in a listing
-_QueueState = tuple[str, str, str]  # (tenant, command key, state)
 _STALE_SLACK = 64  # stale entries tolerated beyond the live count before a compaction
 
 
@@ -58,63 +57,42 @@ def finished_state(task: Task) -> str:
     return DEAD_LETTERED if task.location is Location.DLQ_SET else FAILED
 
 
-class LiveListing:
-    """The live tasks of every queue in state order; changed only through the index."""
+def enter(entries: list[Entry], entry: Entry, live: int, state: str, tasks: Mapping[str, Task]) -> None:
+    """List a task that just entered a live state; `live` is how many tasks are in it now."""
+    if not entries or entries[-1] <= entry:
+        entries.append(entry)  # the common case: the newest arrival
+    else:
+        bisect.insort(entries, entry)
+    if len(entries) > 2 * live + _STALE_SLACK:
+        entries[:] = list(_current(entries, state, tasks))
 
-    __slots__ = ("_current", "_entries", "_live")
 
-    def __init__(self) -> None:
-        self._entries: dict[_QueueState, list[Entry]] = {}
-        self._live: dict[_QueueState, int] = {}
-        self._current: dict[str, tuple[_QueueState, int]] = {}  # task id -> where it is listed
+def page(entries: list[Entry], query: PageQuery, tasks: Mapping[str, Task]) -> list[Entry]:
+    """Up to `limit` current entries past `after` (exclusive), newest or oldest first."""
+    found: list[Entry] = []
+    for entry in _current(_walk(entries, query.after, query.newest), query.state, tasks):
+        found.append(entry)
+        if len(found) >= query.limit:
+            break
+    return found
 
-    def enter(self, tenant: str, cmd_key: str, state: str, order_ms: int, task_id: str) -> None:
-        """List a task under `state`; a task re-placed in the state it is in keeps its place
-        (a heartbeat must not move it to the front)."""
-        where = (tenant, cmd_key, state)
-        current = self._current.get(task_id)
-        if current is not None:
-            if current[0] == where:
-                return
-            self._live[current[0]] -= 1
-        self._current[task_id] = (where, order_ms)
-        entry = (order_ms, task_id)
-        entries = self._entries.get(where)
-        if entries is None:
-            entries = self._entries[where] = []
-        if not entries or entries[-1] < entry:
-            entries.append(entry)  # the common case: the newest arrival
-        else:
-            bisect.insort(entries, entry)
-        live = self._live[where] = self._live.get(where, 0) + 1
-        if len(entries) > 2 * live + _STALE_SLACK:
-            self._compact(where)
 
-    def leave(self, task_id: str) -> None:
-        """The task finished: it is listed under no live state any more."""
-        current = self._current.pop(task_id, None)
-        if current is not None:
-            self._live[current[0]] -= 1
+def _current(entries: Iterable[Entry], state: str, tasks: Mapping[str, Task]) -> Iterator[Entry]:
+    """The entries that still stand for their task (each once): the task is live, in `state`,
+    and its order time is the entry's. Anything else is a leftover of an earlier state."""
+    location = _LOCATIONS[state]
+    previous = None
+    for entry in entries:
+        task = tasks.get(entry[1])
+        if task is None or task.location is not location or entry == previous:
+            continue
+        order_ms = task.ready_ms if location is Location.PENDING_LIST else task.updated_ms
+        if order_ms == entry[0]:
+            previous = entry
+            yield entry
 
-    def count(self, tenant: str, cmd_key: str, state: str) -> int:
-        return self._live.get((tenant, cmd_key, state), 0)
 
-    def page(self, query: PageQuery) -> list[Entry]:
-        """Up to `limit` current entries past `after` (exclusive), newest or oldest first."""
-        where = (query.tenant, query.cmd_key, query.state)
-        entries = self._entries.get(where, [])
-        found: list[Entry] = []
-        for entry in _walk(entries, query.after, query.newest):
-            if self._current.get(entry[1]) == (where, entry[0]) and (not found or found[-1] != entry):
-                found.append(entry)
-                if len(found) >= query.limit:
-                    break
-        return found
-
-    def _compact(self, where: _QueueState) -> None:
-        current = self._current
-        kept = [entry for entry in self._entries[where] if current.get(entry[1]) == (where, entry[0])]
-        self._entries[where] = sorted(set(kept))
+_LOCATIONS = {READY: Location.PENDING_LIST, DELAYED: Location.DELAYED_ZSET, IN_PROGRESS: Location.INPROG_SET}
 
 
 def _walk(entries: list[Entry], after: Entry | None, newest: bool) -> Iterator[Entry]:

@@ -66,7 +66,7 @@ def _shard_page(engine: Engine, query: listing.PageQuery) -> list[tuple[listing.
     found: list[tuple[listing.Entry, Task]] = []
     if query.state in listing.LIVE_STATES:
         tasks = engine.index.tasks
-        return [(entry, tasks[entry[1]].snapshot()) for entry in engine.index.listing.page(query)]
+        return [(entry, tasks[entry[1]].snapshot()) for entry in engine.index.listed(query)]
     for entry in listing.finished_page(engine.store, query):
         try:
             found.append((entry, engine.find_task(entry[1], query.tenant)))
