@@ -7,6 +7,7 @@ live in other ranges that recovery never scans.
 
 from __future__ import annotations
 
+import functools
 import struct
 
 from codeq.kv.api import prefix_upper_bound
@@ -132,6 +133,7 @@ def topic(tenant: str, name: str) -> bytes:
     return TOPIC + tenant.encode() + b"\0" + name.encode()
 
 
+@functools.lru_cache(maxsize=4096)  # built on every finish; few (tenant, command, state) exist
 def finished_by_state_prefix(tenant: str, command_key: str, state: str) -> bytes:
     return FINISHED_BY_STATE + tenant.encode() + b"\0" + command_key.encode() + b"\0" + state.encode() + b"\0"
 
