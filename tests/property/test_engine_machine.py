@@ -260,12 +260,12 @@ class EngineMachine(RuleBasedStateMachine):
                 else:
                     entries = listing.finished_page(self.h.kv, query)
                 assert entries == sorted(entries, reverse=newest)
-                ids = [task_id for _, task_id in entries]
+                ids = [task_id for _, _, task_id in entries]
                 assert len(ids) == len(set(ids))
                 # A due delayed task is promoted only by the next claim or tick: either state.
                 if state not in (listing.READY, listing.DELAYED):
                     assert sorted(ids) == self._ids(*model_states), state
-        live = [e[1] for s in (listing.READY, listing.DELAYED) for e in engine.index.listed(
+        live = [e[2] for s in (listing.READY, listing.DELAYED) for e in engine.index.listed(
             listing.PageQuery(TENANT, "render", s, None, True, 10_000))]  # fmt: skip
         assert sorted(live) == self._ids("ready", "delayed")
         completed_1m, failed_1m, completed_1h, failed_1h = engine.throughput.window(

@@ -73,21 +73,22 @@ class Index:
             task.location = Location.INPROG_SET
             queue.in_progress += 1
             heapq.heappush(self.leases, (task.lease_until_ms, task.id))
-            entry = (task.updated_ms, task.id)
+            entry = (task.updated_ms, task.seq, task.id)
             listing.enter(queue.listed[IN_PROGRESS], entry, queue.in_progress, IN_PROGRESS, self.tasks)
             return False
         if task.visible_ms > now_ms:
             task.location = Location.DELAYED_ZSET
             queue.delayed += 1
             heapq.heappush(self.delayed, (task.visible_ms, task.seq, task.id))
-            entry = (task.updated_ms, task.id)
+            entry = (task.updated_ms, task.seq, task.id)
             listing.enter(queue.listed[DELAYED], entry, queue.delayed, DELAYED, self.tasks)
             return False
         task.location = Location.PENDING_LIST
         queue.ready += 1
         queue.ready_by_priority[task.priority] += 1
         heapq.heappush(queue.heap, (-task.priority, task.ready_ms, task.seq, task.id))
-        listing.enter(queue.listed[READY], (task.ready_ms, task.id), queue.ready, READY, self.tasks)
+        entry = (task.ready_ms, task.seq, task.id)
+        listing.enter(queue.listed[READY], entry, queue.ready, READY, self.tasks)
         return True
 
     def unplace(self, task: Task) -> None:

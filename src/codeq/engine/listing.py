@@ -1,11 +1,12 @@
 """Listing a command's tasks by state, and its finish counts over the last hour, without scans.
 
 Live states (ready, delayed, in progress) are kept in memory, in the index's queues: per
-state a list of (order ms, task id) kept sorted. The order time is a field of the task, so a
-restart rebuilds the same lists: ready tasks order by when they became claimable, delayed ones
-by when they were put off, in-progress ones by their claim or last heartbeat. Entries are
+state a list of (order ms, seq, task id) kept sorted. The order time is a field of the task, so
+a restart rebuilds the same lists: ready tasks order by when they became claimable, delayed
+ones by when they were put off, in-progress ones by their claim or last heartbeat; the task's
+sequence number breaks ties, so entries mostly arrive in order and are appended. Entries are
 dropped lazily: one is current only while its task is still in that state at that order time,
-and a list is compacted when its stale entries outnumber its live ones. Finished states are
+and a list is compacted when its stale entries are twice its live ones. Finished states are
 store keys (`keys.finished_by_state`) written in the same batch as the terminal transition, so
 a page is one bounded range read; tasks finished by a version without these keys are not
 listed (they still show by id and leave with retention).
@@ -32,8 +33,8 @@ LIVE_STATES = (READY, DELAYED, IN_PROGRESS)
 FINISHED_STATES = (COMPLETED, FAILED, DEAD_LETTERED, CANCELLED)
 STATES = LIVE_STATES + FINISHED_STATES
 
-Entry = tuple[int, str]  # (order ms, task id): one position in a listing
-_STALE_SLACK = 64  # stale entries tolerated beyond the live count before a compaction
+Entry = tuple[int, int, str]  # (order ms, seq (0 when finished), task id): a listing position
+_STALE_SLACK = 256  # stale entries tolerated beyond twice the live count before a compaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ def enter(entries: list[Entry], entry: Entry, live: int, state: str, tasks: Mapp
         entries.append(entry)  # the common case: the newest arrival
     else:
         bisect.insort(entries, entry)
-    if len(entries) > 2 * live + _STALE_SLACK:
+    if len(entries) > 3 * live + _STALE_SLACK:
         entries[:] = list(_current(entries, state, tasks))
 
 
@@ -91,8 +92,8 @@ def _current(entries: Iterable[Entry], state: str, tasks: Mapping[str, Task]) ->
     location = _LOCATIONS[state]
     previous = None
     for entry in entries:
-        task = tasks.get(entry[1])
-        if task is None or task.location is not location or entry == previous:
+        task = tasks.get(entry[2])
+        if task is None or task.location is not location or task.seq != entry[1] or entry == previous:
             continue
         order_ms = task.ready_ms if location is _READY_LOCATION else task.updated_ms
         if order_ms == entry[0]:
@@ -124,9 +125,14 @@ def finished_page(store: RangeReader, query: PageQuery) -> list[Entry]:
     """Up to `limit` finished tasks of (tenant, command, state) past `after`, from the store."""
     q = query
     prefix_length = len(keys.finished_by_state_prefix(q.tenant, q.cmd_key, q.state))
-    lower, upper = keys.finished_by_state_range(q.tenant, q.cmd_key, q.state, q.after, q.newest)
+    after = (q.after[0], q.after[2]) if q.after is not None else None
+    lower, upper = keys.finished_by_state_range(q.tenant, q.cmd_key, q.state, after, q.newest)
     scan = store.scan_reverse if q.newest else store.scan
-    return [keys.split_finished_by_state(key, prefix_length) for key, _ in scan(lower, upper, q.limit)]
+    found: list[Entry] = []
+    for key, _ in scan(lower, upper, q.limit):
+        finished_ms, task_id = keys.split_finished_by_state(key, prefix_length)
+        found.append((finished_ms, 0, task_id))
+    return found
 
 
 def stage_finished(ops: dict[bytes, bytes | None], task: Task, cmd_key: str) -> None:

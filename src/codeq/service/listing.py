@@ -66,21 +66,22 @@ def _shard_page(engine: Engine, query: listing.PageQuery) -> list[tuple[listing.
     found: list[tuple[listing.Entry, Task]] = []
     if query.state in listing.LIVE_STATES:
         tasks = engine.index.tasks
-        return [(entry, tasks[entry[1]].snapshot()) for entry in engine.index.listed(query)]
+        return [(entry, tasks[entry[2]].snapshot()) for entry in engine.index.listed(query)]
     for entry in listing.finished_page(engine.store, query):
         try:
-            found.append((entry, engine.find_task(entry[1], query.tenant)))
+            found.append((entry, engine.find_task(entry[2], query.tenant)))
         except NotFound:  # removed since the index entry was read: skip it
             continue
     return found
 
 
 def _cursor(entry: listing.Entry) -> str:
-    return f"{entry[0]}:{entry[1]}"
+    return f"{entry[0]}:{entry[1]}:{entry[2]}"
 
 
 def _parse_cursor(cursor: str) -> listing.Entry:
-    order_ms, _, task_id = cursor.partition(":")
-    if not order_ms.isdigit() or not task_id:
+    order_ms, _, rest = cursor.partition(":")
+    seq, _, task_id = rest.partition(":")
+    if not order_ms.isdigit() or not seq.isdigit() or not task_id:
         raise InvalidInput("invalid 'cursor'", field="cursor")
-    return int(order_ms), task_id
+    return int(order_ms), int(seq), task_id
