@@ -110,6 +110,11 @@ async def test_every_success_answer_matches_the_document(api: Api) -> None:
     await call("GET", "/v1/codeq/admin/queues", "/v1/codeq/admin/queues")
     await call("GET", "/v1/codeq/admin/queues/{command}", "/v1/codeq/admin/queues/a")
     await call("POST", "/v1/codeq/admin/tasks/cleanup", "/v1/codeq/admin/tasks/cleanup", {"limit": 5})
+    listing = "/v1/codeq/admin/queues/{command}/tasks"
+    await call("GET", listing, "/v1/codeq/admin/queues/a/tasks", params={"state": "completed", "limit": "2"})
+    await call("GET", "/v1/codeq/admin/overview", "/v1/codeq/admin/overview")
+    doomed = (await api.create(command="c"))["id"]
+    await call("POST", task + "/cancel", f"/v1/codeq/tasks/{doomed}/cancel")
     policy = {"priorityTiers": [1, 0], "maxAttempts": 3, "deadLetterTopicRef": "dlq", "maxConsumers": 2}
     await call("PUT", topic, "/v1/codeq/admin/topics/orders", policy)
     await call("PUT", topic, "/v1/codeq/admin/topics/orders", policy)

@@ -60,7 +60,10 @@ def test_task_lifecycle_and_dead_letter_tools(server: ServerProcess) -> None:
     assert table.returncode == 0 and task_id in table.stdout and "PENDING" in table.stdout
     stats = as_json(codeq(server, "queue", "stats", "cli-render", "--json"))
     assert stats == {"command": "cli-render", "ready": 1, "delayed": 0, "in_progress": 0, "dlq": 0}
-    assert as_json(codeq(server, "queue", "list", "--json")) == {"codeq:q:cli-render:dev:pending:0": 1}
+    [row] = [q for q in as_json(codeq(server, "queue", "list", "--json")) if q["command"] == "cli-render"]
+    assert row["ready"] == 1 and row["in_progress"] == 0
+    table = codeq(server, "queue", "list").stdout
+    assert "cli-render" in table and "codeq:q:" not in table  # command names, never internal keys
 
     claimed = as_json(codeq(server, "task", "claim", "-c", "cli-render", "--json"))
     assert claimed["id"] == task_id and claimed["attempts"] == 1
@@ -79,6 +82,21 @@ def test_task_lifecycle_and_dead_letter_tools(server: ServerProcess) -> None:
     assert as_json(codeq(server, "dlq", "purge", "cli-render", "--all", "--yes", "--json"))["purged"] == 1
     gone = codeq(server, "task", "get", task_id)
     assert gone.returncode == 1 and "error (404)" in gone.stderr
+
+
+def test_task_list_and_cancel(server: ServerProcess) -> None:
+    ids = [as_json(codeq(server, "task", "create", "cli-cancel", "--json"))["id"] for _ in range(3)]
+    page = as_json(codeq(server, "task", "list", "cli-cancel", "--state", "ready", "--limit", "2", "--json"))
+    assert [t["id"] for t in page["tasks"]] == ids[::-1][:2] and page["nextCursor"]
+    more = codeq(server, "task", "list", "cli-cancel", "--oldest", "--limit", "2")
+    assert ids[0] in more.stdout and "more: --cursor" in more.stdout
+    cancelled = codeq(server, "task", "cancel", ids[0])
+    assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
+    assert as_json(codeq(server, "task", "cancel", ids[0], "--json"))["status"] == "CANCELLED"
+    gone = as_json(codeq(server, "task", "list", "cli-cancel", "--state", "cancelled", "--json"))
+    assert [t["id"] for t in gone["tasks"]] == [ids[0]]
+    bad = codeq(server, "task", "list", "cli-cancel", "--state", "running")
+    assert bad.returncode != 0 and "state" in bad.stderr
 
 
 def test_task_result(server: ServerProcess) -> None:

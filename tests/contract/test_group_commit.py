@@ -78,6 +78,9 @@ async def test_scan_merges_the_overlay(kv: GatedKV) -> None:
     pending = committer.submit({b"x1": b"new", b"x3": None, b"x4": b"add"})
     assert list(committer.scan(b"x", b"y")) == [(b"x1", b"new"), (b"x2", b"keep"), (b"x4", b"add")]
     assert list(committer.scan(b"x", b"y", limit=2)) == [(b"x1", b"new"), (b"x2", b"keep")]
+    assert list(committer.scan_reverse(b"x", b"y")) == [(b"x4", b"add"), (b"x2", b"keep"), (b"x1", b"new")]
+    assert list(committer.scan_reverse(b"x", b"y", limit=2)) == [(b"x4", b"add"), (b"x2", b"keep")]
+    assert list(committer.scan_reverse(b"x2", b"x3")) == [(b"x2", b"keep")]
     kv.gate.set()
     await pending
     await committer.close()

@@ -82,3 +82,13 @@ def test_rocks_checkpoint_is_an_openable_copy(tmp_path: Path) -> None:
 def test_memory_store_refuses_to_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         MemoryKV().checkpoint(str(tmp_path / "copy"))
+
+
+def test_scan_reverse_is_ordered_half_open_and_limited(kv: KV) -> None:
+    kv.write({bytes([0x61, i]): bytes([i]) for i in (5, 1, 0xFF, 3, 0x2F)}, sync=True)
+    kv.write({b"b": b"x", b"\x00": b"y"}, sync=True)
+    keys = [k for k, _ in kv.scan_reverse(b"a", b"b")]
+    assert keys == [b"a\xff", b"a\x2f", b"a\x05", b"a\x03", b"a\x01"]
+    assert [k for k, _ in kv.scan_reverse(b"a\x03", b"a\x2f")] == [b"a\x05", b"a\x03"]
+    assert [k for k, _ in kv.scan_reverse(b"a", b"b", limit=2)] == [b"a\xff", b"a\x2f"]
+    assert list(kv.scan_reverse(b"c", b"d")) == []

@@ -11,6 +11,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from codeq.core.errors import NotFound, NotOwner, StaleLease, WrongState
 from codeq.core.model import Location, Status
 from codeq.engine import commands as c
+from codeq.engine import listing
 from tests.support.harness import TENANT, EngineHarness
 
 WORKERS = ("w1", "w2")
@@ -19,7 +20,7 @@ BACKOFF_MS = 5000  # the harness's fixed policy
 
 @dataclass
 class ModelTask:
-    state: str  # ready | delayed | leased | completed | failed | dlq
+    state: str  # ready | delayed | leased | completed | failed | dlq | cancelled
     attempts: int
     max_attempts: int
     visible_ms: int = 0
@@ -35,6 +36,8 @@ class ModelTask:
     def stale_tokens(self) -> list[int]:
         return [t for t in self.tokens if self.state != "leased" or t != self.lease_token]
 
+    cancel_requested: bool = False  # cancelled while leased: the owner's next call finishes it
+
     def claimable(self, now_ms: int) -> bool:
         return self.state == "ready" or (self.state == "delayed" and self.visible_ms <= now_ms)
 
@@ -44,6 +47,7 @@ class EngineMachine(RuleBasedStateMachine):
         super().__init__()
         self.h = EngineHarness()
         self.model: dict[str, ModelTask] = {}
+        self.finishes = {"completed": 0, "failed": 0}  # since the last restart (not stored)
 
     @property
     def now(self) -> int:
@@ -94,7 +98,10 @@ class EngineMachine(RuleBasedStateMachine):
         if not by_owner:
             self._expect(NotOwner, command)
             return
-        self.h.apply(command)
+        outcome = self.h.apply(command)
+        if self._finished_by_cancel(m):
+            assert outcome.task.status is Status.CANCELLED
+            return
         m.lease_until_ms = self.now + 3000
 
     @precondition(lambda self: self._ids("leased"))
@@ -103,13 +110,26 @@ class EngineMachine(RuleBasedStateMachine):
         task_id = data.draw(st.sampled_from(self._ids("leased")))
         m = self.model[task_id]
         outcome = self.h.nack(task_id, delay_ms, worker=m.owner, lease_token=m.token(fenced))
+        if self._finished_by_cancel(m):
+            assert outcome.cancelled and not outcome.dead_lettered
+            return
         assert outcome.dead_lettered == (m.attempts >= m.max_attempts)
         self._after_failed_delivery(m, BACKOFF_MS if delay_ms is None else delay_ms)
 
+    def _finished_by_cancel(self, m: ModelTask) -> bool:
+        """A leased task an admin cancelled finishes CANCELLED at its owner's next call."""
+        if not m.cancel_requested:
+            return False
+        m.state, m.owner, m.lease_until_ms = "cancelled", "", 0
+        return True
+
     def _after_failed_delivery(self, m: ModelTask, delay_ms: int) -> None:
+        if self._finished_by_cancel(m):
+            return
         m.owner, m.lease_until_ms = "", 0
         if m.attempts >= m.max_attempts:
             m.state = "dlq"
+            self.finishes["failed"] += 1
         elif delay_ms:
             m.state, m.visible_ms = "delayed", self.now + delay_ms
         else:
@@ -124,6 +144,8 @@ class EngineMachine(RuleBasedStateMachine):
         self.h.apply(
             c.Abandon(now_ms=self.now, tenant=TENANT, worker_id=m.owner, task_id=task_id, lease_token=token)
         )
+        if self._finished_by_cancel(m):
+            return
         m.state, m.owner, m.lease_until_ms = "ready", "", 0
         m.attempts -= 1
 
@@ -134,17 +156,39 @@ class EngineMachine(RuleBasedStateMachine):
         m = self.model[task_id]
         token = m.token(fenced)
         if failed:
-            self.h.complete(
+            outcome = self.h.complete(
                 task_id, worker=m.owner, status="FAILED", result="", error="boom", lease_token=token
             )
         else:
-            self.h.complete(task_id, worker=m.owner, lease_token=token)
+            outcome = self.h.complete(task_id, worker=m.owner, lease_token=token)
+        if self._finished_by_cancel(m):
+            assert outcome.record.status is Status.CANCELLED
+            return
         m.state, m.owner = ("failed" if failed else "completed"), ""
+        self.finishes["failed" if failed else "completed"] += 1
 
-    @precondition(lambda self: self._ids("completed", "failed", "dlq"))
+    @precondition(lambda self: self.model)
+    @rule(data=st.data(), leased=st.booleans())
+    def cancel(self, data: st.DataObject, leased: bool) -> None:
+        # Half the time a leased task, when there is one: the interesting races are there.
+        choices = (leased and self._ids("leased")) or sorted(self.model)
+        task_id = data.draw(st.sampled_from(choices))
+        m = self.model[task_id]
+        if m.state in ("completed", "failed", "dlq"):
+            self._expect(WrongState, c.Cancel(now_ms=self.now, tenant=TENANT, task_id=task_id))
+            return
+        outcome = self.h.cancel(task_id)
+        if m.state == "leased":
+            m.cancel_requested = True
+            assert outcome.task.status is Status.IN_PROGRESS and outcome.task.cancel_requested
+        else:
+            m.state, m.owner = "cancelled", ""
+            assert outcome.task.status is Status.CANCELLED
+
+    @precondition(lambda self: self._ids("completed", "failed", "dlq", "cancelled"))
     @rule(data=st.data())
     def finished_tasks_stay_finished(self, data: st.DataObject) -> None:
-        task_id = data.draw(st.sampled_from(self._ids("completed", "failed", "dlq")))
+        task_id = data.draw(st.sampled_from(self._ids("completed", "failed", "dlq", "cancelled")))
         for worker in WORKERS:
             self._expect(
                 WrongState, c.Abandon(now_ms=self.now, tenant=TENANT, worker_id=worker, task_id=task_id)
@@ -181,10 +225,18 @@ class EngineMachine(RuleBasedStateMachine):
         for m in expired:
             self._after_failed_delivery(m, BACKOFF_MS)
 
+    @precondition(lambda self: self._ids("leased"))
+    @rule()
+    def leases_run_out(self) -> None:
+        """Past every lease, then the reaper: makes expiry (and a cancel it settles) common."""
+        self.h.clock.advance(6)
+        self.tick()
+
     @rule()
     def restart(self) -> None:
         before = self._index_counts()
         self.h.restart()
+        self.finishes = {"completed": 0, "failed": 0}
         assert self._index_counts() == before
 
     def _expect(self, error: type[Exception], command: c.AnyCommand) -> None:
@@ -213,20 +265,58 @@ class EngineMachine(RuleBasedStateMachine):
                 "completed": (Status.COMPLETED,),
                 "failed": (Status.FAILED,),
                 "dlq": (Status.FAILED,),
+                "cancelled": (Status.CANCELLED,),
             }[m.state]
             assert task.status in expected
+            assert task.cancel_requested == m.cancel_requested
             if m.state == "leased":
                 assert task.worker_id == m.owner and task.lease_until_ms == m.lease_until_ms
                 assert task.lease_epoch == m.lease_token
             if m.state == "dlq":
                 assert task.location is Location.DLQ_SET
-            if m.state in ("completed", "failed", "dlq"):
-                assert engine.find_result(task_id) is not None
+            if m.state in ("completed", "failed", "dlq", "cancelled"):
+                record = engine.find_result(task_id)
+                assert record is not None
+                assert (record.status is Status.CANCELLED) == (m.state == "cancelled")
         live = {i for i, m in self.model.items() if m.state in ("ready", "delayed", "leased")}
         assert set(engine.index.tasks) == live
         counts = self._index_counts()
         assert counts["leased"] == len(self._ids("leased"))
         assert counts["ready_or_delayed"] == len(self._ids("ready", "delayed"))
+
+    @invariant()
+    def listings_and_counters_agree_with_model(self) -> None:
+        engine = self.h.engine
+        by_state = {
+            listing.READY: ("ready",),
+            listing.DELAYED: ("delayed",),
+            listing.IN_PROGRESS: ("leased",),
+            listing.COMPLETED: ("completed",),
+            listing.FAILED: ("failed",),
+            listing.DEAD_LETTERED: ("dlq",),
+            listing.CANCELLED: ("cancelled",),
+        }
+        for state, model_states in by_state.items():
+            for newest in (True, False):
+                query = listing.PageQuery(TENANT, "render", state, None, newest, 10_000)
+                if state in listing.LIVE_STATES:
+                    entries = engine.index.listed(query)
+                else:
+                    entries = listing.finished_page(self.h.kv, query)
+                assert entries == sorted(entries, reverse=newest)
+                ids = [task_id for _, _, task_id in entries]
+                assert len(ids) == len(set(ids))
+                # A due delayed task is promoted only by the next claim or tick: either state.
+                if state not in (listing.READY, listing.DELAYED):
+                    assert sorted(ids) == self._ids(*model_states), state
+        live = [e[2] for s in (listing.READY, listing.DELAYED) for e in engine.index.listed(
+            listing.PageQuery(TENANT, "render", s, None, True, 10_000))]  # fmt: skip
+        assert sorted(live) == self._ids("ready", "delayed")
+        completed_1m, failed_1m, completed_1h, failed_1h = engine.throughput.window(
+            TENANT, "render", self.now
+        )
+        assert (completed_1h, failed_1h) == (self.finishes["completed"], self.finishes["failed"])
+        assert completed_1m <= completed_1h and failed_1m <= failed_1h
 
     @invariant()
     def unknown_ids_are_not_found(self) -> None:
@@ -238,6 +328,6 @@ class EngineMachine(RuleBasedStateMachine):
 
 
 EngineMachine.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=40, deadline=None, derandomize=True
+    max_examples=150, stateful_step_count=40, deadline=None, derandomize=True
 )
 TestEngineMachine = EngineMachine.TestCase

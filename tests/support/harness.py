@@ -90,3 +90,6 @@ class EngineHarness:
 
     def tick(self, limit: int = 512) -> Any:
         return self.apply(c.Tick(now_ms=self.clock.now_ms(), jitter_seed=7, limit=limit))
+
+    def cancel(self, task_id: str, *, tenant: str = TENANT) -> Any:
+        return self.apply(c.Cancel(now_ms=self.clock.now_ms(), tenant=tenant, task_id=task_id))

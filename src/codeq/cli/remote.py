@@ -6,6 +6,7 @@ import dataclasses
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from codeq.cli.output import (
     DEFAULT_URL,
@@ -18,13 +19,14 @@ from codeq.cli.output import (
     parse_json,
     parse_time,
     task_details,
+    tasks_table,
     with_admin,
     with_producer,
     with_worker,
 )
-from codeq.client import Task
+from codeq.client import QueueOverview, Task
 
-task_app = typer.Typer(help="Create, inspect, claim and nack tasks.", no_args_is_help=True)
+task_app = typer.Typer(help="Create, inspect, list, cancel, claim and nack tasks.", no_args_is_help=True)
 # Each CLI call is a process of its own: a claim and the nack that follows it act as the same
 # worker only if both name it (or both leave it to the token's subject).
 WorkerIdOption = Annotated[
@@ -177,11 +179,71 @@ def queue_stats(
 
 @queue_app.command("list")
 def queue_list(url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False) -> None:
-    """Every non-empty queue bucket of your tenant."""
-    labels = with_admin(url, token, lambda a: a.queues())
+    """Every command of your tenant: tasks waiting, running, dead-lettered, and finished lately."""
+    rows = with_admin(url, token, lambda a: a.overview())
     if as_json:
-        emit_json(labels)
-    elif not labels:
-        console.print("no queued tasks")
+        emit_json(rows)
+    elif not rows:
+        console.print("no queues")
     else:
-        console.print(key_values(labels.items(), ("queue", "tasks")))
+        console.print(_overview_table(rows))
+
+
+_OVERVIEW_COLUMNS = (
+    "command", "ready", "delayed", "in progress", "dead-lettered",
+    "completed 1m", "failed 1m", "completed 1h", "failed 1h",
+)  # fmt: skip
+
+
+def _overview_table(rows: list[QueueOverview]) -> Table:
+    table = Table()
+    for number, column in enumerate(_OVERVIEW_COLUMNS):
+        table.add_column(column, justify="left" if number == 0 else "right")
+    for row in rows:
+        counts = dataclasses.astuple(row)[1:]
+        table.add_row(row.command, *(str(count) for count in counts))
+    return table
+
+
+@task_app.command("list")
+def task_list(  # noqa: PLR0913 — Typer takes one parameter per CLI flag
+    command: Annotated[str, typer.Argument(help="The tasks' command (event type).")],
+    state: Annotated[
+        str,
+        typer.Option(help="ready, delayed, in_progress, completed, failed, dead_lettered or cancelled."),
+    ] = "ready",
+    oldest: Annotated[bool, typer.Option("--oldest", help="Oldest first (default: newest first).")] = False,
+    limit: Annotated[int, typer.Option(help="Tasks per page (at most 500).")] = 50,
+    cursor: Annotated[str, typer.Option(help="The previous page's next cursor.")] = "",
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One page of a command's tasks in one state (admin token)."""
+    order = "oldest" if oldest else "newest"
+    page = with_admin(
+        url, token, lambda a: a.list_tasks(command, state=state, order=order, cursor=cursor, limit=limit)
+    )
+    if as_json:
+        emit_json({"tasks": page.tasks, "nextCursor": page.next_cursor})
+        return
+    console.print(tasks_table(page.tasks, f"{state} {command} tasks"))
+    if page.next_cursor:
+        console.print(f"more: --cursor {page.next_cursor}")
+
+
+@task_app.command("cancel")
+def task_cancel(
+    task_id: Annotated[str, typer.Argument(help="Task id.")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a task (admin token): at once when waiting, at its worker's next call when leased."""
+    task = with_admin(url, token, lambda a: a.cancel(task_id))
+    if as_json:
+        emit_json(task)
+    elif task.status == "CANCELLED":
+        console.print(f"{task_id}: cancelled")
+    else:
+        console.print(f"{task_id}: cancel requested (its worker is told at its next call)")

@@ -5,7 +5,7 @@ SDK's interface (tests/sdk/test_public_api.py pins the list). The modules behind
 private: their names start with an underscore and may change without notice.
 """
 
-from codeq.client._admin import Admin, AsyncAdmin, DlqPage, QueueStats
+from codeq.client._admin import Admin, AsyncAdmin, DlqPage, QueueOverview, QueueStats, TaskPage
 from codeq.client._connect import connect
 from codeq.client._errors import (
     BadRequest,
@@ -22,6 +22,7 @@ from codeq.client._errors import (
     RateLimited,
     ResultNotReady,
     ServerError,
+    TaskCancelled,
     Unauthorized,
     Unavailable,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "NotOwner",
     "PayloadTooLarge",
     "Producer",
+    "QueueOverview",
     "QueueStats",
     "RateLimited",
     "Result",
@@ -63,6 +65,8 @@ __all__ = [
     "ResultSpec",
     "ServerError",
     "Task",
+    "TaskCancelled",
+    "TaskPage",
     "TaskSpec",
     "Transport",
     "Unauthorized",

@@ -1,4 +1,5 @@
-"""Admin calls: queue statistics, dead-letter tools, topics, cleanup and online backups."""
+"""Admin calls: queue statistics and overview, task listing and cancel, dead-letter tools, topics,
+cleanup and online backups."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ _stats = msgspec.json.Decoder(w.QueueStatsJSON).decode
 _page = msgspec.json.Decoder(w.DlqPageJSON).decode
 _action = msgspec.json.Decoder(w.DlqActionJSON).decode
 _backup = msgspec.json.Decoder(w.BackupJSON).decode
+_task = msgspec.json.Decoder(w.TaskJSON).decode
+_task_page = msgspec.json.Decoder(w.TaskPageJSON).decode
+_overview = msgspec.json.Decoder(w.OverviewJSON).decode
 _any = msgspec.json.decode
 
 
@@ -38,6 +42,30 @@ class DlqPage:
 
     tasks: list[Task]
     next_after: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """A page of one command's tasks in one state; pass `next_cursor` as `cursor` for the next
+    page ("" at the end)."""
+
+    tasks: list[Task]
+    next_cursor: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOverview:
+    """One command of your tenant: live counts now, finishes in the last minute and hour."""
+
+    command: str
+    ready: int
+    delayed: int
+    in_progress: int
+    dead_lettered: int
+    completed_1m: int
+    failed_1m: int
+    completed_1h: int
+    failed_1h: int
 
 
 class AsyncAdmin:
@@ -62,6 +90,31 @@ class AsyncAdmin:
         """Non-empty buckets of your tenant, by the reference's labels."""
         labels: dict[str, int] = _any((await self._send("GET", "/admin/queues")).body)
         return labels
+
+    async def list_tasks(
+        self, command: str, *, state: str = "ready", order: str = "newest", cursor: str = "", limit: int = 50
+    ) -> TaskPage:
+        """Tasks of `command` in `state` (ready, delayed, in_progress, completed, failed,
+        dead_lettered, cancelled), `newest` or `oldest` first."""
+        params = {
+            "state": state,
+            "order": order,
+            "limit": str(limit),
+            **({"cursor": cursor} if cursor else {}),
+        }
+        reply = await self._send("GET", f"/admin/queues/{_seg(command)}/tasks", params=params)
+        page = _task_page(reply.body)
+        return TaskPage([task_from_wire(t) for t in page.tasks], page.next_cursor)
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel a task: CANCELLED at once when waiting; when leased, `cancel_requested` until
+        its worker's next call. Cancelling again is harmless; a finished task is `Conflict`."""
+        return task_from_wire(_task((await self._send("POST", f"/tasks/{_seg(task_id)}/cancel")).body))
+
+    async def overview(self) -> list[QueueOverview]:
+        """Every command of your tenant with its counts, by name."""
+        rows = _overview((await self._send("GET", "/admin/overview")).body).queues
+        return [_queue_overview(r) for r in rows]
 
     async def dlq_list(self, command: str, *, limit: int = 50, after: str = "") -> DlqPage:
         params = {"limit": str(limit), **({"after": after} if after else {})}
@@ -139,6 +192,19 @@ class Admin(BlockingClient[AsyncAdmin]):
     def queues(self) -> dict[str, int]:
         return self._loop.run(self._async.queues())
 
+    def list_tasks(
+        self, command: str, *, state: str = "ready", order: str = "newest", cursor: str = "", limit: int = 50
+    ) -> TaskPage:
+        return self._loop.run(
+            self._async.list_tasks(command, state=state, order=order, cursor=cursor, limit=limit)
+        )
+
+    def cancel(self, task_id: str) -> Task:
+        return self._loop.run(self._async.cancel(task_id))
+
+    def overview(self) -> list[QueueOverview]:
+        return self._loop.run(self._async.overview())
+
     def dlq_list(self, command: str, *, limit: int = 50, after: str = "") -> DlqPage:
         return self._loop.run(self._async.dlq_list(command, limit=limit, after=after))
 
@@ -162,6 +228,13 @@ class Admin(BlockingClient[AsyncAdmin]):
 
     def backup(self, dest: str, shard: int | None = None) -> w.BackupJSON:
         return self._loop.run(self._async.backup(dest, shard))
+
+
+def _queue_overview(r: w.QueueOverviewJSON) -> QueueOverview:
+    return QueueOverview(
+        r.command, r.ready, r.delayed, r.in_progress, r.dead_lettered,
+        r.completed_1m, r.failed_1m, r.completed_1h, r.failed_1h,
+    )  # fmt: skip
 
 
 def _seg(text: str) -> str:

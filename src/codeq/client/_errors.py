@@ -102,6 +102,11 @@ class NotInProgress(Conflict):
     """409 `not-in-progress`: the task is no longer leased (finished, requeued or expired)."""
 
 
+class TaskCancelled(Conflict):
+    """409 `task cancelled`: an admin cancelled the task while this worker held it; the call
+    finished it as CANCELLED. Drop the work: the task never comes back."""
+
+
 class PayloadTooLarge(CodeqError):
     """413: the body, payload or batch exceeds a server limit."""
 
@@ -155,6 +160,7 @@ _BY_TEXT: dict[tuple[int, str], type[CodeqError]] = {
     (409, "not-owner"): NotOwner,  # a lease token naming a lease that has moved on
     (404, "result not found"): ResultNotReady,
     (409, "not-in-progress"): NotInProgress,
+    (409, "task cancelled"): TaskCancelled,
 }
 _decode_error = msgspec.json.Decoder(ErrorJSON).decode
 
@@ -184,6 +190,7 @@ def error_from_text(message: str) -> CodeqError:
 _BY_ITEM_TEXT: dict[str, type[CodeqError]] = {
     "not-owner": NotOwner,
     "not-in-progress": NotInProgress,
+    "task cancelled": TaskCancelled,
     "not-found": NotFound,
     "not found": NotFound,
     "task not found": NotFound,

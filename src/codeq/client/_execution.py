@@ -15,7 +15,7 @@ from typing import Any, Literal
 import msgspec
 
 from codeq.client._batching import ResultBatch
-from codeq.client._errors import CodeqError, NotFound, NotInProgress, NotOwner
+from codeq.client._errors import CodeqError, NotFound, NotInProgress, NotOwner, TaskCancelled
 from codeq.client._job import Job
 from codeq.client._models import COMPLETED, FAILED, ResultSpec, result_object
 from codeq.client._outcomes import Abandon, Fail, Nack, Outcome
@@ -45,6 +45,7 @@ class WorkerStats:
     ack_errors: int = 0  # outcomes or heartbeats the server refused, or that never got through
     connection_errors: int = 0
     acknowledged: int = 0  # outcomes the server accepted, of every kind
+    cancelled: int = 0  # tasks an admin cancelled while this worker held them: dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,9 @@ class Execution:
             await with_retries(
                 functools.partial(self._ack, outcome), self._ctx.ack_retry, repeatable=True, what="ack"
             )
+        except TaskCancelled:
+            self._cancelled()
+            return
         except CodeqError as exc:
             self._report(exc, f"{type(outcome).__name__.lstrip('_').lower()} was not accepted")
             return
@@ -226,6 +230,10 @@ class Execution:
         policy = RetryPolicy(attempts=None, deadline_seconds=interval, max_seconds=interval / 2)
         try:
             await with_retries(self.job.heartbeat, policy, repeatable=True, what="heartbeat")
+        except TaskCancelled:
+            self._cancelled()
+            self._interrupt()  # the handler's work is no longer wanted: stop it, send nothing
+            return
         except _LEASE_GONE as exc:
             self.job.lease_lost = True
             self._report(exc, "lease lost")
@@ -234,6 +242,12 @@ class Execution:
         except CodeqError as exc:
             log.warning("heartbeat for task %s failed: %s", self.job.id, exc)
         self._schedule_heartbeat()
+
+    def _cancelled(self) -> None:
+        """An admin cancelled the task: the server finished it, nothing is retried (issue 14)."""
+        self.job.lease_lost = True
+        self._ctx.stats.cancelled += 1
+        log.info("task %s was cancelled by an admin; dropped", self.job.id)
 
     def _acknowledged(self, outcome: str) -> None:
         self._ctx.stats.acknowledged += 1

@@ -127,6 +127,7 @@ def task_from_wire(task: w.TaskJSON, *, replayed: bool = False) -> Task:
         created_at=datetime.fromisoformat(task.created_at),
         updated_at=datetime.fromisoformat(task.updated_at),
         replayed=replayed,
+        cancel_requested=task.cancel_requested,
     )
 
 

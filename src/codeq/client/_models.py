@@ -11,14 +11,16 @@ PENDING = "PENDING"
 IN_PROGRESS = "IN_PROGRESS"
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"
+CANCELLED = "CANCELLED"
 
 
 class Task(msgspec.Struct, frozen=True, kw_only=True):
     """A task as the server last reported it.
 
     `payload` is the JSON payload decoded to Python values. `status` is one of `PENDING`,
-    `IN_PROGRESS`, `COMPLETED`, `FAILED`. `attempts` counts deliveries so far. `replayed` is
-    True when `create` found an earlier task with the same idempotency key and returned it.
+    `IN_PROGRESS`, `COMPLETED`, `FAILED`, `CANCELLED`. `attempts` counts deliveries so far.
+    `replayed` is True when `create` found an earlier task with the same idempotency key and
+    returned it. `cancel_requested` is True when an admin cancelled it while a worker held it.
     `lease_token` names the claim that holds the task while it is `IN_PROGRESS` (0 otherwise,
     or from a server without fenced leases): the worker presents it with every heartbeat,
     nack, abandon and result, so that once that lease is gone they are refused, not applied.
@@ -41,6 +43,7 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     replayed: bool = False
+    cancel_requested: bool = False
 
 
 class Artifact(msgspec.Struct, frozen=True):

@@ -91,6 +91,13 @@ class WrongState(CodeqError):
         super().__init__(message)
 
 
+class TaskCancelled(WrongState):
+    """The task was cancelled while leased: the worker's call finished it as CANCELLED; drop it."""
+
+    def __init__(self) -> None:
+        super().__init__("task cancelled")
+
+
 class Conflict(CodeqError):
     """A concurrent or contradictory write (e.g. an idempotency key reused with another body)."""
 

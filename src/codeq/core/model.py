@@ -14,6 +14,7 @@ class Status(StrEnum):
     IN_PROGRESS = "IN_PROGRESS"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
 
 
 class Location(StrEnum):
@@ -26,7 +27,7 @@ class Location(StrEnum):
     NONE = "NONE"
 
 
-TERMINAL = frozenset({Status.COMPLETED, Status.FAILED})
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 
 
 @dataclass(slots=True)
@@ -60,6 +61,8 @@ class Task:
     idempotency_key: str = ""
     finished_ms: int = 0
     lease_epoch: int = 0
+    # An admin asked to cancel it while a worker held it: the worker's next call finishes it.
+    cancel_requested: bool = False
 
     def snapshot(self) -> Task:
         """A copy that later changes to this task do not reach (much faster than copy.copy)."""
@@ -67,7 +70,7 @@ class Task:
             self.id, self.tenant, self.command, self.payload, self.priority, self.webhook, self.status,
             self.location, self.attempts, self.max_attempts, self.created_ms, self.updated_ms,
             self.visible_ms, self.seq, self.worker_id, self.lease_until_ms, self.error, self.has_result,
-            self.idempotency_key, self.finished_ms, self.lease_epoch,
+            self.idempotency_key, self.finished_ms, self.lease_epoch, self.cancel_requested,
         )  # fmt: skip
 
     @property

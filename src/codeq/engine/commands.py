@@ -87,6 +87,13 @@ class Complete(Command[o.Completed], frozen=True, array_like=True):
     lease_token: int = 0
 
 
+class Cancel(Command[o.Cancelled], frozen=True, array_like=True):
+    """Cancel a task of `tenant` (engine/cancel.py)."""
+
+    tenant: str
+    task_id: str
+
+
 class Tick(Command[o.Swept], frozen=True, array_like=True):
     """Background work: promote due delayed tasks, expire leases, drop what retention allows."""
 
@@ -209,6 +216,7 @@ AnyCommand = (
     | SubscriptionHeartbeat
     | SubscriptionDelete
     | SubscriptionExpire
+    | Cancel
 )
 
 _encoder = msgspec.msgpack.Encoder()

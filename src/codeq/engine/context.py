@@ -25,6 +25,8 @@ class Reader(Protocol):
 
     def scan(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]: ...
 
+    def scan_reverse(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from codeq.core.model import Location, Task
 from codeq.core.names import command_key
 from codeq.engine import commands as c
-from codeq.engine import keys, records
+from codeq.engine import keys, listing, records
 from codeq.engine.context import ApplyContext, Reader
 from codeq.engine.outcomes import DlqChanged
 
@@ -83,4 +83,5 @@ def _leave_dlq(ctx: ApplyContext, task: Task) -> None:
     ctx.stage(keys.finished(task.id), None)
     ctx.stage(keys.result(task.id), None)
     ctx.stage(keys.retention(task.finished_ms + ctx.config.retention_for(task), task.id), None)
+    listing.unstage_finished(ctx.ops, task, command_key(task.command))
     drop_entry(ctx, task.tenant, command_key(task.command), task.id)

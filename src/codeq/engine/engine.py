@@ -17,8 +17,8 @@ from codeq.core.errors import CodeqError, InvalidInput, NotFound
 from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Artifact, Location, ResultRecord, Status, Task
 from codeq.core.names import command_key
 from codeq.core.topics import Topic
+from codeq.engine import cancel, dlq, keys, leases, listing, outbox, records, retention, subscriptions, topics
 from codeq.engine import commands as c
-from codeq.engine import dlq, keys, leases, outbox, records, retention, subscriptions, topics
 from codeq.engine.context import ApplyContext, EngineConfig, Reader
 from codeq.engine.index import Index, Queue
 from codeq.engine.outcomes import (
@@ -53,6 +53,7 @@ class Engine:
         self.index = Index()
         self.outbox = outbox.Outbox()
         self.subscriptions = subscriptions.Registry()
+        self.throughput = listing.Throughput()
         self._ctx = ApplyContext(store, self.index, self.config)
         # The current apply's writes and events: the same objects as the context's.
         self._ops: Ops = self._ctx.ops
@@ -108,6 +109,8 @@ class Engine:
                 return self._sweep(command)
             case c.Batch():
                 return self._batch(command)
+            case c.Cancel():
+                return cancel.cancel(self._ctx, command, self._finish_cancelled)
         return self._dispatch_tools(command)
 
     def _dispatch_tools(self, command: object) -> Outcome:
@@ -299,6 +302,8 @@ class Engine:
 
     def _heartbeat(self, cmd: c.Heartbeat) -> LeaseExtended:
         task = self._leased_task(cmd)
+        if task.cancel_requested:
+            return LeaseExtended(self._finish_cancelled(task, cmd.now_ms).task)
         self.index.unplace(task)
         task.lease_until_ms = cmd.now_ms + cmd.extend_ms
         task.updated_ms = cmd.now_ms
@@ -308,6 +313,8 @@ class Engine:
 
     def _abandon(self, cmd: c.Abandon) -> Requeued:
         task = self._leased_task(cmd)
+        if task.cancel_requested:
+            return Requeued(self._finish_cancelled(task, cmd.now_ms).task)
         # Handing a task back is not a failed delivery: it gives its attempt back, so that
         # `attempts` never passes `max_attempts` and a redeploy cannot exhaust a task.
         task.attempts = max(task.attempts - 1, 0)
@@ -321,6 +328,9 @@ class Engine:
 
     def _nack(self, cmd: c.Nack) -> Nacked:
         task = self._leased_task(cmd)
+        if task.cancel_requested:
+            self._finish_cancelled(task, cmd.now_ms)
+            return Nacked(0, dead_lettered=False, cancelled=True)
         if task.attempts >= task.max_attempts:
             self._dead_letter(task, cmd.now_ms, cmd.reason or "MAX_ATTEMPTS")
             return Nacked(0, dead_lettered=True)
@@ -333,6 +343,8 @@ class Engine:
 
     def _complete(self, cmd: c.Complete) -> Completed:
         task = self._leased_task(cmd)
+        if task.cancel_requested:
+            return self._finish_cancelled(task, cmd.now_ms)
         status = Status(cmd.status)
         record = ResultRecord(
             task_id=task.id,
@@ -381,9 +393,19 @@ class Engine:
         # that was requeued from the DLQ since must not delete its later record.
         expires_ms = now_ms + self.config.retention_for(task)
         self._ops[keys.retention(expires_ms, task.id)] = keys.be8(now_ms)
+        cmd_key = command_key(task.command)
+        listing.stage_finished(self._ops, task, cmd_key)
+        self.throughput.record(task.tenant, cmd_key, status, now_ms)
         if task.webhook:
             self.outbox.owe(self._ctx, task, record, now_ms)
         self._events.append(Finished(task, via_lease_expiry))
+
+    def _finish_cancelled(self, task: Task, now_ms: int, via_lease_expiry: bool = False) -> Completed:
+        """Finish a live task as CANCELLED; a cancelled task is never retried (issue 14)."""
+        record = cancel.cancelled_record(task.id, now_ms)
+        task.error = cancel.CANCELLED_ERROR
+        self._finish(task, now_ms, Status.CANCELLED, Location.NONE, record, via_lease_expiry)
+        return Completed(task.snapshot(), record)
 
     # -- background work -----------------------------------------------------------------
 
@@ -402,7 +424,9 @@ class Engine:
         while swept.expired < cmd.limit and (task := self.index.pop_expired_lease(cmd.now_ms)):
             swept.expired += 1
             self._events.append(TaskEvent("lease_expired", task))
-            if task.attempts >= task.max_attempts:
+            if task.cancel_requested:
+                self._finish_cancelled(task, cmd.now_ms, via_lease_expiry=True)
+            elif task.attempts >= task.max_attempts:
                 self._dead_letter(task, cmd.now_ms, "LEASE_EXPIRED", via_lease_expiry=True)
                 swept.dead_lettered += 1
             else:

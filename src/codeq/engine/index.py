@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from codeq.core.model import Location, Status, Task
 from codeq.core.names import command_key
+from codeq.engine import listing
+from codeq.engine.listing import DELAYED, IN_PROGRESS, READY, Entry
 
 ReadyEntry = tuple[int, int, int, str]  # (-priority, ready_ms, seq, task id)
 
@@ -25,6 +27,8 @@ class Queue:
     ready: int = 0
     delayed: int = 0
     in_progress: int = 0
+    # Each live state's tasks by order time, for listings (engine/listing.py).
+    listed: dict[str, list[Entry]] = field(default_factory=lambda: {READY: [], DELAYED: [], IN_PROGRESS: []})
 
 
 class Index:
@@ -47,6 +51,13 @@ class Index:
     def queue_of(self, task: Task) -> Queue:
         return self.queue(task.tenant, command_key(task.command))
 
+    def listed(self, query: listing.PageQuery) -> list[Entry]:
+        """A page of a queue's live tasks in one state (engine/listing.py)."""
+        queue = self.queues.get((query.tenant, query.cmd_key))
+        if queue is None:
+            return []
+        return listing.page(queue.listed[query.state], query, self.tasks)
+
     def take_seq(self) -> int:
         seq = self.next_seq
         self.next_seq += 1
@@ -62,16 +73,22 @@ class Index:
             task.location = Location.INPROG_SET
             queue.in_progress += 1
             heapq.heappush(self.leases, (task.lease_until_ms, task.id))
+            entry = (task.updated_ms, task.seq, task.id)
+            listing.enter(queue.listed[IN_PROGRESS], entry, queue.in_progress, IN_PROGRESS, self.tasks)
             return False
         if task.visible_ms > now_ms:
             task.location = Location.DELAYED_ZSET
             queue.delayed += 1
             heapq.heappush(self.delayed, (task.visible_ms, task.seq, task.id))
+            entry = (task.updated_ms, task.seq, task.id)
+            listing.enter(queue.listed[DELAYED], entry, queue.delayed, DELAYED, self.tasks)
             return False
         task.location = Location.PENDING_LIST
         queue.ready += 1
         queue.ready_by_priority[task.priority] += 1
         heapq.heappush(queue.heap, (-task.priority, task.ready_ms, task.seq, task.id))
+        entry = (task.ready_ms, task.seq, task.id)
+        listing.enter(queue.listed[READY], entry, queue.ready, READY, self.tasks)
         return True
 
     def unplace(self, task: Task) -> None:

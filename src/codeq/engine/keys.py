@@ -7,6 +7,7 @@ live in other ranges that recovery never scans.
 
 from __future__ import annotations
 
+import functools
 import struct
 
 from codeq.kv.api import prefix_upper_bound
@@ -25,6 +26,9 @@ OUTBOX = b"W/"  # W/<delivery id> -> outbox entry (a result callback not yet del
 SUBSCRIPTION = b"S/"  # S/<id> -> subscription record (shard 0 only)
 SUBSCRIPTION_EXPIRY = b"Y/"  # Y/<be8 expires_ms><id> -> empty
 TOPIC = b"T/"  # T/<tenant>\0<topic name> -> topic record (shard 0 only)
+# Q/<tenant>\0<command key>\0<state>\0<be8 finished_ms><id> -> empty: finished tasks by state
+# and finish time, written with the terminal transition and deleted with the finished record.
+FINISHED_BY_STATE = b"Q/"
 META = b"M/"
 
 LIVE_END = prefix_upper_bound(LIVE)
@@ -127,3 +131,33 @@ def split_subscription_expiry(key: bytes) -> tuple[int, str]:
 
 def topic(tenant: str, name: str) -> bytes:
     return TOPIC + tenant.encode() + b"\0" + name.encode()
+
+
+@functools.lru_cache(maxsize=4096)  # built on every finish; few (tenant, command, state) exist
+def finished_by_state_prefix(tenant: str, command_key: str, state: str) -> bytes:
+    return FINISHED_BY_STATE + tenant.encode() + b"\0" + command_key.encode() + b"\0" + state.encode() + b"\0"
+
+
+def finished_by_state(tenant: str, command_key: str, state: str, finished_ms: int, task_id: str) -> bytes:
+    return finished_by_state_prefix(tenant, command_key, state) + be8(finished_ms) + task_id.encode()
+
+
+def finished_by_state_range(
+    tenant: str, command_key: str, state: str, after: tuple[int, str] | None, newest: bool
+) -> tuple[bytes, bytes]:
+    """[lower, upper) of the entries of (tenant, command, state) past the entry `after`
+    (finished_ms, id): those before it when reading newest first, after it otherwise."""
+    prefix = finished_by_state_prefix(tenant, command_key, state)
+    lower, upper = prefix, prefix_upper_bound(prefix)
+    if after is not None:
+        cursor = prefix + be8(after[0]) + after[1].encode()
+        if newest:
+            upper = cursor
+        else:
+            lower = cursor + b"\0"  # the smallest key after the cursor's
+    return lower, upper
+
+
+def split_finished_by_state(key: bytes, prefix_length: int) -> tuple[int, str]:
+    """(finished_ms, task id) of an entry whose prefix is `prefix_length` bytes long."""
+    return read_be8(key, prefix_length), key[prefix_length + 8 :].decode()

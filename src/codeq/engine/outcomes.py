@@ -34,12 +34,20 @@ class Requeued:
 class Nacked:
     delay_seconds: int
     dead_lettered: bool
+    cancelled: bool = False  # the task was cancelled while leased: it finished as CANCELLED
 
 
 @dataclass(slots=True)
 class Completed:
     task: Task
     record: ResultRecord
+
+
+@dataclass(slots=True)
+class Cancelled:
+    """The task after a cancel: CANCELLED, or still IN_PROGRESS with `cancel_requested`."""
+
+    task: Task
 
 
 @dataclass(slots=True)
@@ -100,6 +108,7 @@ Outcome = (
     | SubscriptionChanged
     | TopicPut
     | TopicDeleted
+    | Cancelled
 )
 
 

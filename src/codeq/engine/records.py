@@ -35,6 +35,7 @@ _TASK_FIELDS = (
     "idempotency_key",
     "finished_ms",
     "lease_epoch",  # absent from records written before leases were fenced: decodes as 0
+    "cancel_requested",  # absent from records written before cancel: decodes as False
 )
 
 
@@ -62,6 +63,7 @@ def encode_task(task: Task) -> bytes:
             task.idempotency_key,
             task.finished_ms,
             task.lease_epoch,
+            task.cancel_requested,
         )
     )
 

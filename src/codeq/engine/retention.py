@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from codeq.core.model import Location
 from codeq.core.names import command_key
-from codeq.engine import dlq, keys, records
+from codeq.engine import dlq, keys, listing, records
 from codeq.engine.context import ApplyContext
 
 
@@ -31,6 +31,7 @@ def expire_finished(ctx: ApplyContext, before_ms: int, limit: int, tenant: str =
         if task is not None and not stale:
             ctx.stage(keys.finished(task_id), None)
             ctx.stage(keys.result(task_id), None)
+            listing.unstage_finished(ctx.ops, task, command_key(task.command))
             if task.location is Location.DLQ_SET:
                 dlq.drop_entry(ctx, task.tenant, command_key(task.command), task.id)
         if deleted >= limit:

@@ -22,6 +22,10 @@ class KV(Protocol):
         """Keys in [lower, upper) in byte order; at most `limit` pairs when limit > 0."""
         ...
 
+    def scan_reverse(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]:
+        """Keys in [lower, upper) from the last down; at most `limit` pairs when limit > 0."""
+        ...
+
     def write(self, ops: Ops, *, sync: bool) -> None:
         """Apply all ops atomically; when `sync`, return only once they are on disk."""
         ...

@@ -89,6 +89,27 @@ class GroupCommitter:
             if 0 < limit <= count:
                 return
 
+    def scan_reverse(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]:
+        """`scan` from the last key down."""
+        overlay = {**self._inflight, **self._pending}
+        shadow = {k: v for k, v in overlay.items() if lower <= k < upper}
+        if not shadow:
+            yield from self.kv.scan_reverse(lower, upper, limit)
+            return
+        merged: dict[bytes, bytes | None] = dict(
+            self.kv.scan_reverse(lower, upper, limit + len(shadow) if limit else 0)
+        )
+        merged.update(shadow)
+        count = 0
+        for key in sorted(merged, reverse=True):
+            value = merged[key]
+            if value is None:
+                continue
+            yield key, value
+            count += 1
+            if 0 < limit <= count:
+                return
+
     def submit(self, ops: Ops) -> asyncio.Future[None]:
         """Stage ops; the future resolves once they are durable (or fails with StorageError)."""
         loop = asyncio.get_running_loop()

@@ -32,6 +32,16 @@ class MemoryKV:
             if value is not None:
                 yield key, value
 
+    def scan_reverse(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]:
+        start = bisect.bisect_left(self._keys, lower)
+        end = bisect.bisect_left(self._keys, upper)
+        if limit > 0:
+            start = max(start, end - limit)
+        for key in reversed(self._keys[start:end]):
+            value = self._data.get(key)
+            if value is not None:
+                yield key, value
+
     def write(self, ops: Ops, *, sync: bool) -> None:
         for key, value in ops.items():
             if value is None:

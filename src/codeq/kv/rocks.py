@@ -49,6 +49,23 @@ class RocksKV:
                 return
             it.next()
 
+    def scan_reverse(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]:
+        # No iterate bound here: rocksdict's lower bound stops a backward walk at once (seen
+        # with 0.3); the loop checks `lower` itself. seek_for_prev lands on the last key <= upper.
+        it = self._db.iter(rocksdict.ReadOptions())
+        it.seek_for_prev(upper)
+        count = 0
+        while it.valid():
+            key = it.key()
+            if key < lower:
+                return
+            if key < upper:
+                yield key, it.value()
+                count += 1
+                if 0 < limit <= count:
+                    return
+            it.prev()
+
     def write(self, ops: Ops, *, sync: bool) -> None:
         batch = rocksdict.WriteBatch(raw_mode=True)
         for key, value in ops.items():

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from codeq.auth.principal import SCOPE_RESULT, Principal
 from codeq.core.clock import Clock
-from codeq.core.errors import CodeqError, InvalidInput, NotFound, NotLeader, PayloadTooLarge
+from codeq.core.errors import CodeqError, InvalidInput, NotFound, NotLeader, PayloadTooLarge, TaskCancelled
 from codeq.core.model import ResultRecord, Status, Task
 from codeq.engine import commands as c
 from codeq.engine.outcomes import Completed
@@ -49,6 +49,8 @@ class ResultService:
         principal.require_scope(SCOPE_RESULT)
         command = self._complete_command(principal, spec, self.clock.now_ms())
         outcome = await self.node.shard_for(spec.task_id).submit(command)
+        if outcome.record.status is Status.CANCELLED:
+            raise TaskCancelled()
         return outcome.record
 
     async def submit_many(
@@ -77,7 +79,11 @@ class ResultService:
         refused_everywhere(
             await asyncio.gather(*(self._on_shard(n, items, results) for n, items in per_shard.items()))
         )
-        return results
+        # A task cancelled while leased finished as CANCELLED: that item is "task cancelled".
+        return [
+            TaskCancelled() if isinstance(r, ResultRecord) and r.status is Status.CANCELLED else r
+            for r in results
+        ]
 
     async def _on_shard(
         self, shard: int, items: list[tuple[int, c.Complete]], results: list[ResultRecord | CodeqError]

@@ -16,8 +16,8 @@ from codeq.auth.principal import (
     Principal,
 )
 from codeq.core.clock import Clock
-from codeq.core.errors import FIELD, CodeqError, InvalidInput, NotLeader, PayloadTooLarge
-from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Task
+from codeq.core.errors import FIELD, CodeqError, InvalidInput, NotLeader, PayloadTooLarge, TaskCancelled
+from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Status, Task
 from codeq.core.names import command_key, validate_command, validate_idempotency_key
 from codeq.engine import commands as c
 from codeq.engine.outcomes import Claimed, Created
@@ -276,7 +276,7 @@ class TaskService:
             lease_token=lease_token,
         )
         outcome = await self.node.shard_for(task_id).submit(command)
-        return outcome.task
+        return _unless_cancelled(outcome.task)
 
     async def abandon(self, principal: Principal, task_id: str, lease_token: int = 0) -> None:
         principal.require_scope(SCOPE_ABANDON)
@@ -287,7 +287,7 @@ class TaskService:
             task_id=task_id,
             lease_token=lease_token,
         )
-        await self.node.shard_for(task_id).submit(command)
+        _unless_cancelled((await self.node.shard_for(task_id).submit(command)).task)
 
     async def nack(
         self,
@@ -318,6 +318,8 @@ class TaskService:
             lease_token=lease_token,
         )
         outcome = await self.node.shard_for(task_id).submit(command)
+        if outcome.cancelled:
+            raise TaskCancelled()
         return outcome.delay_seconds, outcome.dead_lettered
 
     # -- reads ---------------------------------------------------------------------------
@@ -335,6 +337,13 @@ def _check_url(url: str, message: str, field: str) -> None:
         raise InvalidInput(message, field=field) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise InvalidInput(message, field=field)
+
+
+def _unless_cancelled(task: Task) -> Task:
+    """A worker's call on a task cancelled while it held it finished the task: say so (issue 14)."""
+    if task.status is Status.CANCELLED:
+        raise TaskCancelled()
+    return task
 
 
 def _created_of(outcome: Created) -> tuple[Task, bool]:

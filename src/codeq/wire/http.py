@@ -144,6 +144,7 @@ class TaskJSON(_Response, kw_only=True):
     tenant_id: str = ""
     created_at: str
     updated_at: str
+    cancel_requested: bool = False  # an admin cancelled it while leased (issue 14)
 
 
 class ArtifactJSON(_Response, kw_only=True):
@@ -270,6 +271,36 @@ class DlqPageJSON(_Response, kw_only=True):
     command: str
     tasks: list[TaskJSON]
     next_after: str = ""  # the `after` of the next page; absent on the last one
+
+
+class TaskPageJSON(_Response, kw_only=True):
+    """`GET /admin/queues/{command}/tasks`: one page; `nextCursor` absent on the last one."""
+
+    tasks: list[TaskJSON]
+    next_cursor: str = ""
+
+
+class QueueOverviewJSON(msgspec.Struct, rename="camel", kw_only=True):
+    command: str
+    ready: int
+    delayed: int
+    in_progress: int
+    dead_lettered: int
+    completed_1m: int = msgspec.field(name="completed1m")
+    failed_1m: int = msgspec.field(name="failed1m")
+    completed_1h: int = msgspec.field(name="completed1h")
+    failed_1h: int = msgspec.field(name="failed1h")
+
+
+class OverviewJSON(msgspec.Struct, kw_only=True):
+    """`GET /admin/overview`: every command of the caller's tenant, by name."""
+
+    queues: list[QueueOverviewJSON]
+
+
+# The 409 texts a worker acts on (issue 14): its task was cancelled; a cancel came too late.
+TASK_CANCELLED = "task cancelled"
+TASK_ALREADY_FINISHED = "task already finished"
 
 
 class DlqActionJSON(_Response, kw_only=True):

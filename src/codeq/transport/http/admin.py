@@ -1,9 +1,11 @@
-"""Admin routes (spec 02 §4.16–4.17) and the unauthenticated health, readiness and metrics."""
+"""Admin routes (spec 02 §4.16–4.17; task listing, cancel and the overview of issue 14) and the
+unauthenticated health, readiness and metrics."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from codeq.core.errors import InvalidInput
 from codeq.core.names import validate_command
 from codeq.service.container import Services
 from codeq.transport.http.asgi import Reply, Request
@@ -47,6 +49,46 @@ class AdminRoutes:
                 dlq=stats.dlq,
             )
         )
+
+    async def list_tasks(self, request: Request) -> Reply:
+        """`GET /admin/queues/:command/tasks?state=S&order=newest|oldest&cursor=C&limit=N`."""
+        principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
+        limit_text = request.query("limit") or "0"
+        if not limit_text.isdigit():
+            raise InvalidInput("limit must be a non-negative integer", field="limit")
+        tasks, next_cursor = self.s.admin.tasks.page(
+            principal,
+            request.path_params["command"],
+            request.query("state") or "",
+            request.query("order") or "newest",
+            request.query("cursor") or "",
+            int(limit_text),
+        )
+        return json_reply(w.TaskPageJSON(tasks=[self.times.task(t) for t in tasks], next_cursor=next_cursor))
+
+    async def cancel(self, request: Request) -> Reply:
+        """`POST /tasks/:id/cancel`: 200 with the task (CANCELLED, or cancel requested)."""
+        principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
+        task = await self.s.admin.tasks.cancel(principal, request.path_params["id"])
+        return json_reply(self.times.task(task))
+
+    async def overview(self, request: Request) -> Reply:
+        principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
+        rows = [
+            w.QueueOverviewJSON(
+                command=row.command,
+                ready=row.ready,
+                delayed=row.delayed,
+                in_progress=row.in_progress,
+                dead_lettered=row.dead_lettered,
+                completed_1m=row.completed_1m,
+                failed_1m=row.failed_1m,
+                completed_1h=row.completed_1h,
+                failed_1h=row.failed_1h,
+            )
+            for row in self.s.admin.overview(principal)
+        ]
+        return json_reply(w.OverviewJSON(queues=rows))
 
     async def cleanup(self, request: Request) -> Reply:
         principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))

@@ -66,6 +66,9 @@ def build_router(
     router.add("GET", f"{PREFIX}/admin/queues", a.queues)  # 15
     router.add("GET", f"{PREFIX}/admin/queues/{{command}}", a.queue_stats)  # 16
     router.add("POST", f"{PREFIX}/admin/tasks/cleanup", a.cleanup)  # 17
+    router.add("GET", f"{PREFIX}/admin/queues/{{command}}/tasks", a.list_tasks)
+    router.add("GET", f"{PREFIX}/admin/overview", a.overview)
+    router.add("POST", f"{PREFIX}/tasks/{{id}}/cancel", a.cancel)
     d = DlqRoutes(services, times, max_body_bytes)
     router.add("GET", f"{PREFIX}/admin/dlq/{{command}}", d.list)
     router.add("POST", f"{PREFIX}/admin/dlq/{{command}}/requeue", d.requeue)

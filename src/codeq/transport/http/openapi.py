@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from codeq.service.listing import STATES
 from codeq.service.policy import Policy
 from codeq.transport.http import openapi_rules
 from codeq.wire import http as w
@@ -87,8 +88,9 @@ _NO_SUBSCRIPTION = "no such live subscription of the caller's tenant and subject
 _ID_ERRORS = {
     **_AUTH,
     404: "no such task in the caller's tenant",
-    409: "the task is not IN_PROGRESS (`not-in-progress`), or the `leaseToken` given names a lease "
-    "that has since moved on: expired and claimed again, handed back or finished (`not-owner`)",
+    409: "the task is not IN_PROGRESS (`not-in-progress`), an admin cancelled it (`task cancelled`), "
+    "or the `leaseToken` given names a lease that has since moved on: expired and claimed again, "
+    "handed back or finished (`not-owner`)",
 }
 
 
@@ -142,6 +144,20 @@ def operations() -> list[Op]:
            ok={200: (dict[str, int], "label -> count, non-empty buckets only")}, errors=_ADMIN),
         Op("GET", PREFIX + "/admin/queues/{command}", "One command's queue sizes", "admin",
            ok={200: (w.QueueStatsJSON, "the counts")}, errors={**_ADMIN, 400: "blank command"}),
+        Op("GET", PREFIX + "/admin/queues/{command}/tasks", "A page of one command's tasks in one state",
+           "admin", ok={200: (w.TaskPageJSON, "the page, newest or oldest first")},
+           errors={**_ADMIN, 400: "blank command, or a bad state, order, cursor or limit"},
+           query=[("state", {"type": "string", "enum": list(STATES)}, "the tasks' state"),
+                  ("order", {"type": "string", "enum": ["newest", "oldest"]}, "default newest"),
+                  ("cursor", {"type": "string"}, "the `nextCursor` of the previous page"),
+                  ("limit", {"type": "string", "pattern": "^[0-9]{1,3}$"}, "page size (50; at most 500)")]),
+        Op("POST", task + "/cancel", "Cancel a task", "admin",
+           ok={200: (w.TaskJSON, "CANCELLED, or IN_PROGRESS with cancelRequested until its worker calls")},
+           errors={**_ADMIN, 404: "no such task in the caller's tenant",
+                   409: "the task already finished (COMPLETED or FAILED)", **_UNAVAILABLE, **_REDIRECT}),
+        Op("GET", PREFIX + "/admin/overview", "Every command of the caller's tenant with its counts", "admin",
+           ok={200: (w.OverviewJSON, "per command: live counts, finishes in the last minute and hour")},
+           errors=_ADMIN),
         Op("POST", PREFIX + "/admin/tasks/cleanup", "Delete expired finished tasks", "admin",
            w.CleanupRequest, body_required=False, ok={200: (w.CleanupJSON, "what was deleted")},
            errors={**_ADMIN, **_BODY, **_UNAVAILABLE}, rate_limited=True),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from codeq.core.model import Status
 from codeq.core.topics import MAX_CONSUMERS, MAX_RETENTION_SECONDS, MAX_TIER, MAX_TIERS, MAX_TOPIC_ATTEMPTS
 from codeq.service.policy import Policy
 from codeq.service.tasks import MAX_CLAIM_COMMANDS
@@ -73,6 +74,8 @@ def rules(p: Policy) -> dict[str, dict[str, dict[str, Any]]]:
         "BatchResultItem": {**result, "taskId": {"type": "string"}},
         "BatchResultsRequest": {"results": _items("BatchResultItem", p.max_batch_size)},
         "CleanupRequest": {"before": _nullable(DATE_TIME)},
+        "TaskJSON": {"status": {"type": "string", "enum": [s.value for s in Status]}},
+        "ResultJSON": {"status": {"type": "string", "enum": ["COMPLETED", "FAILED", "CANCELLED"]}},
         "TopicPolicyRequest": {
             "priorityTiers": {
                 "type": "array",

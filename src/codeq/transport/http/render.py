@@ -55,6 +55,7 @@ class TimeFormat:
             tenant_id=task.tenant,
             created_at=self.timestamp(task.created_ms),
             updated_at=self.timestamp(task.updated_ms),
+            cancel_requested=task.cancel_requested,
         )
 
     def result(self, record: ResultRecord) -> ResultJSON:
