@@ -14,6 +14,8 @@ from codeq.auth.edge import Authenticator
 from codeq.config import Settings
 from codeq.core.clock import Clock, SystemClock
 from codeq.observability.metrics import Metrics
+from codeq.observability.page import MetricsListener, MetricsPage
+from codeq.observability.requests import HttpObserver
 from codeq.service import listeners
 from codeq.service.admin import AdminService
 from codeq.service.background import Runner
@@ -62,13 +64,18 @@ class App:
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.metrics = metrics or Metrics()
+        o = settings.observability
+        self.metrics = metrics or Metrics(
+            max_series=o.metrics_max_series, tenant_labels=o.metrics_tenant_labels
+        )
+        self.metrics_page = MetricsPage(self.metrics.render, self.clock.now_ms)
         self.node = Node(Waiters(), self.metrics)
         self.shards = Shards(settings, self.node, self.clock, self.metrics)
         self.lifecycle = Lifecycle()
         self.hosts = CallbackHosts.from_lists(settings.webhooks.allow_hosts, settings.webhooks.deny_hosts)
         self.outbound = OutboundLimiter(wiring.outbound_policy(settings.rate_limit), self.clock)
         self._running: Running | None = None
+        self.metrics_listener: MetricsListener | None = None
 
     async def __aenter__(self) -> App:
         await self.start()
@@ -145,11 +152,14 @@ class App:
         notifier = await self._notifier(life, services, poster)
         self._register_gauges()
         s = self.settings
+        await self._metrics_listener(life)
         asgi = build_app(
             services,
             times=TimeFormat(ZoneInfo(s.timezone)),
             max_body_bytes=s.limits.max_body_bytes,
-            metrics=self.metrics.render,
+            # With a separate metrics listener the API port no longer maps the server (issue 11).
+            metrics=None if s.observability.metrics_addr else self.metrics_page,
+            observer=HttpObserver(self.metrics, access_log=s.observability.access_log),
         )
         streams = StreamServers.build(
             services,
@@ -249,8 +259,20 @@ class App:
         await life.enter("subscription cleanup", cleanup)
         return notifier
 
+    async def _metrics_listener(self, life: Lifecycle) -> None:
+        address = self.settings.observability.metrics_addr
+        if not address:
+            return
+        host, _, port = address.rpartition(":")
+        listener = MetricsListener(self.metrics_page, host.strip("[]"), int(port))
+        await listener.start()
+        life.on_close("metrics listener", listener.aclose)
+        self.metrics_listener = listener
+
     def _register_gauges(self) -> None:
         node = self.node
+        self.metrics.register_ready(lambda: self._ready()[0])
+        self.metrics.register_raft(self.shards.raft_states)
         self.metrics.register_queue_depth(self._queue_depths)
         self.metrics.register_waiting(lambda: len(node.waiters))
         self.metrics.register_outbox_pending(

@@ -19,7 +19,7 @@ from codeq.engine.engine import Engine
 from codeq.kv.api import KV
 from codeq.kv.commit import GroupCommitter
 from codeq.kv.memory import MemoryKV
-from codeq.observability.metrics import Metrics
+from codeq.observability.metrics import Metrics, RaftGroupState
 from codeq.replication.api import Replicator
 from codeq.replication.group import GroupOptions, RaftGroup
 from codeq.replication.raft import DurableJournal, RaftCore, make_conf
@@ -90,6 +90,24 @@ class Shards:
                 return False, problem
         return True, ""
 
+    def raft_states(self) -> list[RaftGroupState]:
+        """Each Raft group's state for the metrics, read at scrape time."""
+        states = []
+        for number, group in enumerate(self.groups):
+            status = group.core.getStatus()  # PySyncObj's own consistent-enough snapshot
+            states.append(
+                RaftGroupState(
+                    group=str(number),
+                    is_leader=group.is_leader,
+                    has_leader=group.leader_address is not None,
+                    term=int(status["raft_term"]),
+                    commit_index=int(status["commit_idx"]),
+                    applied_index=int(status["last_applied"]),
+                    proposals_waiting=group.proposals_waiting,
+                )
+            )
+        return states
+
     def raft_status(self) -> list[GroupStatus]:
         return [] if self.topology is None else self.topology.status(self.groups)
 
@@ -156,6 +174,7 @@ class Shards:
                 topology.self_addr(number), topology.addrs(number), conf, hook, journal, shape=shape
             )
 
+        label = str(number)
         options = GroupOptions(
             encode=encode_command,
             decode=decode_command,
@@ -166,6 +185,8 @@ class Shards:
             proposal_timeout_s=float(raft.apply_timeout_seconds),
             snapshots=snapshots,
             on_restored=lambda: self._recovered(engine),
+            on_decided=lambda commands, seconds: self.metrics.observe_raft_commit(label, commands, seconds),
+            on_applied=lambda seconds: self.metrics.observe_raft_apply(label, seconds),
         )
         group = RaftGroup(make_core, engine.apply, committer, options, publish)
         group.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from contextvars import ContextVar
 from types import MappingProxyType
 
 from codeq.auth.claims import Claims, resolve_tenant
@@ -34,6 +35,9 @@ _WORKER_SCOPE_SET = frozenset(WORKER_SCOPES)
 _ALL_COMMANDS: tuple[str, ...] = (WILDCARD,)
 _PRODUCER, _WORKER, _PRODUCER_AS_WORKER = "producer", "worker", "producer_as_worker"
 log = logging.getLogger("codeq.auth")
+# The tenant of the principal this request authenticated as ("" before, or without, one): the
+# HTTP application resets it per request and writes it in the access log.
+REQUEST_TENANT: ContextVar[str] = ContextVar("codeq_request_tenant", default="")
 
 
 def bearer_token(header: str | None) -> str:
@@ -156,6 +160,7 @@ class Authenticator:
         # Checked on every use, memoised or not: a lapsed token must stop working at once.
         if principal.expired(self._clock.now_ms()):
             raise Unauthenticated("token expired")
+        REQUEST_TENANT.set(principal.tenant)  # for the access log
         return principal
 
 

@@ -1,0 +1,132 @@
+"""OpenTelemetry tracing (the `otel` extra): one tracer provider per node, OTLP/HTTP export.
+
+Imported only when `tracingEnabled` is on, so a server without the packages runs as before
+and tracing costs nothing when off: every call site holds `None` instead of a `Tracing`.
+W3C `traceparent`/`tracestate` arriving on a request become the parent of its span.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from codeq.config.tree import ObservabilitySettings
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+TRACES_PATH = "/v1/traces"
+Attributes = Mapping[str, str | int | float | bool]
+
+
+@dataclass(slots=True)
+class ActiveSpan:
+    """A span made current for the code below it, to be ended by `Tracing.end`."""
+
+    span: Span
+    token: object
+
+
+class Tracing:
+    """The node's tracer; spans for requests, stream messages, apply, commit, Raft and webhooks."""
+
+    def __init__(self, settings: ObservabilitySettings, exporter: SpanExporter | None = None) -> None:
+        resource = Resource.create({"service.name": settings.service_name})
+        self.provider = TracerProvider(resource=resource, sampler=_sampler(settings.tracing_sample_ratio))
+        span_exporter = exporter or OTLPSpanExporter(endpoint=_endpoint(settings.tracing_otlp_endpoint))
+        self.provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        self.tracer = self.provider.get_tracer("codeq")
+
+    def shutdown(self) -> None:
+        """Export what is buffered, then stop (the lifecycle calls it at close)."""
+        self.provider.shutdown()
+
+    def begin(
+        self, name: str, headers: Sequence[tuple[bytes, bytes]] = (), attributes: Attributes | None = None
+    ) -> ActiveSpan:
+        """Start a server span, parented on the W3C headers if any, and make it current."""
+        carrier = {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in headers
+            if key in (b"traceparent", b"tracestate")
+        }
+        parent = _PROPAGATOR.extract(carrier) if carrier else None
+        span = self.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
+        return ActiveSpan(span, otel_context.attach(trace.set_span_in_context(span)))
+
+    def end(self, active: ActiveSpan, attributes: Attributes, failed: bool = False) -> None:
+        otel_context.detach(active.token)  # type: ignore[arg-type]  # the token attach returned
+        active.span.set_attributes(attributes)
+        if failed:
+            active.span.set_status(Status(StatusCode.ERROR))
+        active.span.end()
+
+    @contextmanager
+    def span(self, name: str, attributes: Attributes | None = None) -> Iterator[Span]:
+        """An internal span around a block, a child of whatever span is current."""
+        with self.tracer.start_as_current_span(name, attributes=attributes) as span:
+            yield span
+
+    def finished(self, name: str, seconds: float, attributes: Attributes) -> None:
+        """A span for work already done (a group commit, a Raft round), ending now."""
+        end_ns = time.time_ns()
+        span = self.tracer.start_span(name, attributes=attributes, start_time=end_ns - int(seconds * 1e9))
+        span.end(end_time=end_ns)
+
+    @staticmethod
+    def inject(headers: dict[str, str]) -> None:
+        """Add `traceparent`/`tracestate` of the current span to outgoing headers."""
+        _PROPAGATOR.inject(headers)
+
+
+def _sampler(ratio: float) -> Sampler | None:
+    """Parent-based with a trace-id ratio for new traces; OTEL_TRACES_SAMPLER, when set, wins."""
+    if os.environ.get("OTEL_TRACES_SAMPLER"):
+        return None  # the SDK reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG itself
+    return ParentBased(TraceIdRatioBased(ratio))
+
+
+def _endpoint(configured: str) -> str | None:
+    """The traces URL: `http://collector:4318` gets the OTLP/HTTP path; "" defers to OTEL_*."""
+    if not configured:
+        return None
+    base = configured.rstrip("/")
+    return base if base.endswith(TRACES_PATH) else base + TRACES_PATH
+
+
+class Poster(Protocol):
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int: ...
+
+    async def aclose(self) -> None: ...
+
+
+class TracedPoster:
+    """An outbound webhook poster whose deliveries are spans and carry `traceparent`."""
+
+    def __init__(self, inner: Poster, tracing: Tracing) -> None:
+        self._inner = inner
+        self._tracing = tracing
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        attributes: dict[str, Any] = {"url.full": url.split("?", 1)[0]}
+        with self._tracing.span("codeq.webhook.deliver", attributes) as span:
+            headers = dict(headers)
+            self._tracing.inject(headers)
+            status = await self._inner.post(url, body, headers)
+            span.set_attribute("http.response.status_code", status)
+            return status
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
