@@ -122,9 +122,9 @@ class Metrics:
 
     def _grpc_and_raft(self) -> None:
         self.grpc_messages = self._counter(
-            "codeq_grpc_messages_total",
-            "gRPC stream messages, by stream, direction (received, sent) and message kind.",
-            ["stream", "direction", "kind"],
+            "codeq_grpc_messages_received_total",
+            "gRPC stream messages received, by stream and message kind (a batch counts once).",
+            ["stream", "kind"],
         )
         self.grpc_message_duration = self._histogram(
             "codeq_grpc_message_duration_seconds",
@@ -192,12 +192,10 @@ class Metrics:
         self._child(self.http_requests, route, method, code).inc()
         self._child(self.http_request_duration, route, method, code).observe(seconds)
 
-    def observe_grpc(self, stream: str, kind: str, seconds: float, replies: int) -> None:
-        """One received message of `kind` handled in `seconds`, answered with `replies` messages."""
-        self._child(self.grpc_messages, stream, "received", kind).inc()
+    def observe_grpc(self, stream: str, kind: str, seconds: float) -> None:
+        """One received stream message of `kind`, handled in `seconds`."""
+        self._child(self.grpc_messages, stream, kind).inc()
         self._child(self.grpc_message_duration, stream, kind).observe(seconds)
-        if replies:
-            self._child(self.grpc_messages, stream, "sent", kind).inc(replies)
 
     def observe_raft_commit(self, group: str, commands: int, seconds: float) -> None:
         self._child(self.raft_commit_latency, group).observe(seconds)

@@ -35,6 +35,7 @@ class StreamServicer(ABC):
         self.limits = limits
         self._live: set[Stream] = set()
         self._closed = False
+        self.observe: Callable[[Handler], Handler] | None = None  # metrics and spans per message
 
     async def handle_rpc(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
         """The gRPC method: handshake, then events until the stream ends."""
@@ -49,7 +50,7 @@ class StreamServicer(ABC):
             if raw is None:
                 await abort(context, grpc.StatusCode.FAILED_PRECONDITION, "first event must be Hello")
             principal, handle = await self.open_session(stream, raw)
-            await stream.serve(principal, handle)
+            await stream.serve(principal, handle if self.observe is None else self.observe(handle))
         finally:
             self._live.discard(stream)
 
