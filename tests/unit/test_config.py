@@ -478,3 +478,47 @@ def test_reference_jwks_shortcuts() -> None:
         "producerAuthProvider: jwks auth: audience is required "
         "(from identityJwksUrl: set IDENTITY_ISSUER and IDENTITY_AUDIENCE too)"
     ]
+
+
+def test_observability_keys_and_their_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "METRICS_ADDR": "127.0.0.1:9100",
+        "METRICS_TENANT_LABELS": "true",
+        "METRICS_MAX_SERIES": "50",
+        "ACCESS_LOG": "true",
+        "TRACING_ENABLED": "true",
+        "TRACING_OTLP_ENDPOINT": "http://collector:4318",
+        "TRACING_SAMPLE_RATIO": "0.25",
+        "SERVICE_NAME": "queue",
+    }
+    o = load(env).observability
+    assert (o.metrics_addr, o.metrics_tenant_labels, o.metrics_max_series, o.access_log) == (
+        "127.0.0.1:9100", True, 50, True,
+    )  # fmt: skip
+    assert (o.tracing_enabled, o.tracing_otlp_endpoint, o.tracing_sample_ratio, o.service_name) == (
+        True, "http://collector:4318", 0.25, "queue",
+    )  # fmt: skip
+    assert load().observability.metrics_addr == "" and not load().observability.tracing_enabled
+    found = problems({"METRICS_ADDR": "nine", "METRICS_MAX_SERIES": "3", "TRACING_SAMPLE_RATIO": "1.5"})
+    assert found == [
+        "metricsAddr must look like host:port, got 'nine'",
+        "metricsMaxSeries must be at least 10, got 3",
+        "tracingSampleRatio must be between 0 and 1, got 1.5",
+    ]
+
+
+def test_tracing_without_the_otel_packages_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def without_otel(name: str, *args: Any) -> Any:
+        if name.startswith("opentelemetry"):
+            raise ModuleNotFoundError(name)
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_otel)
+    assert problems({"TRACING_ENABLED": "true"}) == [
+        "tracingEnabled needs the OpenTelemetry packages: install codeq with the 'otel' extra"
+    ]
+    assert not load().observability.tracing_enabled  # off, the packages are not needed

@@ -157,6 +157,9 @@ class App:
         tracing = self.tracing
         if tracing is not None:  # closed last: exports the spans of everything closing before it
             life.on_close("tracing", lambda: asyncio.to_thread(tracing.shutdown))
+            from codeq.observability.task_spans import TaskSpans
+
+            self.node.listen("task-spans", TaskSpans(tracing))
         self.shards.open(life)
         services = self._services()
         life.on_close("task service", services.tasks.drain)

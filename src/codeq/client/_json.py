@@ -125,6 +125,8 @@ def task_from_wire(task: w.TaskJSON, *, replayed: bool = False) -> Task:
         created_at=datetime.fromisoformat(task.created_at),
         updated_at=datetime.fromisoformat(task.updated_at),
         replayed=replayed,
+        trace_parent=task.trace_parent,
+        trace_state=task.trace_state,
     )
 
 

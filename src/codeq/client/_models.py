@@ -37,6 +37,9 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     replayed: bool = False
+    # W3C trace context stored at create when the server traces; a worker continues it.
+    trace_parent: str = ""
+    trace_state: str = ""
 
 
 class Artifact(msgspec.Struct, frozen=True):

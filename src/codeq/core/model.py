@@ -57,6 +57,8 @@ class Task:
     has_result: bool = False
     idempotency_key: str = ""
     finished_ms: int = 0
+    trace_parent: str = ""  # W3C trace context of the create, continued by claim and result
+    trace_state: str = ""
 
     def snapshot(self) -> Task:
         """A copy that later changes to this task do not reach (much faster than copy.copy)."""
@@ -64,7 +66,7 @@ class Task:
             self.id, self.tenant, self.command, self.payload, self.priority, self.webhook, self.status,
             self.location, self.attempts, self.max_attempts, self.created_ms, self.updated_ms,
             self.visible_ms, self.seq, self.worker_id, self.lease_until_ms, self.error, self.has_result,
-            self.idempotency_key, self.finished_ms,
+            self.idempotency_key, self.finished_ms, self.trace_parent, self.trace_state,
         )  # fmt: skip
 
     @property

@@ -34,6 +34,8 @@ _TASK_FIELDS = (
     "has_result",
     "idempotency_key",
     "finished_ms",
+    "trace_parent",
+    "trace_state",
 )
 
 
@@ -60,6 +62,8 @@ def encode_task(task: Task) -> bytes:
             task.has_result,
             task.idempotency_key,
             task.finished_ms,
+            task.trace_parent,
+            task.trace_state,
         )
     )
 

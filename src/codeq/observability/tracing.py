@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import Token
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from codeq.config.tree import ObservabilitySettings
+from codeq.core.trace import CURRENT_TRACE
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 TRACES_PATH = "/v1/traces"
@@ -37,6 +39,7 @@ class ActiveSpan:
 
     span: Span
     token: object
+    trace_token: Token[tuple[str, str]]
 
 
 class Tracing:
@@ -64,9 +67,15 @@ class Tracing:
         }
         parent = _PROPAGATOR.extract(carrier) if carrier else None
         span = self.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
-        return ActiveSpan(span, otel_context.attach(trace.set_span_in_context(span)))
+        token = otel_context.attach(trace.set_span_in_context(span))
+        # What a task created under this span stores, so its claim and result join this trace.
+        headers_out: dict[str, str] = {}
+        _PROPAGATOR.inject(headers_out)
+        current = (headers_out.get("traceparent", ""), headers_out.get("tracestate", ""))
+        return ActiveSpan(span, token, CURRENT_TRACE.set(current))
 
     def end(self, active: ActiveSpan, attributes: Attributes, failed: bool = False) -> None:
+        CURRENT_TRACE.reset(active.trace_token)
         otel_context.detach(active.token)  # type: ignore[arg-type]  # the token attach returned
         active.span.set_attributes(attributes)
         if failed:
@@ -84,6 +93,12 @@ class Tracing:
         end_ns = time.time_ns()
         span = self.tracer.start_span(name, attributes=attributes, start_time=end_ns - int(seconds * 1e9))
         span.end(end_time=end_ns)
+
+    def stored(self, name: str, trace_parent: str, trace_state: str, attributes: Attributes) -> None:
+        """An instant span in the trace a task stored at its create (claim, finish)."""
+        carrier = {"traceparent": trace_parent, "tracestate": trace_state}
+        span = self.tracer.start_span(name, context=_PROPAGATOR.extract(carrier), attributes=attributes)
+        span.end()
 
     @staticmethod
     def inject(headers: dict[str, str]) -> None:

@@ -19,6 +19,7 @@ from codeq.core.clock import Clock
 from codeq.core.errors import FIELD, CodeqError, InvalidInput, NotLeader, PayloadTooLarge
 from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Task
 from codeq.core.names import command_key, validate_command, validate_idempotency_key
+from codeq.core.trace import CURRENT_TRACE
 from codeq.engine import commands as c
 from codeq.engine.outcomes import Claimed, Created
 from codeq.engine.shards import new_task_id, shard_of
@@ -124,6 +125,7 @@ class TaskService:
         elif max_attempts > policy.max_attempts:
             raise InvalidInput(f"invalid '{FIELD}' (at most {policy.max_attempts})", field="max_attempts")
         key = validate_idempotency_key(spec.idempotency_key)
+        trace_parent, trace_state = CURRENT_TRACE.get()
         return c.Create(
             now_ms=now_ms,
             task_id=new_task_id(
@@ -140,6 +142,8 @@ class TaskService:
             max_attempts=max_attempts,
             visible_ms=self._visible_ms(spec, now_ms),
             idempotency_key=key,
+            trace_parent=trace_parent,
+            trace_state=trace_state,
         )
 
     def _visible_ms(self, spec: NewTask, now_ms: int) -> int:

@@ -121,6 +121,8 @@ class TaskJSON(_Response, kw_only=True):
     tenant_id: str = ""
     created_at: str
     updated_at: str
+    trace_parent: str = ""  # W3C trace context stored at create (only while tracing is on)
+    trace_state: str = ""
 
 
 class ArtifactJSON(_Response, kw_only=True):

@@ -54,6 +54,8 @@ class TimeFormat:
             tenant_id=task.tenant,
             created_at=self.timestamp(task.created_ms),
             updated_at=self.timestamp(task.updated_ms),
+            trace_parent=task.trace_parent,
+            trace_state=task.trace_state,
         )
 
     def result(self, record: ResultRecord) -> ResultJSON:
