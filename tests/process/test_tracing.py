@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -54,17 +55,14 @@ class Receiver(ThreadingHTTPServer):
         with self.lock:
             for resource in request.resource_spans:
                 attributes = {a.key: a.value.string_value for a in resource.resource.attributes}
+                service = attributes.get("service.name", "")
                 for scope in resource.scope_spans:
-                    self.spans += [
-                        ReceivedSpan(
-                            s.name,
-                            s.trace_id.hex(),
-                            s.span_id.hex(),
-                            s.parent_span_id.hex(),
-                            attributes.get("service.name", ""),
-                        )  # fmt: skip
-                        for s in scope.spans
-                    ]
+                    self.spans += [_received(span, service) for span in scope.spans]
+
+
+def _received(span: Any, service: str) -> ReceivedSpan:
+    ids = (span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex())
+    return ReceivedSpan(span.name, *ids, service)
 
 
 class _Handler(BaseHTTPRequestHandler):
