@@ -266,3 +266,21 @@ def test_the_page_is_rendered_at_most_once_per_max_age() -> None:
     clock.advance(0.001)
     assert page()[0] == b"2"
     assert len(renders) == 2
+
+
+def test_request_stats_buckets_are_cumulative_and_inclusive_and_routes_are_capped() -> None:
+    metrics = Metrics(max_series=10)
+    for seconds in (0.005, 0.0051, 100.0):
+        metrics.observe_request("/r", "GET", 200, seconds)
+    for i in range(12):
+        metrics.observe_request(f"/route{i:02d}", "GET", 200, 0.001)
+    rendered = text(metrics)
+    labels = 'method="GET",route="/r",status="200"'
+    assert f'codeq_http_request_duration_seconds_bucket{{le="0.005",{labels}}} 1.0' in rendered
+    assert f'codeq_http_request_duration_seconds_bucket{{le="0.01",{labels}}} 2.0' in rendered
+    assert f'codeq_http_request_duration_seconds_bucket{{le="60.0",{labels}}} 2.0' in rendered
+    assert f'codeq_http_request_duration_seconds_bucket{{le="+Inf",{labels}}} 3.0' in rendered
+    assert f"codeq_http_request_duration_seconds_sum{{{labels}}} 100.0101" in rendered
+    requests = series_of(rendered, "codeq_http_requests_total")
+    assert len(requests) == 11  # ten rows, then one for every route beyond them
+    assert f'codeq_http_requests_total{{method="GET",route="{OTHER}",status="200"}} 3.0' in requests

@@ -16,6 +16,7 @@ from codeq.observability.collectors import (
     RaftGroupState,
     RaftSource,
 )
+from codeq.observability.http_stats import RequestStats
 from codeq.observability.series import DEFAULT_MAX_SERIES, OTHER, CappedCounter, CappedHistogram, cap_series
 
 __all__ = ["OTHER", "DepthRow", "DepthSource", "Metrics", "RaftGroupState", "cap_series"]
@@ -110,15 +111,8 @@ class Metrics:
             ["shard"],
             COMMIT_LATENCY_BUCKETS,
         )
-        self.http_requests = self._counter(
-            "codeq_http_requests_total", "HTTP requests answered.", ["route", "method", "status"]
-        )
-        self.http_request_duration = self._histogram(
-            "codeq_http_request_duration_seconds",
-            "HTTP request handling time, by route template and status.",
-            ["route", "method", "status"],
-            HTTP_BUCKETS,
-        )
+        self.http_requests = RequestStats(HTTP_BUCKETS, self.max_series)
+        self.registry.register(self.http_requests)
 
     def _grpc_and_raft(self) -> None:
         self.grpc_messages = self._counter(
@@ -188,9 +182,7 @@ class Metrics:
         self._child(self.commit_latency, shard).observe(seconds)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        code = str(status)
-        self._child(self.http_requests, route, method, code).inc()
-        self._child(self.http_request_duration, route, method, code).observe(seconds)
+        self.http_requests.observe(route, method, status, seconds)
 
     def observe_grpc(self, stream: str, kind: str, seconds: float) -> None:
         """One received stream message of `kind`, handled in `seconds`."""
