@@ -154,12 +154,7 @@ class App:
         return self.running.jwks_refresher
 
     async def _open(self, life: Lifecycle) -> Running:
-        tracing = self.tracing
-        if tracing is not None:  # closed last: exports the spans of everything closing before it
-            life.on_close("tracing", lambda: asyncio.to_thread(tracing.shutdown))
-            from codeq.observability.task_spans import TaskSpans
-
-            self.node.listen("task-spans", TaskSpans(tracing))
+        tracing = self._open_tracing(life)
         self.shards.open(life)
         services = self._services()
         life.on_close("task service", services.tasks.drain)
@@ -169,11 +164,7 @@ class App:
         self.node.listen("reaper", listeners.on_due(reaper.wake_by))
         await life.enter("reaper", reaper)
         # One outbound HTTP/1.1 client for result callbacks and queue-ready notifications.
-        poster: Poster = H1Poster()
-        if tracing is not None:
-            from codeq.observability.tracing import TracedPoster
-
-            poster = TracedPoster(poster, tracing)
+        poster = self._poster()
         life.on_close("outbound HTTP client", poster.aclose)
         callbacks = await self._callbacks(life, poster)
         notifier = await self._notifier(life, services, poster)
@@ -286,6 +277,22 @@ class App:
         )
         await life.enter("subscription cleanup", cleanup)
         return notifier
+
+    def _open_tracing(self, life: Lifecycle) -> Tracing | None:
+        tracing = self.tracing
+        if tracing is not None:  # closed last: exports the spans of everything closing before it
+            life.on_close("tracing", lambda: asyncio.to_thread(tracing.shutdown))
+            from codeq.observability.task_spans import TaskSpans
+
+            self.node.listen("task-spans", TaskSpans(tracing))
+        return tracing
+
+    def _poster(self) -> Poster:
+        if self.tracing is None:
+            return H1Poster()
+        from codeq.observability.tracing import TracedPoster
+
+        return TracedPoster(H1Poster(), self.tracing)
 
     async def _metrics_listener(self, life: Lifecycle) -> None:
         address = self.settings.observability.metrics_addr
