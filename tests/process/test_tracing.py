@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import gzip
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,6 +45,7 @@ class Receiver(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.spans: list[ReceivedSpan] = []
+        self.callback_traceparents: list[str] = []
         self.lock = threading.Lock()
 
     @property
@@ -76,6 +78,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/v1/traces":
             self.server.add(body)
             status = 200
+        elif self.path == "/callback":  # the task's result callback
+            with self.server.lock:
+                self.server.callback_traceparents.append(self.headers.get("traceparent", ""))
+            status = 200
         reply = ExportTraceServiceResponse().SerializeToString()
         self.send_response(status)
         self.send_header("Content-Type", "application/x-protobuf")
@@ -85,6 +91,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def until(probe: Callable[[], object], what: str, deadline_s: float = 20.0) -> None:
+    """Poll the real process's effect, with a deadline."""
+    deadline = time.monotonic() + deadline_s
+    while not probe():
+        assert time.monotonic() < deadline, f"{what} never came"
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -104,6 +118,7 @@ def test_create_claim_handler_and_result_share_the_producers_trace(
         "TRACING_ENABLED": "true",
         "TRACING_OTLP_ENDPOINT": receiver.url,
         "SERVICE_NAME": "codeq-under-test",
+        "WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
     }
     server = ServerProcess(tmp_path / "data", env=env)
     server.start()
@@ -111,7 +126,7 @@ def test_create_claim_handler_and_result_share_the_producers_trace(
         traceparent = f"00-{TRACE_ID}-{PRODUCER_SPAN}-01"
         created = httpx.post(
             f"{server.url}/v1/codeq/tasks",
-            json={"command": "render", "payload": {"n": 1}},
+            json={"command": "render", "payload": {"n": 1}, "webhook": f"{receiver.url}/callback"},
             headers={**PRODUCER, "traceparent": traceparent},
             timeout=10,
         )
@@ -131,6 +146,9 @@ def test_create_claim_handler_and_result_share_the_producers_trace(
 
         worker.run(burst=True, handle_signals=False)
         assert seen == [TRACE_ID] and worker.stats.completed == 1
+        until(lambda: receiver.callback_traceparents, "the result callback")
+        (callback_traceparent,) = receiver.callback_traceparents
+        assert callback_traceparent.split("-")[1] == TRACE_ID  # the callback carries the trace
         # A create without a trace context starts a trace of its own, which its task keeps.
         untraced = httpx.post(
             f"{server.url}/v1/codeq/tasks", json={"command": "x", "payload": {}}, headers=PRODUCER, timeout=10
@@ -146,6 +164,7 @@ def test_create_claim_handler_and_result_share_the_producers_trace(
         "codeq.task.claimed",
         "HTTP POST /v1/codeq/tasks/{id}/result",
         "codeq.task.finished",
+        "codeq.webhook.deliver",
     } <= in_trace, in_trace
     (create,) = [
         s for s in receiver.spans if s.name == "HTTP POST /v1/codeq/tasks" and s.trace_id == TRACE_ID

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import Token
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgspec
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -51,6 +53,7 @@ class Tracing:
         span_exporter = exporter or OTLPSpanExporter(endpoint=_endpoint(settings.tracing_otlp_endpoint))
         self.provider.add_span_processor(BatchSpanProcessor(span_exporter))
         self.tracer = self.provider.get_tracer("codeq")
+        self.task_traces = TaskTraces()  # finished tasks' contexts, for their result callbacks
 
     def shutdown(self) -> None:
         """Export what is buffered, then stop (the lifecycle calls it at close)."""
@@ -121,6 +124,30 @@ def _endpoint(configured: str) -> str | None:
     return base if base.endswith(TRACES_PATH) else base + TRACES_PATH
 
 
+class TaskTraces:
+    """The stored trace context of recently finished tasks with a result callback, so that the
+    callback's delivery joins its task's trace. Bounded: the oldest are forgotten first."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._contexts: OrderedDict[str, tuple[str, str]] = OrderedDict()
+
+    def remember(self, task_id: str, trace_parent: str, trace_state: str) -> None:
+        self._contexts[task_id] = (trace_parent, trace_state)
+        if len(self._contexts) > self._limit:
+            self._contexts.popitem(last=False)
+
+    def of(self, task_id: str) -> tuple[str, str] | None:
+        return self._contexts.get(task_id)  # kept: a failed delivery is retried
+
+
+class _CallbackTaskId(msgspec.Struct, rename="camel"):
+    task_id: str = ""
+
+
+_decode_task_id = msgspec.json.Decoder(_CallbackTaskId).decode
+
+
 class Poster(Protocol):
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int: ...
 
@@ -128,7 +155,8 @@ class Poster(Protocol):
 
 
 class TracedPoster:
-    """An outbound webhook poster whose deliveries are spans and carry `traceparent`."""
+    """An outbound webhook poster whose deliveries are spans and carry `traceparent`; a result
+    callback's span belongs to its task's trace."""
 
     def __init__(self, inner: Poster, tracing: Tracing) -> None:
         self._inner = inner
@@ -136,7 +164,14 @@ class TracedPoster:
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         attributes: dict[str, Any] = {"url.full": url.split("?", 1)[0]}
-        with self._tracing.span("codeq.webhook.deliver", attributes) as span:
+        parent = None
+        stored = self._tracing.task_traces.of(_task_id(body))
+        if stored is not None:
+            parent = _PROPAGATOR.extract({"traceparent": stored[0], "tracestate": stored[1]})
+        tracer = self._tracing.tracer
+        with tracer.start_as_current_span(
+            "codeq.webhook.deliver", context=parent, kind=SpanKind.CLIENT, attributes=attributes
+        ) as span:
             headers = dict(headers)
             self._tracing.inject(headers)
             status = await self._inner.post(url, body, headers)
@@ -145,3 +180,11 @@ class TracedPoster:
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _task_id(body: bytes) -> str:
+    """The task id of a result callback's body ("" for other bodies, e.g. queue-ready)."""
+    try:
+        return _decode_task_id(body).task_id
+    except msgspec.DecodeError:
+        return ""
