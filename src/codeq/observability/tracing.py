@@ -32,6 +32,7 @@ from codeq.core.trace import CURRENT_TRACE
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 TRACES_PATH = "/v1/traces"
+DEFAULT_SERVICE_NAME = ObservabilitySettings().service_name
 Attributes = Mapping[str, str | int | float | bool]
 
 
@@ -48,7 +49,7 @@ class Tracing:
     """The node's tracer; spans for requests, stream messages, apply, commit, Raft and webhooks."""
 
     def __init__(self, settings: ObservabilitySettings, exporter: SpanExporter | None = None) -> None:
-        resource = Resource.create({"service.name": settings.service_name})
+        resource = Resource.create(_resource_attributes(settings.service_name))
         self.provider = TracerProvider(resource=resource, sampler=_sampler(settings.tracing_sample_ratio))
         span_exporter = exporter or OTLPSpanExporter(endpoint=_endpoint(settings.tracing_otlp_endpoint))
         self.provider.add_span_processor(BatchSpanProcessor(span_exporter))
@@ -107,6 +108,13 @@ class Tracing:
     def inject(headers: dict[str, str]) -> None:
         """Add `traceparent`/`tracestate` of the current span to outgoing headers."""
         _PROPAGATOR.inject(headers)
+
+
+def _resource_attributes(service_name: str) -> dict[str, str]:
+    """`serviceName`, unless it is the default and OTEL_SERVICE_NAME says otherwise."""
+    if service_name == DEFAULT_SERVICE_NAME and os.environ.get("OTEL_SERVICE_NAME"):
+        return {}  # Resource.create reads OTEL_SERVICE_NAME (and OTEL_RESOURCE_ATTRIBUTES)
+    return {"service.name": service_name}
 
 
 def _sampler(ratio: float) -> Sampler | None:
