@@ -146,14 +146,3 @@ async def test_the_access_log_writes_one_line_per_request(access_lines: Lines) -
     assert heartbeat["route"] == "/v1/codeq/tasks/{id}/heartbeat" and heartbeat["status"] == 409
     assert health == {**health, "route": "/healthz", "status": 200, "tenant": "", "request_id": "req-1"}
     assert PRODUCER["Authorization"].split()[1] not in json.dumps([create, heartbeat, health])
-
-
-async def test_with_tracing_off_a_create_stores_no_trace_context() -> None:
-    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    async with running(make_settings()) as api:
-        created = await api.post(
-            "/tasks", {"command": "render", "payload": {}}, {**PRODUCER, "traceparent": traceparent}
-        )
-        assert created.status_code == 202
-        assert "traceParent" not in created.json()
-        assert api.app.tracing is None

@@ -19,7 +19,7 @@ from codeq.core.clock import Clock
 from codeq.core.errors import FIELD, CodeqError, InvalidInput, NotLeader, PayloadTooLarge
 from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Task
 from codeq.core.names import command_key, validate_command, validate_idempotency_key
-from codeq.core.trace import CURRENT_TRACE
+from codeq.core.trace import stored_context
 from codeq.engine import commands as c
 from codeq.engine.outcomes import Claimed, Created
 from codeq.engine.shards import new_task_id, shard_of
@@ -44,6 +44,8 @@ class NewTask:
     idempotency_key: str = ""
     run_at_ms: int | None = None
     delay_seconds: int | None = None
+    trace_parent: str = ""  # the producer's W3C context, where the wire carries one (gRPC)
+    trace_state: str = ""
 
 
 class TaskService:
@@ -125,7 +127,7 @@ class TaskService:
         elif max_attempts > policy.max_attempts:
             raise InvalidInput(f"invalid '{FIELD}' (at most {policy.max_attempts})", field="max_attempts")
         key = validate_idempotency_key(spec.idempotency_key)
-        trace_parent, trace_state = CURRENT_TRACE.get()
+        trace_parent, trace_state = stored_context((spec.trace_parent, spec.trace_state))
         return c.Create(
             now_ms=now_ms,
             task_id=new_task_id(
