@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from contextvars import ContextVar
 from types import MappingProxyType
 
 from codeq.auth.claims import Claims, resolve_tenant
@@ -14,6 +13,7 @@ from codeq.auth.settings import AuthSettings
 from codeq.auth.static import MultiValidator, StaticValidator, Validator, build_validator
 from codeq.core.clock import Clock, SystemClock
 from codeq.core.errors import Unauthenticated
+from codeq.core.request_context import REQUEST_TENANT
 
 # The documented tokens `codeq serve --dev` accepts: public, so only ever for local work.
 DEV_PRODUCER_TOKEN = "dev-producer"
@@ -35,9 +35,6 @@ _WORKER_SCOPE_SET = frozenset(WORKER_SCOPES)
 _ALL_COMMANDS: tuple[str, ...] = (WILDCARD,)
 _PRODUCER, _WORKER, _PRODUCER_AS_WORKER = "producer", "worker", "producer_as_worker"
 log = logging.getLogger("codeq.auth")
-# The tenant of the principal this request authenticated as ("" before, or without, one): the
-# HTTP application resets it per request and writes it in the access log.
-REQUEST_TENANT: ContextVar[str] = ContextVar("codeq_request_tenant", default="")
 
 
 def bearer_token(header: str | None) -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from contextvars import Token
 from typing import TYPE_CHECKING
 
+from codeq.core.request_context import REQUEST_TENANT
 from codeq.observability.metrics import Metrics
 
 if TYPE_CHECKING:  # tracing imports OpenTelemetry, which only the `otel` extra installs
@@ -20,12 +22,15 @@ access_log = logging.getLogger("codeq.access")
 
 
 class RequestObservation:
-    __slots__ = ("route", "span", "started")
+    __slots__ = ("route", "span", "started", "tenant_token")
 
-    def __init__(self, route: str, started: float, span: ActiveSpan | None) -> None:
+    def __init__(
+        self, route: str, started: float, span: ActiveSpan | None, tenant_token: Token[str] | None
+    ) -> None:
         self.route = route
         self.started = started
         self.span = span
+        self.tenant_token = tenant_token
 
 
 class HttpObserver:
@@ -42,15 +47,19 @@ class HttpObserver:
             span = self._tracing.begin(
                 f"HTTP {method} {route}", headers, {"http.request.method": method, "http.route": route}
             )
-        return RequestObservation(route, time.perf_counter(), span)
+        # Only the access log reads the tenant: without it the request path skips the context.
+        tenant_token = REQUEST_TENANT.set("") if self._access_log else None
+        return RequestObservation(route, time.perf_counter(), span, tenant_token)
 
-    def end(self, seen: RequestObservation, method: str, status: int, request_id: bytes, tenant: str) -> None:
+    def end(self, seen: RequestObservation, method: str, status: int, request_id: bytes) -> None:
         seconds = time.perf_counter() - seen.started
         if self._metrics is not None:
             self._metrics.observe_request(seen.route, method, status, seconds)
         if seen.span is not None and self._tracing is not None:
             self._tracing.end(seen.span, {"http.response.status_code": status}, failed=status >= 500)
-        if self._access_log:
+        if seen.tenant_token is not None:
+            tenant = REQUEST_TENANT.get()
+            REQUEST_TENANT.reset(seen.tenant_token)
             access_log.info(
                 "request",
                 extra={

@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import msgspec
 
-from codeq.auth.edge import REQUEST_TENANT
 from codeq.core.errors import CodeqError
 from codeq.observability.requests import HttpObserver
 from codeq.service.container import Services
@@ -108,7 +107,6 @@ class HttpApp:
         if observer is None:
             await send_reply(send, await self._reply(scope, receive, handler, params, known_path), request_id)
             return
-        tenant_token = REQUEST_TENANT.set("")  # a keep-alive connection must not inherit the last
         seen = observer.begin(method, self.router.template_of(handler), scope["headers"])
         status = 500
         try:
@@ -116,8 +114,7 @@ class HttpApp:
             status = reply.status
             await send_reply(send, reply, request_id)
         finally:
-            observer.end(seen, method, status, request_id, REQUEST_TENANT.get())
-            REQUEST_TENANT.reset(tenant_token)
+            observer.end(seen, method, status, request_id)
 
     async def _reply(
         self,
