@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from prometheus_client.core import Metric
 
-from codeq.observability.metrics import Metrics
+from codeq.observability.metrics import Metrics, RaftGroupState
 from tests.deploy.support import DEPLOY
 
 METRIC_NAME = re.compile(r"\bcodeq_[a-z0-9_]+")
@@ -23,6 +23,8 @@ def exported_names() -> frozenset[str]:
     metrics.register_waiting(lambda: 0)
     metrics.register_outbox_pending(lambda: 0)
     metrics.register_queue_depth(lambda: [])
+    metrics.register_ready(lambda: True)
+    metrics.register_raft(lambda: [RaftGroupState("0", True, True, 1, 1, 1, 0)])
     families: Iterator[Metric] = metrics.registry.collect()
     return frozenset(f"{f.name}{suffix}" for f in families for suffix in SUFFIXES[f.type])
 
@@ -68,6 +70,18 @@ def test_the_alerts_cover_dead_letters_commit_latency_and_a_down_node() -> None:
     assert 'queue="dlq"' in exprs
     assert "codeq_commit_latency_seconds_bucket" in exprs
     assert 'up{job="codeq"}' in exprs
+
+
+def test_the_alerts_cover_no_leader_apply_lag_and_readiness() -> None:
+    exprs = " ".join(rule["expr"] for rule in alert_rules())
+    for name in ("codeq_raft_has_leader", "codeq_raft_apply_queue_depth", "codeq_ready"):
+        assert name in exprs, name
+
+
+def test_the_dashboard_shows_raft_readiness_and_grpc() -> None:
+    exprs = " ".join(dashboard_exprs())
+    for name in ("codeq_raft_is_leader", "codeq_raft_commit_latency_seconds", "codeq_ready", "codeq_grpc_"):
+        assert name in exprs, name
 
 
 def test_prometheus_scrapes_the_http_port_and_loads_the_rules() -> None:

@@ -505,7 +505,7 @@ def test_stream_limits_before_authentication_are_configurable_and_checked() -> N
 def test_unused_environment_names_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
     env = {
         "CODEQ_TYPO": "1",
-        "TRACING_ENABLED": "true",
+        "LOCAL_ARTIFACTS_DIR": "/tmp/a",
         "CODEQ_BASE_URL": "x",
         "CODEQ_EMPTY": "",
         "HOME": "/",
@@ -513,7 +513,7 @@ def test_unused_environment_names_are_warned_about(caplog: pytest.LogCaptureFixt
     with caplog.at_level(logging.WARNING, logger="codeq.config"):
         load(env)
     [warning] = [r.getMessage() for r in caplog.records if "environment variables" in r.getMessage()]
-    assert warning.endswith(": CODEQ_TYPO, TRACING_ENABLED")
+    assert warning.endswith(": CODEQ_TYPO, LOCAL_ARTIFACTS_DIR")
 
 
 def test_unsigned_webhooks_warn_outside_dev_only(caplog: pytest.LogCaptureFixture) -> None:
@@ -528,3 +528,47 @@ def test_unsigned_webhooks_warn_outside_dev_only(caplog: pytest.LogCaptureFixtur
     refused = problems({"REQUIRE_SIGNED_WEBHOOKS": "true"})
     assert any(p.startswith("requireSignedWebhooks") for p in refused)
     assert load({"REQUIRE_SIGNED_WEBHOOKS": "true", "WEBHOOK_HMAC_SECRET": "s"}).webhooks.require_signed
+
+
+def test_observability_keys_and_their_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "METRICS_ADDR": "127.0.0.1:9100",
+        "METRICS_TENANT_LABELS": "true",
+        "METRICS_MAX_SERIES": "50",
+        "ACCESS_LOG": "true",
+        "TRACING_ENABLED": "true",
+        "TRACING_OTLP_ENDPOINT": "http://collector:4318",
+        "TRACING_SAMPLE_RATIO": "0.25",
+        "SERVICE_NAME": "queue",
+    }
+    o = load(env).observability
+    assert (o.metrics_addr, o.metrics_tenant_labels, o.metrics_max_series, o.access_log) == (
+        "127.0.0.1:9100", True, 50, True,
+    )  # fmt: skip
+    assert (o.tracing_enabled, o.tracing_otlp_endpoint, o.tracing_sample_ratio, o.service_name) == (
+        True, "http://collector:4318", 0.25, "queue",
+    )  # fmt: skip
+    assert load().observability.metrics_addr == "" and not load().observability.tracing_enabled
+    found = problems({"METRICS_ADDR": "nine", "METRICS_MAX_SERIES": "3", "TRACING_SAMPLE_RATIO": "1.5"})
+    assert found == [
+        "metricsAddr must look like host:port, got 'nine'",
+        "metricsMaxSeries must be at least 10, got 3",
+        "tracingSampleRatio must be between 0 and 1, got 1.5",
+    ]
+
+
+def test_tracing_without_the_otel_packages_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def without_otel(name: str, *args: Any) -> Any:
+        if name.startswith("opentelemetry"):
+            raise ModuleNotFoundError(name)
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_otel)
+    assert problems({"TRACING_ENABLED": "true"}) == [
+        "tracingEnabled needs the OpenTelemetry packages: install codeq with the 'otel' extra"
+    ]
+    assert not load().observability.tracing_enabled  # off, the packages are not needed

@@ -10,9 +10,11 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
+from codeq.core.clock import FakeClock
 from codeq.core.model import Status, Task
 from codeq.observability.logging import configure_logging
-from codeq.observability.metrics import OTHER, Metrics, cap_series
+from codeq.observability.metrics import OTHER, Metrics, RaftGroupState, cap_series
+from codeq.observability.page import MetricsPage
 
 
 def text(metrics: Metrics) -> str:
@@ -79,7 +81,10 @@ def test_recording_helpers() -> None:
     assert 'codeq_commit_batch_size_sum{shard="0"} 12.0' in rendered
     assert 'codeq_commit_latency_seconds_bucket{le="0.0025",shard="0"} 1.0' in rendered
     assert 'codeq_http_requests_total{method="POST",route="/v1/codeq/tasks",status="202"} 1.0' in rendered
-    assert 'codeq_http_request_duration_seconds_count{method="POST",route="/v1/codeq/tasks"} 1.0' in rendered
+    assert (
+        'codeq_http_request_duration_seconds_count{method="POST",route="/v1/codeq/tasks",status="202"} 1.0'
+        in rendered
+    )
     assert (
         'codeq_webhook_deliveries_total{command="Render",kind="task_result",outcome="success"} 1.0'
         in rendered
@@ -87,7 +92,7 @@ def test_recording_helpers() -> None:
 
 
 def test_queue_depth_is_read_at_scrape_time_and_summed_across_shards() -> None:
-    metrics = Metrics()
+    metrics = Metrics(tenant_labels=True)
     depths = {"ready": 2}
 
     def source() -> Iterator[tuple[str, str, str, int]]:
@@ -116,7 +121,7 @@ def test_a_failing_depth_source_does_not_break_the_scrape(caplog: pytest.LogCapt
 
 
 def test_queue_depth_series_are_capped() -> None:
-    metrics = Metrics()
+    metrics = Metrics(tenant_labels=True)
     rows = [(f"t{i:04d}", "render", queue, 1) for i in range(600) for queue in ("ready", "dlq")]
     metrics.register_queue_depth(lambda: rows)
     series = [line for line in text(metrics).splitlines() if line.startswith("codeq_queue_depth{")]
@@ -187,3 +192,95 @@ def test_text_logging_and_reconfiguration_replaces_the_handler() -> None:
 def test_logging_rejects_unknown_settings(level: str, fmt: str) -> None:
     with pytest.raises(ValueError):
         configure_logging(level, fmt)
+
+
+# -- bounded series, tenant labels, the cached page (issue 11) ------------------------------
+
+
+def series_of(rendered: str, name: str) -> list[str]:
+    return [line for line in rendered.splitlines() if line.startswith(name + "{")]
+
+
+def test_command_labels_fold_into_other_beyond_the_cap_and_keep_the_count() -> None:
+    metrics = Metrics(max_series=10)
+    for i in range(30):
+        task = Task(id=f"t{i}", tenant="acme", command=f"cmd{i:02d}", payload="{}")
+        metrics.record_task_event("created", task)
+        task.status, task.finished_ms = Status.COMPLETED, 5
+        metrics.record_finished(task)
+    metrics.record_task_event("created", Task(id="again", tenant="acme", command="cmd00", payload="{}"))
+    rendered = text(metrics)
+    created = series_of(rendered, "codeq_task_created_total")
+    assert len(created) == 11  # ten commands by name, the rest as one
+    assert 'codeq_task_created_total{command="cmd00"} 2.0' in created  # a kept name keeps counting
+    assert f'codeq_task_created_total{{command="{OTHER}"}} 20.0' in created
+    # The bounded label (status) survives the fold.
+    assert f'codeq_task_completed_total{{command="{OTHER}",status="COMPLETED"}} 20.0' in rendered
+
+
+def test_queue_depth_without_tenant_labels_sums_tenants_under_an_empty_label() -> None:
+    metrics = Metrics()
+    metrics.register_queue_depth(lambda: [("acme", "render", "ready", 2), ("globex", "render", "ready", 3)])
+    assert series_of(text(metrics), "codeq_queue_depth") == [
+        'codeq_queue_depth{command="render",queue="ready",tenant=""} 5.0'
+    ]
+
+
+def test_queue_depth_without_tenant_labels_folds_commands_beyond_the_cap() -> None:
+    metrics = Metrics(max_series=12)
+    rows = [("acme", f"c{i:02d}", queue, 1) for i in range(20) for queue in ("ready", "dlq")]
+    metrics.register_queue_depth(lambda: rows)
+    series = series_of(text(metrics), "codeq_queue_depth")
+    assert len(series) == 12
+    assert f'codeq_queue_depth{{command="{OTHER}",queue="ready",tenant=""}} 15.0' in series
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in series) == 40
+
+
+def test_raft_groups_are_read_at_scrape_time() -> None:
+    metrics = Metrics()
+    state = RaftGroupState("0", True, True, 3, 120, 117, 5)
+    metrics.register_raft(lambda: [state])
+    rendered = text(metrics)
+    for line in (
+        'codeq_raft_is_leader{group="0"} 1.0',
+        'codeq_raft_has_leader{group="0"} 1.0',
+        'codeq_raft_term{group="0"} 3.0',
+        'codeq_raft_apply_queue_depth{group="0"} 3.0',
+        'codeq_raft_proposals_in_flight{group="0"} 5.0',
+    ):
+        assert line in rendered, line
+
+
+def test_the_page_is_rendered_at_most_once_per_max_age() -> None:
+    clock = FakeClock()
+    renders = []
+
+    def render() -> tuple[bytes, str]:
+        renders.append(clock.now_ms())
+        return str(len(renders)).encode(), "text/plain"
+
+    page = MetricsPage(render, clock.now_ms, max_age_ms=1000)
+    assert page() == page() == (b"1", "text/plain")
+    clock.advance(0.999)
+    assert page()[0] == b"1"
+    clock.advance(0.001)
+    assert page()[0] == b"2"
+    assert len(renders) == 2
+
+
+def test_request_stats_buckets_are_cumulative_and_inclusive_and_routes_are_capped() -> None:
+    metrics = Metrics(max_series=10)
+    for seconds in (0.005, 0.0051, 100.0):
+        metrics.observe_request("/r", "GET", 200, seconds)
+    for i in range(12):
+        metrics.observe_request(f"/route{i:02d}", "GET", 200, 0.001)
+    rendered = text(metrics)
+    labels = 'method="GET",route="/r",status="200"'
+    assert f'codeq_http_request_duration_seconds_bucket{{le="0.005",{labels}}} 1.0' in rendered
+    assert f'codeq_http_request_duration_seconds_bucket{{le="0.01",{labels}}} 2.0' in rendered
+    assert f'codeq_http_request_duration_seconds_bucket{{le="60.0",{labels}}} 2.0' in rendered
+    assert f'codeq_http_request_duration_seconds_bucket{{le="+Inf",{labels}}} 3.0' in rendered
+    assert f"codeq_http_request_duration_seconds_sum{{{labels}}} 100.0101" in rendered
+    requests = series_of(rendered, "codeq_http_requests_total")
+    assert len(requests) == 11  # ten rows, then one for every route beyond them
+    assert f'codeq_http_requests_total{{method="GET",route="{OTHER}",status="200"}} 3.0' in requests

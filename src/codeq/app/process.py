@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from codeq.app import wiring
@@ -12,8 +13,11 @@ from codeq.app.lifecycle import Lifecycle
 from codeq.app.shards import Shards, StartupReport
 from codeq.auth.edge import Authenticator
 from codeq.config import Settings
+from codeq.config.tree import ObservabilitySettings
 from codeq.core.clock import Clock, SystemClock
 from codeq.observability.metrics import Metrics
+from codeq.observability.page import MetricsListener, MetricsPage
+from codeq.observability.requests import HttpObserver
 from codeq.service import listeners
 from codeq.service.admin import AdminService
 from codeq.service.background import Runner
@@ -30,14 +34,27 @@ from codeq.service.subscriptions import SubscriptionService
 from codeq.service.tasks import TaskService
 from codeq.service.topics import TopicService
 from codeq.service.waiters import Waiters
-from codeq.service.webhooks import H1Poster, ResultCallbacks
+from codeq.service.webhooks import H1Poster, Poster, ResultCallbacks
+from codeq.transport.grpc.observe import StreamObserver
 from codeq.transport.grpc.server import StreamServers
 from codeq.transport.grpc.servicer import StreamLimits
 from codeq.transport.http.app import build_app
 from codeq.transport.http.asgi import ASGIApp
 from codeq.transport.http.render import TimeFormat
 
+if TYPE_CHECKING:  # tracing imports OpenTelemetry, which only the `otel` extra installs
+    from codeq.observability.tracing import Tracing
+
 log = logging.getLogger("codeq.app")
+
+
+def _tracing(settings: ObservabilitySettings) -> Tracing | None:
+    """The node's tracer when `tracingEnabled`; OpenTelemetry is imported only then."""
+    if not settings.tracing_enabled:
+        return None
+    from codeq.observability.tracing import Tracing
+
+    return Tracing(settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +79,21 @@ class App:
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.metrics = metrics or Metrics()
+        o = settings.observability
+        self.metrics = metrics or Metrics(
+            max_series=o.metrics_max_series, tenant_labels=o.metrics_tenant_labels
+        )
+        self.metrics_page = MetricsPage(self.metrics.render, self.clock.now_ms)
+        self.tracing = _tracing(o)
         self.node = Node(Waiters(), self.metrics)
         self.shards = Shards(settings, self.node, self.clock, self.metrics)
+        self.shards.tracing = self.tracing
         self.lifecycle = Lifecycle()
         self.hosts = CallbackHosts.from_lists(settings.webhooks.allow_hosts, settings.webhooks.deny_hosts)
         self.outbound = OutboundLimiter(wiring.outbound_policy(settings.rate_limit), self.clock)
         self._running: Running | None = None
         self._handing_over: asyncio.Task[None] | None = None
+        self.metrics_listener: MetricsListener | None = None
 
     async def __aenter__(self) -> App:
         await self.start()
@@ -141,6 +165,7 @@ class App:
         return self.running.jwks_refresher
 
     async def _open(self, life: Lifecycle) -> Running:
+        tracing = self._open_tracing(life)
         self.shards.open(life)
         services = self._services()
         life.on_close("task service", services.tasks.drain)
@@ -150,17 +175,20 @@ class App:
         self.node.listen("reaper", listeners.on_due(reaper.wake_by))
         await life.enter("reaper", reaper)
         # One outbound HTTP/1.1 client for result callbacks and queue-ready notifications.
-        poster = H1Poster()
+        poster = self._poster()
         life.on_close("outbound HTTP client", poster.aclose)
         callbacks = await self._callbacks(life, poster)
         notifier = await self._notifier(life, services, poster)
         self._register_gauges()
         s = self.settings
+        await self._metrics_listener(life)
         asgi = build_app(
             services,
             times=TimeFormat(ZoneInfo(s.timezone)),
             max_body_bytes=s.limits.max_body_bytes,
-            metrics=self.metrics.render,
+            # With a separate metrics listener the API port no longer maps the server (issue 11).
+            metrics=None if s.observability.metrics_addr else self.metrics_page,
+            observer=HttpObserver(self.metrics, access_log=s.observability.access_log, tracing=tracing),
         )
         streams = StreamServers.build(
             services,
@@ -173,6 +201,7 @@ class App:
                 max_unauthenticated_streams_per_connection=s.grpc.max_unauthenticated_streams,
             ),
         )
+        streams.observe(StreamObserver(self.metrics, tracing))
         # Registered before starting: a second server that cannot bind still stops the first.
         life.on_close("streams", lambda: streams.stop(s.shutdown_grace_seconds))
         await streams.start()
@@ -221,7 +250,7 @@ class App:
         runner = Runner("jwks-refresh", tick, self.clock.now_ms, interval_seconds=5.0)
         return await life.enter("jwks refresher", runner)
 
-    async def _callbacks(self, life: Lifecycle, poster: H1Poster) -> ResultCallbacks:
+    async def _callbacks(self, life: Lifecycle, poster: Poster) -> ResultCallbacks:
         """Result callbacks: the outbox delivery runner (the task service checks hosts on create)."""
         callbacks = ResultCallbacks(
             self.node,
@@ -240,7 +269,7 @@ class App:
         await life.enter("result-callback runner", runner)
         return callbacks
 
-    async def _notifier(self, life: Lifecycle, services: Services, poster: H1Poster) -> Notifier:
+    async def _notifier(self, life: Lifecycle, services: Services, poster: Poster) -> Notifier:
         """Queue-ready notifications and the subscription expiry sweep, off the request path."""
         notifier = Notifier(
             self.node,
@@ -266,8 +295,36 @@ class App:
         await life.enter("subscription cleanup", cleanup)
         return notifier
 
+    def _open_tracing(self, life: Lifecycle) -> Tracing | None:
+        tracing = self.tracing
+        if tracing is not None:  # closed last: exports the spans of everything closing before it
+            life.on_close("tracing", lambda: asyncio.to_thread(tracing.shutdown))
+            from codeq.observability.task_spans import TaskSpans
+
+            self.node.listen("task-spans", TaskSpans(tracing))
+        return tracing
+
+    def _poster(self) -> Poster:
+        if self.tracing is None:
+            return H1Poster()
+        from codeq.observability.tracing import TracedPoster
+
+        return TracedPoster(H1Poster(), self.tracing)
+
+    async def _metrics_listener(self, life: Lifecycle) -> None:
+        address = self.settings.observability.metrics_addr
+        if not address:
+            return
+        host, _, port = address.rpartition(":")
+        listener = MetricsListener(self.metrics_page, host.strip("[]"), int(port))
+        await listener.start()
+        life.on_close("metrics listener", listener.aclose)
+        self.metrics_listener = listener
+
     def _register_gauges(self) -> None:
         node = self.node
+        self.metrics.register_ready(lambda: self._ready()[0])
+        self.metrics.register_raft(self.shards.raft_states)
         self.metrics.register_queue_depth(self._queue_depths)
         self.metrics.register_waiting(lambda: len(node.waiters))
         self.metrics.register_outbox_pending(

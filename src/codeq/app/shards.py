@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codeq.app.lifecycle import Lifecycle
 from codeq.app.wiring import engine_config
@@ -21,7 +21,8 @@ from codeq.engine.engine import Engine
 from codeq.kv.api import KV
 from codeq.kv.commit import GroupCommitter
 from codeq.kv.memory import MemoryKV
-from codeq.observability.metrics import Metrics
+from codeq.observability.metrics import Metrics, RaftGroupState
+from codeq.observability.shard import ShardObserver
 from codeq.replication.api import Replicator
 from codeq.replication.group import GroupOptions, RaftGroup
 from codeq.replication.raft import DurableJournal, RaftCore, make_conf
@@ -29,6 +30,9 @@ from codeq.replication.single import SingleNode
 from codeq.replication.snapshot import Snapshots
 from codeq.replication.topology import GroupStatus, Topology, shift_port
 from codeq.service.node import Node, Shard
+
+if TYPE_CHECKING:  # tracing imports OpenTelemetry, which only the `otel` extra installs
+    from codeq.observability.tracing import Tracing
 
 log = logging.getLogger("codeq.app")
 
@@ -61,6 +65,7 @@ class Shards:
         self.node = node
         self.clock = clock
         self.metrics = metrics
+        self.tracing: Tracing | None = None  # set by the app when tracing is on
         self.topology = topology_of(settings.raft)
         self.committers: list[GroupCommitter] = []
         self.groups: list[RaftGroup] = []
@@ -91,6 +96,24 @@ class Shards:
             if problem is not None:
                 return False, problem
         return True, ""
+
+    def raft_states(self) -> list[RaftGroupState]:
+        """Each Raft group's state for the metrics, read at scrape time."""
+        states = []
+        for number, group in enumerate(self.groups):
+            status = group.core.getStatus()  # PySyncObj's own consistent-enough snapshot
+            states.append(
+                RaftGroupState(
+                    group=str(number),
+                    is_leader=group.is_leader,
+                    has_leader=group.leader_address is not None,
+                    term=int(status["raft_term"]),
+                    commit_index=int(status["commit_idx"]),
+                    applied_index=int(status["last_applied"]),
+                    proposals_waiting=group.proposals_waiting,
+                )
+            )
+        return states
 
     def raft_status(self) -> list[GroupStatus]:
         return [] if self.topology is None else self.topology.status(self.groups)
@@ -140,19 +163,16 @@ class Shards:
 
     def _add_shard(self, life: Lifecycle, number: int, kv: KV) -> None:
         store = self.settings.store
-        shard_label = str(number)
-
-        def observe(count: int, seconds: float) -> None:
-            self.metrics.observe_commit(shard_label, count, seconds)
-
+        # Under Raft the fsynced journal makes a write durable; the store keeps the applied
+        # index with every batch, so a lost unsynced tail is re-applied from the journal.
+        fsync = store.fsync_on_commit and self.topology is None
+        watch = ShardObserver(self.metrics, self.tracing, number, fsync=fsync)
         committer = GroupCommitter(
             kv,
-            # Under Raft the fsynced journal makes a write durable; the store keeps the applied
-            # index with every batch, so a lost unsynced tail is re-applied from the journal.
-            fsync=store.fsync_on_commit and self.topology is None,
+            fsync=fsync,
             max_pending_bytes=store.max_pending_bytes,
             name=f"kv-shard{number}",
-            on_commit=observe,
+            on_commit=watch.commit,
         )
         committer.start()
         # Closing writes what is pending, then closes the store; Raft (below) stops before it.
@@ -160,16 +180,17 @@ class Shards:
         self.committers.append(committer)
         engine = Engine(committer, engine_config(self.settings))
         self.report.live_tasks += engine.recover(self.clock.now_ms())
-        replicator = self._replicator(life, number, engine, committer)
+        replicator = self._replicator(life, number, engine, committer, watch)
         self.node.shards.append(Shard(number, engine, replicator))
 
     def _replicator(
-        self, life: Lifecycle, number: int, engine: Engine, committer: GroupCommitter
+        self, life: Lifecycle, number: int, engine: Engine, committer: GroupCommitter, watch: ShardObserver
     ) -> Replicator:
         topology = self.topology
         publish = self.node.publisher(engine)
+        apply = watch.traced(engine.apply)
         if topology is None:
-            return SingleNode(engine.apply, committer, publish)
+            return SingleNode(apply, committer, publish)
         from codeq.kv.rocks import RocksKV  # snapshots open RocksDB checkpoints
 
         journal_dir = os.path.join(self.settings.store.path, "raft", f"shard{number}")
@@ -198,8 +219,10 @@ class Shards:
             proposal_timeout_s=float(raft.apply_timeout_seconds),
             snapshots=snapshots,
             on_restored=lambda: self._recovered(engine),
+            on_decided=watch.raft_decided,
+            on_applied=watch.raft_applied,
         )
-        group = RaftGroup(make_core, engine.apply, committer, options, publish)
+        group = RaftGroup(make_core, apply, committer, options, publish)
         group.start()
         life.on_close(f"raft group {number}", group.stop)
         self.groups.append(group)

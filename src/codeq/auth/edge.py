@@ -20,6 +20,7 @@ from codeq.auth.settings import AuthSettings
 from codeq.auth.static import MultiValidator, StaticValidator, Validator, build_validator
 from codeq.core.clock import Clock, SystemClock
 from codeq.core.errors import Unauthenticated
+from codeq.core.request_context import REQUEST_TENANT
 
 # The documented tokens `codeq serve --dev` accepts: public, so only ever for local work.
 DEV_PRODUCER_TOKEN = "dev-producer"
@@ -170,6 +171,7 @@ class Authenticator:
             # Refused like any other token (spec 03 gap 5): the reason is logged, not answered.
             log.info("token rejected: expired (%s)", principal.subject)
             raise Unauthenticated("invalid token")
+        REQUEST_TENANT.set(principal.tenant)  # for the access log
         return principal
 
 

@@ -20,6 +20,7 @@ from codeq.client._job import Job
 from codeq.client._models import COMPLETED, FAILED, ResultSpec, result_object
 from codeq.client._outcomes import Abandon, Fail, Nack, Outcome
 from codeq.client._retry import RetryPolicy, with_retries
+from codeq.client._tracing import continued
 from codeq.client._transport import Transport
 
 log = logging.getLogger("codeq.client._worker")
@@ -93,6 +94,10 @@ class Execution:
         # The handler runs in this task itself and the lease keeper is a timer that starts a
         # heartbeat only when one falls due: most tasks finish well inside half a lease, and
         # a worker running thousands of them a second should not pay for tasks they never need.
+        with continued(self.job.task):
+            await self._run()
+
+    async def _run(self) -> None:
         self._task = asyncio.current_task()
         self._schedule_heartbeat()
         outcome: Outcome | _Complete | None = None

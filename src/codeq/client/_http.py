@@ -23,6 +23,7 @@ from codeq.client._json import (
     task_from_wire,
 )
 from codeq.client._models import Result, ResultSpec, Task, TaskSpec
+from codeq.client._tracing import trace_headers
 from codeq.h1 import H1Client, H1ConnectError, H1Error, H1Response
 from codeq.wire import http as w
 
@@ -195,7 +196,8 @@ class HttpTransport:
 
     async def _exchange(self, method: str, url: str, body: bytes, timeout: float) -> H1Response:
         try:
-            return await self._client.request(method, url, headers=self._headers, body=body, timeout=timeout)
+            headers = self._headers + trace_headers()  # the same tuple when there is no trace
+            return await self._client.request(method, url, headers=headers, body=body, timeout=timeout)
         except H1ConnectError as exc:
             raise e.ConnectionFailed(f"cannot connect to {url}: {exc}", request_sent=False) from exc
         except (H1Error, TimeoutError) as exc:

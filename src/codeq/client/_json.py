@@ -128,6 +128,8 @@ def task_from_wire(task: w.TaskJSON, *, replayed: bool = False) -> Task:
         updated_at=datetime.fromisoformat(task.updated_at),
         replayed=replayed,
         cancel_requested=task.cancel_requested,
+        trace_parent=task.trace_parent,
+        trace_state=task.trace_state,
     )
 
 

@@ -44,6 +44,9 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: datetime
     replayed: bool = False
     cancel_requested: bool = False
+    # W3C trace context stored at create when the server traces; a worker continues it.
+    trace_parent: str = ""
+    trace_state: str = ""
 
 
 class Artifact(msgspec.Struct, frozen=True):

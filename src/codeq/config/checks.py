@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 from dataclasses import fields
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,6 +17,7 @@ from codeq.config.tree import (
     LOG_LEVELS,
     PERSISTENCE_PROVIDERS,
     RATE_LIMIT_KEYS,
+    ObservabilitySettings,
     RateLimitSettings,
     Settings,
     StoreSettings,
@@ -35,6 +37,7 @@ def validate(settings: Settings) -> list[str]:
         *_check_streams(settings),
         *_check_rate_limit(settings.rate_limit),
         *_check_callback_hosts(settings),
+        *_check_observability(settings.observability),
         *check_raft(settings.raft, provider=settings.store.provider, valid_address=_split_address),
     ]
 
@@ -54,6 +57,28 @@ def _check_callback_hosts(s: Settings) -> list[str]:
             except ValueError:
                 problems.append(f"{name}: {entry!r} is not a valid CIDR")
     return problems
+
+
+def _check_observability(o: ObservabilitySettings) -> list[str]:
+    problems = []
+    if o.metrics_addr and _split_address(o.metrics_addr) is None:
+        problems.append(f"metricsAddr must look like host:port, got {o.metrics_addr!r}")
+    if o.metrics_max_series < 10:
+        problems.append(f"metricsMaxSeries must be at least 10, got {o.metrics_max_series}")
+    if not 0.0 <= o.tracing_sample_ratio <= 1.0:
+        problems.append(f"tracingSampleRatio must be between 0 and 1, got {o.tracing_sample_ratio}")
+    if o.tracing_enabled and not _importable("opentelemetry.sdk.trace"):
+        problems.append(
+            "tracingEnabled needs the OpenTelemetry packages: install codeq with the 'otel' extra"
+        )
+    return problems
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a missing parent package
+        return False
 
 
 def _check_rate_limit(r: RateLimitSettings) -> list[str]:

@@ -93,6 +93,14 @@ TOP = (
     _same("webhooks.allow_hosts", "webhook_allow_hosts", "str"),
     _same("webhooks.deny_hosts", "webhook_deny_hosts", "str"),
     _same("backup_root", "backup_root", "str"),
+    _same("observability.metrics_addr", "metrics_addr", "str"),
+    _same("observability.metrics_tenant_labels", "metrics_tenant_labels", "bool"),
+    _same("observability.metrics_max_series", "metrics_max_series", "int"),
+    _same("observability.access_log", "access_log", "bool"),
+    _same("observability.tracing_enabled", "tracing_enabled", "bool"),
+    _same("observability.tracing_otlp_endpoint", "tracing_otlp_endpoint", "str"),
+    _same("observability.tracing_sample_ratio", "tracing_sample_ratio", "float"),
+    _same("observability.service_name", "service_name", "str"),
     *(
         _same(f"subscriptions.{name}", f"subscription_{name}", "int")
         for name in (

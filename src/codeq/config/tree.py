@@ -144,6 +144,20 @@ class SubscriptionSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ObservabilitySettings:
+    """Metrics exposure, the access log and tracing (README "Observability")."""
+
+    metrics_addr: str = ""  # host:port of a separate /metrics listener; "" keeps it on the API port
+    metrics_tenant_labels: bool = False  # tenant names in metric labels (queue depth)
+    metrics_max_series: int = 1000  # per labelled metric; beyond it, commands fold into "_other"
+    access_log: bool = False  # one JSON line per HTTP request on the "codeq.access" logger
+    tracing_enabled: bool = False
+    tracing_otlp_endpoint: str = ""  # OTLP/HTTP traces URL; "" lets OTEL_EXPORTER_OTLP_* decide
+    tracing_sample_ratio: float = 1.0  # of new traces; a sampled parent's decision is kept
+    service_name: str = "codeq"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     env: str = "dev"
     dev: bool = False  # enables the documented dev tokens (auth.edge)
@@ -162,3 +176,4 @@ class Settings:
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     subscriptions: SubscriptionSettings = field(default_factory=SubscriptionSettings)
     raft: RaftSettings = field(default_factory=RaftSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)

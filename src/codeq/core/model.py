@@ -63,6 +63,8 @@ class Task:
     lease_epoch: int = 0
     # An admin asked to cancel it while a worker held it: the worker's next call finishes it.
     cancel_requested: bool = False
+    trace_parent: str = ""  # W3C trace context of the create, continued by claim and result
+    trace_state: str = ""
 
     def snapshot(self) -> Task:
         """A copy that later changes to this task do not reach (much faster than copy.copy)."""
@@ -71,6 +73,7 @@ class Task:
             self.location, self.attempts, self.max_attempts, self.created_ms, self.updated_ms,
             self.visible_ms, self.seq, self.worker_id, self.lease_until_ms, self.error, self.has_result,
             self.idempotency_key, self.finished_ms, self.lease_epoch, self.cancel_requested,
+            self.trace_parent, self.trace_state,
         )  # fmt: skip
 
     @property

@@ -41,6 +41,8 @@ class Create(Command[o.Created], frozen=True, array_like=True):
     max_attempts: int = 5
     visible_ms: int = 0
     idempotency_key: str = ""
+    trace_parent: str = ""
+    trace_state: str = ""
 
 
 class Claim(Command[o.Claimed], frozen=True, array_like=True):

@@ -224,6 +224,8 @@ class Engine:
             visible_ms=cmd.visible_ms,
             seq=self.index.take_seq(),
             idempotency_key=cmd.idempotency_key,
+            trace_parent=cmd.trace_parent,
+            trace_state=cmd.trace_state,
         )
         if self.index.place(task, cmd.now_ms):
             self._events.append(Ready(task.tenant, command_key(task.command)))

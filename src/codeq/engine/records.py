@@ -36,6 +36,8 @@ _TASK_FIELDS = (
     "finished_ms",
     "lease_epoch",  # absent from records written before leases were fenced: decodes as 0
     "cancel_requested",  # absent from records written before cancel: decodes as False
+    "trace_parent",  # absent from records written before tracing: decodes as ""
+    "trace_state",
 )
 
 
@@ -64,6 +66,8 @@ def encode_task(task: Task) -> bytes:
             task.finished_ms,
             task.lease_epoch,
             task.cancel_requested,
+            task.trace_parent,
+            task.trace_state,
         )
     )
 

@@ -37,6 +37,22 @@ def configure_logging(level: str, fmt: str, *, stream: IO[str] | None = None) ->
         old.close()
     root.addHandler(handler)
     root.setLevel(number)
+    _access_log_as_json(stream if stream is not None else sys.stderr)
+
+
+def _access_log_as_json(stream: IO[str]) -> None:
+    """The access log (`accessLog`) is one JSON object per line whatever LOG_FORMAT says: it is
+    meant for machines. It is logged at info, so it shows even when LOG_LEVEL is higher."""
+    access = logging.getLogger("codeq.access")
+    for old in [h for h in access.handlers if getattr(h, _MARK, False)]:
+        access.removeHandler(old)
+        old.close()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    setattr(handler, _MARK, True)
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:

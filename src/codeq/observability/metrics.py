@@ -1,130 +1,160 @@
-"""The Prometheus metrics: the reference's names (spec 04 §6) plus storage, HTTP and queue depth."""
+"""The Prometheus metrics: the reference's names (spec 04 §6) plus storage, HTTP, gRPC and Raft."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from codeq.core.model import Task
+from codeq.observability.collectors import (
+    DepthRow,
+    DepthSource,
+    QueueDepthCollector,
+    RaftCollector,
+    RaftGroupState,
+    RaftSource,
+)
+from codeq.observability.http_stats import RequestStats
+from codeq.observability.series import DEFAULT_MAX_SERIES, OTHER, CappedCounter, CappedHistogram, cap_series
 
-log = logging.getLogger("codeq.metrics")
+__all__ = ["OTHER", "DepthRow", "DepthSource", "Metrics", "RaftGroupState", "cap_series"]
 
 PROCESSING_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 COMMIT_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 COMMIT_LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-QUEUE_DEPTH_SERIES_CAP = 1000
-OTHER = "_other"
-
-DepthRow = tuple[str, str, str, int]  # (tenant, command, queue, count)
-DepthSource = Callable[[], Iterable[DepthRow]]
+RAFT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+QUEUE_DEPTH_SERIES_CAP = DEFAULT_MAX_SERIES
 
 
 class Metrics:
-    """Every metric codeq exports, on one registry (injected, or a fresh one per instance)."""
+    """Every metric codeq exports, on one registry (injected, or a fresh one per instance).
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    `max_series` bounds every labelled metric (series.py); `tenant_labels` lets tenant names
+    into labels (queue depth), off by default.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        max_series: int = DEFAULT_MAX_SERIES,
+        tenant_labels: bool = False,
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.max_series = max_series
+        self.tenant_labels = tenant_labels
         self._children: dict[tuple[object, ...], Any] = {}
-        r = self.registry
-        self.task_created = Counter(
-            "codeq_task_created_total",
-            "Tasks enqueued (idempotent replays excluded).",
-            ["command"],
-            registry=r,
+        self._tasks_and_webhooks()
+        self._storage_and_http()
+        self._grpc_and_raft()
+        self._queue_depth = QueueDepthCollector(max_series, tenant_labels)
+        self.registry.register(self._queue_depth)
+        self._raft = RaftCollector()
+        self.registry.register(self._raft)
+
+    def _counter(self, name: str, help_text: str, labels: list[str]) -> CappedCounter:
+        return CappedCounter(name, help_text, labels, registry=self.registry, max_series=self.max_series)
+
+    def _histogram(
+        self, name: str, help_text: str, labels: list[str], buckets: tuple[float, ...]
+    ) -> CappedHistogram:
+        return CappedHistogram(
+            name, help_text, labels, buckets=buckets, registry=self.registry, max_series=self.max_series
         )
-        self.task_claimed = Counter("codeq_task_claimed_total", "Tasks claimed.", ["command"], registry=r)
-        self.task_completed = Counter(
-            "codeq_task_completed_total",
-            "Tasks that reached a terminal state.",
-            ["command", "status"],
-            registry=r,
+
+    def _tasks_and_webhooks(self) -> None:
+        self.task_created = self._counter(
+            "codeq_task_created_total", "Tasks enqueued (idempotent replays excluded).", ["command"]
         )
-        self.task_processing_latency = Histogram(
+        self.task_claimed = self._counter("codeq_task_claimed_total", "Tasks claimed.", ["command"])
+        self.task_completed = self._counter(
+            "codeq_task_completed_total", "Tasks that reached a terminal state.", ["command", "status"]
+        )
+        self.task_processing_latency = self._histogram(
             "codeq_task_processing_latency_seconds",
             "From creation to the terminal state.",
             ["command", "status"],
-            buckets=PROCESSING_BUCKETS,
-            registry=r,
+            PROCESSING_BUCKETS,
         )
-        self.lease_expired = Counter(
-            "codeq_lease_expired_total", "Leases that expired.", ["command"], registry=r
-        )
-        self.webhook_deliveries = Counter(
-            "codeq_webhook_deliveries_total",
-            "Outbound webhook deliveries.",
-            ["kind", "command", "outcome"],
-            registry=r,
+        self.lease_expired = self._counter("codeq_lease_expired_total", "Leases that expired.", ["command"])
+        self.webhook_deliveries = self._counter(
+            "codeq_webhook_deliveries_total", "Outbound webhook deliveries.", ["kind", "command", "outcome"]
         )
         # Beyond the reference: every attempt (retries included), to see a struggling receiver.
-        self.webhook_attempts = Counter(
+        self.webhook_attempts = self._counter(
             "codeq_webhook_attempts_total",
             "Outbound webhook attempts, retries included.",
             ["kind", "outcome"],
-            registry=r,
         )
-        self.rate_limit_hits = Counter(
-            "codeq_rate_limit_hits_total",
-            "Requests denied by a rate limit.",
-            ["scope", "operation"],
-            registry=r,
+        self.rate_limit_hits = self._counter(
+            "codeq_rate_limit_hits_total", "Requests denied by a rate limit.", ["scope", "operation"]
         )
-        self._storage_and_http(r)
-        self._queue_depth = _QueueDepthCollector()
-        r.register(self._queue_depth)
-
-    def _storage_and_http(self, r: CollectorRegistry) -> None:
-        self.commit_batch_size = Histogram(
-            "codeq_commit_batch_size",
-            "Commands merged into one group commit.",
-            ["shard"],
-            buckets=COMMIT_BATCH_BUCKETS,
-            registry=r,
-        )
-        self.commit_latency = Histogram(
-            "codeq_commit_latency_seconds",
-            "Time to write and sync one group commit.",
-            ["shard"],
-            buckets=COMMIT_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.http_requests = Counter(
-            "codeq_http_requests_total", "HTTP requests answered.", ["route", "method", "status"], registry=r
-        )
-        self.event_listener_errors = Counter(
+        self.event_listener_errors = self._counter(
             "codeq_event_listener_errors_total",
             "Event listeners that raised (logged and contained; the write stood).",
             ["listener"],
-            registry=r,
         )
-        self.http_request_duration = Histogram(
-            "codeq_http_request_duration_seconds",
-            "HTTP request handling time.",
-            ["route", "method"],
-            buckets=HTTP_BUCKETS,
-            registry=r,
+
+    def _storage_and_http(self) -> None:
+        self.commit_batch_size = self._histogram(
+            "codeq_commit_batch_size",
+            "Commands merged into one group commit.",
+            ["shard"],
+            COMMIT_BATCH_BUCKETS,
+        )
+        self.commit_latency = self._histogram(
+            "codeq_commit_latency_seconds",
+            "Time to write and sync (fsync, when on) one group commit.",
+            ["shard"],
+            COMMIT_LATENCY_BUCKETS,
+        )
+        self.http_requests = RequestStats(HTTP_BUCKETS, self.max_series)
+        self.registry.register(self.http_requests)
+
+    def _grpc_and_raft(self) -> None:
+        self.grpc_messages = self._counter(
+            "codeq_grpc_messages_received_total",
+            "gRPC stream messages received, by stream and message kind (a batch counts once).",
+            ["stream", "kind"],
+        )
+        self.grpc_message_duration = self._histogram(
+            "codeq_grpc_message_duration_seconds",
+            "Time to handle one received gRPC message (a batch counts once).",
+            ["stream", "kind"],
+            HTTP_BUCKETS,
+        )
+        self.raft_commit_latency = self._histogram(
+            "codeq_raft_commit_latency_seconds",
+            "From proposing a log entry to learning it is committed (and applied) here.",
+            ["group"],
+            RAFT_BUCKETS,
+        )
+        self.raft_apply_latency = self._histogram(
+            "codeq_raft_apply_latency_seconds",
+            "Time to apply one committed log entry on this node.",
+            ["group"],
+            RAFT_BUCKETS,
+        )
+        self.raft_entry_commands = self._histogram(
+            "codeq_raft_entry_commands",
+            "Commands merged into one Raft log entry.",
+            ["group"],
+            COMMIT_BATCH_BUCKETS,
         )
 
     # -- recording helpers used by the node and the transports ------------------------------
 
-    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+    def _child(self, metric: CappedCounter | CappedHistogram, *labels: str) -> Any:
         """`metric.labels(...)`, cached: label lookup is the costly part on the hot path."""
         key = (id(metric), *labels)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = metric.labels(*labels)
+            child = metric.labels(*labels)
+            if len(self._children) < 16 * self.max_series:  # folded names must not grow the cache
+                self._children[key] = child
         return child
 
     def record_listener_error(self, listener: str) -> None:
@@ -148,92 +178,52 @@ class Metrics:
             self._child(self.task_processing_latency, task.command, status).observe(seconds)
 
     def observe_commit(self, shard: str, commands: int, seconds: float) -> None:
-        self.commit_batch_size.labels(shard).observe(commands)
-        self.commit_latency.labels(shard).observe(seconds)
+        self._child(self.commit_batch_size, shard).observe(commands)
+        self._child(self.commit_latency, shard).observe(seconds)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(route, method, str(status)).inc()
-        self.http_request_duration.labels(route, method).observe(seconds)
+        self.http_requests.observe(route, method, status, seconds)
+
+    def observe_grpc(self, stream: str, kind: str, seconds: float) -> None:
+        """One received stream message of `kind`, handled in `seconds`."""
+        self._child(self.grpc_messages, stream, kind).inc()
+        self._child(self.grpc_message_duration, stream, kind).observe(seconds)
+
+    def observe_raft_commit(self, group: str, commands: int, seconds: float) -> None:
+        self._child(self.raft_commit_latency, group).observe(seconds)
+        self._child(self.raft_entry_commands, group).observe(commands)
+
+    def observe_raft_apply(self, group: str, seconds: float) -> None:
+        self._child(self.raft_apply_latency, group).observe(seconds)
 
     def register_waiting(self, fn: Callable[[], int]) -> None:
         """`codeq_long_polls_waiting`: requests parked in a long-poll claim or result read."""
-        gauge = Gauge(
-            "codeq_long_polls_waiting", "Long-poll requests currently waiting.", registry=self.registry
-        )
-        gauge.set_function(lambda: float(fn()))
+        self._function_gauge("codeq_long_polls_waiting", "Long-poll requests currently waiting.", fn)
 
     def register_outbox_pending(self, fn: Callable[[], int]) -> None:
         """`codeq_webhook_outbox_pending`: result callbacks owed and not yet delivered."""
-        gauge = Gauge(
+        self._function_gauge(
             "codeq_webhook_outbox_pending",
             "Result callbacks in the outbox, waiting for delivery or a retry.",
-            registry=self.registry,
+            fn,
         )
+
+    def register_ready(self, fn: Callable[[], bool]) -> None:
+        """`codeq_ready`: 1 while `/readyz` would answer ready, for the readiness alert."""
+        self._function_gauge("codeq_ready", "1 when this node is ready to serve (as /readyz).", fn)
+
+    def _function_gauge(self, name: str, help_text: str, fn: Callable[[], float]) -> None:
+        gauge = Gauge(name, help_text, registry=self.registry)
         gauge.set_function(lambda: float(fn()))
 
     def register_queue_depth(self, fn: DepthSource) -> None:
         """Read queue depths from `fn` at every scrape; a later call replaces the earlier source."""
         self._queue_depth.source = fn
 
+    def register_raft(self, fn: RaftSource) -> None:
+        """Read the Raft groups' state from `fn` at every scrape."""
+        self._raft.source = fn
+
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type, for `GET /metrics`."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-class _QueueDepthCollector(Collector):
-    """`codeq_queue_depth{tenant,command,queue}` computed at scrape time from in-memory counters."""
-
-    def __init__(self) -> None:
-        self.source: DepthSource | None = None
-
-    def describe(self) -> Iterable[Metric]:
-        return [self._family({})]
-
-    def collect(self) -> Iterator[Metric]:
-        totals: dict[tuple[str, str, str], int] = {}
-        if self.source is not None:
-            try:
-                for tenant, command, queue, count in self.source():
-                    key = (tenant, command, queue)
-                    totals[key] = totals.get(key, 0) + count  # shards report the same queue apart
-            except Exception:
-                # A failing source must not break the whole scrape.
-                log.exception("queue depth collection failed")
-                totals = {}
-        yield self._family(cap_series(totals, QUEUE_DEPTH_SERIES_CAP))
-
-    @staticmethod
-    def _family(rows: dict[tuple[str, str, str], int]) -> GaugeMetricFamily:
-        family = GaugeMetricFamily(
-            "codeq_queue_depth", "Tasks per tenant, command and queue.", labels=["tenant", "command", "queue"]
-        )
-        for labels, count in rows.items():
-            family.add_metric(labels, count)
-        return family
-
-
-def cap_series(rows: dict[tuple[str, str, str], int], cap: int) -> dict[tuple[str, str, str], int]:
-    """At most `cap` series: beyond it, the tail (in label order) folds into tenant "_other".
-
-    Label order keeps the choice stable between scrapes. If even the folded series would not
-    fit, commands fold too, leaving one series per queue.
-    """
-    if len(rows) <= cap:
-        return rows
-    keys = sorted(rows)
-    # folded[i] = distinct (command, queue) among keys[i:], i.e. series the tail folds into.
-    folded = [0] * (len(keys) + 1)
-    seen: set[tuple[str, str]] = set()
-    for i in range(len(keys) - 1, -1, -1):
-        seen.add(keys[i][1:])
-        folded[i] = len(seen)
-    kept = 0
-    while kept < len(keys) and kept + 1 + folded[kept + 1] <= cap:
-        kept += 1
-    capped = {key: rows[key] for key in keys[:kept]}
-    fold_commands = kept + folded[kept] > cap
-    for tenant_command_queue in keys[kept:]:
-        _, command, queue = tenant_command_queue
-        key = (OTHER, OTHER if fold_commands else command, queue)
-        capped[key] = capped.get(key, 0) + rows[tenant_command_queue]
-    return capped

@@ -15,6 +15,7 @@ import concurrent.futures
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ class GroupOptions:
     # it is caught up, so the shard groups' leaders spread over the nodes.
     preferred_leader: str | None = None
     on_restored: Callable[[], None] = lambda: None  # rebuild in-memory state after a snapshot install
+    # Metrics: (commands in the entry, seconds from proposing it to its outcome) and the
+    # seconds one committed entry took to apply here.
+    on_decided: Callable[[int, float], None] = lambda commands, seconds: None
+    on_applied: Callable[[float], None] = lambda seconds: None
 
 
 class RaftGroup:
@@ -88,6 +93,7 @@ class RaftGroup:
         self._proposing = asyncio.Event()  # cleared while handing leadership over
         self._proposing.set()
         self.failure: BaseException | None = None
+        self._in_flight = 0
 
     @staticmethod
     def _resume_install(snapshots: Snapshots | None) -> None:
@@ -132,6 +138,11 @@ class RaftGroup:
     def failed(self) -> BaseException | None:
         snapshots = self._options.snapshots
         return self.failure or self.core.failure or (snapshots.failure if snapshots else None)
+
+    @property
+    def proposals_waiting(self) -> int:
+        """Commands queued for the next entry plus those in the entry being replicated."""
+        return len(self._waiting) + self._in_flight
 
     # -- Replicator ------------------------------------------------------------------------
 
@@ -240,12 +251,17 @@ class RaftGroup:
             loop.call_soon_threadsafe(_settle, decided, result, error)
 
         done: Callback = callback
+        started = time.perf_counter()
+        self._in_flight = len(futures)
         self.core.propose(_encode_entry(raws), done)
         try:
             result, error = await asyncio.wait_for(decided, self._options.proposal_timeout_s)
         except TimeoutError:
             _fail_all(futures, OutcomeUnknown("raft proposal timed out; retry it idempotently"))
             return
+        finally:
+            self._in_flight = 0
+        self._options.on_decided(len(futures), time.perf_counter() - started)
         if error is not None:
             if isinstance(error, NotLeader):
                 error = self.not_leader()
@@ -270,7 +286,9 @@ class RaftGroup:
         self, index: int, payload: bytes, outcome: concurrent.futures.Future[list[object]]
     ) -> None:
         try:
+            started = time.perf_counter()
             outcome.set_result(self._apply_commands(index, payload))
+            self._options.on_applied(time.perf_counter() - started)
         except BaseException as exc:  # the tick thread turns this into a stopped replica
             self.failure = exc
             outcome.set_exception(exc)

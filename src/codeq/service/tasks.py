@@ -19,6 +19,7 @@ from codeq.core.clock import Clock
 from codeq.core.errors import FIELD, CodeqError, InvalidInput, NotLeader, PayloadTooLarge, TaskCancelled
 from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Status, Task
 from codeq.core.names import command_key, validate_command, validate_idempotency_key
+from codeq.core.trace import stored_context
 from codeq.engine import commands as c
 from codeq.engine.outcomes import Claimed, Created
 from codeq.engine.shards import new_task_id, shard_of
@@ -43,6 +44,8 @@ class NewTask:
     idempotency_key: str = ""
     run_at_ms: int | None = None
     delay_seconds: int | None = None
+    trace_parent: str = ""  # the producer's W3C context, where the wire carries one (gRPC)
+    trace_state: str = ""
 
 
 class TaskService:
@@ -125,6 +128,7 @@ class TaskService:
         elif max_attempts > policy.max_attempts:
             raise InvalidInput(f"invalid '{FIELD}' (at most {policy.max_attempts})", field="max_attempts")
         key = validate_idempotency_key(spec.idempotency_key)
+        trace_parent, trace_state = stored_context((spec.trace_parent, spec.trace_state))
         return c.Create(
             now_ms=now_ms,
             task_id=new_task_id(
@@ -141,6 +145,8 @@ class TaskService:
             max_attempts=max_attempts,
             visible_ms=self._visible_ms(spec, now_ms),
             idempotency_key=key,
+            trace_parent=trace_parent,
+            trace_state=trace_state,
         )
 
     def _visible_ms(self, spec: NewTask, now_ms: int) -> int:

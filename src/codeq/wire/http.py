@@ -145,6 +145,8 @@ class TaskJSON(_Response, kw_only=True):
     created_at: str
     updated_at: str
     cancel_requested: bool = False  # an admin cancelled it while leased (issue 14)
+    trace_parent: str = ""  # W3C trace context stored at create (only while tracing is on)
+    trace_state: str = ""
 
 
 class ArtifactJSON(_Response, kw_only=True):

@@ -55,6 +55,8 @@ def new_task(create: ppb.CreateTask) -> NewTask:
         idempotency_key=create.idempotency_key,
         run_at_ms=run_at_ms,
         delay_seconds=create.delay_seconds,
+        trace_parent=create.trace_parent,
+        trace_state=create.trace_state,
     )
 
 

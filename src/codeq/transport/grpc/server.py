@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -10,6 +11,7 @@ from google.protobuf.message import Message
 
 from codeq.service.container import Services
 from codeq.transport.grpc import producer, worker
+from codeq.transport.grpc.observe import StreamObserver
 from codeq.transport.grpc.servicer import StreamLimits, StreamServicer
 
 log = logging.getLogger("codeq.grpc")
@@ -88,6 +90,12 @@ class StreamServers:
                 "worker", worker_addr, worker.WorkerServicer(services, limits), worker.SERVICE
             )
         return servers
+
+    def observe(self, observer: StreamObserver) -> None:
+        """Time and count every received message (and trace it, when tracing is on)."""
+        for server in (self.producer, self.worker):
+            if server is not None:
+                server.servicer.observe = functools.partial(observer.wrap, server.name)
 
     async def start(self) -> None:
         for server in (self.producer, self.worker):

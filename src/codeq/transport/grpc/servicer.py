@@ -47,6 +47,7 @@ class StreamServicer(ABC):
         self._live: set[Stream] = set()
         self._closed = False
         self._awaiting_hello: Counter[str] = Counter()  # by connection (the peer's address)
+        self.observe: Callable[[Handler], Handler] | None = None  # metrics and spans per message
 
     async def handle_rpc(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
         """The gRPC method: handshake, then events until the stream ends."""
@@ -58,7 +59,7 @@ class StreamServicer(ABC):
             if self._closed:
                 stream.stop(grpc.StatusCode.UNAVAILABLE, "server shutting down")
             principal, handle = await self._handshake(stream, context.peer())
-            await stream.serve(principal, handle)
+            await stream.serve(principal, handle if self.observe is None else self.observe(handle))
         finally:
             self._live.discard(stream)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import msgspec
 
 from codeq.core.errors import CodeqError
+from codeq.observability.requests import HttpObserver
 from codeq.service.container import Services
 from codeq.service.policy import Policy
 from codeq.transport.http import errors, openapi
@@ -95,17 +96,41 @@ MetricsFn = Callable[[], tuple[bytes, str]]
 
 
 class HttpApp:
-    """The ASGI callable: resolve the route, run the handler, turn errors into JSON replies."""
+    """The ASGI callable: resolve the route, run the handler, turn errors into JSON replies;
+    the observer (metrics, access log, spans) sees every request."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, observer: HttpObserver | None = None) -> None:
         self.router = router
         self.ids = RequestIds()
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         request_id = self.ids.of(scope)
-        handler, params, known_path = self.router.resolve(scope["method"], scope["path"])
+        method: str = scope["method"]
+        handler, params, known_path = self.router.resolve(method, scope["path"])
+        observer = self.observer
+        if observer is None:
+            await send_reply(send, await self._reply(scope, receive, handler, params, known_path), request_id)
+            return
+        seen = observer.begin(method, self.router.template_of(handler), scope["headers"])
+        status = 500
+        try:
+            reply = await self._reply(scope, receive, handler, params, known_path)
+            status = reply.status
+            await send_reply(send, reply, request_id)
+        finally:
+            observer.end(seen, method, status, request_id)
+
+    async def _reply(
+        self,
+        scope: Scope,
+        receive: Receive,
+        handler: Handler | None,
+        params: dict[str, str],
+        known_path: bool,
+    ) -> Reply:
         request = Request(scope, receive, params)
         if handler is None:
             reply = (
@@ -122,7 +147,7 @@ class HttpApp:
                 reply = Reply(499)
             except Exception as exc:  # a bug must still answer JSON, never drop the connection
                 reply = errors.unexpected_error(request, exc)
-        await send_reply(send, reply, request_id)
+        return reply
 
 
 def build_app(
@@ -131,5 +156,6 @@ def build_app(
     times: TimeFormat | None = None,
     max_body_bytes: int = 1 << 20,
     metrics: MetricsFn | None = None,
+    observer: HttpObserver | None = None,
 ) -> ASGIApp:
-    return HttpApp(build_router(services, times or TimeFormat(), max_body_bytes, metrics))
+    return HttpApp(build_router(services, times or TimeFormat(), max_body_bytes, metrics), observer)

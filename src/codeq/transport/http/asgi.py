@@ -117,8 +117,10 @@ class Router:
         self._exact: dict[tuple[str, str], Handler] = {}
         self._exact_paths: set[str] = set()
         self._patterns: list[_Pattern] = []
+        self._templates: dict[Handler, str] = {}
 
     def add(self, method: str, path: str, handler: Handler) -> None:
+        self._templates[handler] = path
         if "{" not in path:
             self._exact[(method, path)] = handler
             self._exact_paths.add(path)
@@ -131,6 +133,10 @@ class Router:
         """Every (method, path template) registered, for the OpenAPI check."""
         exact = list(self._exact)
         return exact + [(p.method, f"{p.prefix}{{{p.name}}}{p.suffix}") for p in self._patterns]
+
+    def template_of(self, handler: Handler | None) -> str:
+        """The path template a handler was added with: the label of its requests' metrics."""
+        return "unmatched" if handler is None else self._templates.get(handler, "unmatched")
 
     def resolve(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
         """(handler, path params, path known for another method)."""

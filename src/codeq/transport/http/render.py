@@ -56,6 +56,8 @@ class TimeFormat:
             created_at=self.timestamp(task.created_ms),
             updated_at=self.timestamp(task.updated_ms),
             cancel_requested=task.cancel_requested,
+            trace_parent=task.trace_parent,
+            trace_state=task.trace_state,
         )
 
     def result(self, record: ResultRecord) -> ResultJSON:

@@ -1,0 +1,54 @@
+"""Stream message metrics and spans: each received event timed and counted by stream and kind."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from google.protobuf.message import Message
+
+from codeq.observability.metrics import Metrics
+from codeq.transport.grpc.stream import Handler
+from codeq.wire.pb import producerpb_pb2, workerpb_pb2
+
+if TYPE_CHECKING:  # tracing imports OpenTelemetry, which only the `otel` extra installs
+    from codeq.observability.tracing import Tracing
+
+
+def _kinds(event: type[Message]) -> dict[int, str]:
+    return {field.number: field.name for field in event.DESCRIPTOR.fields}
+
+
+# An event is a oneof and nothing else, so its first byte is the tag of the one field set:
+# the kind without parsing the message a second time.
+KINDS = {"producer": _kinds(producerpb_pb2.ProducerEvent), "worker": _kinds(workerpb_pb2.WorkerEvent)}
+
+
+def event_kind(stream: str, raw: bytes) -> str:
+    return KINDS[stream].get(raw[0] >> 3, "unknown") if raw else "empty"
+
+
+class StreamObserver:
+    def __init__(self, metrics: Metrics, tracing: Tracing | None = None) -> None:
+        self._metrics = metrics
+        self._tracing = tracing
+
+    def wrap(self, stream: str, handle: Handler) -> Handler:
+        """`handle`, timed; inside a span per message when tracing is on."""
+        metrics, tracing = self._metrics, self._tracing
+
+        async def observed(raw: bytes) -> None:
+            kind = event_kind(stream, raw)
+            started = time.perf_counter()
+            try:
+                if tracing is None:
+                    await handle(raw)
+                else:
+                    with tracing.span(
+                        f"gRPC {stream}.{kind}", {"rpc.system": "grpc", "codeq.stream": stream}
+                    ):
+                        await handle(raw)
+            finally:
+                metrics.observe_grpc(stream, kind, time.perf_counter() - started)
+
+        return observed
