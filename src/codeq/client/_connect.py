@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from codeq import DISTRIBUTION
 from codeq.client._http import HttpTransport
 from codeq.client._transport import GRPC_SCHEME, Transport
 
@@ -15,5 +16,6 @@ def connect(url: str, token: str, *, timeout: float = 10.0, http_url: str | None
         # Imported only here: the SDK must work with neither grpcio nor protobuf installed.
         from codeq.client._grpc import GrpcTransport
     except ImportError as exc:
-        raise ImportError(f"{GRPC_SCHEME} URLs need grpcio and protobuf: pip install 'codeq[grpc]'") from exc
+        hint = f"pip install '{DISTRIBUTION}[grpc]'"
+        raise ImportError(f"{GRPC_SCHEME} URLs need grpcio and protobuf: {hint}") from exc
     return GrpcTransport(url, token, http_url=http_url, timeout=timeout)
