@@ -1,29 +1,30 @@
-"""The built sdist and wheel, installed into fresh virtualenvs: without extras it is the SDK alone
-(msgspec and nothing else) and `codeq` names the extra to install; with the server's
-dependencies its `codeq` command runs."""
+"""The built sdist and wheel, installed into fresh virtualenvs whose path holds only the
+distributions an extra declares (linked from this venv, so nothing is downloaded): without
+extras it is the SDK alone (msgspec) and `codeq` names the extra to install; with `grpc` the
+SDK's streams import; with `server` the installed `codeq` command serves."""
 
 from __future__ import annotations
 
 import email
 import subprocess
 import sys
-import sysconfig
 import tarfile
 import textwrap
+import time
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 import codeq
-from tests.support.server import ServerProcess
+from tests.packaging.dependencies import link, needed
+from tests.support.server import ServerProcess, free_port
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
-SITE = Path(sysconfig.get_paths()["purelib"])  # this venv's: every dependency is installed here
 
 
 @dataclass(frozen=True)
@@ -63,15 +64,16 @@ def run_in(bin_dir: Path, program: str, *args: str) -> subprocess.CompletedProce
     return subprocess.run([str(bin_dir / program), *args], capture_output=True, text=True, timeout=60)
 
 
+def venv_with(built: Built, root: Path, extras: set[str]) -> Path:
+    """A fresh venv with the wheel and exactly the installed distributions `extras` need."""
+    requires = metadata(built.wheel).get_all("Requires-Dist") or []
+    link(needed(requires, extras), root / "deps")
+    return fresh_venv(root / "venv", built.wheel, [root / "deps"])
+
+
 @pytest.fixture(scope="module")
-def sdk_only(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The wheel without extras; msgspec (its one dependency) is linked in from this venv."""
-    root = tmp_path_factory.mktemp("sdk-only")
-    deps = root / "deps"
-    deps.mkdir()
-    for entry in SITE.glob("msgspec*"):
-        (deps / entry.name).symlink_to(entry)
-    yield fresh_venv(root / "venv", built.wheel, [deps])
+def sdk_only(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return venv_with(built, tmp_path_factory.mktemp("sdk-only"), set())
 
 
 def metadata(wheel: Path) -> email.message.Message:
@@ -152,12 +154,47 @@ def test_without_the_server_extra_the_version_still_prints(sdk_only: Path) -> No
     assert (done.returncode, done.stdout, done.stderr) == (0, f"codeq {codeq.__version__}\n", "")
 
 
-def test_with_the_server_dependencies_the_installed_command_runs(built: Built, tmp_path: Path) -> None:
-    bin_dir = fresh_venv(tmp_path / "venv", built.wheel, [SITE])
+def test_with_the_grpc_extra_the_sdk_streams_import(built: Built, tmp_path: Path) -> None:
+    bin_dir = venv_with(built, tmp_path, {"grpc"})
+    done = run_in(
+        bin_dir, "python", "-c", "import codeq.client._grpc, importlib.util as u; print(u.find_spec('typer'))"
+    )
+    assert (done.returncode, done.stdout) == (0, "None\n"), done.stderr
+
+
+def test_with_only_the_server_extra_the_installed_command_serves(built: Built, tmp_path: Path) -> None:
+    bin_dir = venv_with(built, tmp_path, {"server"})
     done = run_in(bin_dir, "codeq", "--version")
     assert (done.returncode, done.stdout, done.stderr) == (0, f"codeq {codeq.__version__}\n", "")
-    where = run_in(bin_dir, "python", "-c", "import codeq.cli.serve, sys; print(codeq.cli.serve.__file__)")
+    script = (
+        "import codeq.cli.serve, importlib.util as u; print(codeq.cli.serve.__file__, u.find_spec('pytest'))"
+    )
+    where = run_in(bin_dir, "python", "-c", script)
     assert where.stdout.startswith(str(tmp_path / "venv")), where.stdout + where.stderr
-    done = run_in(bin_dir, "codeq", "serve", "--help")
-    assert done.returncode == 0, done.stderr
-    assert "--data" in done.stdout
+    assert where.stdout.endswith(" None\n")  # the dev dependencies are not on its path
+    port = free_port()
+    serve = [str(bin_dir / "codeq"), "serve", "--dev", "--host", "127.0.0.1", "--port", str(port)]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*serve, "--data", str(tmp_path / "data")], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        created = first_answer(proc, log, f"http://127.0.0.1:{port}/v1/codeq/tasks")
+        assert created.status_code == 202, created.text
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def first_answer(proc: subprocess.Popen[bytes], log: Path, url: str) -> httpx.Response:
+    """Create a task as soon as the process listens (polling its start, up to 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        assert proc.poll() is None, log.read_text()
+        try:
+            body = {"command": "render", "payload": {}}
+            return httpx.post(url, json=body, headers={"Authorization": "Bearer dev-producer"}, timeout=5)
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
