@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.cluster.support import PRODUCER, WORKER, Cluster, until
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, free_port
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(240)]
 
@@ -71,7 +71,9 @@ def statuses(cluster: Cluster, node: str, task_ids: set[str]) -> dict[str, str]:
 
 
 def test_the_documented_migration_keeps_every_task(tmp_path: Path) -> None:
-    old = ServerProcess(tmp_path / "old")
+    # Not --dev's fixed stream ports 9092 and 9091, which another test process may hold.
+    streams = [f"--{kind}-stream-addr=127.0.0.1:{free_port()}" for kind in ("producer", "worker")]
+    old = ServerProcess(tmp_path / "old", args=streams)
     old.start()
     try:
         states = seed(old.url)

@@ -113,7 +113,7 @@ def test_the_wheel_and_sdist_hold_every_tracked_file_of_the_package(built: Built
 def test_without_extras_the_sdk_talks_to_a_server_and_nothing_else_is_installed(
     sdk_only: Path, tmp_path: Path
 ) -> None:
-    server = ServerProcess(tmp_path / "data")
+    server = ServerProcess(tmp_path / "data", args=free_stream_ports())
     script = textwrap.dedent(
         """
         import importlib.util, sys
@@ -174,6 +174,7 @@ def test_with_only_the_server_extra_the_installed_command_serves(built: Built, t
     assert where.stdout.endswith(" None\n")  # the dev dependencies are not on its path
     port = free_port()
     serve = [str(bin_dir / "codeq"), "serve", "--dev", "--host", "127.0.0.1", "--port", str(port)]
+    serve += free_stream_ports()
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -185,6 +186,15 @@ def test_with_only_the_server_extra_the_installed_command_serves(built: Built, t
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def free_stream_ports() -> list[str]:
+    """--dev would open the gRPC streams on the fixed ports 9092 and 9091, which another test
+    process on this machine may hold."""
+    return [
+        *("--producer-stream-addr", f"127.0.0.1:{free_port()}"),
+        *("--worker-stream-addr", f"127.0.0.1:{free_port()}"),
+    ]
 
 
 def first_answer(proc: subprocess.Popen[bytes], log: Path, url: str) -> httpx.Response:
