@@ -7,7 +7,7 @@ PORT ?= 8080
 DATA ?= ./data
 STAMP := $(VENV)/.installed
 
-.PHONY: help install browser run run-cluster test check bench proto clean
+.PHONY: help install browser run run-cluster test check bench proto docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -15,6 +15,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip uninstall --quiet --yes codeq 2>/dev/null || true  # the distribution's name before codeq-queue
 	$(BIN)/pip install --quiet -e '.[server,dev]'
 	touch $(STAMP)
 
@@ -46,6 +47,9 @@ bench: $(STAMP) ## benchmarks (not part of make test); results go to docs/benchm
 
 proto: $(STAMP) ## regenerate src/codeq/wire/pb from proto/*.proto (commit the output)
 	$(BIN)/python proto/generate.py
+
+docs: $(STAMP) ## regenerate docs/configuration.md from the config key table (commit the output)
+	$(BIN)/python -m codeq.config.reference > docs/configuration.md
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

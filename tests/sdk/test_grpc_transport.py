@@ -359,7 +359,7 @@ def test_grpc_urls_without_grpcio_say_what_to_install() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "pip install 'codeq[grpc]'" in done.stdout
+    assert "pip install 'codeq-queue[grpc]'" in done.stdout
 
 
 def _serialize(event: wpb.WorkerEvent) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from codeq import DISTRIBUTION
 from codeq.client._http import HttpTransport
 from codeq.client._transport import GRPC_SCHEME, Transport
 
@@ -23,5 +24,6 @@ def connect(
         # Imported only here: the SDK must work with neither grpcio nor protobuf installed.
         from codeq.client._grpc import GrpcTransport
     except ImportError as exc:
-        raise ImportError(f"{GRPC_SCHEME} URLs need grpcio and protobuf: pip install 'codeq[grpc]'") from exc
+        hint = f"pip install '{DISTRIBUTION}[grpc]'"
+        raise ImportError(f"{GRPC_SCHEME} URLs need grpcio and protobuf: {hint}") from exc
     return GrpcTransport(url, token, http_url=http_url, timeout=timeout, worker_id=worker_id)
