@@ -73,7 +73,7 @@ def statuses(cluster: Cluster, node: str, task_ids: set[str]) -> dict[str, str]:
 def test_the_documented_migration_keeps_every_task(tmp_path: Path) -> None:
     # Not --dev's fixed stream ports 9092 and 9091, which another test process may hold.
     streams = [f"--{kind}-stream-addr=127.0.0.1:{free_port()}" for kind in ("producer", "worker")]
-    old = ServerProcess(tmp_path / "old", args=streams)
+    old = ServerProcess(tmp_path / "old", args=streams, env={"BACKUP_ROOT": str(tmp_path / "backups")})
     old.start()
     try:
         states = seed(old.url)

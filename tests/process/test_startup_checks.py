@@ -81,14 +81,14 @@ def test_refuses_to_start(tmp_path: Path, env: dict[str, str], named: str) -> No
 
 def test_warns_by_name_about_what_it_does_not_use(tmp_path: Path) -> None:
     config = tmp_path / "codeq.yml"
-    config.write_text("tracingEnabled: true\nwebhookSecret: typo\n")
+    config.write_text("redisAddr: x\nwebhookSecret: typo\n")
     env = clean_env(
         tmp_path,
         **STATIC_AUTH,
         ALLOW_STATIC_TOKENS="true",
         CODEQ_CONFIG_PATH=str(config),
         CODEQ_TRACNG="on",  # a typo of an unknown CODEQ_* name
-        TRACING_SAMPLE_RATIO="0.5",  # the reference's, not read here
+        LOCAL_ARTIFACTS_DIR="/tmp/artifacts",  # the reference's, not read here
         CODEQ_BASE_URL="http://127.0.0.1:1",  # the CLI's: no warning
     )
     port = free_port()
@@ -101,8 +101,8 @@ def test_warns_by_name_about_what_it_does_not_use(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(30)
     text = log.read_text()
-    assert "CODEQ_TRACNG" in text and "TRACING_SAMPLE_RATIO" in text
-    assert "tracingEnabled" in text and "webhookSecret" in text
+    assert "CODEQ_TRACNG" in text and "LOCAL_ARTIFACTS_DIR" in text
+    assert "redisAddr" in text and "webhookSecret" in text
     assert "webhookHmacSecret is not set" in text
     assert "static token" in text
     assert "CODEQ_BASE_URL" not in text
