@@ -21,6 +21,11 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# Our server's scope extension: `watch(callback)` has `callback` called once if the client
+# goes away (`watch(None)` stops watching). Under other ASGI servers (the tests' httpx
+# transport) it is absent and a long poll watches `receive` instead.
+ON_DISCONNECT = "codeq.on_disconnect"
+DisconnectWatch = Callable[[Callable[[], None] | None], None]
 
 log = logging.getLogger("codeq.http")
 
@@ -93,6 +98,11 @@ class Request:
             if not message.get("more_body", False):
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def disconnect_watch(self) -> DisconnectWatch | None:
+        extensions = self.scope.get("extensions")
+        watch: DisconnectWatch | None = extensions.get(ON_DISCONNECT) if extensions else None
+        return watch
 
     async def disconnected(self) -> None:
         """Return when the client goes away (skipping any body the handler did not read)."""
