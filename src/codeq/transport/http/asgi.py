@@ -163,11 +163,11 @@ class RequestIds:
     """`X-Request-Id` values: the caller's, or a fresh 32-hex one (random prefix + counter)."""
 
     def __init__(self) -> None:
-        self._prefix = os.urandom(8).hex()
+        self._prefix = os.urandom(8).hex().encode()
         self._counter = itertools.count(1)
 
     def new(self) -> bytes:
-        return f"{self._prefix}{next(self._counter):016x}".encode()
+        return b"%b%016x" % (self._prefix, next(self._counter))
 
     def of(self, scope: Scope) -> bytes:
         for name, value in scope["headers"]:
@@ -180,7 +180,7 @@ class RequestIds:
 async def send_reply(send: Send, reply: Reply, request_id: bytes) -> None:
     headers = [
         (b"content-type", reply.content_type),
-        (b"content-length", str(len(reply.body)).encode()),
+        (b"content-length", b"%d" % len(reply.body)),
         (b"x-request-id", request_id),
         *reply.headers,
     ]
