@@ -190,8 +190,9 @@ class TaskService:
             validate_command(name)
         lease_ms = self._lease_seconds(lease_seconds, "lease_seconds") * 1000
         wait = min(max(wait_seconds, 0), self.policy.max_claim_wait_seconds)
-        if wait == 0:
-            return await self._claim_once(principal, names, lease_ms, count)
+        tasks = await self._claim_once(principal, names, lease_ms, count)
+        if tasks or wait == 0:
+            return tasks  # a ready task needs no waiter; the loop below claims again after making one
         keys = None if names is None else {command_key(name) for name in names}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait

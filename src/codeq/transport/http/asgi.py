@@ -21,6 +21,11 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# Our server's scope extension: `watch(callback)` has `callback` called once if the client
+# goes away (`watch(None)` stops watching). Under other ASGI servers (the tests' httpx
+# transport) it is absent and a long poll watches `receive` instead.
+ON_DISCONNECT = "codeq.on_disconnect"
+DisconnectWatch = Callable[[Callable[[], None] | None], None]
 
 log = logging.getLogger("codeq.http")
 
@@ -94,6 +99,11 @@ class Request:
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
+    def disconnect_watch(self) -> DisconnectWatch | None:
+        extensions = self.scope.get("extensions")
+        watch: DisconnectWatch | None = extensions.get(ON_DISCONNECT) if extensions else None
+        return watch
+
     async def disconnected(self) -> None:
         """Return when the client goes away (skipping any body the handler did not read)."""
         while (await self.receive())["type"] != "http.disconnect":
@@ -159,11 +169,11 @@ class RequestIds:
     """`X-Request-Id` values: the caller's, or a fresh 32-hex one (random prefix + counter)."""
 
     def __init__(self) -> None:
-        self._prefix = os.urandom(8).hex()
+        self._prefix = os.urandom(8).hex().encode()
         self._counter = itertools.count(1)
 
     def new(self) -> bytes:
-        return f"{self._prefix}{next(self._counter):016x}".encode()
+        return b"%b%016x" % (self._prefix, next(self._counter))
 
     def of(self, scope: Scope) -> bytes:
         for name, value in scope["headers"]:
@@ -176,7 +186,7 @@ class RequestIds:
 async def send_reply(send: Send, reply: Reply, request_id: bytes) -> None:
     headers = [
         (b"content-type", reply.content_type),
-        (b"content-length", str(len(reply.body)).encode()),
+        (b"content-length", b"%d" % len(reply.body)),
         (b"x-request-id", request_id),
         *reply.headers,
     ]

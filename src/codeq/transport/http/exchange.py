@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Protocol
 
-from codeq.transport.http.asgi import ASGIApp, Message, Scope
+from codeq.transport.http.asgi import ON_DISCONNECT, ASGIApp, Message, Scope
 
 log = logging.getLogger("codeq.http")
 
@@ -70,6 +70,7 @@ class Exchange:
         "_chunks",
         "_conn",
         "_final_sent",
+        "_gone",
         "_head",
         "_length",
         "_wake",
@@ -88,6 +89,7 @@ class Exchange:
     def __init__(self, conn: Connection, scope: Scope, keep_alive: bool, expect_continue: bool) -> None:
         self._conn = conn
         self.scope = scope
+        scope["extensions"] = {ON_DISCONNECT: self.watch_disconnect}
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
         self.is_head = scope["method"] == "HEAD"
@@ -102,6 +104,7 @@ class Exchange:
         self._length: int | None = None
         self._head = b""
         self._wake: asyncio.Future[None] | None = None
+        self._gone: Callable[[], None] | None = None
 
     # -- fed by the connection --------------------------------------------------------------
     def add_body(self, chunk: bytes) -> None:
@@ -118,6 +121,15 @@ class Exchange:
     def disconnect(self) -> None:
         self.disconnected = True
         self._notify()
+        gone, self._gone = self._gone, None
+        if gone is not None:
+            gone()
+
+    def watch_disconnect(self, callback: Callable[[], None] | None) -> None:
+        """Call `callback` once when the client goes away: a long poll's cheap watcher."""
+        self._gone = callback
+        if callback is not None and self.disconnected:
+            self.disconnect()
 
     def _notify(self) -> None:
         wake = self._wake

@@ -19,6 +19,8 @@ class TimeFormat:
         self.zone = zone
         self._second = -1
         self._parts = ("", "")
+        self._utc_second = -1
+        self._utc_text = ""
 
     def timestamp(self, ms: int) -> str:
         seconds, millis = divmod(ms, 1000)
@@ -31,10 +33,13 @@ class TimeFormat:
             return f"{text}.{millis:03d}".rstrip("0") + offset
         return text + offset
 
-    @staticmethod
-    def utc_seconds(ms: int) -> str:
+    def utc_seconds(self, ms: int) -> str:
         """Second precision, UTC, `Z`: the reference's `leaseUntil` format."""
-        return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        seconds = ms // 1000
+        if seconds != self._utc_second:  # the leases claimed in a burst end in the same second
+            self._utc_text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._utc_second = seconds
+        return self._utc_text
 
     def task(self, task: Task) -> TaskJSON:
         return TaskJSON(

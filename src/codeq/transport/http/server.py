@@ -60,6 +60,13 @@ class HttpServer:
         )
         self._sweep()
 
+    @property
+    def port(self) -> int:
+        """The port listened on (the chosen one when started on port 0)."""
+        assert self._server is not None, "not started"
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         self._sweeper = loop.call_later(

@@ -221,6 +221,35 @@ def _int_or_zero(text: str | None) -> int:
 
 async def _until_disconnect(request: Request, work: Awaitable[T]) -> T:
     """Run a long poll, cancelling it if the client goes away (its claim is then released)."""
+    watch = request.disconnect_watch()
+    if watch is None:
+        return await _until_receive_disconnect(request, work)
+    # Our server calls back on disconnect: the poll runs in this task, which the callback
+    # cancels; no watcher task per request.
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    def cancel() -> None:
+        nonlocal gone
+        gone = True
+        task.cancel()
+
+    watch(cancel)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        raise ClientGone() from None
+    finally:
+        watch(None)
+        if gone:
+            task.uncancel()  # our cancel became ClientGone (or was absorbed): not a cancellation
+
+
+async def _until_receive_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """The same, for any ASGI server: a second task waits for `http.disconnect`."""
     job = asyncio.ensure_future(work)
     gone = asyncio.ensure_future(request.disconnected())
     try:

@@ -1,0 +1,75 @@
+"""A claim long poll over our HTTP server ends when its client goes away (in-process server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from codeq.transport.http.limits import HttpServerLimits
+from codeq.transport.http.server import HttpServer
+from tests.api.conftest import make_settings, running
+
+CLAIM = b'{"commands":["poll"],"waitSeconds":30}'
+CREATE = b'{"command":"poll","payload":{}}'
+
+
+def post(path: bytes, token: bytes, body: bytes) -> bytes:
+    return (
+        b"POST /v1/codeq%b HTTP/1.1\r\nhost: t\r\nauthorization: Bearer %b\r\n"
+        b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%b" % (path, token, len(body), body)
+    )
+
+
+async def exchange(port: int, request: bytes) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        return int(head[9:12]), await reader.readexactly(length)
+    finally:
+        writer.close()
+
+
+@pytest.fixture
+async def port() -> AsyncIterator[int]:
+    async with running(make_settings()) as node:
+        server = HttpServer(node.app.asgi, HttpServerLimits(), cap=100)
+        await server.start("127.0.0.1", 0)
+        try:
+            yield server.port
+        finally:
+            await server.stop(grace_seconds=1)
+
+
+async def test_a_long_poll_whose_client_left_does_not_take_the_next_task(port: int) -> None:
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(post(b"/tasks/claim", b"dev-worker", CLAIM))
+    await writer.drain()
+    await exchange(port, b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n")  # the poll is waiting now
+    writer.close()
+    await writer.wait_closed()
+    await exchange(port, b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n")  # and its client is gone
+
+    status, body = await exchange(port, post(b"/tasks", b"dev-producer", CREATE))
+    assert status == 202
+    created = json.loads(body)["id"]
+    # Had the poll outlived its client, the new task's arrival would have woken it and it
+    # would have claimed the task for nobody.
+    status, body = await exchange(port, post(b"/tasks/claim", b"dev-worker", b'{"commands":["poll"]}'))
+    assert (status, json.loads(body)["id"]) == (200, created)
+
+
+async def test_a_long_poll_answers_when_a_task_arrives(port: int) -> None:
+    poll = asyncio.ensure_future(exchange(port, post(b"/tasks/claim", b"dev-worker", CLAIM)))
+    await exchange(port, b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n")
+    status, body = await exchange(port, post(b"/tasks", b"dev-producer", CREATE))
+    assert status == 202
+    claimed_status, claimed = await poll
+    assert (claimed_status, json.loads(claimed)["id"]) == (200, json.loads(body)["id"])
