@@ -316,11 +316,17 @@ class BaseCore(SyncObj):  # type: ignore[misc]
     def peer_match_indexes(self) -> dict[str, int]:
         """Leader only: each peer's raft address -> the highest entry it is known to hold
         (empty on a follower, whose copy is left over from a past term). Read from the loop
-        while the tick thread writes: `dict()` copies a dict without running Python code."""
+        while the tick thread writes: `dict()` copies in one C call, and a change during the
+        copy raises RuntimeError rather than tearing it: retried once, then reported unknown."""
         if not self.is_leader:
             return {}
-        matched = dict(self._SyncObj__raftMatchIndex)
-        return {str(node.id): int(index) for node, index in matched.items()}
+        for _ in range(2):
+            try:
+                matched = dict(self._SyncObj__raftMatchIndex)
+            except RuntimeError:
+                continue
+            return {str(node.id): int(index) for node, index in matched.items()}
+        return {}
 
     def tick(self, wait_seconds: float = 0.0) -> None:
         """One PySyncObj tick, then make durable what this node appended as leader."""
