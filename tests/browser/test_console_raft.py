@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,11 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.browser.conftest import LAPTOP, Console
-from tests.cluster.support import Cluster
+from tests.cluster.support import Cluster, until
+
+NUMBER = re.compile(r"^\d+$")
+# Shard i's preferred leader is the i-th node in id order: its group hands leadership there.
+PREFERRED = {0: "a", 1: "b"}
 
 
 @pytest.fixture
@@ -19,6 +24,11 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     try:
         for shard in (0, 1):
             nodes.wait_leader(shard)
+        until(
+            lambda: all(nodes.leader_of(shard) == node for shard, node in PREFERRED.items()),
+            30.0,
+            "each group led by its preferred node",
+        )
         yield nodes
     finally:
         nodes.stop()
@@ -35,15 +45,18 @@ def test_the_cluster_page_shows_every_raft_group_and_its_leader(browser: Browser
         page = console.page
         expect(page.locator("#readiness")).to_have_text("This node is ready.")
         expect(page.get_by_text("Raft: 2 group(s), as seen from this node.")).to_be_visible()
-        rows = page.locator("table tbody tr")
-        expect(rows).to_have_count(2)
-        for shard in (0, 1):
-            leader = cluster.leader_of(shard)
-            assert leader is not None
-            row = rows.nth(shard)
-            expect(row.locator("th")).to_have_text(str(shard))
-            expect(row.locator("td").first).to_contain_text(leader)
-            expect(row.locator("td").nth(2)).to_contain_text("b (127.0.0.1:")
+        expect(page.locator("table tbody tr")).to_have_count(6)  # every voter of every group
+        for shard, leader in PREFERRED.items():
+            for node in cluster.ids:
+                row = page.locator(f'tbody tr[data-shard="{shard}"][data-node="{node}"]')
+                cells = row.locator("td")
+                expect(row.locator("th")).to_have_text(str(shard))
+                expect(cells.nth(0)).to_contain_text(f"{leader} (127.0.0.1:")
+                expect(cells.nth(1)).to_have_text(NUMBER)  # term
+                expect(cells.nth(2)).to_contain_text(f"{node} (127.0.0.1:")
+                # Node b knows its own applied index, and its peers' only in the group it leads.
+                expect(cells.nth(3)).to_have_text(NUMBER if "b" in (node, leader) else "—")
+                expect(cells.nth(4)).to_have_text("ready")  # peers: b's probe of their /readyz
         console.shot("cluster-raft")
         assert console.errors == []
     finally:

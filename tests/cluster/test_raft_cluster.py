@@ -8,11 +8,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from codeq.client import Producer, Worker
+from codeq.wire.raft import RaftStatusWithGroupsJSON
 from tests.cluster.support import PRODUCER, WORKER, Cluster, until
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(240)]
@@ -281,3 +284,38 @@ def test_a_node_with_another_shard_count_is_detected(tmp_path: Path) -> None:
         assert "same numShards" in until(c_unready, what="node c refusing its mismatched peers")
     finally:
         cluster.stop()
+
+
+def test_the_status_lists_every_voter_with_its_applied_index_and_readiness(cluster: Cluster) -> None:
+    leader = cluster.wait_leader()
+    assert cluster.create(leader, {"command": "render", "payload": {}}).status_code == 202
+
+    def settled() -> dict[str, Any] | None:
+        status = cluster.status(leader)
+        group = status["groups"][0] if status else None
+        if not group or not group["isLeader"]:
+            return None
+        nodes = group["nodes"]
+        caught_up = len({n["appliedIndex"] for n in nodes}) == 1  # the leader's own and its match indexes
+        return group if caught_up and all(n["ready"] is True for n in nodes) else None
+
+    group = until(settled, what="every voter caught up and probed ready")
+    msgspec.convert(cluster.status(leader), RaftStatusWithGroupsJSON)  # the documented shape
+    assert group["term"] >= 1 and isinstance(group["nodes"][0]["appliedIndex"], int)
+    assert [(n["id"], n["httpAddr"]) for n in group["nodes"]] == [(i, cluster.url(i)) for i in cluster.ids]
+    follower, other = [i for i in cluster.ids if i != leader]
+    seen = cluster.status(follower)
+    assert seen is not None
+    theirs = seen["groups"][0]
+    assert theirs["term"] == group["term"]
+    applied = {n["id"]: n["appliedIndex"] for n in theirs["nodes"]}
+    # A follower knows its own applied index; its peers' are known on the leader only.
+    assert isinstance(applied.pop(follower), int) and set(applied.values()) == {None}
+
+    cluster.nodes[other].stop()
+
+    def readiness_of_other() -> bool | None:
+        status = cluster.status(leader)
+        return None if status is None else {n["id"]: n["ready"] for n in status["groups"][0]["nodes"]}[other]
+
+    until(lambda: readiness_of_other() is False, what=f"{other} shown as not ready once it stopped")

@@ -27,6 +27,7 @@ from codeq.replication import snapshot
 from codeq.replication.group import GroupOptions, RaftGroup
 from codeq.replication.raft import DurableJournal, RaftCore, make_conf
 from codeq.replication.snapshot import APPLIED_KEY, Snapshots, read_applied
+from codeq.replication.topology import GroupStatus, Topology
 from tests.support.server import free_port
 
 pytestmark = pytest.mark.timeout(60)
@@ -292,3 +293,39 @@ async def test_a_node_that_dies_mid_snapshot_install_installs_it_again_on_restar
     finally:
         for member in cl.members:
             await cl.stop(member)
+
+
+async def test_the_status_shows_the_term_and_each_voters_applied_index_as_the_leader_knows_it(
+    cluster: Cluster,
+) -> None:
+    leader = await cluster.leader()
+    assert leader.group is not None
+    for i in range(3):
+        await leader.group.submit(create(i))
+    ids = {m.addr: f"n{i}" for i, m in enumerate(cluster.members)}
+    peers = {node: addr for addr, node in ids.items()}
+    http = {node: f"http://{node}.example:8080" for node in peers}
+    ready = {ids[leader.addr]: True}
+
+    def status(member: Member) -> GroupStatus:
+        assert member.group is not None
+        return Topology(ids[member.addr], member.addr, peers, http).status([member.group], ready.get)[0]
+
+    last = leader.group.core.journal[-1][1]
+    # Idle and caught up: every replica applied the last entry and the leader knows each holds it.
+    await until(lambda: [n.applied_index for n in status(leader).nodes] == [last] * 3)
+    seen = status(leader)
+    assert seen.term == leader.group.core.raftCurrentTerm >= 1
+    assert [(n.id, n.addr, n.http_addr) for n in seen.nodes] == [
+        (node, peers[node], http[node]) for node in sorted(peers)
+    ]
+    assert [n.ready for n in seen.nodes] == [ready.get(node) for node in sorted(peers)]
+    follower = next(m for m in cluster.members if m is not leader)
+    assert follower.group is not None
+    await until(lambda: follower.group and follower.group.core.applied_index == last)
+    theirs = status(follower)
+    assert theirs.term == seen.term and theirs.leader_id == ids[leader.addr]
+    # A follower knows its own applied index only: the leader's match indexes live on the leader.
+    assert {n.id: n.applied_index for n in theirs.nodes} == {
+        node: last if node == ids[follower.addr] else None for node in peers
+    }

@@ -18,6 +18,7 @@ from codeq.core.clock import Clock, SystemClock
 from codeq.observability.metrics import Metrics
 from codeq.observability.page import MetricsListener, MetricsPage
 from codeq.observability.requests import HttpObserver
+from codeq.replication.topology import GroupStatus
 from codeq.service import listeners
 from codeq.service.admin import AdminService
 from codeq.service.background import Runner
@@ -28,6 +29,7 @@ from codeq.service.dlq import DlqService
 from codeq.service.maintenance import Maintenance
 from codeq.service.node import Node
 from codeq.service.notifier import Notifier
+from codeq.service.peer_readiness import PeerReadiness
 from codeq.service.ratelimit import OutboundLimiter
 from codeq.service.results import ResultService
 from codeq.service.subscriptions import SubscriptionService
@@ -46,6 +48,11 @@ if TYPE_CHECKING:  # tracing imports OpenTelemetry, which only the `otel` extra 
     from codeq.observability.tracing import Tracing
 
 log = logging.getLogger("codeq.app")
+
+# Peers' /readyz for /raft/status: probed as often as the console polls, each answer awaited
+# at most this long, so that a hung peer shows "not ready" within one interval.
+PEER_READINESS_INTERVAL_SECONDS = 2.0
+PEER_READINESS_TIMEOUT_SECONDS = 1.0
 
 
 def _tracing(settings: ObservabilitySettings) -> Tracing | None:
@@ -94,6 +101,7 @@ class App:
         self._running: Running | None = None
         self._handing_over: asyncio.Task[None] | None = None
         self.metrics_listener: MetricsListener | None = None
+        self.peer_readiness: PeerReadiness | None = None  # raft with peers only
 
     async def __aenter__(self) -> App:
         await self.start()
@@ -170,6 +178,7 @@ class App:
         services = self._services()
         life.on_close("task service", services.tasks.drain)
         jwks_refresher = await self._jwks_refresher(life, services.auth)
+        await self._peer_readiness_refresher(life)
         maintenance = Maintenance(self.node, self.clock)
         reaper = Runner("reaper", maintenance.tick, self.clock.now_ms)
         self.node.listen("reaper", listeners.on_due(reaper.wake_by))
@@ -230,7 +239,7 @@ class App:
                 node, clock, self.hosts, wiring.subscription_settings(s.subscriptions)
             ),
             topics=TopicService(node, clock),
-            raft_status=self.shards.raft_status,
+            raft_status=self._raft_status,
             transfer_leader=self.shards.transfer_leader,
         )
 
@@ -249,6 +258,35 @@ class App:
 
         runner = Runner("jwks-refresh", tick, self.clock.now_ms, interval_seconds=5.0)
         return await life.enter("jwks refresher", runner)
+
+    async def _peer_readiness_refresher(self, life: Lifecycle) -> None:
+        """Probe every Raft peer's /readyz in the background, for /raft/status to report."""
+        topology = self.shards.topology
+        if topology is None:
+            return
+        urls = {peer: url for peer, url in topology.peer_http.items() if peer != topology.self_id}
+        if not urls:
+            return
+        peers = PeerReadiness(urls, timeout_seconds=PEER_READINESS_TIMEOUT_SECONDS)
+        life.on_close("peer readiness client", peers.aclose)
+        runner = Runner(
+            "peer-readiness", peers.tick, self.clock.now_ms, interval_seconds=PEER_READINESS_INTERVAL_SECONDS
+        )
+        await life.enter("peer readiness refresher", runner)
+        self.peer_readiness = peers
+
+    def _raft_status(self) -> list[GroupStatus]:
+        """Every group with every voter: this node's readiness exactly, its peers' as probed."""
+        own = self._ready()[0]
+        self_id = self.settings.raft.self_id
+        peers = self.peer_readiness
+
+        def ready_of(node: str) -> bool | None:
+            if node == self_id:
+                return own
+            return None if peers is None else peers.ready_of(node)
+
+        return self.shards.raft_status(ready_of)
 
     async def _callbacks(self, life: Lifecycle, poster: Poster) -> ResultCallbacks:
         """Result callbacks: the outbox delivery runner (the task service checks hosts on create)."""

@@ -115,8 +115,9 @@ class Shards:
             )
         return states
 
-    def raft_status(self) -> list[GroupStatus]:
-        return [] if self.topology is None else self.topology.status(self.groups)
+    def raft_status(self, ready_of: Callable[[str], bool | None] = lambda node: None) -> list[GroupStatus]:
+        """Each group as this node sees it; `ready_of(node id)` says which voters are ready."""
+        return [] if self.topology is None else self.topology.status(self.groups, ready_of)
 
     async def transfer_leader(self, shard: int, to: str, timeout_s: float = 3.0) -> str:
         """Hand shard `shard`'s leadership to node `to` (this node must lead it); returns the

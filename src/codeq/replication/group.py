@@ -163,6 +163,20 @@ class RaftGroup:
     def term_changes(self) -> int:
         return int(getattr(self.core, "term_changes", 0))
 
+    @property
+    def term(self) -> int:
+        return self.core.term
+
+    @property
+    def applied_index(self) -> int:
+        """The last log index this node applied (PySyncObj's count: the same space as a
+        peer's match index, no-op entries included)."""
+        return self.core.applied_index
+
+    def peer_match_indexes(self) -> dict[str, int]:
+        """On the leader, each peer's raft address -> the highest entry it holds; else empty."""
+        return self.core.peer_match_indexes()
+
     async def transfer_leadership(self, to: str | None = None, timeout_s: float = 2.0) -> str | None:
         """Hand leadership to `to` (a raft address; None: the most up-to-date connected peer)
         and wait until this node no longer leads. Proposals wait meanwhile, so that the

@@ -309,6 +309,25 @@ class BaseCore(SyncObj):  # type: ignore[misc]
     def applied_index(self) -> int:
         return int(self._SyncObj__raftLastApplied)
 
+    @property
+    def term(self) -> int:
+        return int(self._SyncObj__raftCurrentTerm)
+
+    def peer_match_indexes(self) -> dict[str, int]:
+        """Leader only: each peer's raft address -> the highest entry it is known to hold
+        (empty on a follower, whose copy is left over from a past term). Read from the loop
+        while the tick thread writes: `dict()` copies in one C call, and a change during the
+        copy raises RuntimeError rather than tearing it: retried once, then reported unknown."""
+        if not self.is_leader:
+            return {}
+        for _ in range(2):
+            try:
+                matched = dict(self._SyncObj__raftMatchIndex)
+            except RuntimeError:
+                continue
+            return {str(node.id): int(index) for node, index in matched.items()}
+        return {}
+
     def tick(self, wait_seconds: float = 0.0) -> None:
         """One PySyncObj tick, then make durable what this node appended as leader."""
         if self._hand_over_to is not None:

@@ -17,6 +17,25 @@ class GroupView(Protocol):
     @property
     def term_changes(self) -> int: ...
 
+    @property
+    def term(self) -> int: ...
+
+    @property
+    def applied_index(self) -> int: ...
+
+    def peer_match_indexes(self) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """One voter of a group as this node sees it; None where it cannot know."""
+
+    id: str
+    addr: str  # this group's raft address
+    http_addr: str
+    applied_index: int | None  # own: applied; a peer's: its match index, on the leader only
+    ready: bool | None  # own: exact; a peer's: its last /readyz probe (None: not probed yet)
+
 
 @dataclass(frozen=True, slots=True)
 class GroupStatus:
@@ -28,6 +47,8 @@ class GroupStatus:
     leader_addr: str
     leader_http_addr: str
     term_changes: int = 0  # terms begun since this node started: each is an election
+    term: int = 0
+    nodes: tuple[NodeStatus, ...] = ()
 
 
 def shift_port(address: str, offset: int) -> str:
@@ -78,7 +99,10 @@ class Topology:
 
         return urls
 
-    def status(self, groups: Sequence[GroupView]) -> list[GroupStatus]:
+    def status(
+        self, groups: Sequence[GroupView], ready_of: Callable[[str], bool | None] = lambda node: None
+    ) -> list[GroupStatus]:
+        """Each group's leader, term and voters; `ready_of(node id)` says who is ready."""
         rows = []
         for shard, group in enumerate(groups):
             leader = group.leader_address or ""
@@ -93,6 +117,20 @@ class Topology:
                     leader_addr=leader,
                     leader_http_addr=self.peer_http.get(leader_id, ""),
                     term_changes=group.term_changes,
+                    term=group.term,
+                    nodes=self._nodes(shard, group, ready_of),
                 )
             )
         return rows
+
+    def _nodes(
+        self, shard: int, group: GroupView, ready_of: Callable[[str], bool | None]
+    ) -> tuple[NodeStatus, ...]:
+        matched = group.peer_match_indexes()
+        nodes = []
+        for peer in sorted(self.peers):
+            addr = shift_port(self.peers[peer], shard)
+            applied = group.applied_index if peer == self.self_id else matched.get(addr)
+            http = self.peer_http.get(peer, "")
+            nodes.append(NodeStatus(peer, addr, http, applied, ready_of(peer)))
+        return tuple(nodes)

@@ -5,6 +5,20 @@ from __future__ import annotations
 import msgspec
 
 
+class RaftNodeJSON(msgspec.Struct, rename="camel", kw_only=True):
+    """One voter of the group. `appliedIndex`: this node's own last applied log index; for a
+    peer, the leader's match index for it (the highest entry it is known to hold), so null
+    unless this node leads the group. `ready`: this node's own readiness; for a peer, what its
+    `/readyz` last answered to this node's background probe (false: not ready or no answer;
+    null: not probed yet)."""
+
+    id: str
+    addr: str
+    http_addr: str = msgspec.field(name="httpAddr")  # "" when not configured
+    applied_index: int | None
+    ready: bool | None
+
+
 class RaftGroupJSON(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
     shard_idx: int
     is_leader: bool
@@ -15,6 +29,8 @@ class RaftGroupJSON(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=
     has_leader: bool
     leader_http_addr: str = msgspec.field(default="", name="leaderHTTPAddr")  # omitted when empty
     term_changes: int = 0  # elections this node has seen since it started (omitted when none)
+    term: int  # this node's current Raft term
+    nodes: list[RaftNodeJSON]  # every voter, in id order
 
 
 class RaftStatusJSON(msgspec.Struct, rename="camel", kw_only=True):

@@ -10,6 +10,7 @@ from codeq.transport.http.body import decode
 from codeq.transport.http.errors import json_reply
 from codeq.wire.raft import (
     RaftGroupJSON,
+    RaftNodeJSON,
     RaftStatusJSON,
     RaftStatusWithGroupsJSON,
     TransferLeaderJSON,
@@ -48,6 +49,17 @@ class ClusterRoutes:
                 has_leader=bool(g.leader_id),
                 leader_http_addr=g.leader_http_addr,
                 term_changes=g.term_changes,
+                term=g.term,
+                nodes=[
+                    RaftNodeJSON(
+                        id=n.id,
+                        addr=n.addr,
+                        http_addr=n.http_addr,
+                        applied_index=n.applied_index,
+                        ready=n.ready,
+                    )
+                    for n in g.nodes
+                ],
             )
             for g in groups
         ]

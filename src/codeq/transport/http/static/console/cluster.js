@@ -1,4 +1,4 @@
-// The Cluster page: each Raft group's leader, term and applied index with this node's
+// The Cluster page: each Raft group's leader and term, and every node's applied index and
 // readiness; in single-node mode, the shards and their commit latency from /metrics.
 import { ApiError, call } from "./api.js";
 import { h, replace, table } from "./dom.js";
@@ -32,18 +32,37 @@ async function readiness() {
   }
 }
 
+// One row per voter of each group. A peer's applied index is what the group's leader knows
+// of it (null on a follower); a peer's readiness is this node's last probe of its /readyz.
 function raftTable(groups, ready) {
   const rows = groups.map((g) => {
     const nodes = g.nodes || [{ id: g.selfId, addr: g.selfAddr, appliedIndex: g.appliedIndex, ready: ready.ok }];
-    return nodes.map((node) => h("tr", {},
+    return nodes.map((node) => h("tr", { "data-shard": g.shardIdx, "data-node": node.id },
       h("th", { scope: "row" }, g.shardIdx),
       h("td", {}, g.hasLeader ? `${g.leaderId} (${g.leaderAddr})` : "none"),
       h("td", { class: "num" }, g.term ?? "—"),
       h("td", {}, `${node.id} (${node.addr})`, node.id === g.leaderId ? " — leader" : ""),
-      h("td", { class: "num" }, node.appliedIndex ?? "—"),
-      h("td", {}, node.ready === undefined ? "—" : node.ready ? "ready" : "not ready")));
+      appliedCell(node),
+      readinessCell(node)));
   });
-  return table("Raft groups", ["Group", "Leader", "Term", "Node", "Applied index", "Readiness"], rows);
+  return [
+    table("Raft groups", ["Group", "Leader", "Term", "Node", "Applied index", "Readiness"], rows),
+    h("p", { class: "muted" },
+      "A peer's applied index is known only on its group's leader (the entries the leader knows it holds); "
+      + "a peer's readiness is this node's last check of its /readyz."),
+  ];
+}
+
+function appliedCell(node) {
+  if (node.appliedIndex === null || node.appliedIndex === undefined) {
+    return h("td", { class: "num muted", title: "known only on this group's leader" }, "—");
+  }
+  return h("td", { class: "num" }, node.appliedIndex);
+}
+
+function readinessCell(node) {
+  if (node.ready === null || node.ready === undefined) return h("td", { class: "muted" }, "unknown");
+  return h("td", { class: node.ready ? "ok" : "error" }, node.ready ? "ready" : "not ready");
 }
 
 // codeq_commit_latency_seconds{shard} is a Prometheus histogram: mean = _sum / _count.
