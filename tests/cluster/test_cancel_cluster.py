@@ -3,8 +3,6 @@ a follower redirects it, and a new leader after the old one's death keeps it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,16 +11,6 @@ import pytest
 from tests.cluster.support import PRODUCER, WORKER, Cluster, until
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(240)]
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    cl = Cluster(tmp_path)
-    try:
-        cl.start()
-        yield cl
-    finally:
-        cl.stop()
 
 
 def task_on(cluster: Cluster, node: str, task_id: str) -> dict[str, Any] | None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -12,16 +10,6 @@ import pytest
 from tests.cluster.support import WORKER, Cluster, until
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(240)]
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    cl = Cluster(tmp_path)
-    try:
-        cl.start()
-        yield cl
-    finally:
-        cl.stop()
 
 
 def value(text: str, series: str) -> float:

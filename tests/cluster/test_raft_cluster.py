@@ -6,7 +6,6 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,6 @@ from codeq.wire.raft import RaftStatusWithGroupsJSON
 from tests.cluster.support import PRODUCER, WORKER, Cluster, until
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(240)]
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    cl = Cluster(tmp_path)
-    try:
-        cl.start()
-        yield cl
-    finally:
-        cl.stop()
 
 
 def test_election_replication_and_follower_redirect(cluster: Cluster) -> None:

@@ -3,9 +3,6 @@ a write sent to a follower is redirected to the leader."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 
@@ -14,16 +11,6 @@ from tests.cluster.support import PRODUCER, Cluster, until
 pytestmark = [pytest.mark.process, pytest.mark.timeout(240)]
 
 POLICY = {"priorityTiers": [2, 0], "maxAttempts": 4, "deadLetterTopicRef": "orders-dlq"}
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    cl = Cluster(tmp_path)
-    try:
-        cl.start()
-        yield cl
-    finally:
-        cl.stop()
 
 
 def topic_on(cluster: Cluster, node: str) -> dict[str, object] | None:

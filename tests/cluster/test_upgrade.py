@@ -3,9 +3,6 @@ do it: followers first, the leader last, each node back and caught up before the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 
@@ -13,16 +10,6 @@ from tests.cluster.support import PRODUCER, Cluster, until
 from tests.cluster.test_raft_cluster import Writer
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(240)]
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    cl = Cluster(tmp_path)
-    try:
-        cl.start()
-        yield cl
-    finally:
-        cl.stop()
 
 
 def caught_up(cluster: Cluster, node: str, task_id: str) -> bool:

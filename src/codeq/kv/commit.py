@@ -70,38 +70,25 @@ class GroupCommitter:
 
     def scan(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]:
         """Keys in [lower, upper) as the engine sees them (durable state plus the overlay)."""
-        overlay = {**self._inflight, **self._pending}
-        shadow = {k: v for k, v in overlay.items() if lower <= k < upper}
-        if not shadow:
-            yield from self.kv.scan(lower, upper, limit)
-            return
-        merged: dict[bytes, bytes | None] = dict(
-            self.kv.scan(lower, upper, limit + len(shadow) if limit else 0)
-        )
-        merged.update(shadow)
-        count = 0
-        for key in sorted(merged):
-            value = merged[key]
-            if value is None:
-                continue
-            yield key, value
-            count += 1
-            if 0 < limit <= count:
-                return
+        return self._overlaid(lower, upper, limit, reverse=False)
 
     def scan_reverse(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]:
         """`scan` from the last key down."""
+        return self._overlaid(lower, upper, limit, reverse=True)
+
+    def _overlaid(
+        self, lower: bytes, upper: bytes, limit: int, *, reverse: bool
+    ) -> Iterator[tuple[bytes, bytes]]:
+        durable = self.kv.scan_reverse if reverse else self.kv.scan
         overlay = {**self._inflight, **self._pending}
         shadow = {k: v for k, v in overlay.items() if lower <= k < upper}
         if not shadow:
-            yield from self.kv.scan_reverse(lower, upper, limit)
+            yield from durable(lower, upper, limit)
             return
-        merged: dict[bytes, bytes | None] = dict(
-            self.kv.scan_reverse(lower, upper, limit + len(shadow) if limit else 0)
-        )
+        merged: dict[bytes, bytes | None] = dict(durable(lower, upper, limit + len(shadow) if limit else 0))
         merged.update(shadow)
         count = 0
-        for key in sorted(merged, reverse=True):
+        for key in sorted(merged, reverse=reverse):
             value = merged[key]
             if value is None:
                 continue
