@@ -199,6 +199,9 @@ class App:
                 hello_timeout_seconds=s.grpc.hello_timeout_seconds,
                 max_concurrent_streams=s.grpc.max_concurrent_streams,
                 max_unauthenticated_streams_per_connection=s.grpc.max_unauthenticated_streams,
+                max_in_flight=s.grpc.max_in_flight,
+                max_ready_count=s.grpc.max_ready_count,
+                ready_wait_seconds=s.grpc.ready_wait_seconds,
             ),
         )
         streams.observe(StreamObserver(self.metrics, tracing))
