@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -13,7 +14,8 @@ import grpc
 import httpx
 import pytest
 
-from codeq.client import Producer, Worker
+from codeq.client import ConnectionFailed, Producer, Worker
+from codeq.client._grpc import GrpcTransport
 from codeq.wire.pb import workerpb_pb2 as wpb
 from tests.cluster.support import PRODUCER, WORKER, Cluster, until
 
@@ -115,6 +117,26 @@ def test_worker_reports_on_a_follower_end_the_stream_naming_the_leader(cluster: 
     assert code == grpc.StatusCode.UNAVAILABLE
     assert trailers["codeq-leader"].endswith(cluster.worker_streams[leader])
     assert answers == ["hello_ack"]  # no ok:false ack: the stream ended instead
+
+
+def test_the_sdk_moves_a_heartbeat_from_a_follower_to_the_leader(cluster: Cluster) -> None:
+    leader = cluster.wait_leader()
+    follower = next(i for i in cluster.ids if i != leader)
+    until(lambda: (s := cluster.status(follower)) and s["groups"][0]["hasLeader"])
+    task_id = cluster.create(leader, {"command": "render", "payload": {}}).json()["id"]
+    claimed = httpx.post(f"{cluster.url(leader)}/v1/codeq/tasks/claim", json={}, headers=WORKER, timeout=10)
+    assert claimed.json()["id"] == task_id
+
+    async def beat() -> None:
+        transport = GrpcTransport(f"grpc://{cluster.worker_streams[follower]}", "dev-worker")
+        try:
+            with pytest.raises(ConnectionFailed, match="reconnecting to the leader"):
+                await transport.heartbeat(task_id, 60)
+            await transport.heartbeat(task_id, 60)  # the retry goes to the leader, and holds
+        finally:
+            await transport.aclose()
+
+    asyncio.run(beat())
 
 
 class Writer:

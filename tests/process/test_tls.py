@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,3 +136,19 @@ def test_the_http_limits_hold_on_tls_connections(server: ServerProcess, certs: C
         while chunk := sock.recv(1024):
             reply += chunk
         assert reply.startswith(b"HTTP/1.1 408")
+
+
+def test_a_certificate_that_does_not_load_stops_the_start(tmp_path: Path, certs: Certs) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    command = [sys.executable, "-m", "codeq.cli.main", "serve", "--dev", "--port", str(free_port())]
+    command += ["--data", str(tmp_path / "data")]
+    env = {
+        "PATH": "",
+        "HOME": str(tmp_path),
+        "TLS_CERT_FILE": str(garbage),
+        "TLS_KEY_FILE": str(certs.server_key),
+    }
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("codeq: ") and "Traceback" not in result.stderr

@@ -29,12 +29,13 @@ async def serve(settings: Settings) -> None:
     settings = _with_dev_backups(_with_dev_streams(settings))
     app = App(settings)
     try:
+        # The certificate is loaded first: a bad one (ssl.SSLError is an OSError) stops the start.
+        tls = app.tls.ssl_context() if app.tls is not None else None
         await app.start()
     except OSError as exc:
         print(f"codeq: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
     limits = http_server_limits(settings.http)
-    tls = app.tls.ssl_context() if app.tls is not None else None
     server = HttpServer(app.asgi, limits, connection_cap(limits, raise_descriptor_limit()), tls)
     try:
         await _serve_until_signalled(server, settings, app)
