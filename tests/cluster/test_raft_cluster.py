@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -9,11 +10,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import msgspec
 import pytest
 
-from codeq.client import Producer, Worker
+from codeq.client import ConnectionFailed, Producer, Worker
+from codeq.client._grpc import GrpcTransport
+from codeq.wire.pb import workerpb_pb2 as wpb
 from codeq.wire.raft import RaftStatusWithGroupsJSON
 from tests.cluster.support import PRODUCER, WORKER, Cluster, until
 
@@ -70,6 +74,61 @@ def test_sdk_streams_on_a_follower_reconnect_to_the_leader(cluster: Cluster) -> 
     for t in tasks:
         r = httpx.get(f"{cluster.url(leader)}/v1/codeq/tasks/{t.id}", headers=PRODUCER)
         assert r.json()["status"] == "COMPLETED"
+
+
+def _follower_report(
+    address: str, event: wpb.WorkerEvent
+) -> tuple[grpc.StatusCode, dict[str, str], list[str]]:
+    """Hello then one report on a worker stream: its status, trailing metadata and any answers."""
+    hello = wpb.WorkerEvent(hello=wpb.Hello(token="dev-worker"))
+    with grpc.insecure_channel(address) as channel:
+        call = channel.stream_stream("/workerpb.WorkerStream/Stream")(
+            iter([hello.SerializeToString(), event.SerializeToString()]), timeout=20
+        )
+        answers = []
+        with contextlib.suppress(grpc.RpcError):
+            for raw in call:
+                answers.append(str(wpb.ServerEvent.FromString(raw).WhichOneof("event")))
+        return call.code(), dict(call.trailing_metadata() or ()), answers
+
+
+@pytest.mark.parametrize("kind", ["heartbeat", "nack", "abandon"])
+def test_worker_reports_on_a_follower_end_the_stream_naming_the_leader(cluster: Cluster, kind: str) -> None:
+    leader = cluster.wait_leader()
+    follower = next(i for i in cluster.ids if i != leader)
+    until(lambda: (s := cluster.status(follower)) and s["groups"][0]["hasLeader"])
+    task_id = cluster.create(leader, {"command": "render", "payload": {}}).json()["id"]
+    claimed = httpx.post(f"{cluster.url(leader)}/v1/codeq/tasks/claim", json={}, headers=WORKER, timeout=10)
+    assert claimed.json()["id"] == task_id
+    event = {
+        "heartbeat": wpb.WorkerEvent(heartbeat=wpb.Heartbeat(task_id=task_id)),
+        "nack": wpb.WorkerEvent(nack=wpb.Nack(task_id=task_id)),
+        "abandon": wpb.WorkerEvent(abandon=wpb.Abandon(task_id=task_id)),
+    }[kind]
+    code, trailers, answers = _follower_report(cluster.worker_streams[follower], event)
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert trailers["codeq-leader"].endswith(cluster.worker_streams[leader])
+    assert answers == ["hello_ack"]  # no ok:false ack: the stream ended instead
+
+
+def test_the_sdk_moves_a_heartbeat_from_a_follower_to_the_leader(cluster: Cluster) -> None:
+    leader = cluster.wait_leader()
+    follower = next(i for i in cluster.ids if i != leader)
+    until(lambda: (s := cluster.status(follower)) and s["groups"][0]["hasLeader"])
+    task_id = cluster.create(leader, {"command": "render", "payload": {}}).json()["id"]
+    claimed = httpx.post(f"{cluster.url(leader)}/v1/codeq/tasks/claim", json={}, headers=WORKER, timeout=10)
+    assert claimed.json()["id"] == task_id
+
+    async def beat() -> None:
+        transport = GrpcTransport(f"grpc://{cluster.worker_streams[follower]}", "dev-worker")
+        try:
+            with pytest.raises(ConnectionFailed, match="reconnecting to the leader"):
+                await transport.heartbeat(task_id, 60)
+            await transport.heartbeat(task_id, 60)  # the retry goes to the leader, and holds
+        finally:
+            await transport.aclose()
+
+    asyncio.run(beat())
 
 
 class Writer:

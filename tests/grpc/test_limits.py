@@ -173,3 +173,22 @@ async def test_stop_answers_pending_readys_and_ends_every_stream() -> None:
     finally:
         await producer_channel.close()
         await worker_channel.close()
+
+
+async def test_the_stream_limits_come_from_the_configuration() -> None:
+    clock = FakeClock()
+    app = await start_app(clock, grpc_max_ready_count=3, grpc_max_in_flight=2, grpc_ready_wait_seconds=7)
+    producer, worker_channel = channels(app.streams)
+    try:
+        streams = Streams(app, clock, producer, worker_channel)
+        worker = await streams.worker()
+        reply = await worker.ask(wpb.WorkerEvent(ready=wpb.Ready(count=4)))
+        assert reply.error == wpb.ServerError(code="InvalidArgument", message="count exceeds maximum of 3")
+        assert app.streams.worker is not None
+        limits = app.streams.worker.servicer.limits
+        assert (limits.max_in_flight, limits.ready_wait_seconds) == (2, 7)
+        await worker.close()
+    finally:
+        await producer.close()
+        await worker_channel.close()
+        await app.stop()

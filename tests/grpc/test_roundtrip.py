@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 import grpc
@@ -84,10 +85,11 @@ async def test_empty_batches_are_answered_with_empty_batches(streams: Streams) -
 
 async def test_create_fields_and_payload_rules(streams: Streams) -> None:
     producer = await streams.producer()
+    seqs = itertools.count(1)  # one seq per create: a repeat would be refused as a duplicate
 
     async def ack(**fields: object) -> ppb.CreateAck:
         reply = await producer.ask(
-            ppb.ProducerEvent(create=ppb.CreateTask(seq=1, command="render", **fields))
+            ppb.ProducerEvent(create=ppb.CreateTask(seq=next(seqs), command="render", **fields))
         )
         return reply.create_ack
 

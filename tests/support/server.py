@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -30,10 +31,12 @@ class ServerProcess:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data.parent / f"server-{self.port}.log"
+        self.ca_file: str | None = None  # set when the server serves TLS with a certificate it signed
+        self.client_cert: tuple[str, str] | None = None  # (cert, key) when it asks for one
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca_file else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
         command = [sys.executable, "-m", "codeq.cli.main", "serve", "--dev", "--host", "127.0.0.1"]
@@ -46,12 +49,21 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"codeq serve exited with {self.proc.returncode}: {self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/readyz", timeout=1, verify=self.verify()).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.05)  # polling for the process to come up, not waiting on queue behaviour
         raise TimeoutError(f"codeq serve did not become ready: {self.log.read_text()}")
+
+    def verify(self) -> bool | ssl.SSLContext:
+        """httpx's `verify` for this server: its CA and our client certificate, if any."""
+        if self.ca_file is None:
+            return True
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.client_cert is not None:
+            context.load_cert_chain(*self.client_cert)
+        return context
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -43,6 +43,7 @@ from codeq.transport.grpc.servicer import StreamLimits
 from codeq.transport.http.app import build_app
 from codeq.transport.http.asgi import ASGIApp
 from codeq.transport.http.render import TimeFormat
+from codeq.transport.tls import ServerTls
 
 if TYPE_CHECKING:  # tracing imports OpenTelemetry, which only the `otel` extra installs
     from codeq.observability.tracing import Tracing
@@ -102,6 +103,8 @@ class App:
         self._handing_over: asyncio.Task[None] | None = None
         self.metrics_listener: MetricsListener | None = None
         self.peer_readiness: PeerReadiness | None = None  # raft with peers only
+        t = settings.tls
+        self.tls = ServerTls.from_files(t.cert_file, t.key_file, t.client_ca_file)  # None: plaintext
 
     async def __aenter__(self) -> App:
         await self.start()
@@ -208,7 +211,11 @@ class App:
                 hello_timeout_seconds=s.grpc.hello_timeout_seconds,
                 max_concurrent_streams=s.grpc.max_concurrent_streams,
                 max_unauthenticated_streams_per_connection=s.grpc.max_unauthenticated_streams,
+                max_in_flight=s.grpc.max_in_flight,
+                max_ready_count=s.grpc.max_ready_count,
+                ready_wait_seconds=s.grpc.ready_wait_seconds,
             ),
+            tls=self.tls,
         )
         streams.observe(StreamObserver(self.metrics, tracing))
         # Registered before starting: a second server that cannot bind still stops the first.

@@ -29,12 +29,14 @@ async def serve(settings: Settings) -> None:
     settings = _with_dev_backups(_with_dev_streams(settings))
     app = App(settings)
     try:
+        # The certificate is loaded first: a bad one (ssl.SSLError is an OSError) stops the start.
+        tls = app.tls.ssl_context() if app.tls is not None else None
         await app.start()
     except OSError as exc:
         print(f"codeq: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
     limits = http_server_limits(settings.http)
-    server = HttpServer(app.asgi, limits, connection_cap(limits, raise_descriptor_limit()))
+    server = HttpServer(app.asgi, limits, connection_cap(limits, raise_descriptor_limit()), tls)
     try:
         await _serve_until_signalled(server, settings, app)
     finally:
@@ -78,13 +80,14 @@ def _announce(settings: Settings, app: App) -> None:
     host = "127.0.0.1" if http.host in ("0.0.0.0", "") else http.host
     where = "memory" if store.provider == "memory" else store.path
     lines = [
-        f"codeq serving on http://{host}:{http.port}",
+        f"codeq serving on {'https' if app.tls else 'http'}://{host}:{http.port}",
         f"  store: {where} ({store.num_shards} shard(s), fsync {_on_off(store.fsync_on_commit)})",
         f"  recovered {app.report.live_tasks} live task(s) in {app.report.recovery_seconds:.2f}s",
     ]
     for name, server in (("producer", app.streams.producer), ("worker", app.streams.worker)):
         if server is not None:
-            lines.append(f"  {name} stream (gRPC) on {_host_of(server.address) or host}:{server.port}")
+            tls = " with TLS" if server.tls else ""
+            lines.append(f"  {name} stream (gRPC{tls}) on {_host_of(server.address) or host}:{server.port}")
     if settings.backup_root:
         lines.append(f"  backups: below {settings.backup_root}")
     if settings.dev:

@@ -1,10 +1,10 @@
-"""The transport a URL names: codeq's HTTP API, or its gRPC streams for a `grpc://` URL."""
+"""The transport a URL names: codeq's HTTP API, or its gRPC streams for a `grpc://` or `grpcs://` URL."""
 
 from __future__ import annotations
 
 from codeq import DISTRIBUTION
 from codeq.client._http import HttpTransport
-from codeq.client._transport import GRPC_SCHEME, Transport
+from codeq.client._transport import GRPC_SCHEME, GRPCS_SCHEME, Transport
 
 
 def connect(
@@ -15,10 +15,11 @@ def connect(
     http_url: str | None = None,
     worker_id: str | None = None,
 ) -> Transport:
-    """The transport a URL names: `grpc://host:port` the gRPC streams (reads then go to
-    `http_url`), anything else codeq's HTTP API. With `worker_id`, the leases it takes belong
-    to that instance of the token's subject (`X-Worker-Id`, `Hello.worker_id`)."""
-    if not url.startswith(GRPC_SCHEME):
+    """The transport a URL names: `grpc://host:port` the gRPC streams (`grpcs://` over TLS;
+    reads then go to `http_url`), anything else codeq's HTTP API (`https://` over TLS). With
+    `worker_id`, the leases it takes belong to that instance of the token's subject
+    (`X-Worker-Id`, `Hello.worker_id`). TLS trust comes from `codeq.client._tls`."""
+    if not url.startswith((GRPC_SCHEME, GRPCS_SCHEME)):
         return HttpTransport(url, token, timeout=timeout, worker_id=worker_id)
     try:
         # Imported only here: the SDK must work with neither grpcio nor protobuf installed.

@@ -15,7 +15,8 @@ from codeq.client._http import HttpTransport
 from codeq.client._models import Result, ResultSpec, Task, TaskSpec
 from codeq.client._producer_stream import ProducerStream
 from codeq.client._stream import Call, Dial
-from codeq.client._transport import GRPC_SCHEME
+from codeq.client._tls import ClientTls
+from codeq.client._transport import GRPC_SCHEME, GRPCS_SCHEME
 from codeq.client._worker_stream import WorkerStream
 from codeq.wire.pb import producerpb_pb2 as ppb
 from codeq.wire.pb import workerpb_pb2 as wpb
@@ -26,7 +27,7 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # the server's default per-message limit (s
 LEADER_METADATA = "codeq-leader"  # trailing metadata naming the leader's stream address
 # The server sets the limits; a delivery it sends must never be refused here.
 _OPTIONS = (("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1))
-_LEADER_IN_TEXT = re.compile(r"leader:?\s*(grpc://[^\s)]+)")
+_LEADER_IN_TEXT = re.compile(r"leader:?\s*(grpcs?://[^\s)]+)")
 _BY_STATUS: dict[grpc.StatusCode, type[e.CodeqError]] = {
     grpc.StatusCode.UNAUTHENTICATED: e.Unauthorized,
     grpc.StatusCode.PERMISSION_DENIED: e.Forbidden,
@@ -57,7 +58,10 @@ class GrpcTransport:
         worker_id: str | None = None,
     ) -> None:
         self._url = url.rstrip("/")
-        self._target = _Target(_address(url))
+        credentials = None
+        if url.startswith(GRPCS_SCHEME):
+            credentials = grpc.ssl_channel_credentials(*ClientTls.from_environment().grpc_pem())
+        self._target = _Target(_address(url), credentials)
         self._http = HttpTransport(http_url, token, timeout=timeout) if http_url else None
         limits: dict[str, Any] = {"timeout": timeout, "max_message_bytes": max_message_bytes}
         producer = _dialer(self._target, PRODUCER_METHOD, ppb.ServerEvent, token)
@@ -124,8 +128,15 @@ class GrpcTransport:
 class _Target:
     """Where the streams connect: the configured address until a not-leader answer names another."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, credentials: grpc.ChannelCredentials | None = None) -> None:
         self.address = address
+        # TLS or not holds for the whole cluster: a leader it is sent to is dialled the same way.
+        self.credentials = credentials
+
+    def channel(self) -> grpc.aio.Channel:
+        if self.credentials is None:
+            return grpc.aio.insecure_channel(self.address, options=_OPTIONS)
+        return grpc.aio.secure_channel(self.address, self.credentials, options=_OPTIONS)
 
 
 class _GrpcCall:
@@ -178,7 +189,7 @@ def _dialer(target: _Target, method: str, reply: type[Message], token: str) -> D
     metadata = (("authorization", f"Bearer {token}"),)  # the token is in the Hello too
 
     async def dial() -> Call:
-        channel = grpc.aio.insecure_channel(target.address, options=_OPTIONS)
+        channel = target.channel()
         open_stream = channel.stream_stream(
             method, request_serializer=_serialize, response_deserializer=reply.FromString
         )
@@ -206,7 +217,7 @@ def _status_error(exc: grpc.aio.AioRpcError, target: _Target) -> e.CodeqError:
 
 
 def _leader(metadata: Any, details: str) -> str:
-    """A not-leader answer's leader address: trailing metadata, else a `grpc://` URL in the text."""
+    """A not-leader answer's leader address: trailing metadata, else a `grpc(s)://` URL in the text."""
     for key, value in metadata or ():
         if key == LEADER_METADATA and value:
             return _address(str(value))
@@ -215,9 +226,9 @@ def _leader(metadata: Any, details: str) -> str:
 
 
 def _address(url: str) -> str:
-    address = url.removeprefix(GRPC_SCHEME).rstrip("/")
+    address = url.removeprefix(GRPC_SCHEME).removeprefix(GRPCS_SCHEME).rstrip("/")
     if not address or "/" in address:
-        raise ValueError(f"expected {GRPC_SCHEME}host:port, got {url!r}")
+        raise ValueError(f"expected {GRPC_SCHEME}host:port or {GRPCS_SCHEME}host:port, got {url!r}")
     return address
 
 

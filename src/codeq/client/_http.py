@@ -23,6 +23,7 @@ from codeq.client._json import (
     task_from_wire,
 )
 from codeq.client._models import Result, ResultSpec, Task, TaskSpec
+from codeq.client._tls import ClientTls
 from codeq.client._tracing import trace_headers
 from codeq.h1 import H1Client, H1ConnectError, H1Error, H1Response
 from codeq.wire import http as w
@@ -66,7 +67,8 @@ class HttpTransport:
             *((("x-worker-id", worker_id),) if worker_id else ()),
         )
         # Our own HTTP/1.1 pool: httpx managed ~1,500 requests/s here, this ~15,000 (docs/adr/0002).
-        self._client = H1Client(self._base_url, max_connections=max_connections)
+        verify = ClientTls.from_environment().verify()
+        self._client = H1Client(self._base_url, max_connections=max_connections, verify=verify)
 
     @property
     def base_url(self) -> str:

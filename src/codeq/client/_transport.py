@@ -10,6 +10,7 @@ from codeq.client._models import Result, ResultSpec, Task, TaskSpec
 
 # A URL with this scheme names a node's gRPC streams (`codeq.client._connect`).
 GRPC_SCHEME = "grpc://"
+GRPCS_SCHEME = "grpcs://"  # the same over TLS
 
 
 class Transport(Protocol):

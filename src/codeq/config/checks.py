@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import os
 from dataclasses import fields
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +22,7 @@ from codeq.config.tree import (
     RateLimitSettings,
     Settings,
     StoreSettings,
+    TlsSettings,
 )
 from codeq.core.backoff import POLICIES
 
@@ -35,6 +37,7 @@ def validate(settings: Settings) -> list[str]:
         *_check_persistence(settings.store),
         *_check_auth(settings),
         *_check_streams(settings),
+        *_check_tls(settings.tls),
         *_check_rate_limit(settings.rate_limit),
         *_check_callback_hosts(settings),
         *_check_observability(settings.observability),
@@ -276,7 +279,27 @@ def _check_streams(s: Settings) -> list[str]:
     for name, value in (
         ("grpcMaxUnauthenticatedStreams", s.grpc.max_unauthenticated_streams),
         ("grpcMaxConcurrentStreams", s.grpc.max_concurrent_streams),
+        ("grpcMaxInFlight", s.grpc.max_in_flight),
+        ("grpcMaxReadyCount", s.grpc.max_ready_count),
+        ("grpcReadyWaitSeconds", s.grpc.ready_wait_seconds),
     ):
         if value < 1:
             problems.append(f"{name} must be at least 1, got {value}")
+    return problems
+
+
+def _check_tls(tls: TlsSettings) -> list[str]:
+    """A certificate needs its key (and the reverse); a client CA needs TLS; every file readable."""
+    problems = []
+    if bool(tls.cert_file) != bool(tls.key_file):
+        problems.append("tlsCertFile and tlsKeyFile must be set together")
+    if tls.client_ca_file and not tls.cert_file:
+        problems.append("tlsClientCaFile needs tlsCertFile and tlsKeyFile")
+    for name, path in (
+        ("tlsCertFile", tls.cert_file),
+        ("tlsKeyFile", tls.key_file),
+        ("tlsClientCaFile", tls.client_ca_file),
+    ):
+        if path and not os.access(path, os.R_OK):
+            problems.append(f"{name}: cannot read {path}")
     return problems

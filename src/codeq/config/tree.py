@@ -50,6 +50,20 @@ class GrpcSettings:
     hello_timeout_seconds: float = 10.0
     max_unauthenticated_streams: int = 16
     max_concurrent_streams: int = 100
+    # Per stream (spec 07 gaps 1-3): events handled at once, tasks one Ready may ask for, and
+    # how long a Ready that names no wait waits for a task.
+    max_in_flight: int = 256
+    max_ready_count: int = 256
+    ready_wait_seconds: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """TLS for the HTTP listener and both stream listeners; no certificate serves plaintext."""
+
+    cert_file: str = ""  # PEM certificate chain
+    key_file: str = ""  # PEM private key of that certificate
+    client_ca_file: str = ""  # when set, clients must present a certificate this CA signed
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +181,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     log: LogSettings = field(default_factory=LogSettings)
     grpc: GrpcSettings = field(default_factory=GrpcSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     tasks: TaskDefaults = field(default_factory=TaskDefaults)
     retention: RetentionSettings = field(default_factory=RetentionSettings)

@@ -6,7 +6,7 @@ import grpc
 from google.protobuf.message import Message
 
 from codeq.auth.principal import Principal
-from codeq.core.errors import CodeqError
+from codeq.core.errors import CodeqError, InvalidInput
 from codeq.core.model import Task
 from codeq.service.tasks import NewTask, TaskService
 from codeq.transport.grpc.convert import new_task, parse
@@ -39,11 +39,37 @@ class ProducerServicer(StreamServicer):
         return principal, _ProducerSession(self.services.tasks, stream, principal).handle
 
 
+class SeenSeqs:
+    """The seqs one stream has used, so a second use is refused (spec 07 gap 7).
+
+    Held as a floor (every seq up to it was seen) plus the seqs seen above it: a client
+    numbering its creates 1, 2, 3… (ours and codeQ's SDKs) costs only its reordering window.
+    Seq 0 is proto3's "not set" and is not tracked.
+    """
+
+    def __init__(self) -> None:
+        self._floor = 0
+        self._above: set[int] = set()
+
+    def first_use(self, seq: int) -> bool:
+        """Record `seq`; False when this stream used it before."""
+        if seq == 0:
+            return True
+        if seq <= self._floor or seq in self._above:
+            return False
+        self._above.add(seq)
+        while self._floor + 1 in self._above:
+            self._floor += 1
+            self._above.discard(self._floor)
+        return True
+
+
 class _ProducerSession:
     def __init__(self, tasks: TaskService, stream: Stream, principal: Principal) -> None:
         self._tasks = tasks
         self._stream = stream
         self._principal = principal
+        self._seen = SeenSeqs()
 
     async def handle(self, raw: bytes) -> None:
         event = parse(pb.ProducerEvent, raw)
@@ -61,6 +87,9 @@ class _ProducerSession:
                 await self._stream.send_error(_INVALID, "unknown-event")
 
     async def _create(self, create: pb.CreateTask) -> None:
+        if not self._seen.first_use(create.seq):
+            await self._stream.send(pb.ServerEvent(create_ack=_duplicate(create.seq)))
+            return
         try:
             task, _ = await self._tasks.create(self._principal, new_task(create))
         except CodeqError as exc:
@@ -75,6 +104,9 @@ class _ProducerSession:
         """One ack batch in input order; an empty batch gets an empty answer (spec 07 gap 7)."""
         specs: list[NewTask | CodeqError] = []
         for create in batch.tasks:
+            if not self._seen.first_use(create.seq):
+                specs.append(DuplicateSeq(create.seq))
+                continue
             try:
                 specs.append(new_task(create))
             except CodeqError as exc:
@@ -93,6 +125,17 @@ class _ProducerSession:
         if any(isinstance(o, CodeqError) and self._stream.redirect(o, "producer") for o in outcomes):
             return
         await self._stream.send(pb.ServerEvent(create_ack_batch=pb.CreateAckBatch(acks=acks)))
+
+
+class DuplicateSeq(InvalidInput):
+    """A create whose seq this stream already used: refused, so no second task is made."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(f"duplicate seq {seq} on this stream")
+
+
+def _duplicate(seq: int) -> pb.CreateAck:
+    return _ack(seq, DuplicateSeq(seq))
 
 
 def _ack(seq: int, outcome: tuple[Task, bool] | CodeqError) -> pb.CreateAck:

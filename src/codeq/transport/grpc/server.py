@@ -13,6 +13,7 @@ from codeq.service.container import Services
 from codeq.transport.grpc import producer, worker
 from codeq.transport.grpc.observe import StreamObserver
 from codeq.transport.grpc.servicer import StreamLimits, StreamServicer
+from codeq.transport.tls import ServerTls
 
 log = logging.getLogger("codeq.grpc")
 
@@ -29,8 +30,11 @@ _KEEPALIVE = (
 class StreamServer:
     """One stream service on its own listener (spec 07 §1)."""
 
-    def __init__(self, name: str, address: str, servicer: StreamServicer, service: str) -> None:
+    def __init__(
+        self, name: str, address: str, servicer: StreamServicer, service: str, tls: ServerTls | None = None
+    ) -> None:
         self.name = name
+        self.tls = tls
         self.address = address
         self.servicer = servicer
         self.port = 0  # the bound port once started (useful when the address asks for port 0)
@@ -55,12 +59,21 @@ class StreamServer:
 
     async def start(self) -> None:
         try:
-            self.port = int(self._server.add_insecure_port(_listen_address(self.address)))
+            self.port = self._bind(_listen_address(self.address))
         except RuntimeError:
             await self._server.stop(None)
             raise OSError(f"cannot listen on {self.address} for the {self.name} stream") from None
         await self._server.start()
         log.debug("%s stream listening on %s (port %d)", self.name, self.address, self.port)
+
+    def _bind(self, address: str) -> int:
+        if self.tls is None:
+            return int(self._server.add_insecure_port(address))
+        key, chain, client_ca = self.tls.pem()
+        credentials = grpc.ssl_server_credentials(
+            [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+        )
+        return int(self._server.add_secure_port(address, credentials))
 
     async def stop(self, grace_seconds: float) -> None:
         """End every stream once its handlers have answered, then stop within the grace period."""
@@ -78,17 +91,21 @@ class StreamServers:
 
     @classmethod
     def build(
-        cls, services: Services, *, producer_addr: str, worker_addr: str, limits: StreamLimits
+        cls,
+        services: Services,
+        *,
+        producer_addr: str,
+        worker_addr: str,
+        limits: StreamLimits,
+        tls: ServerTls | None = None,
     ) -> StreamServers:
         servers = cls()
         if producer_addr:
-            servers.producer = StreamServer(
-                "producer", producer_addr, producer.ProducerServicer(services, limits), producer.SERVICE
-            )
+            servicer: StreamServicer = producer.ProducerServicer(services, limits)
+            servers.producer = StreamServer("producer", producer_addr, servicer, producer.SERVICE, tls)
         if worker_addr:
-            servers.worker = StreamServer(
-                "worker", worker_addr, worker.WorkerServicer(services, limits), worker.SERVICE
-            )
+            servicer = worker.WorkerServicer(services, limits)
+            servers.worker = StreamServer("worker", worker_addr, servicer, worker.SERVICE, tls)
         return servers
 
     def observe(self, observer: StreamObserver) -> None:

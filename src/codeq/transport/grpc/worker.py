@@ -179,6 +179,8 @@ class _WorkerSession:
                 self._principal, nack.task_id, delay, nack.reason, nack.lease_token
             )
         except CodeqError as exc:
+            if self._stream.redirect(exc, "worker"):
+                return
             ack = pb.NackAck(task_id=nack.task_id, ok=False, error_message=error_text(exc))
         else:
             ack = pb.NackAck(task_id=nack.task_id, ok=True, applied_delay_seconds=applied, dlq=dead)
@@ -189,6 +191,8 @@ class _WorkerSession:
         try:
             await self._tasks.heartbeat(self._principal, heartbeat.task_id, extend, heartbeat.lease_token)
         except CodeqError as exc:
+            if self._stream.redirect(exc, "worker"):
+                return
             ack = pb.HeartbeatAck(task_id=heartbeat.task_id, ok=False, error_message=error_text(exc))
         else:
             ack = pb.HeartbeatAck(task_id=heartbeat.task_id, ok=True)
@@ -198,6 +202,8 @@ class _WorkerSession:
         try:
             await self._tasks.abandon(self._principal, abandon.task_id, abandon.lease_token)
         except CodeqError as exc:
+            if self._stream.redirect(exc, "worker"):
+                return
             ack = pb.AbandonAck(task_id=abandon.task_id, ok=False, error_message=error_text(exc))
         else:
             ack = pb.AbandonAck(task_id=abandon.task_id, ok=True)

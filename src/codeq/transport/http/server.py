@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import ssl
 
 from codeq.transport.http.asgi import ASGIApp
 from codeq.transport.http.connections import ConnectionRegistry
@@ -39,9 +40,12 @@ def connection_cap(limits: HttpServerLimits, descriptor_limit: int) -> int:
 class HttpServer:
     """Serves an ASGI app over HTTP/1.1 on one listening socket."""
 
-    def __init__(self, app: ASGIApp, limits: HttpServerLimits, cap: int) -> None:
+    def __init__(
+        self, app: ASGIApp, limits: HttpServerLimits, cap: int, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._app = app
         self._limits = limits
+        self._tls = tls
         self.connections = ConnectionRegistry(cap)
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
@@ -57,6 +61,10 @@ class HttpServer:
             port=port,
             backlog=LISTEN_BACKLOG,
             reuse_address=True,
+            ssl=self._tls,
+            # The connection (and its head deadline) starts once the handshake is done, so a
+            # handshake that never completes is cut by the same deadline here.
+            ssl_handshake_timeout=self._limits.head_timeout_seconds if self._tls else None,
         )
         self._sweep()
 
