@@ -1,0 +1,43 @@
+"""Clients written for codeQ keep working: the idempotency header, codeQ's error texts."""
+
+from __future__ import annotations
+
+from tests.api.conftest import PRODUCER, WORKER, Api
+
+BODY = {"command": "render", "payload": {"n": 1}}
+
+
+async def test_the_idempotency_key_header_dedupes_creates_like_the_body_field(api: Api) -> None:
+    keyed = {**PRODUCER, "Idempotency-Key": "job-7"}
+    first = await api.post("/tasks", BODY, keyed)
+    second = await api.post("/tasks", BODY, keyed)
+    assert first.status_code == 202
+    assert second.status_code == 200
+    assert second.headers["idempotent-replay"] == "true"
+    assert second.json()["id"] == first.json()["id"]
+    by_body = await api.post("/tasks", {**BODY, "idempotencyKey": "job-7"})
+    assert by_body.json()["id"] == first.json()["id"]  # one key, whichever way it came
+
+
+async def test_the_idempotency_key_header_and_body_must_agree(api: Api) -> None:
+    keyed = {**PRODUCER, "Idempotency-Key": "job-8"}
+    same = await api.post("/tasks", {**BODY, "idempotencyKey": "job-8"}, keyed)
+    assert same.status_code == 202
+    differ = await api.post("/tasks", {**BODY, "idempotencyKey": "job-9"}, keyed)
+    assert differ.status_code == 400
+    assert differ.json()["field"] == "idempotencyKey"
+
+
+async def test_a_result_for_an_unknown_task_says_task_not_found(api: Api) -> None:
+    response = await api.post("/tasks/nope/result", {"status": "COMPLETED", "result": {}}, WORKER)
+    assert response.status_code == 404
+    assert response.json()["error"] == "task not found"
+    batch = await api.post(
+        "/tasks/batch/results", {"results": [{"taskId": "nope", "status": "COMPLETED", "result": {}}]}, WORKER
+    )
+    assert batch.json()["results"] == [{"taskId": "nope", "error": "task not found"}]
+
+
+async def test_other_worker_routes_keep_codeqs_not_found_text(api: Api) -> None:
+    assert (await api.post("/tasks/nope/heartbeat", {}, WORKER)).json()["error"] == "not-found"
+    assert (await api.post("/tasks/nope/nack", {}, WORKER)).json()["error"] == "not-found"
