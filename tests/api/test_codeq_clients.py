@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import PRODUCER, WORKER, Api
+from tests.api.conftest import OTHER_WORKER, PRODUCER, WORKER, Api
 
 BODY = {"command": "render", "payload": {"n": 1}}
 
@@ -41,3 +41,25 @@ async def test_a_result_for_an_unknown_task_says_task_not_found(api: Api) -> Non
 async def test_other_worker_routes_keep_codeqs_not_found_text(api: Api) -> None:
     assert (await api.post("/tasks/nope/heartbeat", {}, WORKER)).json()["error"] == "not-found"
     assert (await api.post("/tasks/nope/nack", {}, WORKER)).json()["error"] == "not-found"
+
+
+SUBS = "/workers/subscriptions"
+HOOK = {"callbackUrl": "https://hooks.example.com/ready", "eventTypes": ["render"], "ttlSeconds": 30}
+
+
+async def test_a_worker_finds_its_subscriptions_again(api: Api) -> None:
+    made = [(await api.post(SUBS, HOOK, WORKER)).json()["subscriptionId"] for _ in range(2)]
+    await api.post(SUBS, HOOK, OTHER_WORKER)  # another tenant's: never listed
+    listed = await api.get(SUBS, WORKER)
+    assert listed.status_code == 200
+    subs = listed.json()["subscriptions"]
+    assert [s["subscriptionId"] for s in subs] == sorted(made)
+    one = (await api.get(f"{SUBS}/{made[0]}", WORKER)).json()
+    assert one["callbackUrl"] == HOOK["callbackUrl"]
+    assert one["eventTypes"] == ["render"]
+    assert one["deliveryMode"] == "fanout"
+    assert one in subs
+    assert (await api.get(f"{SUBS}/{made[0]}", OTHER_WORKER)).status_code == 404
+    api.clock.advance(31)
+    assert (await api.get(SUBS, WORKER)).json() == {"subscriptions": []}  # expired: gone at once
+    assert (await api.get(f"{SUBS}/{made[0]}", WORKER)).status_code == 404
