@@ -63,3 +63,11 @@ async def test_a_worker_finds_its_subscriptions_again(api: Api) -> None:
     api.clock.advance(31)
     assert (await api.get(SUBS, WORKER)).json() == {"subscriptions": []}  # expired: gone at once
     assert (await api.get(f"{SUBS}/{made[0]}", WORKER)).status_code == 404
+
+
+async def test_the_openapi_document_names_the_header_and_the_subscription_reads(api: Api) -> None:
+    doc = (await api.client.get("/openapi.json")).json()
+    create = doc["paths"]["/v1/codeq/tasks"]["post"]
+    assert "Idempotency-Key" in [p["name"] for p in create["parameters"] if p["in"] == "header"]
+    assert "get" in doc["paths"]["/v1/codeq/workers/subscriptions"]
+    assert "get" in doc["paths"]["/v1/codeq/workers/subscriptions/{id}"]
