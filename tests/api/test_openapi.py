@@ -134,6 +134,8 @@ async def test_every_success_answer_matches_the_document(api: Api) -> None:
     sub_id = (await call("POST", subs, subs, sub, headers=WORKER)).json()["subscriptionId"]
     renew = f"{subs}/{sub_id}/heartbeat"
     await call("POST", subs + "/{id}/heartbeat", renew, {"ttlSeconds": 60}, headers=WORKER)
+    await call("GET", subs, subs, headers=WORKER)
+    await call("GET", subs + "/{id}", f"{subs}/{sub_id}", headers=WORKER)
     await call("DELETE", subs + "/{id}", f"{subs}/{sub_id}", headers=WORKER)
     memory = await call("POST", "/v1/codeq/admin/backup", "/v1/codeq/admin/backup", {"dest": "/nowhere"})
     assert memory.status_code == 409  # a memory store has nothing to back up; see the next test

@@ -300,7 +300,7 @@ async def test_batch_results(api: Api) -> None:
     assert results[0]["result"]["status"] == "COMPLETED"
     assert results[1] == {"taskId": ids[0], "error": "not-in-progress"}
     assert results[2] == {"taskId": ids[1], "error": "error required when status=FAILED"}
-    assert results[3] == {"taskId": "nope", "error": "not-found"}
+    assert results[3] == {"taskId": "nope", "error": "task not found"}  # codeQ's text (spec 02 §4.10)
 
 
 async def test_get_task_is_tenant_scoped(api: Api) -> None:

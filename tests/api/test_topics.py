@@ -80,12 +80,12 @@ async def test_validation_is_422_with_field(api: Api) -> None:
             "invalid priorityTiers: must contain between 1 and 10 priorities",
         ),
         (
-            {"priorityTiers": [11]},
+            {"priorityTiers": [10]},  # codeQ allows tier 10, which no task can have
             "priorityTiers",
-            "invalid priorityTiers: priorities must be integers from 0 through 10",
+            "invalid priorityTiers: priorities must be integers from 0 through 9",
         ),
-        ({"maxAttempts": 0}, "maxAttempts", "invalid maxAttempts: must be between 1 and 100"),
-        ({"maxAttempts": 101}, "maxAttempts", "invalid maxAttempts: must be between 1 and 100"),
+        ({"maxAttempts": 0}, "maxAttempts", "invalid maxAttempts: must be between 1 and 1000"),
+        ({"maxAttempts": 1001}, "maxAttempts", "invalid maxAttempts: must be between 1 and 1000"),
         (
             {"deadLetterTopicRef": "Bad_Ref"},
             "deadLetterTopicRef",
@@ -112,6 +112,21 @@ async def test_validation_is_422_with_field(api: Api) -> None:
     assert (await get(api, "-x")).status_code == 422
     assert (await delete(api, "x" * 64)).status_code == 422
     assert (await get(api, "orders")).status_code == 404  # nothing was written
+
+
+async def test_a_topic_accepts_exactly_the_ranges_a_task_accepts(api: Api) -> None:
+    """One set of ranges: every priority and attempt count a task may carry, and no other."""
+    widest = {**POLICY, "priorityTiers": list(range(10)), "maxAttempts": 1000}  # limits.maxAttempts
+    assert (await put(api, "orders", widest)).status_code in (200, 201)
+    task = await api.post("/tasks", {"command": "c", "payload": {}, "priority": 9, "maxAttempts": 1000})
+    assert task.status_code == 202
+    for policy in ({**POLICY, "priorityTiers": [10]}, {**POLICY, "maxAttempts": 1001}):
+        assert (await put(api, "orders", policy)).status_code == 422
+        tier, attempts = max(policy["priorityTiers"]), policy["maxAttempts"]
+        refused = await api.post(
+            "/tasks", {"command": "c", "payload": {}, "priority": tier, "maxAttempts": attempts}
+        )
+        assert refused.status_code == 400  # what the topic refuses, a task cannot carry either
 
 
 async def test_strict_body(api: Api) -> None:

@@ -167,8 +167,12 @@ class Cluster:
             self.nodes["a"].env["RAFT_BIND_BEHIND_PROXY"] = "true"
 
     def start(self, *ids: str) -> None:
+        """Launch the nodes together, then wait for each: a node is ready only once its
+        shards have a leader, which takes a majority of them running."""
         for i in ids or self.ids:
-            self.nodes[i].start()
+            self.nodes[i].launch()
+        for i in ids or self.ids:
+            self.nodes[i].wait_ready()
 
     def stop(self) -> None:
         for node in self.nodes.values():

@@ -61,7 +61,7 @@ async def test_batches_round_trip_in_order(streams: Streams) -> None:
     acks_out = reply.result_ack_batch.acks
     assert [a.task_id for a in acks_out] == [r.task_id for r in results]
     assert [a.ok for a in acks_out] == [True, False, True, True, True, True, False]
-    assert acks_out[1].error_message == "not-found" and acks_out[-1].error_message == "invalid status"
+    assert acks_out[1].error_message == "task not found" and acks_out[-1].error_message == "invalid status"
 
 
 async def test_batches_larger_than_the_service_limit_are_split(streams: Streams) -> None:

@@ -24,7 +24,8 @@ async def test_b_cannot_complete_a_in_a_batch(streams: Streams) -> None:
     batch = wpb.ResultBatch(results=[wpb.Result(task_id=task_id, status="FAILED", error="x")])
     reply = await other.ask(wpb.WorkerEvent(result_batch=batch))
     acks = reply.result_ack_batch.acks
-    assert [(a.task_id, a.ok, a.error_message) for a in acks] == [(task_id, False, "not-found")]
+    # codeQ's text for results (spec 07 §4)
+    assert [(a.task_id, a.ok, a.error_message) for a in acks] == [(task_id, False, "task not found")]
 
 
 async def test_idempotency_keys_are_per_tenant_on_streams(streams: Streams) -> None:

@@ -39,11 +39,19 @@ class ServerProcess:
         return f"{'https' if self.ca_file else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting: a Raft node is ready only once a majority is up."""
         command = [sys.executable, "-m", "codeq.cli.main", "serve", "--dev", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--data", str(self.data), *self.args]
         env = {**os.environ, "CODEQ_CONFIG_PATH": "", **self.env}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -245,7 +245,7 @@ class App:
             subscriptions=SubscriptionService(
                 node, clock, self.hosts, wiring.subscription_settings(s.subscriptions)
             ),
-            topics=TopicService(node, clock),
+            topics=TopicService(node, clock, policy.max_attempts),
             raft_status=self._raft_status,
             transfer_leader=self.shards.transfer_leader,
         )

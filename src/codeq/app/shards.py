@@ -89,10 +89,10 @@ class Shards:
         """Whether every store and Raft replica can still take writes, and why not."""
         if any(committer.failed for committer in self.committers):
             return False, "a store failed a write"
-        for group in self.groups:
+        for number, group in enumerate(self.groups):
             if group.failed is not None:
                 return False, f"a raft replica stopped: {group.failed}"
-            problem = group.core.shape_problem() if isinstance(group.core, RaftCore) else None
+            problem = _group_problem(number, group)
             if problem is not None:
                 return False, problem
         return True, ""
@@ -239,3 +239,17 @@ def tune_gc() -> None:
     """Collect less often: tasks hold no reference cycles, and with many live tasks the
     default thresholds spend a large share of the CPU re-scanning them (bench/engine_bench)."""
     gc.set_threshold(max(gc.get_threshold()[0], 10_000), 20, 20)
+
+
+def _group_problem(shard: int, group: RaftGroup) -> str | None:
+    """Why a shard's group cannot take writes through this node: its peers disagree on the
+    shape, this node reaches no majority, or it knows no live leader (every write would be
+    refused with 503 meanwhile, so the node must not say it is ready)."""
+    core = group.core
+    if isinstance(core, RaftCore):
+        problem = core.shape_problem() or core.reach_problem()
+        if problem is not None:
+            return problem
+    if group.leader_address is None:
+        return f"shard {shard} has no known raft leader"
+    return None

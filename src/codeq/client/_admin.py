@@ -1,5 +1,5 @@
 """Admin calls: queue statistics and overview, task listing and cancel, dead-letter tools, topics,
-cleanup and online backups."""
+cleanup, online backups, and the caller's subscriptions."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ _backup = msgspec.json.Decoder(w.BackupJSON).decode
 _task = msgspec.json.Decoder(w.TaskJSON).decode
 _task_page = msgspec.json.Decoder(w.TaskPageJSON).decode
 _overview = msgspec.json.Decoder(w.OverviewJSON).decode
+_subscriptions = msgspec.json.Decoder(w.SubscriptionListJSON).decode
+_subscription = msgspec.json.Decoder(w.SubscriptionDetailJSON).decode
 _any = msgspec.json.decode
 
 
@@ -162,6 +164,16 @@ class AsyncAdmin:
         body = _encode(w.BackupRequest(dest=dest, shard=shard))
         return _backup((await self._send("POST", "/admin/backup", body)).body)
 
+    async def subscriptions(self) -> list[w.SubscriptionDetailJSON]:
+        """The live queue-ready subscriptions this token's subject made, in id order."""
+        return _subscriptions((await self._send("GET", "/workers/subscriptions")).body).subscriptions
+
+    async def subscription(self, subscription_id: str) -> w.SubscriptionDetailJSON:
+        """One of them; `NotFound` if it expired, was deleted, or is someone else's."""
+        return _subscription(
+            (await self._send("GET", f"/workers/subscriptions/{_seg(subscription_id)}")).body
+        )
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -228,6 +240,12 @@ class Admin(BlockingClient[AsyncAdmin]):
 
     def backup(self, dest: str, shard: int | None = None) -> w.BackupJSON:
         return self._loop.run(self._async.backup(dest, shard))
+
+    def subscriptions(self) -> list[w.SubscriptionDetailJSON]:
+        return self._loop.run(self._async.subscriptions())
+
+    def subscription(self, subscription_id: str) -> w.SubscriptionDetailJSON:
+        return self._loop.run(self._async.subscription(subscription_id))
 
 
 def _queue_overview(r: w.QueueOverviewJSON) -> QueueOverview:

@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-MIN_PRIORITY = 0
-MAX_PRIORITY = 9
-
 
 class Status(StrEnum):
     PENDING = "PENDING"

@@ -11,12 +11,10 @@ from dataclasses import dataclass
 
 from codeq.core.errors import Unprocessable
 from codeq.core.names import TENANT_PATTERN, is_valid_tenant
+from codeq.core.ranges import MAX_PRIORITY, MIN_ATTEMPTS, MIN_PRIORITY, PRIORITY_COUNT, is_priority
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_MESSAGE = "must be a DNS label with at most 63 characters"
-MAX_TIERS = 10
-MAX_TIER = 10
-MAX_TOPIC_ATTEMPTS = 100
 MAX_RETENTION_SECONDS = 2_147_483_647
 MAX_CONSUMERS = 10_000
 
@@ -65,17 +63,16 @@ def validate_identity(tenant: str, name: str) -> None:
         raise _invalid("topicName", _DNS_MESSAGE)
 
 
-def validate_policy(name: str, policy: TopicPolicy) -> TopicPolicy:
-    """The normalised policy (tiers sorted), or `Unprocessable` naming the first bad field."""
+def validate_policy(name: str, policy: TopicPolicy, max_attempts: int | None = None) -> TopicPolicy:
+    """The normalised policy (tiers sorted), or `Unprocessable` naming the first bad field.
+
+    The ranges are the tasks' own (core/ranges.py), not codeQ's 0–10 tiers and 100 attempts:
+    a policy must not allow what no task may carry. `max_attempts` is the configured bound;
+    None (the engine's check on apply, which must not depend on a node's configuration)
+    checks the lower end only."""
     tiers = policy.priority_tiers
-    if not 1 <= len(tiers) <= MAX_TIERS:
-        raise _invalid("priorityTiers", f"must contain between 1 and {MAX_TIERS} priorities")
-    if any(not 0 <= tier <= MAX_TIER for tier in tiers):
-        raise _invalid("priorityTiers", f"priorities must be integers from 0 through {MAX_TIER}")
-    if len(set(tiers)) != len(tiers):
-        raise _invalid("priorityTiers", "priorities must be unique")
-    if not 1 <= policy.max_attempts <= MAX_TOPIC_ATTEMPTS:
-        raise _invalid("maxAttempts", f"must be between 1 and {MAX_TOPIC_ATTEMPTS}")
+    _check_tiers(tiers)
+    _check_attempts(policy.max_attempts, max_attempts)
     if not is_dns_label(policy.dead_letter_topic_ref):
         raise _invalid("deadLetterTopicRef", _DNS_MESSAGE)
     if policy.dead_letter_topic_ref == name:
@@ -91,3 +88,21 @@ def validate_policy(name: str, policy: TopicPolicy) -> TopicPolicy:
         retention_seconds=policy.retention_seconds,
         max_consumers=policy.max_consumers,
     )
+
+
+def _check_tiers(tiers: tuple[int, ...]) -> None:
+    if not 1 <= len(tiers) <= PRIORITY_COUNT:
+        raise _invalid("priorityTiers", f"must contain between 1 and {PRIORITY_COUNT} priorities")
+    if not all(is_priority(tier) for tier in tiers):
+        allowed = f"{MIN_PRIORITY} through {MAX_PRIORITY}"
+        raise _invalid("priorityTiers", f"priorities must be integers from {allowed}")
+    if len(set(tiers)) != len(tiers):
+        raise _invalid("priorityTiers", "priorities must be unique")
+
+
+def _check_attempts(value: int, upper: int | None) -> None:
+    if upper is None:
+        if value < MIN_ATTEMPTS:
+            raise _invalid("maxAttempts", f"must be at least {MIN_ATTEMPTS}")
+    elif not MIN_ATTEMPTS <= value <= upper:
+        raise _invalid("maxAttempts", f"must be between {MIN_ATTEMPTS} and {upper}")

@@ -14,8 +14,9 @@ import sys
 from typing import TypeVar
 
 from codeq.core.errors import CodeqError, InvalidInput, NotFound
-from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Artifact, Location, ResultRecord, Status, Task
+from codeq.core.model import Artifact, Location, ResultRecord, Status, Task
 from codeq.core.names import command_key
+from codeq.core.ranges import is_priority, priority_range
 from codeq.core.topics import Topic
 from codeq.engine import cancel, dlq, keys, leases, listing, outbox, records, retention, subscriptions, topics
 from codeq.engine import commands as c
@@ -207,10 +208,10 @@ class Engine:
         replay = self._replay_of(cmd)
         if replay is not None:
             return Created(replay.snapshot(), replay=True)
-        if not MIN_PRIORITY <= cmd.priority <= MAX_PRIORITY:
+        if not is_priority(cmd.priority):
             # The services refuse these first; the engine must too, since an apply that raised
             # anything but a CodeqError would stop every replica.
-            raise InvalidInput(f"priority must be {MIN_PRIORITY}..{MAX_PRIORITY}", field="priority")
+            raise InvalidInput(f"priority must be {priority_range()}", field="priority")
         task = Task(
             id=cmd.task_id,
             tenant=sys.intern(cmd.tenant),

@@ -62,6 +62,16 @@ class Registry:
                 found.append(sub)
         return sorted(found, key=lambda s: s.id)
 
+    def owned_by(self, tenant: str, subject: str, now_ms: int) -> list[Subscription]:
+        """The live subscriptions `subject` made in `tenant`, in id order."""
+        found = (self.by_id[sub_id] for sub_id in self.by_tenant.get(tenant, ()))
+        live = (s for s in found if s.subject == subject and s.expires_ms >= now_ms)
+        return sorted(live, key=lambda s: s.id)
+
+    def find(self, sub_id: str, tenant: str, subject: str, now_ms: int) -> Subscription:
+        """One live subscription of `subject` in `tenant`; anyone else's does not exist."""
+        return self._owned(sub_id, tenant, subject, now_ms)
+
     def put(self, sub: Subscription) -> None:
         self.by_id[sub.id] = sub
         self.by_tenant.setdefault(sub.tenant, set()).add(sub.id)

@@ -37,6 +37,7 @@ class LeaderLease:
     now: Callable[[], float]
     lease_s: float
     quiet_s: float
+    _leader_contact: float
 
     def _init_lease(self) -> None:
         self._acked: dict[str, float] = {}  # follower id -> send time of its latest acked append
@@ -52,6 +53,17 @@ class LeaderLease:
         """Whether this node may act as the one leader now: reads labelled `leader`, the
         status, and every leader-only action ask this, not `is_leader`."""
         return self.is_leader and self.now() < self.lease_until
+
+    @property
+    def leader_address(self) -> str | None:
+        """The leader as this node knows it. A follower names the leader only while it has
+        heard from it within `quiet_s`: by then any lease that leader held on this node's
+        acks is over, and it may be dead. PySyncObj keeps naming it for as long as this node
+        reaches no peer, so a survivor of a dead majority named a dead leader."""
+        contact = getattr(self, "_leader_contact", None)  # None while PySyncObj's init runs
+        if contact is not None and not self.is_leader and self.now() - contact >= self.quiet_s:
+            return None
+        return super().leader_address  # type: ignore[misc, no-any-return]  # BaseCore's, further down the MRO
 
     # -- stamping appends, echoed back in acks (RaftCore._ack) ------------------------------
 

@@ -100,8 +100,18 @@ class PeerShape:
     """Mixed into RaftCore: the shape check; RaftCore sends its shape on every connect."""
 
     _SyncObj__otherNodes: Any
+    isNodeConnected: Any
     shape: str
     shape_conflicts: dict[str, str]
+
+    def reach_problem(self) -> str | None:
+        """Why this node cannot take part in a majority now, if so: too few peers connected
+        (a connection drops at once when a peer's process dies)."""
+        others = self._SyncObj__otherNodes
+        connected = sum(1 for node in others if self.isNodeConnected(node))
+        if connected + 1 > (len(others) + 1) / 2:
+            return None
+        return f"this node reaches {connected} of its {len(others)} raft peers: no majority"
 
     def _check_shape(self, node: Any, message: dict[str, Any]) -> None:
         shape = str(message.get("shape"))

@@ -48,7 +48,10 @@ class ResultService:
     async def submit(self, principal: Principal, spec: NewResult) -> ResultRecord:
         principal.require_scope(SCOPE_RESULT)
         command = self._complete_command(principal, spec, self.clock.now_ms())
-        outcome = await self.node.shard_for(spec.task_id).submit(command)
+        try:
+            outcome = await self.node.shard_for(spec.task_id).submit(command)
+        except NotFound:
+            raise _task_not_found() from None
         if outcome.record.status is Status.CANCELLED:
             raise TaskCancelled()
         return outcome.record
@@ -79,11 +82,7 @@ class ResultService:
         refused_everywhere(
             await asyncio.gather(*(self._on_shard(n, items, results) for n, items in per_shard.items()))
         )
-        # A task cancelled while leased finished as CANCELLED: that item is "task cancelled".
-        return [
-            TaskCancelled() if isinstance(r, ResultRecord) and r.status is Status.CANCELLED else r
-            for r in results
-        ]
+        return [_item_answer(r) for r in results]
 
     async def _on_shard(
         self, shard: int, items: list[tuple[int, c.Complete]], results: list[ResultRecord | CodeqError]
@@ -151,6 +150,21 @@ def _artifact(artifact: ArtifactIn) -> tuple[str, str]:
     if not artifact.url:
         raise InvalidInput(f"artifact {artifact.name}: url is required", field="artifacts")
     return artifact.name, artifact.url
+
+
+def _task_not_found() -> NotFound:
+    """codeQ's text for an unknown id on the result routes (spec 02 §4.9, §4.10), which its
+    clients match on; the engine's own `not-found` stays on heartbeat, abandon and nack."""
+    return NotFound("task not found")
+
+
+def _item_answer(answer: ResultRecord | CodeqError) -> ResultRecord | CodeqError:
+    if isinstance(answer, NotFound):
+        return _task_not_found()
+    # A task cancelled while leased finished as CANCELLED: that item is "task cancelled".
+    if isinstance(answer, ResultRecord) and answer.status is Status.CANCELLED:
+        return TaskCancelled()
+    return answer
 
 
 def _record_of(outcome: Completed) -> ResultRecord:

@@ -1,4 +1,4 @@
-"""Worker subscriptions: create, heartbeat, delete, and the periodic removal of expired ones.
+"""Worker subscriptions: create, heartbeat, delete, read, and the periodic removal of expired ones.
 
 Departures from the reference, each a gap of spec 01 §11: a subscription belongs to the
 tenant and subject that made it (gap 8: only they may renew or delete it, and it hears only
@@ -19,6 +19,7 @@ from codeq.core.names import validate_command
 from codeq.engine import commands as c
 from codeq.engine.outcomes import SubscriptionChanged
 from codeq.engine.shards import uuid4
+from codeq.engine.subscriptions import Subscription as Subscription  # what reads return, for transports
 from codeq.service.callback_hosts import CallbackHosts
 from codeq.service.node import Node
 
@@ -106,6 +107,17 @@ class SubscriptionService:
             subject=principal.subject,
         )
         await self.node.shards[0].submit(command)
+
+    def list(self, principal: Principal) -> list[Subscription]:
+        """The caller's live subscriptions (spec 02 gap 11). Reads are local, like topics'."""
+        principal.require_scope(SCOPE_SUBSCRIBE)
+        engine = self.node.shards[0].engine
+        return engine.subscriptions.owned_by(principal.tenant, principal.subject, self.clock.now_ms())
+
+    def get(self, principal: Principal, sub_id: str) -> Subscription:
+        principal.require_scope(SCOPE_SUBSCRIBE)
+        engine = self.node.shards[0].engine
+        return engine.subscriptions.find(sub_id, principal.tenant, principal.subject, self.clock.now_ms())
 
     async def cleanup_tick(self) -> int | None:
         """One pass of the expiry cleanup (leader of shard 0 only); for the background runner."""

@@ -17,8 +17,9 @@ from codeq.auth.principal import (
 )
 from codeq.core.clock import Clock
 from codeq.core.errors import FIELD, CodeqError, InvalidInput, NotLeader, PayloadTooLarge, TaskCancelled
-from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY, Status, Task
+from codeq.core.model import Status, Task
 from codeq.core.names import command_key, validate_command, validate_idempotency_key
+from codeq.core.ranges import is_priority, priority_range
 from codeq.core.trace import stored_context
 from codeq.engine import commands as c
 from codeq.engine.outcomes import Claimed, Created
@@ -116,9 +117,8 @@ class TaskService:
         principal.require_produce(command)
         if len(spec.payload) > policy.max_payload_bytes:
             raise PayloadTooLarge(f"payload exceeds {policy.max_payload_bytes} bytes", field="payload")
-        if not MIN_PRIORITY <= spec.priority <= MAX_PRIORITY:
-            allowed = f"{MIN_PRIORITY}..{MAX_PRIORITY}"
-            raise InvalidInput(f"invalid 'priority' (must be {allowed})", field="priority")
+        if not is_priority(spec.priority):
+            raise InvalidInput(f"invalid 'priority' (must be {priority_range()})", field="priority")
         _check_url(spec.webhook, "invalid webhook url", "webhook")
         if spec.webhook and self.callback_hosts is not None:
             self.callback_hosts.check_url(spec.webhook, "webhook")

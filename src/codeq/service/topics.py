@@ -15,9 +15,10 @@ from codeq.service.node import Node, Shard
 
 
 class TopicService:
-    def __init__(self, node: Node, clock: Clock) -> None:
+    def __init__(self, node: Node, clock: Clock, max_attempts: int) -> None:
         self.node = node
         self.clock = clock
+        self.max_attempts = max_attempts  # the tasks' bound (limits.maxAttempts), topics' too
 
     @property
     def _home(self) -> Shard:
@@ -27,7 +28,7 @@ class TopicService:
         """Create or update; returns the topic and whether it was created."""
         principal.require_admin()
         validate_identity(principal.tenant, name)
-        policy = validate_policy(name, policy)  # checked before proposing: a 422 costs no write
+        policy = validate_policy(name, policy, self.max_attempts)  # before proposing: a 422 costs no write
         command = c.PutTopic(
             now_ms=self.clock.now_ms(),
             tenant=principal.tenant,

@@ -332,3 +332,20 @@ class BackupJSON(msgspec.Struct, rename="camel", kw_only=True):
 class SubscriptionJSON(msgspec.Struct, rename="camel", kw_only=True):
     expires_at: str
     subscription_id: str
+
+
+class SubscriptionDetailJSON(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    """One subscription as its owner reads it back; `eventTypes` are command keys or `*`."""
+
+    subscription_id: str
+    callback_url: str
+    event_types: list[str]
+    delivery_mode: str
+    min_interval_seconds: int
+    created_at: str
+    expires_at: str
+    group_id: str = ""
+
+
+class SubscriptionListJSON(msgspec.Struct, rename="camel", kw_only=True):
+    subscriptions: list[SubscriptionDetailJSON]

@@ -56,6 +56,8 @@ def build_router(
     router.add("POST", f"{PREFIX}/workers/subscriptions", subs.create)  # 10
     router.add("POST", f"{PREFIX}/workers/subscriptions/{{id}}/heartbeat", subs.heartbeat)  # 11
     router.add("DELETE", f"{PREFIX}/workers/subscriptions/{{id}}", subs.delete)
+    router.add("GET", f"{PREFIX}/workers/subscriptions", subs.list)
+    router.add("GET", f"{PREFIX}/workers/subscriptions/{{id}}", subs.get)
     router.add("GET", f"{PREFIX}/tasks/{{id}}", t.get_task)  # 12
     router.add("GET", f"{PREFIX}/tasks/{{id}}/result", t.get_result)  # 13
     router.add("PUT", f"{PREFIX}/admin/topics/{{topicName}}", topics.put)  # 18

@@ -83,6 +83,7 @@ _BY_NAME = {"topicName": "$request.path.topicName"}
 _TOPIC_LINKS = {"GetTopic": Link("GET", _TOPIC, _BY_NAME), "DeleteTopic": Link("DELETE", _TOPIC, _BY_NAME)}
 
 
+_IDEMPOTENCY_KEY = ("Idempotency-Key", "the body's `idempotencyKey` as a header; both given must agree")
 _WORKER_ID = ("X-Worker-Id", "an instance of the token's subject that owns the leases it takes")
 _NO_SUBSCRIPTION = "no such live subscription of the caller's tenant and subject"
 _ID_ERRORS = {
@@ -108,7 +109,7 @@ def operations() -> list[Op]:
         Op("POST", PREFIX + "/tasks", "Create a task", "producers", w.CreateTaskRequest,
            ok={202: (w.TaskJSON, "created"), 200: (w.TaskJSON, "idempotent replay")},
            errors={**_AUTH, **_BODY, **_UNAVAILABLE, **_REDIRECT}, rate_limited=True,
-           links={202: _CREATED_LINKS}),
+           links={202: _CREATED_LINKS}, headers=[_IDEMPOTENCY_KEY]),
         Op("POST", PREFIX + "/tasks/batch", "Create tasks in one request", "producers",
            w.BatchCreateRequest, ok={200: (w.BatchCreateJSON, "one outcome per item")},
            errors={**_AUTH, **_BODY, **_UNAVAILABLE}, rate_limited=True),
@@ -135,6 +136,11 @@ def operations() -> list[Op]:
            errors={**_AUTH, 404: _NO_SUBSCRIPTION, **_UNAVAILABLE, **_REDIRECT}),
         Op("DELETE", sub + "/{id}", "Delete a subscription", "workers", ok={204: (None, "deleted")},
            errors={**_AUTH, 404: _NO_SUBSCRIPTION, **_UNAVAILABLE, **_REDIRECT}),
+        Op("GET", sub, "The caller's live subscriptions", "workers",
+           ok={200: (w.SubscriptionListJSON, "in id order")}, errors=_AUTH),
+        Op("GET", sub + "/{id}", "Read one of the caller's subscriptions", "workers",
+           ok={200: (w.SubscriptionDetailJSON, "the subscription")},
+           errors={**_AUTH, 404: _NO_SUBSCRIPTION}),
         Op("GET", task, "Read a task", "reads", ok={200: (w.TaskJSON, "the task")},
            errors={**_AUTH, 404: "no such task in the caller's tenant"}),
         Op("GET", task + "/result", "Read a task's result", "reads",

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from codeq.core.model import Status
-from codeq.core.topics import MAX_CONSUMERS, MAX_RETENTION_SECONDS, MAX_TIER, MAX_TIERS, MAX_TOPIC_ATTEMPTS
+from codeq.core.ranges import MAX_PRIORITY, MIN_ATTEMPTS, MIN_PRIORITY, PRIORITY_COUNT
+from codeq.core.topics import MAX_CONSUMERS, MAX_RETENTION_SECONDS
 from codeq.service.policy import Policy
 from codeq.service.tasks import MAX_CLAIM_COMMANDS
 
@@ -46,7 +47,7 @@ def rules(p: Policy) -> dict[str, dict[str, dict[str, Any]]]:
     create: dict[str, Any] = {
         "command": COMMAND,
         "payload": NOT_NULL,
-        "priority": _nullable(_int(0, 9)),
+        "priority": _nullable(_int(MIN_PRIORITY, MAX_PRIORITY)),
         "webhook": _nullable(URL),
         "maxAttempts": _nullable(_int(None, p.max_attempts)),
         "idempotencyKey": _nullable({"type": "string", "maxLength": 256}),
@@ -79,12 +80,12 @@ def rules(p: Policy) -> dict[str, dict[str, dict[str, Any]]]:
         "TopicPolicyRequest": {
             "priorityTiers": {
                 "type": "array",
-                "items": _int(0, MAX_TIER),
+                "items": _int(MIN_PRIORITY, MAX_PRIORITY),
                 "minItems": 1,
-                "maxItems": MAX_TIERS,
+                "maxItems": PRIORITY_COUNT,
                 "uniqueItems": True,
             },
-            "maxAttempts": _int(1, MAX_TOPIC_ATTEMPTS),
+            "maxAttempts": _int(MIN_ATTEMPTS, p.max_attempts),
             "deadLetterTopicRef": DNS_LABEL,
             "retentionSeconds": _int(0, MAX_RETENTION_SECONDS),
             "maxConsumers": _int(0, MAX_CONSUMERS),

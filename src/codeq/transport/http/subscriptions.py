@@ -1,4 +1,4 @@
-"""Subscription routes (spec 02 §4.12–4.13), plus DELETE (spec 02 gap 11)."""
+"""Subscription routes (spec 02 §4.12–4.13), plus reads and DELETE (spec 02 gap 11)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import msgspec
 
 from codeq.core.errors import InvalidInput
 from codeq.service.container import Services
-from codeq.service.subscriptions import NewSubscription
+from codeq.service.subscriptions import NewSubscription, Subscription
 from codeq.transport.http.asgi import Reply, Request
 from codeq.transport.http.body import decode
 from codeq.transport.http.errors import json_reply
@@ -56,6 +56,27 @@ class SubscriptionRoutes:
         principal = self.s.auth.worker(request.header(b"authorization"))
         await self.s.subscriptions.delete(principal, request.path_params["id"])
         return _NO_CONTENT
+
+    async def list(self, request: Request) -> Reply:
+        principal = self.s.auth.worker(request.header(b"authorization"))
+        subs = self.s.subscriptions.list(principal)
+        return json_reply(w.SubscriptionListJSON(subscriptions=[self._detail(sub) for sub in subs]))
+
+    async def get(self, request: Request) -> Reply:
+        principal = self.s.auth.worker(request.header(b"authorization"))
+        return json_reply(self._detail(self.s.subscriptions.get(principal, request.path_params["id"])))
+
+    def _detail(self, sub: Subscription) -> w.SubscriptionDetailJSON:
+        return w.SubscriptionDetailJSON(
+            subscription_id=sub.id,
+            callback_url=sub.callback_url,
+            event_types=list(sub.event_types),
+            delivery_mode=sub.delivery_mode,
+            min_interval_seconds=sub.min_interval_seconds,
+            created_at=self.times.timestamp(sub.created_ms),
+            expires_at=self.times.timestamp(sub.expires_ms),
+            group_id=sub.group_id,
+        )
 
     def _reply(self, sub_id: str, expires_ms: int) -> Reply:
         return json_reply(

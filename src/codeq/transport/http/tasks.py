@@ -47,6 +47,7 @@ class TaskRoutes:
     async def create(self, request: Request) -> Reply:
         principal = self.s.auth.producer(self._auth(request))
         spec = new_task(decode(await self._body(request), w.CreateTaskRequest))
+        spec.idempotency_key = _idempotency_key(request.header(b"idempotency-key"), spec.idempotency_key)
         task, replay = await self.s.tasks.create(principal, spec)
         # A replay answers 200 with a header; a fresh create 202 (spec 02 gap 6).
         headers = [(b"idempotent-replay", b"true")] if replay else None
@@ -167,6 +168,16 @@ def new_task(body: w.CreateTaskRequest) -> NewTask:
         run_at_ms=run_at_ms,
         delay_seconds=body.delay_seconds,
     )
+
+
+def _idempotency_key(header: str | None, body_key: str) -> str:
+    """The `Idempotency-Key` header is an alias of the body's `idempotencyKey` (spec 02 gap 6),
+    as clients written for HTTP APIs at large send it; two different keys are refused."""
+    if header is None or header == body_key:
+        return body_key
+    if body_key:
+        raise InvalidInput("Idempotency-Key header and body idempotencyKey differ", field="idempotencyKey")
+    return header
 
 
 def new_result(task_id: str, body: w.SubmitResultRequest) -> NewResult:
