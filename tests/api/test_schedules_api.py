@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.api.conftest import OTHER_PRODUCER, PLAIN_PRODUCER, PRODUCER, Api
+from codeq.core.clock import FakeClock
+from tests.api.conftest import OTHER_PRODUCER, PLAIN_PRODUCER, PRODUCER, Api, make_settings, running
 
 PATH = "/v1/codeq/admin/schedules"
 EVERY_MINUTE = {"command": "report", "payload": {"kind": "daily"}, "everySeconds": 60, "priority": 3}
@@ -119,3 +121,21 @@ async def test_deleted_schedule_stops_firing(api: Api) -> None:
     await api.client.delete(f"{PATH}/nightly", headers=PRODUCER)
     await fire(api, 600)
     assert len(await tasks(api)) == 1
+
+
+async def test_schedule_and_its_last_slot_survive_a_restart(tmp_path: Path) -> None:
+    """The schedule and the slot it last fired are in the durable store: a restarted node
+    resumes after that slot, neither firing it again nor losing the schedule."""
+    settings = make_settings(provider="embedded", data_path=str(tmp_path / "data"))
+    clock = FakeClock()
+    clock.advance(61)
+    async with running(settings, clock) as api:
+        await put(api, "nightly", EVERY_MINUTE)
+        await fire(api, 60)
+        assert len(await tasks(api)) == 1
+    async with running(settings, clock) as api:
+        assert (await api.client.get(f"{PATH}/nightly", headers=PRODUCER)).json()["lastSlotAt"] != ""
+        await fire(api, 1)
+        assert len(await tasks(api)) == 1  # the recorded slot is not fired again
+        await fire(api, 60)
+        assert len(await tasks(api)) == 2
