@@ -65,7 +65,8 @@ async def test_validation_and_admin_only(api: Api) -> None:
     assert both.status_code == 422 and both.json()["field"] == "cron"
     bad_cron = await put(api, "n", {"command": "report", "payload": 1, "cron": "61 * * * *"})
     assert bad_cron.status_code == 422 and bad_cron.json()["field"] == "cron"
-    bad_zone = await put(api, "n", {"command": "report", "payload": 1, "cron": "0 * * * *", "timezone": "Mars/Base"})
+    zoned = {"command": "report", "payload": 1, "cron": "0 * * * *", "timezone": "Mars/Base"}
+    bad_zone = await put(api, "n", zoned)
     assert bad_zone.status_code == 422 and bad_zone.json()["field"] == "timezone"
     bad_policy = await put(api, "n", {**EVERY_MINUTE, "catchUp": "all"})
     assert bad_policy.status_code == 422 and bad_policy.json()["field"] == "catchUp"

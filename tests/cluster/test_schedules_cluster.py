@@ -64,8 +64,10 @@ def test_a_leader_kill_neither_repeats_nor_stops_the_schedule(cluster: Cluster) 
     new_leader = cluster.wait_leader(among=survivors)
     before = slot_ms(until(lambda: (schedule_on(cluster, new_leader) or {}).get("lastSlotAt"), what="a slot"))
     until(
-        lambda: slot_ms((schedule_on(cluster, new_leader) or {}).get("lastSlotAt") or "1970-01-01T00:00:00Z")
-        >= before + 3000,
+        lambda: (
+            slot_ms((schedule_on(cluster, new_leader) or {}).get("lastSlotAt") or "1970-01-01T00:00:00Z")
+            >= before + 3000
+        ),
         deadline_s=30,
         what="the new leader firing on",
     )

@@ -89,7 +89,9 @@ async def _run(steps: list[tuple[int, bool, bool]], catch_up: str, jitter: int) 
         fired_before = set(replicator.created)
 
 
-def _check(replicator: _Replicator, spec: ScheduleSpec, created_ms: int, now_ms: int, before: set[int]) -> None:
+def _check(
+    replicator: _Replicator, spec: ScheduleSpec, created_ms: int, now_ms: int, before: set[int]
+) -> None:
     assert all(count == 1 for count in replicator.created.values())  # never a slot twice
     fired = set(replicator.created)
     assert all(slot % STEP_MS == 0 and created_ms <= slot <= now_ms for slot in fired)
