@@ -71,6 +71,10 @@ async def test_validation_and_admin_only(api: Api) -> None:
     bad_policy = await put(api, "n", {**EVERY_MINUTE, "catchUp": "all"})
     assert bad_policy.status_code == 422 and bad_policy.json()["field"] == "catchUp"
     assert (await put(api, "Bad_Name", EVERY_MINUTE)).status_code == 422
+    assert (await put(api, "n", {**EVERY_MINUTE, "priority": 99})).json()["field"] == "priority"
+    assert (await put(api, "n", {**EVERY_MINUTE, "maxAttempts": 10**6})).json()["field"] == "maxAttempts"
+    huge = await put(api, "n", {**EVERY_MINUTE, "payload": "x" * 600_000})  # under the body limit
+    assert huge.status_code == 413 and huge.json()["field"] == "payload", huge.text
     assert (await put(api, "n", {**EVERY_MINUTE, "extra": 1})).status_code == 400
 
 

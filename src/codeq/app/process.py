@@ -233,7 +233,7 @@ class App:
                 node, clock, self.hosts, wiring.subscription_settings(s.subscriptions)
             ),
             topics=TopicService(node, clock),
-            schedules=ScheduleService(node, clock, policy.max_attempts_default),
+            schedules=ScheduleService(node, clock, policy),
             raft_status=self.shards.raft_status,
             transfer_leader=self.shards.transfer_leader,
         )

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 from codeq.core.errors import Unprocessable
+from codeq.core.model import MAX_PRIORITY, MIN_PRIORITY
 from codeq.core.names import TENANT_PATTERN, is_valid_tenant, validate_command
 from codeq.core.topics import is_dns_label
 
@@ -79,6 +80,8 @@ def validate_spec(spec: ScheduleSpec) -> ScheduleSpec:
         raise _invalid("jitterSeconds", f"must be from 0 through {MAX_JITTER_SECONDS}")
     if spec.catch_up not in CATCH_UP_POLICIES:
         raise _invalid("catchUp", "must be skip or once")
+    if not MIN_PRIORITY <= spec.priority <= MAX_PRIORITY:
+        raise _invalid("priority", f"must be from {MIN_PRIORITY} through {MAX_PRIORITY}")
     if spec.max_attempts < 0:
         raise _invalid("maxAttempts", "must be >= 0")
     return ScheduleSpec(

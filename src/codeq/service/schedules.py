@@ -13,7 +13,7 @@ import logging
 
 from codeq.auth.principal import Principal
 from codeq.core.clock import Clock
-from codeq.core.errors import NotFound
+from codeq.core.errors import NotFound, PayloadTooLarge, Unprocessable
 from codeq.core.schedules import (
     Schedule,
     ScheduleSpec,
@@ -26,15 +26,16 @@ from codeq.engine import commands as c
 from codeq.engine import schedules
 from codeq.engine.shards import new_task_id
 from codeq.service.node import Node, Shard
+from codeq.service.policy import Policy
 
 log = logging.getLogger("codeq.schedules")
 
 
 class ScheduleService:
-    def __init__(self, node: Node, clock: Clock, max_attempts_default: int = 5) -> None:
+    def __init__(self, node: Node, clock: Clock, policy: Policy | None = None) -> None:
         self.node = node
         self.clock = clock
-        self.max_attempts_default = max_attempts_default
+        self.policy = policy or Policy()
         self.fired = 0  # tasks created by this node's firings (replays included)
 
     @property
@@ -48,6 +49,7 @@ class ScheduleService:
         principal.require_admin()
         validate_identity(principal.tenant, name)
         spec = validate_spec(spec)  # checked before proposing: a 422 costs no write
+        self._check_task_limits(spec)
         command = c.PutSchedule(
             now_ms=self.clock.now_ms(),
             tenant=principal.tenant,
@@ -64,6 +66,15 @@ class ScheduleService:
         )
         outcome = await self._home.submit(command)
         return outcome.schedule, outcome.created
+
+    def _check_task_limits(self, spec: ScheduleSpec) -> None:
+        """The limits a create of the same task would meet, checked once here, not at each firing."""
+        if len(spec.payload) > self.policy.max_payload_bytes:
+            raise PayloadTooLarge(f"payload exceeds {self.policy.max_payload_bytes} bytes", field="payload")
+        if spec.max_attempts > self.policy.max_attempts:
+            raise Unprocessable(
+                f"invalid maxAttempts: at most {self.policy.max_attempts}", field="maxAttempts"
+            )
 
     def get(self, principal: Principal, name: str) -> Schedule:
         principal.require_admin()
@@ -120,6 +131,6 @@ class ScheduleService:
             command=spec.command,
             payload=spec.payload,
             priority=spec.priority,
-            max_attempts=spec.max_attempts or self.max_attempts_default,
+            max_attempts=spec.max_attempts or self.policy.max_attempts_default,
             idempotency_key=key,
         )
