@@ -105,9 +105,10 @@ def make_settings(**overrides: Any) -> Any:
 
 
 @asynccontextmanager
-async def running(settings: Any) -> AsyncIterator[Api]:
-    """An in-process node for `settings` on a fake clock, stopped on the way out."""
-    clock = FakeClock()
+async def running(settings: Any, clock: FakeClock | None = None) -> AsyncIterator[Api]:
+    """An in-process node for `settings` on a fake clock (a fresh one unless given), stopped on
+    the way out."""
+    clock = clock or FakeClock()
     app = App(settings, clock=clock)
     await app.start()
     transport = httpx.ASGITransport(app=app.asgi)

@@ -120,6 +120,13 @@ async def test_every_success_answer_matches_the_document(api: Api) -> None:
     await call("PUT", topic, "/v1/codeq/admin/topics/orders", policy)
     await call("GET", topic, "/v1/codeq/admin/topics/orders")
     await call("DELETE", topic, "/v1/codeq/admin/topics/orders", params={"deletionPolicy": "Delete"})
+    schedule, schedules = "/v1/codeq/admin/schedules/{scheduleName}", "/v1/codeq/admin/schedules"
+    spec = {"command": "report", "payload": {"n": 1}, "cron": "0 3 * * *", "timezone": "Europe/Paris"}
+    await call("PUT", schedule, schedules + "/nightly", spec)
+    await call("PUT", schedule, schedules + "/nightly", spec)
+    await call("GET", schedule, schedules + "/nightly")
+    await call("GET", schedules, schedules)
+    await call("DELETE", schedule, schedules + "/nightly")
     for route in ("/metrics", "/healthz", "/readyz", "/openapi.json", "/v1/codeq/raft/status"):
         await call("GET", route, route)
     dead = (await api.create(command="d", maxAttempts=1))["id"]

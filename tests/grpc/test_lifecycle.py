@@ -21,6 +21,7 @@ OPENED = [
     "store 1",
     "task service",
     "reaper",
+    "schedules",
     "outbound HTTP client",
     "result callbacks",
     "result-callback runner",

@@ -32,6 +32,7 @@ from codeq.service.notifier import Notifier
 from codeq.service.peer_readiness import PeerReadiness
 from codeq.service.ratelimit import OutboundLimiter
 from codeq.service.results import ResultService
+from codeq.service.schedules import ScheduleService
 from codeq.service.subscriptions import SubscriptionService
 from codeq.service.tasks import TaskService
 from codeq.service.topics import TopicService
@@ -186,6 +187,8 @@ class App:
         reaper = Runner("reaper", maintenance.tick, self.clock.now_ms)
         self.node.listen("reaper", listeners.on_due(reaper.wake_by))
         await life.enter("reaper", reaper)
+        if services.schedules is not None:  # fires due slots; a no-op on a non-leader
+            await life.enter("schedules", Runner("schedules", services.schedules.tick, self.clock.now_ms))
         # One outbound HTTP/1.1 client for result callbacks and queue-ready notifications.
         poster = self._poster()
         life.on_close("outbound HTTP client", poster.aclose)
@@ -246,6 +249,7 @@ class App:
                 node, clock, self.hosts, wiring.subscription_settings(s.subscriptions)
             ),
             topics=TopicService(node, clock, policy.max_attempts),
+            schedules=ScheduleService(node, clock, policy),
             raft_status=self._raft_status,
             transfer_leader=self.shards.transfer_leader,
         )

@@ -151,11 +151,13 @@ def _add_remote_commands() -> None:
     from codeq.cli.admin import dlq_app, topic_app
     from codeq.cli.cluster import cluster_app
     from codeq.cli.remote import queue_app, task_app
+    from codeq.cli.schedule import schedule_app
 
     cli.add_typer(task_app, name="task")
     cli.add_typer(queue_app, name="queue")
     cli.add_typer(dlq_app, name="dlq")
     cli.add_typer(topic_app, name="topic")
+    cli.add_typer(schedule_app, name="schedule")
     cli.add_typer(cluster_app, name="cluster")
 
 

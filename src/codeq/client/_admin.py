@@ -1,5 +1,5 @@
 """Admin calls: queue statistics and overview, task listing and cancel, dead-letter tools, topics,
-cleanup, online backups, and the caller's subscriptions."""
+schedules, cleanup, online backups, and the caller's subscriptions."""
 
 from __future__ import annotations
 
@@ -150,6 +150,25 @@ class AsyncAdmin:
     async def topic_delete(self, name: str) -> None:
         await self._send("DELETE", f"/admin/topics/{_seg(name)}", params={"deletionPolicy": "Delete"})
 
+    async def schedule_put(self, name: str, schedule: dict[str, Any]) -> dict[str, Any]:
+        """Create or update a schedule of your tenant: `command`, `payload`, and `cron` (with
+        `timezone`) or `everySeconds`; optional `priority`, `maxAttempts`, `jitterSeconds`,
+        `catchUp` (`skip` or `once`). Returns the stored schedule."""
+        reply = await self._send("PUT", f"/admin/schedules/{_seg(name)}", _encode(schedule))
+        stored: dict[str, Any] = _any(reply.body)
+        return stored
+
+    async def schedule_get(self, name: str) -> dict[str, Any]:
+        stored: dict[str, Any] = _any((await self._send("GET", f"/admin/schedules/{_seg(name)}")).body)
+        return stored
+
+    async def schedule_list(self) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = _any((await self._send("GET", "/admin/schedules")).body)["schedules"]
+        return listed
+
+    async def schedule_delete(self, name: str) -> None:
+        await self._send("DELETE", f"/admin/schedules/{_seg(name)}")
+
     async def cleanup(self, *, limit: int = 0, before: str = "") -> int:
         """Delete finished tasks whose retention ended by `before` (RFC 3339; default now)."""
         body: dict[str, Any] = {"limit": limit} if limit else {}
@@ -234,6 +253,18 @@ class Admin(BlockingClient[AsyncAdmin]):
 
     def topic_delete(self, name: str) -> None:
         self._loop.run(self._async.topic_delete(name))
+
+    def schedule_put(self, name: str, schedule: dict[str, Any]) -> dict[str, Any]:
+        return self._loop.run(self._async.schedule_put(name, schedule))
+
+    def schedule_get(self, name: str) -> dict[str, Any]:
+        return self._loop.run(self._async.schedule_get(name))
+
+    def schedule_list(self) -> list[dict[str, Any]]:
+        return self._loop.run(self._async.schedule_list())
+
+    def schedule_delete(self, name: str) -> None:
+        self._loop.run(self._async.schedule_delete(name))
 
     def cleanup(self, *, limit: int = 0, before: str = "") -> int:
         return self._loop.run(self._async.cleanup(limit=limit, before=before))

@@ -132,6 +132,36 @@ class DeleteTopic(Command[o.TopicDeleted], frozen=True, array_like=True):
     name: str
 
 
+class PutSchedule(Command[o.SchedulePut], frozen=True, array_like=True):
+    """Create or update the schedule `name` of `tenant` (core/schedules.py); version bumps on change."""
+
+    tenant: str
+    name: str
+    command: str
+    payload: str
+    priority: int
+    max_attempts: int
+    cron: str
+    timezone: str
+    every_seconds: int
+    jitter_seconds: int
+    catch_up: str
+
+
+class DeleteSchedule(Command[o.ScheduleDeleted], frozen=True, array_like=True):
+    tenant: str
+    name: str
+
+
+class ScheduleFired(Command[o.ScheduleDeleted], frozen=True, array_like=True):
+    """Record that the schedule's slot `slot_ms` was fired, so the next leader resumes after it.
+    The outcome says whether the schedule still exists."""
+
+    tenant: str
+    name: str
+    slot_ms: int
+
+
 class DlqRequeue(Command[o.DlqChanged], frozen=True, array_like=True):
     """Put dead-lettered tasks of (tenant, command) back to PENDING with attempts reset:
     the ids listed, or with `all` up to `limit` of them in id order."""
@@ -219,6 +249,9 @@ AnyCommand = (
     | SubscriptionDelete
     | SubscriptionExpire
     | Cancel
+    | PutSchedule
+    | DeleteSchedule
+    | ScheduleFired
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -18,7 +18,19 @@ from codeq.core.model import Artifact, Location, ResultRecord, Status, Task
 from codeq.core.names import command_key
 from codeq.core.ranges import is_priority, priority_range
 from codeq.core.topics import Topic
-from codeq.engine import cancel, dlq, keys, leases, listing, outbox, records, retention, subscriptions, topics
+from codeq.engine import (
+    cancel,
+    dlq,
+    keys,
+    leases,
+    listing,
+    outbox,
+    records,
+    retention,
+    schedules,
+    subscriptions,
+    topics,
+)
 from codeq.engine import commands as c
 from codeq.engine.context import ApplyContext, EngineConfig, Reader
 from codeq.engine.index import Index, Queue
@@ -115,18 +127,18 @@ class Engine:
         return self._dispatch_tools(command)
 
     def _dispatch_tools(self, command: object) -> Outcome:
-        """The topic catalog, operator tools, the callback outbox and subscriptions: each in its
-        own module, each handler called as (context, command)."""
+        """The topic catalog, schedules, operator tools, the callback outbox and subscriptions:
+        each in its own module, each handler called as (context, command)."""
         ctx = self._ctx
         match command:
             case c.PutTopic():
                 return topics.put(ctx, command)
             case c.DeleteTopic():
                 return topics.delete(ctx, command)
-            case c.DlqRequeue():
-                return dlq.requeue(ctx, command)
-            case c.DlqPurge():
-                return dlq.purge(ctx, command)
+            case c.PutSchedule() | c.DeleteSchedule() | c.ScheduleFired():
+                return schedules.apply(ctx, command)
+            case c.DlqRequeue() | c.DlqPurge():
+                return _dlq_tool(ctx, command)
             case c.WebhookOutcome():
                 return self.outbox.settle(ctx, command)
             case c.SubscriptionCreate():
@@ -438,3 +450,9 @@ class Engine:
         swept.deleted = retention.expire_finished(self._ctx, cmd.now_ms, cmd.limit)
         swept.idempotency_keys_expired = retention.expire_idempotency(self._ctx, cmd.now_ms, cmd.limit)
         return swept
+
+
+def _dlq_tool(ctx: ApplyContext, command: c.DlqRequeue | c.DlqPurge) -> Outcome:
+    if isinstance(command, c.DlqRequeue):
+        return dlq.requeue(ctx, command)
+    return dlq.purge(ctx, command)

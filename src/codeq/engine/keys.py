@@ -26,6 +26,7 @@ OUTBOX = b"W/"  # W/<delivery id> -> outbox entry (a result callback not yet del
 SUBSCRIPTION = b"S/"  # S/<id> -> subscription record (shard 0 only)
 SUBSCRIPTION_EXPIRY = b"Y/"  # Y/<be8 expires_ms><id> -> empty
 TOPIC = b"T/"  # T/<tenant>\0<topic name> -> topic record (shard 0 only)
+SCHEDULE = b"P/"  # P/<tenant>\0<schedule name> -> schedule record (shard 0 only)
 # Q/<tenant>\0<command key>\0<state>\0<be8 finished_ms><id> -> empty: finished tasks by state
 # and finish time, written with the terminal transition and deleted with the finished record.
 FINISHED_BY_STATE = b"Q/"
@@ -37,6 +38,7 @@ IDEMPOTENCY_EXPIRY_END = prefix_upper_bound(IDEMPOTENCY_EXPIRY)
 DLQ_COUNT_END = prefix_upper_bound(DLQ_COUNT)
 OUTBOX_END = prefix_upper_bound(OUTBOX)
 SUBSCRIPTION_END = prefix_upper_bound(SUBSCRIPTION)
+SCHEDULE_END = prefix_upper_bound(SCHEDULE)
 FORMAT = META + b"format"
 FORMAT_VERSION = b"1"
 
@@ -131,6 +133,14 @@ def split_subscription_expiry(key: bytes) -> tuple[int, str]:
 
 def topic(tenant: str, name: str) -> bytes:
     return TOPIC + tenant.encode() + b"\0" + name.encode()
+
+
+def schedule_prefix(tenant: str) -> bytes:
+    return SCHEDULE + tenant.encode() + b"\0"
+
+
+def schedule(tenant: str, name: str) -> bytes:
+    return schedule_prefix(tenant) + name.encode()
 
 
 @functools.lru_cache(maxsize=4096)  # built on every finish; few (tenant, command, state) exist

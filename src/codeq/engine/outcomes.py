@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from codeq.core.errors import CodeqError
 from codeq.core.model import ResultRecord, Task
+from codeq.core.schedules import Schedule
 from codeq.core.topics import Topic
 
 
@@ -94,6 +95,17 @@ class TopicDeleted:
     existed: bool
 
 
+@dataclass(slots=True)
+class SchedulePut:
+    schedule: Schedule
+    created: bool
+
+
+@dataclass(slots=True)
+class ScheduleDeleted:
+    existed: bool
+
+
 Outcome = (
     Created
     | Claimed
@@ -109,6 +121,8 @@ Outcome = (
     | TopicPut
     | TopicDeleted
     | Cancelled
+    | SchedulePut
+    | ScheduleDeleted
 )
 
 

@@ -11,6 +11,7 @@ from codeq.service.admin import AdminService
 from codeq.service.backup import BackupService
 from codeq.service.dlq import DlqService
 from codeq.service.results import ResultService
+from codeq.service.schedules import ScheduleService
 from codeq.service.subscriptions import SubscriptionService
 from codeq.service.tasks import TaskService
 from codeq.service.topics import TopicService
@@ -29,3 +30,4 @@ class Services:
     topics: TopicService
     raft_status: Callable[[], list[GroupStatus]] = field(default=lambda: [])  # empty: raft is off
     transfer_leader: Callable[[int, str], Awaitable[str]] | None = None  # (shard, to node) -> leader
+    schedules: ScheduleService | None = None  # None: a server assembled without the runner

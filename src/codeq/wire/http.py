@@ -228,6 +228,42 @@ class TopicJSON(msgspec.Struct, rename="camel", kw_only=True):
     updated_at: str
 
 
+class ScheduleRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """The schedule PUT body: the task to create, and exactly one of `cron` and `everySeconds`."""
+
+    command: str
+    payload: msgspec.Raw
+    priority: int = 0
+    max_attempts: int = 0  # 0: the server's default
+    cron: str = ""
+    timezone: str = "UTC"
+    every_seconds: int = 0
+    jitter_seconds: int = 0
+    catch_up: str = "skip"  # skip or once
+
+
+class ScheduleJSON(msgspec.Struct, rename="camel", kw_only=True):
+    name: str
+    tenant_id: str
+    command: str
+    payload: msgspec.Raw
+    priority: int
+    max_attempts: int
+    cron: str
+    timezone: str
+    every_seconds: int
+    jitter_seconds: int
+    catch_up: str
+    version: int
+    created_at: str
+    updated_at: str
+    last_slot_at: str = ""  # the latest slot fired; empty before the first
+
+
+class ScheduleListJSON(msgspec.Struct, rename="camel", kw_only=True):
+    schedules: list[ScheduleJSON]
+
+
 # -- shapes the handlers build as plain mappings; described here for /openapi.json ---------
 
 

@@ -29,6 +29,7 @@ from codeq.transport.http.cluster import ClusterRoutes
 from codeq.transport.http.console import ConsoleRoutes
 from codeq.transport.http.dlq import DlqRoutes
 from codeq.transport.http.render import TimeFormat
+from codeq.transport.http.schedules import ScheduleRoutes
 from codeq.transport.http.subscriptions import SubscriptionRoutes
 from codeq.transport.http.tasks import TaskRoutes
 from codeq.transport.http.topics import TopicRoutes
@@ -42,6 +43,7 @@ def build_router(
     t = TaskRoutes(services, times, max_body_bytes)
     a = AdminRoutes(services, times, max_body_bytes, metrics)
     topics = TopicRoutes(services, max_body_bytes)
+    schedules = ScheduleRoutes(services, max_body_bytes)
     router = Router()
     router.add("POST", f"{PREFIX}/tasks", t.create)  # route 1
     router.add("POST", f"{PREFIX}/tasks/batch", t.create_batch)  # 2
@@ -63,6 +65,10 @@ def build_router(
     router.add("PUT", f"{PREFIX}/admin/topics/{{topicName}}", topics.put)  # 18
     router.add("GET", f"{PREFIX}/admin/topics/{{topicName}}", topics.get)  # 19
     router.add("DELETE", f"{PREFIX}/admin/topics/{{topicName}}", topics.delete)  # 20
+    router.add("GET", f"{PREFIX}/admin/schedules", schedules.list)
+    router.add("PUT", f"{PREFIX}/admin/schedules/{{scheduleName}}", schedules.put)
+    router.add("GET", f"{PREFIX}/admin/schedules/{{scheduleName}}", schedules.get)
+    router.add("DELETE", f"{PREFIX}/admin/schedules/{{scheduleName}}", schedules.delete)
     cluster = ClusterRoutes(services)
     router.add("GET", f"{PREFIX}/raft/status", cluster.raft_status)  # 14
     router.add("POST", f"{PREFIX}/admin/raft/transfer-leader", cluster.transfer_leader)

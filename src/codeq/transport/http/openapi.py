@@ -79,6 +79,7 @@ _LEASE_LINKS = {
 }
 _CREATED_LINKS = {**_TASK_LINKS, "Claim": Link("POST", PREFIX + "/tasks/claim", body={})}
 _TOPIC = PREFIX + "/admin/topics/{topicName}"
+_SCHEDULE = PREFIX + "/admin/schedules/{scheduleName}"
 _BY_NAME = {"topicName": "$request.path.topicName"}
 _TOPIC_LINKS = {"GetTopic": Link("GET", _TOPIC, _BY_NAME), "DeleteTopic": Link("DELETE", _TOPIC, _BY_NAME)}
 
@@ -177,6 +178,17 @@ def operations() -> list[Op]:
            errors={**_ADMIN, 400: "deletionPolicy=Delete is missing", 422: "invalid topicName",
                    **_UNAVAILABLE, **_REDIRECT},
            query=[("deletionPolicy", {"type": "string", "enum": ["Delete"]}, "must be `Delete`")]),
+        Op("GET", PREFIX + "/admin/schedules", "List the caller's tenant's schedules", "schedules",
+           ok={200: (w.ScheduleListJSON, "every schedule of the tenant, by name")}, errors=_ADMIN),
+        Op("PUT", _SCHEDULE, "Create or update a schedule", "schedules", w.ScheduleRequest,
+           ok={201: (w.ScheduleJSON, "created"), 200: (w.ScheduleJSON, "unchanged or updated")},
+           errors={**_ADMIN, **_BODY, 422: "a schedule rule is broken (`field` names it)",
+                   **_UNAVAILABLE, **_REDIRECT}),
+        Op("GET", _SCHEDULE, "Read a schedule", "schedules", ok={200: (w.ScheduleJSON, "the schedule")},
+           errors={**_ADMIN, 404: "no such schedule in the caller's tenant", 422: "invalid scheduleName"}),
+        Op("DELETE", _SCHEDULE, "Delete a schedule (idempotent)", "schedules",
+           ok={204: (None, "deleted or absent")},
+           errors={**_ADMIN, 422: "invalid scheduleName", **_UNAVAILABLE, **_REDIRECT}),
         Op("GET", PREFIX + "/raft/status", "Raft groups of this node", "operations",
            ok={200: ((w_raft.RaftStatusJSON, w_raft.RaftStatusWithGroupsJSON), "`groups` when Raft is on")},
            errors=_AUTH),

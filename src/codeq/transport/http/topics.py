@@ -49,9 +49,9 @@ def decode_policy(body: bytes) -> TopicPolicy:
     try:
         doc = _decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise InvalidInput(f"invalid request body: {_reason(exc)}", field=_field(exc)) from None
+        raise InvalidInput(f"invalid request body: {reason_of(exc)}", field=field_of(exc)) from None
     except msgspec.DecodeError as exc:
-        raise InvalidInput(f"invalid request body: {_reason(exc)}") from None
+        raise InvalidInput(f"invalid request body: {reason_of(exc)}") from None
     return TopicPolicy(
         priority_tiers=tuple(doc.priority_tiers),
         max_attempts=doc.max_attempts,
@@ -61,7 +61,7 @@ def decode_policy(body: bytes) -> TopicPolicy:
     )
 
 
-def _reason(exc: Exception) -> str:
+def reason_of(exc: Exception) -> str:
     text = str(exc)
     if text.startswith("Object contains unknown field `"):
         return 'json: unknown field "' + text.split("`", 2)[1] + '"'
@@ -70,7 +70,7 @@ def _reason(exc: Exception) -> str:
     return text
 
 
-def _field(exc: msgspec.ValidationError) -> str | None:
+def field_of(exc: msgspec.ValidationError) -> str | None:
     text = str(exc)
     if "missing required field `" in text:
         return text.split("missing required field `", 1)[1].split("`", 1)[0]
