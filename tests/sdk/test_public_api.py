@@ -49,6 +49,7 @@ PUBLIC = [
     "Unauthorized",
     "Unavailable",
     "Worker",
+    "WorkerSettings",
     "WorkerStats",
     "connect",
 ]

@@ -32,7 +32,7 @@ from codeq.client._models import Artifact, Result, ResultSpec, Task, TaskSpec
 from codeq.client._outcomes import Abandon, Fail, Nack
 from codeq.client._producer import AsyncProducer, Producer
 from codeq.client._transport import Transport
-from codeq.client._worker import AsyncWorker, Worker
+from codeq.client._worker import AsyncWorker, Worker, WorkerSettings
 
 __all__ = [
     "Abandon",
@@ -72,6 +72,7 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "Worker",
+    "WorkerSettings",
     "WorkerStats",
     "connect",
 ]
