@@ -1,8 +1,8 @@
 """JSON shapes of the HTTP API, wire-compatible with codeQ (spec 02). camelCase lives here.
 
 Request structs refuse unknown fields (a 400 naming the field; the reference ignores them,
-docs/compatibility.md), and `null` means absent. Integer fields must be JSON integers. Response structs omit zero-valued optional
-fields, as the reference does.
+docs/compatibility.md), and `null` means absent. Integer fields must be JSON integers.
+Response structs omit zero-valued optional fields, as the reference does.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Decoding request bodies: typed JSON with the reference's error texts; unknown fields are refused by name."""
+"""Decoding request bodies: typed JSON, the reference's error texts, unknown fields refused by name."""
 
 from __future__ import annotations
 
