@@ -14,6 +14,7 @@ from codeq.client._http import HttpTransport
 from codeq.client._json import task_from_wire
 from codeq.client._loop import BlockingClient, LoopThread
 from codeq.client._models import Task
+from codeq.client._tokens import Token
 from codeq.wire import http as w
 
 _encode = msgspec.json.Encoder().encode
@@ -75,7 +76,7 @@ class AsyncAdmin:
     actions, and the caller sees every failure.
     """
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, token: Token, *, timeout: float = 60.0) -> None:
         self._http = HttpTransport(base_url, token, timeout=timeout)
 
     @property
@@ -182,7 +183,7 @@ class AsyncAdmin:
 class Admin(BlockingClient[AsyncAdmin]):
     """The blocking twin of `AsyncAdmin` (it runs one on a private event loop thread)."""
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, token: Token, *, timeout: float = 60.0) -> None:
         self._loop = LoopThread("codeq-admin")
         self._async = AsyncAdmin(base_url, token, timeout=timeout)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from codeq.client._tokens import Token
+
 DEFAULT_URL = "http://localhost:8080"
 URL_VARIABLES = ("CODEQ_URL", "CODEQ_BASE_URL")
 WORKER_TOKEN_VARIABLES = ("CODEQ_TOKEN", "CODEQ_WORKER_TOKEN")
@@ -14,7 +16,7 @@ def url_from_environment(url: str | None) -> str:
     return url or _first(URL_VARIABLES) or DEFAULT_URL
 
 
-def worker_token_from_environment(token: str | None) -> str:
+def worker_token_from_environment(token: Token | None) -> Token:
     """`token` if given, else `$CODEQ_TOKEN`, else `$CODEQ_WORKER_TOKEN`; "" when none is set.
 
     An empty token is refused when the worker starts, not here, so that a module can build

@@ -20,6 +20,7 @@ from codeq.client._environment import url_from_environment, worker_token_from_en
 from codeq.client._execution import AckErrorHook, AckHook, Context, Handler, OnError, WorkerStats
 from codeq.client._retry import RetryPolicy
 from codeq.client._session import Session, SessionConfig
+from codeq.client._tokens import Token
 from codeq.client._transport import Transport
 
 H = TypeVar("H", bound=Handler)
@@ -65,7 +66,9 @@ class AsyncWorker:
 
     `base_url` is codeq's HTTP API, or `grpc://host:port` for its worker stream; left out, it
     is `$CODEQ_URL` (else `$CODEQ_BASE_URL`, else `http://localhost:8080`). `token` left out is
-    `$CODEQ_TOKEN` (else `$CODEQ_WORKER_TOKEN`); `run()` refuses to start without one.
+    `$CODEQ_TOKEN` (else `$CODEQ_WORKER_TOKEN`); `run()` refuses to start without one. `token`
+    may be a function (sync or async) returning the token, for tokens that expire: it is
+    called again when the server answers 401 and shortly before a JWT's `exp` (HTTP only).
 
     Each worker owns its leases apart from every other worker on the same token: it sends
     `worker_id` (default: `<host>-<pid>-<random>`, new for every worker object) as the
@@ -77,7 +80,7 @@ class AsyncWorker:
     def __init__(  # noqa: PLR0913 — each keyword is an independent, documented tuning knob
         self,
         base_url: str | None = None,
-        token: str | None = None,
+        token: Token | None = None,
         *,
         concurrency: int = 1,
         lease_seconds: int = 60,
@@ -237,7 +240,7 @@ class Worker:
     def __init__(  # noqa: PLR0913 — the same knobs as AsyncWorker
         self,
         base_url: str | None = None,
-        token: str | None = None,
+        token: Token | None = None,
         *,
         concurrency: int = 1,
         lease_seconds: int = 60,
