@@ -160,6 +160,7 @@ def worker(ctx: typer.Context) -> None:
 
 def _add_remote_commands() -> None:
     """The operator's commands, built on the SDK (spec 04 §5)."""
+    import codeq.cli.worker_reports  # noqa: F401 — registers task complete/fail/abandon/heartbeat
     from codeq.cli.admin import dlq_app, topic_app
     from codeq.cli.cluster import cluster_app
     from codeq.cli.remote import queue_app, task_app
