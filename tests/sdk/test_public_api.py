@@ -41,6 +41,7 @@ PUBLIC = [
     "ResultNotReady",
     "ResultSpec",
     "ServerError",
+    "Subscription",
     "Task",
     "TaskCancelled",
     "TaskPage",

@@ -5,7 +5,15 @@ SDK's interface (tests/sdk/test_public_api.py pins the list). The modules behind
 private: their names start with an underscore and may change without notice.
 """
 
-from codeq.client._admin import Admin, AsyncAdmin, DlqPage, QueueOverview, QueueStats, TaskPage
+from codeq.client._admin import (
+    Admin,
+    AsyncAdmin,
+    DlqPage,
+    QueueOverview,
+    QueueStats,
+    Subscription,
+    TaskPage,
+)
 from codeq.client._connect import connect
 from codeq.client._errors import (
     BadRequest,
@@ -64,6 +72,7 @@ __all__ = [
     "ResultNotReady",
     "ResultSpec",
     "ServerError",
+    "Subscription",
     "Task",
     "TaskCancelled",
     "TaskPage",

@@ -26,6 +26,15 @@ _task = msgspec.json.Decoder(w.TaskJSON).decode
 _task_page = msgspec.json.Decoder(w.TaskPageJSON).decode
 _overview = msgspec.json.Decoder(w.OverviewJSON).decode
 _any = msgspec.json.decode
+_subscription = msgspec.json.Decoder(w.SubscriptionJSON).decode
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A queue-ready notification subscription: renew it before `expires_at` (RFC 3339)."""
+
+    subscription_id: str
+    expires_at: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +166,37 @@ class AsyncAdmin:
         deleted: int = _any((await self._send("POST", "/admin/tasks/cleanup", _encode(body))).body)["deleted"]
         return deleted
 
+    async def subscribe(
+        self,
+        callback_url: str,
+        *,
+        event_types: list[str] | None = None,
+        ttl_seconds: int | None = None,
+        delivery_mode: str | None = None,
+        group_id: str | None = None,
+        min_interval_seconds: int | None = None,
+    ) -> Subscription:
+        """Have `callback_url` notified when tasks of `event_types` become ready. The routes
+        are a worker's (`/workers/subscriptions`): this client's token must be a worker token
+        with the scope `codeq:subscribe`."""
+        body = w.SubscriptionRequest(
+            callback_url=callback_url,
+            event_types=event_types,
+            ttl_seconds=ttl_seconds,
+            delivery_mode=delivery_mode,
+            group_id=group_id,
+            min_interval_seconds=min_interval_seconds,
+        )
+        return _subscription_from((await self._send("POST", "/workers/subscriptions", _encode(body))).body)
+
+    async def renew_subscription(self, subscription_id: str, ttl_seconds: int | None = None) -> Subscription:
+        body = _encode(w.SubscriptionHeartbeatRequest(ttl_seconds=ttl_seconds))
+        path = f"/workers/subscriptions/{_seg(subscription_id)}/heartbeat"
+        return _subscription_from((await self._send("POST", path, body)).body)
+
+    async def unsubscribe(self, subscription_id: str) -> None:
+        await self._send("DELETE", f"/workers/subscriptions/{_seg(subscription_id)}")
+
     async def backup(self, dest: str, shard: int | None = None) -> w.BackupJSON:
         """Have the server write a consistent checkpoint of its stores (or of one shard) to
         `dest` on the server's own disk, while it keeps serving."""
@@ -229,6 +269,21 @@ class Admin(BlockingClient[AsyncAdmin]):
 
     def backup(self, dest: str, shard: int | None = None) -> w.BackupJSON:
         return self._loop.run(self._async.backup(dest, shard))
+
+    def subscribe(self, callback_url: str, **options: Any) -> Subscription:
+        """See `AsyncAdmin.subscribe` (same keywords)."""
+        return self._loop.run(self._async.subscribe(callback_url, **options))
+
+    def renew_subscription(self, subscription_id: str, ttl_seconds: int | None = None) -> Subscription:
+        return self._loop.run(self._async.renew_subscription(subscription_id, ttl_seconds))
+
+    def unsubscribe(self, subscription_id: str) -> None:
+        self._loop.run(self._async.unsubscribe(subscription_id))
+
+
+def _subscription_from(body: bytes) -> Subscription:
+    answer = _subscription(body)
+    return Subscription(answer.subscription_id, answer.expires_at)
 
 
 def _queue_overview(r: w.QueueOverviewJSON) -> QueueOverview:
