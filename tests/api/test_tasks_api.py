@@ -43,9 +43,28 @@ async def test_create_returns_202_with_the_reference_task_shape(api: Api) -> Non
 async def test_any_json_payload_is_accepted_but_null_and_missing_are_not(api: Api) -> None:
     for payload in (0, False, "", {}, [], "text", 1.5):
         assert (await api.post("/tasks", {"command": "render", "payload": payload})).status_code == 202
-    for body in ({"command": "render", "payload": None}, {"command": "render"}, {"payload": 1}):
+    null = await api.post("/tasks", {"command": "render", "payload": None})
+    assert (null.status_code, null.json()) == (400, {"error": "invalid body", "field": "payload"})
+    for body, field in (({"command": "render"}, "payload"), ({"payload": 1}, "command")):
         response = await api.post("/tasks", body)
-        assert response.status_code == 400 and response.json()["error"] == "invalid body"
+        assert response.status_code == 400
+        assert response.json() == {"error": f"invalid body: {field} is required", "field": field}
+
+
+async def test_unknown_fields_in_request_bodies_are_refused_by_name(api: Api) -> None:
+    typo = await api.post("/tasks", {"command": "render", "payload": 1, "priorty": 5})
+    assert (typo.status_code, typo.json()) == (
+        400,
+        {"error": 'invalid body: unknown field "priorty"', "field": "priorty"},
+    )
+    created = (await api.post("/tasks", {"command": "render", "payload": 1})).json()
+    claim = await api.post("/tasks/claim", {"commands": ["render"], "leaseSecs": 30}, WORKER)
+    assert claim.status_code == 400 and claim.json()["field"] == "leaseSecs"
+    # codeQ's Go SDK sends its claim options (waitSeconds too) to the batch claim: still accepted.
+    batch = await api.post(
+        "/tasks/claim/batch", {"count": 1, "commands": ["render"], "waitSeconds": 1}, WORKER
+    )
+    assert batch.status_code == 200 and batch.json()["tasks"][0]["id"] == created["id"]
 
 
 async def test_create_validation_errors(api: Api) -> None:
@@ -260,7 +279,7 @@ async def test_result_validation(api: Api) -> None:
         ({"status": "COMPLETED"}, "result required when status=COMPLETED"),
         ({"status": "FAILED"}, "error required when status=FAILED"),
         ({"status": "DONE", "result": {}}, "invalid status"),
-        ({"result": {}}, "invalid request body"),
+        ({"result": {}}, "invalid request body: status is required"),
         ({"status": "COMPLETED", "result": [1]}, "invalid request body"),
         ({"status": "COMPLETED", "result": {}, "artifacts": [{"name": "../x", "url": "http://a"}]}, None),
         (

@@ -59,9 +59,9 @@ def test_task_lifecycle_and_dead_letter_tools(server: ServerProcess) -> None:
     table = codeq(server, "task", "get", task_id)
     assert table.returncode == 0 and task_id in table.stdout and "PENDING" in table.stdout
     stats = as_json(codeq(server, "queue", "stats", "cli-render", "--json"))
-    assert stats == {"command": "cli-render", "ready": 1, "delayed": 0, "in_progress": 0, "dlq": 0}
+    assert stats == {"command": "cli-render", "ready": 1, "delayed": 0, "inProgress": 0, "dlq": 0}
     [row] = [q for q in as_json(codeq(server, "queue", "list", "--json")) if q["command"] == "cli-render"]
-    assert row["ready"] == 1 and row["in_progress"] == 0
+    assert row["ready"] == 1 and row["inProgress"] == 0
     table = codeq(server, "queue", "list").stdout
     assert "cli-render" in table and "codeq:q:" not in table  # command names, never internal keys
 
@@ -184,15 +184,15 @@ def test_task_nack_presents_the_lease_token_of_the_claim(server: ServerProcess) 
     task_id = as_json(codeq(server, "task", "create", "cli-fenced", "--max-attempts", "5", "--json"))["id"]
     as_worker = ("--worker-id", "cli-a")
     first = as_json(codeq(server, "task", "claim", "-c", "cli-fenced", *as_worker, "--json"))
-    assert first["id"] == task_id and first["lease_token"] > 0
+    assert first["id"] == task_id and first["leaseToken"] > 0
     assert "lease_token" in codeq(server, "task", "get", task_id).stdout
-    token = str(first["lease_token"])
+    token = str(first["leaseToken"])
     args = ("task", "nack", task_id, "--delay-seconds", "0", *as_worker, "--json")
     assert as_json(codeq(server, *args, "--lease-token", token)) == {"taskId": task_id, "status": "requeued"}
     second = as_json(codeq(server, "task", "claim", "-c", "cli-fenced", *as_worker, "--json"))
-    assert second["lease_token"] > first["lease_token"]
+    assert second["leaseToken"] > first["leaseToken"]
     stale = codeq(server, *args, "--lease-token", token)  # the first claim's lease is over
     assert stale.returncode == 1 and "not-owner" in stale.stderr
-    other = codeq(server, "task", "nack", task_id, "--lease-token", str(second["lease_token"]), "--json")
+    other = codeq(server, "task", "nack", task_id, "--lease-token", str(second["leaseToken"]), "--json")
     assert other.returncode == 1 and "not-owner" in other.stderr  # the token's subject is not cli-a
-    assert as_json(codeq(server, *args, "--lease-token", str(second["lease_token"])))["status"] == "requeued"
+    assert as_json(codeq(server, *args, "--lease-token", str(second["leaseToken"])))["status"] == "requeued"

@@ -41,6 +41,7 @@ PUBLIC = [
     "ResultNotReady",
     "ResultSpec",
     "ServerError",
+    "Subscription",
     "Task",
     "TaskCancelled",
     "TaskPage",
@@ -49,6 +50,7 @@ PUBLIC = [
     "Unauthorized",
     "Unavailable",
     "Worker",
+    "WorkerSettings",
     "WorkerStats",
     "connect",
 ]

@@ -14,6 +14,12 @@ def main(argv: list[str] | None = None) -> None:
     command imports lazily, may be missing: that is a one-line hint and exit status 1.
     """
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["worker"]:
+        # Needs only the SDK, so it runs before Typer is imported.
+        from codeq.cli.worker import exit_now
+        from codeq.cli.worker import main as worker_main
+
+        exit_now(worker_main(args[1:]))
     try:
         from codeq.cli.main import cli
 

@@ -146,8 +146,21 @@ def bench(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
     emit(report(plan, tally, options), as_json)
 
 
+@cli.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def worker(ctx: typer.Context) -> None:
+    """Run the handlers of a Worker in APP (module:attribute); `codeq worker --help` lists the flags."""
+    from codeq.cli.worker import exit_now
+    from codeq.cli.worker import main as worker_main
+
+    exit_now(worker_main(list(ctx.args)))
+
+
 def _add_remote_commands() -> None:
     """The operator's commands, built on the SDK (spec 04 §5)."""
+    import codeq.cli.worker_reports  # noqa: F401 — registers task complete/fail/abandon/heartbeat
     from codeq.cli.admin import dlq_app, topic_app
     from codeq.cli.cluster import cluster_app
     from codeq.cli.remote import queue_app, task_app

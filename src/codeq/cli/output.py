@@ -8,6 +8,7 @@ reached or failed (connection error, timeout, 5xx).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -129,7 +130,31 @@ def parse_time(text: str, what: str) -> datetime:
 
 
 def emit_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(msgspec.to_builtins(value), indent=2, default=str) + "\n")
+    """Print JSON with the API's field names (`maxAttempts`, `leaseToken`), as a script reading
+    both the CLI and the HTTP API expects; the data inside (payloads, results) is left as it is."""
+    sys.stdout.write(json.dumps(_api_names(value), indent=2, default=str) + "\n")
+
+
+def _api_names(value: Any) -> Any:
+    if isinstance(value, msgspec.Struct) or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        fields = {name: getattr(value, name) for name in _field_names(value)}
+        return {_camel(name): _api_names(item) for name, item in fields.items()}
+    if isinstance(value, list | tuple):
+        return [_api_names(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _api_names(item) for key, item in value.items()}
+    return msgspec.to_builtins(value)
+
+
+def _field_names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, msgspec.Struct):
+        return value.__struct_fields__
+    return tuple(field.name for field in dataclasses.fields(value))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def _when(moment: datetime | None) -> str:

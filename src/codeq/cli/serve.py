@@ -12,6 +12,7 @@ import sys
 from codeq.app import App
 from codeq.app.wiring import http_server_limits
 from codeq.config import Settings
+from codeq.kv.lockfile import StoreInUseError
 from codeq.observability.logging import configure_logging
 from codeq.transport.http.server import HttpServer, connection_cap, raise_descriptor_limit
 
@@ -32,6 +33,9 @@ async def serve(settings: Settings) -> None:
         # The certificate is loaded first: a bad one (ssl.SSLError is an OSError) stops the start.
         tls = app.tls.ssl_context() if app.tls is not None else None
         await app.start()
+    except StoreInUseError as exc:
+        print(f"codeq: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     except OSError as exc:
         print(f"codeq: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
@@ -62,7 +66,12 @@ async def _serve_until_signalled(server: HttpServer, settings: Settings, app: Ap
     try:
         await server.start(settings.http.host, settings.http.port)
     except OSError as exc:
-        print(f"codeq: {exc}", file=sys.stderr, flush=True)
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        print(
+            f"codeq: cannot serve HTTP on {settings.http.host}:{settings.http.port}: {reason}",
+            file=sys.stderr,
+            flush=True,
+        )
         raise SystemExit(1) from None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)

@@ -5,7 +5,15 @@ SDK's interface (tests/sdk/test_public_api.py pins the list). The modules behind
 private: their names start with an underscore and may change without notice.
 """
 
-from codeq.client._admin import Admin, AsyncAdmin, DlqPage, QueueOverview, QueueStats, TaskPage
+from codeq.client._admin import (
+    Admin,
+    AsyncAdmin,
+    DlqPage,
+    QueueOverview,
+    QueueStats,
+    Subscription,
+    TaskPage,
+)
 from codeq.client._connect import connect
 from codeq.client._errors import (
     BadRequest,
@@ -32,7 +40,7 @@ from codeq.client._models import Artifact, Result, ResultSpec, Task, TaskSpec
 from codeq.client._outcomes import Abandon, Fail, Nack
 from codeq.client._producer import AsyncProducer, Producer
 from codeq.client._transport import Transport
-from codeq.client._worker import AsyncWorker, Worker
+from codeq.client._worker import AsyncWorker, Worker, WorkerSettings
 
 __all__ = [
     "Abandon",
@@ -64,6 +72,7 @@ __all__ = [
     "ResultNotReady",
     "ResultSpec",
     "ServerError",
+    "Subscription",
     "Task",
     "TaskCancelled",
     "TaskPage",
@@ -72,6 +81,7 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "Worker",
+    "WorkerSettings",
     "WorkerStats",
     "connect",
 ]

@@ -14,6 +14,7 @@ from codeq.client._http import HttpTransport
 from codeq.client._json import task_from_wire
 from codeq.client._loop import BlockingClient, LoopThread
 from codeq.client._models import Task
+from codeq.client._tokens import Token
 from codeq.wire import http as w
 
 _encode = msgspec.json.Encoder().encode
@@ -25,8 +26,17 @@ _task = msgspec.json.Decoder(w.TaskJSON).decode
 _task_page = msgspec.json.Decoder(w.TaskPageJSON).decode
 _overview = msgspec.json.Decoder(w.OverviewJSON).decode
 _subscriptions = msgspec.json.Decoder(w.SubscriptionListJSON).decode
-_subscription = msgspec.json.Decoder(w.SubscriptionDetailJSON).decode
+_subscription_detail = msgspec.json.Decoder(w.SubscriptionDetailJSON).decode
 _any = msgspec.json.decode
+_subscription = msgspec.json.Decoder(w.SubscriptionJSON).decode
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A queue-ready notification subscription: renew it before `expires_at` (RFC 3339)."""
+
+    subscription_id: str
+    expires_at: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +87,7 @@ class AsyncAdmin:
     actions, and the caller sees every failure.
     """
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, token: Token, *, timeout: float = 60.0) -> None:
         self._http = HttpTransport(base_url, token, timeout=timeout)
 
     @property
@@ -177,6 +187,37 @@ class AsyncAdmin:
         deleted: int = _any((await self._send("POST", "/admin/tasks/cleanup", _encode(body))).body)["deleted"]
         return deleted
 
+    async def subscribe(
+        self,
+        callback_url: str,
+        *,
+        event_types: list[str] | None = None,
+        ttl_seconds: int | None = None,
+        delivery_mode: str | None = None,
+        group_id: str | None = None,
+        min_interval_seconds: int | None = None,
+    ) -> Subscription:
+        """Have `callback_url` notified when tasks of `event_types` become ready. The routes
+        are a worker's (`/workers/subscriptions`): this client's token must be a worker token
+        with the scope `codeq:subscribe`."""
+        body = w.SubscriptionRequest(
+            callback_url=callback_url,
+            event_types=event_types,
+            ttl_seconds=ttl_seconds,
+            delivery_mode=delivery_mode,
+            group_id=group_id,
+            min_interval_seconds=min_interval_seconds,
+        )
+        return _subscription_from((await self._send("POST", "/workers/subscriptions", _encode(body))).body)
+
+    async def renew_subscription(self, subscription_id: str, ttl_seconds: int | None = None) -> Subscription:
+        body = _encode(w.SubscriptionHeartbeatRequest(ttl_seconds=ttl_seconds))
+        path = f"/workers/subscriptions/{_seg(subscription_id)}/heartbeat"
+        return _subscription_from((await self._send("POST", path, body)).body)
+
+    async def unsubscribe(self, subscription_id: str) -> None:
+        await self._send("DELETE", f"/workers/subscriptions/{_seg(subscription_id)}")
+
     async def backup(self, dest: str, shard: int | None = None) -> w.BackupJSON:
         """Have the server write a consistent checkpoint of its stores (or of one shard) to
         `dest` on the server's own disk, while it keeps serving."""
@@ -189,7 +230,7 @@ class AsyncAdmin:
 
     async def subscription(self, subscription_id: str) -> w.SubscriptionDetailJSON:
         """One of them; `NotFound` if it expired, was deleted, or is someone else's."""
-        return _subscription(
+        return _subscription_detail(
             (await self._send("GET", f"/workers/subscriptions/{_seg(subscription_id)}")).body
         )
 
@@ -213,7 +254,7 @@ class AsyncAdmin:
 class Admin(BlockingClient[AsyncAdmin]):
     """The blocking twin of `AsyncAdmin` (it runs one on a private event loop thread)."""
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, token: Token, *, timeout: float = 60.0) -> None:
         self._loop = LoopThread("codeq-admin")
         self._async = AsyncAdmin(base_url, token, timeout=timeout)
 
@@ -277,6 +318,21 @@ class Admin(BlockingClient[AsyncAdmin]):
 
     def subscription(self, subscription_id: str) -> w.SubscriptionDetailJSON:
         return self._loop.run(self._async.subscription(subscription_id))
+
+    def subscribe(self, callback_url: str, **options: Any) -> Subscription:
+        """See `AsyncAdmin.subscribe` (same keywords)."""
+        return self._loop.run(self._async.subscribe(callback_url, **options))
+
+    def renew_subscription(self, subscription_id: str, ttl_seconds: int | None = None) -> Subscription:
+        return self._loop.run(self._async.renew_subscription(subscription_id, ttl_seconds))
+
+    def unsubscribe(self, subscription_id: str) -> None:
+        self._loop.run(self._async.unsubscribe(subscription_id))
+
+
+def _subscription_from(body: bytes) -> Subscription:
+    answer = _subscription(body)
+    return Subscription(answer.subscription_id, answer.expires_at)
 
 
 def _queue_overview(r: w.QueueOverviewJSON) -> QueueOverview:

@@ -24,6 +24,7 @@ from codeq.client._json import (
 )
 from codeq.client._models import Result, ResultSpec, Task, TaskSpec
 from codeq.client._tls import ClientTls
+from codeq.client._tokens import Token, TokenSource
 from codeq.client._tracing import trace_headers
 from codeq.h1 import H1Client, H1ConnectError, H1Error, H1Response
 from codeq.wire import http as w
@@ -50,7 +51,7 @@ class HttpTransport:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: Token,
         *,
         timeout: float = 10.0,
         max_connections: int = 64,
@@ -58,14 +59,16 @@ class HttpTransport:
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self.timeout = timeout
-        # One tuple for every request: the client caches its encoding. `X-Worker-Id` makes the
-        # leases this transport takes its own, apart from other workers on the same token.
-        self._headers = (
-            ("authorization", f"Bearer {token}"),
+        # One tuple for every request while the token stays the same: the client caches its
+        # encoding. `X-Worker-Id` makes the leases this transport takes its own, apart from other
+        # workers on the same token.
+        self._tokens = TokenSource(token)
+        self._fixed_headers = (
             ("content-type", "application/json"),
             ("user-agent", USER_AGENT),
             *((("x-worker-id", worker_id),) if worker_id else ()),
         )
+        self._headers_for: tuple[str, tuple[tuple[str, str], ...]] = ("", self._fixed_headers)
         # Our own HTTP/1.1 pool: httpx managed ~1,500 requests/s here, this ~15,000 (docs/adr/0002).
         verify = ClientTls.from_environment().verify()
         self._client = H1Client(self._base_url, max_connections=max_connections, verify=verify)
@@ -185,8 +188,14 @@ class HttpTransport:
         """One logical request: follow redirects, and turn any failure into a CodeqError."""
         target = PREFIX + path + (f"?{urlencode(params)}" if params else "")
         url = self._base_url + target
-        for _ in range(MAX_REDIRECTS + 1):
+        refreshed = False
+        for _ in range(MAX_REDIRECTS + 2):
             reply = await self._exchange(method, url, body or b"", self.timeout + wait)
+            if reply.status == 401 and self._tokens.refreshable and not refreshed:
+                # The provider's token expired or was revoked: one more try with a new one.
+                await self._tokens.refresh()
+                refreshed = True
+                continue
             location = reply.header("location")
             if reply.status not in _REDIRECTS or not location:
                 if reply.status >= 300:
@@ -198,7 +207,7 @@ class HttpTransport:
 
     async def _exchange(self, method: str, url: str, body: bytes, timeout: float) -> H1Response:
         try:
-            headers = self._headers + trace_headers()  # the same tuple when there is no trace
+            headers = await self._headers() + trace_headers()  # the same tuple when there is no trace
             return await self._client.request(method, url, headers=headers, body=body, timeout=timeout)
         except H1ConnectError as exc:
             raise e.ConnectionFailed(f"cannot connect to {url}: {exc}", request_sent=False) from exc
@@ -207,6 +216,12 @@ class HttpTransport:
             # repeat retry this (see the retry rules in the producer and worker).
             sent = getattr(exc, "request_sent", True)
             raise e.ConnectionFailed(f"{type(exc).__name__}: {exc}", request_sent=sent) from exc
+
+    async def _headers(self) -> tuple[tuple[str, str], ...]:
+        token = await self._tokens.current()
+        if self._headers_for[0] != token:
+            self._headers_for = (token, (("authorization", f"Bearer {token}"), *self._fixed_headers))
+        return self._headers_for[1]
 
 
 def _task_path(task_id: str, action: str = "") -> str:

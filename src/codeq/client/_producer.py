@@ -15,6 +15,7 @@ from codeq.client._errors import BatchIncomplete, BatchItemError, CodeqError, Re
 from codeq.client._loop import BlockingClient, LoopThread
 from codeq.client._models import Result, Task, TaskSpec
 from codeq.client._retry import RetryPolicy, with_retries
+from codeq.client._tokens import Token
 from codeq.client._transport import Transport
 
 T = TypeVar("T")
@@ -25,8 +26,10 @@ RESULT_WAIT_LIMIT = 60  # the longest single wait the server grants on a result 
 class AsyncProducer:
     """Creates tasks on a codeq server and reads them back (asyncio).
 
-    `token` is a producer token. `timeout` bounds each request (long polls get their wait
-    on top). Transient failures are retried up to `retries` times with exponential backoff
+    `token` is a producer token, or a function (sync or async) returning one: it is called
+    again when the server answers 401 and shortly before a JWT's `exp` (HTTP URLs only).
+    `timeout` bounds each request (long polls get their wait on top). Transient failures are
+    retried up to `retries` times with exponential backoff
     and jitter, but only where a retry cannot create a task twice: connect failures always,
     other failures (lost answers, 5xx) for reads and for creates that carry an idempotency
     key. Errors are `codeq.client.CodeqError` subclasses.
@@ -42,7 +45,7 @@ class AsyncProducer:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: Token,
         *,
         timeout: float = 10.0,
         retries: int = 3,
@@ -58,7 +61,7 @@ class AsyncProducer:
         return self._transport.base_url
 
     @property
-    def token(self) -> str:
+    def token(self) -> Token:
         return self._token
 
     async def create(  # noqa: PLR0913 — one keyword per optional field of the create request
@@ -167,7 +170,7 @@ class Producer(BlockingClient[AsyncProducer]):
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: Token,
         *,
         timeout: float = 10.0,
         retries: int = 3,
@@ -184,7 +187,7 @@ class Producer(BlockingClient[AsyncProducer]):
         return self._async.base_url
 
     @property
-    def token(self) -> str:
+    def token(self) -> Token:
         return self._async.token
 
     def create(  # noqa: PLR0913 — one keyword per optional field of the create request

@@ -13,15 +13,30 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import msgspec
+
 from codeq.client._connect import connect
+from codeq.client._environment import url_from_environment, worker_token_from_environment
 from codeq.client._execution import AckErrorHook, AckHook, Context, Handler, OnError, WorkerStats
 from codeq.client._retry import RetryPolicy
 from codeq.client._session import Session, SessionConfig
+from codeq.client._tokens import Token
 from codeq.client._transport import Transport
 
 H = TypeVar("H", bound=Handler)
 MAX_WAIT_SECONDS = 30  # the longest claim long poll the server grants (spec 02 §8 C)
 MAX_BATCH_SIZE = 256  # the most tasks one stream Ready may ask for (spec 07 gap 2)
+
+
+class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Settings to change on a worker before it runs (`configure`); None leaves one as it is."""
+
+    base_url: str | None = None
+    token: str | None = None
+    concurrency: int | None = None
+    batch_size: int | None = None
+    lease_seconds: int | None = None
+    shutdown_timeout: float | None = None
 
 
 class AsyncWorker:
@@ -49,7 +64,11 @@ class AsyncWorker:
     `shutdown_timeout` seconds; those still running are then abandoned (handed back without
     spending an attempt), as are claimed tasks still waiting for a free handler.
 
-    `base_url` is codeq's HTTP API, or `grpc://host:port` for its worker stream.
+    `base_url` is codeq's HTTP API, or `grpc://host:port` for its worker stream; left out, it
+    is `$CODEQ_URL` (else `$CODEQ_BASE_URL`, else `http://localhost:8080`). `token` left out is
+    `$CODEQ_TOKEN` (else `$CODEQ_WORKER_TOKEN`); `run()` refuses to start without one. `token`
+    may be a function (sync or async) returning the token, for tokens that expire: it is
+    called again when the server answers 401 and shortly before a JWT's `exp` (HTTP only).
 
     Each worker owns its leases apart from every other worker on the same token: it sends
     `worker_id` (default: `<host>-<pid>-<random>`, new for every worker object) as the
@@ -60,8 +79,8 @@ class AsyncWorker:
 
     def __init__(  # noqa: PLR0913 — each keyword is an independent, documented tuning knob
         self,
-        base_url: str,
-        token: str,
+        base_url: str | None = None,
+        token: Token | None = None,
         *,
         concurrency: int = 1,
         lease_seconds: int = 60,
@@ -82,8 +101,8 @@ class AsyncWorker:
         _check(lease_seconds >= 1, "lease_seconds must be at least 1")
         _check(0 <= wait_seconds <= MAX_WAIT_SECONDS, f"wait_seconds must be 0..{MAX_WAIT_SECONDS}")
         _check(on_error in ("nack", "fail"), "on_error must be 'nack' or 'fail'")
-        self.base_url = base_url
-        self.token = token
+        self.base_url = url_from_environment(base_url)
+        self.token = worker_token_from_environment(token)
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.wait_seconds = wait_seconds
@@ -110,6 +129,22 @@ class AsyncWorker:
     def running(self) -> bool:
         """Whether `run()` is in progress."""
         return self._session is not None
+
+    def configure(self, settings: WorkerSettings) -> None:
+        """Override, before `run()`, the settings given in `settings` (None keeps the current one).
+
+        This is how `codeq worker --url/--token/--concurrency/...` adjusts a worker that an
+        application module built with its own defaults.
+        """
+        if self._session is not None:
+            raise RuntimeError("configure the worker before run()")
+        changes = {k: v for k, v in msgspec.structs.asdict(settings).items() if v is not None}
+        _check(changes.get("concurrency", 1) >= 1, "concurrency must be at least 1")
+        _check(1 <= changes.get("batch_size", 1) <= MAX_BATCH_SIZE, f"batch_size must be 1..{MAX_BATCH_SIZE}")
+        _check(changes.get("lease_seconds", 1) >= 1, "lease_seconds must be at least 1")
+        _check(changes.get("shutdown_timeout", 0.0) >= 0, "shutdown_timeout must not be negative")
+        for name, value in changes.items():
+            setattr(self, name, value)
 
     def handler(self, command: str) -> Callable[[H], H]:
         """Decorator: `@worker.handler("render")` registers the function for `render` tasks."""
@@ -140,6 +175,8 @@ class AsyncWorker:
             raise RuntimeError("register at least one handler before run()")
         if self._session is not None:
             raise RuntimeError("this worker is already running")
+        if not self.token and self._transport is None:
+            raise ValueError("no token: pass token=..., or set CODEQ_TOKEN")
         transport = self._transport or connect(
             self.base_url, self.token, timeout=self.timeout, http_url=self.http_url, worker_id=self.worker_id
         )
@@ -202,8 +239,8 @@ class Worker:
 
     def __init__(  # noqa: PLR0913 — the same knobs as AsyncWorker
         self,
-        base_url: str,
-        token: str,
+        base_url: str | None = None,
+        token: Token | None = None,
         *,
         concurrency: int = 1,
         lease_seconds: int = 60,
@@ -250,6 +287,14 @@ class Worker:
     @property
     def commands(self) -> list[str]:
         return self._async.commands
+
+    @property
+    def base_url(self) -> str:
+        return self._async.base_url
+
+    def configure(self, settings: WorkerSettings) -> None:
+        """Override settings before `run()`; see `AsyncWorker.configure`."""
+        self._async.configure(settings)
 
     def handler(self, command: str) -> Callable[[H], H]:
         """Decorator registering a handler for `command`; see `AsyncWorker.handler`."""

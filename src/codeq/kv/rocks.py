@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import rocksdict
 
 from codeq.kv.api import Ops
+from codeq.kv.lockfile import check_not_in_use
 
 
 class RocksKV:
@@ -19,6 +20,7 @@ class RocksKV:
 
     def __init__(self, path: str, *, block_cache_mb: int = 64) -> None:
         os.makedirs(path, mode=0o700, exist_ok=True)
+        check_not_in_use(path)  # one clear line instead of RocksDB's "IO error: While lock file"
         options = rocksdict.Options(raw_mode=True)
         options.create_if_missing(True)
         options.increase_parallelism(2)

@@ -1,8 +1,8 @@
 """JSON shapes of the HTTP API, wire-compatible with codeQ (spec 02). camelCase lives here.
 
-Request structs are lenient like the reference: unknown fields are ignored and `null` means
-absent. Integer fields must be JSON integers. Response structs omit zero-valued optional
-fields, as the reference does.
+Request structs refuse unknown fields (a 400 naming the field; the reference ignores them,
+docs/compatibility.md), and `null` means absent. Integer fields must be JSON integers.
+Response structs omit zero-valued optional fields, as the reference does.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ _LEASE_TOKEN_OUT = (
 )
 
 
-class _Request(msgspec.Struct, rename="camel", kw_only=True):
-    pass
+class _Request(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """A request body: a misspelt field is an error, not silently ignored."""
 
 
 class CreateTaskRequest(_Request, kw_only=True):
@@ -53,6 +53,9 @@ class BatchClaimRequest(_Request, kw_only=True):
     count: int
     commands: list[str] | None = None
     lease_seconds: int | None = None
+    # Ignored (a batch claim never waits, spec 02 §4.4), but accepted: codeQ's Go SDK sends
+    # its claim options, `waitSeconds` included, to this route too.
+    wait_seconds: int | None = None
 
 
 class _LeaseRequest(_Request, kw_only=True):

@@ -1,4 +1,4 @@
-"""Decoding request bodies: lenient, typed JSON with the reference's error texts."""
+"""Decoding request bodies: typed JSON, the reference's error texts, unknown fields refused by name."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import TypeVar
 
 import msgspec
 
-from codeq.core.errors import InvalidInput
+from codeq.core.errors import FIELD, InvalidInput
 from codeq.transport.json_input import check_json
 
 T = TypeVar("T")
@@ -33,17 +33,31 @@ def decode(
     try:
         value: T = decoder.decode(body)  # type: ignore[assignment]
     except msgspec.ValidationError as exc:
-        raise InvalidInput(message, field=_field_of(exc)) from None
+        raise _invalid(message, str(exc)) from None
     except msgspec.DecodeError:
         raise InvalidInput(message) from None
     return value
 
 
-def _field_of(exc: msgspec.ValidationError) -> str | None:
-    text = str(exc)
+def _invalid(message: str, text: str) -> InvalidInput:
+    """The 400 for a body of the wrong shape, naming the field: an unknown field and a missing
+    required one say so after the route's own text (`invalid body: unknown field "x"`)."""
+    where = _path_of(text)
+    if text.startswith(_UNKNOWN):
+        name = text[len(_UNKNOWN) :].split("`", 1)[0]
+        field = f"{where}.{name}" if where else name
+        return InvalidInput(f'{message}: unknown field "{field}"', field=field)
+    if text.startswith(_MISSING):
+        name = text[len(_MISSING) :].split("`", 1)[0]
+        return InvalidInput(f"{message}: {FIELD} is required", field=f"{where}.{name}" if where else name)
+    return InvalidInput(message, field=where.split("[", 1)[0] or None)
+
+
+_UNKNOWN = "Object contains unknown field `"
+_MISSING = "Object missing required field `"
+
+
+def _path_of(text: str) -> str:
+    """`results[0]` from msgspec's `... - at `$.results[0]``; "" at the top level."""
     marker = "at `$."
-    if marker in text:
-        return text.split(marker, 1)[1].split("`", 1)[0].split("[", 1)[0] or None
-    if "missing required field `" in text:
-        return text.split("missing required field `", 1)[1].split("`", 1)[0]
-    return None
+    return text.split(marker, 1)[1].split("`", 1)[0] if marker in text else ""
