@@ -30,38 +30,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from restart_bench import child_fill as restart_fill
 from restart_bench import mb, vm_kb
 
 
 def child_fill(path: str, tasks: int, batch: int) -> dict[str, Any]:
-    """Fill a fresh store with `tasks` pending tasks through the engine's apply path."""
-    import uuid
-
-    from codeq.engine import commands as c
-    from codeq.engine.engine import Engine
-    from codeq.kv.rocks import RocksKV
-
-    started = time.perf_counter()
-    kv = RocksKV(path)
-    engine = Engine(kv)
-    now_ms = time.time_ns() // 1_000_000
-    for first in range(0, tasks, batch):
-        items: list[c.Create | c.Complete] = [
-            c.Create(
-                now_ms=now_ms,
-                task_id=str(uuid.uuid4()),
-                tenant="dev",
-                command="bench",
-                payload=f'{{"n":{i}}}',
-            )
-            for i in range(first, min(first + batch, tasks))
-        ]
-        ops, _, _ = engine.apply(c.Batch(now_ms=now_ms, items=items))
-        kv.write(ops, sync=False)
-    live = len(engine.index.tasks)
-    fill_s = time.perf_counter() - started
-    kv.close()
-    return {"tasks_filled": live, "fill_s": round(fill_s, 2)}
+    """Fill a fresh store with `tasks` pending tasks: restart_bench's fill, under this report's names."""
+    filled = restart_fill(path, tasks, batch)
+    return {"tasks_filled": filled["tasks"], "fill_s": filled["fill_s"]}
 
 
 def run_child(args: list[str], timeout: float) -> dict[str, Any]:

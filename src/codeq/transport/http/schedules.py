@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import msgspec
 
-from codeq.core.errors import InvalidInput, Unavailable
+from codeq.core.errors import Unavailable
 from codeq.core.schedules import Schedule, ScheduleSpec
 from codeq.service.container import Services
 from codeq.service.schedules import ScheduleService
 from codeq.transport.http.asgi import Reply, Request
 from codeq.transport.http.errors import json_reply
 from codeq.transport.http.render import TimeFormat
-from codeq.transport.http.topics import field_of, reason_of
-from codeq.transport.json_input import check_json
+from codeq.transport.http.topics import decode_strict
 from codeq.wire import http as w
 
 _decoder = msgspec.json.Decoder(w.ScheduleRequest)
@@ -52,15 +51,7 @@ class ScheduleRoutes:
 
 def decode_spec(body: bytes) -> ScheduleSpec:
     """Strict, like the topic body: exact field names, no unknown fields, one JSON object."""
-    if not body.strip():
-        raise InvalidInput("invalid request body: EOF")
-    check_json(body, "invalid request body", envelope=1)
-    try:
-        doc = _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise InvalidInput(f"invalid request body: {reason_of(exc)}", field=field_of(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidInput(f"invalid request body: {reason_of(exc)}") from None
+    doc = decode_strict(_decoder, body)
     return ScheduleSpec(
         command=doc.command,
         payload=bytes(doc.payload).decode(),

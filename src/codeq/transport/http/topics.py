@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import msgspec
 
 from codeq.core.errors import InvalidInput
@@ -14,6 +16,7 @@ from codeq.transport.json_input import check_json
 from codeq.wire import http as w
 
 _decoder = msgspec.json.Decoder(w.TopicPolicyRequest)
+BodyT = TypeVar("BodyT")
 _UTC = TimeFormat()  # topic timestamps are UTC whatever the server's zone (spec 02 §4.15)
 
 
@@ -41,17 +44,23 @@ class TopicRoutes:
         return Reply(204, content_type=b"application/json")
 
 
-def decode_policy(body: bytes) -> TopicPolicy:
-    """Strict: exact field names, no unknown fields, one JSON object, every type exact."""
+def decode_strict(decoder: msgspec.json.Decoder[BodyT], body: bytes) -> BodyT:
+    """An admin body decoded strictly (topics, schedules): one JSON object, exact field names
+    and types, no unknown fields; every refusal a 400 naming the field where there is one."""
     if not body.strip():
         raise InvalidInput("invalid request body: EOF")
     check_json(body, "invalid request body", envelope=1)
     try:
-        doc = _decoder.decode(body)
+        return decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise InvalidInput(f"invalid request body: {reason_of(exc)}", field=field_of(exc)) from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"invalid request body: {reason_of(exc)}") from None
+
+
+def decode_policy(body: bytes) -> TopicPolicy:
+    """Strict: exact field names, no unknown fields, one JSON object, every type exact."""
+    doc = decode_strict(_decoder, body)
     return TopicPolicy(
         priority_tiers=tuple(doc.priority_tiers),
         max_attempts=doc.max_attempts,
