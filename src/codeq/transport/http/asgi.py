@@ -43,13 +43,14 @@ class Reply:
 class Request:
     """What a handler may read: method, path, path parameters, headers, query and body."""
 
-    __slots__ = ("_query", "path_params", "receive", "scope")
+    __slots__ = ("_headers", "_query", "path_params", "receive", "scope")
 
     def __init__(self, scope: Scope, receive: Receive, path_params: dict[str, str]) -> None:
         self.scope = scope
         self.receive = receive
         self.path_params = path_params
         self._query: dict[str, str] | None = None
+        self._headers: dict[bytes, bytes] | None = None
 
     @property
     def method(self) -> str:
@@ -68,11 +69,13 @@ class Request:
 
     def header(self, name: bytes) -> str | None:
         """A request header by lower-case name (the first one, if repeated)."""
-        for key, value in self.scope["headers"]:
-            if key == name:
-                text: str = value.decode("latin-1")
-                return text
-        return None
+        headers = self._headers
+        if headers is None:
+            # Built once per request (a handler reads several headers); reversed, so that
+            # of repeated headers the first one wins.
+            headers = self._headers = dict(reversed(self.scope["headers"]))
+        value = headers.get(name)
+        return None if value is None else value.decode("latin-1")
 
     def query(self, name: str) -> str | None:
         if self._query is None:
