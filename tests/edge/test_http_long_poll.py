@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator
 
 import pytest
 
+from codeq.transport.http.exchange import Exchange
 from codeq.transport.http.limits import HttpServerLimits
 from codeq.transport.http.server import HttpServer
 from tests.api.conftest import make_settings, running
@@ -73,3 +75,21 @@ async def test_a_long_poll_answers_when_a_task_arrives(port: int) -> None:
     assert status == 202
     claimed_status, claimed = await poll
     assert (claimed_status, json.loads(claimed)["id"]) == (200, json.loads(body)["id"])
+
+
+async def test_answered_requests_leave_no_garbage_cycles(port: int) -> None:
+    """Each exchange is freed when its request ends, not by the garbage collector: a cycle per
+    request (the scope's disconnect extension is a method of the exchange holding the scope)
+    made every request's scope, headers and exchange wait for a collection."""
+    await exchange(port, post(b"/tasks", b"dev-producer", CREATE))  # warm: first-use caches
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(5):
+            assert (await exchange(port, post(b"/tasks", b"dev-producer", CREATE)))[0] == 202
+            assert (await exchange(port, post(b"/tasks/claim", b"dev-worker", CLAIM)))[0] == 200
+        await asyncio.sleep(0)  # the last exchange's task has finished
+        left = [o for o in gc.get_objects() if isinstance(o, Exchange)]
+    finally:
+        gc.enable()
+    assert left == []

@@ -152,6 +152,9 @@ class Exchange:
             if not self.response_started:
                 await self._fail(500)
         finally:
+            # The scope's extension is a bound method of this exchange, which holds the scope:
+            # a cycle that only the garbage collector would free, a dozen objects a request.
+            self.scope["extensions"] = None
             if not self.response_complete:
                 self.keep_alive = False  # a half-sent response can only be ended by closing
             self._conn.exchange_done(self)
