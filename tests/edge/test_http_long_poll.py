@@ -93,3 +93,28 @@ async def test_answered_requests_leave_no_garbage_cycles(port: int) -> None:
     finally:
         gc.enable()
     assert left == []
+
+
+async def test_a_reply_written_at_once_has_the_head_the_asgi_messages_would_give(port: int) -> None:
+    """Our server writes a plain reply in one piece (the `codeq.reply` extension): the same
+    status line and headers as the two ASGI messages, the body's length even for HEAD."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /nowhere HTTP/1.1\r\nhost: t\r\nx-request-id: abc\r\n\r\n")
+        writer.write(b"HEAD /nowhere HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+        answer = await reader.read()  # to the close the second request asked for
+    finally:
+        writer.close()
+    first, _, rest = answer.partition(b"\r\n\r\n")
+    lines = first.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 404 Not Found"
+    headers = dict(line.split(b": ", 1) for line in lines[1:])
+    assert headers[b"content-type"] == b"application/json" and headers[b"x-request-id"] == b"abc"
+    assert b"date" in headers and b"connection" not in headers
+    body = rest[: int(headers[b"content-length"])]
+    assert body == b'{"error":"not found"}'
+    second = rest[len(body) :]
+    head, _, after = second.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404 Not Found\r\n")
+    assert b"\r\ncontent-length: %d\r\n" % len(body) in head and b"\r\nconnection: close" in head
+    assert after == b""  # HEAD: the length of the body, not the body

@@ -119,30 +119,32 @@ class HttpApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        request_id = self.ids.of(scope)
         method: str = scope["method"]
         handler, params, known_path = self.router.resolve(method, scope["path"])
+        request = Request(scope, receive, params)
+        request_id = self.ids.of(request)
         observer = self.observer
         if observer is None:
-            await send_reply(send, await self._reply(scope, receive, handler, params, known_path), request_id)
+            reply = await self._reply(request, handler, known_path)
+            await send_reply(send, reply, request_id, request.direct_reply())
             return
         if observer.plain:  # metrics only (tracing and access log off): nothing else per request
             record = self._recorders.get((handler, method)) or self._bind(observer, handler, method)
             started = time.perf_counter()
             status = 500
             try:
-                reply = await self._reply(scope, receive, handler, params, known_path)
+                reply = await self._reply(request, handler, known_path)
                 status = reply.status
-                await send_reply(send, reply, request_id)
+                await send_reply(send, reply, request_id, request.direct_reply())
             finally:
                 record(status, time.perf_counter() - started)
             return
         seen = observer.begin(method, self.router.template_of(handler), scope["headers"])
         status = 500
         try:
-            reply = await self._reply(scope, receive, handler, params, known_path)
+            reply = await self._reply(request, handler, known_path)
             status = reply.status
-            await send_reply(send, reply, request_id)
+            await send_reply(send, reply, request_id, request.direct_reply())
         finally:
             observer.end(seen, method, status, request_id)
 
@@ -152,15 +154,7 @@ class HttpApp:
             self._recorders[(handler, method)] = record
         return record
 
-    async def _reply(
-        self,
-        scope: Scope,
-        receive: Receive,
-        handler: Handler | None,
-        params: dict[str, str],
-        known_path: bool,
-    ) -> Reply:
-        request = Request(scope, receive, params)
+    async def _reply(self, request: Request, handler: Handler | None, known_path: bool) -> Reply:
         if handler is None:
             reply = (
                 errors.error_reply(405, "method not allowed")

@@ -11,7 +11,6 @@ from codeq.core.errors import InvalidInput
 from codeq.core.model import Location, ResultRecord, Status, Task
 from codeq.wire.http import ArtifactJSON, ResultJSON, TaskJSON
 
-
 # An enum's `.value` is a Python-level property (0.1 µs); this lookup is a tenth of that.
 _TEXT: dict[Status | Location, str] = {member: member.value for member in (*Status, *Location)}
 
