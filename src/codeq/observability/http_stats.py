@@ -64,7 +64,7 @@ class RequestStats(Collector):
             "HTTP request handling time, by route template and status.",
             labels=labels,
         )
-        bounds = [_le(bound) for bound in self.bounds] + ["+Inf"]
+        bounds = [le_label(bound) for bound in self.bounds] + ["+Inf"]
         for (route, method, status), row in sorted(self._rows.items()):
             values = [route, method, str(status)]
             count.add_metric(values, row[0])
@@ -98,6 +98,6 @@ class RouteStats:
         row[2 + bisect_left(self._bounds, seconds)] += 1
 
 
-def _le(bound: float) -> str:
+def le_label(bound: float) -> str:
     """The `le` label as prometheus_client writes it (`0.005`, `1.0`)."""
     return repr(float(bound))
