@@ -171,8 +171,18 @@ class Metrics:
 
     def observe_grpc(self, stream: str, kind: str, seconds: float) -> None:
         """One received stream message of `kind`, handled in `seconds`."""
-        self._child(self.grpc_messages, stream, kind).inc()
-        self._child(self.grpc_message_duration, stream, kind).observe(seconds)
+        self.grpc_recorder(stream, kind)(seconds)
+
+    def grpc_recorder(self, stream: str, kind: str) -> Callable[[float], None]:
+        """`observe_grpc` for one (stream, kind), its two children bound once."""
+        count = self._child(self.grpc_messages, stream, kind)
+        duration = self._child(self.grpc_message_duration, stream, kind)
+
+        def record(seconds: float) -> None:
+            count.inc()
+            duration.observe(seconds)
+
+        return record
 
     def observe_raft_commit(self, group: str, commands: int, seconds: float) -> None:
         self._child(self.raft_commit_latency, group).observe(seconds)
