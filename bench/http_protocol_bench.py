@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """CPU per request of our HTTP/1.1 protocol alone: parsing, the exchange, the app shell, the reply.
 
-16 connections (`HttpConnection` over an in-memory transport) each send 500
-requests, one after another (no pipelining), to a trivial route of the real `HttpApp` (it reads the body and one
-header and answers 202 with a small JSON body); no store, no service, no sockets. Reports the
-least main-thread CPU per request over `--rounds` rounds, the figure another process' load
-disturbs least. For comparing changes to `transport/http/` (run an older tree with
+16 connections (`HttpConnection` over an in-memory transport) each send 500 requests, one
+after another (no pipelining), to a trivial route of the real `HttpApp` (it reads the body
+and one header and answers 202 with a small JSON body); no store, no service, no sockets.
+Reports the least main-thread CPU per request over `--rounds` rounds, the figure another
+process' load disturbs least. For comparing changes to `transport/http/` (run an older tree with
 `PYTHONPATH=<tree>/src`).
 
   .venv/bin/python bench/http_protocol_bench.py [--rounds 15]
