@@ -128,3 +128,80 @@ async def test_room_is_limited_by_pending_bytes(kv: GatedKV) -> None:
     kv.gate.set()
     await asyncio.gather(first, second, waiting)
     await committer.close()
+
+
+class Published:
+    """What the committer published, how many batches were durable at that moment, and which
+    of the `submitters` had been answered."""
+
+    def __init__(self, kv: GatedKV, submitters: list[asyncio.Future[None]]) -> None:
+        self.kv, self.submitters = kv, submitters
+        self.calls: list[tuple[list[object], int, list[bool]]] = []
+
+    def __call__(self, events: object) -> None:
+        assert isinstance(events, list)
+        answered = [future.done() for future in self.submitters]
+        self.calls.append((list(events), len(self.kv.batches), answered))
+
+
+async def test_a_batch_publishes_its_events_once_durable_in_one_call_before_any_answer(kv: GatedKV) -> None:
+    committer = GroupCommitter(kv)
+    committer.start()
+    kv.gate.clear()
+    first = committer.submit({b"a": b"1"}, ["a1"])
+    await asyncio.to_thread(kv.entered.wait, 5)  # the first batch is in the writer, blocked
+    rest = [committer.submit({b"b": b"1"}, ["b1", "b2"]), committer.submit({b"c": b"1"}, [])]
+    rest.append(committer.submit({b"d": b"1"}, ["d1"]))
+    published = Published(kv, [first, *rest])
+    committer.publish_to(published)
+    assert published.calls == []  # nothing is published before its batch is durable
+    kv.gate.set()
+    await asyncio.gather(first, *rest)
+    # One call per batch, events in submit order, each after its write and before its answers.
+    assert published.calls == [
+        (["a1"], 1, [False, False, False, False]),
+        (["b1", "b2", "d1"], 2, [True, False, False, False]),
+    ]
+    await committer.close()
+
+
+async def test_a_batch_with_no_events_is_still_published_but_raft_writes_are_not(kv: GatedKV) -> None:
+    committer = GroupCommitter(kv)
+    committer.start()
+    published = Published(kv, [])
+    committer.publish_to(published)
+    await committer.submit({b"a": b"1"}, ())  # a write that may have moved the next due time
+    await committer.submit({b"b": b"1"})  # no publishing asked (a Raft replica's apply)
+    assert published.calls == [([], 1, [])]
+    await committer.close()
+
+
+async def test_a_submitter_that_goes_away_loses_neither_its_write_nor_its_events(kv: GatedKV) -> None:
+    committer = GroupCommitter(kv)
+    committer.start()
+    published = Published(kv, [])
+    committer.publish_to(published)
+    kv.gate.clear()
+    waiting = asyncio.ensure_future(committer.submit({b"a": b"1"}, ["a1"]))
+    await asyncio.to_thread(kv.entered.wait, 5)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    kv.gate.set()
+    await committer.drain()
+    assert kv.get(b"a") == b"1"
+    assert published.calls == [(["a1"], 1, [])]
+    await committer.close()
+
+
+async def test_a_failed_write_publishes_nothing(kv: GatedKV) -> None:
+    committer = GroupCommitter(kv)
+    committer.start()
+    published = Published(kv, [])
+    committer.publish_to(published)
+    kv.fail = True
+    with pytest.raises(StorageError):
+        await committer.submit({b"a": b"1"}, ["a1"])
+    assert published.calls == []
+    kv.fail = False
+    await committer.close()

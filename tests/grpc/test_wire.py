@@ -266,6 +266,8 @@ SPEC: dict[type[Message], list[tuple[str, int, int]]] = {
         ("created_at", 12, T.TYPE_MESSAGE),
         ("updated_at", 13, T.TYPE_MESSAGE),
         _LEASE_TOKEN,
+        ("trace_parent", 101, T.TYPE_STRING),  # codeq extension: the stored trace context
+        ("trace_state", 102, T.TYPE_STRING),
     ],
     wpb.Hello: [("token", 1, T.TYPE_STRING), ("worker_id", 2, T.TYPE_STRING)],
     # codeq's extensions use numbers the reference does not: wait_seconds (4), lease_token (100).

@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from codeq.client import Job, Worker
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, free_port
 
 pytestmark = pytest.mark.process
 
@@ -176,3 +176,40 @@ def test_create_claim_handler_and_result_share_the_producers_trace(
     claim_requests = [s for s in receiver.spans if s.name == "HTTP POST /v1/codeq/tasks/claim"]
     assert claim_requests and all(s.trace_id != TRACE_ID for s in claim_requests)
     assert any(s.name == "codeq.commit" for s in receiver.spans)
+
+
+def test_a_grpc_worker_runs_its_handler_in_the_producers_trace(tmp_path: Path, receiver: Receiver) -> None:
+    """The worker stream delivers the task's stored trace context (workerpb.Task fields 101 and
+    102, a codeq extension) and the SDK's gRPC worker continues it, as its HTTP worker does."""
+    stream_port = free_port()
+    env = {"TRACING_ENABLED": "true", "TRACING_OTLP_ENDPOINT": receiver.url}
+    server = ServerProcess(
+        tmp_path / "data", args=["--worker-stream-addr", f"127.0.0.1:{stream_port}"], env=env
+    )
+    server.start()
+    try:
+        traceparent = f"00-{TRACE_ID}-{PRODUCER_SPAN}-01"
+        created = httpx.post(
+            f"{server.url}/v1/codeq/tasks",
+            json={"command": "render", "payload": {"n": 1}},
+            headers={**PRODUCER, "traceparent": traceparent},
+            timeout=10,
+        )
+        assert created.status_code == 202, created.text
+        seen: list[tuple[str, str]] = []
+        worker = Worker(f"grpc://127.0.0.1:{stream_port}", "dev-worker", wait_seconds=0)
+
+        @worker.handler("render")
+        def render(job: Job) -> dict[str, int]:
+            seen.append(
+                (job.task.trace_parent, format(trace.get_current_span().get_span_context().trace_id, "032x"))
+            )
+            return {"ok": 1}
+
+        worker.run(burst=True, handle_signals=False)
+        assert worker.stats.completed == 1
+        ((delivered, current),) = seen
+        assert delivered == created.json()["traceParent"]  # what the create stored, over gRPC
+        assert current == TRACE_ID  # the handler runs in the producer's trace
+    finally:
+        assert server.terminate() == 0

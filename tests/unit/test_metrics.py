@@ -284,3 +284,37 @@ def test_request_stats_buckets_are_cumulative_and_inclusive_and_routes_are_cappe
     requests = series_of(rendered, "codeq_http_requests_total")
     assert len(requests) == 11  # ten rows, then one for every route beyond them
     assert f'codeq_http_requests_total{{method="GET",route="{OTHER}",status="200"}} 3.0' in requests
+
+
+def test_a_bound_route_recorder_shares_rows_with_observe_request_and_honours_the_cap() -> None:
+    metrics = Metrics(max_series=3)
+    metrics.observe_request("/r", "POST", 202, 0.001)
+    record = metrics.http_requests.bound("/r", "POST").observe
+    record(202, 0.001)  # the row observe_request made: counted on, not replaced
+    record(400, 0.002)
+    metrics.http_requests.bound("/s", "GET").observe(200, 0.001)
+    metrics.http_requests.bound("/t", "GET").observe(200, 0.001)  # a fourth series: folded
+    requests = series_of(text(metrics), "codeq_http_requests_total")
+    assert 'codeq_http_requests_total{method="POST",route="/r",status="202"} 2.0' in requests
+    assert 'codeq_http_requests_total{method="POST",route="/r",status="400"} 1.0' in requests
+    assert f'codeq_http_requests_total{{method="GET",route="{OTHER}",status="200"}} 1.0' in requests
+    assert len(requests) == 4
+
+
+def test_task_counters_and_latency_fold_client_chosen_commands_past_the_cap() -> None:
+    metrics = Metrics(max_series=2)
+    for command in ("a", "b", "c", "d"):
+        task = Task(id=command, tenant="t", command=command, payload="{}", created_ms=1_000)
+        metrics.record_task_event("created", task)
+        task.status, task.finished_ms = Status.COMPLETED, 1_500
+        metrics.record_finished(task)
+    rendered = text(metrics)
+    created = series_of(rendered, "codeq_task_created_total")
+    assert f'codeq_task_created_total{{command="{OTHER}"}} 2.0' in created and len(created) == 3
+    completed = series_of(rendered, "codeq_task_completed_total")
+    assert f'codeq_task_completed_total{{command="{OTHER}",status="COMPLETED"}} 2.0' in completed
+    assert len(completed) == 3
+    assert (
+        f'codeq_task_processing_latency_seconds_count{{command="{OTHER}",status="COMPLETED"}} 2.0' in rendered
+    )
+    assert 'codeq_task_processing_latency_seconds_sum{command="a",status="COMPLETED"} 0.5' in rendered

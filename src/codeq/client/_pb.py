@@ -99,6 +99,8 @@ def task_from_pb(task: wpb.Task) -> Task:
         lease_token=task.lease_token,
         created_at=_datetime(task, "created_at"),
         updated_at=_datetime(task, "updated_at"),
+        trace_parent=task.trace_parent,  # the handler continues this trace (_tracing.py)
+        trace_state=task.trace_state,
     )
 
 

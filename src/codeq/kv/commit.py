@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from codeq.core.errors import StorageError
 from codeq.kv.api import KV, Ops
 
 CommitObserver = Callable[[int, float], None]
+# Hears the events of every command in a batch once the batch is durable (see `submit`).
+DurableEvents = Callable[[Sequence[object]], None]
+
+log = logging.getLogger("codeq.kv")
 
 
 class GroupCommitter:
@@ -24,6 +29,11 @@ class GroupCommitter:
     There is no cap on how many submitters share a write; `max_pending_bytes` bounds the
     bytes waiting, and `wait_for_room` lets callers hold back new work while it is exceeded.
     A failed write leaves memory ahead of disk, so the committer then refuses all writes.
+
+    Events given with ops go, for the whole batch at once, to the `publish_to` function
+    after the batch is durable and before any submitter is answered: one call per batch
+    rather than a callback per command, and independent of the submitters' futures, so a
+    submitter that goes away (its future cancelled) loses neither its write nor its events.
     """
 
     def __init__(
@@ -44,6 +54,10 @@ class GroupCommitter:
         self._pending_bytes = 0
         self._pending_count = 0
         self._waiters: list[asyncio.Future[None]] = []
+        self._events: list[object] = []
+        self._announce = False  # a submitter asked for the batch's events to be published
+        self._publish: DurableEvents | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[bytes, bytes | None] = {}
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -55,7 +69,17 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name="group-commit")
+
+    def publish_to(self, publish: DurableEvents) -> None:
+        """Where the events submitted with ops go once their batch is durable."""
+        self._publish = publish
+
+    @property
+    def has_room(self) -> bool:
+        """False while `max_pending_bytes` is exceeded (then `wait_for_room`)."""
+        return self._room.is_set()
 
     @property
     def failed(self) -> bool:
@@ -97,9 +121,13 @@ class GroupCommitter:
             if 0 < limit <= count:
                 return
 
-    def submit(self, ops: Ops) -> asyncio.Future[None]:
-        """Stage ops; the future resolves once they are durable (or fails with StorageError)."""
-        loop = asyncio.get_running_loop()
+    def submit(self, ops: Ops, events: Sequence[object] | None = None) -> asyncio.Future[None]:
+        """Stage ops; the future resolves once they are durable (or fails with StorageError).
+
+        `events` (even none: `()`) are published with the batch's (see the class); `None`
+        asks for no publishing. The future may be awaited directly: cancelling it cancels
+        nothing but the wait."""
+        loop = self._loop or asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         if self._failure is not None or self._closed:
             future.set_exception(StorageError(self._refusal()))
@@ -113,6 +141,9 @@ class GroupCommitter:
         self._pending_count += 1
         if self._pending_bytes >= self._max_pending_bytes:
             self._room.clear()
+        if events is not None:
+            self._announce = True
+            self._events.extend(events)
         self._waiters.append(future)
         self._idle.clear()
         self._wake.set()
@@ -153,9 +184,10 @@ class GroupCommitter:
             self._idle.set()
 
     async def _write_pending(self, loop: asyncio.AbstractEventLoop) -> None:
-        ops, waiters, count = self._pending, self._waiters, self._pending_count
+        ops, waiters, events, count = self._pending, self._waiters, self._events, self._pending_count
+        announce, self._announce = self._announce, False
         self._inflight = ops
-        self._pending, self._waiters = {}, []
+        self._pending, self._waiters, self._events = {}, [], []
         self._pending_bytes = self._pending_count = 0
         self._room.set()
         started = time.perf_counter()
@@ -172,11 +204,21 @@ class GroupCommitter:
         else:
             if self._on_commit is not None:
                 self._on_commit(count, time.perf_counter() - started)
+            if announce:
+                self._published(events)
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
         finally:
             self._inflight = {}
+
+    def _published(self, events: Sequence[object]) -> None:
+        if self._publish is None:
+            return
+        try:
+            self._publish(events)
+        except Exception:  # the node's hub contains its listeners; this guards the answers
+            log.exception("publishing the events of a durable batch failed")
 
     def _write(self, ops: Ops) -> None:
         self.kv.write(ops, sync=self.fsync)

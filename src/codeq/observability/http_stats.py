@@ -2,7 +2,8 @@
 
 Every request costs one dict lookup, a bisect and three additions; the exposition (a
 counter and a histogram, the names the dashboards use) is built from these rows at scrape
-time. Only the event loop records and renders, so no lock is needed.
+time. Only the event loop records and renders, so no lock is needed. `bound` gives a
+recorder for one route and method, so a request does not build a label key at all.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class RequestStats(Collector):
     """`codeq_http_requests_total` and `codeq_http_request_duration_seconds` from one set of rows."""
 
     def __init__(self, buckets: Iterable[float], max_series: int) -> None:
-        self._bounds = sorted(buckets)
+        self.bounds = sorted(buckets)
         self._max_series = max_series
         # key -> [count, sum of seconds, per-bucket counts..., count above the last bound]
         self._rows: dict[Key, list[float]] = {}
@@ -30,18 +31,23 @@ class RequestStats(Collector):
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         row = self._rows.get((route, method, status))
         if row is None:
-            row = self._row(route, method, status)
+            row = self.row(route, method, status)
         row[0] += 1
         row[1] += seconds
-        row[2 + bisect_left(self._bounds, seconds)] += 1
+        row[2 + bisect_left(self.bounds, seconds)] += 1
 
-    def _row(self, route: str, method: str, status: int) -> list[float]:
+    def bound(self, route: str, method: str) -> RouteStats:
+        """The recorder of one (route template, method): rows by status, bound once."""
+        return RouteStats(self, route, method)
+
+    def row(self, route: str, method: str, status: int) -> list[float]:
+        """The row counting (route, method, status), made on first use (`_other` past the cap)."""
         key = (route, method, status)
-        if len(self._rows) >= self._max_series:
+        if key not in self._rows and len(self._rows) >= self._max_series:
             key = (OTHER, method, status)  # routes are templates; this only guards the bound
-            if key in self._rows:
-                return self._rows[key]
-        row = self._rows[key] = [0.0] * (len(self._bounds) + 3)
+        row = self._rows.get(key)
+        if row is None:
+            row = self._rows[key] = [0.0] * (len(self.bounds) + 3)
         return row
 
     def describe(self) -> Iterable[Metric]:
@@ -58,7 +64,7 @@ class RequestStats(Collector):
             "HTTP request handling time, by route template and status.",
             labels=labels,
         )
-        bounds = [_le(bound) for bound in self._bounds] + ["+Inf"]
+        bounds = [le_label(bound) for bound in self.bounds] + ["+Inf"]
         for (route, method, status), row in sorted(self._rows.items()):
             values = [route, method, str(status)]
             count.add_metric(values, row[0])
@@ -71,6 +77,27 @@ class RequestStats(Collector):
         yield duration
 
 
-def _le(bound: float) -> str:
+class RouteStats:
+    """`RequestStats.observe` for one route and method, with its rows found by status alone."""
+
+    __slots__ = ("_bounds", "_by_status", "_method", "_route", "_stats")
+
+    def __init__(self, stats: RequestStats, route: str, method: str) -> None:
+        self._stats = stats
+        self._bounds = stats.bounds
+        self._route = route
+        self._method = method
+        self._by_status: dict[int, list[float]] = {}
+
+    def observe(self, status: int, seconds: float) -> None:
+        row = self._by_status.get(status)
+        if row is None:
+            row = self._by_status[status] = self._stats.row(self._route, self._method, status)
+        row[0] += 1
+        row[1] += seconds
+        row[2 + bisect_left(self._bounds, seconds)] += 1
+
+
+def le_label(bound: float) -> str:
     """The `le` label as prometheus_client writes it (`0.005`, `1.0`)."""
     return repr(float(bound))

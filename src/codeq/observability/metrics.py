@@ -18,6 +18,7 @@ from codeq.observability.collectors import (
 )
 from codeq.observability.http_stats import RequestStats
 from codeq.observability.series import DEFAULT_MAX_SERIES, OTHER, CappedCounter, CappedHistogram, cap_series
+from codeq.observability.task_stats import TaskStats
 
 __all__ = ["OTHER", "DepthRow", "DepthSource", "Metrics", "RaftGroupState", "cap_series"]
 
@@ -66,20 +67,10 @@ class Metrics:
         )
 
     def _tasks_and_webhooks(self) -> None:
-        self.task_created = self._counter(
-            "codeq_task_created_total", "Tasks enqueued (idempotent replays excluded).", ["command"]
-        )
-        self.task_claimed = self._counter("codeq_task_claimed_total", "Tasks claimed.", ["command"])
-        self.task_completed = self._counter(
-            "codeq_task_completed_total", "Tasks that reached a terminal state.", ["command", "status"]
-        )
-        self.task_processing_latency = self._histogram(
-            "codeq_task_processing_latency_seconds",
-            "From creation to the terminal state.",
-            ["command", "status"],
-            PROCESSING_BUCKETS,
-        )
-        self.lease_expired = self._counter("codeq_lease_expired_total", "Leases that expired.", ["command"])
+        # codeq_task_created_total, _claimed_total, _completed_total, codeq_lease_expired_total
+        # and codeq_task_processing_latency_seconds: recorded per event, so without locks.
+        self.tasks = TaskStats(PROCESSING_BUCKETS, self.max_series)
+        self.registry.register(self.tasks)
         self.webhook_deliveries = self._counter(
             "codeq_webhook_deliveries_total", "Outbound webhook deliveries.", ["kind", "command", "outcome"]
         )
@@ -161,21 +152,15 @@ class Metrics:
         self._child(self.event_listener_errors, listener).inc()
 
     def record_task_event(self, kind: str, task: Task) -> None:
-        """`kind` is created, claimed or lease_expired (engine `TaskEvent`)."""
-        if kind == "created":
-            self._child(self.task_created, task.command).inc()
-        elif kind == "claimed":
-            self._child(self.task_claimed, task.command).inc()
-        elif kind == "lease_expired":
-            self._child(self.lease_expired, task.command).inc()
+        """`kind` is created, claimed or lease_expired (engine `TaskEvent`); others are ignored."""
+        self.tasks.event(kind, task.command)
 
     def record_finished(self, task: Task) -> None:
         """Every terminal transition, counted once, whatever caused it (spec 04 gap 10)."""
-        status = task.status.value
-        self._child(self.task_completed, task.command, status).inc()
+        seconds = None
         if task.created_ms and task.finished_ms >= task.created_ms:
             seconds = (task.finished_ms - task.created_ms) / 1000
-            self._child(self.task_processing_latency, task.command, status).observe(seconds)
+        self.tasks.finished(task.command, task.status, seconds)
 
     def observe_commit(self, shard: str, commands: int, seconds: float) -> None:
         self._child(self.commit_batch_size, shard).observe(commands)
@@ -186,8 +171,18 @@ class Metrics:
 
     def observe_grpc(self, stream: str, kind: str, seconds: float) -> None:
         """One received stream message of `kind`, handled in `seconds`."""
-        self._child(self.grpc_messages, stream, kind).inc()
-        self._child(self.grpc_message_duration, stream, kind).observe(seconds)
+        self.grpc_recorder(stream, kind)(seconds)
+
+    def grpc_recorder(self, stream: str, kind: str) -> Callable[[float], None]:
+        """`observe_grpc` for one (stream, kind), its two children bound once."""
+        count = self._child(self.grpc_messages, stream, kind)
+        duration = self._child(self.grpc_message_duration, stream, kind)
+
+        def record(seconds: float) -> None:
+            count.inc()
+            duration.observe(seconds)
+
+        return record
 
     def observe_raft_commit(self, group: str, commands: int, seconds: float) -> None:
         self._child(self.raft_commit_latency, group).observe(seconds)

@@ -2,13 +2,16 @@
 
 The HTTP application calls `begin` once the route is resolved and `end` once the reply is
 sent; the route template, never the raw path, labels everything (paths carry task ids).
+With tracing and the access log off (the defaults) only the metrics remain: then `plain` is
+true and the application records each request through a recorder it bound once per route
+(`bind`), with no observation object, context variable or span per request.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import Token
 from typing import TYPE_CHECKING
 
@@ -19,6 +22,13 @@ if TYPE_CHECKING:  # tracing imports OpenTelemetry, which only the `otel` extra 
     from codeq.observability.tracing import ActiveSpan, Tracing
 
 access_log = logging.getLogger("codeq.access")
+
+# Records one request of a bound route: (status, seconds).
+Recorder = Callable[[int, float], None]
+
+
+def _record_nothing(status: int, seconds: float) -> None:
+    """The recorder without metrics."""
 
 
 class RequestObservation:
@@ -40,6 +50,13 @@ class HttpObserver:
         self._metrics = metrics
         self._access_log = access_log
         self._tracing = tracing
+        self.plain = tracing is None and not access_log
+
+    def bind(self, route: str, method: str) -> Recorder:
+        """The recorder of requests to `route` (a template) by `method`, for the `plain` path."""
+        if self._metrics is None:
+            return _record_nothing
+        return self._metrics.http_requests.bound(route, method).observe
 
     def begin(self, method: str, route: str, headers: Sequence[tuple[bytes, bytes]]) -> RequestObservation:
         span = None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 from typing import TypeVar
 
 from codeq.kv.commit import GroupCommitter
@@ -21,29 +19,27 @@ class SingleNode:
         self._apply = apply
         self._committer = committer
         self._publish = publish
+        # The committer publishes the events of a whole batch once it is durable, before it
+        # answers any submitter, and even when a submitter went away: the events of a durable
+        # write are never lost, and never seen before it is durable. A write with no events is
+        # published too (empty), since it may have moved the shard's next due time.
+        committer.publish_to(publish)
 
     @property
     def is_leader(self) -> bool:
         return True
 
     async def submit(self, command: Proposal[OutcomeT]) -> OutcomeT:
-        await self._committer.wait_for_room()
+        committer = self._committer
+        if not committer.has_room:
+            await committer.wait_for_room()
         ops, outcome, events = self._apply(command)
         if ops:
-            written = self._committer.submit(ops)
-            # Published from the write's own callback, which runs before the submitter resumes
-            # and even when the submitter went away: the events of a durable write are never
-            # lost, and never seen before it is durable. Published even with no events, since
-            # the write may have moved the shard's next due time.
-            written.add_done_callback(lambda done: self._published(done, events))
-            await asyncio.shield(written)
+            # Awaited without a shield: a cancelled submitter cancels only its own wait; the
+            # write and its events go ahead (the committer skips a cancelled future).
+            await committer.submit(ops, events)
         elif events:
             # Nothing to write (a claim that only promoted delayed tasks in memory): nothing a
             # crash could lose.
             self._publish(events)
         return command.expects(outcome)
-
-    def _published(self, written: asyncio.Future[None], events: Sequence[object]) -> None:
-        if written.cancelled() or written.exception() is not None:
-            return  # not durable: the committer now refuses writes and the node is unready
-        self._publish(events)

@@ -90,6 +90,9 @@ def task_message(task: Task) -> wpb.Task:
         attempts=task.attempts,
         tenant_id=task.tenant,
         lease_token=task.lease_epoch if task.status is Status.IN_PROGRESS else 0,
+        # Stored only while tracing is on; empty strings are not sent at all.
+        trace_parent=task.trace_parent,
+        trace_state=task.trace_state,
     )
     if task.created_ms:
         message.created_at.CopyFrom(_timestamp(task.created_ms))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import msgspec
 
 from codeq.core.errors import CodeqError
-from codeq.observability.requests import HttpObserver
+from codeq.observability.requests import HttpObserver, Recorder
 from codeq.service.container import Services
 from codeq.service.policy import Policy
 from codeq.transport.http import errors, openapi
@@ -101,6 +102,7 @@ def _openapi_handler(policy: Policy) -> Handler:
 
 
 MetricsFn = Callable[[], tuple[bytes, str]]
+MAX_BOUND_ROUTES = 1024
 
 
 class HttpApp:
@@ -111,35 +113,48 @@ class HttpApp:
         self.router = router
         self.ids = RequestIds()
         self.observer = observer
+        # (handler, method) -> its metrics recorder, bound on first use (`plain` observer).
+        self._recorders: dict[tuple[Handler | None, str], Recorder] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        request_id = self.ids.of(scope)
         method: str = scope["method"]
         handler, params, known_path = self.router.resolve(method, scope["path"])
+        request = Request(scope, receive, params)
+        request_id = self.ids.of(request)
         observer = self.observer
         if observer is None:
-            await send_reply(send, await self._reply(scope, receive, handler, params, known_path), request_id)
+            reply = await self._reply(request, handler, known_path)
+            await send_reply(send, reply, request_id, request.direct_reply())
+            return
+        if observer.plain:  # metrics only (tracing and access log off): nothing else per request
+            record = self._recorders.get((handler, method)) or self._bind(observer, handler, method)
+            started = time.perf_counter()
+            status = 500
+            try:
+                reply = await self._reply(request, handler, known_path)
+                status = reply.status
+                await send_reply(send, reply, request_id, request.direct_reply())
+            finally:
+                record(status, time.perf_counter() - started)
             return
         seen = observer.begin(method, self.router.template_of(handler), scope["headers"])
         status = 500
         try:
-            reply = await self._reply(scope, receive, handler, params, known_path)
+            reply = await self._reply(request, handler, known_path)
             status = reply.status
-            await send_reply(send, reply, request_id)
+            await send_reply(send, reply, request_id, request.direct_reply())
         finally:
             observer.end(seen, method, status, request_id)
 
-    async def _reply(
-        self,
-        scope: Scope,
-        receive: Receive,
-        handler: Handler | None,
-        params: dict[str, str],
-        known_path: bool,
-    ) -> Reply:
-        request = Request(scope, receive, params)
+    def _bind(self, observer: HttpObserver, handler: Handler | None, method: str) -> Recorder:
+        record = observer.bind(self.router.template_of(handler), method)
+        if len(self._recorders) < MAX_BOUND_ROUTES:  # handlers are few; methods llhttp's list
+            self._recorders[(handler, method)] = record
+        return record
+
+    async def _reply(self, request: Request, handler: Handler | None, known_path: bool) -> Reply:
         if handler is None:
             reply = (
                 errors.error_reply(405, "method not allowed")

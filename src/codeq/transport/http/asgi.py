@@ -26,6 +26,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # transport) it is absent and a long poll watches `receive` instead.
 ON_DISCONNECT = "codeq.on_disconnect"
 DisconnectWatch = Callable[[Callable[[], None] | None], None]
+# Our server's other extension: `reply(status, content_type, body, request_id)` writes a whole
+# response with just those headers at once, in place of the two ASGI `send` messages (a
+# head built from one template rather than header by header).
+REPLY = "codeq.reply"
+DirectReply = Callable[[int, bytes, bytes, bytes], None]
 
 log = logging.getLogger("codeq.http")
 
@@ -43,13 +48,14 @@ class Reply:
 class Request:
     """What a handler may read: method, path, path parameters, headers, query and body."""
 
-    __slots__ = ("_query", "path_params", "receive", "scope")
+    __slots__ = ("_headers", "_query", "path_params", "receive", "scope")
 
     def __init__(self, scope: Scope, receive: Receive, path_params: dict[str, str]) -> None:
         self.scope = scope
         self.receive = receive
         self.path_params = path_params
         self._query: dict[str, str] | None = None
+        self._headers: dict[bytes, bytes] | None = None
 
     @property
     def method(self) -> str:
@@ -68,11 +74,22 @@ class Request:
 
     def header(self, name: bytes) -> str | None:
         """A request header by lower-case name (the first one, if repeated)."""
-        for key, value in self.scope["headers"]:
-            if key == name:
-                text: str = value.decode("latin-1")
-                return text
-        return None
+        value = self.raw_header(name)
+        return None if value is None else value.decode("latin-1")
+
+    def raw_header(self, name: bytes) -> bytes | None:
+        headers = self._headers
+        if headers is None:
+            # Built once per request (a handler reads several headers); reversed, so that
+            # of repeated headers the first one wins.
+            headers = self._headers = dict(reversed(self.scope["headers"]))
+        return headers.get(name)
+
+    def direct_reply(self) -> DirectReply | None:
+        """Our server's `codeq.reply` extension, if the server has it."""
+        extensions = self.scope.get("extensions")
+        reply: DirectReply | None = extensions.get(REPLY) if extensions else None
+        return reply
 
     def query(self, name: str) -> str | None:
         if self._query is None:
@@ -175,15 +192,16 @@ class RequestIds:
     def new(self) -> bytes:
         return b"%b%016x" % (self._prefix, next(self._counter))
 
-    def of(self, scope: Scope) -> bytes:
-        for name, value in scope["headers"]:
-            if name == b"x-request-id" and value:
-                echoed: bytes = value[:128]
-                return echoed
-        return self.new()
+    def of(self, request: Request) -> bytes:
+        value = request.raw_header(b"x-request-id")
+        return value[:128] if value else self.new()
 
 
-async def send_reply(send: Send, reply: Reply, request_id: bytes) -> None:
+async def send_reply(send: Send, reply: Reply, request_id: bytes, direct: DirectReply | None = None) -> None:
+    """Send `reply`: through our server's `direct` reply when it has no extra headers."""
+    if direct is not None and not reply.headers:
+        direct(reply.status, reply.content_type, reply.body, request_id)
+        return
     headers = [
         (b"content-type", reply.content_type),
         (b"content-length", b"%d" % len(reply.body)),

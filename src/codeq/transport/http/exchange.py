@@ -10,7 +10,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Protocol
 
-from codeq.transport.http.asgi import ON_DISCONNECT, ASGIApp, Message, Scope
+from codeq.transport.http.asgi import ON_DISCONNECT, REPLY, ASGIApp, Message, Scope
 
 log = logging.getLogger("codeq.http")
 
@@ -30,6 +30,7 @@ def status_line(status: int) -> bytes:
 
 
 _STATUS_LINES = {status.value: status_line(status.value) for status in HTTPStatus}
+_REPLY_HEAD = b"%bcontent-type: %b\r\ncontent-length: %d\r\nx-request-id: %b\r\n%b"
 
 
 class _DateHeader:
@@ -89,7 +90,7 @@ class Exchange:
     def __init__(self, conn: Connection, scope: Scope, keep_alive: bool, expect_continue: bool) -> None:
         self._conn = conn
         self.scope = scope
-        scope["extensions"] = {ON_DISCONNECT: self.watch_disconnect}
+        scope["extensions"] = {ON_DISCONNECT: self.watch_disconnect, REPLY: self.reply}
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
         self.is_head = scope["method"] == "HEAD"
@@ -152,6 +153,9 @@ class Exchange:
             if not self.response_started:
                 await self._fail(500)
         finally:
+            # The scope's extension is a bound method of this exchange, which holds the scope:
+            # a cycle that only the garbage collector would free, a dozen objects a request.
+            self.scope["extensions"] = None
             if not self.response_complete:
                 self.keep_alive = False  # a half-sent response can only be ended by closing
             self._conn.exchange_done(self)
@@ -195,6 +199,26 @@ class Exchange:
             await self._send_body(message.get("body", b""), message.get("more_body", False))
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r}")
+
+    def reply(self, status: int, content_type: bytes, body: bytes, request_id: bytes) -> None:
+        """The whole response at once (the `codeq.reply` extension): what `send` would write
+        for a start with exactly these three headers and one final body."""
+        if self.response_started:
+            raise RuntimeError("response already started")
+        self.response_started = self.response_complete = True
+        if not self.disconnected:
+            length = len(body)  # a HEAD's length is that of the body a GET would have had
+            if self.is_head or status in _NO_BODY_STATUSES or status < 200:
+                body = b""
+            head = _REPLY_HEAD % (
+                _STATUS_LINES.get(status) or status_line(status),
+                content_type,
+                length,
+                request_id,
+                DATE.line(),
+            )
+            self._conn.write(head + (b"\r\n" if self.keep_alive else b"connection: close\r\n\r\n") + body)
+        self._notify()
 
     async def _send_body(self, body: bytes, more_body: bool) -> None:
         if not self.response_started or self.response_complete:

@@ -54,8 +54,9 @@ class HttpConnection(asyncio.Protocol):
         self._timer_kind: str | None = None
         self._reading_head = True
         self._head_bytes = 0
-        self._header_count = 0
         self._head_size = 0
+        self._max_headers = limits.max_headers  # read per header: one attribute, not two
+        self._max_head_bytes = limits.max_head_bytes
         self._lingering = False
         self._rejection = 400
         self._url = b""
@@ -120,7 +121,6 @@ class HttpConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = []
-        self._header_count = 0
         self._head_size = 0
         self._expect_continue = False
         if self._timer_kind != _HEAD:
@@ -133,15 +133,15 @@ class HttpConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         # A whole head can arrive in one read, so its size is also counted here, where
         # httptools hands over each header complete.
-        self._header_count += 1
+        headers = self._headers
         self._head_size += len(name) + len(value) + 4
-        if self._header_count > self._limits.max_headers or self._head_size > self._limits.max_head_bytes:
+        if len(headers) >= self._max_headers or self._head_size > self._max_head_bytes:
             self._rejection = 431
             raise _Refused()
         name = name.lower()
         if name == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
-        self._headers.append((name, value))
+        headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._reading_head = False

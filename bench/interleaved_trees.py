@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""`codeq bench --spawn` against several source trees, interleaved (A B C A B C ...), in one session.
+
+Each tree is a directory holding the `codeq` package (`src` of this checkout, or an older
+commit unpacked with `git archive <commit> src | tar -x -C /tmp/<name>`); every run uses
+this virtualenv's interpreter and packages with `PYTHONPATH=<tree>`, so only the code
+differs. Before each run the 1-minute load average is read: on a shared machine cycles/s
+swings with the load and only the server CPU per cycle compares well, and only between
+runs close in time. Prints one line per run and a median per tree.
+
+  .venv/bin/python bench/interleaved_trees.py old=/tmp/old/src new=src \\
+      [--mode http] [--rounds 3] [--duration 8] [--warmup 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+
+def one_run(tree: str, args: argparse.Namespace) -> dict[str, object]:
+    command = [sys.executable, "-m", "codeq.cli.main", "bench", "--spawn", "--mode", args.mode]
+    command += ["--duration", str(args.duration), "--warmup", str(args.warmup), "--json"]
+    env = {**os.environ, "PYTHONPATH": tree}
+    load = os.getloadavg()[0]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=True)
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"load": round(load, 2), **result}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("trees", nargs="+", help="name=path of a directory holding the codeq package")
+    parser.add_argument("--mode", default="http")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    trees = [spec.split("=", 1) for spec in args.trees]
+    runs: dict[str, list[dict[str, object]]] = {name: [] for name, _ in trees}
+    for round_number in range(1, args.rounds + 1):
+        for name, path in trees:
+            run = one_run(path, args)
+            runs[name].append(run)
+            if not args.json:
+                print(
+                    f"round {round_number} {name:>8} load {run['load']:>5} cycles/s {run['cycles_per_s']:>8}"
+                    f" server µs/cycle {run['server_cpu_us_per_cycle']:>6} client µs/cycle"
+                    f" {run['client_cpu_us_per_cycle']:>6} errors {run['errors']}",
+                    flush=True,
+                )
+    medians = {
+        name: statistics.median(float(str(r["server_cpu_us_per_cycle"])) for r in rs)
+        for name, rs in runs.items()
+    }
+    if args.json:
+        print(json.dumps({"mode": args.mode, "runs": runs, "median_server_us_per_cycle": medians}))
+        return
+    first = next(iter(medians.values()))
+    for name, median in medians.items():
+        print(f"{name:>8}: median server µs/cycle {median:.1f} ({median / first:.2f}x the first tree)")
+
+
+if __name__ == "__main__":
+    main()
