@@ -377,7 +377,7 @@ class App:
         self.metrics.register_queue_depth(self._queue_depths)
         self.metrics.register_waiting(lambda: len(node.waiters))
         self.metrics.register_outbox_pending(
-            lambda: sum(len(shard.engine.outbox.entries) for shard in node.shards)
+            lambda: sum(len(shard.engine.outbox.entries) for shard in node.local_shards)
         )
 
     def _ready(self) -> tuple[bool, str]:
@@ -390,7 +390,7 @@ class App:
 
     def _queue_depths(self) -> list[tuple[str, str, str, int]]:
         rows: list[tuple[str, str, str, int]] = []
-        for shard in self.node.shards:
+        for shard in self.node.local_shards:
             for (tenant, command), queue in shard.engine.index.queues.items():
                 rows.append((tenant, command, "ready", queue.ready))
                 rows.append((tenant, command, "delayed", queue.delayed))

@@ -46,7 +46,7 @@ class AdminService:
             raise InvalidInput("command is required")
         key = command_key(name)
         ready = delayed = in_progress = dlq = 0
-        for shard in self.node.shards:
+        for shard in self.node.every_local():
             index = shard.engine.index
             queue = index.queues.get((principal.tenant, key))
             if queue is not None:
@@ -66,7 +66,7 @@ class AdminService:
             if count:
                 labels[label] = labels.get(label, 0) + count
 
-        for shard in self.node.shards:
+        for shard in self.node.every_local():
             index = shard.engine.index
             for key, queue in index.by_tenant.get(tenant, {}).items():
                 base = f"codeq:q:{key}:{tenant}"
@@ -85,7 +85,7 @@ class AdminService:
         principal.require_admin()
         tenant, now_ms = principal.tenant, self.clock.now_ms()
         found: dict[str, QueueOverview] = {}
-        for shard in self.node.shards:
+        for shard in self.node.every_local():
             engine = shard.engine
             index = engine.index
             for key, queue in index.by_tenant.get(tenant, {}).items():

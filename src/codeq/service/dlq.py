@@ -32,7 +32,7 @@ class DlqService:
             raise InvalidInput(f"limit exceeds maximum of {MAX_PAGE}", field="limit")
         # Each shard's entries are in id order: merge the first `limit + 1` of each.
         merged: list[Task] = []
-        for shard in self.node.shards:
+        for shard in self.node.every_local():
             merged += dlq.page(shard.engine.store, principal.tenant, name, after, limit + 1)
         merged.sort(key=lambda task: task.id)
         page = merged[:limit]

@@ -32,7 +32,7 @@ class TaskListingService:
         query = _query(principal.tenant, command, state, order, cursor, limit)
         # Each shard gives its first `limit + 1` in order; the merge keeps the first `limit`.
         merged: list[tuple[listing.Entry, Task]] = []
-        for shard in self.node.shards:
+        for shard in self.node.every_local():
             merged += _shard_page(shard.engine, query)
         merged.sort(key=lambda pair: pair[0], reverse=query.newest)
         page = merged[: query.limit - 1]

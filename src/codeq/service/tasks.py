@@ -26,7 +26,7 @@ from codeq.engine.outcomes import Claimed, Created
 from codeq.engine.shards import new_task_id, shard_of
 from codeq.service.background import BackgroundTasks
 from codeq.service.callback_hosts import CallbackHosts
-from codeq.service.node import Node, Shard, refused_everywhere
+from codeq.service.node import Node, ShardHandle, refused_everywhere, submit_batch
 from codeq.service.policy import Policy
 from codeq.service.ratelimit import PRODUCER, WORKER, RateLimiter
 
@@ -109,7 +109,7 @@ class TaskService:
     async def _create_on_shard(
         self, shard: int, items: list[tuple[int, c.Create]], results: list[tuple[Task, bool] | CodeqError]
     ) -> NotLeader | None:
-        return await self.node.shards[shard].submit_batch(items, results, _created_of)
+        return await submit_batch(self.node.shards[shard], items, results, _created_of)
 
     def _create_command(self, principal: Principal, spec: NewTask, now_ms: int) -> c.Create:
         policy = self.policy
@@ -214,7 +214,7 @@ class TaskService:
         claimed: list[Task] = []
         elsewhere: NotLeader | None = None
         for shard in self.node.claim_order():
-            if not shard.engine.may_have_ready(principal.tenant, names, self.clock.now_ms()):
+            if not shard.may_have_ready(principal.tenant, names, self.clock.now_ms()):
                 continue
             command = c.Claim(
                 now_ms=self.clock.now_ms(),
@@ -238,7 +238,7 @@ class TaskService:
             raise elsewhere
         return claimed
 
-    async def _submit_claim(self, shard: Shard, command: c.Claim) -> Claimed:
+    async def _submit_claim(self, shard: ShardHandle, command: c.Claim) -> Claimed:
         """Claim; if the caller goes away before the answer, put the tasks back undelivered."""
         submitted = asyncio.ensure_future(shard.submit(command))
         try:
@@ -248,7 +248,7 @@ class TaskService:
             raise
         return outcome
 
-    def _release(self, shard: Shard, claim: c.Claim, done: asyncio.Future[Claimed]) -> None:
+    def _release(self, shard: ShardHandle, claim: c.Claim, done: asyncio.Future[Claimed]) -> None:
         if done.cancelled() or done.exception() is not None:
             return
         for task in done.result().tasks:
@@ -331,8 +331,8 @@ class TaskService:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def get(self, principal: Principal, task_id: str) -> Task:
-        return self.node.shard_for(task_id).engine.find_task(task_id, principal.tenant)
+    async def get(self, principal: Principal, task_id: str) -> Task:
+        return await self.node.shard_for(task_id).find_task(task_id, principal.tenant)
 
 
 def _check_url(url: str, message: str, field: str) -> None:
