@@ -41,6 +41,9 @@ def serve(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
     port: Annotated[int | None, typer.Option(help="HTTP port (default 8080, env PORT).")] = None,
     data: Annotated[str | None, typer.Option("--data", help="Data directory (default ./data).")] = None,
     shards: Annotated[int | None, typer.Option("--shards", help="Number of stores (numShards).")] = None,
+    shard_processes: Annotated[
+        bool, typer.Option("--shard-processes", help="One process per shard (shardProcesses).")
+    ] = False,
     dev: Annotated[
         bool, typer.Option("--dev", help="Enable the dev tokens dev-producer and dev-worker (tenant dev).")
     ] = False,
@@ -83,6 +86,8 @@ def serve(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
         overrides["dev"] = True
     if no_fsync:
         overrides["fsync_on_commit"] = False
+    if shard_processes:
+        overrides["shard_processes"] = True
     if memory:
         overrides["provider"] = "memory"
     try:

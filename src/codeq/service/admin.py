@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from codeq.auth.principal import Principal
@@ -38,22 +39,15 @@ class AdminService:
         self.limiter = limiter if limiter is not None else RateLimiter({}, clock)
         self.tasks = TaskListingService(node, clock)  # listing and cancel (issue 14)
 
-    def queue_stats(self, principal: Principal, command: str) -> QueueStats:
+    async def queue_stats(self, principal: Principal, command: str) -> QueueStats:
         """Counts for one command in the caller's tenant, summed over shards."""
         principal.require_admin()
         name = command.strip()
         if not name:
             raise InvalidInput("command is required")
         key = command_key(name)
-        ready = delayed = in_progress = dlq = 0
-        for shard in self.node.every_local():
-            index = shard.engine.index
-            queue = index.queues.get((principal.tenant, key))
-            if queue is not None:
-                ready += queue.ready
-                delayed += queue.delayed
-                in_progress += queue.in_progress
-            dlq += index.dlq_counts.get((principal.tenant, key), 0)
+        counts = await asyncio.gather(*(s.queue_counts(principal.tenant, key) for s in self.node.shards))
+        ready, delayed, in_progress, dlq = (sum(column) for column in zip(*counts, strict=True))
         return QueueStats(command=name, ready=ready, delayed=delayed, in_progress=in_progress, dlq=dlq)
 
     def queues(self, principal: Principal) -> dict[str, int]:

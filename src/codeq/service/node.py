@@ -19,6 +19,7 @@ from codeq.service.listeners import Listener, Listeners, task_metrics
 from codeq.service.waiters import Waiters
 
 OutcomeT = TypeVar("OutcomeT")
+QueueCounts = tuple[int, int, int, int]  # ready, delayed, in progress, dead-lettered
 AnswerT = TypeVar("AnswerT")
 
 
@@ -47,6 +48,8 @@ class ShardHandle(Protocol):
 
     async def find_result(self, task_id: str) -> ResultRecord | None: ...
 
+    async def queue_counts(self, tenant: str, key: str) -> QueueCounts: ...
+
 
 @dataclass(slots=True)
 class Shard:
@@ -55,12 +58,14 @@ class Shard:
     number: int
     engine: Engine
     replicator: Replicator
+    submitted: int = 0  # commands submitted here (for the forwarded fraction, ADR 0009)
 
     @property
     def is_leader(self) -> bool:
         return self.replicator.is_leader
 
     async def submit(self, command: c.Command[OutcomeT]) -> OutcomeT:
+        self.submitted += 1
         return await self.replicator.submit(command)
 
     def may_have_ready(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool:
@@ -71,6 +76,14 @@ class Shard:
 
     async def find_result(self, task_id: str) -> ResultRecord | None:
         return self.engine.find_result(task_id)
+
+    async def queue_counts(self, tenant: str, key: str) -> QueueCounts:
+        index = self.engine.index
+        queue = index.queues.get((tenant, key))
+        dlq = index.dlq_counts.get((tenant, key), 0)
+        if queue is None:
+            return (0, 0, 0, dlq)
+        return (queue.ready, queue.delayed, queue.in_progress, dlq)
 
 
 @overload

@@ -39,7 +39,7 @@ class AdminRoutes:
         command = request.path_params["command"]
         if command.strip():
             command = validate_command(command)
-        stats = self.s.admin.queue_stats(principal, command)
+        stats = await self.s.admin.queue_stats(principal, command)
         return json_reply(
             w.QueueStatsJSON(
                 command=stats.command,
