@@ -38,6 +38,7 @@ class PeerLink:
         self._ids = itertools.count(1)
         self._connecting: asyncio.Task[None] | None = None
         self.lost = False
+        self._closing = False
         self.forwarded = 0  # commands sent over this link
 
     @property
@@ -61,6 +62,7 @@ class PeerLink:
         return Channel(self._message, self._lost)
 
     async def close(self) -> None:
+        self._closing = True
         if self._connecting is not None:
             self._connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -94,7 +96,8 @@ class PeerLink:
 
     def _lost(self, channel: Channel) -> None:
         self.lost = True
-        log.error("lost the shard process at %s", self.address)
+        if not self._closing:
+            log.error("lost the shard process at %s", self.address)
         waiting, self._waiting = self._waiting, {}
         for future, what in waiting.values():
             if not future.done():
