@@ -244,3 +244,16 @@ def test_merged_metrics_name_each_family_once_and_label_every_sample() -> None:
         'x_total{shard_process="0",a="b c"} 2.0',
         'x_total{shard_process="1",a="d"} 3.0',
     ]
+
+
+async def test_a_shard_process_is_not_ready_while_a_peer_is_unlinked_or_gone(tmp_path: Path) -> None:
+    from codeq.app.shard_process import ShardProcess
+    from codeq.config import Settings, StoreSettings
+    from codeq.observability.metrics import Metrics
+
+    process = ShardProcess(Settings(store=StoreSettings(path=str(tmp_path))), Node(Waiters()), 0, Metrics())
+    link = PeerLink(f"unix:{tmp_path}/nobody.sock", lambda tenant, key, count: None)
+    process.remotes[1] = RemoteShard(1, link)
+    assert process.ready() == (False, "waiting for the process of shard 1")
+    link.lost = True
+    assert process.ready() == (False, "the process of shard 1 went away")
