@@ -25,7 +25,7 @@ from codeq.engine.shards import shard_of
 from codeq.kv.commit import GroupCommitter
 from codeq.kv.memory import MemoryKV
 from codeq.replication.single import SingleNode
-from codeq.service.node import Node, Shard, ShardHandle
+from codeq.service.node import REMOTE_FIRST_EVERY, Node, Shard, ShardHandle
 from codeq.service.policy import Policy
 from codeq.service.results import NewResult, ResultService
 from codeq.service.tasks import NewTask, TaskService
@@ -142,6 +142,17 @@ async def test_a_claim_prefers_the_own_shard(pair: tuple[Half, Half]) -> None:
     [claimed] = await a.tasks.claim(WORKER, ["render"])
     assert claimed.id == own
     assert a.remote is not None and a.remote.link.forwarded == 0
+
+
+async def test_one_claim_in_eight_starts_at_the_other_shard_so_neither_starves(
+    pair: tuple[Half, Half],
+) -> None:
+    a, b = pair
+    for _ in range(REMOTE_FIRST_EVERY):
+        await create(a)
+        await create(b)
+    shards = [shard_of(t.id, 2) for _ in range(REMOTE_FIRST_EVERY) for t in await a.tasks.claim(WORKER, None)]
+    assert shards.count(1) == 1 and shards.count(0) == REMOTE_FIRST_EVERY - 1
 
 
 async def test_a_long_poll_here_is_answered_by_a_task_made_ready_on_the_other_shard(

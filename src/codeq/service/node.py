@@ -19,6 +19,8 @@ from codeq.service.listeners import Listener, Listeners, task_metrics
 from codeq.service.waiters import Waiters
 
 OutcomeT = TypeVar("OutcomeT")
+# With a process per shard, one claim in this many tries the other shards before its own.
+REMOTE_FIRST_EVERY = 8
 QueueCounts = tuple[int, int, int, int]  # ready, delayed, in progress, dead-lettered
 AnswerT = TypeVar("AnswerT")
 
@@ -200,5 +202,9 @@ class Node:
             start = next(self._next_start) % len(self.shards)
             return self.shards[start:] + self.shards[:start]
         others = [shard for shard in self.shards if not isinstance(shard, Shard)]
-        start = next(self._next_start) % len(others)
-        return [*local, *others[start:], *others[:start]]
+        turn = next(self._next_start)
+        start = (turn // REMOTE_FIRST_EVERY) % len(others)
+        others = others[start:] + others[:start]
+        # Every few claims start elsewhere, so that a shard whose own process has no workers
+        # is still drained while this one never runs dry (ADR 0009: fairness vs forwarding).
+        return [*others, *local] if turn % REMOTE_FIRST_EVERY == REMOTE_FIRST_EVERY - 1 else [*local, *others]
