@@ -144,7 +144,7 @@ async def test_a_claim_prefers_the_own_shard(pair: tuple[Half, Half]) -> None:
     assert a.remote is not None and a.remote.link.forwarded == 0
 
 
-async def test_one_claim_in_eight_starts_at_the_other_shard_so_neither_starves(
+async def test_one_claim_in_sixteen_starts_at_the_other_shard_so_neither_starves(
     pair: tuple[Half, Half],
 ) -> None:
     a, b = pair

@@ -20,7 +20,7 @@ from codeq.service.waiters import Waiters
 
 OutcomeT = TypeVar("OutcomeT")
 # With a process per shard, one claim in this many tries the other shards before its own.
-REMOTE_FIRST_EVERY = 8
+REMOTE_FIRST_EVERY = 16
 QueueCounts = tuple[int, int, int, int]  # ready, delayed, in progress, dead-lettered
 AnswerT = TypeVar("AnswerT")
 

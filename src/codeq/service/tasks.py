@@ -76,7 +76,7 @@ class TaskService:
     async def create(self, principal: Principal, spec: NewTask) -> tuple[Task, bool]:
         """Create one task; returns it and whether it was an idempotent replay."""
         self.limiter.check(principal, PRODUCER, "create_task")
-        command = self._create_command(principal, spec, self.clock.now_ms())
+        command = self._create_command(principal, spec, self.clock.now_ms(), self.node.led_shards())
         outcome = await self.node.shard_for(command.task_id).submit(command)
         return outcome.task, outcome.replay
 
@@ -89,11 +89,12 @@ class TaskService:
         now_ms = self.clock.now_ms()
         results: list[tuple[Task, bool] | CodeqError] = [InvalidInput("invalid body")] * len(specs)
         per_shard: dict[int, list[tuple[int, c.Create]]] = {}
+        prefer = self.node.led_shards()  # once per request, not per item
         for position, spec in enumerate(specs):
             try:
                 if isinstance(spec, CodeqError):
                     raise spec
-                command = self._create_command(principal, spec, now_ms)
+                command = self._create_command(principal, spec, now_ms, prefer)
             except CodeqError as exc:
                 results[position] = exc
                 continue
@@ -111,7 +112,9 @@ class TaskService:
     ) -> NotLeader | None:
         return await submit_batch(self.node.shards[shard], items, results, _created_of)
 
-    def _create_command(self, principal: Principal, spec: NewTask, now_ms: int) -> c.Create:
+    def _create_command(
+        self, principal: Principal, spec: NewTask, now_ms: int, prefer: frozenset[int]
+    ) -> c.Create:
         policy = self.policy
         command = validate_command(spec.command)
         principal.require_produce(command)
@@ -135,7 +138,7 @@ class TaskService:
                 len(self.node.shards),
                 tenant=principal.tenant,
                 idempotency_key=key,
-                prefer=self.node.led_shards(),
+                prefer=prefer,
             ),
             tenant=principal.tenant,
             command=command,
