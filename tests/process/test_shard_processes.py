@@ -102,6 +102,43 @@ def test_a_long_poll_on_one_process_is_answered_by_a_create_on_the_other(node: S
             client.close()
 
 
+def test_admin_reads_on_either_process_cover_both_shards(node: ServerProcess) -> None:
+    clients = pinned_clients(node)  # one probe task on each shard
+    try:
+        for client in clients.values():
+            for _ in range(3):
+                create(client, "listed")
+        for client in clients.values():
+            listed = client.get(
+                "/v1/codeq/admin/queues/listed/tasks", params={"state": "ready"}, headers=PRODUCER
+            )
+            assert listed.status_code == 200, listed.text
+            assert {shard_of(t["id"], 2) for t in listed.json()["tasks"]} == {0, 1}
+            assert len(listed.json()["tasks"]) == 6
+            [row] = [
+                r
+                for r in client.get("/v1/codeq/admin/overview", headers=PRODUCER).json()["queues"]
+                if r["command"] == "listed"
+            ]
+            assert row["ready"] == 6
+            labels = client.get("/v1/codeq/admin/queues", headers=PRODUCER).json()
+            assert sum(v for k, v in labels.items() if ":listed:" in k) == 6
+            dlq = client.get("/v1/codeq/admin/dlq/listed", headers=PRODUCER)
+            assert dlq.status_code == 200 and dlq.json()["tasks"] == []
+        # The topic catalogue lives on shard 0: written and read through shard 1's process too.
+        put = clients[1].put(
+            "/v1/codeq/admin/topics/orders",
+            json={"priorityTiers": [0], "maxAttempts": 3, "deadLetterTopicRef": "orders-dlq"},
+            headers=PRODUCER,
+        )
+        assert put.status_code in (200, 201), put.text
+        for client in clients.values():
+            assert client.get("/v1/codeq/admin/topics/orders", headers=PRODUCER).status_code == 200
+    finally:
+        for client in clients.values():
+            client.close()
+
+
 def wait_for_metric(node: ServerProcess, sample: str) -> None:
     deadline = time.monotonic() + 20
     while sample not in (page := httpx.get(f"{node.url}/metrics").text):

@@ -4,6 +4,7 @@ metrics into the page it serves."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from codeq.config.keys import SHARD_PROCESS_ENV
 from codeq.kv.commit import GroupCommitter
 from codeq.observability.metrics import Metrics
 from codeq.service.node import Node, Shard, ShardHandle
+from codeq.service.shard_reads import READS
 
 PROCESS_ENV = SHARD_PROCESS_ENV  # set by the supervisor: the shard this process owns
 
@@ -46,12 +48,9 @@ class ShardProcess:
         """Serve the own shard, then link to every other; `node.shards` gets all N in order."""
         (local,) = self.node.local_shards
         reads: dict[str, Callable[..., Awaitable[Any]]] = {
-            "find_task": local.find_task,
-            "find_result": local.find_result,
-            "queue_counts": local.queue_counts,
-            "checkpoint": committer.checkpoint,
-            "metrics": self._own_page,
+            name: functools.partial(local.read, name) for name in READS
         }
+        reads |= {"checkpoint": committer.checkpoint, "metrics": self._own_page}
         server = ShardServer(f"unix:{socket_path(self.settings, self.owned)}", local, reads)
         await server.start()
         life.on_close("shard server", server.close)
@@ -108,7 +107,7 @@ class ShardProcess:
         """Fetch every peer's own page (a background tick, at most a second old when merged)."""
         for number, remote in self.remotes.items():
             if remote.link.connected:
-                self._peer_pages[number] = await remote.read("metrics", [], bytes)
+                self._peer_pages[number] = await remote.read("metrics")
         return None
 
     def render(self) -> tuple[bytes, str]:
@@ -120,7 +119,7 @@ class ShardProcess:
 
 def _remote_checkpoint(remote: RemoteShard) -> Callable[[str], Awaitable[None]]:
     async def checkpoint(dest: str) -> None:
-        await remote.read("checkpoint", [dest], None)
+        await remote.read("checkpoint", dest)
 
     return checkpoint
 

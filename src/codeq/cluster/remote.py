@@ -17,12 +17,15 @@ from codeq.core.model import ResultRecord, Task
 from codeq.core.names import command_key
 from codeq.engine import commands as c
 from codeq.engine.commands import encode_command
+from codeq.service.shard_reads import READS
 
 log = logging.getLogger("codeq.cluster")
 
 OutcomeT = TypeVar("OutcomeT")
 ReadyFeed = Callable[[str, str, int], None]  # (tenant, command key, count)
 RETRY_SECONDS = 0.05
+# Reads a shard process serves besides the engine reads: the answer types.
+OTHER_READS: dict[str, Any] = {"checkpoint": None, "metrics": bytes}
 
 
 class PeerLink:
@@ -152,20 +155,20 @@ class RemoteShard:
         else:
             self._empty.update((claim.tenant, command_key(name)) for name in claim.commands)
 
-    async def read(self, name: str, arguments: list[Any], answer: Any) -> Any:
-        raw = await self.link.call(READ, (name, arguments), self._what)
-        return codec.decode(raw, answer)
+    async def read(self, name: str, *arguments: Any) -> Any:
+        """A read of `service/shard_reads.py` (or "checkpoint", "metrics"), in the owning process."""
+        read = READS.get(name)
+        raw = await self.link.call(READ, (name, list(arguments)), self._what)
+        return codec.decode(raw, read.answer if read is not None else OTHER_READS[name])
 
     async def find_task(self, task_id: str, tenant: str) -> Task:
-        task: Task = await self.read("find_task", [task_id, tenant], Task)
+        task: Task = await self.read("find_task", task_id, tenant)
         return task
 
     async def queue_counts(self, tenant: str, key: str) -> tuple[int, int, int, int]:
-        counts: tuple[int, int, int, int] = await self.read(
-            "queue_counts", [tenant, key], tuple[int, int, int, int]
-        )
+        counts: tuple[int, int, int, int] = await self.read("queue_counts", tenant, key)
         return counts
 
     async def find_result(self, task_id: str) -> ResultRecord | None:
-        record: ResultRecord | None = await self.read("find_result", [task_id], ResultRecord | None)
+        record: ResultRecord | None = await self.read("find_result", task_id)
         return record

@@ -16,6 +16,7 @@ from codeq.engine.shards import shard_of
 from codeq.observability.metrics import Metrics
 from codeq.replication.api import PublishFn, Replicator
 from codeq.service.listeners import Listener, Listeners, task_metrics
+from codeq.service.shard_reads import READS
 from codeq.service.waiters import Waiters
 
 OutcomeT = TypeVar("OutcomeT")
@@ -52,6 +53,9 @@ class ShardHandle(Protocol):
 
     async def queue_counts(self, tenant: str, key: str) -> QueueCounts: ...
 
+    async def read(self, name: str, *arguments: Any) -> Any:
+        """Run the named read of `service/shard_reads.py` on this shard's engine."""
+
 
 @dataclass(slots=True)
 class Shard:
@@ -80,12 +84,11 @@ class Shard:
         return self.engine.find_result(task_id)
 
     async def queue_counts(self, tenant: str, key: str) -> QueueCounts:
-        index = self.engine.index
-        queue = index.queues.get((tenant, key))
-        dlq = index.dlq_counts.get((tenant, key), 0)
-        if queue is None:
-            return (0, 0, 0, dlq)
-        return (queue.ready, queue.delayed, queue.in_progress, dlq)
+        counts: QueueCounts = READS["queue_counts"].run(self.engine, tenant, key)
+        return counts
+
+    async def read(self, name: str, *arguments: Any) -> Any:
+        return READS[name].run(self.engine, *arguments)
 
 
 @overload
@@ -166,7 +169,7 @@ class Node:
         """Shard `number`, which this use needs in this process (its engine read directly)."""
         shard = self.shards[number]
         if not isinstance(shard, Shard):
-            raise Unavailable(f"shard {number} is owned by another process; this read is not forwarded yet")
+            raise Unavailable(f"shard {number} is owned by another process")
         return shard
 
     def runs_here(self, number: int) -> bool:
@@ -174,11 +177,6 @@ class Node:
         that belongs to one shard (schedules, the subscription sweep, the notifier)."""
         shard = self.shards[number]
         return isinstance(shard, Shard) and shard.is_leader
-
-    def every_local(self) -> list[Shard]:
-        """Every shard, for a read that visits them all directly: refused (503) rather than
-        answered from part of the node when some are owned by other processes."""
-        return [self.local(shard.number) for shard in self.shards]
 
     def read_consistency(self, task_id: str) -> str:
         """How fresh a local read of this task is: "leader" (this node leads its shard, or

@@ -76,17 +76,18 @@ class ScheduleService:
                 f"invalid maxAttempts: at most {self.policy.max_attempts}", field="maxAttempts"
             )
 
-    def get(self, principal: Principal, name: str) -> Schedule:
+    async def get(self, principal: Principal, name: str) -> Schedule:
         principal.require_admin()
         validate_identity(principal.tenant, name)
-        schedule = schedules.find(self.node.local(0).engine.store, principal.tenant, name)
+        schedule: Schedule | None = await self._home.read("find_schedule", principal.tenant, name)
         if schedule is None:
             raise NotFound(f'schedule "{name}" not found')
         return schedule
 
-    def list(self, principal: Principal) -> list[Schedule]:
+    async def list(self, principal: Principal) -> list[Schedule]:
         principal.require_admin()
-        return schedules.listed(self.node.local(0).engine.store, principal.tenant)
+        found: list[Schedule] = await self._home.read("schedules", principal.tenant)
+        return found
 
     async def delete(self, principal: Principal, name: str) -> bool:
         """Idempotent: returns whether the schedule existed."""

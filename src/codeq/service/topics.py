@@ -42,10 +42,10 @@ class TopicService:
         outcome = await self._home.submit(command)
         return outcome.topic, outcome.created
 
-    def get(self, principal: Principal, name: str) -> Topic:
+    async def get(self, principal: Principal, name: str) -> Topic:
         principal.require_admin()
         validate_identity(principal.tenant, name)
-        topic = self.node.local(0).engine.find_topic(principal.tenant, name)
+        topic: Topic | None = await self._home.read("find_topic", principal.tenant, name)
         if topic is None:
             raise NotFound(f'queue topic "{topic_id(principal.tenant, name)}" not found')
         return topic
