@@ -89,7 +89,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[Half, Half]]:
     clock = FakeClock(1_000_000)
     a, b = half(tmp_path, 0, clock), half(tmp_path, 1, clock)
     await a.server.start()
-    await b.server.start()
+    await b.server.start()  # (a shard process starts it once it serves HTTP)
     link(a, b)
     link(b, a)
     for side in (a, b):

@@ -52,7 +52,6 @@ class ShardProcess:
         }
         reads |= {"checkpoint": committer.checkpoint, "metrics": self._own_page}
         server = ShardServer(f"unix:{socket_path(self.settings, self.owned)}", local, reads)
-        await server.start()
         life.on_close("shard server", server.close)
         self.server = server
         self.node.listen("shard-feed", server.feed)
@@ -66,6 +65,12 @@ class ShardProcess:
             shards.append(remote)
         self.node.shards = shards
         self.metrics.registry.register(_CommandRoutes(local, server, self.remotes))
+
+    async def accept_peers(self) -> None:
+        """Let the other shard processes link to this one: called once this process serves
+        HTTP, so that a peer that reports ready (every link up) knows all N are serving."""
+        assert self.server is not None, "open() first"
+        await self.server.start()
 
     def _link(self, life: Lifecycle, number: int) -> RemoteShard:
         waiters = self.node.waiters

@@ -56,7 +56,8 @@ class Supervisor:
                 )
                 status = 1
                 self._stop_all()
-            elif code != 0 and status == 0:
+            elif code not in (0, -signal.SIGTERM) and status == 0:
+                # -SIGTERM: our own stop reached it before its handler was installed (starting)
                 status = code if code > 0 else 1
         return status
 

@@ -65,7 +65,13 @@ def spawned_server(options: SpawnOptions) -> Iterator[Target]:
     log = open(os.path.join(data, "server.log"), "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_ready(f"http://127.0.0.1:{http}", proc)
+        try:
+            _wait_ready(f"http://127.0.0.1:{http}", proc)
+        except (RuntimeError, TimeoutError):
+            log.flush()
+            with open(os.path.join(data, "server.log"), errors="replace") as lines:
+                print(lines.read()[-4000:], file=sys.stderr)  # why it did not start
+            raise
         yield Target(f"http://127.0.0.1:{http}", f"127.0.0.1:{producer}", f"127.0.0.1:{worker}", proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -79,6 +79,7 @@ async def _serve_until_signalled(server: HttpServer, settings: Settings, app: Ap
         loop.add_signal_handler(sig, on_signal)
     if app.shard_process is not None:
         _exit_with_supervisor(loop)
+        await app.shard_process.accept_peers()
     try:
         _announce(settings, app)
         await stop.wait()
