@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from codeq.app import wiring
 from codeq.app.lifecycle import Lifecycle
 from codeq.app.shard_process import ShardProcess
-from codeq.app.shards import Shards, StartupReport
+from codeq.app.shards import Shards, StartupReport, queue_depths
 from codeq.auth.edge import Authenticator
 from codeq.config import Settings
 from codeq.config.tree import ObservabilitySettings
@@ -355,6 +355,7 @@ class App:
         runner = Runner("notifier", notifier.tick, self.clock.now_ms)
         notifier.on_marked = runner.poke
         self.node.listen("notifier", listeners.on_ready(notifier.ready))
+        self.node.elsewhere_ready.append(notifier.ready)  # shard 0's process notifies for all
         await life.enter("notifier runner", runner)
         cleanup = Runner(
             "subscription-cleanup",
@@ -395,7 +396,7 @@ class App:
         node = self.node
         self.metrics.register_ready(lambda: self._ready()[0])
         self.metrics.register_raft(self.shards.raft_states)
-        self.metrics.register_queue_depth(self._queue_depths)
+        self.metrics.register_queue_depth(lambda: queue_depths(node))
         self.metrics.register_waiting(lambda: len(node.waiters))
         self.metrics.register_outbox_pending(
             lambda: sum(len(shard.engine.outbox.entries) for shard in node.local_shards)
@@ -414,14 +415,3 @@ class App:
         if self._running is None or not self._running.runner.running:
             return False, "background work is not running"
         return True, ""
-
-    def _queue_depths(self) -> list[tuple[str, str, str, int]]:
-        rows: list[tuple[str, str, str, int]] = []
-        for shard in self.node.local_shards:
-            for (tenant, command), queue in shard.engine.index.queues.items():
-                rows.append((tenant, command, "ready", queue.ready))
-                rows.append((tenant, command, "delayed", queue.delayed))
-                rows.append((tenant, command, "in_progress", queue.in_progress))
-            for (tenant, command), count in shard.engine.index.dlq_counts.items():
-                rows.append((tenant, command, "dlq", count))
-        return rows

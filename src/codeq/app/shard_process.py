@@ -75,9 +75,13 @@ class ShardProcess:
     def _link(self, life: Lifecycle, number: int) -> RemoteShard:
         waiters = self.node.waiters
 
+        elsewhere = self.node.elsewhere_ready
+
         def on_ready(tenant: str, key: str, count: int) -> None:
             remote.heard_ready(tenant, key)
             waiters.ready(tenant, key, count)  # a long poll here may claim it there
+            for hear in elsewhere:
+                hear(tenant, key)
 
         link = PeerLink(f"unix:{socket_path(self.settings, number)}", on_ready)
         remote = RemoteShard(number, link)

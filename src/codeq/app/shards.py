@@ -258,3 +258,16 @@ def _group_problem(shard: int, group: RaftGroup) -> str | None:
     if group.leader_address is None:
         return f"shard {shard} has no known raft leader"
     return None
+
+
+def queue_depths(node: Node) -> list[tuple[str, str, str, int]]:
+    """Every queue's depth by state on the shards this process owns, for the metrics."""
+    rows: list[tuple[str, str, str, int]] = []
+    for shard in node.local_shards:
+        for (tenant, command), queue in shard.engine.index.queues.items():
+            rows.append((tenant, command, "ready", queue.ready))
+            rows.append((tenant, command, "delayed", queue.delayed))
+            rows.append((tenant, command, "in_progress", queue.in_progress))
+        for (tenant, command), count in shard.engine.index.dlq_counts.items():
+            rows.append((tenant, command, "dlq", count))
+    return rows

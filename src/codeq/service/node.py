@@ -139,6 +139,8 @@ class Node:
         self.metrics = metrics
         self._next_start = itertools.count()
         self.listeners = Listeners(metrics)
+        # Told of tasks made ready on shards other processes own (their ready feed, ADR 0009).
+        self.elsewhere_ready: list[Callable[[str, str], None]] = []
         self.listeners.add("waiters", waiters.deliver)
         if metrics is not None:
             self.listeners.add("metrics", task_metrics(metrics))
