@@ -61,7 +61,7 @@ def half(tmp_path: Path, number: int, clock: FakeClock) -> Half:
         "queue_counts": shard.queue_counts,
     }
     server = ShardServer(f"unix:{tmp_path}/procs/shard{number}.sock", shard, reads)
-    node.listen("shard-feed", server.feed)
+    node.waiters.unclaimed = server.unclaimed
     return Half(
         node,
         shard,
@@ -100,6 +100,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[Half, Half]]:
     for side in (a, b):
         assert side.remote is not None
         await side.remote.link.close()
+    for side in (a, b):
         await side.server.close()
         await side.committer.close()
 
@@ -165,6 +166,24 @@ async def test_a_long_poll_here_is_answered_by_a_task_made_ready_on_the_other_sh
     task_id = await create(b)
     [claimed] = await asyncio.wait_for(waiting, 10)
     assert claimed.id == task_id
+
+
+async def test_a_task_a_claim_waits_for_here_is_not_offered_to_the_other_process(
+    pair: tuple[Half, Half],
+) -> None:
+    a, b = pair
+    assert a.remote is not None
+    at_b = asyncio.ensure_future(b.tasks.claim(WORKER, ["render"], wait_seconds=30))
+    at_a = asyncio.ensure_future(a.tasks.claim(WORKER, ["render"], wait_seconds=30))
+    while len(a.node.waiters) == 0 or len(b.node.waiters) == 0:
+        await asyncio.sleep(0)  # until both claims wait
+    forwarded = a.remote.link.forwarded  # a's claim asked b once before it waited
+    first = await create(b)
+    assert [t.id for t in await asyncio.wait_for(at_b, 10)] == [first]
+    second = await create(b)  # no claim waits on b now: offered to a, which claims it there
+    assert [t.id for t in await asyncio.wait_for(at_a, 10)] == [second]
+    # The feed is ordered: had the first been offered, a would have claimed there twice.
+    assert a.remote.link.forwarded == forwarded + 1
 
 
 async def test_a_short_forwarded_claim_marks_the_queue_empty_until_the_feed_speaks(

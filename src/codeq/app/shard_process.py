@@ -54,7 +54,7 @@ class ShardProcess:
         server = ShardServer(f"unix:{socket_path(self.settings, self.owned)}", local, reads)
         life.on_close("shard server", server.close)
         self.server = server
-        self.node.listen("shard-feed", server.feed)
+        self.node.waiters.unclaimed = server.unclaimed
         shards: list[ShardHandle] = []
         for number in range(self.settings.store.num_shards):
             if number == self.owned:

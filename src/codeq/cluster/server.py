@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from codeq.cluster import codec
 from codeq.cluster.channel import ANSWER, READ, READY, REFUSED, SUBMIT, Channel, Message, listen
 from codeq.engine.commands import decode_command
-from codeq.engine.outcomes import Event, Ready
 from codeq.service.node import Shard
 
 log = logging.getLogger("codeq.cluster")
@@ -81,19 +80,17 @@ class ShardServer:
         else:
             channel.send(ANSWER, request_id, encode(done.result()))
 
-    def feed(self, events: Sequence[Event], next_due_ms: int | None) -> None:
-        """A node listener: tell every peer which queues of this shard got ready tasks, so that
-        a long-poll claim waiting there is answered as soon as a task is ready here. The
-        counts of one loop turn go out together."""
+    def unclaimed(self, tenant: str, command_key: str, count: int) -> None:
+        """`Waiters.unclaimed`: tell every peer that a queue of this shard has ready tasks that
+        no claim waiting here was woken for, so that a long-poll claim waiting there is answered
+        as soon as a task is ready here (and none is taken away from a claim waiting here).
+        The counts of one loop turn go out together."""
         if not self._channels:
             return
-        first = not self._ready
-        for event in events:
-            if isinstance(event, Ready):
-                key = (event.tenant, event.command_key)
-                self._ready[key] = self._ready.get(key, 0) + event.count
-        if first and self._ready:
+        if not self._ready:
             asyncio.get_running_loop().call_soon(self._push_ready)
+        key = (tenant, command_key)
+        self._ready[key] = self._ready.get(key, 0) + count
 
     def _push_ready(self) -> None:
         ready, self._ready = self._ready, {}
