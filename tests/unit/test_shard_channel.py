@@ -235,6 +235,20 @@ async def test_a_peer_that_goes_away_fails_what_was_in_flight_and_refuses_the_re
         await a.remote.find_task("x", "acme")
 
 
+async def test_a_claim_keeps_what_it_claimed_here_when_the_other_process_is_gone(
+    pair: tuple[Half, Half],
+) -> None:
+    a, b = pair
+    assert a.remote is not None
+    own = await create(a)
+    await b.server.close()
+    while not a.remote.link.lost:
+        await asyncio.sleep(0.01)  # the close reaches a's end of the socket
+    assert [t.id for t in await a.tasks.claim(WORKER, ["render"], count=2)] == [own]
+    with pytest.raises(Unavailable):  # nothing here: the refusal says why
+        await a.tasks.claim(WORKER, ["render"])
+
+
 async def test_an_answer_lost_with_the_peer_is_outcome_unknown(pair: tuple[Half, Half]) -> None:
     a, _ = pair
     assert a.remote is not None

@@ -16,7 +16,15 @@ from codeq.auth.principal import (
     Principal,
 )
 from codeq.core.clock import Clock
-from codeq.core.errors import FIELD, CodeqError, InvalidInput, NotLeader, PayloadTooLarge, TaskCancelled
+from codeq.core.errors import (
+    FIELD,
+    CodeqError,
+    InvalidInput,
+    NotLeader,
+    PayloadTooLarge,
+    TaskCancelled,
+    Unavailable,
+)
 from codeq.core.model import Status, Task
 from codeq.core.names import command_key, validate_command, validate_idempotency_key
 from codeq.core.ranges import is_priority, priority_range
@@ -215,7 +223,7 @@ class TaskService:
         self, principal: Principal, names: list[str] | None, lease_ms: int, count: int
     ) -> list[Task]:
         claimed: list[Task] = []
-        elsewhere: NotLeader | None = None
+        elsewhere: NotLeader | Unavailable | None = None
         for shard in self.node.claim_order():
             if not shard.may_have_ready(principal.tenant, names, self.clock.now_ms()):
                 continue
@@ -229,9 +237,10 @@ class TaskService:
             )
             try:
                 outcome = await self._submit_claim(shard, command)
-            except NotLeader as exc:
+            except (NotLeader, Unavailable) as exc:
                 # Raft with several shards: claim where this node leads; send the worker to
-                # another shard's leader only when nothing could be claimed here.
+                # another shard's leader only when nothing could be claimed here. A shard
+                # process gone away (ADR 0009) must not lose the tasks claimed before it.
                 elsewhere = exc
                 continue
             claimed.extend(outcome.tasks)
