@@ -64,7 +64,9 @@ class Supervisor:
     def _start(self, number: int) -> None:
         command = [sys.executable, "-m", "codeq.cli.main", *self.argv]
         env = {**os.environ, PROCESS_ENV: str(number)}
-        child = subprocess.Popen(command, env=env, stdin=subprocess.PIPE)
+        # Its own session: a terminal's Ctrl-C reaches the supervisor alone, which passes one
+        # SIGTERM on, so a shard process drains once instead of being cut short by a second.
+        child = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, start_new_session=True)
         self.children[child.pid] = (number, child)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
