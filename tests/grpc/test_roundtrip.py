@@ -108,8 +108,8 @@ async def test_create_fields_and_payload_rules(streams: Streams) -> None:
     empty = await ack()  # an empty payload is JSON null
     later = await ack(run_at=Timestamp(seconds=START_MS // 1000 + 3600), delay_seconds=5)
     principal = streams.app.services.auth.producer("Bearer dev-producer")
-    assert streams.app.services.tasks.get(principal, empty.task_id).payload == "null"
-    assert streams.app.services.tasks.get(principal, later.task_id).visible_ms == START_MS + 3_600_000
+    assert (await streams.app.services.tasks.get(principal, empty.task_id)).payload == "null"
+    assert (await streams.app.services.tasks.get(principal, later.task_id)).visible_ms == START_MS + 3_600_000
 
 
 async def test_token_in_metadata(streams: Streams) -> None:

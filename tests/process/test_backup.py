@@ -56,9 +56,20 @@ def run_codeq(*args: str, url: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run([CODEQ, *args], capture_output=True, text=True, timeout=120, env=env)
 
 
-def test_backup_during_writes_restores_every_write_acknowledged_before_it(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "data", args=["--shards", "2"], env={"BACKUP_ROOT": str(tmp_path)})
-    restored = ServerProcess(tmp_path / "restored", args=["--shards", "2"])
+IN_PROCESS = ["--shards", "2"]
+PER_PROCESS = ["--shards", "2", "--shard-processes"]  # ADR 0009: the same data layout
+
+
+@pytest.mark.parametrize(
+    ("serving", "restoring"),
+    [(IN_PROCESS, IN_PROCESS), (PER_PROCESS, IN_PROCESS), (IN_PROCESS, PER_PROCESS)],
+    ids=["in-process", "from-shard-processes", "to-shard-processes"],
+)
+def test_backup_during_writes_restores_every_write_acknowledged_before_it(
+    tmp_path: Path, serving: list[str], restoring: list[str]
+) -> None:
+    server = ServerProcess(tmp_path / "data", args=serving, env={"BACKUP_ROOT": str(tmp_path)})
+    restored = ServerProcess(tmp_path / "restored", args=restoring)
     writer = Writer(server.url)
     try:
         server.start()

@@ -106,6 +106,20 @@ async def _drain(client: httpx.AsyncClient, expected_live: set[str]) -> set[str]
 
 
 async def test_acknowledged_writes_survive_sigkill(server: ServerProcess) -> None:
+    await _survives_sigkill(server)
+
+
+async def test_acknowledged_writes_survive_sigkill_with_a_process_per_shard(tmp_path: Path) -> None:
+    """Four shard processes under a supervisor: SIGKILL of the supervisor ends every shard
+    process at once (they read its pipe), and the restarted node has every acknowledged write."""
+    server = ServerProcess(tmp_path / "data", args=["--shards", "4", "--shard-processes"], env=ENV)
+    try:
+        await _survives_sigkill(server)
+    finally:
+        server.stop()
+
+
+async def _survives_sigkill(server: ServerProcess) -> None:
     server.start()
     load = await _run_until_killed(server, acknowledged=1500)
     assert load.created and load.completed

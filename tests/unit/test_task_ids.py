@@ -30,3 +30,12 @@ def test_an_id_with_an_idempotency_key_lands_on_the_keys_shard() -> None:
     for _ in range(20):
         assert shard_of(new_task_id(4, tenant="acme", idempotency_key="order-7"), 4) == target
     assert shard_of(new_task_id(1, tenant="acme", idempotency_key="order-7"), 1) == 0
+
+
+def test_an_id_drawn_for_preferred_shards_is_a_version_4_uuid_routed_there() -> None:
+    for shards, prefer in ((2, {0}), (4, {1, 3}), (40, {39})):  # 40: more shards than hex digits
+        for _ in range(200):
+            task_id = new_task_id(shards, prefer=frozenset(prefer))
+            assert UUID4.match(task_id), task_id
+            assert fnv1a64(task_id.encode()) % shards in prefer
+            assert shard_of(task_id, shards) in prefer

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 from codeq.app import wiring
 from codeq.app.lifecycle import Lifecycle
-from codeq.app.shards import Shards, StartupReport
+from codeq.app.shard_process import ShardProcess
+from codeq.app.shards import Shards, StartupReport, queue_depths
 from codeq.auth.edge import Authenticator
 from codeq.config import Settings
 from codeq.config.tree import ObservabilitySettings
@@ -22,7 +23,7 @@ from codeq.replication.topology import GroupStatus
 from codeq.service import listeners
 from codeq.service.admin import AdminService
 from codeq.service.background import Runner
-from codeq.service.backup import BackupService
+from codeq.service.backup import BackupService, CheckpointFn
 from codeq.service.callback_hosts import CallbackHosts
 from codeq.service.container import Services
 from codeq.service.dlq import DlqService
@@ -84,7 +85,12 @@ class App:
     `stop()` closes all of it in the exact reverse order (`lifecycle` records both)."""
 
     def __init__(
-        self, settings: Settings, *, clock: Clock | None = None, metrics: Metrics | None = None
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+        owned_shard: int | None = None,  # with a process per shard: this process's (ADR 0009)
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -95,7 +101,11 @@ class App:
         self.metrics_page = MetricsPage(self.metrics.render, self.clock.now_ms)
         self.tracing = _tracing(o)
         self.node = Node(Waiters(), self.metrics)
-        self.shards = Shards(settings, self.node, self.clock, self.metrics)
+        self.shards = Shards(settings, self.node, self.clock, self.metrics, owned_shard)
+        self.shard_process: ShardProcess | None = None
+        if owned_shard is not None:
+            self.shard_process = ShardProcess(settings, self.node, owned_shard, self.metrics)
+            self.metrics_page = MetricsPage(self.shard_process.render, self.clock.now_ms)
         self.shards.tracing = self.tracing
         self.lifecycle = Lifecycle()
         self.hosts = CallbackHosts.from_lists(settings.webhooks.allow_hosts, settings.webhooks.deny_hosts)
@@ -179,6 +189,7 @@ class App:
     async def _open(self, life: Lifecycle) -> Running:
         tracing = self._open_tracing(life)
         self.shards.open(life)
+        await self._open_shard_process(life)
         services = self._services()
         life.on_close("task service", services.tasks.drain)
         jwks_refresher = await self._jwks_refresher(life, services.auth)
@@ -219,12 +230,22 @@ class App:
                 ready_wait_seconds=s.grpc.ready_wait_seconds,
             ),
             tls=self.tls,
+            reuse_port=self.shard_process is not None,
         )
         streams.observe(StreamObserver(self.metrics, tracing))
         # Registered before starting: a second server that cannot bind still stops the first.
         life.on_close("streams", lambda: streams.stop(s.shutdown_grace_seconds))
         await streams.start()
         return Running(services, asgi, streams, reaper, callbacks, notifier, jwks_refresher)
+
+    async def _open_shard_process(self, life: Lifecycle) -> None:
+        """Serve the own shard to the other shard processes and link to theirs."""
+        process = self.shard_process
+        if process is None:
+            return
+        await process.open(life, self.shards.committers[0])
+        # Their pages are fetched in the background, so a scrape never waits on a peer.
+        await life.enter("peer metrics", Runner("peer-metrics", process.refresh_pages, self.clock.now_ms))
 
     def _services(self) -> Services:
         s, node, clock = self.settings, self.node, self.clock
@@ -240,7 +261,7 @@ class App:
             ready=self._ready,
             dlq=DlqService(node, clock),
             backup=BackupService(
-                [committer.checkpoint for committer in self.shards.committers],
+                self._checkpoints(),
                 clock,
                 enabled=s.store.provider != "memory",
                 root=s.backup_root,
@@ -334,6 +355,7 @@ class App:
         runner = Runner("notifier", notifier.tick, self.clock.now_ms)
         notifier.on_marked = runner.poke
         self.node.listen("notifier", listeners.on_ready(notifier.ready))
+        self.node.elsewhere_ready.append(notifier.ready)  # shard 0's process notifies for all
         await life.enter("notifier runner", runner)
         cleanup = Runner(
             "subscription-cleanup",
@@ -374,27 +396,22 @@ class App:
         node = self.node
         self.metrics.register_ready(lambda: self._ready()[0])
         self.metrics.register_raft(self.shards.raft_states)
-        self.metrics.register_queue_depth(self._queue_depths)
+        self.metrics.register_queue_depth(lambda: queue_depths(node))
         self.metrics.register_waiting(lambda: len(node.waiters))
         self.metrics.register_outbox_pending(
-            lambda: sum(len(shard.engine.outbox.entries) for shard in node.shards)
+            lambda: sum(len(shard.engine.outbox.entries) for shard in node.local_shards)
         )
+
+    def _checkpoints(self) -> list[CheckpointFn]:
+        own: list[CheckpointFn] = [committer.checkpoint for committer in self.shards.committers]
+        return own if self.shard_process is None else self.shard_process.checkpoints(own[0])
 
     def _ready(self) -> tuple[bool, str]:
         ready, reason = self.shards.ready()
+        if ready and self.shard_process is not None:
+            ready, reason = self.shard_process.ready()
         if not ready:
             return ready, reason
         if self._running is None or not self._running.runner.running:
             return False, "background work is not running"
         return True, ""
-
-    def _queue_depths(self) -> list[tuple[str, str, str, int]]:
-        rows: list[tuple[str, str, str, int]] = []
-        for shard in self.node.shards:
-            for (tenant, command), queue in shard.engine.index.queues.items():
-                rows.append((tenant, command, "ready", queue.ready))
-                rows.append((tenant, command, "delayed", queue.delayed))
-                rows.append((tenant, command, "in_progress", queue.in_progress))
-            for (tenant, command), count in shard.engine.index.dlq_counts.items():
-                rows.append((tenant, command, "dlq", count))
-        return rows

@@ -60,8 +60,12 @@ def topology_of(raft: RaftSettings) -> Topology | None:
 class Shards:
     """Opens every shard of the node into `node.shards`, each registering its own closes."""
 
-    def __init__(self, settings: Settings, node: Node, clock: Clock, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: Settings, node: Node, clock: Clock, metrics: Metrics, owned: int | None = None
+    ) -> None:
         self.settings = settings
+        # With a process per shard, the one shard this process opens (ADR 0009); None: all.
+        self.owned = owned
         self.node = node
         self.clock = clock
         self.metrics = metrics
@@ -77,7 +81,7 @@ class Shards:
         # collector while it runs, then freeze the result out of every later collection.
         gc.disable()
         try:
-            for number, kv in enumerate(self._open_stores()):
+            for number, kv in self._open_stores():
                 self._add_shard(life, number, kv)
         finally:
             gc.enable()
@@ -149,18 +153,19 @@ class Shards:
         for (number, _), leader in zip(led, leaders, strict=True):
             log.info("raft group %d: leadership handed to %s before stopping", number, leader or "nobody")
 
-    def _open_stores(self) -> list[KV]:
+    def _open_stores(self) -> list[tuple[int, KV]]:
         store = self.settings.store
+        numbers = range(store.num_shards) if self.owned is None else [self.owned]
         if store.provider == "memory":
-            return [MemoryKV() for _ in range(store.num_shards)]
+            return [(number, MemoryKV()) for number in numbers]
         from codeq.kv.rocks import RocksKV  # only the embedded provider needs RocksDB loaded
 
         if store.num_shards <= 1:
             paths = [store.path]
-        else:
-            paths = [os.path.join(store.path, f"shard{i}") for i in range(store.num_shards)]
+        else:  # the same layout whether the shards share a process or not
+            paths = [os.path.join(store.path, f"shard{i}") for i in numbers]
         self.report.shard_paths = paths
-        return [RocksKV(path) for path in paths]
+        return [(number, RocksKV(path)) for number, path in zip(numbers, paths, strict=True)]
 
     def _add_shard(self, life: Lifecycle, number: int, kv: KV) -> None:
         store = self.settings.store
@@ -253,3 +258,16 @@ def _group_problem(shard: int, group: RaftGroup) -> str | None:
     if group.leader_address is None:
         return f"shard {shard} has no known raft leader"
     return None
+
+
+def queue_depths(node: Node) -> list[tuple[str, str, str, int]]:
+    """Every queue's depth by state on the shards this process owns, for the metrics."""
+    rows: list[tuple[str, str, str, int]] = []
+    for shard in node.local_shards:
+        for (tenant, command), queue in shard.engine.index.queues.items():
+            rows.append((tenant, command, "ready", queue.ready))
+            rows.append((tenant, command, "delayed", queue.delayed))
+            rows.append((tenant, command, "in_progress", queue.in_progress))
+        for (tenant, command), count in shard.engine.index.dlq_counts.items():
+            rows.append((tenant, command, "dlq", count))
+    return rows

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -12,16 +11,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from codeq.cli.bench_load import Load, LoadPlan, Tally, percentile
+from codeq.cli.bench_fleet import ServerSpend
+from codeq.cli.bench_load import Load, LoadPlan, Tally, percentile, run_async
 from codeq.h1 import H1Error, fetch
 
 MODES = ("http", "http-batch", "grpc", "grpc-batch")
@@ -39,6 +38,7 @@ class Target:
 class SpawnOptions:
     fsync: bool = True
     shards: int = 1
+    shard_processes: bool = False  # a process per shard (ADR 0009)
 
 
 def _free_port() -> int:
@@ -60,10 +60,18 @@ def spawned_server(options: SpawnOptions) -> Iterator[Target]:
     ]  # fmt: skip
     if not options.fsync:
         command.append("--no-fsync")
+    if options.shard_processes:
+        command.append("--shard-processes")
     log = open(os.path.join(data, "server.log"), "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_ready(f"http://127.0.0.1:{http}", proc)
+        try:
+            _wait_ready(f"http://127.0.0.1:{http}", proc)
+        except (RuntimeError, TimeoutError):
+            log.flush()
+            with open(os.path.join(data, "server.log"), errors="replace") as lines:
+                print(lines.read()[-4000:], file=sys.stderr)  # why it did not start
+            raise
         yield Target(f"http://127.0.0.1:{http}", f"127.0.0.1:{producer}", f"127.0.0.1:{worker}", proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -102,19 +110,10 @@ def plan_for(mode: str, target: Target, **knobs: object) -> LoadPlan:
     )
 
 
-def _run(load: Coroutine[Any, Any, Tally]) -> Tally:
-    """Run the load on uvloop when it is installed (the `server` extra has it), like the server."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(load)
-    return uvloop.run(load)
-
-
 def run_load(plan: LoadPlan, *, show_progress: bool) -> Tally:
     console = Console(stderr=True)
     if not show_progress:
-        return _run(Load(plan).run())
+        return run_async(Load(plan).run())
     with Live(console=console, refresh_per_second=4, transient=True) as live:
 
         def progress(tally: Tally) -> None:
@@ -126,14 +125,23 @@ def run_load(plan: LoadPlan, *, show_progress: bool) -> Tally:
             )
             live.update(f"[bold]{plan.mode}[/]  {goal}  {tally.cycles / elapsed:,.0f} cycles/s")
 
-        return _run(Load(plan, progress).run())
+        return run_async(Load(plan, progress).run())
 
 
-def report(plan: LoadPlan, tally: Tally, spawn: SpawnOptions | None) -> dict[str, object]:
+def report(
+    plan: LoadPlan,
+    tally: Tally,
+    spawn: SpawnOptions | None,
+    spend: ServerSpend | None = None,
+    clients: int = 1,
+) -> dict[str, object]:
     window = max(tally.elapsed, 1e-9)
+    spend = spend or ServerSpend()
     return {
         "mode": plan.mode,
+        "clients": clients,
         "shards": spawn.shards if spawn else None,
+        "shard_processes": spawn.shard_processes if spawn else None,
         "fsync": spawn.fsync if spawn else None,
         "producers": plan.producers,
         "concurrency": plan.concurrency,
@@ -150,7 +158,16 @@ def report(plan: LoadPlan, tally: Tally, spawn: SpawnOptions | None) -> dict[str
         # CPU per acknowledged cycle: what bounds a run when both processes share the cores.
         "client_cpu_us_per_cycle": _per_cycle(tally.client_cpu_s, tally.cycles),
         "server_cpu_us_per_cycle": _per_cycle(tally.server_cpu_s, tally.cycles),
+        "server_cpu_us_per_cycle_by_process": {
+            name: _per_cycle(seconds, tally.cycles) for name, seconds in spend.cpu_by_process.items()
+        },
+        # Commands one shard process sent to another, of all the shard processes submitted.
+        "forwarded_fraction": _fraction(spend.forwarded, spend.commands),
     }
+
+
+def _fraction(part: float | None, whole: float | None) -> float | None:
+    return round(part / whole, 4) if part is not None and whole else None
 
 
 def _per_cycle(cpu_seconds: float | None, cycles: int) -> float | None:
@@ -187,9 +204,11 @@ def print_report(result: dict[str, object]) -> None:
     )
     if result["server_cpu_us_per_cycle"] is not None:
         Console().print(
-            f"CPU per cycle: server {result['server_cpu_us_per_cycle']} µs, "
-            f"client {result['client_cpu_us_per_cycle']} µs"
+            f"CPU per cycle: server {result['server_cpu_us_per_cycle']} µs "
+            f"{result['server_cpu_us_per_cycle_by_process']}, client {result['client_cpu_us_per_cycle']} µs"
         )
+    if result["forwarded_fraction"] is not None:
+        Console().print(f"forwarded between shard processes: {result['forwarded_fraction']:.1%} of commands")
 
 
 def emit(result: dict[str, object], as_json: bool) -> None:

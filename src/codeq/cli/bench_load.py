@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ class LoadPlan:
     warmup: float = 2.0
     max_backlog: int = 20_000
     server_pid: int = 0  # a spawned server whose CPU time is reported (0: not known)
+    start_at: float = 0.0  # wall-clock start of the window shared by client processes (0: after warmup)
 
 
 @dataclass(slots=True)
@@ -89,7 +90,7 @@ class Load:
 
     async def _measure(self) -> None:
         plan = self.plan
-        await asyncio.sleep(plan.warmup)
+        await asyncio.sleep(max(plan.start_at - time.time(), 0.0) if plan.start_at else plan.warmup)
         tally = self.tally
         tally.recording, tally.started = True, time.perf_counter()
         client_cpu, server_cpu = time.process_time(), process_cpu_seconds(plan.server_pid)
@@ -166,8 +167,52 @@ class Load:
                 self._done.set()
 
 
+def run_async(load: Coroutine[Any, Any, Tally]) -> Tally:
+    """Run the load on uvloop when it is installed (the `server` extra has it), like the server."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(load)
+    return uvloop.run(load)
+
+
 def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process `pid` so far, from /proc (None where unknown)."""
+    """User + system CPU seconds of process `pid` and its children (a supervisor's shard
+    processes) so far, from /proc (None where unknown)."""
+    found = server_cpu_seconds(pid)
+    return sum(found.values()) if found else None
+
+
+def server_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds by process: `server` for `pid`, `shard<k>` for each shard process under it."""
+    own = _cpu_seconds(pid)
+    if own is None:
+        return {}
+    found = {"server": own}
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as listing:
+            children = [int(child) for child in listing.read().split()]
+    except OSError:
+        children = []
+    for number, child in enumerate(children):
+        seconds = _cpu_seconds(child)
+        if seconds is not None:
+            found[f"shard{_shard_of(child, number)}"] = seconds
+    return found
+
+
+def _shard_of(pid: int, default: int) -> str:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            for entry in environ.read().split(b"\0"):
+                if entry.startswith(b"CODEQ_SHARD_PROCESS="):
+                    return entry.split(b"=", 1)[1].decode()
+    except OSError:
+        pass
+    return str(default)
+
+
+def _cpu_seconds(pid: int) -> float | None:
     if pid <= 0:
         return None
     try:

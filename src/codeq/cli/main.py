@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from codeq import __version__
+
+if TYPE_CHECKING:  # the bench modules load only for `codeq bench`
+    from codeq.cli.bench import SpawnOptions
+    from codeq.cli.bench_load import LoadPlan
 
 cli = typer.Typer(
     name="codeq",
@@ -41,6 +45,9 @@ def serve(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
     port: Annotated[int | None, typer.Option(help="HTTP port (default 8080, env PORT).")] = None,
     data: Annotated[str | None, typer.Option("--data", help="Data directory (default ./data).")] = None,
     shards: Annotated[int | None, typer.Option("--shards", help="Number of stores (numShards).")] = None,
+    shard_processes: Annotated[
+        bool, typer.Option("--shard-processes", help="One process per shard (shardProcesses).")
+    ] = False,
     dev: Annotated[
         bool, typer.Option("--dev", help="Enable the dev tokens dev-producer and dev-worker (tenant dev).")
     ] = False,
@@ -83,6 +90,8 @@ def serve(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
         overrides["dev"] = True
     if no_fsync:
         overrides["fsync_on_commit"] = False
+    if shard_processes:
+        overrides["shard_processes"] = True
     if memory:
         overrides["provider"] = "memory"
     try:
@@ -101,6 +110,10 @@ def bench(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
     spawn: Annotated[bool, typer.Option("--spawn", help="Start a private server for the run.")] = False,
     fsync: Annotated[str, typer.Option(help="With --spawn: on | off.")] = "on",
     shards: Annotated[int, typer.Option(help="With --spawn: number of shards.")] = 1,
+    shard_processes: Annotated[
+        bool, typer.Option("--shard-processes", help="With --spawn: a process per shard.")
+    ] = False,
+    clients: Annotated[int, typer.Option(help="Client processes running the load (with --duration).")] = 1,
     url: Annotated[
         str, typer.Option(envvar="CODEQ_BASE_URL", help="HTTP base URL of the server to load.")
     ] = "http://127.0.0.1:8080",
@@ -120,11 +133,11 @@ def bench(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Measure acknowledged full cycles/s (create → claim → result) through the SDK."""
-    from codeq.cli.bench import MODES, SpawnOptions, Target, emit, plan_for, report, run_load, spawned_server
+    from codeq.cli.bench import MODES, SpawnOptions, Target, emit, plan_for, spawned_server
 
-    if mode not in MODES or fsync not in ("on", "off") or shards < 1:
+    if mode not in MODES or fsync not in ("on", "off") or shards < 1 or clients < 1:
         print(
-            f"codeq bench: --mode must be one of {', '.join(MODES)}; --fsync on|off; --shards >= 1",
+            f"codeq bench: --mode must be one of {', '.join(MODES)}; --fsync on|off; --shards/--clients >= 1",
             file=sys.stderr,
         )
         raise typer.Exit(2)
@@ -135,15 +148,27 @@ def bench(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
         "concurrency": concurrency, "batch": batch if mode.endswith("batch") else 1,
         "payload_bytes": payload_bytes, "count": count, "duration": duration, "warmup": warmup,
     }  # fmt: skip
-    options = SpawnOptions(fsync=fsync == "on", shards=shards) if spawn else None
+    options = SpawnOptions(fsync == "on", shards, shard_processes) if spawn else None
     if options is not None:
         with spawned_server(options) as target:
-            plan = plan_for(mode, target, **knobs)
-            tally = run_load(plan, show_progress=not as_json)
+            result = _bench_run(plan_for(mode, target, **knobs), options, clients, as_json)
     else:
-        plan = plan_for(mode, Target(url.rstrip("/"), producer_addr, worker_addr), **knobs)
-        tally = run_load(plan, show_progress=not as_json)
-    emit(report(plan, tally, options), as_json)
+        target = Target(url.rstrip("/"), producer_addr, worker_addr)
+        result = _bench_run(plan_for(mode, target, **knobs), None, clients, as_json)
+    emit(result, as_json)
+
+
+def _bench_run(
+    plan: LoadPlan, options: SpawnOptions | None, clients: int, as_json: bool
+) -> dict[str, object]:
+    """With --duration: one window over every client process, the server watched from here."""
+    from codeq.cli.bench import report, run_load
+    from codeq.cli.bench_fleet import run_fleet
+
+    if plan.count:
+        return report(plan, run_load(plan, show_progress=not as_json), options)
+    tally, spend = run_fleet(plan, clients)
+    return report(plan, tally, options, spend, clients)
 
 
 @cli.command(

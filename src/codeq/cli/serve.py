@@ -10,6 +10,7 @@ import socket
 import sys
 
 from codeq.app import App
+from codeq.app.supervisor import Supervisor, owned_shard
 from codeq.app.wiring import http_server_limits
 from codeq.config import Settings
 from codeq.kv.lockfile import StoreInUseError
@@ -25,10 +26,11 @@ DEV_PRODUCER_STREAM_PORT = 9092
 DEV_WORKER_STREAM_PORT = 9091
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, owned: int | None = None) -> None:
+    """Run the node, or with `owned` the process of that one shard (ADR 0009)."""
     configure_logging(settings.log.level, settings.log.format)
-    settings = _with_dev_backups(_with_dev_streams(settings))
-    app = App(settings)
+    settings = _with_dev_backups(_with_dev_streams(settings, shared=owned is not None))
+    app = App(settings, owned_shard=owned)
     try:
         # The certificate is loaded first: a bad one (ssl.SSLError is an OSError) stops the start.
         tls = app.tls.ssl_context() if app.tls is not None else None
@@ -64,7 +66,7 @@ async def _serve_until_signalled(server: HttpServer, settings: Settings, app: Ap
         stop.set()
 
     try:
-        await server.start(settings.http.host, settings.http.port)
+        await server.start(settings.http.host, settings.http.port, reuse_port=app.shard_process is not None)
     except OSError as exc:
         reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
         print(
@@ -75,6 +77,9 @@ async def _serve_until_signalled(server: HttpServer, settings: Settings, app: Ap
         raise SystemExit(1) from None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    if app.shard_process is not None:
+        _exit_with_supervisor(loop)
+        await app.shard_process.accept_peers()
     try:
         _announce(settings, app)
         await stop.wait()
@@ -84,7 +89,25 @@ async def _serve_until_signalled(server: HttpServer, settings: Settings, app: Ap
             loop.remove_signal_handler(sig)
 
 
+def _exit_with_supervisor(loop: asyncio.AbstractEventLoop) -> None:
+    """The supervisor holds the other end of stdin: end of file means it is gone (killed,
+    perhaps), and a shard process must not outlive its node holding a store. Acknowledged
+    writes are durable already, so it stops at once, as a crash would stop it."""
+
+    def on_input() -> None:
+        if not os.read(0, 512):
+            print("codeq: the supervisor went away; this shard process stops", file=sys.stderr, flush=True)
+            os._exit(1)
+
+    loop.add_reader(0, on_input)
+
+
 def _announce(settings: Settings, app: App) -> None:
+    if app.shard_process is not None and app.shard_process.owned != 0:
+        number = app.shard_process.owned
+        live = app.report.live_tasks
+        print(f"codeq shard {number} process: recovered {live} live task(s)", file=sys.stderr, flush=True)
+        return
     http, store = settings.http, settings.store
     host = "127.0.0.1" if http.host in ("0.0.0.0", "") else http.host
     where = "memory" if store.provider == "memory" else store.path
@@ -105,16 +128,18 @@ def _announce(settings: Settings, app: App) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
-def _with_dev_streams(settings: Settings) -> Settings:
-    """--dev serves both streams on the conventional ports unless they were set otherwise."""
+def _with_dev_streams(settings: Settings, *, shared: bool = False) -> Settings:
+    """--dev serves both streams on the conventional ports unless they were set otherwise;
+    `shared`: the node's shard processes share them (the probe shares the port too)."""
     if not settings.dev:
         return settings
     grpc, host = settings.grpc, settings.http.host
     streams = dataclasses.replace(
         grpc,
         producer_stream_addr=grpc.producer_stream_addr
-        or _dev_address(host, DEV_PRODUCER_STREAM_PORT, "producer"),
-        worker_stream_addr=grpc.worker_stream_addr or _dev_address(host, DEV_WORKER_STREAM_PORT, "worker"),
+        or _dev_address(host, DEV_PRODUCER_STREAM_PORT, "producer", shared),
+        worker_stream_addr=grpc.worker_stream_addr
+        or _dev_address(host, DEV_WORKER_STREAM_PORT, "worker", shared),
     )
     return dataclasses.replace(settings, grpc=streams)
 
@@ -127,20 +152,22 @@ def _with_dev_backups(settings: Settings) -> Settings:
     return dataclasses.replace(settings, backup_root=os.path.abspath("backups"))
 
 
-def _dev_address(host: str, port: int, name: str) -> str:
+def _dev_address(host: str, port: int, name: str, shared: bool) -> str:
     """A conventional port another process holds (another dev server, say) leaves that stream
     off with a warning rather than failing the start; an address set explicitly must bind."""
-    if _can_listen(host, port):
+    if _can_listen(host, port, shared):
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     print(f"codeq: port {port} is taken; the {name} stream stays off", file=sys.stderr)
     return ""
 
 
-def _can_listen(host: str, port: int) -> bool:
+def _can_listen(host: str, port: int, shared: bool) -> bool:
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
+            if shared:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             probe.bind(address)
     except OSError:
         return False
@@ -157,9 +184,14 @@ def _on_off(flag: bool) -> str:
 
 
 def run(settings: Settings) -> None:
+    store = settings.store
+    owned = owned_shard()
+    if store.shard_processes and store.num_shards > 1 and owned is None:
+        configure_logging(settings.log.level, settings.log.format)
+        raise SystemExit(Supervisor(store.num_shards, sys.argv[1:]).run())
     try:
         import uvloop
 
-        uvloop.run(serve(settings))
+        uvloop.run(serve(settings, owned))
     except ImportError:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, owned))

@@ -56,6 +56,7 @@ DESCRIPTIONS: dict[str, str] = {
     "persistenceConfig.path": "Data directory (`--data`).",
     "persistenceConfig.fsyncOnCommit": "Acknowledge a write only once fsynced (`--no-fsync` turns it off).",
     "persistenceConfig.numShards": "Stores under `<path>/shard<i>`; never change it for existing data.",
+    "persistenceConfig.shardProcesses": "With numShards > 1, one process per shard (ADR 0009).",
     "persistenceConfig.maxPendingBytes": "Bytes merged into one group commit at most.",
     "limits.maxBodyBytes": "Largest request body (413 above).",
     "limits.maxPayloadBytes": "Largest task payload or result (413 above).",

@@ -122,6 +122,7 @@ PERSISTENCE = (
     Key("store.path", "path", None, "str"),
     Key("store.fsync_on_commit", "fsyncOnCommit", None, "bool"),
     Key("store.num_shards", "numShards", None, "int"),
+    Key("store.shard_processes", "shardProcesses", None, "bool"),
     Key("store.max_pending_bytes", "maxPendingBytes", None, "int"),
 )
 # spec 04 gap 2: keys the reference never had get the uniform UPPER_SNAKE env name.
@@ -163,6 +164,8 @@ CONFIG_PATH_ENV = "CODEQ_CONFIG_PATH"
 PERSISTENCE_CONFIG_ENV = "PERSISTENCE_CONFIG"
 # Read by the CLI, not the server: one shell often runs both, so these are no typo.
 CLIENT_ENV = frozenset(("CODEQ_BASE_URL", "CODEQ_PRODUCER_TOKEN", "CODEQ_WORKER_TOKEN"))
+# Set by `codeq serve`'s supervisor for the shard process it starts (ADR 0009), not by users.
+SHARD_PROCESS_ENV = "CODEQ_SHARD_PROCESS"
 # Names the reference's server reads (spec 04 §2.2): set here without being in the key table, they
 # would be silently ignored, so the start says so by name (spec 04 gap 2).
 REFERENCE_ENV = frozenset(
@@ -207,7 +210,7 @@ def key_table() -> tuple[KeyName, ...]:
 
 def unused_environment(env: Mapping[str, str]) -> list[str]:
     """The set `CODEQ_*` variables and reference names this server does not read, sorted."""
-    known = {row.env for row in key_table() if row.env} | CLIENT_ENV
+    known = {row.env for row in key_table() if row.env} | CLIENT_ENV | {SHARD_PROCESS_ENV}
     return sorted(
         name
         for name, value in env.items()

@@ -37,6 +37,7 @@ _BY_FLAG = {key.env.lower(): key for key in (*TOP, *LIMITS, *HTTP, *RATE) if key
 _FLAG_ALIASES = {
     "data_path": "store.path",
     "num_shards": "store.num_shards",
+    "shard_processes": "store.shard_processes",
     "fsync_on_commit": "store.fsync_on_commit",
     "provider": "store.provider",
 }

@@ -74,6 +74,8 @@ class StoreSettings:
     path: str = "./data"
     fsync_on_commit: bool = True
     num_shards: int = 1
+    # With num_shards > 1: one process per shard under a supervisor (ADR 0009).
+    shard_processes: bool = False
     max_pending_bytes: int = 64 * MiB  # bound on the bytes merged into one group commit
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from codeq.auth.principal import Principal
 from codeq.core.clock import Clock
 from codeq.core.errors import FIELD, InvalidInput
 from codeq.core.model import Task
 from codeq.engine import commands as c
-from codeq.engine import dlq
 from codeq.engine.shards import shard_of
 from codeq.service.node import Node
 
@@ -21,7 +22,9 @@ class DlqService:
         self.node = node
         self.clock = clock
 
-    def page(self, principal: Principal, command: str, after: str, limit: int) -> tuple[list[Task], str]:
+    async def page(
+        self, principal: Principal, command: str, after: str, limit: int
+    ) -> tuple[list[Task], str]:
         """A page of dead-lettered tasks of the caller's tenant in id order, and the cursor of the
         next page ("" when this is the last)."""
         principal.require_admin()
@@ -31,9 +34,10 @@ class DlqService:
         if limit > MAX_PAGE:
             raise InvalidInput(f"limit exceeds maximum of {MAX_PAGE}", field="limit")
         # Each shard's entries are in id order: merge the first `limit + 1` of each.
-        merged: list[Task] = []
-        for shard in self.node.shards:
-            merged += dlq.page(shard.engine.store, principal.tenant, name, after, limit + 1)
+        pages = await asyncio.gather(
+            *(s.read("dlq_page", principal.tenant, name, after, limit + 1) for s in self.node.shards)
+        )
+        merged: list[Task] = [task for found in pages for task in found]
         merged.sort(key=lambda task: task.id)
         page = merged[:limit]
         return page, page[-1].id if len(merged) > limit else ""

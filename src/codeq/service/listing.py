@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from codeq.auth.principal import Principal
 from codeq.core.clock import Clock
-from codeq.core.errors import InvalidInput, NotFound
+from codeq.core.errors import InvalidInput
 from codeq.core.model import Task
 from codeq.core.names import command_key
 from codeq.engine import commands as c
 from codeq.engine import listing
-from codeq.engine.engine import Engine
 from codeq.service.node import Node
 
 MAX_PAGE = 500
@@ -23,7 +24,7 @@ class TaskListingService:
         self.node = node
         self.clock = clock
 
-    def page(
+    async def page(
         self, principal: Principal, command: str, state: str, order: str, cursor: str, limit: int
     ) -> tuple[list[Task], str]:
         """A page of the caller's tenant's tasks of `command` in `state`, and the cursor of the
@@ -31,9 +32,10 @@ class TaskListingService:
         principal.require_admin()
         query = _query(principal.tenant, command, state, order, cursor, limit)
         # Each shard gives its first `limit + 1` in order; the merge keeps the first `limit`.
-        merged: list[tuple[listing.Entry, Task]] = []
-        for shard in self.node.shards:
-            merged += _shard_page(shard.engine, query)
+        q = query
+        arguments = (q.tenant, q.cmd_key, q.state, q.after, q.newest, q.limit)
+        pages = await asyncio.gather(*(s.read("list_page", *arguments) for s in self.node.shards))
+        merged: list[tuple[listing.Entry, Task]] = [pair for found in pages for pair in found]
         merged.sort(key=lambda pair: pair[0], reverse=query.newest)
         page = merged[: query.limit - 1]
         next_cursor = _cursor(page[-1][0]) if len(merged) >= query.limit else ""
@@ -60,19 +62,6 @@ def _query(tenant: str, command: str, state: str, order: str, cursor: str, limit
     limit = limit if limit > 0 else DEFAULT_PAGE
     after = _parse_cursor(cursor) if cursor else None
     return listing.PageQuery(tenant, command_key(name), state, after, order == "newest", limit + 1)
-
-
-def _shard_page(engine: Engine, query: listing.PageQuery) -> list[tuple[listing.Entry, Task]]:
-    found: list[tuple[listing.Entry, Task]] = []
-    if query.state in listing.LIVE_STATES:
-        tasks = engine.index.tasks
-        return [(entry, tasks[entry[2]].snapshot()) for entry in engine.index.listed(query)]
-    for entry in listing.finished_page(engine.store, query):
-        try:
-            found.append((entry, engine.find_task(entry[2], query.tenant)))
-        except NotFound:  # removed since the index entry was read: skip it
-            continue
-    return found
 
 
 def _cursor(entry: listing.Entry) -> str:

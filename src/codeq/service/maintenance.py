@@ -29,8 +29,8 @@ class Maintenance:
     async def tick(self) -> int | None:
         """Run one pass; returns when the next delayed task or lease falls due, if any."""
         now_ms = self.clock.now_ms()
-        for shard in self.node.shards:
-            if not shard.replicator.is_leader:  # the lease, checked before each proposal
+        for shard in self.node.local_shards:  # a process per shard: each sweeps its own
+            if not shard.is_leader:  # the lease, checked before each proposal
                 continue
             command = c.Tick(now_ms=now_ms, jitter_seed=self._rng.getrandbits(32), limit=self.limit)
             try:
@@ -40,5 +40,5 @@ class Maintenance:
                 # commit): the shard's next leader sweeps again; nothing here is an error.
                 self.not_leader_refusals += 1
                 log.debug("sweep of shard %d cut short by a leadership change: %s", shard.number, exc)
-        due = [d for shard in self.node.shards if (d := shard.engine.index.next_due_ms()) is not None]
+        due = [d for shard in self.node.local_shards if (d := shard.engine.index.next_due_ms()) is not None]
         return min(due) if due else None

@@ -70,14 +70,16 @@ class Notifier:
     def ready(self, tenant: str, cmd_key: str) -> None:
         """Tasks became claimable in (tenant, command): called for every such apply, so cheap."""
         key = (tenant, cmd_key)
-        if self.node.shards[0].engine.subscriptions.by_tenant.get(tenant) and key not in self._marked:
+        if not self.node.runs_here(0):
+            return  # the subscriptions are shard 0's, and so is the notifying
+        if self.node.local(0).engine.subscriptions.by_tenant.get(tenant) and key not in self._marked:
             self._marked.add(key)
             if self.on_marked is not None:
                 self.on_marked()
 
     async def tick(self) -> int | None:
         marked, self._marked = self._marked, set()
-        if not self.node.shards[0].replicator.is_leader:
+        if not self.node.runs_here(0):
             return None  # the leader of shard 0 notifies; every replica sees the same events
         now_ms = self.clock.now_ms()
         self._forget_removed()
@@ -94,7 +96,7 @@ class Notifier:
 
     def _forget_removed(self) -> None:
         """Drop throttle times of subscriptions that are gone, once they outnumber the live ones."""
-        live = self.node.shards[0].engine.subscriptions.by_id
+        live = self.node.local(0).engine.subscriptions.by_id
         if len(self._last_sent_ms) > 2 * len(live) + 1024:
             self._last_sent_ms = {k: v for k, v in self._last_sent_ms.items() if k in live}
             self._rotation = {}  # turns restart at the first member: harmless, and rare
@@ -110,7 +112,7 @@ class Notifier:
 
     def select(self, tenant: str, cmd_key: str, now_ms: int) -> list[Subscription]:
         """Who hears about (tenant, command) now; records the throttle time of each one chosen."""
-        subs = self.node.shards[0].engine.subscriptions.active(tenant, cmd_key, now_ms)
+        subs = self.node.local(0).engine.subscriptions.active(tenant, cmd_key, now_ms)
         chosen = [s for s in subs if s.delivery_mode == "fanout" and self._allow(s, now_ms)]
         groups: dict[str, list[Subscription]] = {}
         for sub in subs:
@@ -147,7 +149,7 @@ class Notifier:
 
     def body(self, sub: Subscription, cmd_key: str, tenant: str, now_ms: int) -> bytes:
         depth = 0
-        for shard in self.node.shards:
+        for shard in self.node.local_shards:  # a process per shard: its own shard's depth
             queue = shard.engine.index.queues.get((tenant, cmd_key))
             depth += queue.ready if queue is not None else 0
         sent_at = datetime.fromtimestamp(now_ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -163,7 +165,7 @@ class Notifier:
 
     async def _send(self, sub: Subscription, cmd_key: str, tenant: str, now_ms: int) -> None:
         async with self._slots:
-            if not self.node.shards[0].replicator.is_leader:
+            if not self.node.runs_here(0):
                 return  # the lease ran out since the tick: the new leader notifies
             outcome = "failure"
             try:

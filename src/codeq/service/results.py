@@ -14,7 +14,7 @@ from codeq.core.model import ResultRecord, Status, Task
 from codeq.engine import commands as c
 from codeq.engine.outcomes import Completed
 from codeq.engine.shards import shard_of
-from codeq.service.node import Node, refused_everywhere
+from codeq.service.node import Node, refused_everywhere, submit_batch
 from codeq.service.policy import Policy
 
 _ARTIFACT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
@@ -87,7 +87,7 @@ class ResultService:
     async def _on_shard(
         self, shard: int, items: list[tuple[int, c.Complete]], results: list[ResultRecord | CodeqError]
     ) -> NotLeader | None:
-        return await self.node.shards[shard].submit_batch(items, results, _record_of)
+        return await submit_batch(self.node.shards[shard], items, results, _record_of)
 
     def _complete_command(self, principal: Principal, spec: NewResult, now_ms: int) -> c.Complete:
         if spec.status not in (Status.COMPLETED, Status.FAILED):
@@ -115,16 +115,16 @@ class ResultService:
         self, principal: Principal, task_id: str, wait_seconds: int = 0
     ) -> tuple[Task, ResultRecord]:
         """The task and its result; `task not found` / `result not found` as 404s."""
-        engine = self.node.shard_for(task_id).engine
+        shard = self.node.shard_for(task_id)
         wait = min(max(wait_seconds, 0), self.policy.max_result_wait_seconds)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
             try:
-                task = engine.find_task(task_id, principal.tenant)
+                task = await shard.find_task(task_id, principal.tenant)
             except NotFound:
                 raise NotFound("task not found") from None
-            record = engine.find_result(task_id) if task.has_result else None
+            record = await shard.find_result(task_id) if task.has_result else None
             remaining = deadline - loop.time()
             if record is not None:
                 return task, record

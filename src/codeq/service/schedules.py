@@ -25,7 +25,7 @@ from codeq.core.schedules import (
 from codeq.engine import commands as c
 from codeq.engine import schedules
 from codeq.engine.shards import new_task_id
-from codeq.service.node import Node, Shard
+from codeq.service.node import Node, ShardHandle
 from codeq.service.policy import Policy
 
 log = logging.getLogger("codeq.schedules")
@@ -39,7 +39,7 @@ class ScheduleService:
         self.fired = 0  # tasks created by this node's firings (replays included)
 
     @property
-    def _home(self) -> Shard:
+    def _home(self) -> ShardHandle:
         return self.node.shards[0]  # schedules live on the first shard, like topics
 
     # -- administration ---------------------------------------------------------------------
@@ -76,17 +76,18 @@ class ScheduleService:
                 f"invalid maxAttempts: at most {self.policy.max_attempts}", field="maxAttempts"
             )
 
-    def get(self, principal: Principal, name: str) -> Schedule:
+    async def get(self, principal: Principal, name: str) -> Schedule:
         principal.require_admin()
         validate_identity(principal.tenant, name)
-        schedule = schedules.find(self._home.engine.store, principal.tenant, name)
+        schedule: Schedule | None = await self._home.read("find_schedule", principal.tenant, name)
         if schedule is None:
             raise NotFound(f'schedule "{name}" not found')
         return schedule
 
-    def list(self, principal: Principal) -> list[Schedule]:
+    async def list(self, principal: Principal) -> list[Schedule]:
         principal.require_admin()
-        return schedules.listed(self._home.engine.store, principal.tenant)
+        found: list[Schedule] = await self._home.read("schedules", principal.tenant)
+        return found
 
     async def delete(self, principal: Principal, name: str) -> bool:
         """Idempotent: returns whether the schedule existed."""
@@ -99,9 +100,9 @@ class ScheduleService:
 
     async def tick(self) -> int | None:
         """Fire every due slot if this node leads shard 0; returns when the next slot is due."""
-        home = self._home
-        if not home.replicator.is_leader:
+        if not self.node.runs_here(0):
             return None
+        home = self.node.local(0)
         now_ms = self.clock.now_ms()
         wake: list[int] = []
         for schedule in schedules.listed(home.engine.store, ""):
@@ -114,7 +115,7 @@ class ScheduleService:
     async def _fire(self, schedule: Schedule, slot_ms: int, now_ms: int) -> None:
         create = self._create(schedule, slot_ms, now_ms)
         shard = self.node.shard_for(create.task_id)
-        if not (shard.replicator.is_leader and self._home.replicator.is_leader):
+        if not (shard.is_leader and self.node.runs_here(0)):
             return  # the lease, checked before each visible action: the next leader fires it
         await shard.submit(create)
         self.fired += 1

@@ -108,21 +108,27 @@ class SubscriptionService:
         )
         await self.node.shards[0].submit(command)
 
-    def list(self, principal: Principal) -> list[Subscription]:
-        """The caller's live subscriptions (spec 02 gap 11). Reads are local, like topics'."""
+    async def list(self, principal: Principal) -> list[Subscription]:
+        """The caller's live subscriptions (spec 02 gap 11), read on shard 0, like topics'."""
         principal.require_scope(SCOPE_SUBSCRIBE)
-        engine = self.node.shards[0].engine
-        return engine.subscriptions.owned_by(principal.tenant, principal.subject, self.clock.now_ms())
+        now_ms = self.clock.now_ms()
+        found: list[Subscription] = await self.node.shards[0].read(
+            "subscriptions_of", principal.tenant, principal.subject, now_ms
+        )
+        return found
 
-    def get(self, principal: Principal, sub_id: str) -> Subscription:
+    async def get(self, principal: Principal, sub_id: str) -> Subscription:
         principal.require_scope(SCOPE_SUBSCRIBE)
-        engine = self.node.shards[0].engine
-        return engine.subscriptions.find(sub_id, principal.tenant, principal.subject, self.clock.now_ms())
+        now_ms = self.clock.now_ms()
+        found: Subscription = await self.node.shards[0].read(
+            "find_subscription", sub_id, principal.tenant, principal.subject, now_ms
+        )
+        return found
 
     async def cleanup_tick(self) -> int | None:
         """One pass of the expiry cleanup (leader of shard 0 only); for the background runner."""
         shard = self.node.shards[0]
-        if shard.replicator.is_leader:
+        if self.node.runs_here(0):
             command = c.SubscriptionExpire(now_ms=self.clock.now_ms(), limit=self.settings.cleanup_limit)
             await shard.submit(command)
         return None

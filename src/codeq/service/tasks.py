@@ -16,7 +16,15 @@ from codeq.auth.principal import (
     Principal,
 )
 from codeq.core.clock import Clock
-from codeq.core.errors import FIELD, CodeqError, InvalidInput, NotLeader, PayloadTooLarge, TaskCancelled
+from codeq.core.errors import (
+    FIELD,
+    CodeqError,
+    InvalidInput,
+    NotLeader,
+    PayloadTooLarge,
+    TaskCancelled,
+    Unavailable,
+)
 from codeq.core.model import Status, Task
 from codeq.core.names import command_key, validate_command, validate_idempotency_key
 from codeq.core.ranges import is_priority, priority_range
@@ -26,7 +34,7 @@ from codeq.engine.outcomes import Claimed, Created
 from codeq.engine.shards import new_task_id, shard_of
 from codeq.service.background import BackgroundTasks
 from codeq.service.callback_hosts import CallbackHosts
-from codeq.service.node import Node, Shard, refused_everywhere
+from codeq.service.node import Node, ShardHandle, refused_everywhere, submit_batch
 from codeq.service.policy import Policy
 from codeq.service.ratelimit import PRODUCER, WORKER, RateLimiter
 
@@ -76,7 +84,7 @@ class TaskService:
     async def create(self, principal: Principal, spec: NewTask) -> tuple[Task, bool]:
         """Create one task; returns it and whether it was an idempotent replay."""
         self.limiter.check(principal, PRODUCER, "create_task")
-        command = self._create_command(principal, spec, self.clock.now_ms())
+        command = self._create_command(principal, spec, self.clock.now_ms(), self.node.led_shards())
         outcome = await self.node.shard_for(command.task_id).submit(command)
         return outcome.task, outcome.replay
 
@@ -89,11 +97,12 @@ class TaskService:
         now_ms = self.clock.now_ms()
         results: list[tuple[Task, bool] | CodeqError] = [InvalidInput("invalid body")] * len(specs)
         per_shard: dict[int, list[tuple[int, c.Create]]] = {}
+        prefer = self.node.led_shards()  # once per request, not per item
         for position, spec in enumerate(specs):
             try:
                 if isinstance(spec, CodeqError):
                     raise spec
-                command = self._create_command(principal, spec, now_ms)
+                command = self._create_command(principal, spec, now_ms, prefer)
             except CodeqError as exc:
                 results[position] = exc
                 continue
@@ -109,9 +118,11 @@ class TaskService:
     async def _create_on_shard(
         self, shard: int, items: list[tuple[int, c.Create]], results: list[tuple[Task, bool] | CodeqError]
     ) -> NotLeader | None:
-        return await self.node.shards[shard].submit_batch(items, results, _created_of)
+        return await submit_batch(self.node.shards[shard], items, results, _created_of)
 
-    def _create_command(self, principal: Principal, spec: NewTask, now_ms: int) -> c.Create:
+    def _create_command(
+        self, principal: Principal, spec: NewTask, now_ms: int, prefer: frozenset[int]
+    ) -> c.Create:
         policy = self.policy
         command = validate_command(spec.command)
         principal.require_produce(command)
@@ -135,7 +146,7 @@ class TaskService:
                 len(self.node.shards),
                 tenant=principal.tenant,
                 idempotency_key=key,
-                prefer=self.node.led_shards(),
+                prefer=prefer,
             ),
             tenant=principal.tenant,
             command=command,
@@ -212,9 +223,9 @@ class TaskService:
         self, principal: Principal, names: list[str] | None, lease_ms: int, count: int
     ) -> list[Task]:
         claimed: list[Task] = []
-        elsewhere: NotLeader | None = None
+        elsewhere: NotLeader | Unavailable | None = None
         for shard in self.node.claim_order():
-            if not shard.engine.may_have_ready(principal.tenant, names, self.clock.now_ms()):
+            if not shard.may_have_ready(principal.tenant, names, self.clock.now_ms()):
                 continue
             command = c.Claim(
                 now_ms=self.clock.now_ms(),
@@ -226,9 +237,10 @@ class TaskService:
             )
             try:
                 outcome = await self._submit_claim(shard, command)
-            except NotLeader as exc:
+            except (NotLeader, Unavailable) as exc:
                 # Raft with several shards: claim where this node leads; send the worker to
-                # another shard's leader only when nothing could be claimed here.
+                # another shard's leader only when nothing could be claimed here. A shard
+                # process gone away (ADR 0009) must not lose the tasks claimed before it.
                 elsewhere = exc
                 continue
             claimed.extend(outcome.tasks)
@@ -238,7 +250,7 @@ class TaskService:
             raise elsewhere
         return claimed
 
-    async def _submit_claim(self, shard: Shard, command: c.Claim) -> Claimed:
+    async def _submit_claim(self, shard: ShardHandle, command: c.Claim) -> Claimed:
         """Claim; if the caller goes away before the answer, put the tasks back undelivered."""
         submitted = asyncio.ensure_future(shard.submit(command))
         try:
@@ -248,7 +260,7 @@ class TaskService:
             raise
         return outcome
 
-    def _release(self, shard: Shard, claim: c.Claim, done: asyncio.Future[Claimed]) -> None:
+    def _release(self, shard: ShardHandle, claim: c.Claim, done: asyncio.Future[Claimed]) -> None:
         if done.cancelled() or done.exception() is not None:
             return
         for task in done.result().tasks:
@@ -331,8 +343,8 @@ class TaskService:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def get(self, principal: Principal, task_id: str) -> Task:
-        return self.node.shard_for(task_id).engine.find_task(task_id, principal.tenant)
+    async def get(self, principal: Principal, task_id: str) -> Task:
+        return await self.node.shard_for(task_id).find_task(task_id, principal.tenant)
 
 
 def _check_url(url: str, message: str, field: str) -> None:

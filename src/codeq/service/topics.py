@@ -11,7 +11,7 @@ from codeq.core.clock import Clock
 from codeq.core.errors import NotFound
 from codeq.core.topics import Topic, TopicPolicy, topic_id, validate_identity, validate_policy
 from codeq.engine import commands as c
-from codeq.service.node import Node, Shard
+from codeq.service.node import Node, ShardHandle
 
 
 class TopicService:
@@ -21,7 +21,7 @@ class TopicService:
         self.max_attempts = max_attempts  # the tasks' bound (limits.maxAttempts), topics' too
 
     @property
-    def _home(self) -> Shard:
+    def _home(self) -> ShardHandle:
         return self.node.shards[0]  # the catalog lives on the first shard, like the reference's
 
     async def put(self, principal: Principal, name: str, policy: TopicPolicy) -> tuple[Topic, bool]:
@@ -42,10 +42,10 @@ class TopicService:
         outcome = await self._home.submit(command)
         return outcome.topic, outcome.created
 
-    def get(self, principal: Principal, name: str) -> Topic:
+    async def get(self, principal: Principal, name: str) -> Topic:
         principal.require_admin()
         validate_identity(principal.tenant, name)
-        topic = self._home.engine.find_topic(principal.tenant, name)
+        topic: Topic | None = await self._home.read("find_topic", principal.tenant, name)
         if topic is None:
             raise NotFound(f'queue topic "{topic_id(principal.tenant, name)}" not found')
         return topic

@@ -8,7 +8,7 @@ retries its claim. Dicts keep registration order, so the longest waiter is woken
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from codeq.engine.outcomes import Event, Finished, Ready
@@ -23,6 +23,9 @@ class Waiters:
         self._wildcard: dict[str, dict[Waiter, None]] = {}
         self._results: dict[str, dict[Waiter, None]] = {}
         self.closing = False
+        # Told of ready tasks no claim waiting here was woken for (tenant, command key, count):
+        # with a process per shard, they are offered to the other processes (ADR 0009).
+        self.unclaimed: Callable[[str, str, int], None] | None = None
 
     def close(self) -> None:
         """Shutting down: wake every waiter so long polls answer now instead of at their deadline."""
@@ -62,15 +65,19 @@ class Waiters:
         still lose."""
         for event in events:
             if isinstance(event, Ready):
-                self.ready(event.tenant, event.command_key, event.count)
+                left = self.ready(event.tenant, event.command_key, event.count)
+                if left > 0 and self.unclaimed is not None:
+                    self.unclaimed(event.tenant, event.command_key, left)
             elif isinstance(event, Finished):
                 self.finished(event.task.id)
 
-    def ready(self, tenant: str, command_key: str, count: int) -> None:
-        """`count` tasks became claimable: wake up to that many claims (oldest first)."""
+    def ready(self, tenant: str, command_key: str, count: int) -> int:
+        """`count` tasks became claimable: wake up to that many claims (oldest first);
+        returns how many no waiting claim was woken for."""
         count = _wake(self._claims.get((tenant, command_key)), count)
         if count > 0:
-            _wake(self._wildcard.get(tenant), count)
+            count = _wake(self._wildcard.get(tenant), count)
+        return count
 
     def finished(self, task_id: str) -> None:
         waiters = self._results.pop(task_id, None)

@@ -143,8 +143,8 @@ class ResultCallbacks:
         next one falls due."""
         now_ms = self.clock.now_ms()
         wake: list[int] = []
-        for shard in self.node.shards:
-            if not shard.replicator.is_leader:
+        for shard in self.node.local_shards:  # a process per shard: each delivers its own
+            if not shard.is_leader:
                 continue
             outbox = shard.engine.outbox
             free = self.settings.concurrency - len(self._inflight)

@@ -31,7 +31,14 @@ class StreamServer:
     """One stream service on its own listener (spec 07 §1)."""
 
     def __init__(
-        self, name: str, address: str, servicer: StreamServicer, service: str, tls: ServerTls | None = None
+        self,
+        name: str,
+        address: str,
+        servicer: StreamServicer,
+        service: str,
+        tls: ServerTls | None = None,
+        *,
+        reuse_port: bool = False,
     ) -> None:
         self.name = name
         self.tls = tls
@@ -39,9 +46,10 @@ class StreamServer:
         self.servicer = servicer
         self.port = 0  # the bound port once started (useful when the address asks for port 0)
         limit = servicer.limits.max_message_bytes
-        # SO_REUSEPORT off: a port another process holds must fail to bind, not be shared.
+        # SO_REUSEPORT off: a port another process holds must fail to bind, not be shared;
+        # on only for the processes of one node, which share the port on purpose (ADR 0009).
         options = [
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port)),
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
             ("grpc.max_concurrent_streams", servicer.limits.max_concurrent_streams),
@@ -98,14 +106,19 @@ class StreamServers:
         worker_addr: str,
         limits: StreamLimits,
         tls: ServerTls | None = None,
+        reuse_port: bool = False,
     ) -> StreamServers:
         servers = cls()
         if producer_addr:
             servicer: StreamServicer = producer.ProducerServicer(services, limits)
-            servers.producer = StreamServer("producer", producer_addr, servicer, producer.SERVICE, tls)
+            servers.producer = StreamServer(
+                "producer", producer_addr, servicer, producer.SERVICE, tls, reuse_port=reuse_port
+            )
         if worker_addr:
             servicer = worker.WorkerServicer(services, limits)
-            servers.worker = StreamServer("worker", worker_addr, servicer, worker.SERVICE, tls)
+            servers.worker = StreamServer(
+                "worker", worker_addr, servicer, worker.SERVICE, tls, reuse_port=reuse_port
+            )
         return servers
 
     def observe(self, observer: StreamObserver) -> None:

@@ -30,7 +30,7 @@ class AdminRoutes:
 
     async def queues(self, request: Request) -> Reply:
         principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
-        return json_reply(self.s.admin.queues(principal))
+        return json_reply(await self.s.admin.queues(principal))
 
     async def queue_stats(self, request: Request) -> Reply:
         principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
@@ -39,7 +39,7 @@ class AdminRoutes:
         command = request.path_params["command"]
         if command.strip():
             command = validate_command(command)
-        stats = self.s.admin.queue_stats(principal, command)
+        stats = await self.s.admin.queue_stats(principal, command)
         return json_reply(
             w.QueueStatsJSON(
                 command=stats.command,
@@ -56,7 +56,7 @@ class AdminRoutes:
         limit_text = request.query("limit") or "0"
         if not limit_text.isdigit():
             raise InvalidInput("limit must be a non-negative integer", field="limit")
-        tasks, next_cursor = self.s.admin.tasks.page(
+        tasks, next_cursor = await self.s.admin.tasks.page(
             principal,
             request.path_params["command"],
             request.query("state") or "",
@@ -86,7 +86,7 @@ class AdminRoutes:
                 completed_1h=row.completed_1h,
                 failed_1h=row.failed_1h,
             )
-            for row in self.s.admin.overview(principal)
+            for row in await self.s.admin.overview(principal)
         ]
         return json_reply(w.OverviewJSON(queues=rows))
 

@@ -24,7 +24,9 @@ class DlqRoutes:
         limit_text = request.query("limit") or "0"
         if not limit_text.isdigit():
             raise InvalidInput("limit must be a non-negative integer", field="limit")
-        tasks, next_after = self.s.dlq.page(principal, command, request.query("after") or "", int(limit_text))
+        tasks, next_after = await self.s.dlq.page(
+            principal, command, request.query("after") or "", int(limit_text)
+        )
         page = w.DlqPageJSON(
             command=command.strip(), tasks=[self.times.task(t) for t in tasks], next_after=next_after
         )

@@ -37,11 +37,13 @@ class ScheduleRoutes:
 
     async def get(self, request: Request) -> Reply:
         principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
-        return json_reply(render(self._service.get(principal, request.path_params["scheduleName"])))
+        schedule = await self._service.get(principal, request.path_params["scheduleName"])
+        return json_reply(render(schedule))
 
     async def list(self, request: Request) -> Reply:
         principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
-        return json_reply(w.ScheduleListJSON(schedules=[render(s) for s in self._service.list(principal)]))
+        found = await self._service.list(principal)
+        return json_reply(w.ScheduleListJSON(schedules=[render(s) for s in found]))
 
     async def delete(self, request: Request) -> Reply:
         principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))

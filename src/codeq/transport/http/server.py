@@ -53,7 +53,8 @@ class HttpServer:
         shortest = min(limits.head_timeout_seconds, limits.body_timeout_seconds, limits.idle_timeout_seconds)
         self.sweep_seconds = min(1.0, max(0.05, shortest / 4))
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        """Listen; `reuse_port` shares the port with the node's other shard processes (ADR 0009)."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: HttpConnection(self._app, self._limits, self.connections),
@@ -61,6 +62,7 @@ class HttpServer:
             port=port,
             backlog=LISTEN_BACKLOG,
             reuse_address=True,
+            reuse_port=reuse_port or None,
             ssl=self._tls,
             # The connection (and its head deadline) starts once the handshake is done, so a
             # handshake that never completes is cut by the same deadline here.

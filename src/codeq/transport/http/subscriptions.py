@@ -59,12 +59,12 @@ class SubscriptionRoutes:
 
     async def list(self, request: Request) -> Reply:
         principal = self.s.auth.worker(request.header(b"authorization"))
-        subs = self.s.subscriptions.list(principal)
+        subs = await self.s.subscriptions.list(principal)
         return json_reply(w.SubscriptionListJSON(subscriptions=[self._detail(sub) for sub in subs]))
 
     async def get(self, request: Request) -> Reply:
         principal = self.s.auth.worker(request.header(b"authorization"))
-        return json_reply(self._detail(self.s.subscriptions.get(principal, request.path_params["id"])))
+        return json_reply(self._detail(await self.s.subscriptions.get(principal, request.path_params["id"])))
 
     def _detail(self, sub: Subscription) -> w.SubscriptionDetailJSON:
         return w.SubscriptionDetailJSON(

@@ -136,7 +136,7 @@ class TaskRoutes:
 
     async def get_task(self, request: Request) -> Reply:
         principal = self.s.auth.any(self._auth(request))
-        task = _renamed_not_found(lambda: self.s.tasks.get(principal, request.path_params["id"]))
+        task = await _renamed_not_found(self.s.tasks.get(principal, request.path_params["id"]))
         return json_reply(self.times.task(task), headers=self._consistency(task.id))
 
     async def get_result(self, request: Request) -> Reply:
@@ -214,9 +214,9 @@ def _item(raw: msgspec.Raw, cls: type[T], build: Callable[[T], R]) -> R | CodeqE
         return exc
 
 
-def _renamed_not_found(read: object) -> Task:
+async def _renamed_not_found(read: Awaitable[Task]) -> Task:
     try:
-        return read()  # type: ignore[operator, no-any-return]
+        return await read
     except CodeqError as exc:
         if status_of(exc) == 404:
             raise type(exc)("not found") from None

@@ -33,7 +33,7 @@ class TopicRoutes:
 
     async def get(self, request: Request) -> Reply:
         principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))
-        return json_reply(render(self.s.topics.get(principal, request.path_params["topicName"])))
+        return json_reply(render(await self.s.topics.get(principal, request.path_params["topicName"])))
 
     async def delete(self, request: Request) -> Reply:
         principal = self.s.auth.admin(request.header(b"authorization"), request.header(b"x-role"))

@@ -1,0 +1,152 @@
+"""This process's part of a node that runs a process per shard (ADR 0009): it serves its own
+shard to the other shard processes, holds a handle on each of theirs, and merges their
+metrics into the page it serves."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from codeq.app.lifecycle import Lifecycle
+from codeq.cluster.metrics_merge import merge_pages
+from codeq.cluster.remote import PeerLink, RemoteShard
+from codeq.cluster.server import ShardServer
+from codeq.config import Settings
+from codeq.config.keys import SHARD_PROCESS_ENV
+from codeq.kv.commit import GroupCommitter
+from codeq.observability.metrics import Metrics
+from codeq.service.node import Node, Shard, ShardHandle
+from codeq.service.shard_reads import READS
+
+PROCESS_ENV = SHARD_PROCESS_ENV  # set by the supervisor: the shard this process owns
+
+
+def socket_path(settings: Settings, number: int) -> str:
+    """Where shard `number`'s process listens for its peers: below the data directory,
+    which only the node's user can enter."""
+    return os.path.join(os.path.abspath(settings.store.path), "procs", f"shard{number}.sock")
+
+
+class ShardProcess:
+    """Shard `owned` is this process's; every other shard is a handle on its process."""
+
+    def __init__(self, settings: Settings, node: Node, owned: int, metrics: Metrics) -> None:
+        self.settings = settings
+        self.node = node
+        self.owned = owned
+        self.metrics = metrics
+        self.server: ShardServer | None = None
+        self.remotes: dict[int, RemoteShard] = {}
+        self._peer_pages: dict[int, bytes] = {}
+
+    async def open(self, life: Lifecycle, committer: GroupCommitter) -> None:
+        """Serve the own shard, then link to every other; `node.shards` gets all N in order."""
+        (local,) = self.node.local_shards
+        reads: dict[str, Callable[..., Awaitable[Any]]] = {
+            name: functools.partial(local.read, name) for name in READS
+        }
+        reads |= {"checkpoint": committer.checkpoint, "metrics": self._own_page}
+        server = ShardServer(f"unix:{socket_path(self.settings, self.owned)}", local, reads)
+        life.on_close("shard server", server.close)
+        self.server = server
+        self.node.waiters.unclaimed = server.unclaimed
+        shards: list[ShardHandle] = []
+        for number in range(self.settings.store.num_shards):
+            if number == self.owned:
+                shards.append(local)
+                continue
+            remote = self._link(life, number)
+            self.remotes[number] = remote
+            shards.append(remote)
+        self.node.shards = shards
+        self.metrics.registry.register(_CommandRoutes(local, server, self.remotes))
+
+    async def accept_peers(self) -> None:
+        """Let the other shard processes link to this one: called once this process serves
+        HTTP, so that a peer that reports ready (every link up) knows all N are serving."""
+        assert self.server is not None, "open() first"
+        await self.server.start()
+
+    def _link(self, life: Lifecycle, number: int) -> RemoteShard:
+        waiters = self.node.waiters
+
+        elsewhere = self.node.elsewhere_ready
+
+        def on_ready(tenant: str, key: str, count: int) -> None:
+            remote.heard_ready(tenant, key)
+            waiters.ready(tenant, key, count)  # a long poll here may claim it there
+            for hear in elsewhere:
+                hear(tenant, key)
+
+        link = PeerLink(f"unix:{socket_path(self.settings, number)}", on_ready)
+        remote = RemoteShard(number, link)
+        link.start()
+        life.on_close(f"link to shard {number}", link.close)
+        return remote
+
+    def ready(self) -> tuple[bool, str]:
+        """Not ready while a peer is not linked yet, and never again once one went away."""
+        for number, remote in self.remotes.items():
+            if remote.link.lost:
+                return False, f"the process of shard {number} went away"
+            if not remote.link.connected:
+                return False, f"waiting for the process of shard {number}"
+        return True, ""
+
+    def checkpoints(self, own: Callable[[str], Awaitable[None]]) -> list[Callable[[str], Awaitable[None]]]:
+        """Every shard's checkpoint in order: the own one here, the others in their process."""
+        found: list[Callable[[str], Awaitable[None]]] = []
+        for number in range(self.settings.store.num_shards):
+            remote = self.remotes.get(number)
+            found.append(own if remote is None else _remote_checkpoint(remote))
+        return found
+
+    def _own_page(self) -> Awaitable[bytes]:
+        async def page() -> bytes:
+            return self.metrics.render()[0]
+
+        return page()
+
+    async def refresh_pages(self) -> int | None:
+        """Fetch every peer's own page (a background tick, at most a second old when merged)."""
+        for number, remote in self.remotes.items():
+            if remote.link.connected:
+                self._peer_pages[number] = await remote.read("metrics")
+        return None
+
+    def render(self) -> tuple[bytes, str]:
+        """The node's page: every shard process's series, each labelled with its shard."""
+        body, content_type = self.metrics.render()
+        pages = {self.owned: body, **self._peer_pages}
+        return merge_pages(sorted(pages.items())), content_type
+
+
+def _remote_checkpoint(remote: RemoteShard) -> Callable[[str], Awaitable[None]]:
+    async def checkpoint(dest: str) -> None:
+        await remote.read("checkpoint", dest)
+
+    return checkpoint
+
+
+class _CommandRoutes(Collector):
+    """`codeq_shard_commands_total{route}`: commands this process submitted to its own shard
+    (`local`) and to the other shards' processes (`forwarded`), read at scrape time."""
+
+    def __init__(self, local: Shard, server: ShardServer, remotes: dict[int, RemoteShard]) -> None:
+        self._local = local
+        self._server = server
+        self._remotes = remotes
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "codeq_shard_commands", "Commands submitted by this process, by route.", labels=["route"]
+        )
+        # The own shard also applies what peers forwarded here; those are theirs to count.
+        family.add_metric(["local"], self._local.submitted - self._server.served)
+        family.add_metric(["forwarded"], sum(r.link.forwarded for r in self._remotes.values()))
+        yield family

@@ -1,0 +1,87 @@
+"""`codeq serve` with a process per shard: start one process per shard, watch them, and stop
+the whole node, non-zero, as soon as one of them stops on its own (ADR 0009).
+
+The shard processes are started fresh (`python -m codeq.cli.main` with the same arguments and
+environment, plus the shard each owns), never forked from a running event loop. Each reads
+the supervisor's end of a pipe on its stdin: when the supervisor dies, even by SIGKILL, the
+pipe closes and every shard process exits at once, so no orphan keeps a store locked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from types import FrameType
+
+from codeq.app.shard_process import PROCESS_ENV
+
+log = logging.getLogger("codeq.app")
+
+
+class Supervisor:
+    def __init__(self, num_shards: int, argv: list[str]) -> None:
+        self.num_shards = num_shards
+        self.argv = argv  # the `codeq` arguments, from `serve` on
+        self.children: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}  # pid -> (shard, process)
+        self.stopping = False
+
+    def run(self) -> int:
+        """Start every shard process and wait for all of them; the node's exit status."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        for number in range(self.num_shards):
+            if self.stopping:
+                break
+            self._start(number)
+        status = 0
+        while self.children:
+            pid, wait_status = os.wait()  # retried after a signal handler ran (PEP 475)
+            found = self.children.pop(pid, None)
+            if found is None:
+                continue
+            number, child = found
+            code = os.waitstatus_to_exitcode(wait_status)
+            child.returncode = code
+            if child.stdin is not None:
+                child.stdin.close()
+            if not self.stopping:
+                print(
+                    f"codeq: the process of shard {number} exited ({code}); stopping the node",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                status = 1
+                self._stop_all()
+            elif code not in (0, -signal.SIGTERM) and status == 0:
+                # -SIGTERM: our own stop reached it before its handler was installed (starting)
+                status = code if code > 0 else 1
+        return status
+
+    def _start(self, number: int) -> None:
+        command = [sys.executable, "-m", "codeq.cli.main", *self.argv]
+        env = {**os.environ, PROCESS_ENV: str(number)}
+        # Its own session: a terminal's Ctrl-C reaches the supervisor alone, which passes one
+        # SIGTERM on, so a shard process drains once instead of being cut short by a second.
+        child = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, start_new_session=True)
+        self.children[child.pid] = (number, child)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # A second signal is passed on too: the shard processes then cut their drain short.
+        self._stop_all()
+
+    def _stop_all(self) -> None:
+        self.stopping = True
+        # os.kill, not Popen.send_signal: that would reap an exited child behind os.wait's back.
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):  # gone already: os.wait() reports it
+                os.kill(pid, signal.SIGTERM)
+
+
+def owned_shard() -> int | None:
+    """The shard this process owns when a supervisor started it, else None."""
+    value = os.environ.get(PROCESS_ENV, "")
+    return int(value) if value.isdigit() else None

@@ -1,0 +1,174 @@
+"""Handles on shards another process owns: a link to that process's address, and a
+`ShardHandle` over it that the services use exactly like a local shard."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from codeq.cluster import codec
+from codeq.cluster.channel import ANSWER, READ, READY, REFUSED, SUBMIT, Channel, Message, connect
+from codeq.core.errors import OutcomeUnknown, Unavailable
+from codeq.core.model import ResultRecord, Task
+from codeq.core.names import command_key
+from codeq.engine import commands as c
+from codeq.engine.commands import encode_command
+from codeq.service.shard_reads import READS
+
+log = logging.getLogger("codeq.cluster")
+
+OutcomeT = TypeVar("OutcomeT")
+ReadyFeed = Callable[[str, str, int], None]  # (tenant, command key, count)
+RETRY_SECONDS = 0.05
+# Reads a shard process serves besides the engine reads: the answer types.
+OTHER_READS: dict[str, Any] = {"checkpoint": None, "metrics": bytes}
+
+
+class PeerLink:
+    """The connection to the process at `address`. It connects in the background (the peer
+    may still be starting) and is not replaced once lost: a shard process that went away is
+    a node that is not ready, and the supervisor stops the node (ADR 0009)."""
+
+    def __init__(self, address: str, on_ready: ReadyFeed) -> None:
+        self.address = address
+        self.on_ready = on_ready
+        self._channel: Channel | None = None
+        self._waiting: dict[int, tuple[asyncio.Future[bytes], str]] = {}
+        self._ids = itertools.count(1)
+        self._connecting: asyncio.Task[None] | None = None
+        self.lost = False
+        self._closing = False
+        self.forwarded = 0  # commands sent over this link
+
+    @property
+    def connected(self) -> bool:
+        return self._channel is not None and not self._channel.closed
+
+    def start(self) -> None:
+        self._connecting = asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        while True:
+            try:
+                self._channel = await connect(self.address, self._make_channel)
+            except OSError:
+                await asyncio.sleep(RETRY_SECONDS)  # the peer is not listening yet
+                continue
+            log.debug("connected to the shard process at %s", self.address)
+            return
+
+    def _make_channel(self) -> Channel:
+        return Channel(self._message, self._lost)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+        if self._channel is not None:
+            self._channel.close()
+
+    def call(self, kind: int, body: Any, what: str) -> asyncio.Future[bytes]:
+        channel = self._channel
+        if channel is None or channel.closed:
+            raise Unavailable(f"the process owning {what} is not reachable")
+        request_id = next(self._ids)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = (future, what)
+        channel.send(kind, request_id, body)
+        return future
+
+    def _message(self, message: Message) -> None:
+        kind, request_id, body = message
+        if kind == READY:
+            for tenant, key, count in body:
+                self.on_ready(tenant, key, count)
+            return
+        waiting = self._waiting.pop(request_id, None)
+        if waiting is None or waiting[0].done():
+            return
+        if kind == ANSWER:
+            waiting[0].set_result(body)
+        elif kind == REFUSED:
+            waiting[0].set_exception(codec.decode_error(body))
+
+    def _lost(self, channel: Channel) -> None:
+        self.lost = True
+        if not self._closing:
+            log.error("lost the shard process at %s", self.address)
+        waiting, self._waiting = self._waiting, {}
+        for future, what in waiting.values():
+            if not future.done():
+                # It may have applied before going away: an idempotent retry settles it.
+                future.set_exception(OutcomeUnknown(f"the process owning {what} went away"))
+
+
+class RemoteShard:
+    """Shard `number`, owned by the process at the end of `link`."""
+
+    def __init__(self, number: int, link: PeerLink) -> None:
+        self.number = number
+        self.link = link
+        self._what = f"shard {number}"
+        # What the ready feed says about this shard's queues: a claim is forwarded only where
+        # a task may be ready. Unknown tenants may have some; a short forwarded claim marks
+        # its queues empty unless the feed spoke of the tenant meanwhile.
+        self._empty: set[tuple[str, str]] = set()
+        self._empty_tenants: set[str] = set()
+        self._heard: dict[str, int] = {}
+
+    @property
+    def is_leader(self) -> bool:
+        return self.link.connected
+
+    def heard_ready(self, tenant: str, key: str) -> None:
+        self._heard[tenant] = self._heard.get(tenant, 0) + 1
+        self._empty.discard((tenant, key))
+        self._empty_tenants.discard(tenant)
+
+    def may_have_ready(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool:
+        if tenant in self._empty_tenants:
+            return False
+        if commands is None:
+            return True
+        return any((tenant, command_key(name)) not in self._empty for name in commands)
+
+    async def submit(self, command: c.Command[OutcomeT]) -> OutcomeT:
+        heard = self._heard.get(command.tenant, 0) if isinstance(command, c.Claim) else 0
+        self.link.forwarded += 1
+        raw = await self.link.call(SUBMIT, encode_command(command), self._what)  # type: ignore[arg-type]
+        outcome = command.expects(codec.decode_outcome(type(command), raw))
+        if isinstance(command, c.Claim):
+            self._after_claim(command, len(getattr(outcome, "tasks", ())), heard)
+        return outcome
+
+    def _after_claim(self, claim: c.Claim, got: int, heard: int) -> None:
+        if got >= claim.count or self._heard.get(claim.tenant, 0) != heard:
+            return
+        if claim.commands is None:
+            self._empty_tenants.add(claim.tenant)
+        else:
+            self._empty.update((claim.tenant, command_key(name)) for name in claim.commands)
+
+    async def read(self, name: str, *arguments: Any) -> Any:
+        """A read of `service/shard_reads.py` (or "checkpoint", "metrics"), in the owning process."""
+        read = READS.get(name)
+        raw = await self.link.call(READ, (name, list(arguments)), self._what)
+        return codec.decode(raw, read.answer if read is not None else OTHER_READS[name])
+
+    async def find_task(self, task_id: str, tenant: str) -> Task:
+        task: Task = await self.read("find_task", task_id, tenant)
+        return task
+
+    async def queue_counts(self, tenant: str, key: str) -> tuple[int, int, int, int]:
+        counts: tuple[int, int, int, int] = await self.read("queue_counts", tenant, key)
+        return counts
+
+    async def find_result(self, task_id: str) -> ResultRecord | None:
+        record: ResultRecord | None = await self.read("find_result", task_id)
+        return record

@@ -1,0 +1,48 @@
+"""`codeq bench`'s server figures: forwarded commands from /metrics, CPU per server process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from codeq.cli.bench_fleet import commands_by_route, merge
+from codeq.cli.bench_load import Tally, server_cpu_seconds
+
+PAGE = """# HELP codeq_shard_commands_total Commands submitted by this process, by route.
+# TYPE codeq_shard_commands_total counter
+codeq_shard_commands_total{shard_process="0",route="local"} 90.0
+codeq_shard_commands_total{shard_process="0",route="forwarded"} 4.0
+codeq_shard_commands_total{shard_process="1",route="local"} 70.0
+codeq_shard_commands_total{shard_process="1",route="forwarded"} 6.0
+codeq_ready{shard_process="0"} 1.0
+"""
+
+
+def test_forwarded_and_local_commands_are_summed_over_shard_processes() -> None:
+    assert commands_by_route(PAGE) == {"local": 160.0, "forwarded": 10.0}
+    assert commands_by_route("codeq_ready 1.0\n") is None  # one process: no such metric
+
+
+def test_the_server_cpu_covers_each_shard_process_under_it() -> None:
+    env = {**os.environ, "CODEQ_SHARD_PROCESS": "3"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE, env=env
+    )
+    try:
+        found = server_cpu_seconds(os.getpid())
+        assert set(found) >= {"server", "shard3"}
+        assert all(seconds >= 0 for seconds in found.values())
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(10)
+
+
+def test_client_tallies_add_up() -> None:
+    one, two = (
+        Tally(created=3, cycles=2, cycle_ms=[1.0], elapsed=10.0),
+        Tally(created=1, cycles=5, elapsed=10.2),
+    )
+    total = merge([one, two])
+    assert (total.created, total.cycles, total.cycle_ms, total.elapsed) == (4, 7, [1.0], 10.2)

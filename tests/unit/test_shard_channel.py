@@ -1,0 +1,303 @@
+"""Two shard processes' halves in one event loop, linked over real Unix sockets: forwarded
+commands, reads, errors, the ready feed and a lost peer (ADR 0009)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from codeq.auth.principal import WORKER_SCOPES, Principal
+from codeq.cluster import codec
+from codeq.cluster.metrics_merge import merge_pages
+from codeq.cluster.remote import PeerLink, RemoteShard
+from codeq.cluster.server import ShardServer
+from codeq.core.clock import FakeClock
+from codeq.core.errors import NotFound, OutcomeUnknown, Unavailable, WrongState
+from codeq.core.model import Status
+from codeq.engine import commands as c
+from codeq.engine.engine import Engine
+from codeq.engine.outcomes import BatchApplied, Created
+from codeq.engine.shards import shard_of
+from codeq.kv.commit import GroupCommitter
+from codeq.kv.memory import MemoryKV
+from codeq.replication.single import SingleNode
+from codeq.service.node import REMOTE_FIRST_EVERY, Node, Shard, ShardHandle
+from codeq.service.policy import Policy
+from codeq.service.results import NewResult, ResultService
+from codeq.service.tasks import NewTask, TaskService
+from codeq.service.waiters import Waiters
+
+PRODUCER = Principal("producer", "acme", frozenset({"codeq:produce"}), (), is_admin=False, is_worker=False)
+WORKER = Principal("worker-1", "acme", frozenset(WORKER_SCOPES), ("*",), is_admin=False, is_worker=True)
+
+
+@dataclass
+class Half:
+    """One process's view: its own shard, a handle on the other's, and its services."""
+
+    node: Node
+    shard: Shard
+    server: ShardServer
+    committer: GroupCommitter
+    tasks: TaskService
+    results: ResultService
+    remote: RemoteShard | None = None
+
+
+def half(tmp_path: Path, number: int, clock: FakeClock) -> Half:
+    node = Node(Waiters())
+    committer = GroupCommitter(MemoryKV(), fsync=False, name=f"kv-test{number}")
+    committer.start()
+    engine = Engine(committer)
+    shard = Shard(number, engine, SingleNode(engine.apply, committer, node.publisher(engine)))
+    node.shards.append(shard)
+    reads = {
+        "find_task": shard.find_task,
+        "find_result": shard.find_result,
+        "queue_counts": shard.queue_counts,
+    }
+    server = ShardServer(f"unix:{tmp_path}/procs/shard{number}.sock", shard, reads)
+    node.waiters.unclaimed = server.unclaimed
+    return Half(
+        node,
+        shard,
+        server,
+        committer,
+        TaskService(node, clock, Policy()),
+        ResultService(node, clock, Policy()),
+    )
+
+
+def link(this: Half, other: Half) -> None:
+    def on_ready(tenant: str, key: str, count: int) -> None:
+        remote.heard_ready(tenant, key)
+        this.node.waiters.ready(tenant, key, count)
+
+    remote = RemoteShard(other.shard.number, PeerLink(other.server.address, on_ready))
+    remote.link.start()
+    shards: list[ShardHandle] = [this.shard, remote]
+    this.node.shards = sorted(shards, key=lambda s: s.number)
+    this.remote = remote
+
+
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[tuple[Half, Half]]:
+    clock = FakeClock(1_000_000)
+    a, b = half(tmp_path, 0, clock), half(tmp_path, 1, clock)
+    await a.server.start()
+    await b.server.start()  # (a shard process starts it once it serves HTTP)
+    link(a, b)
+    link(b, a)
+    for side in (a, b):
+        assert side.remote is not None
+        while not side.remote.link.connected:
+            await asyncio.sleep(0.01)  # the background connect to a listening socket
+    yield a, b
+    for side in (a, b):
+        assert side.remote is not None
+        await side.remote.link.close()
+    for side in (a, b):
+        await side.server.close()
+        await side.committer.close()
+
+
+async def create(side: Half, command: str = "render") -> str:
+    task, _ = await side.tasks.create(PRODUCER, NewTask(command=command, payload="{}"))
+    return task.id
+
+
+async def test_a_create_stays_on_the_shard_of_the_process_that_took_it(pair: tuple[Half, Half]) -> None:
+    a, b = pair
+    ids_a = [await create(a) for _ in range(20)]
+    ids_b = [await create(b) for _ in range(20)]
+    assert {shard_of(i, 2) for i in ids_a} == {0}
+    assert {shard_of(i, 2) for i in ids_b} == {1}
+    assert a.remote is not None and a.remote.link.forwarded == 0
+
+
+async def test_a_claim_is_forwarded_when_the_own_shard_is_empty_and_its_task_finishes_there(
+    pair: tuple[Half, Half],
+) -> None:
+    a, b = pair
+    task_id = await create(b)
+    [claimed] = await a.tasks.claim(WORKER, ["render"])
+    assert claimed.id == task_id and claimed.status is Status.IN_PROGRESS
+    [record] = await a.results.submit_many(
+        WORKER, [NewResult(task_id, "COMPLETED", '{"ok":1}', lease_token=claimed.lease_epoch)]
+    )
+    assert not isinstance(record, Exception) and record.status is Status.COMPLETED
+    assert (await a.tasks.get(PRODUCER, task_id)).status is Status.COMPLETED  # read over the link
+    found, result = await a.results.get(PRODUCER, task_id)
+    assert found.id == task_id and result.result == '{"ok":1}'
+    assert a.remote is not None and a.remote.link.forwarded == 2  # the claim and the batch
+
+
+async def test_a_claim_prefers_the_own_shard(pair: tuple[Half, Half]) -> None:
+    a, b = pair
+    await create(b)
+    own = await create(a)
+    [claimed] = await a.tasks.claim(WORKER, ["render"])
+    assert claimed.id == own
+    assert a.remote is not None and a.remote.link.forwarded == 0
+
+
+async def test_one_claim_in_sixteen_starts_at_the_other_shard_so_neither_starves(
+    pair: tuple[Half, Half],
+) -> None:
+    a, b = pair
+    for _ in range(REMOTE_FIRST_EVERY):
+        await create(a)
+        await create(b)
+    shards = [shard_of(t.id, 2) for _ in range(REMOTE_FIRST_EVERY) for t in await a.tasks.claim(WORKER, None)]
+    assert shards.count(1) == 1 and shards.count(0) == REMOTE_FIRST_EVERY - 1
+
+
+async def test_a_long_poll_here_is_answered_by_a_task_made_ready_on_the_other_shard(
+    pair: tuple[Half, Half],
+) -> None:
+    a, b = pair
+    waiting = asyncio.ensure_future(a.tasks.claim(WORKER, ["render"], wait_seconds=30))
+    while len(a.node.waiters) == 0:
+        await asyncio.sleep(0)  # until the claim found nothing and waits
+    task_id = await create(b)
+    [claimed] = await asyncio.wait_for(waiting, 10)
+    assert claimed.id == task_id
+
+
+async def test_a_task_a_claim_waits_for_here_is_not_offered_to_the_other_process(
+    pair: tuple[Half, Half],
+) -> None:
+    a, b = pair
+    assert a.remote is not None
+    at_b = asyncio.ensure_future(b.tasks.claim(WORKER, ["render"], wait_seconds=30))
+    at_a = asyncio.ensure_future(a.tasks.claim(WORKER, ["render"], wait_seconds=30))
+    while len(a.node.waiters) == 0 or len(b.node.waiters) == 0:
+        await asyncio.sleep(0)  # until both claims wait
+    forwarded = a.remote.link.forwarded  # a's claim asked b once before it waited
+    first = await create(b)
+    assert [t.id for t in await asyncio.wait_for(at_b, 10)] == [first]
+    second = await create(b)  # no claim waits on b now: offered to a, which claims it there
+    assert [t.id for t in await asyncio.wait_for(at_a, 10)] == [second]
+    # The feed is ordered: had the first been offered, a would have claimed there twice.
+    assert a.remote.link.forwarded == forwarded + 1
+
+
+async def test_a_short_forwarded_claim_marks_the_queue_empty_until_the_feed_speaks(
+    pair: tuple[Half, Half],
+) -> None:
+    a, b = pair
+    assert a.remote is not None
+    assert await a.tasks.claim(WORKER, ["render"]) == []
+    assert not a.remote.may_have_ready("acme", ["render"], 0)
+    assert await a.tasks.claim(WORKER, ["render"]) == []
+    assert a.remote.link.forwarded == 1  # the second claim did not cross
+    await create(b)
+    while not a.remote.may_have_ready("acme", ["render"], 0):
+        await asyncio.sleep(0.01)  # the ready feed arrives
+    assert len(await a.tasks.claim(WORKER, ["render"])) == 1
+
+
+async def test_refusals_cross_with_their_class_and_text(pair: tuple[Half, Half]) -> None:
+    a, b = pair
+    task_id = await create(b)
+    with pytest.raises(WrongState) as refused:
+        await a.tasks.heartbeat(WORKER, task_id, 30)  # it is not leased
+    assert type(refused.value) is WrongState and str(refused.value) == "not-in-progress"
+    missing = next(i for i in (str(n) * 8 for n in range(100)) if shard_of(i, 2) == 1)
+    with pytest.raises(NotFound):
+        await a.tasks.get(PRODUCER, missing)
+
+
+async def test_queue_stats_add_up_every_shard(pair: tuple[Half, Half]) -> None:
+    a, b = pair
+    await create(a)
+    await create(b)
+    await create(b)
+    assert await a.shard.queue_counts("acme", "render") == (1, 0, 0, 0)
+    assert a.remote is not None
+    assert await a.remote.queue_counts("acme", "render") == (2, 0, 0, 0)
+
+
+async def test_a_peer_that_goes_away_fails_what_was_in_flight_and_refuses_the_rest(
+    pair: tuple[Half, Half],
+) -> None:
+    a, b = pair
+    assert a.remote is not None
+    await b.server.close()
+    while not a.remote.link.lost:
+        await asyncio.sleep(0.01)  # the close reaches a's end of the socket
+    assert not a.remote.is_leader
+    with pytest.raises(Unavailable):
+        await a.remote.find_task("x", "acme")
+
+
+async def test_a_claim_keeps_what_it_claimed_here_when_the_other_process_is_gone(
+    pair: tuple[Half, Half],
+) -> None:
+    a, b = pair
+    assert a.remote is not None
+    own = await create(a)
+    await b.server.close()
+    while not a.remote.link.lost:
+        await asyncio.sleep(0.01)  # the close reaches a's end of the socket
+    assert [t.id for t in await a.tasks.claim(WORKER, ["render"], count=2)] == [own]
+    with pytest.raises(Unavailable):  # nothing here: the refusal says why
+        await a.tasks.claim(WORKER, ["render"])
+
+
+async def test_an_answer_lost_with_the_peer_is_outcome_unknown(pair: tuple[Half, Half]) -> None:
+    a, _ = pair
+    assert a.remote is not None
+    pending = a.remote.link.call(1, b"not a command", "shard 1")
+    a.remote.link._lost(object())  # type: ignore[arg-type]
+    with pytest.raises(OutcomeUnknown):
+        await pending
+
+
+def test_a_batch_outcome_crosses_with_its_errors_in_place() -> None:
+    from codeq.core.model import Task
+
+    created = Created(Task("t1", "acme", "render", "{}"), replay=True)
+    outcome = BatchApplied([created, NotFound("task not found")])
+    decoded = codec.decode_outcome(c.Batch, codec.encode_outcome(outcome))
+    assert isinstance(decoded, BatchApplied)
+    assert decoded.items[0] == created
+    error = decoded.items[1]
+    assert (
+        isinstance(error, NotFound) and error.message == "task not found" and str(error) == "task not found"
+    )
+
+
+def test_merged_metrics_name_each_family_once_and_label_every_sample() -> None:
+    head = b"# HELP up Up.\n# TYPE up gauge\n"
+    counter = b"# HELP x_total X.\n# TYPE x_total counter\n"
+    page0 = head + b"up 1.0\n" + counter + b'x_total{a="b c"} 2.0\n'
+    page1 = head + b"up 0.0\n" + counter + b'x_total{a="d"} 3.0\n'
+    merged = merge_pages([(0, page0), (1, page1)]).decode().splitlines()
+    assert merged == [
+        "# HELP up Up.",
+        "# TYPE up gauge",
+        'up{shard_process="0"} 1.0',
+        'up{shard_process="1"} 0.0',
+        "# HELP x_total X.",
+        "# TYPE x_total counter",
+        'x_total{shard_process="0",a="b c"} 2.0',
+        'x_total{shard_process="1",a="d"} 3.0',
+    ]
+
+
+async def test_a_shard_process_is_not_ready_while_a_peer_is_unlinked_or_gone(tmp_path: Path) -> None:
+    from codeq.app.shard_process import ShardProcess
+    from codeq.config import Settings, StoreSettings
+    from codeq.observability.metrics import Metrics
+
+    process = ShardProcess(Settings(store=StoreSettings(path=str(tmp_path))), Node(Waiters()), 0, Metrics())
+    link = PeerLink(f"unix:{tmp_path}/nobody.sock", lambda tenant, key, count: None)
+    process.remotes[1] = RemoteShard(1, link)
+    assert process.ready() == (False, "waiting for the process of shard 1")
+    link.lost = True
+    assert process.ready() == (False, "the process of shard 1 went away")

@@ -1,0 +1,34 @@
+"""`shardProcesses` (ADR 0009): what it cannot run with yet is refused at start, by name."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from codeq.config import Settings
+from codeq.config.checks import validate
+from codeq.config.raft import RaftSettings
+from codeq.config.tree import HttpSettings, ObservabilitySettings, StoreSettings
+
+STORE = StoreSettings(num_shards=2, shard_processes=True)
+
+
+def problems(settings: Settings) -> list[str]:
+    return [p for p in validate(settings) if "shardProcesses" in p]
+
+
+def test_shard_processes_alone_are_accepted() -> None:
+    assert problems(Settings(store=STORE)) == []
+    # One shard needs no supervisor: the flag changes nothing and is not an error.
+    assert problems(Settings(store=dataclasses.replace(STORE, num_shards=1), http=HttpSettings(port=0))) == []
+
+
+def test_raft_port_zero_and_a_metrics_listener_are_refused_with_shard_processes() -> None:
+    base = Settings(store=STORE)
+    raft = dataclasses.replace(base, raft=dataclasses.replace(RaftSettings(), enabled=True))
+    assert problems(raft) == ["persistenceConfig.shardProcesses does not run with raft yet"]
+    port_zero = dataclasses.replace(base, http=dataclasses.replace(base.http, port=0))
+    assert problems(port_zero) == [
+        "persistenceConfig.shardProcesses needs a fixed HTTP port (every process binds it)"
+    ]
+    metrics = dataclasses.replace(base, observability=ObservabilitySettings(metrics_addr="127.0.0.1:9100"))
+    assert problems(metrics) == ["persistenceConfig.shardProcesses does not run with metricsAddr yet"]
