@@ -27,6 +27,7 @@ from codeq.service.callback_hosts import CallbackHosts
 from codeq.service.container import Services
 from codeq.service.dlq import DlqService
 from codeq.service.maintenance import Maintenance
+from codeq.service.membership import MembershipService
 from codeq.service.node import Node
 from codeq.service.notifier import Notifier
 from codeq.service.peer_readiness import PeerReadiness
@@ -252,6 +253,7 @@ class App:
             schedules=ScheduleService(node, clock, policy),
             raft_status=self._raft_status,
             transfer_leader=self.shards.transfer_leader,
+            membership=MembershipService(self.shards.groups, s.raft.self_id) if s.raft.enabled else None,
         )
 
     async def _jwks_refresher(self, life: Lifecycle, auth: Authenticator) -> Runner | None:

@@ -1,10 +1,11 @@
-"""`codeq cluster …`: operations on a Raft cluster (admin token)."""
+"""`codeq cluster …`: operations on a Raft cluster (admin token; membership: operator token)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+import sys
+from typing import Annotated, Any
 
 import typer
 
@@ -24,6 +25,8 @@ from codeq.h1 import H1Client, H1Error, H1Response
 cluster_app = typer.Typer(help="Operate a Raft cluster (admin token).", no_args_is_help=True)
 
 TRANSFER_PATH = "/v1/codeq/admin/raft/transfer-leader"
+MEMBERS_PATH = "/v1/codeq/admin/raft/members"
+STATUS_PATH = "/v1/codeq/raft/status"
 _MAX_REDIRECTS = 3  # a follower names the leader; the leader may just have changed
 
 
@@ -41,7 +44,7 @@ def transfer_leader(
     bearer = f"Bearer {token_for(token, 'producer')}"
     headers = [("authorization", bearer), ("content-type", "application/json")]
     try:
-        reply = asyncio.run(_post_following_leader(url, body, headers))
+        reply = asyncio.run(_post_following_leader(url, body, headers, TRANSFER_PATH))
     except (H1Error, OSError) as exc:
         fail(f"server unavailable: {exc}", EXIT_UNAVAILABLE)
     answer = json.loads(reply.body or b"{}")
@@ -54,12 +57,14 @@ def transfer_leader(
         print(f"shard {answer['shardIdx']} is led by {answer['leaderId']}")
 
 
-async def _post_following_leader(url: str, body: bytes, headers: list[tuple[str, str]]) -> H1Response:
+async def _post_following_leader(
+    url: str, body: bytes, headers: list[tuple[str, str]], path: str, timeout: float = 15.0
+) -> H1Response:
     client = H1Client(url)
     try:
-        target = url.rstrip("/") + TRANSFER_PATH
+        target = url.rstrip("/") + path
         for _ in range(_MAX_REDIRECTS):
-            reply = await client.request("POST", target, headers=headers, body=body, timeout=15.0)
+            reply = await client.request("POST", target, headers=headers, body=body, timeout=timeout)
             location = reply.header("location")
             if reply.status != 307 or not location:
                 return reply
@@ -67,3 +72,111 @@ async def _post_following_leader(url: str, body: bytes, headers: list[tuple[str,
         return reply
     finally:
         await client.aclose()
+
+
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Accept an even number of voters afterwards (e.g. the transient four while replacing "
+        "a live node); without it the command asks, or refuses when not on a terminal.",
+    ),
+]
+
+
+@cluster_app.command("add-node")
+def add_node(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
+    node: Annotated[str, typer.Argument(help="The new node's id (its raft.selfId).")],
+    raft: Annotated[str, typer.Option("--raft", help="Its shard 0 raft host:port (shard i: port + i).")],
+    http: Annotated[str, typer.Option("--http", help="Its HTTP base URL, for redirects.")],
+    grpc_producer: Annotated[
+        str, typer.Option("--grpc-producer", help="Its producer stream, grpc://host:port (optional).")
+    ] = "",
+    grpc_worker: Annotated[
+        str, typer.Option("--grpc-worker", help="Its worker stream, grpc://host:port (optional).")
+    ] = "",
+    force: ForceOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add NODE as a voter of every shard's Raft group, one group at a time, each change
+    committed through that group's log before the next. Start NODE first with raft.join
+    (RAFT_JOIN=true) and its own id and addresses; it catches up from the leader."""
+    fields = {"raft": raft, "http": http, "producerStream": grpc_producer, "workerStream": grpc_worker}
+    _change_every_group(url, token, {"op": "add", "id": node, **fields}, force, as_json)
+
+
+@cluster_app.command("remove-node")
+def remove_node(
+    node: Annotated[str, typer.Argument(help="The id of the node to remove.")],
+    force: ForceOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove NODE from every shard's Raft group, one group at a time (a leader hands its
+    groups over first). Refused for the last voter, or when the voters left alive would be
+    no majority. Stop NODE's process afterwards: it no longer takes part."""
+    _change_every_group(url, token, {"op": "remove", "id": node}, force, as_json)
+
+
+def _change_every_group(
+    url: str, token: str | None, change: dict[str, Any], force: bool, as_json: bool
+) -> None:
+    bearer = f"Bearer {token_for(token, 'producer')}"
+    headers = [("authorization", bearer), ("content-type", "application/json")]
+    answers = []
+    try:
+        for shard in range(asyncio.run(_num_groups(url, headers))):
+            answer, force = _change_one_group(url, headers, {**change, "shard": shard}, force)
+            answers.append(answer)
+            if not as_json:
+                voters = ", ".join(answer["voters"])
+                print(f"shard {shard}: {change['op']} {change['id']} committed; voters {voters}")
+    except (H1Error, OSError) as exc:
+        fail(f"server unavailable: {exc}", EXIT_UNAVAILABLE)
+    if as_json:
+        emit_json({"groups": answers})
+    elif answers and answers[-1].get("warning"):
+        print(f"warning: {answers[-1]['warning']}", file=sys.stderr)
+
+
+def _change_one_group(
+    url: str, headers: list[tuple[str, str]], change: dict[str, Any], force: bool
+) -> tuple[dict[str, Any], bool]:
+    """One group's change on its leader; an even-count refusal asks the operator once."""
+    while True:
+        body = json.dumps({**change, "force": force}).encode()
+        reply = asyncio.run(_post_following_leader(url, body, headers, MEMBERS_PATH, 60.0))
+        answer: dict[str, Any] = json.loads(reply.body or b"{}")
+        if reply.status == 200:
+            return answer, force
+        even = reply.status == 409 and "even" in str(answer.get("error", ""))
+        if even and not force and _confirm(answer):
+            force = True
+            continue
+        code = EXIT_UNAVAILABLE if reply.status >= 500 else EXIT_REFUSED
+        fail(
+            f"shard {change['shard']}: error ({reply.status}): {answer.get('error', reply.body[:200])}", code
+        )
+
+
+def _confirm(answer: dict[str, Any]) -> bool:
+    """Ask on a terminal whether to go ahead with an even number of voters."""
+    if not sys.stdin.isatty():
+        return False
+    print(f"warning: {answer.get('error', '')}", file=sys.stderr)
+    return typer.confirm("Go ahead anyway?", default=False)
+
+
+async def _num_groups(url: str, headers: list[tuple[str, str]]) -> int:
+    client = H1Client(url)
+    try:
+        reply = await client.request("GET", url.rstrip("/") + STATUS_PATH, headers=headers, timeout=10.0)
+    finally:
+        await client.aclose()
+    status = json.loads(reply.body or b"{}")
+    if reply.status != 200 or not status.get("enabled"):
+        fail(f"raft is not enabled at {url} (or the status is unreadable: {reply.status})", EXIT_REFUSED)
+    return int(status["numGroups"])

@@ -27,6 +27,7 @@ from pysyncobj.journal import FileJournal, MemoryJournal, ResizableFile
 
 from codeq.core.errors import CodeqError, InvalidInput, NotLeader, OutcomeUnknown, Unavailable
 from codeq.replication.lease import LeaderLease
+from codeq.replication.membership import MEMBER_BYTE, GroupMembers, MembershipSync
 from codeq.replication.peers import PeerShape, PreVote
 from codeq.replication.raft_transport import GuardedTransport
 from codeq.replication.snapshot import Snapshots
@@ -190,6 +191,7 @@ def make_conf(
         # would pickle this object): without our snapshots the journal is never compacted.
         "logCompactionMinEntries": 2**62,
         "logCompactionMinTime": 10**12,
+        # Membership changes are our own entries (replication/membership.py says why).
         "dynamicMembershipChange": False,
         # Never split an entry into PySyncObj's "transmission" messages (their follower path
         # keeps the truncation bug); the replicator keeps entries far below this.
@@ -352,12 +354,16 @@ class BaseCore(SyncObj):  # type: ignore[misc]
             self._doDestroy()
 
 
-class RaftCore(LeaderLease, PreVote, PeerShape, BaseCore):
-    """`BaseCore` with the design D4 fixes (pre-vote and peer shape: replication/peers.py)
-    and the leader lease (replication/lease.py)."""
+class RaftCore(MembershipSync, LeaderLease, PreVote, PeerShape, BaseCore):
+    """`BaseCore` with the design D4 fixes (pre-vote and peer shape: replication/peers.py),
+    the leader lease (replication/lease.py) and membership changes (replication/membership.py;
+    without `members` the voters are the static peers)."""
 
-    def __init__(self, *args: Any, shape: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, shape: str = "", members: GroupMembers | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self._init_members(members)
         self.now: Callable[[], float] = time.monotonic  # the lease's clock (tests replace it)
         self.lease_s = float(self.conf.leaderFallbackTimeout)
         self.quiet_s = float(self.conf.raftMinTimeout)
@@ -499,17 +505,38 @@ class RaftCore(LeaderLease, PreVote, PeerShape, BaseCore):
         # (PySyncObj's own rule), or a rolling upgrade would leave the leader without a lease.
         self._on_lease_ack(node.id, message["stamp"] if "stamp" in message else self.now())
 
+    # -- membership ------------------------------------------------------------------------
+
+    def _SyncObj__doApplyCommand(self, command: bytes) -> Any:
+        if command[:1] != MEMBER_BYTE:
+            return BaseCore._SyncObj__doApplyCommand(self, command)
+        self._commit_member(self._SyncObj__raftLastApplied + 1, bytes(command))
+        return None
+
+    @staticmethod
+    def _member_callback(callback: Callable[[CodeqError | None], None]) -> Callable[[Any, int], None]:
+        def done(_: Any, reason: int) -> None:
+            try:
+                callback(None if reason == FAIL_REASON.SUCCESS else fail_reason_error(reason))
+            except Exception:  # an exception here would make PySyncObj apply the entry again
+                log.exception("raft membership callback failed")
+
+        return done
+
     # -- elections: pre-vote ---------------------------------------------------------------
 
     def tick(self, wait_seconds: float = 0.0) -> None:
         if self.is_leader and self._lease_lost():
             self._step_down()
         if not self.is_leader and self._SyncObj__raftElectionDeadline < time.monotonic():
-            if self._campaign_approved:
+            if not self._may_campaign():
+                pass  # outside its own configuration: it only follows
+            elif self._campaign_approved:
                 self._campaign_approved = False  # PySyncObj campaigns in this tick
             else:
                 self._start_pre_vote()
         super().tick(wait_seconds)
+        self._sync_members()
         self._refresh_lease()
         self._count_term()
         limit = self.max_journal_bytes
