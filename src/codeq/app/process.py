@@ -282,8 +282,13 @@ class App:
             return
         peers = PeerReadiness(urls, timeout_seconds=PEER_READINESS_TIMEOUT_SECONDS)
         life.on_close("peer readiness client", peers.aclose)
+
+        async def tick() -> None:
+            peers.follow(topology.peer_urls())  # the members added since the start included
+            await peers.tick()
+
         runner = Runner(
-            "peer-readiness", peers.tick, self.clock.now_ms, interval_seconds=PEER_READINESS_INTERVAL_SECONDS
+            "peer-readiness", tick, self.clock.now_ms, interval_seconds=PEER_READINESS_INTERVAL_SECONDS
         )
         await life.enter("peer readiness refresher", runner)
         self.peer_readiness = peers

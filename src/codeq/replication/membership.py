@@ -241,7 +241,7 @@ class MembershipSync:
 
     def _apply_voters(self, group: GroupMembers) -> None:
         want = group.peer_addresses()
-        have = {str(node.id) for node in self._SyncObj__otherNodes}
+        have = {str(node.id) for node in tuple(self._SyncObj__otherNodes)}
         for address in sorted(want - have):
             self._SyncObj__doChangeCluster(["add", address])
         for address in sorted(have - want):
@@ -253,6 +253,16 @@ class MembershipSync:
             return True
         self._SyncObj__raftElectionDeadline = time.monotonic() + self._SyncObj__generateRaftTimeout()
         return False
+
+    def membership_problem(self) -> str | None:
+        """Why this node takes no part in its group, if so: not (or no longer) a voter."""
+        group = self.members
+        if group is None or group.is_voter:
+            return None
+        return (
+            f"this node is not a voter of shard {group.shard}: joining (waiting for "
+            "`codeq cluster add-node`), or removed from the cluster"
+        )
 
     def _commit_member(self, index: int, entry: bytes) -> None:
         if self.members is not None:
@@ -269,7 +279,8 @@ class MembershipSync:
         group = self.members
         if group is None:
             return set()
-        reached = {str(node.id) for node in self._SyncObj__otherNodes if self.isNodeConnected(node)}
+        # tuple() copies the set in one C call, while the tick thread may change it.
+        reached = {str(node.id) for node in tuple(self._SyncObj__otherNodes) if self.isNodeConnected(node)}
         return {m.id for m in group.current.values() if m.id == group.self_id or group.address(m) in reached}
 
     def propose_change(self, change: Change, callback: Callable[[CodeqError | None], None]) -> None:

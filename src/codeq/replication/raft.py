@@ -507,6 +507,9 @@ class RaftCore(MembershipSync, LeaderLease, PreVote, PeerShape, BaseCore):
 
     # -- membership ------------------------------------------------------------------------
 
+    def reach_problem(self) -> str | None:
+        return self.membership_problem() or super().reach_problem()
+
     def _SyncObj__doApplyCommand(self, command: bytes) -> Any:
         if command[:1] != MEMBER_BYTE:
             return BaseCore._SyncObj__doApplyCommand(self, command)

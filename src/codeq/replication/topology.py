@@ -127,6 +127,10 @@ class Topology:
                 return peer
         return ""
 
+    def peer_urls(self) -> dict[str, str]:
+        """Every other node's HTTP base URL, as the groups last reported their members."""
+        return {node: http for node, (_, http, _) in self._known().items() if node != self.self_id and http}
+
     def raft_of(self, node: str) -> str | None:
         """Node's shard 0 raft address, if any group or the static peers name it."""
         known = self._known().get(node)
