@@ -22,7 +22,10 @@ from codeq.cli.output import (
 )
 from codeq.h1 import H1Client, H1Error, H1Response
 
-cluster_app = typer.Typer(help="Operate a Raft cluster (admin token).", no_args_is_help=True)
+cluster_app = typer.Typer(
+    help="Operate a Raft cluster (admin token; add-node and remove-node: operator token).",
+    no_args_is_help=True,
+)
 
 TRANSFER_PATH = "/v1/codeq/admin/raft/transfer-leader"
 MEMBERS_PATH = "/v1/codeq/admin/raft/members"
@@ -78,8 +81,9 @@ ForceOption = Annotated[
     bool,
     typer.Option(
         "--force",
-        help="Accept an even number of voters afterwards (e.g. the transient four while replacing "
-        "a live node); without it the command asks, or refuses when not on a terminal.",
+        help="Accept an even number of voters afterwards (a step of a replacement: two while "
+        "replacing a dead node, four a live one); without it the command asks on a terminal, "
+        "else refuses.",
     ),
 ]
 
