@@ -3,13 +3,15 @@ network, plus a joining node catching up from a snapshot over real sockets."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from codeq.core.errors import CodeqError, Conflict
+from codeq.auth.principal import SCOPE_OPERATOR, Principal
+from codeq.core.errors import CodeqError, Conflict, Forbidden, NotLeader, WrongState
 from codeq.replication.membership import (
     MEMBER_BYTE,
     Change,
@@ -19,6 +21,7 @@ from codeq.replication.membership import (
     change_members,
 )
 from codeq.replication.raft import BaseCore, RaftCore
+from codeq.service.membership import MembershipService
 from tests.replication.handnet import ADDRS, HandNetwork
 from tests.replication.test_raft_group import Cluster, create, until
 
@@ -212,3 +215,30 @@ async def test_a_joining_node_catches_up_from_a_snapshot_and_learns_the_roster_f
     finally:
         for m in cl.members:
             await cl.stop(m)
+
+
+class HandGroup:
+    """What MembershipService needs of a RaftGroup, over a hand-network core."""
+
+    def __init__(self, core: RaftCore) -> None:
+        self.core = core
+
+    def not_leader(self) -> NotLeader:
+        return NotLeader()
+
+
+OPERATOR = Principal("ops", "acme", frozenset({SCOPE_OPERATOR}), (), is_admin=True, is_worker=False)
+
+
+async def test_the_service_refuses_removing_the_last_voter_and_an_even_count_without_force() -> None:
+    net = HandNetwork()
+    net.start(A, members=GroupMembers(0, "a", None, {"a": member(A)}), peers=[A])
+    net.elect(A)
+    service = MembershipService([HandGroup(core(net, A))], "a")  # type: ignore[list-item]
+    with pytest.raises(WrongState, match="last voter"):
+        await service.remove(OPERATOR, 0, "a", force=True)
+    with pytest.raises(WrongState, match="2 voters"):
+        await service.add(OPERATOR, 0, member(B), force=False)
+    with pytest.raises(Forbidden):
+        await service.add(dataclasses.replace(OPERATOR, scopes=frozenset()), 0, member(B), force=True)
+    assert voters(net, A) == ["a"]

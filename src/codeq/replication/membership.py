@@ -35,14 +35,16 @@ MEMBER_ENTRY = 17
 MEMBER_BYTE = bytes([MEMBER_ENTRY])
 
 
-class Member(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+# Unknown fields are ignored, not refused: a newer node's entries must not stop an older
+# replica during a rolling upgrade.
+class Member(msgspec.Struct, frozen=True):
     id: str
     raft: str  # shard 0's raft host:port; shard i's group listens on its port + i
     http: str = ""
     streams: dict[str, str] = {}  # kind ("producer", "worker") -> grpc://host:port
 
 
-class Change(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Change(msgspec.Struct, frozen=True):
     op: str  # "add" | "remove"
     member: Member
 
@@ -221,23 +223,22 @@ class MembershipSync:
         if (last_index, last_term, group.generation) == (seen_index, seen_term, seen_generation):
             return
         first = journal[0][1]
-        if (
-            seen_generation != group.generation
-            or not first <= seen_index <= last_index
-            or (journal[seen_index - first][2] != seen_term)
-        ):
+        rescan = seen_generation != group.generation or not first <= seen_index <= last_index
+        if rescan or journal[seen_index - first][2] != seen_term:
             group.pending = []  # truncated or replaced: scan the whole journal again
-            start = first
+            start, changed = first, True
         else:
-            start = seen_index + 1
+            start, changed = seen_index + 1, False
         for position in range(start - first, len(journal)):
             command, index, term = journal[position][:3]
             if command[:1] == MEMBER_BYTE and index > group.roster.index:
                 group.pending.append((index, term, decode_change(command)))
                 self._change_queued = False
+                changed = True
         self._members_seen = (last_index, last_term, group.generation)
-        group.recompute()
-        self._apply_voters(group)
+        if changed:  # most ticks append ordinary entries only: nothing to recompute
+            group.recompute()
+            self._apply_voters(group)
 
     def _apply_voters(self, group: GroupMembers) -> None:
         want = group.peer_addresses()
@@ -265,8 +266,12 @@ class MembershipSync:
         )
 
     def _commit_member(self, index: int, entry: bytes) -> None:
-        if self.members is not None:
-            self.members.commit(index, decode_change(entry))
+        group = self.members
+        if group is not None:
+            group.commit(index, decode_change(entry))
+            # An entry appended and committed within one tick was never pending: count it now.
+            group.recompute()
+            self._apply_voters(group)
 
     # -- the leader's side: proposing one change -------------------------------------------
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from codeq.auth.principal import Principal
-from codeq.core.errors import Conflict, InvalidInput, NotFound, Unavailable, WrongState
+from codeq.core.errors import Conflict, InvalidInput, NotFound, NotLeader, Unavailable, WrongState
 from codeq.replication.group import RaftGroup
 from codeq.replication.membership import Change, Member, change_members, check_member
 from codeq.replication.raft import RaftCore
@@ -66,7 +66,7 @@ class MembershipService:
             raise Conflict(f"node {member.id} is already a voter of shard {shard}", field="id")
         if any(m.raft == member.raft for m in current.values()):
             raise Conflict(f"another voter already uses raft address {member.raft}", field="raft")
-        return await self._change(core, shard, Change("add", member), len(current) + 1, force)
+        return await self._change(shard, Change("add", member), len(current) + 1, force)
 
     async def remove(self, principal: Principal, shard: int, node: str, *, force: bool) -> MembershipOutcome:
         principal.require_operator()
@@ -90,15 +90,17 @@ class MembershipService:
             if await group.transfer_leadership(None, 3.0) is None:
                 raise Unavailable("could not hand leadership over before removing this node; retry")
             raise group.not_leader()
-        return await self._change(core, shard, Change("remove", current[node]), len(current) - 1, force)
+        return await self._change(shard, Change("remove", current[node]), len(current) - 1, force)
 
-    async def _change(
-        self, core: RaftCore, shard: int, change: Change, after: int, force: bool
-    ) -> MembershipOutcome:
+    async def _change(self, shard: int, change: Change, after: int, force: bool) -> MembershipOutcome:
         warning = even_warning(after) if after % 2 == 0 else ""
         if warning and not force:
             raise WrongState(f"refused: {warning}")
-        await change_members(core, change, self.timeout_s)
+        group, core = self._core(shard)
+        try:
+            await change_members(core, change, self.timeout_s)
+        except NotLeader:
+            raise group.not_leader() from None  # lost leadership first: name the new leader
         assert core.members is not None
         voters = sorted(core.members.current)
         return MembershipOutcome(shard, change.op, change.member.id, voters, warning)
