@@ -91,6 +91,28 @@ def test_pysyncobj_as_shipped_lets_a_second_change_in_while_the_first_is_uncommi
     assert len(leader._SyncObj__otherNodes) == 4
 
 
+def test_pysyncobj_as_shipped_forgets_an_uncommitted_change_on_restart() -> None:
+    # It applies changes from the journal only as they commit: restarted, a node runs with
+    # the static voters although its log holds a newer configuration (Raft thesis §4.1 says
+    # use the last one in the log). RaftCore's version: the next test but one.
+    net = HandNetwork(core_class=BaseCore)
+    for addr in ADDRS:
+        net.start(addr)
+    net.elect(A)
+    leader = net.replicas[A].core
+    leader.conf.dynamicMembershipChange = True
+    leader.addNodeToCluster(D)
+    net.tick(A)
+    assert len(leader._SyncObj__otherNodes) == 3  # counted from its append
+    journal = net.journals[A]
+    net.kill(A)
+    restarted = net.start(A, journal).core
+    restarted.conf.dynamicMembershipChange = True
+    net.tick(A)
+    assert journal[-1][0][:1] == bytes([2])  # still in its log, uncommitted
+    assert sorted(n.id for n in restarted._SyncObj__otherNodes) == [B, C]
+
+
 def test_a_second_change_is_refused_until_the_first_commits() -> None:
     net = HandNetwork()
     start_three(net)
