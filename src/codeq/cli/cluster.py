@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from typing import Annotated, Any
 
 import typer
@@ -31,6 +32,7 @@ TRANSFER_PATH = "/v1/codeq/admin/raft/transfer-leader"
 MEMBERS_PATH = "/v1/codeq/admin/raft/members"
 STATUS_PATH = "/v1/codeq/raft/status"
 _MAX_REDIRECTS = 3  # a follower names the leader; the leader may just have changed
+_RETRY_SECONDS = 60.0
 
 
 @cluster_app.command("transfer-leader")
@@ -149,13 +151,24 @@ def _change_every_group(
 def _change_one_group(
     url: str, headers: list[tuple[str, str]], change: dict[str, Any], force: bool
 ) -> tuple[dict[str, Any], bool]:
-    """One group's change on its leader; an even-count refusal asks the operator once."""
+    """One group's change on its leader. An even-count refusal asks the operator once; a 503
+    (no leader yet, or one just elected) is retried for up to a minute."""
+    deadline = time.monotonic() + _RETRY_SECONDS
+    retried = False
     while True:
         body = json.dumps({**change, "force": force}).encode()
         reply = asyncio.run(_post_following_leader(url, body, headers, MEMBERS_PATH, 60.0))
         answer: dict[str, Any] = json.loads(reply.body or b"{}")
         if reply.status == 200:
             return answer, force
+        if retried and _already_done(change, reply.status):
+            return {"voters": [], **answer, "shardIdx": change["shard"], "id": change["id"]}, force
+        # After a 503, a change "in flight" is most likely this command's own earlier attempt.
+        in_flight = retried and reply.status == 409 and "in flight" in str(answer.get("error", ""))
+        if (reply.status == 503 or in_flight) and time.monotonic() < deadline:
+            retried = True
+            time.sleep(0.5)  # an election is under way: the next leader takes the change
+            continue
         even = reply.status == 409 and "even" in str(answer.get("error", ""))
         if even and not force and _confirm(answer):
             force = True
@@ -164,6 +177,12 @@ def _change_one_group(
         fail(
             f"shard {change['shard']}: error ({reply.status}): {answer.get('error', reply.body[:200])}", code
         )
+
+
+def _already_done(change: dict[str, Any], status: int) -> bool:
+    """After a retry, an earlier attempt whose answer was lost may have committed: a removed
+    node is then unknown (404); an added one answers 200 (the server takes it as done)."""
+    return change["op"] == "remove" and status == 404
 
 
 def _confirm(answer: dict[str, Any]) -> bool:

@@ -62,6 +62,9 @@ class MembershipService:
         _, core = self._core(shard)
         assert core.members is not None
         current = core.members.current
+        if current.get(member.id) == member and not core.change_in_flight():
+            # Already done (a retry whose first answer was lost): nothing to change.
+            return MembershipOutcome(shard, "add", member.id, sorted(current))
         if member.id in current:
             raise Conflict(f"node {member.id} is already a voter of shard {shard}", field="id")
         if any(m.raft == member.raft for m in current.values()):
