@@ -50,10 +50,19 @@ def test_a_dead_follower_is_replaced_under_load_and_the_new_node_holds_every_ack
         dead = next(i for i in ("a", "b", "c") if i != leader and cluster.leader_of(1) != i)
         cluster.nodes[dead].kill()
         writes_flow(writer)
-        # Remove first (three voters with one dead -> two, both alive), then add.
+        # Remove first (three voters with one dead -> two, both alive), then add. Shard 0's
+        # group alone first, through the API: the command then completes what is left.
+        body = {"op": "remove", "id": dead, "shard": 0, "force": True}
+        alone = httpx.post(
+            f"{cluster.url(leader)}/v1/codeq/admin/raft/members", json=body, headers=PRODUCER, timeout=30
+        )
+        assert alone.status_code == 200 and alone.json()["voters"] == sorted({"a", "b", "c"} - {dead})
         removed = cluster_cli("remove-node", dead, "--force", "--url", cluster.url(leader))
         assert removed.returncode == 0, removed.stderr
+        assert "shard 0: " + dead + " is not a voter: nothing to do" in removed.stdout
         assert "shard 1: remove" in removed.stdout and "warning" in removed.stderr
+        again = cluster_cli("remove-node", dead, "--url", cluster.url(leader))
+        assert again.returncode == 1 and "not a voter of any shard" in again.stderr
         writes_flow(writer)
         fresh = cluster.spawn("d")
         fresh.launch()

@@ -137,11 +137,17 @@ def _change_every_group(
         for shard in range(asyncio.run(_num_groups(url, headers))):
             answer, force = _change_one_group(url, headers, {**change, "shard": shard}, force)
             answers.append(answer)
-            if not as_json:
+            if as_json:
+                continue
+            if answer.get("unchanged"):
+                print(f"shard {shard}: {change['id']} is not a voter: nothing to do")
+            else:
                 voters = ", ".join(answer["voters"])
                 print(f"shard {shard}: {change['op']} {change['id']} committed; voters {voters}")
     except (H1Error, OSError) as exc:
         fail(f"server unavailable: {exc}", EXIT_UNAVAILABLE)
+    if answers and all(answer.get("unchanged") for answer in answers):
+        fail(f"{change['id']} is not a voter of any shard's group", EXIT_REFUSED)
     if as_json:
         emit_json({"groups": answers})
     elif answers and answers[-1].get("warning"):
@@ -154,16 +160,17 @@ def _change_one_group(
     """One group's change on its leader. An even-count refusal asks the operator once; a 503
     (no leader yet, or one just elected) is retried for up to a minute."""
     deadline = time.monotonic() + _RETRY_SECONDS
-    retried = False
+    retried = False  # after a 503, a change "in flight" is most likely this command's own
     while True:
         body = json.dumps({**change, "force": force}).encode()
         reply = asyncio.run(_post_following_leader(url, body, headers, MEMBERS_PATH, 60.0))
         answer: dict[str, Any] = json.loads(reply.body or b"{}")
         if reply.status == 200:
             return answer, force
-        if retried and _already_done(change, reply.status):
-            return {"voters": [], **answer, "shardIdx": change["shard"], "id": change["id"]}, force
-        # After a 503, a change "in flight" is most likely this command's own earlier attempt.
+        if change["op"] == "remove" and reply.status == 404:
+            # Already out of this group: a re-run after a partial failure, or a retry whose
+            # first answer was lost. Reported per group; refused only if no group had it.
+            return {"shardIdx": change["shard"], "id": change["id"], "voters": [], "unchanged": True}, force
         in_flight = retried and reply.status == 409 and "in flight" in str(answer.get("error", ""))
         if (reply.status == 503 or in_flight) and time.monotonic() < deadline:
             retried = True
@@ -177,12 +184,6 @@ def _change_one_group(
         fail(
             f"shard {change['shard']}: error ({reply.status}): {answer.get('error', reply.body[:200])}", code
         )
-
-
-def _already_done(change: dict[str, Any], status: int) -> bool:
-    """After a retry, an earlier attempt whose answer was lost may have committed: a removed
-    node is then unknown (404); an added one answers 200 (the server takes it as done)."""
-    return change["op"] == "remove" and status == 404
 
 
 def _confirm(answer: dict[str, Any]) -> bool:
