@@ -54,6 +54,22 @@ def transfer_leader(
         print(f"shard {answer['shardIdx']} is led by {answer['leaderId']}")
 
 
+@cluster_app.command("init")
+def init(
+    backup: Annotated[str, typer.Option("--from", help="A directory written by `codeq backup`.")],
+    data: Annotated[str, typer.Option("--data", help="This node's new (absent or empty) data directory.")],
+    shards: Annotated[
+        int | None, typer.Option("--shards", help="The cluster's numShards: must be the backup's.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Prepare the data directory of one node of a NEW Raft cluster from a single-node backup
+    (offline; run it for every node, from the same backup, before the cluster's first start)."""
+    from codeq.cli.migrate import init_node
+
+    init_node(backup, data, shards, as_json)
+
+
 async def _post_following_leader(url: str, body: bytes, headers: list[tuple[str, str]]) -> H1Response:
     client = H1Client(url)
     try:

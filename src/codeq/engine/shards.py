@@ -24,6 +24,13 @@ def shard_of(task_id: str, num_shards: int) -> int:
     return fnv1a64(task_id.encode()) % num_shards
 
 
+def key_shard(tenant: str, idempotency_key: str, num_shards: int) -> int:
+    """The shard that holds a tenant's idempotency key (and the task a create with it makes)."""
+    if num_shards <= 1:
+        return 0
+    return fnv1a64(tenant.encode() + b"\0" + idempotency_key.encode()) % num_shards
+
+
 def uuid4() -> str:
     """A random (version 4) UUID string, without the cost of building a `uuid.UUID`."""
     h = os.urandom(16).hex()
@@ -51,7 +58,7 @@ def new_task_id(
             task_id = uuid4()
             if shard_of(task_id, num_shards) in prefer:
                 return task_id
-    target = fnv1a64(tenant.encode() + b"\0" + idempotency_key.encode()) % num_shards
+    target = key_shard(tenant, idempotency_key, num_shards)
     while True:
         task_id = uuid4()
         if shard_of(task_id, num_shards) == target:

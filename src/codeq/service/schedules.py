@@ -25,6 +25,7 @@ from codeq.core.schedules import (
 from codeq.engine import commands as c
 from codeq.engine import schedules
 from codeq.engine.shards import new_task_id
+from codeq.service.idempotency import replay_elsewhere
 from codeq.service.node import Node, Shard
 from codeq.service.policy import Policy
 
@@ -116,7 +117,8 @@ class ScheduleService:
         shard = self.node.shard_for(create.task_id)
         if not (shard.replicator.is_leader and self._home.replicator.is_leader):
             return  # the lease, checked before each visible action: the next leader fires it
-        await shard.submit(create)
+        if replay_elsewhere(self.node, create.tenant, create.idempotency_key, now_ms) is None:
+            await shard.submit(create)
         self.fired += 1
         record = c.ScheduleFired(now_ms=now_ms, tenant=schedule.tenant, name=schedule.name, slot_ms=slot_ms)
         await self._home.submit(record)
