@@ -30,6 +30,17 @@ def client(url: str) -> httpx.Client:
     return httpx.Client(base_url=f"{url}{PREFIX}", timeout=10)
 
 
+def post(http: httpx.Client, path: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+    """POST, following a follower's 307 to the leader with the same token, as the SDK does
+    (httpx drops the Authorization header on a redirect to another origin)."""
+    reply = http.post(path, json=body, headers=headers)
+    for _ in range(3):
+        if reply.status_code != 307:
+            break
+        reply = http.post(reply.headers["location"], json=body, headers=headers)
+    return reply
+
+
 def ok(reply: httpx.Response, status: int = 200) -> Any:
     assert reply.status_code == status, f"{reply.request.url}: {reply.status_code} {reply.text}"
     return reply.json() if reply.content else None
@@ -37,12 +48,12 @@ def ok(reply: httpx.Response, status: int = 200) -> Any:
 
 def create(http: httpx.Client, command: str, **fields: Any) -> str:
     body = {"command": command, "payload": {"n": len(command)}, **fields}
-    task_id: str = ok(http.post("/tasks", json=body, headers=PRODUCER), 202)["id"]
+    task_id: str = ok(post(http, "/tasks", body, PRODUCER), 202)["id"]
     return task_id
 
 
 def claim(http: httpx.Client, command: str) -> dict[str, Any] | None:
-    reply = http.post("/tasks/claim", json={"commands": [command], "leaseSeconds": 600}, headers=WORKER)
+    reply = post(http, "/tasks/claim", {"commands": [command], "leaseSeconds": 600}, WORKER)
     if reply.status_code == 204:
         return None
     claimed: dict[str, Any] = ok(reply)
@@ -64,21 +75,13 @@ def make(url: str, keyed: int = 12) -> Mixed:
             create(http, "work", maxAttempts=1)
             task = claim(http, "work")
             assert task is not None
-            ok(
-                http.post(
-                    f"/tasks/{task['id']}/result",
-                    json={"status": "COMPLETED", "result": {"n": n}},
-                    headers=WORKER,
-                )
-            )
+            done = {"status": "COMPLETED", "result": {"n": n}}
+            ok(post(http, f"/tasks/{task['id']}/result", done, WORKER))
             mixed.completed.append(task["id"])
         create(http, "doomed", maxAttempts=1)
         task = claim(http, "doomed")
         assert task is not None
-        assert (
-            ok(http.post(f"/tasks/{task['id']}/nack", json={"reason": "broken"}, headers=WORKER))["status"]
-            == "dlq"
-        )
+        assert ok(post(http, f"/tasks/{task['id']}/nack", {"reason": "broken"}, WORKER))["status"] == "dlq"
         mixed.dead.append(task["id"])
         create(http, "held")
         task = claim(http, "held")
@@ -116,7 +119,7 @@ def check_carried_over(url: str, mixed: Mixed) -> None:
         assert [task["id"] for task in page["tasks"]] == mixed.dead
         for key, task_id in mixed.keys.items():
             body = {"command": "render", "payload": {"n": 6}, "idempotencyKey": key}
-            again = http.post("/tasks", json=body, headers=PRODUCER)
+            again = post(http, "/tasks", body, PRODUCER)
             assert again.status_code in (200, 202) and again.json()["id"] == task_id, (key, again.text)
 
 
@@ -124,10 +127,10 @@ def check_lease_fenced(url: str, mixed: Mixed) -> None:
     """The claimed task's lease holds: its token extends it, an older one is refused."""
     with client(url) as http:
         stale = {"leaseToken": mixed.lease_token + 1}
-        refused = http.post(f"/tasks/{mixed.claimed}/heartbeat", json=stale, headers=WORKER)
+        refused = post(http, f"/tasks/{mixed.claimed}/heartbeat", stale, WORKER)
         assert refused.status_code == 409, refused.text
         current = {"leaseToken": mixed.lease_token, "extendSeconds": 60}
-        ok(http.post(f"/tasks/{mixed.claimed}/heartbeat", json=current, headers=WORKER))
+        ok(post(http, f"/tasks/{mixed.claimed}/heartbeat", current, WORKER))
 
 
 def claim_all(url: str, command: str) -> set[str]:
