@@ -23,7 +23,7 @@ def test_a_node_initialised_from_another_backup_is_ignored_and_reported() -> Non
     net.settle()
     problem = odd.shape_problem()
     assert problem is not None and "same backup" in problem and "backup-1" in problem
-    assert a.shape_problem() is None and C in a.shape_conflicts
+    assert a.shape_problem() is None and C in a.shape_conflicts and C in b.shape_conflicts
     net.elect(A)
     assert not odd.is_leader and net.leader() is net.replicas[A]
 
