@@ -21,7 +21,10 @@ from codeq.cli.output import (
 )
 from codeq.h1 import H1Client, H1Error, H1Response
 
-cluster_app = typer.Typer(help="Operate a Raft cluster (admin token).", no_args_is_help=True)
+cluster_app = typer.Typer(
+    help="Raft clusters: prepare a new node's data offline (init), act on a running one (admin token).",
+    no_args_is_help=True,
+)
 
 TRANSFER_PATH = "/v1/codeq/admin/raft/transfer-leader"
 _MAX_REDIRECTS = 3  # a follower names the leader; the leader may just have changed
@@ -61,9 +64,9 @@ def init(
     shards: Annotated[
         int | None, typer.Option("--shards", help="The cluster's numShards: must be the backup's.")
     ] = None,
-    as_json: JsonOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Prepare the data directory of one node of a NEW Raft cluster from a single-node backup
+    """Prepare the data directory of one node of a NEW Raft cluster from a `codeq backup`
     (offline; run it for every node, from the same backup, before the cluster's first start)."""
     from codeq.cli.migrate import init_node
 
