@@ -13,7 +13,8 @@ from codeq.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [
-    "deployment", "configuration", "upgrades", "backups", "migration-single-to-raft", "resharding", "troubleshooting",
+    "deployment", "configuration", "upgrades", "backups",
+    "migration-single-to-raft", "resharding", "troubleshooting",
 ]  # fmt: skip
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
