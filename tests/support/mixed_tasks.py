@@ -117,10 +117,12 @@ def check_carried_over(url: str, mixed: Mixed) -> None:
             assert result["status"] == "COMPLETED" and result["result"] == {"n": n}
         page = ok(http.get("/admin/dlq/doomed", headers=PRODUCER))
         assert [task["id"] for task in page["tasks"]] == mixed.dead
-        for key, task_id in mixed.keys.items():
-            body = {"command": "render", "payload": {"n": 6}, "idempotencyKey": key}
+        bodies = [{"command": "render", "payload": {"n": 6}, "idempotencyKey": key} for key in mixed.keys]
+        for body, task_id in zip(bodies, mixed.keys.values(), strict=True):
             again = post(http, "/tasks", body, PRODUCER)
-            assert again.status_code in (200, 202) and again.json()["id"] == task_id, (key, again.text)
+            assert again.status_code in (200, 202) and again.json()["id"] == task_id, (body, again.text)
+        batch = ok(post(http, "/tasks/batch", {"tasks": bodies}, PRODUCER))["results"]
+        assert [item["task"]["id"] for item in batch] == list(mixed.keys.values())
 
 
 def check_lease_fenced(url: str, mixed: Mixed) -> None:
