@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,7 +19,7 @@ import typer
 from codeq.cli.output import EXIT_REFUSED, EXIT_USAGE, emit_json
 from codeq.engine import keys
 from codeq.engine.reshard import MisplacedKeyError, Tally, UnknownKeyError, rewrite, verify
-from codeq.kv.lockfile import StoreInUseError, lock_holder
+from codeq.kv.lockfile import StoreInUseError, holding, lock_holder
 from codeq.kv.rocks import RocksKV
 from codeq.replication.snapshot import APPLIED_KEY, ORIGIN_KEY, RESTORING_KEY
 
@@ -62,19 +62,23 @@ def refuse_used_target(target: str, source: str) -> None:
 
 @contextmanager
 def opened(paths: Sequence[str], *, read_only: bool) -> Iterator[list[RocksKV]]:
+    """The stores at `paths`; read-only ones under their lock, so no server opens them meanwhile."""
     stores: list[RocksKV] = []
-    try:
-        for path in paths:
-            try:
-                stores.append(RocksKV(path, read_only=read_only))
-            except StoreInUseError as exc:
-                refuse(str(exc), EXIT_USAGE)
-            except Exception as exc:  # rocksdict raises plain exceptions for a damaged store
-                refuse(f"the store at {path} does not open: {exc}")
-        yield stores
-    finally:
-        for store in stores:
-            store.close()
+    with ExitStack() as held:
+        try:
+            for path in paths:
+                try:
+                    stores.append(RocksKV(path, read_only=read_only))
+                    if read_only:
+                        held.enter_context(holding(path))  # after the open: see `holding`
+                except StoreInUseError as exc:
+                    refuse(str(exc), EXIT_USAGE)
+                except Exception as exc:  # rocksdict raises plain exceptions for a damaged store
+                    refuse(f"the store at {path} does not open: {exc}")
+            yield stores
+        finally:
+            for store in stores:
+                store.close()
 
 
 def verified(paths: Sequence[str]) -> Tally:
