@@ -18,7 +18,7 @@ import typer
 
 from codeq.cli.output import EXIT_REFUSED, EXIT_USAGE, emit_json
 from codeq.engine import keys
-from codeq.engine.reshard import MisplacedKeyError, Tally, UnknownKeyError, rewrite, verify
+from codeq.engine.reshard import InconsistentShardError, Tally, UnknownKeyError, rewrite, verify
 from codeq.kv.lockfile import StoreInUseError, holding, lock_holder
 from codeq.kv.rocks import RocksKV
 from codeq.replication.snapshot import APPLIED_KEY, ORIGIN_KEY, RESTORING_KEY
@@ -81,12 +81,13 @@ def opened(paths: Sequence[str], *, read_only: bool) -> Iterator[list[RocksKV]]:
                 store.close()
 
 
-def verified(paths: Sequence[str]) -> Tally:
-    """The tally of a node's stores, reopened read-only; a misplaced key is an error."""
+def verified(paths: Sequence[str], *, counters: bool = True) -> Tally:
+    """The tally of a node's stores, reopened read-only; a misplaced key is an error, and so
+    (`counters`) is a DLQ counter that does not match the entries."""
     with opened(paths, read_only=True) as stores:
         try:
-            return verify(stores)
-        except MisplacedKeyError as exc:
+            return verify(stores, counters=counters)
+        except InconsistentShardError as exc:
             refuse(str(exc))
 
 
@@ -203,7 +204,8 @@ def checked_backup(backup: str, num_shards: int) -> Tally:
         for path, store in zip(paths, stores, strict=True):
             if store.get(RESTORING_KEY) is not None:
                 refuse(f"{path} was copied during a Raft snapshot install: not a consistent backup")
-    return verified(paths)
+    # The counters are copied as they are: a backup is taken as the server kept it.
+    return verified(paths, counters=False)
 
 
 def init_node(backup: str, data: str, num_shards: int | None, as_json: bool) -> None:
@@ -226,7 +228,7 @@ def init_node(backup: str, data: str, num_shards: int | None, as_json: bool) -> 
     with opened(targets, read_only=False) as stores:
         for store in stores:
             store.write({APPLIED_KEY: None, RESTORING_KEY: None, ORIGIN_KEY: backup_id.encode()}, sync=True)
-    after = summary(verified(targets))
+    after = summary(verified(targets, counters=False))
     if before != after:
         refuse(f"the copy does not match the backup: backup {before}, copy {after}")
     report = {"backup": backup, "backupId": backup_id, "data": data, "numShards": backup_shards, **after}

@@ -53,8 +53,8 @@ _IDEMPOTENCY_OF: dict[bytes, Callable[[bytes], tuple[str, str]]] = {
 _SHARD_ZERO = frozenset((keys.SUBSCRIPTION, keys.SUBSCRIPTION_EXPIRY, keys.TOPIC, keys.SCHEDULE))
 
 
-class MisplacedKeyError(Exception):
-    """A store holds a key that its shard number does not own."""
+class InconsistentShardError(Exception):
+    """A store holds a key its shard does not own, or DLQ counters that its entries do not match."""
 
 
 class UnknownKeyError(Exception):
@@ -141,9 +141,9 @@ def rewrite(sources: Sequence[KV], targets: Sequence[KV], drop: Callable[[bytes]
     return Rewritten(tally, dropped, dlq_counted)
 
 
-def verify(stores: Sequence[KV]) -> Tally:
+def verify(stores: Sequence[KV], *, counters: bool = True) -> Tally:
     """Tally the keys of a sharded node's stores, checking that each store holds only keys its
-    shard owns and that its DLQ counters match its DLQ entries."""
+    shard owns and (`counters`) that its DLQ counters match its DLQ entries."""
     tally = Tally()
     for number, store in enumerate(stores):
         counted: dict[bytes, int] = {}
@@ -151,17 +151,20 @@ def verify(stores: Sequence[KV]) -> Tally:
         for key, value in store.scan(*_ALL):
             shard = route(key, value, len(stores))
             if shard == RECOUNTED:
-                counted[key] = keys.read_be8(value)
+                if keys.read_be8(value):  # a counter back at 0 stays stored: the same as none
+                    counted[key] = keys.read_be8(value)
                 continue
             if shard in (EVERY_SHARD, FOREIGN):
                 continue
             if shard != number:
-                raise MisplacedKeyError(f"shard {number} holds {key[:40]!r}, which belongs to shard {shard}")
+                raise InconsistentShardError(
+                    f"shard {number} holds {key[:40]!r}, which belongs to shard {shard}"
+                )
             tally.add(key, value)
             if key[:2] == keys.DLQ:
                 entries[_dlq_count_key(key)] += 1
-        if counted != {key: n for key, n in entries.items() if n}:
-            raise MisplacedKeyError(f"shard {number}'s DLQ counters do not match its DLQ entries")
+        if counters and counted != dict(entries):
+            raise InconsistentShardError(f"shard {number}'s DLQ counters do not match its DLQ entries")
     return tally
 
 
