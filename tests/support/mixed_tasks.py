@@ -3,6 +3,7 @@ modes (backup → cluster init, reshard) must carry over whole."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +32,21 @@ def client(url: str) -> httpx.Client:
 
 
 def post(http: httpx.Client, path: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
-    """POST, following a follower's 307 to the leader with the same token, as the SDK does
-    (httpx drops the Authorization header on a redirect to another origin)."""
+    """POST as the SDK does: follow a follower's 307 to the leader with the same token (httpx
+    drops the Authorization header on a redirect to another origin), and ask again while a
+    Raft shard elects a leader (a loaded machine may start an election): that 503 is given
+    before anything is proposed."""
+    deadline = time.monotonic() + 30
+    while True:
+        reply = _following_leader(http, path, body, headers)
+        if reply.status_code != 503 or "no leader" not in reply.text or time.monotonic() > deadline:
+            return reply
+        time.sleep(0.1)  # polling for an election to end, as the SDK's retry does
+
+
+def _following_leader(
+    http: httpx.Client, path: str, body: dict[str, Any], headers: dict[str, str]
+) -> httpx.Response:
     reply = http.post(path, json=body, headers=headers)
     for _ in range(3):
         if reply.status_code != 307:
