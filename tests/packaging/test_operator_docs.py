@@ -12,7 +12,10 @@ import typer
 from codeq.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["deployment", "configuration", "upgrades", "backups", "migration-single-to-raft", "troubleshooting"]
+PAGES = [
+    "deployment", "configuration", "upgrades", "backups",
+    "migration-single-to-raft", "resharding", "troubleshooting",
+]  # fmt: skip
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 

@@ -24,7 +24,10 @@ from codeq.cli.output import (
 from codeq.h1 import H1Client, H1Error, H1Response
 
 cluster_app = typer.Typer(
-    help="Operate a Raft cluster (admin token; add-node and remove-node: operator token).",
+    help=(
+        "Raft clusters: prepare a new node's data offline (init), act on a running one "
+        "(admin token; add-node and remove-node: operator token)."
+    ),
     no_args_is_help=True,
 )
 
@@ -60,6 +63,22 @@ def transfer_leader(
         emit_json(answer)
     else:
         print(f"shard {answer['shardIdx']} is led by {answer['leaderId']}")
+
+
+@cluster_app.command("init")
+def init(
+    backup: Annotated[str, typer.Option("--from", help="A directory written by `codeq backup`.")],
+    data: Annotated[str, typer.Option("--data", help="This node's new (absent or empty) data directory.")],
+    shards: Annotated[
+        int | None, typer.Option("--shards", help="The cluster's numShards: must be the backup's.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Prepare the data directory of one node of a NEW Raft cluster from a `codeq backup`
+    (offline; run it for every node, from the same backup, before the cluster's first start)."""
+    from codeq.cli.migrate import init_node
+
+    init_node(backup, data, shards, as_json)
 
 
 async def _post_following_leader(

@@ -232,6 +232,20 @@ def restore(
     run_restore(source, data, as_json)
 
 
+@cli.command()
+def reshard(
+    source: Annotated[str, typer.Option("--from", help="The STOPPED node's data directory (only read).")],
+    target: Annotated[str, typer.Option("--to", help="New (absent or empty) data directory to write.")],
+    shards: Annotated[int, typer.Option("--shards", help="Number of shards to write (numShards).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Rewrite a stopped node's data into SHARDS shards in a new directory, then check that
+    every task, result and index entry arrived (count and checksum, printed)."""
+    from codeq.cli.migrate import reshard as run_reshard
+
+    run_reshard(source, target, shards, as_json)
+
+
 def main() -> None:
     cli()
 

@@ -269,11 +269,16 @@ class Engine:
     def _idempotent_task_id(self, cmd: c.Create) -> str:
         if not cmd.idempotency_key:
             return ""
-        raw = self._get(keys.idempotency(cmd.tenant, cmd.idempotency_key))
+        return self.idempotent_task_id(cmd.tenant, cmd.idempotency_key, cmd.now_ms)
+
+    def idempotent_task_id(self, tenant: str, key: str, now_ms: int) -> str:
+        """The task a create with this live idempotency key made, or "". After a reshard that
+        task may be held by another shard (engine/reshard.py)."""
+        raw = self._get(keys.idempotency(tenant, key))
         if raw is None:
             return ""
         task_id, expires_ms = records.decode_idempotency(raw)
-        return task_id if expires_ms > cmd.now_ms else ""
+        return task_id if expires_ms > now_ms else ""
 
     def _claim(self, cmd: c.Claim) -> Claimed:
         self._promote_due(cmd.now_ms)

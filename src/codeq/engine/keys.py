@@ -68,6 +68,12 @@ def idempotency(tenant: str, key: str) -> bytes:
     return IDEMPOTENCY + tenant.encode() + b"\0" + key.encode()
 
 
+def split_idempotency(key: bytes) -> tuple[str, str]:
+    """(tenant, idempotency key) of an `I/` key."""
+    tenant, _, idem = key[len(IDEMPOTENCY) :].partition(b"\0")
+    return tenant.decode(), idem.decode()
+
+
 def idempotency_expiry(expires_ms: int, tenant: str, key: str) -> bytes:
     return IDEMPOTENCY_EXPIRY + be8(expires_ms) + tenant.encode() + b"\0" + key.encode()
 
@@ -171,3 +177,12 @@ def finished_by_state_range(
 def split_finished_by_state(key: bytes, prefix_length: int) -> tuple[int, str]:
     """(finished_ms, task id) of an entry whose prefix is `prefix_length` bytes long."""
     return read_be8(key, prefix_length), key[prefix_length + 8 :].decode()
+
+
+def finished_by_state_task_id(key: bytes) -> str:
+    """The task id of a `Q/` entry: after its tenant, command and state (names hold no NUL)
+    and the 8-byte finish time."""
+    start = len(FINISHED_BY_STATE)
+    for _ in range(3):
+        start = key.index(b"\0", start) + 1
+    return key[start + 8 :].decode()

@@ -41,6 +41,13 @@ def _remember(task_id: str, num_shards: int, route: int) -> int:
     return route
 
 
+def key_shard(tenant: str, idempotency_key: str, num_shards: int) -> int:
+    """The shard that holds a tenant's idempotency key (and the task a create with it makes)."""
+    if num_shards <= 1:
+        return 0
+    return fnv1a64(tenant.encode() + b"\0" + idempotency_key.encode()) % num_shards
+
+
 def uuid4() -> str:
     """A random (version 4) UUID string, without the cost of building a `uuid.UUID`."""
     h = os.urandom(16).hex()
@@ -61,7 +68,7 @@ def new_task_id(
     if num_shards <= 1:
         return uuid4()
     if idempotency_key:
-        targets = frozenset({fnv1a64(tenant.encode() + b"\0" + idempotency_key.encode()) % num_shards})
+        targets = frozenset({key_shard(tenant, idempotency_key, num_shards)})
     elif not prefer or len(prefer) == num_shards:
         return uuid4()
     else:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # struct flock on Linux: l_type, l_whence (short), l_start, l_len (off_t), l_pid (pid_t).
 _FLOCK = "@hhqqi"
@@ -46,3 +48,27 @@ def check_not_in_use(directory: str) -> None:
     pid = lock_holder(directory)
     if pid:
         raise StoreInUseError(directory, pid)
+
+
+@contextmanager
+def holding(directory: str) -> Iterator[None]:
+    """Hold `directory`'s store lock, as RocksDB does, for as long as the block runs: a server
+    started meanwhile is refused, while this process reads the store (opened read-only,
+    which takes no lock). The LOCK file's contents stay as they are.
+
+    A POSIX lock is dropped when its process closes ANY descriptor of the file, which
+    `lock_holder` (and so opening a RocksKV) does: open the store first, then hold it.
+    """
+    path = os.path.join(directory, "LOCK")
+    if not os.path.isfile(path):
+        yield
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise StoreInUseError(directory, lock_holder(directory)) from None
+        yield
+    finally:
+        os.close(fd)

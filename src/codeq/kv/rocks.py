@@ -18,18 +18,22 @@ class RocksKV:
     which releases the GIL during the fsync so the event loop keeps running (design D2).
     """
 
-    def __init__(self, path: str, *, block_cache_mb: int = 64) -> None:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+    def __init__(self, path: str, *, block_cache_mb: int = 64, read_only: bool = False) -> None:
+        """`read_only` opens an existing store without writing to it (nor locking it): for
+        reading a stopped node's data, which must stay as it was (`codeq reshard`)."""
+        if not read_only:
+            os.makedirs(path, mode=0o700, exist_ok=True)
         check_not_in_use(path)  # one clear line instead of RocksDB's "IO error: While lock file"
         options = rocksdict.Options(raw_mode=True)
-        options.create_if_missing(True)
+        options.create_if_missing(not read_only)
         options.increase_parallelism(2)
         table = rocksdict.BlockBasedOptions()
         table.set_bloom_filter(10, False)
         table.set_block_cache(rocksdict.Cache(block_cache_mb * 1024 * 1024))
         options.set_block_based_table_factory(table)
         self.path = path
-        self._db = rocksdict.Rdict(path, options)
+        access = rocksdict.AccessType.read_only() if read_only else rocksdict.AccessType.read_write()
+        self._db = rocksdict.Rdict(path, options, access_type=access)
         self._nosync = rocksdict.WriteOptions()
         self._nosync.sync = False
 

@@ -26,13 +26,14 @@ import msgspec
 from codeq.core.errors import CodeqError, NotLeader, OutcomeUnknown, Unavailable
 from codeq.kv.commit import GroupCommitter
 from codeq.replication.api import ApplyFn, Proposal, PublishFn, publish_nothing
-from codeq.replication.raft import BaseCore, Callback
+from codeq.replication.raft import BaseCore, Callback, RaftCore
 from codeq.replication.snapshot import (
     APPLIED_KEY,
     RESTORING_KEY,
     Snapshots,
     applied_value,
     read_applied,
+    read_origin,
 )
 
 log = logging.getLogger("codeq.raft")
@@ -83,6 +84,8 @@ class RaftGroup:
             self._resume_install(options.snapshots)
         self.applied = read_applied(committer)
         self.core = make_core(self._apply_entry)
+        if isinstance(self.core, RaftCore):
+            self.core.set_origin(read_origin(committer))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: deque[tuple[bytes, int, asyncio.Future[object]]] = deque()
         self._wake = asyncio.Event()

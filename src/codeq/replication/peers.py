@@ -4,7 +4,8 @@ Pre-vote (Raft thesis §9.6): a node asks its peers before campaigning; they agr
 they hear from no live leader and its log is at least as up to date as theirs, so a node
 that cannot win — a restarted ex-leader behind the others — no longer raises the term and
 deposes a working leader. Peer shape (spec 06 gap 7): peers exchange what every node must
-agree on (the shard count) when they connect, and ignore a peer that disagrees.
+agree on (the shard count, and the backup a new cluster's nodes were initialised from) when
+they connect, and ignore a peer that disagrees.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ class PeerShape:
     _SyncObj__otherNodes: Any
     isNodeConnected: Any
     shape: str
+    # The backup `codeq cluster init` made this node's data from ("": none); compared like the
+    # shape, so that a node initialised from another backup cannot join with other data.
+    origin: str
     shape_conflicts: dict[str, str]
 
     def reach_problem(self) -> str | None:
@@ -114,18 +118,33 @@ class PeerShape:
         return f"this node reaches {connected} of its {len(others)} raft peers: no majority"
 
     def _check_shape(self, node: Any, message: dict[str, Any]) -> None:
-        shape = str(message.get("shape"))
-        if shape == self.shape:
+        problem = self._disagreement(message)
+        if problem is None:
             self.shape_conflicts.pop(node.id, None)
         elif node.id not in self.shape_conflicts:
-            self.shape_conflicts[node.id] = shape
-            log.error("%s", self._conflict_text(node.id, shape))
+            self.shape_conflicts[node.id] = problem
+            log.error("%s", self._conflict_text(node.id, problem))
 
-    def _conflict_text(self, peer: str, shape: str) -> str:
-        return (
-            f"raft peer {peer} runs with {shape!r}, this node with {self.shape!r}: "
-            "every node of a cluster needs the same numShards; that peer is ignored"
-        )
+    def _disagreement(self, message: dict[str, Any]) -> str | None:
+        """What a peer's shape message says this node disagrees with, if anything. A node with
+        no origin (started empty, or restored before `cluster init` recorded one) agrees with
+        any: it takes the leader's data whole."""
+        shape = str(message.get("shape"))
+        if shape != self.shape:
+            return (
+                f"runs with {shape!r}, this node with {self.shape!r}: "
+                "every node of a cluster needs the same numShards"
+            )
+        origin = str(message.get("origin") or "")
+        if origin and self.origin and origin != self.origin:
+            return (
+                f"was initialised from backup {origin}, this node from {self.origin}: every node "
+                "of a new cluster must be initialised from the same backup"
+            )
+        return None
+
+    def _conflict_text(self, peer: str, problem: str) -> str:
+        return f"raft peer {peer} {problem}; that peer is ignored"
 
     def shape_problem(self) -> str | None:
         """Why this group cannot form a majority with the peers that share its shape, if so."""
@@ -133,5 +152,5 @@ class PeerShape:
         agreeing = voters - len(self.shape_conflicts)
         if not self.shape_conflicts or agreeing > voters / 2:
             return None
-        peer, shape = next(iter(self.shape_conflicts.items()))
-        return self._conflict_text(peer, shape)
+        peer, problem = next(iter(self.shape_conflicts.items()))
+        return self._conflict_text(peer, problem)

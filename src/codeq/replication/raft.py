@@ -266,7 +266,8 @@ class RaftCore(MembershipSync, LeaderLease, PreVote, PeerShape, BaseCore):
         # What every node of the cluster must agree on (e.g. "shards=4"), checked with each
         # peer on connect (spec 06 gap 7): a peer that disagrees is logged and ignored.
         self.shape = shape
-        self.shape_conflicts: dict[str, str] = {}  # peer -> its shape
+        self.origin = ""  # set by the group from the store (replication/snapshot.py ORIGIN_KEY)
+        self.shape_conflicts: dict[str, str] = {}  # peer -> what it disagrees on
         # When we last heard from a leader; starting counts, so that a restarted node does not
         # help elect another leader while one may still hold a lease on its ack (lease.py).
         self._leader_contact = self.now()
@@ -303,7 +304,19 @@ class RaftCore(MembershipSync, LeaderLease, PreVote, PeerShape, BaseCore):
 
     def _SyncObj__onNodeConnected(self, node: Any) -> None:
         SyncObj._SyncObj__onNodeConnected(self, node)
-        self._SyncObj__transport.send(node, {"type": "codeq_shape", "shape": self.shape})
+        self._send_shape(node)
+
+    def _send_shape(self, node: Any) -> None:
+        shape = {"type": "codeq_shape", "shape": self.shape, "origin": self.origin}
+        self._SyncObj__transport.send(node, shape)
+
+    def set_origin(self, origin: str) -> None:
+        """Record the backup this node's data came from (before the tick thread starts) and
+        tell the peers already connected, who saw none."""
+        self.origin = origin
+        for node in self._SyncObj__otherNodes:
+            if self.isNodeConnected(node):
+                self._send_shape(node)
 
     def _follow(self, node: Any, term: int) -> None:
         """What PySyncObj does on any append from a current leader: reset the election timer,

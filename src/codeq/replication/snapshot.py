@@ -41,6 +41,8 @@ VERSION = 1
 # The index of the last applied log entry, written in the same batch as that entry's ops:
 APPLIED_KEY = b"raft/applied"
 RESTORING_KEY = b"raft/restoring"  # set while a dump replaces the store (spec 06 gap 11)
+# The id of the backup `codeq cluster init` made this store from: peers compare it on connect.
+ORIGIN_KEY = b"raft/origin"
 _U32 = struct.Struct(">I")
 _BE8 = struct.Struct(">Q")
 _ALL = (b"", b"\xff" * 16)
@@ -64,6 +66,11 @@ class RosterKeeper(Protocol):
 def read_applied(store: KV | GroupCommitter) -> int:
     raw = store.get(APPLIED_KEY)
     return 0 if raw is None else int(_BE8.unpack(raw)[0])
+
+
+def read_origin(store: KV | GroupCommitter) -> str:
+    raw = store.get(ORIGIN_KEY)
+    return "" if raw is None else raw.decode()
 
 
 def applied_value(index: int) -> bytes:

@@ -25,6 +25,7 @@ from codeq.core.schedules import (
 from codeq.engine import commands as c
 from codeq.engine import schedules
 from codeq.engine.shards import new_task_id
+from codeq.service.idempotency import replay_elsewhere
 from codeq.service.node import Node, ShardHandle
 from codeq.service.policy import Policy
 
@@ -117,7 +118,8 @@ class ScheduleService:
         shard = self.node.shard_for(create.task_id)
         if not (shard.is_leader and self.node.runs_here(0)):
             return  # the lease, checked before each visible action: the next leader fires it
-        await shard.submit(create)
+        if await replay_elsewhere(self.node, create.tenant, create.idempotency_key, now_ms) is None:
+            await shard.submit(create)
         self.fired += 1
         record = c.ScheduleFired(now_ms=now_ms, tenant=schedule.tenant, name=schedule.name, slot_ms=slot_ms)
         await self._home.submit(record)

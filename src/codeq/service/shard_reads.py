@@ -113,6 +113,9 @@ def _overview(engine: Engine, tenant: str, now_ms: int) -> list[QueueOverview]:
 READS: dict[str, ShardRead] = {
     "find_task": ShardRead(lambda e, task_id, tenant: e.find_task(task_id, tenant), Task),
     "find_result": ShardRead(lambda e, task_id: e.find_result(task_id), ResultRecord | None),
+    "idempotent_task_id": ShardRead(
+        lambda e, tenant, key, now_ms: e.idempotent_task_id(tenant, key, now_ms), str
+    ),
     "queue_counts": ShardRead(_queue_counts, tuple[int, int, int, int]),
     "list_page": ShardRead(_list_page, list[tuple[Entry, Task]]),
     "dlq_page": ShardRead(

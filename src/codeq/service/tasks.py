@@ -34,6 +34,7 @@ from codeq.engine.outcomes import Claimed, Created
 from codeq.engine.shards import new_task_id, shard_of
 from codeq.service.background import BackgroundTasks
 from codeq.service.callback_hosts import CallbackHosts
+from codeq.service.idempotency import replay_elsewhere
 from codeq.service.node import Node, ShardHandle, refused_everywhere, submit_batch
 from codeq.service.policy import Policy
 from codeq.service.ratelimit import PRODUCER, WORKER, RateLimiter
@@ -85,6 +86,9 @@ class TaskService:
         """Create one task; returns it and whether it was an idempotent replay."""
         self.limiter.check(principal, PRODUCER, "create_task")
         command = self._create_command(principal, spec, self.clock.now_ms(), self.node.led_shards())
+        moved = await replay_elsewhere(self.node, command.tenant, command.idempotency_key, command.now_ms)
+        if moved is not None:
+            return moved, True
         outcome = await self.node.shard_for(command.task_id).submit(command)
         return outcome.task, outcome.replay
 
@@ -105,6 +109,10 @@ class TaskService:
                 command = self._create_command(principal, spec, now_ms, prefer)
             except CodeqError as exc:
                 results[position] = exc
+                continue
+            moved = await replay_elsewhere(self.node, command.tenant, command.idempotency_key, now_ms)
+            if moved is not None:
+                results[position] = (moved, True)
                 continue
             shard = shard_of(command.task_id, len(self.node.shards))
             per_shard.setdefault(shard, []).append((position, command))
