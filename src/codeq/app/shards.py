@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from codeq.app.lifecycle import Lifecycle
-from codeq.app.wiring import engine_config
+from codeq.app.wiring import engine_config, store_memory
 from codeq.config import RaftSettings, Settings
 from codeq.core.clock import Clock
 from codeq.core.errors import InvalidInput, Unavailable
@@ -160,7 +160,7 @@ class Shards:
         else:
             paths = [os.path.join(store.path, f"shard{i}") for i in range(store.num_shards)]
         self.report.shard_paths = paths
-        return [RocksKV(path) for path in paths]
+        return [RocksKV(path, store_memory(store)) for path in paths]
 
     def _add_shard(self, life: Lifecycle, number: int, kv: KV) -> None:
         store = self.settings.store
