@@ -88,6 +88,31 @@ def decode_task(raw: bytes) -> Task:
     return task
 
 
+class Placement(msgspec.Struct, array_like=True):
+    """The leading fields of a stored task, enough to place it in the index at a restart; the
+    payload and the other fields in between are skipped undecoded (`Raw`), those after ignored."""
+
+    id: str
+    tenant: str
+    command: str
+    payload: msgspec.Raw
+    priority: int
+    webhook: msgspec.Raw
+    status: str
+    location: msgspec.Raw
+    attempts: msgspec.Raw
+    max_attempts: msgspec.Raw
+    created_ms: int
+    updated_ms: int
+    visible_ms: int
+    seq: int
+    worker_id: msgspec.Raw
+    lease_until_ms: int
+
+
+decode_placement = msgspec.msgpack.Decoder(Placement).decode
+
+
 def encode_result(record: ResultRecord) -> bytes:
     artifacts = [(a.name, a.url) for a in record.artifacts]
     return _encode(

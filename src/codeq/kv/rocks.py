@@ -35,7 +35,8 @@ class RocksKV:
 
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:
         """Several keys in one call (RocksDB's multi-get): one crossing into the library."""
-        return [value if value is None else bytes(value) for value in self._db.get(keys)]
+        values: list[bytes | None] = self._db.get(list[str | int | float | bytes | bool](keys)) or []
+        return [value if value is None else bytes(value) for value in values]
 
     def memory_usage(self) -> dict[str, int]:
         """RocksDB's own memory figures, in bytes: the block cache (with the index and filter

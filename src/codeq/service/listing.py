@@ -65,8 +65,9 @@ def _query(tenant: str, command: str, state: str, order: str, cursor: str, limit
 def _shard_page(engine: Engine, query: listing.PageQuery) -> list[tuple[listing.Entry, Task]]:
     found: list[tuple[listing.Entry, Task]] = []
     if query.state in listing.LIVE_STATES:
-        tasks = engine.index.tasks
-        return [(entry, tasks[entry[2]].snapshot()) for entry in engine.index.listed(query)]
+        entries = engine.index.listed(query)
+        tasks = engine.live_tasks([entry[2] for entry in entries])  # read from the store (issue 18)
+        return list(zip(entries, tasks, strict=True))
     for entry in listing.finished_page(engine.store, query):
         try:
             found.append((entry, engine.find_task(entry[2], query.tenant)))
