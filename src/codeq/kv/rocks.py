@@ -39,12 +39,14 @@ class RocksKV:
         return [value if value is None else bytes(value) for value in values]
 
     def memory_usage(self) -> dict[str, int]:
-        """RocksDB's own memory figures, in bytes: the block cache (with the index and filter
-        blocks charged to it), its pinned part, and the memtables."""
+        """RocksDB's own memory figures, in bytes: the block cache's capacity and use (index and
+        filter blocks included), its pinned part, and the memtables."""
+        db = self._db
         return {
+            "block_cache_capacity": db.property_int_value("rocksdb.block-cache-capacity") or 0,
             "block_cache": self.cache.get_usage(),
             "block_cache_pinned": self.cache.get_pinned_usage(),
-            "memtables": self._db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0,
+            "memtables": db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0,
         }
 
     def scan(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]:
