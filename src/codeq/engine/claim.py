@@ -29,7 +29,7 @@ def claim(ctx: ApplyContext, cmd: c.Claim) -> Claimed:
         taken.append(live)
     if not taken:
         return Claimed([])
-    tasks = ctx.load_many(taken)
+    tasks = [ctx.load(taken[0])] if len(taken) == 1 else ctx.load_many(taken)
     for task in tasks:
         _lease(task, cmd)
         index.place(task, cmd.now_ms)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import msgspec
@@ -81,10 +80,8 @@ def decode_task(raw: bytes) -> Task:
     task = Task(*values[: len(_TASK_FIELDS)])
     task.status = _STATUS[task.status]  # dict lookups: the enum constructors cost 10x more
     task.location = _LOCATION[task.location]
-    # A million live tasks share a few tenants, commands and workers: keep one copy of each.
-    task.tenant = sys.intern(task.tenant)
-    task.command = sys.intern(task.command)
-    task.worker_id = sys.intern(task.worker_id)
+    # No interning: a decoded task lives only as long as one command or read (the index keeps
+    # its own small entry, engine/index.py).
     return task
 
 
