@@ -186,7 +186,7 @@ class Index:
         heapq.heapify(self.leases)
         for queue in self.queues.values():
             for entries in queue.listed.values():
-                entries.sort()
+                entries.sort(key=_sort_key)
             heaps: list[list[Live]] = [[] for _ in range(PRIORITIES)]
             for live in queue.listed[READY]:
                 heaps[live.priority].append(live)
@@ -259,6 +259,13 @@ class Index:
         """The earliest time a delayed task becomes ready or a lease may expire."""
         times = [heap[0][0] for heap in (self.delayed, self.leases) if heap]
         return min(times) if times else None
+
+
+def _sort_key(live: Live) -> int:
+    """A listing's order as one int: a sort comparing `Live` tuples chases two scattered
+    objects per comparison, one computed key per entry is several times faster. A queue's
+    live tasks have distinct sequence numbers, all far below 2**64."""
+    return (live.order_ms << 64) | live.seq
 
 
 def _ready_ms(task: Placement) -> int:
