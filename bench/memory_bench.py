@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -192,12 +193,12 @@ def markdown(samples: list[dict[str, Any]], settle_min: float) -> str:
             next_minute = int(s["t_s"] // 60) + 1
     settled = [s["rss_mb"] for s in samples if s["t_s"] >= settle_min * 60]
     if settled:
-        base = settled[0]
-        spread = (max(settled) - base) / base * 100 if base else 0.0
+        middle = statistics.median(settled)
+        within = sum(abs(rss - middle) <= 0.1 * middle for rss in settled)
         rows.append("")
         rows.append(
-            f"RSS from minute {settle_min:g}: {base} MB at first, min {min(settled)} MB, "
-            f"max {max(settled)} MB ({spread:+.1f} % over the first)"
+            f"RSS from minute {settle_min:g}: median {middle} MB, min {min(settled)} MB, max "
+            f"{max(settled)} MB; {within} of {len(settled)} samples within 10 % of the median"
         )
     return "\n".join(rows)
 
