@@ -6,9 +6,9 @@
    (no HTTP, no group commit), then closes the store. Payload `{"n":<i>}` (padded with random
    text to `--payload-bytes` when given), tenant `dev`, command `bench`.
 2. recover (`--repeat` times): a FRESH child process opens the store and runs
-   `Engine.recover(now_ms)` over a GroupCommitter, as `App._add_shard` does; it reports the
-   time to open and to recover, VmRSS after imports / after open / after recovery (from
-   /proc/self/status) and the RSS per pending task.
+   `Engine.recover(now_ms)` over a GroupCommitter with the collector paused, as the server
+   does; it reports the time to open and to recover, VmRSS after imports / after open / after
+   recovery (from /proc/self/status) and the RSS per pending task.
 3. server (`--repeat` times): `codeq serve --dev --host 127.0.0.1 --port <free> --data <dir>`
    on the filled store, timed from spawn until `GET /readyz` answers 200; then SIGTERM.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import http.client
 import json
 import os
@@ -125,7 +126,10 @@ def child_recover(path: str, spawned_at: float) -> dict[str, Any]:
     rss_open = vm_kb("VmRSS")
     engine = Engine(GroupCommitter(kv, fsync=True, name="bench-kv"))
     cpu = time.process_time()
+    gc.disable()  # as the server does around recovery (app/shards.py)
     live = engine.recover(time.time_ns() // 1_000_000)
+    gc.enable()
+    gc.freeze()
     t2 = time.perf_counter()
     cpu = time.process_time() - cpu
     ready_since_spawn = time.time() - spawned_at
