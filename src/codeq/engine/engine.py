@@ -74,15 +74,10 @@ class Engine:
     def recover(self, now_ms: int) -> int:
         """Rebuild the index from the live range and the DLQ counters; returns live tasks."""
         index = self.index = self._ctx.index = Index()
-        max_seq = 0
-        restore, decode = index.restore, records.decode_placement
-        for _, raw in self.store.scan(keys.LIVE, keys.LIVE_END):
-            task = decode(raw)
-            restore(task, now_ms)
-            if task.seq > max_seq:
-                max_seq = task.seq
+        decode = records.decode_placement
+        stored = (decode(raw) for _, raw in self.store.scan(keys.LIVE, keys.LIVE_END))
+        index.next_seq = index.restore(stored, now_ms) + 1
         index.settle()
-        index.next_seq = max_seq + 1
         for key, raw in self.store.scan(keys.DLQ_COUNT, keys.DLQ_COUNT_END):
             index.dlq_counts[keys.split_dlq_count(key)] = keys.read_be8(raw)
         self.outbox.load(self.store.scan(keys.OUTBOX, keys.OUTBOX_END))
