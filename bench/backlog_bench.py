@@ -11,6 +11,7 @@
    checks the order as it goes — priority never rises, and within a priority `createdAt` never
    goes back — while a second one completes every claimed task with
    `POST /tasks/batch/results`. Reports claims/s, order violations, RSS while draining.
+   `--drain-seconds` bounds the drain; `--attach PORT:PID` only drains a running server.
 
 The data directory is deleted at the end (also on SIGTERM).
 
@@ -92,9 +93,10 @@ Headers = dict[str, str]
 class Drain:
     """Claims in one thread (checking the order), completes in another."""
 
-    def __init__(self, port: int, claim: int) -> None:
+    def __init__(self, port: int, claim: int, seconds: float = 0.0) -> None:
         self.port = port
         self.claim = claim
+        self.stop_at = time.monotonic() + seconds if seconds > 0 else float("inf")
         self.done: queue.Queue[list[str] | None] = queue.Queue(maxsize=8)
         self.claimed = 0
         self.completed = 0
@@ -116,7 +118,9 @@ class Drain:
         conn = http.client.HTTPConnection(HOST, self.port, timeout=120)
         body = {"count": self.claim, "commands": [COMMAND], "leaseSeconds": 3600}
         try:
-            while (page := self._post(conn, "/v1/codeq/tasks/claim/batch", body, WORKER)) is not None:
+            while time.monotonic() < self.stop_at and (
+                page := self._post(conn, "/v1/codeq/tasks/claim/batch", body, WORKER)
+            ):
                 tasks = page["tasks"]
                 for task in tasks:
                     self._check(task)
@@ -147,8 +151,8 @@ class Drain:
             conn.close()
 
 
-def drain(port: int, pid: int, claim: int) -> dict[str, Any]:
-    d = Drain(port, claim)
+def drain(port: int, pid: int, claim: int, seconds: float = 0.0) -> dict[str, Any]:
+    d = Drain(port, claim, seconds)
     threads = [threading.Thread(target=d.claim_all), threading.Thread(target=d.complete_all)]
     started = time.perf_counter()
     for thread in threads:
@@ -206,7 +210,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         report["rss_bytes_per_task"] = round(rss * 2**20 / args.tasks)
         log(f"ready in {report['restart_ready_s']} s, RSS {rss} MB; draining ...")
         port = int(urls["http"].rsplit(":", 1)[1])
-        report.update(drain(port, proc.pid, args.claim))
+        report.update(drain(port, proc.pid, args.claim, args.drain_seconds))
     finally:
         stop(proc)
     return report
@@ -219,6 +223,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--producers", type=int, default=8, help="parallel create_many callers")
     parser.add_argument("--claim", type=int, default=1000, help="tasks per claim while draining")
     parser.add_argument("--tmp-dir", default="/tmp", help="where the data directory goes")
+    parser.add_argument("--drain-seconds", type=float, default=0.0, help="stop draining after this (0: all)")
+    parser.add_argument("--attach", default="", help="PORT:PID of a running server: only drain it")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser.parse_args(argv)
 
@@ -229,6 +235,10 @@ def _raise_exit(signum: int, _frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.attach:  # resume a drain (a second drainer sees a subsequence of the one order)
+        port, pid = (int(part) for part in args.attach.split(":"))
+        print(json.dumps(drain(port, pid, args.claim, args.drain_seconds)))
+        return 0
     signal.signal(signal.SIGTERM, _raise_exit)  # so that the data directory is removed
     tmp = Path(tempfile.mkdtemp(prefix="codeq-backlog-bench-", dir=args.tmp_dir))
     try:
