@@ -33,7 +33,7 @@ _LOCATIONS = {READY: Location.PENDING_LIST, DELAYED: Location.DELAYED_ZSET, IN_P
 
 class Live(NamedTuple):
     """Where one live task stands. A tuple: the ready heaps and listings order these directly
-    (by order time, then sequence, which is unique per placement) and it costs no dict."""
+    (by order time, then sequence, unique among live tasks) and it costs no dict."""
 
     order_ms: int  # ready: when it became claimable; delayed and in progress: last change
     seq: int
@@ -60,6 +60,11 @@ class Queue:
     in_progress: int = 0
     # Each live state's tasks by order time, for listings (engine/listing.py).
     listed: dict[str, list[Live]] = field(default_factory=lambda: {READY: [], DELAYED: [], IN_PROGRESS: []})
+
+
+def _live(fields: tuple[int, int, str, Queue, str, int]) -> Live:
+    """A `Live` without the named tuple's Python-level constructor (half the cost)."""
+    return tuple.__new__(Live, fields)
 
 
 # (visible_ms, seq, ready_ms, live): when a delayed task becomes claimable, and in what order.
@@ -104,20 +109,19 @@ class Index:
         if task.status is Status.IN_PROGRESS:
             task.location = Location.INPROG_SET
             queue.in_progress += 1
-            live = Live(task.updated_ms, task.seq, task.id, queue, IN_PROGRESS, task.priority)
+            live = _live((task.updated_ms, task.seq, task.id, queue, IN_PROGRESS, task.priority))
             self._enter(live, queue.in_progress)
             heapq.heappush(self.leases, (task.lease_until_ms, live))
             return False
         if task.visible_ms > now_ms:
             task.location = Location.DELAYED_ZSET
             queue.delayed += 1
-            live = Live(task.updated_ms, task.seq, task.id, queue, DELAYED, task.priority)
+            live = _live((task.updated_ms, task.seq, task.id, queue, DELAYED, task.priority))
             self._enter(live, queue.delayed)
             heapq.heappush(self.delayed, (task.visible_ms, task.seq, task.ready_ms, live))
             return False
         task.location = Location.PENDING_LIST
-        # tuple.__new__ skips the named tuple's Python-level constructor: half the cost.
-        self._ready(tuple.__new__(Live, (task.ready_ms, task.seq, task.id, queue, READY, task.priority)))
+        self._ready(_live((task.ready_ms, task.seq, task.id, queue, READY, task.priority)))
         return True
 
     def _ready(self, live: Live) -> None:
@@ -147,7 +151,7 @@ class Index:
         the highest sequence number seen. Written for speed: a million tasks pass here."""
         queues: dict[tuple[str, str], Queue] = {}
         same_ms: dict[int, int] = {}  # one int per distinct ms, as the creates shared one per batch
-        tasks, new = self.tasks, tuple.__new__
+        tasks = self.tasks
         max_seq = 0
         for task in stored:
             queue = queues.get((task.tenant, task.command))
@@ -162,9 +166,8 @@ class Index:
                 self._restore_waiting(task, queue, now_ms, same_ms)
                 continue
             order_ms = task.visible_ms if task.visible_ms > task.created_ms else task.created_ms
-            live = new(
-                Live, (same_ms.setdefault(order_ms, order_ms), seq, task.id, queue, READY, task.priority)
-            )
+            order_ms = same_ms.setdefault(order_ms, order_ms)
+            live = _live((order_ms, seq, task.id, queue, READY, task.priority))
             queue.ready += 1
             queue.ready_by_priority[task.priority] += 1
             tasks[task.id] = live
@@ -246,10 +249,9 @@ class Index:
         while heap and heap[0][0] <= now_ms:
             _, _, ready_ms, live = heapq.heappop(heap)
             if tasks.get(live.id) is live:
-                live.queue.delayed -= 1
-                promoted = tuple.__new__(
-                    Live, (ready_ms, live.seq, live.id, live.queue, READY, live.priority)
-                )
+                queue = live.queue
+                queue.delayed -= 1
+                promoted = _live((ready_ms, live.seq, live.id, queue, READY, live.priority))
                 self._ready(promoted)
                 return promoted
         return None
