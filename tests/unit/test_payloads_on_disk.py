@@ -81,3 +81,15 @@ def test_a_claim_of_a_task_not_yet_durable_reads_its_payload_through_the_commit_
         return [task.payload for task in outcome.tasks]
 
     assert asyncio.run(scenario()) == ['{"d":1}', '{"d":2}']
+
+
+def test_finished_tasks_do_not_linger_in_the_lease_heap_until_their_lease_deadline() -> None:
+    h = EngineHarness()
+    for _ in range(1_000):
+        task = h.create().task
+        (claimed,) = h.claim(lease_ms=3_600_000)
+        assert claimed.id == task.id
+        h.complete(task.id)
+    index = h.engine.index
+    assert index.leased == 0
+    assert len(index.leases) <= 256 + 1  # compacted, not one entry per task finished

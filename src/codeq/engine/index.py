@@ -79,6 +79,7 @@ class Index:
         self.by_tenant: dict[str, dict[str, Queue]] = {}
         self.delayed: list[DelayedEntry] = []
         self.leases: list[LeaseEntry] = []
+        self.leased = 0  # live tasks in progress, across queues: bounds the lease heap's leftovers
         self.dlq_counts: dict[tuple[str, str], int] = {}
         self.next_seq = 1
 
@@ -109,9 +110,12 @@ class Index:
         if task.status is Status.IN_PROGRESS:
             task.location = Location.INPROG_SET
             queue.in_progress += 1
+            self.leased += 1
             live = _live((task.updated_ms, task.seq, task.id, queue, IN_PROGRESS, task.priority))
             self._enter(live, queue.in_progress)
             heapq.heappush(self.leases, (task.lease_until_ms, live))
+            if len(self.leases) > 2 * self.leased + _STALE_SLACK:
+                self._compact_leases()
             return False
         if task.visible_ms > now_ms:
             task.location = Location.DELAYED_ZSET
@@ -179,6 +183,7 @@ class Index:
         order_ms = same_ms.setdefault(task.updated_ms, task.updated_ms)
         if task.status == _IN_PROGRESS:
             queue.in_progress += 1
+            self.leased += 1
             live = Live(order_ms, task.seq, task.id, queue, IN_PROGRESS, task.priority)
             self.leases.append((task.lease_until_ms, live))
         else:
@@ -201,6 +206,14 @@ class Index:
                 heaps[live.priority].append(live)
             queue.heaps = heaps
 
+    def _compact_leases(self) -> None:
+        """Drop the lease entries of tasks that finished or moved since: otherwise each stays
+        (with its task's id) until its lease deadline passes, and a drain under long leases
+        holds every drained task for that long (issue 18)."""
+        tasks = self.tasks
+        self.leases[:] = [entry for entry in self.leases if tasks.get(entry[1].id) is entry[1]]
+        heapq.heapify(self.leases)
+
     def unplace(self, task_id: str) -> Live:
         """Forget a live task's position before it is placed again in the same apply (its
         heap and listing entries become stale and are skipped)."""
@@ -208,6 +221,7 @@ class Index:
         queue = live.queue
         if live.state is IN_PROGRESS:
             queue.in_progress -= 1
+            self.leased -= 1
         elif live.state is DELAYED:
             queue.delayed -= 1
         else:
