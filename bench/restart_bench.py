@@ -3,12 +3,12 @@
 
 1. fill: a child process applies `Create` commands in `Batch`es of `--batch` to an Engine
    over a fresh RocksDB store and writes each batch's ops with `kv.write(ops, sync=False)`
-   (no HTTP, no group commit), then closes the store. Payload `{"n":<i>}`, tenant `dev`,
-   command `bench`.
+   (no HTTP, no group commit), then closes the store. Payload `{"n":<i>}` (padded with random
+   text to `--payload-bytes` when given), tenant `dev`, command `bench`.
 2. recover (`--repeat` times): a FRESH child process opens the store and runs
-   `Engine.recover(now_ms)` over a GroupCommitter, as `App._add_shard` does; it reports the
-   time to open and to recover, VmRSS after imports / after open / after recovery (from
-   /proc/self/status) and the RSS per pending task.
+   `Engine.recover(now_ms)` over a GroupCommitter with the collector paused, as the server
+   does; it reports the time to open and to recover, VmRSS after imports / after open / after
+   recovery (from /proc/self/status) and the RSS per pending task.
 3. server (`--repeat` times): `codeq serve --dev --host 127.0.0.1 --port <free> --data <dir>`
    on the filled store, timed from spawn until `GET /readyz` answers 200; then SIGTERM.
 
@@ -17,13 +17,14 @@ Every run is reported and the median is summarised. The store's files are in the
 dir under `--tmp-dir` (default /tmp), deleted at the end, and each step is time-bounded.
 
   .venv/bin/python bench/restart_bench.py [--tasks 1000000] [--batch 1000] [--repeat 1]
-      [--no-server] [--json]
+      [--payload-bytes 0] [--no-server] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import http.client
 import json
 import os
@@ -81,7 +82,7 @@ def free_port() -> int:
 # --------------------------------------------------------------------------- child steps
 
 
-def child_fill(path: str, tasks: int, batch: int) -> dict[str, Any]:
+def child_fill(path: str, tasks: int, batch: int, payload_bytes: int = 0) -> dict[str, Any]:
     """Fill a fresh store with `tasks` pending tasks through the engine's apply path."""
     from codeq.engine import commands as c
     from codeq.engine.engine import Engine
@@ -91,6 +92,8 @@ def child_fill(path: str, tasks: int, batch: int) -> dict[str, Any]:
     kv = RocksKV(path)
     engine = Engine(kv)
     now_ms = time.time_ns() // 1_000_000
+    pad = max(payload_bytes - 20, 0)
+    pool = [os.urandom(pad).hex()[:pad] for _ in range(256)] if pad else [""]
     for first in range(0, tasks, batch):
         items: list[c.Create | c.Complete] = [
             c.Create(
@@ -98,7 +101,7 @@ def child_fill(path: str, tasks: int, batch: int) -> dict[str, Any]:
                 task_id=str(uuid.uuid4()),
                 tenant=TENANT,
                 command=COMMAND,
-                payload=f'{{"n":{i}}}',
+                payload=f'{{"n":{i},"p":"{pool[i % len(pool)]}"}}' if pad else f'{{"n":{i}}}',
             )
             for i in range(first, min(first + batch, tasks))
         ]
@@ -122,8 +125,13 @@ def child_recover(path: str, spawned_at: float) -> dict[str, Any]:
     t1 = time.perf_counter()
     rss_open = vm_kb("VmRSS")
     engine = Engine(GroupCommitter(kv, fsync=True, name="bench-kv"))
+    cpu = time.process_time()
+    gc.disable()  # as the server does around recovery (app/shards.py)
     live = engine.recover(time.time_ns() // 1_000_000)
+    gc.enable()
+    gc.freeze()
     t2 = time.perf_counter()
+    cpu = time.process_time() - cpu
     ready_since_spawn = time.time() - spawned_at
     rss_after, hwm = vm_kb("VmRSS"), vm_kb("VmHWM")
     kv.close()
@@ -132,6 +140,7 @@ def child_recover(path: str, spawned_at: float) -> dict[str, Any]:
         "live_tasks": live,
         "open_s": round(t1 - t0, 3),
         "recover_s": round(t2 - t1, 3),
+        "recover_cpu_s": round(cpu, 3),  # CPU time: less at the mercy of a busy machine
         "ready_s": round(t2 - t0, 3),
         "spawn_to_ready_s": round(ready_since_spawn, 3),
         "rss_imports_mb": mb(rss_imports),
@@ -170,6 +179,13 @@ def server_start(codeq: str, data: Path, log_path: Path, timeout: float) -> dict
     """Spawn `codeq serve` on the store, time it to /readyz 200, then SIGTERM it."""
     port = free_port()
     cmd = [codeq, "serve", "--dev", "--host", HOST, "--port", str(port), "--data", str(data)]
+    # Free stream ports too: --dev's defaults (9091/9092) may be taken by another server.
+    cmd += [
+        "--producer-stream-addr",
+        f"{HOST}:{free_port()}",
+        "--worker-stream-addr",
+        f"{HOST}:{free_port()}",
+    ]
     with open(log_path, "wb") as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
@@ -219,6 +235,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     data = tmp / "data"
     log(f"filling {args.tasks:,} tasks ...")
     child = ["--child", "fill", "--data", str(data), "--tasks", str(args.tasks), "--batch", str(args.batch)]
+    child += ["--payload-bytes", str(args.payload_bytes)]
     fill = run_child(child, args.fill_timeout)
     fill["disk_mb"] = round(disk_bytes(data) / 2**20, 1)
     log(f"filled in {fill['fill_s']} s; recovering ...")
@@ -254,7 +271,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f"({fill['fill_tasks_per_s']:,} tasks/s) |",
         f"| on-disk size after fill / at end | {fill['disk_mb']} MB / {doc['disk_mb_end']} MB |",
         f"| open store (median) | {rec['open_s']} s |",
-        f"| Engine.recover (median) | {rec['recover_s']} s |",
+        f"| Engine.recover (median; its CPU time) | {rec['recover_s']} s ({rec['recover_cpu_s']} s CPU) |",
         f"| open + recover: ready (median; runs) | {rec['ready_s']} s ({runs}) |",
         f"| process spawn → ready, incl. imports (median) | {rec['spawn_to_ready_s']} s |",
         f"| RSS after imports / open / recovery | {rec['rss_imports_mb']} / {rec['rss_open_mb']} / "
@@ -281,6 +298,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=1_000_000, help="pending tasks to fill")
     parser.add_argument("--batch", type=int, default=1000, help="creates per Batch while filling")
     parser.add_argument("--repeat", type=int, default=1, help="recover and server runs; medians reported")
+    parser.add_argument("--payload-bytes", type=int, default=0, help="pad payloads to this size")
     parser.add_argument("--no-server", dest="server", action="store_false", help="skip `codeq serve`")
     parser.add_argument("--codeq", default=str(Path(sys.executable).parent / "codeq"), help="executable")
     parser.add_argument("--tmp-dir", default="/tmp", help="where the temp store goes")
@@ -304,7 +322,7 @@ def _raise_exit(signum: int, _frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child == "fill":
-        print(json.dumps(child_fill(args.data, args.tasks, args.batch)))
+        print(json.dumps(child_fill(args.data, args.tasks, args.batch, args.payload_bytes)))
         return 0
     if args.child == "recover":
         print(json.dumps(child_recover(args.data, args.spawned_at)))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from codeq.app.lifecycle import Lifecycle
-from codeq.app.wiring import engine_config
+from codeq.app.wiring import engine_config, store_memory
 from codeq.config import RaftSettings, Settings
 from codeq.core.clock import Clock
 from codeq.core.errors import InvalidInput, Unavailable
@@ -167,7 +167,7 @@ class Shards:
         else:  # the same layout whether the shards share a process or not
             paths = [os.path.join(store.path, f"shard{i}") for i in numbers]
         self.report.shard_paths = paths
-        return [(number, RocksKV(path)) for number, path in zip(numbers, paths, strict=True)]
+        return [(number, RocksKV(path, store_memory(store))) for number, path in zip(numbers, paths, strict=True)]
 
     def _add_shard(self, life: Lifecycle, number: int, kv: KV) -> None:
         store = self.settings.store

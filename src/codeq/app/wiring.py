@@ -8,12 +8,14 @@ from codeq.config import (
     RateLimitSettings,
     RetentionSettings,
     Settings,
+    StoreSettings,
     SubscriptionSettings,
     TaskDefaults,
     WebhookSettings,
 )
 from codeq.core.clock import Clock
 from codeq.engine.engine import EngineConfig
+from codeq.kv.budget import MemoryBudget
 from codeq.observability.metrics import Metrics
 from codeq.service import subscriptions, webhooks
 from codeq.service.policy import Policy
@@ -60,6 +62,14 @@ def engine_config(settings: Settings) -> EngineConfig:
         retention_completed_ms=retention.completed_seconds * _MS,
         retention_failed_ms=retention.failed_seconds * _MS,
         retention_dead_lettered_ms=retention.dead_lettered_seconds * _MS,
+    )
+
+
+def store_memory(store: StoreSettings) -> MemoryBudget:
+    return MemoryBudget(
+        block_cache_mb=store.block_cache_mb,
+        write_buffer_mb=store.write_buffer_mb,
+        max_write_buffers=store.max_write_buffers,
     )
 
 

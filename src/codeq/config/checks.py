@@ -144,6 +144,8 @@ def _check_numbers(s: Settings) -> list[str]:
             ("subscriptionDefaultTtlSeconds", subs.default_ttl_seconds),
             ("subscriptionMaxTtlSeconds", subs.max_ttl_seconds),
             ("persistenceConfig.maxPendingBytes", s.store.max_pending_bytes),
+            ("persistenceConfig.blockCacheMb", s.store.block_cache_mb),
+            ("persistenceConfig.writeBufferMb", s.store.write_buffer_mb),
             *((f"limits.{camel(f.name)}", getattr(limits, f.name)) for f in fields(limits)),
         )
         if value <= 0
@@ -180,6 +182,9 @@ def _check_persistence(p: StoreSettings) -> list[str]:
         )
     if not 1 <= p.num_shards <= 256:
         problems.append(f"persistenceConfig.numShards must be between 1 and 256, got {p.num_shards}")
+    if p.max_write_buffers < 2:
+        # One memtable would stall every write while it is flushed.
+        problems.append(f"persistenceConfig.maxWriteBuffers must be at least 2, got {p.max_write_buffers}")
     if p.provider != "memory" and not p.path.strip():
         problems.append("persistenceConfig.path must not be blank")
     return problems

@@ -124,6 +124,9 @@ PERSISTENCE = (
     Key("store.num_shards", "numShards", None, "int"),
     Key("store.shard_processes", "shardProcesses", None, "bool"),
     Key("store.max_pending_bytes", "maxPendingBytes", None, "int"),
+    Key("store.block_cache_mb", "blockCacheMb", None, "int"),
+    Key("store.write_buffer_mb", "writeBufferMb", None, "int"),
+    Key("store.max_write_buffers", "maxWriteBuffers", None, "int"),
 )
 # spec 04 gap 2: keys the reference never had get the uniform UPPER_SNAKE env name.
 LIMITS = tuple(

@@ -77,6 +77,11 @@ class StoreSettings:
     # With num_shards > 1: one process per shard under a supervisor (ADR 0009).
     shard_processes: bool = False
     max_pending_bytes: int = 64 * MiB  # bound on the bytes merged into one group commit
+    # RocksDB's memory per shard store (kv/budget.py): block cache (which also holds the
+    # index and filter blocks) plus memtables; bounds it whatever the store's size (issue 18).
+    block_cache_mb: int = 64
+    write_buffer_mb: int = 16
+    max_write_buffers: int = 2
 
 
 @dataclass(frozen=True, slots=True)

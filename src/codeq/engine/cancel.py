@@ -33,22 +33,22 @@ def cancelled_record(task_id: str, now_ms: int) -> ResultRecord:
 def cancel(ctx: ApplyContext, cmd: c.Cancel, finish: FinishCancelled) -> Cancelled:
     task = _find(ctx, cmd.task_id, cmd.tenant)
     if task.status is Status.CANCELLED or task.cancel_requested:
-        return Cancelled(task.snapshot())  # idempotent: a retried cancel changes nothing
+        return Cancelled(task)  # idempotent: a retried cancel changes nothing
     if not task.is_live:
         raise WrongState(ALREADY_FINISHED)
     if task.status is Status.IN_PROGRESS:
-        ctx.index.unplace(task)  # re-placed: its in-progress listing follows `updated_ms`
+        ctx.index.unplace(task.id)  # re-placed: its in-progress listing follows `updated_ms`
         task.cancel_requested = True
         task.updated_ms = cmd.now_ms
         ctx.index.place(task, cmd.now_ms)
         ctx.stage(keys.live(task.id), records.encode_task(task))
-        return Cancelled(task.snapshot())
+        return Cancelled(task)
     return Cancelled(finish(task, cmd.now_ms).task)
 
 
 def _find(ctx: ApplyContext, task_id: str, tenant: str) -> Task:
     """A task of `tenant`, live or finished; another tenant's is `not found` (spec 02 gap 2)."""
-    task = ctx.index.tasks.get(task_id)
+    task = ctx.live_task(task_id)
     if task is None:
         raw = ctx.read(keys.finished(task_id))
         task = records.decode_task(raw) if raw is not None else None

@@ -16,12 +16,14 @@ from codeq.core.backoff import BackoffPolicy
 from codeq.core.model import Location, Status, Task
 from codeq.core.names import command_key
 from codeq.engine import keys, records
-from codeq.engine.index import Index
+from codeq.engine.index import Index, Live
 from codeq.engine.outcomes import Event, Ready
 
 
 class Reader(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]: ...
 
     def scan(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]: ...
 
@@ -68,6 +70,27 @@ class ApplyContext:
             return ops[key]
         return self.store.get(key)
 
+    def live_task(self, task_id: str) -> Task | None:
+        """A live task in full (None when it is not live): its record from the store."""
+        live = self.index.tasks.get(task_id)
+        return None if live is None else self.load(live)
+
+    def load(self, live: Live) -> Task:
+        """The record of an indexed task, read through this apply's writes and the committer's
+        overlay (so a task created a moment ago and not yet durable is found too)."""
+        return _loaded(live, self.read(keys.live(live.id)))
+
+    def load_many(self, lives: list[Live]) -> list[Task]:
+        """`load` of several tasks (a batch claim): one multi-get for those not staged here."""
+        ops = self.ops
+        wanted = [keys.live(live.id) for live in lives]
+        unstaged = [key for key in wanted if key not in ops]
+        stored = dict(zip(unstaged, self.store.get_many(unstaged), strict=True)) if unstaged else {}
+        return [
+            _loaded(live, ops[key] if key in ops else stored[key])
+            for live, key in zip(lives, wanted, strict=True)
+        ]
+
     def scan(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]:
         """The store's keys in [lower, upper), without this apply's own staged writes."""
         return self.store.scan(lower, upper, limit)
@@ -94,3 +117,12 @@ class ApplyContext:
         if index.place(task, now_ms):
             self.events.append(Ready(task.tenant, command_key(task.command)))
         self.ops[keys.live(task.id)] = records.encode_task(task)
+
+
+def _loaded(live: Live, raw: bytes | None) -> Task:
+    if raw is None:  # the index and the store disagree: this replica cannot go on
+        raise AssertionError(f"live task {live.id} has no record")
+    task = records.decode_task(raw)
+    # Promotion from delayed to ready changes only the index: the stored location may lag.
+    task.location = live.location
+    return task

@@ -8,7 +8,6 @@ hands the ops to durable storage first and only then lets anyone observe the eve
 
 from __future__ import annotations
 
-import heapq
 import random
 import sys
 from typing import TypeVar
@@ -20,6 +19,7 @@ from codeq.core.ranges import is_priority, priority_range
 from codeq.core.topics import Topic
 from codeq.engine import (
     cancel,
+    claim,
     dlq,
     keys,
     leases,
@@ -33,10 +33,9 @@ from codeq.engine import (
 )
 from codeq.engine import commands as c
 from codeq.engine.context import ApplyContext, EngineConfig, Reader
-from codeq.engine.index import Index, Queue
+from codeq.engine.index import Index
 from codeq.engine.outcomes import (
     BatchApplied,
-    Claimed,
     Completed,
     Created,
     Event,
@@ -75,12 +74,10 @@ class Engine:
     def recover(self, now_ms: int) -> int:
         """Rebuild the index from the live range and the DLQ counters; returns live tasks."""
         index = self.index = self._ctx.index = Index()
-        max_seq = 0
-        for _, raw in self.store.scan(keys.LIVE, keys.LIVE_END):
-            task = records.decode_task(raw)
-            index.place(task, now_ms)
-            max_seq = max(max_seq, task.seq)
-        index.next_seq = max_seq + 1
+        decode = records.decode_placement
+        stored = (decode(raw) for _, raw in self.store.scan(keys.LIVE, keys.LIVE_END))
+        index.next_seq = index.restore(stored, now_ms) + 1
+        index.settle()
         for key, raw in self.store.scan(keys.DLQ_COUNT, keys.DLQ_COUNT_END):
             index.dlq_counts[keys.split_dlq_count(key)] = keys.read_be8(raw)
         self.outbox.load(self.store.scan(keys.OUTBOX, keys.OUTBOX_END))
@@ -109,7 +106,7 @@ class Engine:
             case c.Create():
                 return self._create(command)
             case c.Claim():
-                return self._claim(command)
+                return claim.claim(self._ctx, command)
             case c.Heartbeat():
                 return self._heartbeat(command)
             case c.Abandon():
@@ -177,14 +174,23 @@ class Engine:
         return self.store.get(key)
 
     def find_task(self, task_id: str, tenant: str) -> Task:
-        """A task of `tenant` by id; other tenants' tasks are `not found` (spec 02 gap 2)."""
-        task = self.index.tasks.get(task_id)
-        if task is None:
-            raw = self._get(keys.finished(task_id))
-            task = records.decode_task(raw) if raw is not None else None
+        """A task of `tenant` by id, read from the store; other tenants' tasks are
+        `not found` (spec 02 gap 2)."""
+        live = self.index.tasks.get(task_id)
+        if live is not None:
+            if live.queue.tenant != tenant:
+                raise NotFound("not-found")
+            return self._ctx.load(live)
+        raw = self._get(keys.finished(task_id))
+        task = records.decode_task(raw) if raw is not None else None
         if task is None or task.tenant != tenant:
             raise NotFound("not-found")
         return task
+
+    def live_tasks(self, task_ids: list[str]) -> list[Task]:
+        """The live tasks among `task_ids`, read from the store in one multi-get (listings)."""
+        found = [live for task_id in task_ids if (live := self.index.tasks.get(task_id)) is not None]
+        return self._ctx.load_many(found)
 
     def may_have_ready(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool:
         """Whether a claim could find something here: lets callers skip a pointless apply."""
@@ -219,7 +225,7 @@ class Engine:
     def _create(self, cmd: c.Create) -> Created:
         replay = self._replay_of(cmd)
         if replay is not None:
-            return Created(replay.snapshot(), replay=True)
+            return Created(replay, replay=True)
         if not is_priority(cmd.priority):
             # The services refuse these first; the engine must too, since an apply that raised
             # anything but a CodeqError would stop every replica.
@@ -250,14 +256,14 @@ class Engine:
             )
             self._ops[keys.idempotency_expiry(expires_ms, cmd.tenant, cmd.idempotency_key)] = b""
         self._events.append(TaskEvent("created", task))
-        return Created(task.snapshot())
+        return Created(task)
 
     def _replay_of(self, cmd: c.Create) -> Task | None:
         """The task an earlier create already made for this live idempotency key (or, when the
         same command is applied twice, for this still-live id)."""
         same = self.index.tasks.get(cmd.task_id)
-        if same is not None and same.tenant == cmd.tenant:
-            return same
+        if same is not None and same.queue.tenant == cmd.tenant:
+            return self._ctx.load(same)
         task_id = self._idempotent_task_id(cmd)
         if task_id:
             try:
@@ -280,56 +286,16 @@ class Engine:
         task_id, expires_ms = records.decode_idempotency(raw)
         return task_id if expires_ms > now_ms else ""
 
-    def _claim(self, cmd: c.Claim) -> Claimed:
-        self._promote_due(cmd.now_ms)
-        queues = self._claim_queues(cmd)
-        claimed: list[Task] = []
-        while len(claimed) < cmd.count:
-            task = self._pop_best(queues)
-            if task is None:
-                break
-            self.index.unplace(task)
-            task.status = Status.IN_PROGRESS
-            task.worker_id = cmd.worker_id
-            task.attempts += 1
-            task.lease_epoch += 1
-            task.lease_until_ms = cmd.now_ms + cmd.lease_ms
-            task.updated_ms = cmd.now_ms
-            self.index.place(task, cmd.now_ms)
-            self._put_live(task)
-            self._events.append(TaskEvent("claimed", task))
-            claimed.append(task.snapshot())
-        return Claimed(claimed)
-
-    def _claim_queues(self, cmd: c.Claim) -> list[Queue]:
-        if cmd.commands is None:
-            return list(self.index.by_tenant.get(cmd.tenant, {}).values())
-        found = (self.index.queues.get((cmd.tenant, command_key(name))) for name in cmd.commands)
-        return [queue for queue in found if queue is not None]
-
-    def _pop_best(self, queues: list[Queue]) -> Task | None:
-        """Across the requested commands: highest priority, then earliest ready (spec 01 gap 10)."""
-        best = None
-        for queue in queues:
-            entry = self.index.head(queue)
-            if entry is not None and (best is None or entry < best[0]):
-                best = (entry, queue)
-        if best is None:
-            return None
-        entry, queue = best
-        heapq.heappop(queue.heap)  # head() left `entry` on top
-        return self.index.tasks[entry[3]]
-
     def _heartbeat(self, cmd: c.Heartbeat) -> LeaseExtended:
         task = self._leased_task(cmd)
         if task.cancel_requested:
             return LeaseExtended(self._finish_cancelled(task, cmd.now_ms).task)
-        self.index.unplace(task)
+        self.index.unplace(task.id)
         task.lease_until_ms = cmd.now_ms + cmd.extend_ms
         task.updated_ms = cmd.now_ms
         self.index.place(task, cmd.now_ms)
         self._put_live(task)
-        return LeaseExtended(task.snapshot())
+        return LeaseExtended(task)
 
     def _abandon(self, cmd: c.Abandon) -> Requeued:
         task = self._leased_task(cmd)
@@ -339,11 +305,11 @@ class Engine:
         # `attempts` never passes `max_attempts` and a redeploy cannot exhaust a task.
         task.attempts = max(task.attempts - 1, 0)
         self._requeue(task, cmd.now_ms, cmd.now_ms)
-        return Requeued(task.snapshot())
+        return Requeued(task)
 
     def _requeue(self, task: Task, now_ms: int, visible_ms: int) -> None:
         """Back to PENDING at the tail of its priority, claimable from `visible_ms`."""
-        self.index.unplace(task)
+        self.index.unplace(task.id)
         self._ctx.to_pending(task, now_ms, visible_ms)
 
     def _nack(self, cmd: c.Nack) -> Nacked:
@@ -399,7 +365,7 @@ class Engine:
         via_lease_expiry: bool = False,
     ) -> None:
         """Leave the live range for good: task, result and retention entry in one batch."""
-        self.index.remove(task)
+        self.index.remove(task.id)
         task.status = status
         task.location = location
         task.worker_id = ""
@@ -425,23 +391,15 @@ class Engine:
         record = cancel.cancelled_record(task.id, now_ms)
         task.error = cancel.CANCELLED_ERROR
         self._finish(task, now_ms, Status.CANCELLED, Location.NONE, record, via_lease_expiry)
-        return Completed(task.snapshot(), record)
+        return Completed(task, record)
 
     # -- background work -----------------------------------------------------------------
 
-    def _promote_due(self, now_ms: int) -> int:
-        promoted = 0
-        while (task := self.index.pop_due_delayed(now_ms)) is not None:
-            self.index.unplace(task)
-            self.index.place(task, now_ms)
-            self._events.append(Ready(task.tenant, command_key(task.command)))
-            promoted += 1
-        return promoted
-
     def _tick(self, cmd: c.Tick) -> Swept:
-        swept = Swept(promoted=self._promote_due(cmd.now_ms))
+        swept = Swept(promoted=claim.promote_due(self._ctx, cmd.now_ms))
         rng = random.Random(cmd.jitter_seed)
-        while swept.expired < cmd.limit and (task := self.index.pop_expired_lease(cmd.now_ms)):
+        while swept.expired < cmd.limit and (live := self.index.pop_expired_lease(cmd.now_ms)):
+            task = self._ctx.load(live)
             swept.expired += 1
             self._events.append(TaskEvent("lease_expired", task))
             if task.cancel_requested:

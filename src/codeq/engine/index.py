@@ -1,62 +1,101 @@
-"""The in-memory index of live tasks: ready queues, the delayed heap and the lease heap.
+"""The in-memory index of live tasks: where each one stands, never its record.
 
-Everything here is rebuilt from the live key range at start (design D3) and changed only by
-the engine's apply path, so every replica holds the same index. Heap entries are validated
-when popped, so a superseded entry (an extended lease, say) is simply skipped.
+Per live task the index keeps one small tuple (`Live`: its order time, sequence, id, queue,
+state and priority), the one thing scheduling needs; the payload and every other field stay
+in the store (`L/<id>`) and are read when a task is claimed, read, listed or changes state
+(issue 18). The index is rebuilt from the live key range at start (design D3) and changed
+only by the engine's apply path, so every replica holds the same index.
+
+A `Live` is immutable: a task that moves gets a new one, and the structures that pointed at
+the old one (heaps, listings) are cleaned lazily — an entry counts only while its `Live` is
+still the task's current one (`tasks[id] is live`).
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from codeq.core.model import Location, Status, Task
 from codeq.core.names import command_key
 from codeq.engine import listing
 from codeq.engine.listing import DELAYED, IN_PROGRESS, READY, Entry
+from codeq.engine.records import Placement
 
-ReadyEntry = tuple[int, int, int, str]  # (-priority, ready_ms, seq, task id)
+PRIORITIES = 10
+_IN_PROGRESS = Status.IN_PROGRESS.value
+_STALE_SLACK = 256  # stale listing entries tolerated beyond twice the live count
+_LOCATIONS = {READY: Location.PENDING_LIST, DELAYED: Location.DELAYED_ZSET, IN_PROGRESS: Location.INPROG_SET}
 
 
-@dataclass(slots=True)
+class Live(NamedTuple):
+    """Where one live task stands. A tuple: the ready heaps and listings order these directly
+    (by order time, then sequence, unique among live tasks) and it costs no dict."""
+
+    order_ms: int  # ready: when it became claimable; delayed and in progress: last change
+    seq: int
+    id: str
+    queue: Queue
+    state: str  # listing.READY, DELAYED or IN_PROGRESS
+    priority: int
+
+    @property
+    def location(self) -> Location:
+        return _LOCATIONS[self.state]
+
+
+@dataclass(slots=True, eq=False)
 class Queue:
-    """One (tenant, command) queue: a heap served by priority, then readiness time, then seq."""
+    """One (tenant, command) queue: a heap per priority ordered by readiness time, then seq."""
 
-    heap: list[ReadyEntry] = field(default_factory=list)
-    ready_by_priority: list[int] = field(default_factory=lambda: [0] * 10)
+    tenant: str
+    cmd_key: str
+    heaps: list[list[Live]] = field(default_factory=lambda: [[] for _ in range(PRIORITIES)])
+    ready_by_priority: list[int] = field(default_factory=lambda: [0] * PRIORITIES)
     ready: int = 0
     delayed: int = 0
     in_progress: int = 0
     # Each live state's tasks by order time, for listings (engine/listing.py).
-    listed: dict[str, list[Entry]] = field(default_factory=lambda: {READY: [], DELAYED: [], IN_PROGRESS: []})
+    listed: dict[str, list[Live]] = field(default_factory=lambda: {READY: [], DELAYED: [], IN_PROGRESS: []})
+
+
+def _live(fields: tuple[int, int, str, Queue, str, int]) -> Live:
+    """A `Live` without the named tuple's Python-level constructor (half the cost)."""
+    return tuple.__new__(Live, fields)
+
+
+# (visible_ms, seq, ready_ms, live): when a delayed task becomes claimable, and in what order.
+DelayedEntry = tuple[int, int, int, Live]
+LeaseEntry = tuple[int, Live]  # (lease_until_ms, live)
 
 
 class Index:
     def __init__(self) -> None:
-        self.tasks: dict[str, Task] = {}
+        self.tasks: dict[str, Live] = {}
         self.queues: dict[tuple[str, str], Queue] = {}
         self.by_tenant: dict[str, dict[str, Queue]] = {}
-        self.delayed: list[tuple[int, int, str]] = []  # (visible_ms, seq, task id)
-        self.leases: list[tuple[int, str]] = []  # (lease_until_ms, task id)
+        self.delayed: list[DelayedEntry] = []
+        self.leases: list[LeaseEntry] = []
+        self.leased = 0  # live tasks in progress, across queues: bounds the lease heap's leftovers
         self.dlq_counts: dict[tuple[str, str], int] = {}
         self.next_seq = 1
 
     def queue(self, tenant: str, cmd_key: str) -> Queue:
         queue = self.queues.get((tenant, cmd_key))
         if queue is None:
-            queue = self.queues[(tenant, cmd_key)] = Queue()
+            queue = self.queues[(tenant, cmd_key)] = Queue(tenant, cmd_key)
             self.by_tenant.setdefault(tenant, {})[cmd_key] = queue
         return queue
-
-    def queue_of(self, task: Task) -> Queue:
-        return self.queue(task.tenant, command_key(task.command))
 
     def listed(self, query: listing.PageQuery) -> list[Entry]:
         """A page of a queue's live tasks in one state (engine/listing.py)."""
         queue = self.queues.get((query.tenant, query.cmd_key))
         if queue is None:
             return []
-        return listing.page(queue.listed[query.state], query, self.tasks)
+        return _page(queue.listed[query.state], query, self.tasks)
 
     def take_seq(self) -> int:
         seq = self.next_seq
@@ -66,83 +105,222 @@ class Index:
     # -- placing a live task -------------------------------------------------------------
 
     def place(self, task: Task, now_ms: int) -> bool:
-        """Index a live task by its state; returns True when it is ready to claim."""
-        self.tasks[task.id] = task
-        queue = self.queue_of(task)
+        """Index a live task by its state (and set its `location`); True when it is ready."""
+        queue = self.queue(task.tenant, command_key(task.command))
         if task.status is Status.IN_PROGRESS:
             task.location = Location.INPROG_SET
             queue.in_progress += 1
-            heapq.heappush(self.leases, (task.lease_until_ms, task.id))
-            entry = (task.updated_ms, task.seq, task.id)
-            listing.enter(queue.listed[IN_PROGRESS], entry, queue.in_progress, IN_PROGRESS, self.tasks)
+            self.leased += 1
+            live = _live((task.updated_ms, task.seq, task.id, queue, IN_PROGRESS, task.priority))
+            self._enter(live, queue.in_progress)
+            heapq.heappush(self.leases, (task.lease_until_ms, live))
+            if len(self.leases) > 2 * self.leased + _STALE_SLACK:
+                self._compact_leases()
             return False
         if task.visible_ms > now_ms:
             task.location = Location.DELAYED_ZSET
             queue.delayed += 1
-            heapq.heappush(self.delayed, (task.visible_ms, task.seq, task.id))
-            entry = (task.updated_ms, task.seq, task.id)
-            listing.enter(queue.listed[DELAYED], entry, queue.delayed, DELAYED, self.tasks)
+            live = _live((task.updated_ms, task.seq, task.id, queue, DELAYED, task.priority))
+            self._enter(live, queue.delayed)
+            heapq.heappush(self.delayed, (task.visible_ms, task.seq, task.ready_ms, live))
             return False
         task.location = Location.PENDING_LIST
-        queue.ready += 1
-        queue.ready_by_priority[task.priority] += 1
-        heapq.heappush(queue.heap, (-task.priority, task.ready_ms, task.seq, task.id))
-        entry = (task.ready_ms, task.seq, task.id)
-        listing.enter(queue.listed[READY], entry, queue.ready, READY, self.tasks)
+        self._ready(_live((task.ready_ms, task.seq, task.id, queue, READY, task.priority)))
         return True
 
-    def unplace(self, task: Task) -> None:
-        """Forget a live task's position (its heap entries become stale and are skipped)."""
-        queue = self.queue_of(task)
-        if task.location is Location.INPROG_SET:
+    def _ready(self, live: Live) -> None:
+        queue = live.queue
+        queue.ready += 1
+        queue.ready_by_priority[live.priority] += 1
+        heapq.heappush(queue.heaps[live.priority], live)
+        self._enter(live, queue.ready)
+
+    def _enter(self, live: Live, count: int) -> None:
+        """Make `live` the task's current position and list it; `count` is how many tasks
+        are in its state now."""
+        self.tasks[live.id] = live
+        entries = live.queue.listed[live.state]
+        if not entries or entries[-1] <= live:
+            entries.append(live)  # the common case: the newest arrival
+        else:
+            bisect.insort(entries, live)
+        if len(entries) > 3 * count + _STALE_SLACK:
+            entries[:] = list(_current(entries, self.tasks))
+
+    # -- rebuilding at a restart --------------------------------------------------------
+
+    def restore(self, stored: Iterable[Placement], now_ms: int) -> int:
+        """Place the stored live tasks at a restart, unordered (`settle()` orders them all
+        once): the same decisions as `place`, from the few fields a restart decodes. Returns
+        the highest sequence number seen. Written for speed: a million tasks pass here."""
+        queues: dict[tuple[str, str], Queue] = {}
+        same_ms: dict[int, int] = {}  # one int per distinct ms, as the creates shared one per batch
+        tasks = self.tasks
+        max_seq = 0
+        for task in stored:
+            queue = queues.get((task.tenant, task.command))
+            if queue is None:
+                queue = queues[(task.tenant, task.command)] = self.queue(
+                    task.tenant, command_key(task.command)
+                )
+            seq = task.seq
+            if seq > max_seq:
+                max_seq = seq
+            if task.status == _IN_PROGRESS or task.visible_ms > now_ms:
+                self._restore_waiting(task, queue, now_ms, same_ms)
+                continue
+            order_ms = task.visible_ms if task.visible_ms > task.created_ms else task.created_ms
+            order_ms = same_ms.setdefault(order_ms, order_ms)
+            live = _live((order_ms, seq, task.id, queue, READY, task.priority))
+            queue.ready += 1
+            queue.ready_by_priority[task.priority] += 1
+            tasks[task.id] = live
+            queue.listed[READY].append(live)
+        return max_seq
+
+    def _restore_waiting(self, task: Placement, queue: Queue, now_ms: int, same_ms: dict[int, int]) -> None:
+        """`restore` of a leased or delayed task."""
+        order_ms = same_ms.setdefault(task.updated_ms, task.updated_ms)
+        if task.status == _IN_PROGRESS:
+            queue.in_progress += 1
+            self.leased += 1
+            live = Live(order_ms, task.seq, task.id, queue, IN_PROGRESS, task.priority)
+            self.leases.append((task.lease_until_ms, live))
+        else:
+            queue.delayed += 1
+            live = Live(order_ms, task.seq, task.id, queue, DELAYED, task.priority)
+            self.delayed.append((task.visible_ms, task.seq, _ready_ms(task), live))
+        self.tasks[task.id] = live
+        queue.listed[live.state].append(live)
+
+    def settle(self) -> None:
+        """Order what `restore` placed: sort every listing; a sorted list is a heap, so each
+        priority's ready heap is its part of the sorted ready listing."""
+        heapq.heapify(self.delayed)
+        heapq.heapify(self.leases)
+        for queue in self.queues.values():
+            for entries in queue.listed.values():
+                entries.sort(key=_sort_key)
+            heaps: list[list[Live]] = [[] for _ in range(PRIORITIES)]
+            for live in queue.listed[READY]:
+                heaps[live.priority].append(live)
+            queue.heaps = heaps
+
+    def _compact_leases(self) -> None:
+        """Drop the lease entries of tasks that finished or moved since: otherwise each stays
+        (with its task's id) until its lease deadline passes, and a drain under long leases
+        holds every drained task for that long (issue 18)."""
+        tasks = self.tasks
+        self.leases[:] = [entry for entry in self.leases if tasks.get(entry[1].id) is entry[1]]
+        heapq.heapify(self.leases)
+
+    def unplace(self, task_id: str) -> Live:
+        """Forget a live task's position before it is placed again in the same apply (its
+        heap and listing entries become stale and are skipped)."""
+        live = self.tasks[task_id]
+        queue = live.queue
+        if live.state is IN_PROGRESS:
             queue.in_progress -= 1
-        elif task.location is Location.DELAYED_ZSET:
+            self.leased -= 1
+        elif live.state is DELAYED:
             queue.delayed -= 1
         else:
             queue.ready -= 1
-            queue.ready_by_priority[task.priority] -= 1
+            queue.ready_by_priority[live.priority] -= 1
+        return live
 
-    def remove(self, task: Task) -> None:
-        self.unplace(task)
-        del self.tasks[task.id]
+    def remove(self, task_id: str) -> None:
+        self.unplace(task_id)
+        del self.tasks[task_id]
 
     # -- popping -------------------------------------------------------------------------
 
-    def head(self, queue: Queue) -> ReadyEntry | None:
-        """The queue's next claimable entry, dropping stale ones."""
-        heap = queue.heap
-        while heap:
-            _, _, seq, task_id = entry = heap[0]
-            task = self.tasks.get(task_id)
-            if task is not None and task.location is Location.PENDING_LIST and task.seq == seq:
-                return entry
-            heapq.heappop(heap)
+    def head(self, queue: Queue) -> Live | None:
+        """The queue's next claimable task, dropping stale heap entries."""
+        counts = queue.ready_by_priority
+        tasks = self.tasks
+        for priority in range(PRIORITIES - 1, -1, -1):
+            if not counts[priority]:
+                continue
+            heap = queue.heaps[priority]
+            while heap:
+                live = heap[0]
+                if tasks.get(live.id) is live:
+                    return live
+                heapq.heappop(heap)
         return None
 
-    def pop_due_delayed(self, now_ms: int) -> Task | None:
+    def take(self, live: Live) -> None:
+        """Take a task `head()` just returned out of its ready heap and its counts."""
+        heapq.heappop(live.queue.heaps[live.priority])
+        self.unplace(live.id)
+
+    def promote_due(self, now_ms: int) -> Live | None:
+        """Make the earliest due delayed task ready (same seq, ordered by when it became
+        claimable); returns it, or None when none is due."""
         heap = self.delayed
+        tasks = self.tasks
         while heap and heap[0][0] <= now_ms:
-            visible_ms, seq, task_id = heapq.heappop(heap)
-            task = self.tasks.get(task_id)
-            if (
-                task is not None
-                and task.location is Location.DELAYED_ZSET
-                and task.seq == seq
-                and task.visible_ms == visible_ms
-            ):
-                return task
+            _, _, ready_ms, live = heapq.heappop(heap)
+            if tasks.get(live.id) is live:
+                queue = live.queue
+                queue.delayed -= 1
+                promoted = _live((ready_ms, live.seq, live.id, queue, READY, live.priority))
+                self._ready(promoted)
+                return promoted
         return None
 
-    def pop_expired_lease(self, now_ms: int) -> Task | None:
+    def pop_expired_lease(self, now_ms: int) -> Live | None:
         heap = self.leases
+        tasks = self.tasks
         while heap and heap[0][0] <= now_ms:
-            until_ms, task_id = heapq.heappop(heap)
-            task = self.tasks.get(task_id)
-            if task is not None and task.status is Status.IN_PROGRESS and task.lease_until_ms == until_ms:
-                return task
+            _, live = heapq.heappop(heap)
+            if tasks.get(live.id) is live:
+                return live
         return None
 
     def next_due_ms(self) -> int | None:
         """The earliest time a delayed task becomes ready or a lease may expire."""
         times = [heap[0][0] for heap in (self.delayed, self.leases) if heap]
         return min(times) if times else None
+
+
+def _sort_key(live: Live) -> int:
+    """A listing's order as one int: a sort comparing `Live` tuples chases two scattered
+    objects per comparison, one computed key per entry is several times faster. A queue's
+    live tasks have distinct sequence numbers, all far below 2**64."""
+    return (live.order_ms << 64) | live.seq
+
+
+def _ready_ms(task: Placement) -> int:
+    """`Task.ready_ms` of a stored task: when it became (or becomes) claimable."""
+    return task.visible_ms if task.visible_ms > task.created_ms else task.created_ms
+
+
+def position(live: Live) -> Entry:
+    """A live task's listing position (what a page cursor names)."""
+    return (live.order_ms, live.seq, live.id)
+
+
+def _page(entries: list[Live], query: listing.PageQuery, tasks: Mapping[str, Live]) -> list[Entry]:
+    """Up to `limit` current positions past `after` (exclusive), newest or oldest first."""
+    found: list[Entry] = []
+    for live in _current(_walk(entries, query.after, query.newest), tasks):
+        found.append(position(live))
+        if len(found) >= query.limit:
+            break
+    return found
+
+
+def _current(entries: Iterable[Live], tasks: Mapping[str, Live]) -> Iterator[Live]:
+    """The entries that still stand for their task: anything else is a leftover of an
+    earlier position (each `Live` is listed once, so no entry repeats)."""
+    return (live for live in entries if tasks.get(live.id) is live)
+
+
+def _walk(entries: list[Live], after: Entry | None, newest: bool) -> Iterator[Live]:
+    if newest:
+        start = len(entries) if after is None else bisect.bisect_left(entries, after, key=position)
+        return (entries[i] for i in range(start - 1, -1, -1))
+    start = 0 if after is None else bisect.bisect_right(entries, after, key=position)
+    return (entries[i] for i in range(start, len(entries)))

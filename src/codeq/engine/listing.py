@@ -1,12 +1,13 @@
 """Listing a command's tasks by state, and its finish counts over the last hour, without scans.
 
-Live states (ready, delayed, in progress) are kept in memory, in the index's queues: per
-state a list of (order ms, seq, task id) kept sorted. The order time is a field of the task, so
-a restart rebuilds the same lists: ready tasks order by when they became claimable, delayed
-ones by when they were put off, in-progress ones by their claim or last heartbeat; the task's
-sequence number breaks ties, so entries mostly arrive in order and are appended. Entries are
-dropped lazily: one is current only while its task is still in that state at that order time,
-and a list is compacted when its stale entries are twice its live ones. Finished states are
+Live states (ready, delayed, in progress) are kept in memory, in the index's queues
+(engine/index.py): per state a list of the tasks' positions, (order ms, seq, task id) first,
+kept sorted. The order time is a field of the task, so a restart rebuilds the same lists:
+ready tasks order by when they became claimable, delayed ones by when they were put off,
+in-progress ones by their claim or last heartbeat; the task's sequence number breaks ties, so
+entries mostly arrive in order and are appended. Entries are dropped lazily: one is current
+only while it is still its task's position, and a list is compacted when its stale entries are
+twice its live ones. Finished states are
 store keys (`keys.finished_by_state`) written in the same batch as the terminal transition, so
 a page is one bounded range read; tasks finished by a version without these keys are not
 listed (they still show by id and leave with retention).
@@ -14,8 +15,7 @@ listed (they still show by id and leave with retention).
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -64,53 +64,6 @@ def finished_state(task: Task) -> str:
     if status is _STATUS_CANCELLED:
         return CANCELLED
     return DEAD_LETTERED if task.location is _IN_DLQ else FAILED
-
-
-def enter(entries: list[Entry], entry: Entry, live: int, state: str, tasks: Mapping[str, Task]) -> None:
-    """List a task that just entered a live state; `live` is how many tasks are in it now."""
-    if not entries or entries[-1] <= entry:
-        entries.append(entry)  # the common case: the newest arrival
-    else:
-        bisect.insort(entries, entry)
-    if len(entries) > 3 * live + _STALE_SLACK:
-        entries[:] = list(_current(entries, state, tasks))
-
-
-def page(entries: list[Entry], query: PageQuery, tasks: Mapping[str, Task]) -> list[Entry]:
-    """Up to `limit` current entries past `after` (exclusive), newest or oldest first."""
-    found: list[Entry] = []
-    for entry in _current(_walk(entries, query.after, query.newest), query.state, tasks):
-        found.append(entry)
-        if len(found) >= query.limit:
-            break
-    return found
-
-
-def _current(entries: Iterable[Entry], state: str, tasks: Mapping[str, Task]) -> Iterator[Entry]:
-    """The entries that still stand for their task (each once): the task is live, in `state`,
-    and its order time is the entry's. Anything else is a leftover of an earlier state."""
-    location = _LOCATIONS[state]
-    previous = None
-    for entry in entries:
-        task = tasks.get(entry[2])
-        if task is None or task.location is not location or task.seq != entry[1] or entry == previous:
-            continue
-        order_ms = task.ready_ms if location is _READY_LOCATION else task.updated_ms
-        if order_ms == entry[0]:
-            previous = entry
-            yield entry
-
-
-_READY_LOCATION = Location.PENDING_LIST
-_LOCATIONS = {READY: Location.PENDING_LIST, DELAYED: Location.DELAYED_ZSET, IN_PROGRESS: Location.INPROG_SET}
-
-
-def _walk(entries: list[Entry], after: Entry | None, newest: bool) -> Iterator[Entry]:
-    if newest:
-        start = len(entries) if after is None else bisect.bisect_left(entries, after)
-        return (entries[i] for i in range(start - 1, -1, -1))
-    start = 0 if after is None else bisect.bisect_right(entries, after)
-    return (entries[i] for i in range(start, len(entries)))
 
 
 class RangeReader(Protocol):

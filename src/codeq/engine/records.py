@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import msgspec
@@ -81,11 +80,34 @@ def decode_task(raw: bytes) -> Task:
     task = Task(*values[: len(_TASK_FIELDS)])
     task.status = _STATUS[task.status]  # dict lookups: the enum constructors cost 10x more
     task.location = _LOCATION[task.location]
-    # A million live tasks share a few tenants, commands and workers: keep one copy of each.
-    task.tenant = sys.intern(task.tenant)
-    task.command = sys.intern(task.command)
-    task.worker_id = sys.intern(task.worker_id)
+    # No interning: a decoded task lives only as long as one command or read (the index keeps
+    # its own small entry, engine/index.py).
     return task
+
+
+class Placement(msgspec.Struct, array_like=True):
+    """The leading fields of a stored task, enough to place it in the index at a restart; the
+    payload and the other fields in between are skipped undecoded (`Raw`), those after ignored."""
+
+    id: str
+    tenant: str
+    command: str
+    payload: msgspec.Raw
+    priority: int
+    webhook: msgspec.Raw
+    status: str
+    location: msgspec.Raw
+    attempts: msgspec.Raw
+    max_attempts: msgspec.Raw
+    created_ms: int
+    updated_ms: int
+    visible_ms: int
+    seq: int
+    worker_id: msgspec.Raw
+    lease_until_ms: int
+
+
+decode_placement = msgspec.msgpack.Decoder(Placement).decode
 
 
 def encode_result(record: ResultRecord) -> bytes:

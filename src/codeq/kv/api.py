@@ -18,6 +18,10 @@ class KV(Protocol):
 
     def get(self, key: bytes) -> bytes | None: ...
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """The values of `keys` (None where absent), in their order."""
+        ...
+
     def scan(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]:
         """Keys in [lower, upper) in byte order; at most `limit` pairs when limit > 0."""
         ...

@@ -92,6 +92,26 @@ class GroupCommitter:
             return self._inflight[key]
         return self.kv.get(key)
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """`get` of several keys: those the overlay does not hold are read in one store call."""
+        pending, inflight = self._pending, self._inflight
+        found: list[bytes | None] = []
+        missing: list[bytes] = []
+        where: list[int] = []
+        for key in keys:
+            if key in pending:
+                found.append(pending[key])
+            elif key in inflight:
+                found.append(inflight[key])
+            else:
+                where.append(len(found))
+                missing.append(key)
+                found.append(None)
+        if missing:
+            for at, value in zip(where, self.kv.get_many(missing), strict=True):
+                found[at] = value
+        return found
+
     def scan(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]:
         """Keys in [lower, upper) as the engine sees them (durable state plus the overlay)."""
         return self._overlaid(lower, upper, limit, reverse=False)

@@ -21,6 +21,10 @@ class MemoryKV:
     def get(self, key: bytes) -> bytes | None:
         return self._data.get(key)
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        data = self._data
+        return [data.get(key) for key in keys]
+
     def scan(self, lower: bytes, upper: bytes, limit: int = 0) -> Iterator[tuple[bytes, bytes]]:
         start = bisect.bisect_left(self._keys, lower)
         end = bisect.bisect_left(self._keys, upper)

@@ -57,8 +57,9 @@ def _list_page(engine: Engine, *query_fields: Any) -> list[tuple[Entry, Task]]:
     tenant, key, state, after, newest, limit = query_fields
     query = listing.PageQuery(tenant, key, state, tuple(after) if after else None, newest, limit)
     if query.state in listing.LIVE_STATES:
-        tasks = engine.index.tasks
-        return [(entry, tasks[entry[2]].snapshot()) for entry in engine.index.listed(query)]
+        entries = engine.index.listed(query)
+        tasks = engine.live_tasks([entry[2] for entry in entries])  # read from the store (issue 18)
+        return list(zip(entries, tasks, strict=True))
     found: list[tuple[Entry, Task]] = []
     for entry in listing.finished_page(engine.store, query):
         try:
