@@ -40,10 +40,10 @@ def mixed_store() -> tuple[EngineHarness, dict[str, str]]:
     h.claim(["render"], count=3)
     h.kv.write({keys.topic(TENANT, "news"): b"t", keys.schedule(TENANT, "nightly"): b"p"}, sync=True)
     h.kv.write({b"raft/applied": b"\0" * 8}, sync=True)
-    statuses = {task.id: task.status.value for task in h.engine.index.tasks.values()}
+    task_ids = list(h.engine.index.tasks)
     for key, _ in h.kv.scan(keys.FINISHED, keys.prefix_upper_bound(keys.FINISHED)):
-        task_id = key[len(keys.FINISHED) :].decode()
-        statuses[task_id] = h.engine.find_task(task_id, TENANT).status.value
+        task_ids.append(key[len(keys.FINISHED) :].decode())
+    statuses = {task_id: h.engine.find_task(task_id, TENANT).status.value for task_id in task_ids}
     return h, statuses
 
 

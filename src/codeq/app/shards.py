@@ -167,7 +167,8 @@ class Shards:
         else:  # the same layout whether the shards share a process or not
             paths = [os.path.join(store.path, f"shard{i}") for i in numbers]
         self.report.shard_paths = paths
-        return [(number, RocksKV(path, store_memory(store))) for number, path in zip(numbers, paths, strict=True)]
+        budget = store_memory(store)
+        return [(number, RocksKV(path, budget)) for number, path in zip(numbers, paths, strict=True)]
 
     def _add_shard(self, life: Lifecycle, number: int, kv: KV) -> None:
         store = self.settings.store
