@@ -113,6 +113,23 @@ def test_handing_over_gives_the_lease_up_before_the_successor_campaigns() -> Non
     assert core(net, B).holds_lease and not leader.is_leader
 
 
+def test_a_hand_over_waits_for_queued_entries_so_the_successor_holds_the_whole_log() -> None:
+    """An entry queued when the hand-over is asked for is appended in the same tick: asked to
+    campaign before it, the successor would have the shorter log and lose to the old leader."""
+    net = cluster()
+    leader = core(net, A)
+    leader.propose(b"late", lambda result, error: None)
+    leader.hand_over(B)
+    net.tick(A)  # appends the queued entry; the successor is asked only once it holds it
+    net.deliver(keep=lambda m: m.body.get("type") == "timeout_now")  # overtakes the append
+    net.tick(B)  # a successor asked now would campaign without the entry
+    net.settle()
+    leader.hand_over(B)  # asked again, as the group does, until the successor holds the log
+    net.settle()
+    assert core(net, B).is_leader and not leader.is_leader
+    assert [p for _, p in net.replicas[B].applied][-1:] == [b"late"]
+
+
 def test_every_new_term_is_counted() -> None:
     net = cluster()
     before = core(net, C).term_changes

@@ -182,8 +182,8 @@ class RaftGroup:
 
     async def transfer_leadership(self, to: str | None = None, timeout_s: float = 2.0) -> str | None:
         """Hand leadership to `to` (a raft address; None: the most up-to-date connected peer)
-        and wait until this node no longer leads. Proposals wait meanwhile, so that the
-        successor can hold the whole log; they go to the new leader once it is known.
+        and wait until another node leads. Proposals wait meanwhile, so that the successor
+        can hold the whole log; they go to the new leader once it is known.
         Returns the new leader's address, or None if the hand-over did not happen in time."""
         if not self.core.is_leader:
             return self.core.leader_address
@@ -191,16 +191,22 @@ class RaftGroup:
         deadline = loop.time() + timeout_s
         self._proposing.clear()
         try:
-            while self.core.is_leader and loop.time() < deadline:
-                self.core.hand_over(to or "")  # asked again: refused while the peer lags
+            while loop.time() < deadline:
+                if not self.core.is_leader:
+                    leader = self.core.leader_address  # the new leader's first append names it
+                    if leader is not None:
+                        return leader
+                    await asyncio.sleep(0.01)
+                    continue
+                # Only once the proposal in flight is decided: an entry appended after the
+                # successor was asked to campaign would make its log the shorter one, the
+                # others would refuse it their votes, and this node would be elected again.
+                if self._in_flight == 0:
+                    self.core.hand_over(to or "")  # asked again: refused while the peer lags
                 await asyncio.sleep(0.02)
         finally:
             self._proposing.set()
-        if self.core.is_leader:
-            return None
-        while self.core.leader_address is None and loop.time() < deadline:
-            await asyncio.sleep(0.01)  # the new leader's first append names it
-        return self.core.leader_address
+        return None if self.core.is_leader else self.core.leader_address
 
     def not_leader(self) -> NotLeader:
         address = self.core.leader_address

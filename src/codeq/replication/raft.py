@@ -240,6 +240,11 @@ class BaseCore(SyncObj):  # type: ignore[misc]
     def _do_hand_over(self) -> bool:
         """Returns whether the target was asked to campaign."""
         address, self._hand_over_to = self._hand_over_to, None
+        if self._SyncObj__commandsQueue._FastQueue__queue:
+            # Queued entries are appended later in this tick, after the successor was asked to
+            # campaign: its log would be the shorter one and it would lose. Ask next tick.
+            self._hand_over_to = address
+            return False
         target = next((n for n in self._SyncObj__otherNodes if n.id == address), None)
         if address == "":
             target = self._most_caught_up()
