@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from codeq.config import load_settings
-from tests.api.conftest import PLAIN_PRODUCER, Api, make_settings, running
+from tests.api.conftest import OTHER_PRODUCER, PLAIN_PRODUCER, Api, make_settings, running
 from tests.support.jwks import AUDIENCE, ISSUER, JwksServer, SigningKey, jwks_server
 
 KEY = SigningKey.rsa("api-1")
@@ -181,3 +181,14 @@ async def test_backup_is_an_operator_scope_not_an_admin_one(jwt_api: Api) -> Non
     operator = bearer(jwt_api, scope="codeq:operator")
     # Past the permission check: the memory store has nothing to copy (409).
     assert (await jwt_api.post("/admin/backup", {"dest": "/srv/backups/x"}, operator)).status_code == 409
+
+
+@pytest.mark.parametrize("token", [PLAIN_PRODUCER, OTHER_PRODUCER])
+async def test_membership_changes_are_for_operators_only(token: dict[str, str]) -> None:
+    # A tenant's admin (globex) is no operator either: the voters serve every tenant.
+    async with running(make_settings()) as api:
+        body = {"op": "add", "id": "d", "raft": "127.0.0.1:7000", "http": "http://127.0.0.1:8000"}
+        denied = await api.post("/admin/raft/members", body, token)
+        assert denied.status_code == 403 and "operator" in denied.json()["error"]
+        allowed = await api.post("/admin/raft/members", body)
+        assert allowed.status_code == 400 and "raft is not enabled" in allowed.json()["error"]

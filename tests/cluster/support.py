@@ -125,6 +125,7 @@ class Cluster:
         self, root: Path, *, shards: int = 1, proxied: bool = False, env: dict[str, str] | None = None
     ):
         self.root = root
+        self.shards = shards
         self.ids = ["a", "b", "c"]
         self.bind = {i: quiet_port(shards) for i in self.ids}
         self.proxy: Proxy | None = None
@@ -165,6 +166,42 @@ class Cluster:
             }
         if proxied:  # node a's peers entry is the proxy in front of its bindAddr
             self.nodes["a"].env["RAFT_BIND_BEHIND_PROXY"] = "true"
+
+    def spawn(self, node: str) -> ServerProcess:
+        """A new node (not started) that joins the running cluster (raft.join): its own id and
+        addresses, and how to reach every node this cluster has had."""
+        self.ids.append(node)
+        self.bind[node] = quiet_port(self.shards)
+        self.nodes[node] = process = ServerProcess(self.root / node, env={})
+        process.port = quiet_port()
+        self.producer_streams[node] = f"127.0.0.1:{quiet_port()}"
+        self.worker_streams[node] = f"127.0.0.1:{quiet_port()}"
+        template = self.nodes[self.ids[0]].env
+        process.env = {
+            **template,
+            "RAFT_SELF_ID": node,
+            "RAFT_BIND_ADDR": f"127.0.0.1:{self.bind[node]}",
+            "RAFT_PEERS": ",".join(f"{i}=127.0.0.1:{self.bind[i]}" for i in self.ids),
+            "RAFT_PEER_HTTP_ADDRS": ",".join(f"{i}={self.nodes[i].url}" for i in self.ids),
+            "RAFT_JOIN": "true",
+            "PRODUCER_STREAM_ADDR": self.producer_streams[node],
+            "WORKER_STREAM_ADDR": self.worker_streams[node],
+        }
+        for kind, streams in (("PRODUCER", self.producer_streams), ("WORKER", self.worker_streams)):
+            process.env[f"RAFT_PEER_{kind}_STREAM_ADDRS"] = ",".join(
+                f"{i}=grpc://{a}" for i, a in streams.items()
+            )
+        return process
+
+    def add_args(self, node: str) -> list[str]:
+        """`codeq cluster add-node` arguments for a node made by `spawn`."""
+        return [
+            node,
+            "--raft", f"127.0.0.1:{self.bind[node]}",
+            "--http", self.nodes[node].url,
+            "--grpc-producer", f"grpc://{self.producer_streams[node]}",
+            "--grpc-worker", f"grpc://{self.worker_streams[node]}",
+        ]  # fmt: skip
 
     def start(self, *ids: str) -> None:
         """Launch the nodes together, then wait for each: a node is ready only once its

@@ -10,6 +10,7 @@ from typing import Any
 
 from pysyncobj.transport import Transport
 
+from codeq.replication.membership import GroupMembers
 from codeq.replication.raft import BaseCore, MemoryTestJournal, RaftCore, make_conf
 
 ADDRS = ["10.0.0.1:7001", "10.0.0.2:7001", "10.0.0.3:7001"]
@@ -40,6 +41,15 @@ class HandTransport(Transport):  # type: ignore[misc]
 
     def tryGetReady(self) -> None:
         pass
+
+    def addNode(self, node: Any) -> None:
+        """A membership change names a new peer: linked at once when both run."""
+        self.nodes[node.id] = node
+        if self.network.linked(self.self_id, node.id) and node.id in self.network.transports:
+            self._onNodeConnected(node)
+
+    def dropNode(self, node: Any) -> None:
+        self.nodes.pop(node.id, None)
 
     @property
     def ready(self) -> bool:
@@ -80,7 +90,14 @@ class HandNetwork:
 
     # -- membership ------------------------------------------------------------------------
 
-    def start(self, addr: str, journal: MemoryTestJournal | None = None, shape: str = "") -> Replica:
+    def start(
+        self,
+        addr: str,
+        journal: MemoryTestJournal | None = None,
+        shape: str = "",
+        members: GroupMembers | None = None,
+        peers: list[str] = ADDRS,
+    ) -> Replica:
         journal = journal or self.journals.get(addr) or MemoryTestJournal()
         self.journals[addr] = journal
         replica_box: list[Replica] = []
@@ -91,9 +108,9 @@ class HandNetwork:
 
         conf = make_conf(secret="test-secret", timing=QUIET)
         conf.password = None  # the hand network does not encrypt; the secret check ran above
-        extra = {"shape": shape} if self.core_class is RaftCore else {}
+        extra: dict[str, Any] = {"shape": shape, "members": members} if self.core_class is RaftCore else {}
         core = self.core_class(
-            addr, ADDRS, conf, hook, journal, transport_class=self.transport_class, **extra
+            addr, peers, conf, hook, journal, transport_class=self.transport_class, **extra
         )
         if isinstance(core, RaftCore):
             core.now = self.clock
@@ -112,12 +129,14 @@ class HandNetwork:
         self.down.add(addr)
         self.queue = [m for m in self.queue if addr not in (m.src, m.dst)]
         for other, transport in self.transports.items():
-            if other != addr and other not in self.down:
+            if other != addr and other not in self.down and addr in transport.nodes:
                 transport._onNodeDisconnected(transport.nodes[addr])
 
     def _connect(self, a: str, b: str) -> None:
-        self.transports[a]._onNodeConnected(self.transports[a].nodes[b])
-        self.transports[b]._onNodeConnected(self.transports[b].nodes[a])
+        for one, other in ((a, b), (b, a)):
+            node = self.transports[one].nodes.get(other)
+            if node is not None:  # a peer that one's configuration does not name stays unlinked
+                self.transports[one]._onNodeConnected(node)
 
     def linked(self, a: str, b: str) -> bool:
         return a not in self.down and b not in self.down and frozenset((a, b)) not in self.cut
@@ -143,7 +162,10 @@ class HandNetwork:
                 self.queue.append(message)
                 continue
             transport = self.transports[message.dst]
-            transport._onMessageReceived(transport.nodes[message.src], message.body)
+            source = transport.nodes.get(message.src)
+            if source is None:
+                continue  # the receiver no longer knows the sender (removed): dropped, as on TCP
+            transport._onMessageReceived(source, message.body)
             delivered += 1
         return delivered
 

@@ -25,6 +25,7 @@ from codeq.kv.memory import MemoryKV
 from codeq.kv.rocks import RocksKV
 from codeq.replication import snapshot
 from codeq.replication.group import GroupOptions, RaftGroup
+from codeq.replication.membership import GroupMembers
 from codeq.replication.raft import DurableJournal, RaftCore, make_conf
 from codeq.replication.snapshot import APPLIED_KEY, Snapshots, read_applied
 from codeq.replication.topology import GroupStatus, Topology
@@ -52,6 +53,8 @@ class Cluster:
         self.tmp = tmp
         self.rocks = rocks
         self.members = [Member(a, self.store(i), str(tmp / f"journal-{i}")) for i, a in enumerate(addrs)]
+        # A member's changeable membership (tests/replication/test_membership.py); None: static.
+        self.membership: Callable[[Member], GroupMembers | None] = lambda member: None
 
     def store(self, i: int) -> KV:
         return RocksKV(str(self.tmp / f"store-{i}")) if self.rocks else MemoryKV()
@@ -73,7 +76,11 @@ class Cluster:
         def make_core(hook: Callable[[int, bytes], Any]) -> RaftCore:
             timing = {"raftMinTimeout": 0.3, "raftMaxTimeout": 0.6}
             conf = make_conf(secret="group-test", timing=timing, snapshots=snapshots)
-            return RaftCore(member.addr, self.addrs, conf, hook, DurableJournal(member.journal_path))
+            journal = DurableJournal(member.journal_path)
+            members = self.membership(member)
+            if members is not None and snapshots is not None:
+                snapshots.roster = members
+            return RaftCore(member.addr, self.addrs, conf, hook, journal, members=members)
 
         def restored() -> None:
             engine.recover(0)

@@ -28,6 +28,7 @@ from codeq.service.callback_hosts import CallbackHosts
 from codeq.service.container import Services
 from codeq.service.dlq import DlqService
 from codeq.service.maintenance import Maintenance
+from codeq.service.membership import MembershipService
 from codeq.service.node import Node
 from codeq.service.notifier import Notifier
 from codeq.service.peer_readiness import PeerReadiness
@@ -273,6 +274,7 @@ class App:
             schedules=ScheduleService(node, clock, policy),
             raft_status=self._raft_status,
             transfer_leader=self.shards.transfer_leader,
+            membership=MembershipService(self.shards.groups, s.raft.self_id) if s.raft.enabled else None,
         )
 
     async def _jwks_refresher(self, life: Lifecycle, auth: Authenticator) -> Runner | None:
@@ -301,8 +303,13 @@ class App:
             return
         peers = PeerReadiness(urls, timeout_seconds=PEER_READINESS_TIMEOUT_SECONDS)
         life.on_close("peer readiness client", peers.aclose)
+
+        async def tick() -> None:
+            peers.follow(topology.peer_urls())  # the members added since the start included
+            await peers.tick()
+
         runner = Runner(
-            "peer-readiness", peers.tick, self.clock.now_ms, interval_seconds=PEER_READINESS_INTERVAL_SECONDS
+            "peer-readiness", tick, self.clock.now_ms, interval_seconds=PEER_READINESS_INTERVAL_SECONDS
         )
         await life.enter("peer readiness refresher", runner)
         self.peer_readiness = peers

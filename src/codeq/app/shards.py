@@ -25,6 +25,7 @@ from codeq.observability.metrics import Metrics, RaftGroupState
 from codeq.observability.shard import ShardObserver
 from codeq.replication.api import Replicator
 from codeq.replication.group import GroupOptions, RaftGroup
+from codeq.replication.membership import group_members
 from codeq.replication.raft import DurableJournal, RaftCore, make_conf
 from codeq.replication.single import SingleNode
 from codeq.replication.snapshot import Snapshots
@@ -131,14 +132,15 @@ class Shards:
             raise InvalidInput("raft is not enabled on this node", field="shard")
         if not 0 <= shard < len(self.groups):
             raise InvalidInput(f"shard must be 0..{len(self.groups) - 1}", field="shard")
-        if to not in topology.peers:
+        to_raft = topology.raft_of(to)
+        if to_raft is None:
             raise InvalidInput(f"unknown node {to!r}: the peers are {sorted(topology.peers)}", field="to")
         group = self.groups[shard]
         if not group.core.is_leader:
             raise group.not_leader()
         if to == topology.self_id:
             return to
-        leader = await group.transfer_leadership(shift_port(topology.peers[to], shard), timeout_s)
+        leader = await group.transfer_leadership(shift_port(to_raft, shard), timeout_s)
         if leader is None:
             raise Unavailable(f"node {to} did not take over shard {shard} in time (behind, or unreachable)")
         return topology.id_of(leader, shard)
@@ -207,13 +209,21 @@ class Shards:
         conf = make_conf(secret=raft.secret, timing=raft.timing(), snapshots=snapshots)
         conf.bindAddress = topology.bind(number)
         num_shards = self.settings.store.num_shards
+        members = group_members(topology, number, journal_dir, join=raft.join)
+        snapshots.roster = members
 
         def make_core(hook: Callable[[int, bytes], Any]) -> RaftCore:
             journal = DurableJournal(os.path.join(journal_dir, "journal"))
             # Peers compare their shard counts on connect; a mismatch stops the group (gap 7).
             shape = f"shards={num_shards}"
             return RaftCore(
-                topology.self_addr(number), topology.addrs(number), conf, hook, journal, shape=shape
+                topology.self_addr(number),
+                topology.addrs(number),
+                conf,
+                hook,
+                journal,
+                shape=shape,
+                members=members,
             )
 
         options = GroupOptions(

@@ -6,8 +6,11 @@ timeout (the maximum is twice it), `leaderLeaseMS` how long after a majority las
 acknowledged it a leader still counts as the only leader (replication/lease.py; it steps
 down when the lease runs out; PySyncObj's leaderFallbackTimeout), and `applyTimeoutSeconds`
 the proposal timeout. `commitMS` has no PySyncObj counterpart and is
-accepted for compatibility only. `bootstrap` is accepted and has no effect: membership is the
-static peer list on every node, so there is nothing to bootstrap.
+accepted for compatibility only. `bootstrap` is accepted and has no effect: the static peer
+list is the starting membership on every node, so there is nothing to bootstrap; later
+changes go through the log (`codeq cluster add-node`, replication/membership.py). A node
+added that way starts with `join: true`: its peer list then only says how to reach the
+cluster, and it becomes a voter when the leader's log adds it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ KEYS: dict[str, tuple[str, str, str]] = {
     "bindAddr": ("bind_addr", "RAFT_BIND_ADDR", "str"),
     "bindBehindProxy": ("bind_behind_proxy", "RAFT_BIND_BEHIND_PROXY", "bool"),
     "bootstrap": ("bootstrap", "RAFT_BOOTSTRAP", "bool"),
+    "join": ("join", "RAFT_JOIN", "bool"),
     "peers": ("peers", "RAFT_PEERS", "map"),
     "peerHTTPAddrs": ("peer_http_addrs", "RAFT_PEER_HTTP_ADDRS", "map"),
     "peerProducerStreamAddrs": ("peer_producer_streams", "RAFT_PEER_PRODUCER_STREAM_ADDRS", "map"),
@@ -54,6 +58,7 @@ class RaftSettings:
     # may differ on purpose; without it they must agree.
     bind_behind_proxy: bool = False
     bootstrap: bool = False
+    join: bool = False  # added by `codeq cluster add-node`: learn the membership from the leader
     peers: Mapping[str, str] = field(default_factory=dict)  # id -> raft host:port, self included
     peer_http_addrs: Mapping[str, str] = field(default_factory=dict)  # id -> http(s) base URL
     # id -> grpc://host:port of that node's producer / worker stream, optional: a follower's
@@ -194,7 +199,7 @@ def _check_peers(raft: RaftSettings, valid_address: Any) -> list[str]:
         )
     if len(set(peers.values())) != len(peers):
         problems.append("raft.peers lists the same address twice")
-    if len(peers) % 2 == 0:
+    if len(peers) % 2 == 0 and not raft.join:
         problems.append(
             f"raft.peers has {len(peers)} voters: an even-sized cluster tolerates no more failures "
             "than one node smaller (two nodes tolerate none, since a majority of two is two); "

@@ -12,21 +12,19 @@ proposal callbacks are called on that thread; `propose` may be called from any t
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import mmap
-import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
-from pysyncobj.journal import FileJournal, MemoryJournal, ResizableFile
 
 from codeq.core.errors import CodeqError, InvalidInput, NotLeader, OutcomeUnknown, Unavailable
+from codeq.replication.journal import DurableJournal as DurableJournal  # re-exported: the cores' journals
+from codeq.replication.journal import MemoryTestJournal as MemoryTestJournal
 from codeq.replication.lease import LeaderLease
+from codeq.replication.membership import MEMBER_BYTE, GroupMembers, MembershipSync
 from codeq.replication.peers import PeerShape, PreVote
 from codeq.replication.raft_transport import GuardedTransport
 from codeq.replication.snapshot import Snapshots
@@ -38,7 +36,7 @@ log = logging.getLogger("codeq.raft")
 ENTRY = 16
 _ENTRY_BYTE = bytes([ENTRY])
 _LEADER = 2
-MAX_JOURNAL_BYTES = 128 << 20
+MAX_JOURNAL_BYTES = 128 << 20  # compact once the journal holds this much in memory
 
 ApplyHook = Callable[[int, bytes], Any]
 Callback = Callable[[Any, CodeqError | None], None]
@@ -58,114 +56,6 @@ def fail_reason_error(reason: int) -> CodeqError:
     if reason == FAIL_REASON.REQUEST_DENIED:
         return Unavailable("raft refused the entry")
     return OutcomeUnknown("the write may or may not have been applied; retry it idempotently")
-
-
-class DurableJournal(FileJournal):  # type: ignore[misc]
-    """PySyncObj's mmap journal made durable (upstream issue #84): `flush` msyncs and fsyncs the
-    journal file, and term/vote are fsynced (file and directory) before any message shows them."""
-
-    def __init__(self, path: str) -> None:
-        with warnings.catch_warnings():
-            # PySyncObj reads the meta file without closing it (CPython closes it at once).
-            warnings.simplefilter("ignore", ResourceWarning)
-            super().__init__(path)
-        self._path = path
-        self.flushes = 0
-        self._flushed_to = 0  # journal offset up to which the file is known to be on disk
-        # Every entry stays in memory until a compaction drops it: RaftCore compacts early
-        # when these pass its limit, so memory stays bounded under large entries.
-        self.held_bytes = self._count_held()
-
-    def _count_held(self) -> int:
-        return sum(len(entry[0]) for entry in getattr(self, "_FileJournal__journal"))  # noqa: B009
-
-    def add(self, command: bytes, idx: int, term: int) -> None:
-        super().add(command, idx, term)
-        self.held_bytes += len(command)
-
-    def deleteEntriesFrom(self, entryFrom: int) -> None:
-        super().deleteEntriesFrom(entryFrom)
-        self.held_bytes = self._count_held()
-
-    def flush(self) -> None:
-        resizable = self._FileJournal__journalFile
-        mapped = resizable._ResizableFile__mm
-        end = min(self._FileJournal__currentOffset, len(mapped))
-        # msync only what changed since the last flush: the header page (it holds the last
-        # record's offset) and the pages from the old end on; msync of the whole mapping
-        # cost the tick thread ~7 % under load. fsync then covers the file size as well.
-        page = mmap.PAGESIZE
-        mapped.flush(0, min(page, len(mapped)))
-        start = (min(self._flushed_to, end) // page) * page
-        if end > start:
-            mapped.flush(start, end - start)
-        os.fsync(resizable._ResizableFile__f.fileno())
-        self._flushed_to = end
-        self.flushes += 1
-
-    def deleteEntriesTo(self, entryTo: int) -> None:
-        """Compaction. PySyncObj rewrites the journal in place (empty it, append the rest): a
-        crash in between would lose acknowledged entries. Write the rest to a new file,
-        fsync it, and rename it over the journal instead."""
-        keep: list[Any] = getattr(self, "_FileJournal__journal")[entryTo:]  # noqa: B009 - mypy
-        staging = self._path + ".compacting"
-        for leftover in (staging, staging + ".meta"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(leftover)
-        fresh = FileJournal(staging)
-        for entry in keep:
-            fresh.add(*entry)
-        offset = fresh._FileJournal__currentOffset
-        fresh.flush()
-        os.fsync(fresh._FileJournal__journalFile._ResizableFile__f.fileno())
-        fresh._destroy()
-        getattr(self, "_FileJournal__journalFile")._destroy()  # noqa: B009 - assigned below: mypy
-        os.replace(staging, self._path)
-        _fsync_dir(self._path)
-        self._FileJournal__journalFile = ResizableFile(self._path)
-        self._FileJournal__journal = list(keep)
-        self._FileJournal__currentOffset = offset
-        self._flushed_to = offset  # the new file was fsynced whole
-        self.held_bytes = self._count_held()
-
-    def clear(self) -> None:
-        super().clear()
-        self.held_bytes = 0
-        self.flush()
-
-    def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:
-        meta = self._FileJournal__meta
-        meta["currentTerm"] = term
-        meta["votedForNodeId"] = votedForNodeId
-        self._FileJournal__metaStorer.storeMeta(meta)
-        meta_path = self._path + ".meta"
-        fd = os.open(meta_path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _fsync_dir(meta_path)
-        self._FileJournal__metaSaved = True
-
-
-def _fsync_dir(path: str) -> None:
-    """Make a rename or a new file in `path`'s directory durable."""
-    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class MemoryTestJournal(MemoryJournal):  # type: ignore[misc]
-    """In-memory journal for tests; counts flushes so tests can see when they happen."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.flushes = 0
-
-    def flush(self) -> None:
-        self.flushes += 1
 
 
 def make_conf(
@@ -190,6 +80,7 @@ def make_conf(
         # would pickle this object): without our snapshots the journal is never compacted.
         "logCompactionMinEntries": 2**62,
         "logCompactionMinTime": 10**12,
+        # Membership changes are our own entries (replication/membership.py says why).
         "dynamicMembershipChange": False,
         # Never split an entry into PySyncObj's "transmission" messages (their follower path
         # keeps the truncation bug); the replicator keeps entries far below this.
@@ -357,12 +248,16 @@ class BaseCore(SyncObj):  # type: ignore[misc]
             self._doDestroy()
 
 
-class RaftCore(LeaderLease, PreVote, PeerShape, BaseCore):
-    """`BaseCore` with the design D4 fixes (pre-vote and peer shape: replication/peers.py)
-    and the leader lease (replication/lease.py)."""
+class RaftCore(MembershipSync, LeaderLease, PreVote, PeerShape, BaseCore):
+    """`BaseCore` with the design D4 fixes (pre-vote and peer shape: replication/peers.py),
+    the leader lease (replication/lease.py) and membership changes (replication/membership.py;
+    without `members` the voters are the static peers)."""
 
-    def __init__(self, *args: Any, shape: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, shape: str = "", members: GroupMembers | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self._init_members(members)
         self.now: Callable[[], float] = time.monotonic  # the lease's clock (tests replace it)
         self.lease_s = float(self.conf.leaderFallbackTimeout)
         self.quiet_s = float(self.conf.raftMinTimeout)
@@ -517,17 +412,41 @@ class RaftCore(LeaderLease, PreVote, PeerShape, BaseCore):
         # (PySyncObj's own rule), or a rolling upgrade would leave the leader without a lease.
         self._on_lease_ack(node.id, message["stamp"] if "stamp" in message else self.now())
 
+    # -- membership ------------------------------------------------------------------------
+
+    def reach_problem(self) -> str | None:
+        return self.membership_problem() or super().reach_problem()
+
+    def _SyncObj__doApplyCommand(self, command: bytes) -> Any:
+        if command[:1] != MEMBER_BYTE:
+            return BaseCore._SyncObj__doApplyCommand(self, command)
+        self._commit_member(self._SyncObj__raftLastApplied + 1, bytes(command))
+        return None
+
+    @staticmethod
+    def _member_callback(callback: Callable[[CodeqError | None], None]) -> Callable[[Any, int], None]:
+        def done(_: Any, reason: int) -> None:
+            try:
+                callback(None if reason == FAIL_REASON.SUCCESS else fail_reason_error(reason))
+            except Exception:  # an exception here would make PySyncObj apply the entry again
+                log.exception("raft membership callback failed")
+
+        return done
+
     # -- elections: pre-vote ---------------------------------------------------------------
 
     def tick(self, wait_seconds: float = 0.0) -> None:
         if self.is_leader and self._lease_lost():
             self._step_down()
         if not self.is_leader and self._SyncObj__raftElectionDeadline < time.monotonic():
-            if self._campaign_approved:
+            if not self._may_campaign():
+                pass  # outside its own configuration: it only follows
+            elif self._campaign_approved:
                 self._campaign_approved = False  # PySyncObj campaigns in this tick
             else:
                 self._start_pre_vote()
         super().tick(wait_seconds)
+        self._sync_members()
         self._refresh_lease()
         self._count_term()
         limit = self.max_journal_bytes

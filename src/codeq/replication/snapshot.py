@@ -12,7 +12,8 @@ first key changes and unmarks it in the last batch. A node that stops in between
 mark at start, and PySyncObj's first tick loads the same dump again, which installs it whole.
 
 Dump format: b"CDQS", u32 version, u32 header length, msgpack header (the last two applied
-log entries and the member addresses), then records 0x01 u32 klen key u32 vlen value, and 0x00.
+log entries, the member addresses and the committed roster with each member's HTTP and
+stream addresses: replication/membership.py), then records 0x01 u32 klen key u32 vlen value, and 0x00.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import shutil
 import struct
 import threading
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import msgspec
 
@@ -52,6 +53,14 @@ NOT_SERIALIZING, SERIALIZING, SUCCESS, FAILED = 0, 1, 2, 3
 
 class SnapshotError(Exception):
     pass
+
+
+class RosterKeeper(Protocol):
+    """The group's membership (replication/membership.py GroupMembers), as snapshots see it."""
+
+    def committed(self) -> dict[str, Any]: ...
+
+    def install(self, raw: dict[str, Any]) -> None: ...
 
 
 def read_applied(store: KV | GroupCommitter) -> int:
@@ -89,6 +98,7 @@ class Snapshots:
         # An install that failed: the store is incomplete, so the replica must stop. (PySyncObj
         # logs an exception from `deserialize` and carries on.)
         self.failure: BaseException | None = None
+        self.roster: RosterKeeper | None = None  # the group's membership, when it can change
 
     @property
     def interrupted(self) -> bool:
@@ -107,7 +117,14 @@ class Snapshots:
         checkpoint = self.dump_path + ".checkpoint"
         shutil.rmtree(checkpoint, ignore_errors=True)
         self._on_loop(self._checkpoint(checkpoint))
-        header = {"last": list(meta[0]), "prev": list(meta[1]), "members": sorted(str(n.id) for n in meta[2])}
+        header: dict[str, Any] = {
+            "last": list(meta[0]),
+            "prev": list(meta[1]),
+            "members": sorted(str(n.id) for n in meta[2]),
+        }
+        if self.roster is not None:
+            # Taken on the tick thread at the dump's index: the roster as of that entry.
+            header["roster"] = self.roster.committed()
         self._state = SERIALIZING
         self._building = threading.Thread(
             target=self._build, args=(checkpoint, header), name="raft-snapshot", daemon=True
@@ -158,6 +175,8 @@ class Snapshots:
                 if self.interrupted or read_applied(self._committer) < last_index:
                     _fsync(path)  # the dump must outlive a crash mid-install: it is replayed
                     self._on_loop(self._restore(dump, last_index))
+            if self.roster is not None and "roster" in header:
+                self.roster.install(header["roster"])
         except BaseException as exc:
             self.failure = exc
             log.critical("raft snapshot install failed: %r", exc)

@@ -1,10 +1,28 @@
-"""Where each shard's Raft group lives: addresses per group, leader URLs, and the status view."""
+"""Where each shard's Raft group lives: addresses per group, leader URLs, and the status view.
+
+The static peers are the starting membership; each group reports its configuration as it
+changes (`learn`, replication/membership.py), and lookups use what the groups report over it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+
+class MemberView(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def raft(self) -> str: ...
+
+    @property
+    def http(self) -> str: ...
+
+    @property
+    def streams(self) -> Mapping[str, str]: ...
 
 
 class GroupView(Protocol):
@@ -65,6 +83,27 @@ class Topology:
     peer_http: Mapping[str, str]  # id -> HTTP base URL
     # kind ("producer", "worker") -> id -> grpc://host:port of that node's stream
     peer_streams: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # shard -> that group's voters as it last reported them (id -> member); swapped whole
+    voters: dict[int, Mapping[str, MemberView]] = field(default_factory=dict)
+
+    def learn(self, shard: int, members: Mapping[str, MemberView]) -> None:
+        """Group `shard` runs with `members` now (called on its tick thread: one dict store)."""
+        self.voters[shard] = dict(members)
+
+    def _known(self) -> dict[str, tuple[str, str, Mapping[str, str]]]:
+        """Every node any group names (id -> raft base, HTTP URL, streams), over the static peers."""
+        known: dict[str, tuple[str, str, Mapping[str, str]]] = {
+            node: (
+                raft,
+                self.peer_http.get(node, ""),
+                {k: m[node] for k, m in self.peer_streams.items() if m.get(node)},
+            )
+            for node, raft in self.peers.items()
+        }
+        for members in list(self.voters.values()):
+            for member in members.values():
+                known[member.id] = (member.raft, member.http, member.streams)
+        return known
 
     def self_addr(self, shard: int) -> str:
         return shift_port(self.peers[self.self_id], shard)
@@ -81,21 +120,36 @@ class Topology:
         return shift_port(self.peers[ids[shard % len(ids)]], shard)
 
     def id_of(self, address: str | None, shard: int) -> str:
-        for peer, base in self.peers.items():
-            if address is not None and shift_port(base, shard) == address:
+        if address is None:
+            return ""
+        for peer, (base, _, _) in self._known().items():
+            if shift_port(base, shard) == address:
                 return peer
         return ""
 
+    def peer_urls(self) -> dict[str, str]:
+        """Every other node's HTTP base URL, as the groups last reported their members."""
+        return {node: http for node, (_, http, _) in self._known().items() if node != self.self_id and http}
+
+    def raft_of(self, node: str) -> str | None:
+        """Node's shard 0 raft address, if any group or the static peers name it."""
+        known = self._known().get(node)
+        return known[0] if known else None
+
+    def http_of(self, node: str) -> str:
+        known = self._known().get(node)
+        return known[1] if known else ""
+
     def leader_url(self, shard: int) -> Callable[[str | None], str | None]:
         def url(address: str | None) -> str | None:
-            return self.peer_http.get(self.id_of(address, shard)) or None
+            return self.http_of(self.id_of(address, shard)) or None
 
         return url
 
     def leader_streams(self, shard: int) -> Callable[[str | None], dict[str, str]]:
         def urls(address: str | None) -> dict[str, str]:
-            leader = self.id_of(address, shard)
-            return {kind: m[leader] for kind, m in self.peer_streams.items() if m.get(leader)}
+            known = self._known().get(self.id_of(address, shard))
+            return dict(known[2]) if known else {}
 
         return urls
 
@@ -115,7 +169,7 @@ class Topology:
                     self_addr=self.self_addr(shard),
                     leader_id=leader_id,
                     leader_addr=leader,
-                    leader_http_addr=self.peer_http.get(leader_id, ""),
+                    leader_http_addr=self.http_of(leader_id),
                     term_changes=group.term_changes,
                     term=group.term,
                     nodes=self._nodes(shard, group, ready_of),
@@ -127,10 +181,12 @@ class Topology:
         self, shard: int, group: GroupView, ready_of: Callable[[str], bool | None]
     ) -> tuple[NodeStatus, ...]:
         matched = group.peer_match_indexes()
+        known = self._known()
+        voters = self.voters.get(shard)
         nodes = []
-        for peer in sorted(self.peers):
-            addr = shift_port(self.peers[peer], shard)
+        for peer in sorted(voters if voters is not None else self.peers):
+            base, http, _ = known[peer]
+            addr = shift_port(base, shard)
             applied = group.applied_index if peer == self.self_id else matched.get(addr)
-            http = self.peer_http.get(peer, "")
             nodes.append(NodeStatus(peer, addr, http, applied, ready_of(peer)))
         return tuple(nodes)

@@ -10,6 +10,7 @@ from codeq.replication.topology import GroupStatus
 from codeq.service.admin import AdminService
 from codeq.service.backup import BackupService
 from codeq.service.dlq import DlqService
+from codeq.service.membership import MembershipService
 from codeq.service.results import ResultService
 from codeq.service.schedules import ScheduleService
 from codeq.service.subscriptions import SubscriptionService
@@ -30,4 +31,5 @@ class Services:
     topics: TopicService
     raft_status: Callable[[], list[GroupStatus]] = field(default=lambda: [])  # empty: raft is off
     transfer_leader: Callable[[int, str], Awaitable[str]] | None = None  # (shard, to node) -> leader
+    membership: MembershipService | None = None  # None: raft is off
     schedules: ScheduleService | None = None  # None: a server assembled without the runner

@@ -34,6 +34,10 @@ class PeerReadiness:
         self._probe = probe
         self._ready: dict[str, bool] = {}
 
+    def follow(self, peer_urls: Mapping[str, str]) -> None:
+        """The peers changed (a membership change): probe these from the next tick on."""
+        self._urls = {peer: url.rstrip("/") for peer, url in peer_urls.items() if url}
+
     def ready_of(self, peer: str) -> bool | None:
         return self._ready.get(peer)
 

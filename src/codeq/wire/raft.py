@@ -52,3 +52,26 @@ class TransferLeaderRequest(msgspec.Struct, rename="camel", kw_only=True, forbid
 class TransferLeaderJSON(msgspec.Struct, rename="camel", kw_only=True):
     shard_idx: int
     leader_id: str
+
+
+class MembershipRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """POST /v1/codeq/admin/raft/members: add or remove one node in one shard's group (operator).
+    `raft` is the node's shard 0 raft host:port (shard i: its port + i); `force` accepts an
+    even number of voters afterwards."""
+
+    op: str  # "add" | "remove"
+    id: str
+    shard: int = 0
+    raft: str = ""
+    http: str = ""
+    producer_stream: str = ""
+    worker_stream: str = ""
+    force: bool = False
+
+
+class MembershipJSON(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    shard_idx: int
+    op: str
+    id: str
+    voters: list[str]
+    warning: str = ""

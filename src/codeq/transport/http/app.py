@@ -73,6 +73,7 @@ def build_router(
     cluster = ClusterRoutes(services)
     router.add("GET", f"{PREFIX}/raft/status", cluster.raft_status)  # 14
     router.add("POST", f"{PREFIX}/admin/raft/transfer-leader", cluster.transfer_leader)
+    router.add("POST", f"{PREFIX}/admin/raft/members", cluster.members)
     router.add("GET", f"{PREFIX}/admin/queues", a.queues)  # 15
     router.add("GET", f"{PREFIX}/admin/queues/{{command}}", a.queue_stats)  # 16
     router.add("POST", f"{PREFIX}/admin/tasks/cleanup", a.cleanup)  # 17
