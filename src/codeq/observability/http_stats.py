@@ -12,14 +12,14 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
+from codeq.observability.rows import RowCollector, cumulative, le_labels
 from codeq.observability.series import OTHER
 
 Key = tuple[str, str, int]  # (route template, method, status)
 
 
-class RequestStats(Collector):
+class RequestStats(RowCollector):
     """`codeq_http_requests_total` and `codeq_http_request_duration_seconds` from one set of rows."""
 
     def __init__(self, buckets: Iterable[float], max_series: int) -> None:
@@ -50,12 +50,6 @@ class RequestStats(Collector):
             row = self._rows[key] = [0.0] * (len(self.bounds) + 3)
         return row
 
-    def describe(self) -> Iterable[Metric]:
-        return list(self._families())
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self._families()
-
     def _families(self) -> Iterator[Metric]:
         labels = ["route", "method", "status"]
         count = CounterMetricFamily("codeq_http_requests", "HTTP requests answered.", labels=labels)
@@ -64,15 +58,11 @@ class RequestStats(Collector):
             "HTTP request handling time, by route template and status.",
             labels=labels,
         )
-        bounds = [le_label(bound) for bound in self.bounds] + ["+Inf"]
+        bounds = le_labels(self.bounds)
         for (route, method, status), row in sorted(self._rows.items()):
             values = [route, method, str(status)]
             count.add_metric(values, row[0])
-            cumulative, buckets = 0.0, []
-            for le, in_bucket in zip(bounds, row[2:], strict=True):
-                cumulative += in_bucket
-                buckets.append((le, cumulative))
-            duration.add_metric(values, buckets, row[1])
+            duration.add_metric(values, cumulative(bounds, row[2:]), row[1])
         yield count
         yield duration
 
@@ -96,8 +86,3 @@ class RouteStats:
         row[0] += 1
         row[1] += seconds
         row[2 + bisect_left(self._bounds, seconds)] += 1
-
-
-def le_label(bound: float) -> str:
-    """The `le` label as prometheus_client writes it (`0.005`, `1.0`)."""
-    return repr(float(bound))

@@ -14,9 +14,8 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
-from codeq.observability.http_stats import le_label
+from codeq.observability.rows import RowCollector, cumulative, le_labels
 from codeq.observability.series import OTHER
 
 # Engine event kind -> (metric name without `_total`, help).
@@ -28,7 +27,7 @@ COUNTED = {
 Finish = tuple[str, str]  # (command, status)
 
 
-class TaskStats(Collector):
+class TaskStats(RowCollector):
     def __init__(self, buckets: Iterable[float], max_series: int) -> None:
         self._bounds = sorted(buckets)
         self._max_series = max_series
@@ -67,12 +66,6 @@ class TaskStats(Collector):
             row = self._finished[(command, status)] = [0.0] * (len(self._bounds) + 4)
         return row
 
-    def describe(self) -> Iterable[Metric]:
-        return list(self._families())
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self._families()
-
     def _families(self) -> Iterator[Metric]:
         for kind, (name, help_text) in COUNTED.items():
             family = CounterMetricFamily(name, help_text, labels=["command"])
@@ -86,14 +79,10 @@ class TaskStats(Collector):
         latency = HistogramMetricFamily(
             "codeq_task_processing_latency_seconds", "From creation to the terminal state.", labels=labels
         )
-        bounds = [le_label(bound) for bound in self._bounds] + ["+Inf"]
+        bounds = le_labels(self._bounds)
         for (command, status), row in sorted(self._finished.items()):
             completed.add_metric([command, status], row[0])
             if row[1]:
-                cumulative, buckets = 0.0, []
-                for le, in_bucket in zip(bounds, row[3:], strict=True):
-                    cumulative += in_bucket
-                    buckets.append((le, cumulative))
-                latency.add_metric([command, status], buckets, row[2])
+                latency.add_metric([command, status], cumulative(bounds, row[3:]), row[2])
         yield completed
         yield latency
