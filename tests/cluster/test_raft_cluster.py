@@ -326,7 +326,10 @@ def test_a_node_with_another_shard_count_is_detected(tmp_path: Path) -> None:
             cluster.nodes["c"].start(timeout=5)
 
         def c_unready() -> str:
-            r = httpx.get(f"{cluster.url('c')}/readyz")
+            try:
+                r = httpx.get(f"{cluster.url('c')}/readyz")
+            except httpx.TransportError:
+                return ""  # still starting: it listens only once its stores are open
             return r.text if r.status_code == 503 else ""
 
         assert "same numShards" in until(c_unready, what="node c refusing its mismatched peers")
