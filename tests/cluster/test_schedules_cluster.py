@@ -59,6 +59,7 @@ def test_a_leader_kill_neither_repeats_nor_stops_the_schedule(cluster: Cluster) 
     assert created.status_code == 201, created.text
     until(lambda: all(schedule_on(cluster, i) is not None for i in cluster.ids), what="schedule everywhere")
     until(lambda: task_count(cluster, leader) >= 3, what="three slots fired")
+    at_kill = task_count(cluster, leader)  # applied on the leader, so committed: they survive it
     cluster.nodes[leader].kill()
     survivors = [i for i in cluster.ids if i != leader]
     new_leader = cluster.wait_leader(among=survivors)
@@ -76,5 +77,7 @@ def test_a_leader_kill_neither_repeats_nor_stops_the_schedule(cluster: Cluster) 
     assert record is not None
     first_slot = slot_ms(created.json()["createdAt"]) // 1000 * 1000
     slots = (slot_ms(record["lastSlotAt"]) - first_slot) // 1000 + 1
-    # One task per slot at most: a slot fired by both leaders would count twice.
-    assert 6 <= tasks <= slots, (tasks, slots)
+    # One task per slot at most: a slot fired by both leaders would count twice. At least one
+    # more than at the kill: the new leader fired on. Not one per slot: with catchUp "once",
+    # the slots missed while no node led (longer under load) fire as one task.
+    assert at_kill + 1 <= tasks <= slots, (at_kill, tasks, slots)
