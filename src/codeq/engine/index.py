@@ -303,31 +303,14 @@ class Index:
 
 
 def _sort(entries: list[Live]) -> None:
-    """Order a listing by (order time, seq): by seq first, then a stable sort by order time,
-    keyed in C (`itemgetter`) — a sort comparing `Live` tuples chases two scattered objects
-    per comparison. Sequence numbers follow creation, so the second sort mostly meets runs
-    already in order; and a restart's live tasks usually hold most numbers of their range,
-    which orders them by seq in one pass with no comparison at all."""
-    if len(entries) > 1:
-        first = min(map(_SEQ, entries))
-        span = max(map(_SEQ, entries)) - first + 1
-        if span > 2 * len(entries) or not _place_by_seq(entries, first, span):
-            entries.sort(key=_SEQ)
+    """Order a listing by (order time, seq) as two stable sorts on one plain int each, keyed
+    in C (`itemgetter`): a sort comparing `Live` tuples chases two scattered objects per
+    comparison, and a computed key costs a Python call per entry. Sequence numbers follow
+    creation, so the second sort mostly meets runs already in order. (Placing entries in one
+    slot per sequence number instead saved no measurable time and left the slot array's
+    8 MB per million tasks in the process's heap: 288 B per pending task against 280.)"""
+    entries.sort(key=_SEQ)
     entries.sort(key=_ORDER_MS)
-
-
-def _place_by_seq(entries: list[Live], first: int, span: int) -> bool:
-    """Sort entries whose sequence numbers lie in [first, first + span) by seq, one slot
-    each; False (entries unchanged) when two share a number, as the tasks of two old shards
-    may after `codeq reshard` merged them."""
-    slots: list[Live | None] = [None] * span
-    for live in entries:
-        slots[live.seq - first] = live
-    placed = list(filter(None, slots))
-    if len(placed) != len(entries):
-        return False
-    entries[:] = placed
-    return True
 
 
 _ORDER_MS, _SEQ = operator.itemgetter(0), operator.itemgetter(1)
