@@ -60,6 +60,10 @@ class Queue:
     in_progress: int = 0
     # Each live state's tasks by order time, for listings (engine/listing.py).
     listed: dict[str, list[Live]] = field(default_factory=lambda: {READY: [], DELAYED: [], IN_PROGRESS: []})
+    # After a restart the listings stay in the store's order until a page is first asked for:
+    # sorting a million entries is a tenth of a restart, and only an operator's listing needs
+    # it (entries placed meanwhile may land anywhere; the first page's sort orders them too).
+    unsorted: bool = False
 
 
 def _live(fields: tuple[int, int, str, Queue, str, int]) -> Live:
@@ -95,6 +99,10 @@ class Index:
         queue = self.queues.get((query.tenant, query.cmd_key))
         if queue is None:
             return []
+        if queue.unsorted:
+            for entries in queue.listed.values():
+                _sort(entries)
+            queue.unsorted = False
         return _page(queue.listed[query.state], query, self.tasks)
 
     def take_seq(self) -> int:
@@ -204,21 +212,22 @@ class Index:
         queue.listed[live.state].append(live)
 
     def settle(self) -> None:
-        """Order and count what `restore` placed: sort every listing; a sorted list is a heap,
-        so each priority's ready heap is its part of the sorted ready listing."""
+        """Order and count what `restore` placed: a heap per priority (heapify, linear), the
+        listings left for their first page to sort (`Queue.unsorted`)."""
         heapq.heapify(self.delayed)
         heapq.heapify(self.leases)
         for queue in self.queues.values():
-            for entries in queue.listed.values():
-                _sort(entries)
             ready = queue.listed[READY]
             heaps: list[list[Live]] = [[] for _ in range(PRIORITIES)]
             appends = [heap.append for heap in heaps]
             for live in ready:
                 appends[live.priority](live)
+            for heap in heaps:
+                heapq.heapify(heap)
             queue.heaps = heaps
             queue.ready = len(ready)
             queue.ready_by_priority = [len(heap) for heap in heaps]
+            queue.unsorted = True
 
     def _compact_leases(self) -> None:
         """Drop the lease entries of tasks that finished or moved since: otherwise each stays
@@ -303,12 +312,11 @@ class Index:
 
 
 def _sort(entries: list[Live]) -> None:
-    """Order a listing by (order time, seq) as two stable sorts on one plain int each, keyed
-    in C (`itemgetter`): a sort comparing `Live` tuples chases two scattered objects per
-    comparison, and a computed key costs a Python call per entry. Sequence numbers follow
-    creation, so the second sort mostly meets runs already in order. (Placing entries in one
-    slot per sequence number instead saved no measurable time and left the slot array's
-    8 MB per million tasks in the process's heap: 288 B per pending task against 280.)"""
+    """Order a restart's listing by (order time, seq, id) as two stable sorts on one plain int
+    each, keyed in C (`itemgetter`): a sort comparing `Live` tuples chases scattered objects
+    per comparison, and a computed key costs a Python call per entry. The store yields tasks
+    by id, so ties (two old shards' numbers after `codeq reshard`) stay in id order; sequence
+    numbers follow creation, so the second sort mostly meets runs already in order."""
     entries.sort(key=_SEQ)
     entries.sort(key=_ORDER_MS)
 
