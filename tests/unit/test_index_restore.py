@@ -101,8 +101,8 @@ def test_the_claim_order_after_a_restart_is_priority_then_readiness_then_sequenc
         taken.append(live)
 
     assert taken == sorted(taken, key=lambda e: (-e.priority, e.order_ms, e.seq))
-    ready = {p.id for p in stored if p.command == "render" and p.status is Status.PENDING and p.visible_ms <= NOW}
-    assert {t.id for t in taken} == ready
+    ready = [p for p in stored if p.status is Status.PENDING and p.visible_ms <= NOW]
+    assert {t.id for t in taken} == {p.id for p in ready if p.command == "render"}
     assert queue.ready == 0
 
 
@@ -120,5 +120,7 @@ def test_tasks_placed_after_a_restart_are_listed_in_order_with_the_restored_ones
 
     ready = h.engine.index.listed(PageQuery(TENANT, "render", READY, None, False, 100))
     left = [t for t in created if t.id != first.id]
-    expected = sorted([(t.ready_ms, t.seq, t.id) for t in left] + [(delayed.visible_ms, delayed.seq, delayed.id)])
+    expected = sorted(
+        [(t.ready_ms, t.seq, t.id) for t in left] + [(delayed.ready_ms, delayed.seq, delayed.id)]
+    )
     assert ready == expected
