@@ -16,8 +16,13 @@ Every run is reported and the median is summarised. The store's files are in the
 (just written), so this is a warm restart, not a cold-disk one. Everything lives in a temp
 dir under `--tmp-dir` (default /tmp), deleted at the end, and each step is time-bounded.
 
+`--store DIR` keeps the filled store in DIR (filled only when DIR does not exist yet), so
+several runs restart the same tasks. `--tree NAME=SRC` (repeatable) runs steps 2 and 3 with
+`PYTHONPATH=SRC` for each tree in turn, `--repeat` rounds interleaved (A B A B ...): old code
+against new on one store (`git archive <commit> src | tar -x -C /tmp/old`).
+
   .venv/bin/python bench/restart_bench.py [--tasks 1000000] [--batch 1000] [--repeat 1]
-      [--payload-bytes 0] [--no-server] [--json]
+      [--payload-bytes 0] [--no-server] [--store DIR] [--tree NAME=SRC ...] [--json]
 """
 
 from __future__ import annotations
@@ -151,10 +156,13 @@ def child_recover(path: str, spawned_at: float) -> dict[str, Any]:
     }
 
 
-def run_child(args: list[str], timeout: float) -> dict[str, Any]:
-    """Run this script in a child step; its last stdout line is a JSON object."""
+def run_child(args: list[str], timeout: float, src: str | None = None) -> dict[str, Any]:
+    """Run this script in a child step (importing codeq from `src` when given); its last
+    stdout line is a JSON object."""
     cmd = [sys.executable, str(Path(__file__).resolve()), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, check=False, env=tree_env(src)
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{args[0:2]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     doc: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -175,7 +183,14 @@ def _readyz(port: int) -> bool:
         conn.close()
 
 
-def server_start(codeq: str, data: Path, log_path: Path, timeout: float) -> dict[str, Any]:
+def tree_env(src: str | None) -> dict[str, str] | None:
+    """The environment of a child that runs the tree at `src` (None: this process's)."""
+    return None if src is None else {**os.environ, "PYTHONPATH": src}
+
+
+def server_start(
+    codeq: str, data: Path, log_path: Path, timeout: float, src: str | None = None
+) -> dict[str, Any]:
     """Spawn `codeq serve` on the store, time it to /readyz 200, then SIGTERM it."""
     port = free_port()
     cmd = [codeq, "serve", "--dev", "--host", HOST, "--port", str(port), "--data", str(data)]
@@ -189,7 +204,12 @@ def server_start(codeq: str, data: Path, log_path: Path, timeout: float) -> dict
     with open(log_path, "wb") as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=tree_env(src),
         )
     try:
         deadline = t0 + timeout
@@ -231,27 +251,47 @@ def median_of(runs: list[dict[str, Any]], key: str) -> Any:
     return round(statistics.median(values), 3) if values else None
 
 
-def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    data = tmp / "data"
+def fill_store(args: argparse.Namespace, data: Path) -> dict[str, Any]:
+    if args.store and data.exists():
+        log(f"reusing the store in {data}")
+        return {"tasks": args.tasks, "fill_s": None, "fill_tasks_per_s": None, "disk_mb": disk_mb(data)}
     log(f"filling {args.tasks:,} tasks ...")
     child = ["--child", "fill", "--data", str(data), "--tasks", str(args.tasks), "--batch", str(args.batch)]
     child += ["--payload-bytes", str(args.payload_bytes)]
     fill = run_child(child, args.fill_timeout)
-    fill["disk_mb"] = round(disk_bytes(data) / 2**20, 1)
+    fill["disk_mb"] = disk_mb(data)
     log(f"filled in {fill['fill_s']} s; recovering ...")
-    recover = []
-    for _ in range(args.repeat):
-        child = ["--child", "recover", "--data", str(data), "--spawned-at", repr(time.time())]
-        recover.append(run_child(child, args.step_timeout))
-    server = []
-    for i in range(args.repeat if args.server else 0):
-        log(f"server start {i + 1} ...")
-        server.append(server_start(args.codeq, data, tmp / f"server-{i}.log", args.step_timeout))
+    return fill
+
+
+def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    data = Path(args.store) if args.store else tmp / "data"
+    fill = fill_store(args, data)
+    trees: list[tuple[str, str | None]] = [tuple(t.split("=", 1)) for t in args.tree] or [("this", None)]
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        name: {"recover": [], "server": []} for name, _ in trees
+    }
+    for round_no in range(args.repeat):
+        for name, src in trees:
+            load = os.getloadavg()[0]
+            child = ["--child", "recover", "--data", str(data), "--spawned-at", repr(time.time())]
+            runs[name]["recover"].append({**run_child(child, args.step_timeout, src), "load": round(load, 2)})
+            if args.server:
+                log(f"round {round_no + 1}, {name}: server start ...")
+                log_path = tmp / f"server-{name}-{round_no}.log"
+                runs[name]["server"].append(server_start(args.codeq, data, log_path, args.step_timeout, src))
     return {
         "tasks": args.tasks,
         "batch": args.batch,
         "fill": fill,
-        "disk_mb_end": round(disk_bytes(data) / 2**20, 1),
+        "disk_mb_end": disk_mb(data),
+        "trees": {name: summary(found) for name, found in runs.items()},
+    }
+
+
+def summary(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    recover, server = runs["recover"], runs["server"]
+    return {
         "recover_runs": recover,
         "server_runs": server,
         "recover": {k: median_of(recover, k) for k in recover[0]} if recover else {},
@@ -259,30 +299,41 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     }
 
 
+def disk_mb(path: Path) -> float:
+    return round(disk_bytes(path) / 2**20, 1)
+
+
 def markdown(doc: dict[str, Any]) -> str:
-    rec, srv, fill = doc["recover"], doc["server"], doc["fill"]
-    runs = ", ".join(f"{r['ready_s']}" for r in doc["recover_runs"])
-    srv_runs = ", ".join(f"{r['ready_s']}" for r in doc["server_runs"]) or "–"
+    return "\n\n".join(tree_markdown(doc, name, found) for name, found in doc["trees"].items())
+
+
+def tree_markdown(doc: dict[str, Any], name: str, tree: dict[str, Any]) -> str:
+    rec, srv, fill = tree["recover"], tree["server"], doc["fill"]
+    runs = ", ".join(f"{r['ready_s']}" for r in tree["recover_runs"])
+    cpu_runs = ", ".join(f"{r['recover_cpu_s']}" for r in tree["recover_runs"])
+    srv_runs = ", ".join(f"{r['ready_s']}" for r in tree["server_runs"]) or "–"
+    fill_rate = f"{fill['fill_s']} s ({fill['fill_tasks_per_s']:,} tasks/s)" if fill["fill_s"] else "reused"
     rows = [
-        "| measure | value |",
+        f"| measure ({name}) | value |",
         "|---|---|",
-        f"| pending tasks (filled / recovered) | {fill['tasks']:,} / {rec['live_tasks']:,} |",
-        f"| fill (engine apply, Batch of {doc['batch']}, sync=False) | {fill['fill_s']} s "
-        f"({fill['fill_tasks_per_s']:,} tasks/s) |",
+        f"| pending tasks (filled / recovered) | {fill['tasks']:,} / {int(rec['live_tasks']):,} |",
+        f"| fill (engine apply, Batch of {doc['batch']}, sync=False) | {fill_rate} |",
         f"| on-disk size after fill / at end | {fill['disk_mb']} MB / {doc['disk_mb_end']} MB |",
         f"| open store (median) | {rec['open_s']} s |",
         f"| Engine.recover (median; its CPU time) | {rec['recover_s']} s ({rec['recover_cpu_s']} s CPU) |",
+        f"| Engine.recover CPU time (runs) | {cpu_runs} s |",
         f"| open + recover: ready (median; runs) | {rec['ready_s']} s ({runs}) |",
         f"| process spawn → ready, incl. imports (median) | {rec['spawn_to_ready_s']} s |",
         f"| RSS after imports / open / recovery | {rec['rss_imports_mb']} / {rec['rss_open_mb']} / "
         f"{rec['rss_after_mb']} MB (peak {rec['peak_rss_mb']} MB) |",
         f"| RSS per pending task | {rec['rss_bytes_per_task']} B |",
+        f"| 1-min load average before each recover (median) | {rec['load']} |",
     ]
     if srv:
         rows += [
             f"| `codeq serve` spawn → /readyz 200 (median; runs) | {srv['ready_s']} s ({srv_runs}) |",
             f"| server's own recovery time (its log) | {srv['server_recovery_s']} s "
-            f"({srv['live_tasks']} live tasks) |",
+            f"({int(srv['live_tasks']):,} live tasks) |",
             f"| server RSS when ready | {srv['rss_mb']} MB (peak {srv['peak_rss_mb']} MB) |",
             f"| SIGTERM → exit | {srv['stop_s']} s |",
         ]
@@ -304,6 +355,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tmp-dir", default="/tmp", help="where the temp store goes")
     parser.add_argument("--fill-timeout", type=float, default=900.0, help="bound on the fill, s")
     parser.add_argument("--step-timeout", type=float, default=300.0, help="bound on each recover/start, s")
+    parser.add_argument("--store", help="keep the filled store here (reused when it exists)")
+    parser.add_argument("--tree", action="append", default=[], help="NAME=SRC: run steps 2-3 from SRC")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     # internal: the child steps
     parser.add_argument("--child", choices=("fill", "recover"), help=argparse.SUPPRESS)

@@ -93,3 +93,18 @@ def test_finished_tasks_do_not_linger_in_the_lease_heap_until_their_lease_deadli
     index = h.engine.index
     assert index.leased == 0
     assert len(index.leases) <= 256 + 1  # compacted, not one entry per task finished
+
+
+def test_a_drain_without_new_tasks_does_not_keep_every_claimed_task_in_the_ready_listing() -> None:
+    h = EngineHarness()
+    for _ in range(3_000):
+        h.create()
+    for _ in range(2_900):
+        (claimed,) = h.claim()
+        h.complete(claimed.id)
+    queue = next(iter(h.engine.index.queues.values()))
+    assert queue.ready == 100
+    # Compacted as tasks leave it, not only when a new one arrives (issue 18 item 4).
+    assert len(queue.listed[listing.READY]) <= 3 * 100 + 256
+    page = h.engine.index.listed(listing.PageQuery(TENANT, queue.cmd_key, listing.READY, None, False, 1_000))
+    assert len(page) == 100

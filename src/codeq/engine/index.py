@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import operator
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -26,7 +27,6 @@ from codeq.engine.listing import DELAYED, IN_PROGRESS, READY, Entry
 from codeq.engine.records import Placement
 
 PRIORITIES = 10
-_IN_PROGRESS = Status.IN_PROGRESS.value
 _STALE_SLACK = 256  # stale listing entries tolerated beyond twice the live count
 _LOCATIONS = {READY: Location.PENDING_LIST, DELAYED: Location.DELAYED_ZSET, IN_PROGRESS: Location.INPROG_SET}
 
@@ -60,6 +60,10 @@ class Queue:
     in_progress: int = 0
     # Each live state's tasks by order time, for listings (engine/listing.py).
     listed: dict[str, list[Live]] = field(default_factory=lambda: {READY: [], DELAYED: [], IN_PROGRESS: []})
+    # After a restart the listings stay in the store's order until a page is first asked for:
+    # sorting a million entries is a tenth of a restart, and only an operator's listing needs
+    # it (entries placed meanwhile may land anywhere; the first page's sort orders them too).
+    unsorted: bool = False
 
 
 def _live(fields: tuple[int, int, str, Queue, str, int]) -> Live:
@@ -95,6 +99,10 @@ class Index:
         queue = self.queues.get((query.tenant, query.cmd_key))
         if queue is None:
             return []
+        if queue.unsorted:
+            for entries in queue.listed.values():
+                _sort(entries)
+            queue.unsorted = False
         return _page(queue.listed[query.state], query, self.tasks)
 
     def take_seq(self) -> int:
@@ -144,44 +152,54 @@ class Index:
             entries.append(live)  # the common case: the newest arrival
         else:
             bisect.insort(entries, live)
+        self._trim(entries, count)
+
+    def _trim(self, entries: list[Live], count: int) -> None:
+        """Drop a listing's stale entries once they pass twice its `count` live ones: checked
+        as tasks enter and as they leave, so a drain with nothing arriving (issue 18 item 4)
+        does not keep every task it took. Amortised: each pass at least halves the list."""
         if len(entries) > 3 * count + _STALE_SLACK:
             entries[:] = list(_current(entries, self.tasks))
 
     # -- rebuilding at a restart --------------------------------------------------------
 
     def restore(self, stored: Iterable[Placement], now_ms: int) -> int:
-        """Place the stored live tasks at a restart, unordered (`settle()` orders them all
-        once): the same decisions as `place`, from the few fields a restart decodes. Returns
-        the highest sequence number seen. Written for speed: a million tasks pass here."""
-        queues: dict[tuple[str, str], Queue] = {}
-        same_ms: dict[int, int] = {}  # one int per distinct ms, as the creates shared one per batch
+        """Place the stored live tasks at a restart, unordered (`settle()` orders and counts
+        them once): the same decisions as `place`, from the few fields a restart decodes.
+        Returns the highest sequence number seen. Written for speed: a million tasks pass
+        here, so the loop keeps to locals and looks a queue up only when it changes."""
+        new = tuple.__new__
         tasks = self.tasks
+        same_ms: dict[int, int] = {}  # one int per distinct ms, as the creates shared one per batch
+        tenant: str | None = None
+        command = ""
+        queue = Queue("", "")  # replaced by the first task's
+        append = queue.listed[READY].append
         max_seq = 0
         for task in stored:
-            queue = queues.get((task.tenant, task.command))
-            if queue is None:
-                queue = queues[(task.tenant, task.command)] = self.queue(
-                    task.tenant, command_key(task.command)
-                )
+            if task.command != command or task.tenant != tenant:
+                tenant, command = task.tenant, task.command
+                queue = self.queue(tenant, command_key(command))
+                append = queue.listed[READY].append
             seq = task.seq
             if seq > max_seq:
                 max_seq = seq
-            if task.status == _IN_PROGRESS or task.visible_ms > now_ms:
-                self._restore_waiting(task, queue, now_ms, same_ms)
+            ms = task.visible_ms
+            if ms > now_ms or task.status is Status.IN_PROGRESS:
+                self._restore_waiting(task, queue, same_ms)
                 continue
-            order_ms = task.visible_ms if task.visible_ms > task.created_ms else task.created_ms
-            order_ms = same_ms.setdefault(order_ms, order_ms)
-            live = _live((order_ms, seq, task.id, queue, READY, task.priority))
-            queue.ready += 1
-            queue.ready_by_priority[task.priority] += 1
-            tasks[task.id] = live
-            queue.listed[READY].append(live)
+            if ms < task.created_ms:
+                ms = task.created_ms
+            task_id = task.id
+            live = new(Live, (same_ms.setdefault(ms, ms), seq, task_id, queue, READY, task.priority))
+            tasks[task_id] = live
+            append(live)
         return max_seq
 
-    def _restore_waiting(self, task: Placement, queue: Queue, now_ms: int, same_ms: dict[int, int]) -> None:
+    def _restore_waiting(self, task: Placement, queue: Queue, same_ms: dict[int, int]) -> None:
         """`restore` of a leased or delayed task."""
         order_ms = same_ms.setdefault(task.updated_ms, task.updated_ms)
-        if task.status == _IN_PROGRESS:
+        if task.status is Status.IN_PROGRESS:
             queue.in_progress += 1
             self.leased += 1
             live = Live(order_ms, task.seq, task.id, queue, IN_PROGRESS, task.priority)
@@ -194,17 +212,22 @@ class Index:
         queue.listed[live.state].append(live)
 
     def settle(self) -> None:
-        """Order what `restore` placed: sort every listing; a sorted list is a heap, so each
-        priority's ready heap is its part of the sorted ready listing."""
+        """Order and count what `restore` placed: a heap per priority (heapify, linear), the
+        listings left for their first page to sort (`Queue.unsorted`)."""
         heapq.heapify(self.delayed)
         heapq.heapify(self.leases)
         for queue in self.queues.values():
-            for entries in queue.listed.values():
-                entries.sort(key=_sort_key)
+            ready = queue.listed[READY]
             heaps: list[list[Live]] = [[] for _ in range(PRIORITIES)]
-            for live in queue.listed[READY]:
-                heaps[live.priority].append(live)
+            appends = [heap.append for heap in heaps]
+            for live in ready:
+                appends[live.priority](live)
+            for heap in heaps:
+                heapq.heapify(heap)
             queue.heaps = heaps
+            queue.ready = len(ready)
+            queue.ready_by_priority = [len(heap) for heap in heaps]
+            queue.unsorted = True
 
     def _compact_leases(self) -> None:
         """Drop the lease entries of tasks that finished or moved since: otherwise each stays
@@ -222,11 +245,14 @@ class Index:
         if live.state is IN_PROGRESS:
             queue.in_progress -= 1
             self.leased -= 1
+            self._trim(queue.listed[IN_PROGRESS], queue.in_progress)
         elif live.state is DELAYED:
             queue.delayed -= 1
+            self._trim(queue.listed[DELAYED], queue.delayed)
         else:
             queue.ready -= 1
             queue.ready_by_priority[live.priority] -= 1
+            self._trim(queue.listed[READY], queue.ready)
         return live
 
     def remove(self, task_id: str) -> None:
@@ -285,11 +311,17 @@ class Index:
         return min(times) if times else None
 
 
-def _sort_key(live: Live) -> int:
-    """A listing's order as one int: a sort comparing `Live` tuples chases two scattered
-    objects per comparison, one computed key per entry is several times faster. A queue's
-    live tasks have distinct sequence numbers, all far below 2**64."""
-    return (live.order_ms << 64) | live.seq
+def _sort(entries: list[Live]) -> None:
+    """Order a restart's listing by (order time, seq, id) as two stable sorts on one plain int
+    each, keyed in C (`itemgetter`): a sort comparing `Live` tuples chases scattered objects
+    per comparison, and a computed key costs a Python call per entry. The store yields tasks
+    by id, so ties (two old shards' numbers after `codeq reshard`) stay in id order; sequence
+    numbers follow creation, so the second sort mostly meets runs already in order."""
+    entries.sort(key=_SEQ)
+    entries.sort(key=_ORDER_MS)
+
+
+_ORDER_MS, _SEQ = operator.itemgetter(0), operator.itemgetter(1)
 
 
 def _ready_ms(task: Placement) -> int:

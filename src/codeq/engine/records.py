@@ -85,25 +85,27 @@ def decode_task(raw: bytes) -> Task:
     return task
 
 
-class Placement(msgspec.Struct, array_like=True):
+class Placement(msgspec.Struct, array_like=True, gc=False):
     """The leading fields of a stored task, enough to place it in the index at a restart; the
-    payload and the other fields in between are skipped undecoded (`Raw`), those after ignored."""
+    payload is skipped undecoded (`Raw`), the fields after `lease_until_ms` ignored. Decoded a
+    million times at a restart: the status as its enum member (no new string), small ints as
+    ints (cached objects, cheaper than a `Raw` view), and no tracking by the collector."""
 
     id: str
     tenant: str
     command: str
     payload: msgspec.Raw
     priority: int
-    webhook: msgspec.Raw
-    status: str
-    location: msgspec.Raw
-    attempts: msgspec.Raw
-    max_attempts: msgspec.Raw
+    webhook: object
+    status: Status
+    location: object
+    attempts: int
+    max_attempts: int
     created_ms: int
     updated_ms: int
     visible_ms: int
     seq: int
-    worker_id: msgspec.Raw
+    worker_id: object
     lease_until_ms: int
 
 
