@@ -30,10 +30,11 @@ class GroupCommitter:
     bytes waiting, and `wait_for_room` lets callers hold back new work while it is exceeded.
     A failed write leaves memory ahead of disk, so the committer then refuses all writes.
 
-    The values of the last few durable batches stay in memory too (`recent_bytes`, in two
-    generations): a task is created, claimed and finished within moments, so its claim and
-    its finish read its record from memory instead of crossing into the store. Every write
-    of the store passes through here, so a remembered value is always the stored one.
+    The values of the last few durable batches stay in memory too (`recent_bytes` of keys
+    and values, in two generations, so at most twice that): a task is created, claimed and
+    finished within moments, so its claim and its finish read its record from memory instead
+    of crossing into the store. Every write of the store passes through here, so a
+    remembered value is always the stored one.
 
     Events given with ops go, for the whole batch at once, to the `publish_to` function
     after the batch is durable and before any submitter is answered: one call per batch
@@ -49,7 +50,7 @@ class GroupCommitter:
         max_pending_bytes: int = 64 << 20,
         name: str = "kv",
         on_commit: CommitObserver | None = None,
-        recent_bytes: int = 4 << 20,
+        recent_bytes: int = 2 << 20,
     ) -> None:
         self.kv = kv
         self.fsync = fsync
