@@ -205,3 +205,60 @@ async def test_a_failed_write_publishes_nothing(kv: GatedKV) -> None:
     assert published.calls == []
     kv.fail = False
     await committer.close()
+
+
+class CountingKV(MemoryKV):
+    """A memory store that counts the point reads reaching it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, key: bytes) -> bytes | None:
+        self.reads += 1
+        return super().get(key)
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        self.reads += len(keys)
+        return super().get_many(keys)
+
+
+async def test_recently_durable_values_are_read_without_reaching_the_store() -> None:
+    store = CountingKV()
+    committer = GroupCommitter(store)
+    committer.start()
+    await committer.submit({b"task": b"created", b"gone": b"x"})
+    await committer.submit({b"task": b"claimed", b"gone": None})
+    assert committer.get(b"task") == b"claimed"
+    assert committer.get(b"gone") is None
+    assert committer.get_many([b"task", b"gone"]) == [b"claimed", None]
+    assert store.reads == 0
+    assert committer.get(b"never-written") is None
+    assert store.reads == 1
+    await committer.close()
+
+
+async def test_remembered_values_are_bounded_and_never_stale() -> None:
+    store = CountingKV()
+    committer = GroupCommitter(store, recent_bytes=100)
+    committer.start()
+    await committer.submit({b"a": b"1" * 40})
+    for n in range(10):  # enough batches to push `a` out of both generations
+        await committer.submit({b"k%d" % n: b"v" * 40})
+    assert committer.get(b"a") == b"1" * 40
+    assert store.reads == 1  # forgotten, so read from the store
+    await committer.submit({b"k9": b"small"})
+    await committer.submit({b"k9": b"big" * 100, b"other": b"x"})  # over the bound: not kept
+    assert committer.get(b"k9") == b"big" * 100  # not the smaller value remembered before it
+    assert store.reads == 2
+    await committer.close()
+
+
+async def test_remembering_can_be_turned_off() -> None:
+    store = CountingKV()
+    committer = GroupCommitter(store, recent_bytes=0)
+    committer.start()
+    await committer.submit({b"a": b"1"})
+    assert committer.get(b"a") == b"1"
+    assert store.reads == 1
+    await committer.close()

@@ -482,3 +482,19 @@ def test_without_dev_there_are_no_dev_tokens() -> None:
         edge.producer(bearer("dev-producer"))
     with pytest.raises(Unauthenticated):
         edge.worker(bearer("dev-worker"))
+
+
+def test_a_worker_instance_principal_is_made_once_and_its_memo_is_bounded() -> None:
+    from codeq.auth.principal import MAX_INSTANCES
+
+    worker = Principal("svc", "acme", frozenset(WORKER_SCOPES), ("*",), is_admin=False, is_worker=True)
+    first = worker.instance("w1")
+    assert first.subject == "svc/w1" and first.tenant == "acme" and first.scopes == worker.scopes
+    assert worker.instance("w1") is first  # the same object: no new principal per request
+    assert worker.instance("svc/w1") is first
+    assert worker.instance("w2").subject == "svc/w2"
+    assert worker.instance("") is worker
+    for n in range(MAX_INSTANCES + 10):  # worker ids are the caller's: the memo stays bounded
+        assert worker.instance(f"x{n}").subject == f"svc/x{n}"
+    assert len(worker._instances or {}) <= MAX_INSTANCES
+    assert worker.instance("w1") == first and worker.instance("w1").subject == "svc/w1"

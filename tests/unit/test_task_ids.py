@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -17,6 +18,21 @@ def test_ids_are_distinct_version_4_uuids() -> None:
         assert UUID4.match(task_id), task_id
         parsed = uuid.UUID(task_id)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
+    uuid4()  # the parent holds random digits it has not handed out yet
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write, ",".join(uuid4() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        child = set(pipe.read().decode().split(","))
+    parent = {uuid4() for _ in range(50)}
+    assert len(child) == 50 and not child & parent
 
 
 def test_fnv1a64_matches_the_published_test_vectors() -> None:

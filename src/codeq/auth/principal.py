@@ -23,6 +23,7 @@ SCOPE_OPERATOR = "codeq:operator"
 WORKER_SCOPES = (SCOPE_CLAIM, SCOPE_HEARTBEAT, SCOPE_ABANDON, SCOPE_NACK, SCOPE_RESULT, SCOPE_SUBSCRIBE)
 WILDCARD = "*"
 MAX_WORKER_ID_LENGTH = 128
+MAX_INSTANCES = 256  # worker-instance principals remembered per principal (`instance`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,9 @@ class Principal:
     # Derived once so the per-request checks are set lookups: commands are case-insensitive.
     _wildcard: bool = field(init=False, repr=False, compare=False)
     _allowed: frozenset[str] = field(init=False, repr=False, compare=False)
+    # The principals of this one's worker instances by owner (`instance`), made once each:
+    # a memoised principal (static tokens) serves every request of its workers.
+    _instances: dict[str, Principal] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_wildcard", WILDCARD in self.event_types)
@@ -63,7 +67,18 @@ class Principal:
             owner = worker_id or subject
         else:
             owner = f"{subject}/{worker_id}"
-        return self if owner == subject else dataclasses.replace(self, subject=owner)
+        if owner == subject:
+            return self
+        instances = self._instances
+        if instances is None:
+            instances = {}
+            object.__setattr__(self, "_instances", instances)
+        found = instances.get(owner)
+        if found is None:
+            if len(instances) >= MAX_INSTANCES:  # worker ids are the caller's: bound the memo
+                instances.clear()
+            found = instances[owner] = dataclasses.replace(self, subject=owner)
+        return found
 
     def require_scope(self, scope: str) -> None:
         if scope not in self.scopes:

@@ -57,7 +57,9 @@ class StaticValidator:
 
 
 def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+    # Any fixed-size cryptographic digest does for the constant-time comparison; BLAKE2s is
+    # built into Python, without OpenSSL's context set-up per call (a third of the cost).
+    return hashlib.blake2s(token.encode()).digest()
 
 
 def _claims_from(config: Mapping[str, object]) -> Claims:

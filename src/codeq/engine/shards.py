@@ -48,11 +48,38 @@ def key_shard(tenant: str, idempotency_key: str, num_shards: int) -> int:
     return fnv1a64(tenant.encode() + b"\0" + idempotency_key.encode()) % num_shards
 
 
+# The variant digit of a UUIDv4 (binary 10xx) for each random hex digit in its place.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in _HEX}
+
+
+class _RandomHex:
+    """Random hex digits from `os.urandom`, drawn 4 KiB at a time rather than 16 bytes per id
+    (a system call each); the pool is dropped in a forked child so that no two processes
+    hand out the same digits."""
+
+    def __init__(self) -> None:
+        self.pool = ""
+        self.at = 0
+
+    def take32(self) -> str:
+        at = self.at
+        if at >= len(self.pool):
+            self.pool, at = os.urandom(4096).hex(), 0
+        self.at = at + 32
+        return self.pool[at : at + 32]
+
+    def forget(self) -> None:
+        self.pool, self.at = "", 0
+
+
+_RANDOM = _RandomHex()
+os.register_at_fork(after_in_child=_RANDOM.forget)
+
+
 def uuid4() -> str:
     """A random (version 4) UUID string, without the cost of building a `uuid.UUID`."""
-    h = os.urandom(16).hex()
-    variant = "89ab"[int(h[16], 16) & 3]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+    h = _RANDOM.take32()
+    return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-" + _VARIANT[h[16]] + h[17:20] + "-" + h[20:]
 
 
 def new_task_id(

@@ -30,6 +30,12 @@ class GroupCommitter:
     bytes waiting, and `wait_for_room` lets callers hold back new work while it is exceeded.
     A failed write leaves memory ahead of disk, so the committer then refuses all writes.
 
+    The values of the last few durable batches stay in memory too (`recent_bytes` of keys
+    and values, in two generations, so at most twice that): a task is created, claimed and
+    finished within moments, so its claim and its finish read its record from memory instead
+    of crossing into the store. Every write of the store passes through here, so a
+    remembered value is always the stored one.
+
     Events given with ops go, for the whole batch at once, to the `publish_to` function
     after the batch is durable and before any submitter is answered: one call per batch
     rather than a callback per command, and independent of the submitters' futures, so a
@@ -44,6 +50,7 @@ class GroupCommitter:
         max_pending_bytes: int = 64 << 20,
         name: str = "kv",
         on_commit: CommitObserver | None = None,
+        recent_bytes: int = 2 << 20,
     ) -> None:
         self.kv = kv
         self.fsync = fsync
@@ -59,6 +66,12 @@ class GroupCommitter:
         self._publish: DurableEvents | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[bytes, bytes | None] = {}
+        # Durable values of the latest batches: `_recent` fills up to `recent_bytes`, then
+        # becomes `_older` (the one before is dropped), so at most twice that is held.
+        self._recent: dict[bytes, bytes | None] = {}
+        self._older: dict[bytes, bytes | None] = {}
+        self._recent_size = 0
+        self._recent_limit = recent_bytes
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -86,23 +99,22 @@ class GroupCommitter:
         return self._failure is not None
 
     def get(self, key: bytes) -> bytes | None:
-        if key in self._pending:
-            return self._pending[key]
-        if key in self._inflight:
-            return self._inflight[key]
+        for overlay in (self._pending, self._inflight, self._recent, self._older):
+            if key in overlay:
+                return overlay[key]
         return self.kv.get(key)
 
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:
         """`get` of several keys: those the overlay does not hold are read in one store call."""
-        pending, inflight = self._pending, self._inflight
+        overlays = (self._pending, self._inflight, self._recent, self._older)
         found: list[bytes | None] = []
         missing: list[bytes] = []
         where: list[int] = []
         for key in keys:
-            if key in pending:
-                found.append(pending[key])
-            elif key in inflight:
-                found.append(inflight[key])
+            for overlay in overlays:
+                if key in overlay:
+                    found.append(overlay[key])
+                    break
             else:
                 where.append(len(found))
                 missing.append(key)
@@ -205,6 +217,7 @@ class GroupCommitter:
 
     async def _write_pending(self, loop: asyncio.AbstractEventLoop) -> None:
         ops, waiters, events, count = self._pending, self._waiters, self._events, self._pending_count
+        size = self._pending_bytes
         announce, self._announce = self._announce, False
         self._inflight = ops
         self._pending, self._waiters, self._events = {}, [], []
@@ -222,6 +235,7 @@ class GroupCommitter:
                 if not waiter.done():
                     waiter.set_exception(error)
         else:
+            self._remember(ops, size)
             if self._on_commit is not None:
                 self._on_commit(count, time.perf_counter() - started)
             if announce:
@@ -231,6 +245,16 @@ class GroupCommitter:
                     waiter.set_result(None)
         finally:
             self._inflight = {}
+
+    def _remember(self, ops: dict[bytes, bytes | None], size: int) -> None:
+        """Keep a durable batch's values for `get` (see the class); deletes are kept as None."""
+        if size > self._recent_limit:  # too big to keep (a restore): forget rather than go stale
+            self._recent, self._older, self._recent_size = {}, {}, 0
+            return
+        if self._recent_size + size > self._recent_limit:
+            self._older, self._recent, self._recent_size = self._recent, {}, 0
+        self._recent.update(ops)
+        self._recent_size += size
 
     def _published(self, events: Sequence[object]) -> None:
         if self._publish is None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import random
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import urlsplit
 
 from codeq.auth.principal import (
@@ -259,14 +260,21 @@ class TaskService:
         return claimed
 
     async def _submit_claim(self, shard: ShardHandle, command: c.Claim) -> Claimed:
-        """Claim; if the caller goes away before the answer, put the tasks back undelivered."""
-        submitted = asyncio.ensure_future(shard.submit(command))
+        """Claim; if the caller goes away before the answer, put the tasks back undelivered.
+
+        The submit runs as a task of its own so that cancelling the caller does not cancel
+        it; the caller waits on a plain future the task's end resolves (what `shield` does,
+        with one future and one callback instead of two of each)."""
+        loop = asyncio.get_running_loop()
+        submitted = loop.create_task(shard.submit(command))
+        answered: asyncio.Future[None] = loop.create_future()
+        submitted.add_done_callback(partial(_answer, answered))
         try:
-            outcome = await asyncio.shield(submitted)
+            await answered
         except asyncio.CancelledError:
             submitted.add_done_callback(lambda done: self._release(shard, command, done))
             raise
-        return outcome
+        return submitted.result()
 
     def _release(self, shard: ShardHandle, claim: c.Claim, done: asyncio.Future[Claimed]) -> None:
         if done.cancelled() or done.exception() is not None:
@@ -364,6 +372,11 @@ def _check_url(url: str, message: str, field: str) -> None:
         raise InvalidInput(message, field=field) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise InvalidInput(message, field=field)
+
+
+def _answer(answered: asyncio.Future[None], done: asyncio.Future[Claimed]) -> None:
+    if not answered.done():  # cancelled when its waiter went away
+        answered.set_result(None)
 
 
 def _unless_cancelled(task: Task) -> Task:

@@ -13,6 +13,9 @@ from codeq.wire.http import ArtifactJSON, ResultJSON, TaskJSON
 
 # An enum's `.value` is a Python-level property (0.1 µs); this lookup is a tenth of that.
 _TEXT: dict[Status | Location, str] = {member: member.value for member in (*Status, *Location)}
+# The fraction of a second by its milliseconds, trailing zeros trimmed ("" for none): one
+# lookup per timestamp instead of formatting and stripping.
+_MILLIS = ("", *(f".{ms:03d}".rstrip("0") for ms in range(1, 1000)))
 
 
 class TimeFormat:
@@ -32,9 +35,7 @@ class TimeFormat:
             self._parts = (moment.strftime("%Y-%m-%dT%H:%M:%S"), _offset(moment.utcoffset()))
             self._second = seconds
         text, offset = self._parts
-        if millis:
-            return f"{text}.{millis:03d}".rstrip("0") + offset
-        return text + offset
+        return text + _MILLIS[millis] + offset
 
     def utc_seconds(self, ms: int) -> str:
         """Second precision, UTC, `Z`: the reference's `leaseUntil` format."""
