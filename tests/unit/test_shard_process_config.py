@@ -22,10 +22,14 @@ def test_shard_processes_alone_are_accepted() -> None:
     assert problems(Settings(store=dataclasses.replace(STORE, num_shards=1), http=HttpSettings(port=0))) == []
 
 
-def test_raft_port_zero_and_a_metrics_listener_are_refused_with_shard_processes() -> None:
+def test_shard_processes_run_with_raft() -> None:
     base = Settings(store=STORE)
     raft = dataclasses.replace(base, raft=dataclasses.replace(RaftSettings(), enabled=True))
-    assert problems(raft) == ["persistenceConfig.shardProcesses does not run with raft yet"]
+    assert problems(raft) == []
+
+
+def test_port_zero_and_a_metrics_listener_are_refused_with_shard_processes() -> None:
+    base = Settings(store=STORE)
     port_zero = dataclasses.replace(base, http=dataclasses.replace(base.http, port=0))
     assert problems(port_zero) == [
         "persistenceConfig.shardProcesses needs a fixed HTTP port (every process binds it)"

@@ -243,7 +243,7 @@ class App:
         process = self.shard_process
         if process is None:
             return
-        await process.open(life, self.shards.committers[0])
+        await process.open(life, self.shards, self.clock.now_ms)
         # Their pages are fetched in the background, so a scrape never waits on a peer.
         await life.enter("peer metrics", Runner("peer-metrics", process.refresh_pages, self.clock.now_ms))
 

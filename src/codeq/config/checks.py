@@ -191,12 +191,10 @@ def _check_persistence(p: StoreSettings) -> list[str]:
 
 
 def _check_shard_processes(s: Settings) -> list[str]:
-    """ADR 0009's first increment: single-node shards, every process on one fixed port."""
+    """ADR 0009: every shard process binds the node's ports, so they must be fixed."""
     if not (s.store.shard_processes and s.store.num_shards > 1):
         return []
     problems = []
-    if s.raft.enabled:
-        problems.append("persistenceConfig.shardProcesses does not run with raft yet")
     if s.http.port == 0:
         problems.append("persistenceConfig.shardProcesses needs a fixed HTTP port (every process binds it)")
     if s.observability.metrics_addr:
