@@ -272,10 +272,14 @@ def test_a_two_node_configuration_is_refused(tmp_path: Path) -> None:
     cluster.stop()
 
 
-def test_one_raft_group_per_shard_with_requests_routed_to_the_shard_leader(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [False, True], ids=["in-process", "shard-processes"])
+def test_one_raft_group_per_shard_with_requests_routed_to_the_shard_leader(
+    tmp_path: Path, processes: bool
+) -> None:
     # Calmer timing than the other tests: a spurious election on a loaded machine would add a
     # redirect hop that has nothing to do with how ids are chosen.
-    cluster = Cluster(tmp_path, shards=3, env={"RAFT_ELECTION_MS": "1000", "RAFT_LEADER_LEASE_MS": "800"})
+    calm = {"RAFT_ELECTION_MS": "1000", "RAFT_LEADER_LEASE_MS": "800"}
+    cluster = Cluster(tmp_path, shards=3, env=calm, processes=processes)
     try:
         cluster.start()
         leaders = [cluster.wait_leader(shard) for shard in range(3)]
