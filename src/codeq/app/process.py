@@ -384,7 +384,8 @@ class App:
 
     async def _metrics_listener(self, life: Lifecycle) -> None:
         address = self.settings.observability.metrics_addr
-        if not address:
+        # With a process per shard, shard 0's process alone listens: its page merges all of them.
+        if not address or (self.shard_process is not None and self.shard_process.owned != 0):
             return
         host, _, port = address.rpartition(":")
         listener = MetricsListener(self.metrics_page, host.strip("[]"), int(port))

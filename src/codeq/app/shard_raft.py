@@ -61,7 +61,8 @@ class PeerGroups:
         self.remotes = remotes
 
     def view(self, number: int) -> GroupSnapshot:
-        return self.remotes[number].group
+        remote = self.remotes[number]
+        return remote.group if remote.link.connected else NOT_HEARD
 
     def ready(self) -> tuple[bool, str]:
         """Not ready while another process's store or group cannot take writes."""
@@ -77,8 +78,6 @@ class PeerGroups:
         for remote, answer in zip(linked, answers, strict=True):
             if isinstance(answer, GroupSnapshot):
                 remote.group = answer
-            elif not remote.link.connected:  # gone: ShardProcess.ready says so too
-                remote.group = NOT_HEARD
         return None
 
     async def transfer_leader(self, shard: int, to: str) -> str:
