@@ -38,7 +38,7 @@ class GroupSnapshot(msgspec.Struct, frozen=True):
         return self.match_indexes
 
 
-NOT_HEARD = GroupSnapshot(False, None, 0, 0, 0, {}, "not heard from yet")
+NOT_HEARD = GroupSnapshot(False, None, 0, 0, 0, {}, "not heard from yet")  # compared by identity
 
 
 class RaftRemoteShard(RemoteShard):
@@ -64,12 +64,12 @@ class PeerGroups:
         remote = self.remotes[number]
         return remote.group if remote.link.connected else NOT_HEARD
 
-    def ready(self) -> tuple[bool, str]:
-        """Not ready while another process's store or group cannot take writes."""
-        for number, remote in self.remotes.items():
-            if remote.group.problem:
-                return False, f"shard {number}: {remote.group.problem}"
-        return True, ""
+    def problem(self, number: int) -> str | None:
+        """Why shard `number`'s process cannot take writes (its store or group), if it cannot."""
+        remote = self.remotes[number]
+        if remote.group is NOT_HEARD:
+            return f"waiting for the raft state of shard {number}"
+        return remote.group.problem or None
 
     async def refresh(self) -> int | None:
         """Ask every linked process for its group's state (a background tick)."""

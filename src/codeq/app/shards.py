@@ -93,12 +93,18 @@ class Shards:
         self.report.recovery_seconds = time.perf_counter() - started
 
     def ready(self) -> tuple[bool, str]:
-        """Whether every store and Raft replica can still take writes, and why not."""
-        problem = self.own_problem()
-        if problem is not None:
-            return False, problem
-        if self.peer_groups is not None:
-            return self.peer_groups.ready()
+        """Whether every store and Raft replica can still take writes, and why not (the first
+        shard's problem, in shard order, so that every shard process gives the same answer)."""
+        if any(committer.failed for committer in self.committers):
+            return False, "a store failed a write"
+        for number in range(self.settings.store.num_shards):
+            group = self.groups.get(number)
+            if group is not None:
+                problem = group_problem(number, group)
+            else:  # another shard process's group, or no Raft
+                problem = None if self.peer_groups is None else self.peer_groups.problem(number)
+            if problem is not None:
+                return False, problem
         return True, ""
 
     def own_problem(self) -> str | None:

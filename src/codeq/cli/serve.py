@@ -198,7 +198,7 @@ def _supervise(settings: Settings) -> int:
 def run(settings: Settings) -> None:
     store = settings.store
     owned = owned_shard()
-    if store.shard_processes and store.num_shards > 1 and owned is None:
+    if store.runs_shard_processes and owned is None:
         configure_logging(settings.log.level, settings.log.format)
         raise SystemExit(_supervise(settings))
     try:
