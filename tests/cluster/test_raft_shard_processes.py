@@ -28,7 +28,14 @@ CODEQ = str(Path(sys.executable).parent / "codeq")
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    cl = Cluster(tmp_path, shards=SHARDS, processes=True, env={"BACKUP_ROOT": str(tmp_path / "backups")})
+    # Calmer timing than the default cluster's: a spurious election on a loaded machine would
+    # move a leader that these tests expect to stay where it settled.
+    env = {
+        "RAFT_ELECTION_MS": "1000",
+        "RAFT_LEADER_LEASE_MS": "800",
+        "BACKUP_ROOT": str(tmp_path / "backups"),
+    }
+    cl = Cluster(tmp_path, shards=SHARDS, processes=True, env=env)
     try:
         cl.start()
         yield cl

@@ -17,8 +17,9 @@ from codeq.cluster.remote import PeerLink
 from codeq.cluster.server import ShardServer
 from codeq.core.clock import FakeClock
 from codeq.core.errors import NotLeader
+from codeq.engine import commands as c
 from codeq.engine.engine import Engine
-from codeq.engine.shards import key_shard, shard_of
+from codeq.engine.shards import key_shard, new_task_id, shard_of
 from codeq.kv.memory import MemoryKV
 from codeq.service.node import Node, Shard
 from codeq.service.policy import Policy
@@ -29,6 +30,11 @@ from codeq.service.waiters import Waiters
 PRODUCER = Principal("producer", "acme", frozenset({"codeq:produce"}), (), is_admin=False, is_worker=False)
 LEADER_URL = "http://node-b:8080"
 STREAMS = {"worker": "grpc://node-b:9091"}
+NOW_MS = 1_767_225_600_000
+
+
+def task_on(shard: int) -> str:
+    return next(t for t in (new_task_id(2) for _ in range(100)) if shard_of(t, 2) == shard)
 
 
 class Group:
@@ -57,7 +63,7 @@ class Owner:
         self.problem = ""
         self.shard = Shard(1, engine, self.group)  # type: ignore[arg-type]  # a stand-in replicator
         reads = {name: functools.partial(self.shard.read, name) for name in READS}
-        reads |= own_group_reads(self.snapshot, self.transfer)
+        reads |= own_group_reads(self.snapshot, self.transfer, self.shard.may_have_ready)
         self.server = ShardServer(f"unix:{tmp_path}/shard1.sock", self.shard, reads)
 
     def snapshot(self) -> GroupSnapshot:
@@ -133,3 +139,23 @@ async def test_transfer_leader_runs_in_the_process_of_the_shards_group(
     owner.group.leads = True
     assert await peers.transfer_leader(1, "c") == "c"
     assert not owner.group.leads
+
+
+async def test_a_claim_is_sent_to_the_leader_of_another_process_shard_only_where_a_task_waits(
+    linked: tuple[Node, Owner, PeerGroups],
+) -> None:
+    node, owner, peers = linked
+    await peers.refresh()  # neither group leads on this node
+    claim = c.Claim(
+        now_ms=NOW_MS, tenant="acme", worker_id="w", commands=["render"], lease_ms=60_000, count=1
+    )
+    # Nothing ready in the other process's replica: skipped, as a follower's replica in one process.
+    assert (await node.shards[1].submit(claim)).tasks == []
+    owner.group.leads = True
+    await owner.shard.submit(
+        c.Create(now_ms=NOW_MS, tenant="acme", task_id=task_on(1), command="render", payload="{}")
+    )
+    owner.group.leads = False
+    with pytest.raises(NotLeader) as refused:  # a task waits there: the worker goes to its leader
+        await node.shards[1].submit(claim)
+    assert refused.value.leader_url == LEADER_URL

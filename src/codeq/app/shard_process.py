@@ -62,7 +62,8 @@ class ShardProcess:
         }
         reads |= {"checkpoint": committer.checkpoint, "metrics": self._own_page}
         if shards.topology is not None:  # under Raft: this process's group, for the others
-            reads |= own_group_reads(functools.partial(_own_group, shards), shards.transfer_leader)
+            own = functools.partial(_own_group, shards)
+            reads |= own_group_reads(own, shards.transfer_leader, local.may_have_ready)
         server = ShardServer(f"unix:{socket_path(self.settings, self.owned)}", local, reads)
         life.on_close("shard server", server.close)
         self.server = server

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from codeq.cluster import codec
 from codeq.cluster.channel import READ
 from codeq.cluster.remote import PeerLink, RemoteShard
+from codeq.engine import commands as c
+from codeq.engine.outcomes import Claimed
 from codeq.replication.group import RaftGroup
 
 # How often a shard process asks the others for their group's state: the staleness of a
@@ -21,6 +23,8 @@ from codeq.replication.group import RaftGroup
 REFRESH_SECONDS = 0.1
 GROUP_READ = "raft_group"
 TRANSFER_READ = "raft_transfer_leader"
+READY_READ = "raft_may_have_ready"
+OutcomeT = TypeVar("OutcomeT")
 
 
 class GroupSnapshot(msgspec.Struct, frozen=True):
@@ -52,6 +56,19 @@ class RaftRemoteShard(RemoteShard):
     @property
     def is_leader(self) -> bool:
         return self.link.connected and self.group.is_leader
+
+    async def submit(self, command: c.Command[OutcomeT]) -> OutcomeT:
+        # As in one process, where a claim skips a follower's replica with nothing ready: it
+        # is refused (the worker sent to the leader) only where a task waits.
+        idle = isinstance(command, c.Claim) and not self.is_leader and not await self._may_have_ready(command)
+        if idle:
+            return command.expects(Claimed([]))
+        return await super().submit(command)
+
+    async def _may_have_ready(self, claim: c.Claim) -> bool:
+        body = (READY_READ, [claim.tenant, claim.commands, claim.now_ms])
+        found: bool = codec.decode(await self.link.call(READ, body, f"shard {self.number}"), bool)
+        return found
 
 
 class PeerGroups:
@@ -96,9 +113,11 @@ async def _ask_group(remote: RemoteShard) -> GroupSnapshot:
 
 
 def own_group_reads(
-    snapshot: Callable[[], GroupSnapshot], transfer: Callable[[int, str], Awaitable[str]]
+    snapshot: Callable[[], GroupSnapshot],
+    transfer: Callable[[int, str], Awaitable[str]],
+    may_have_ready: Callable[[str, list[str] | None, int], bool],
 ) -> dict[str, Callable[..., Awaitable[Any]]]:
-    """The reads this process serves its peers about its own group."""
+    """The reads this process serves its peers about its own group (and its replica)."""
 
     async def group() -> GroupSnapshot:
         return snapshot()
@@ -106,7 +125,10 @@ def own_group_reads(
     async def transfer_leader(shard: int, to: str) -> str:
         return await transfer(shard, to)
 
-    return {GROUP_READ: group, TRANSFER_READ: transfer_leader}
+    async def ready(tenant: str, commands: list[str] | None, now_ms: int) -> bool:
+        return may_have_ready(tenant, commands, now_ms)
+
+    return {GROUP_READ: group, TRANSFER_READ: transfer_leader, READY_READ: ready}
 
 
 def snapshot_of(group: RaftGroup, problem: str | None) -> GroupSnapshot:
