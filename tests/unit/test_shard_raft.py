@@ -101,9 +101,10 @@ async def test_another_process_shard_counts_as_led_only_while_its_group_leads(
     linked: tuple[Node, Owner, PeerGroups],
 ) -> None:
     node, owner, peers = linked
-    assert not node.shards[1].is_leader and peers.problem(1) == "waiting for the raft state of shard 1"
+    assert not node.shards[1].is_leader and peers.waiting() == "waiting for the raft state of shard 1"
+    assert peers.problem(1) is None  # it said nothing yet
     await peers.refresh()
-    assert peers.problem(1) is None and not node.shards[1].is_leader
+    assert peers.waiting() is None and peers.problem(1) is None and not node.shards[1].is_leader
     assert node.led_shards() == frozenset()  # neither group leads here
     owner.group.leads = True
     await peers.refresh()

@@ -82,11 +82,16 @@ class PeerGroups:
         return remote.group if remote.link.connected else NOT_HEARD
 
     def problem(self, number: int) -> str | None:
-        """Why shard `number`'s process cannot take writes (its store or group), if it cannot."""
+        """Why shard `number`'s process cannot take writes (its store or group), as it said."""
         remote = self.remotes[number]
-        if remote.group is NOT_HEARD:
-            return f"waiting for the raft state of shard {number}"
-        return remote.group.problem or None
+        return None if remote.group is NOT_HEARD else remote.group.problem or None
+
+    def waiting(self) -> str | None:
+        """The first shard whose process has not said yet how its group is, if one has not."""
+        for number, remote in sorted(self.remotes.items()):
+            if remote.group is NOT_HEARD:
+                return f"waiting for the raft state of shard {number}"
+        return None
 
     async def refresh(self) -> int | None:
         """Ask every linked process for its group's state (a background tick)."""

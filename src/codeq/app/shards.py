@@ -94,7 +94,8 @@ class Shards:
 
     def ready(self) -> tuple[bool, str]:
         """Whether every store and Raft replica can still take writes, and why not (the first
-        shard's problem, in shard order, so that every shard process gives the same answer)."""
+        shard's problem, in shard order, so that every shard process gives the same answer;
+        a shard process not heard from yet comes last, as it says nothing of its group)."""
         if any(committer.failed for committer in self.committers):
             return False, "a store failed a write"
         for number in range(self.settings.store.num_shards):
@@ -105,7 +106,8 @@ class Shards:
                 problem = None if self.peer_groups is None else self.peer_groups.problem(number)
             if problem is not None:
                 return False, problem
-        return True, ""
+        waiting = None if self.peer_groups is None else self.peer_groups.waiting()
+        return (False, waiting) if waiting is not None else (True, "")
 
     def own_problem(self) -> str | None:
         """Why a store or Raft replica this process opened cannot take writes, if one cannot."""
