@@ -4,6 +4,7 @@ test can cut to isolate a node."""
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import socket
 import threading
@@ -122,7 +123,13 @@ class Cluster:
     address dials) makes both peers dial a through it."""
 
     def __init__(
-        self, root: Path, *, shards: int = 1, proxied: bool = False, env: dict[str, str] | None = None
+        self,
+        root: Path,
+        *,
+        shards: int = 1,
+        proxied: bool = False,
+        env: dict[str, str] | None = None,
+        processes: bool | None = None,  # a process per shard (ADR 0009); None: the default
     ):
         self.root = root
         self.shards = shards
@@ -147,6 +154,9 @@ class Cluster:
         producers = ",".join(f"{i}=grpc://{a}" for i, a in self.producer_streams.items())
         workers = ",".join(f"{i}=grpc://{a}" for i, a in self.worker_streams.items())
         peers = ",".join(f"{i}=127.0.0.1:{advertised[i]}" for i in self.ids)
+        store: dict[str, Any] = {"numShards": shards}
+        if processes is not None:
+            store["shardProcesses"] = processes
         for i in self.ids:
             node = self.nodes[i]
             node.env = {
@@ -157,7 +167,7 @@ class Cluster:
                 "RAFT_PEERS": peers,
                 "RAFT_PEER_HTTP_ADDRS": http,
                 "RAFT_SECRET": "cluster-test-secret-of-at-least-32-chars",
-                "PERSISTENCE_CONFIG": f'{{"numShards": {shards}}}',
+                "PERSISTENCE_CONFIG": json.dumps(store),
                 "PRODUCER_STREAM_ADDR": self.producer_streams[i],
                 "WORKER_STREAM_ADDR": self.worker_streams[i],
                 "RAFT_PEER_PRODUCER_STREAM_ADDRS": producers,

@@ -100,10 +100,11 @@ def test_a_cut_off_leader_stops_leading_before_another_is_elected_and_never_serv
         cluster.stop()
 
 
+@pytest.mark.parametrize("processes", [False, True], ids=["in-process", "shard-processes"])
 def test_transfer_leader_moves_a_shards_leadership_via_any_node_and_refuses_an_unknown_node(
-    tmp_path: Path,
+    tmp_path: Path, processes: bool
 ) -> None:
-    cluster = Cluster(tmp_path, shards=2)
+    cluster = Cluster(tmp_path, shards=2, processes=processes)
     try:
         cluster.start()
         # Shard 1's preferred leader is b (groups spread over the nodes); a follows it.

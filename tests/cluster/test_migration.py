@@ -158,7 +158,11 @@ def test_a_node_initialised_from_another_backup_is_kept_out(tmp_path: Path) -> N
         cluster.wait_leader(0, among=["a", "b"])
         log = cluster.nodes["c"].log
         until(lambda: "this node from" in log.read_text(), what="c reports the other backup")
-        ready = httpx.get(f"{cluster.url('c')}/readyz", timeout=5)
-        assert ready.status_code == 503 and "same backup" in ready.text, ready.text
+
+        def refused() -> bool:  # polled: each of c's shard processes says so once it met its peers
+            ready = httpx.get(f"{cluster.url('c')}/readyz", timeout=5)
+            return ready.status_code == 503 and "same backup" in ready.text
+
+        until(refused, what="c unready, naming the other backup")
     finally:
         cluster.stop()

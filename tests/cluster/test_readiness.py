@@ -17,8 +17,11 @@ def ready(cluster: Cluster, node: str) -> httpx.Response:
     return httpx.get(f"{cluster.url(node)}/readyz", timeout=5)
 
 
-def test_a_survivor_of_a_dead_majority_is_unready_and_names_no_dead_leader(tmp_path: Path) -> None:
-    cluster = Cluster(tmp_path, shards=2)
+@pytest.mark.parametrize("processes", [False, True], ids=["in-process", "shard-processes"])
+def test_a_survivor_of_a_dead_majority_is_unready_and_names_no_dead_leader(
+    tmp_path: Path, processes: bool
+) -> None:
+    cluster = Cluster(tmp_path, shards=2, processes=processes)
     try:
         cluster.start()
         leader = cluster.wait_leader(shard=0)

@@ -56,7 +56,7 @@ def run_codeq(*args: str, url: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run([CODEQ, *args], capture_output=True, text=True, timeout=120, env=env)
 
 
-IN_PROCESS = ["--shards", "2"]
+IN_PROCESS = ["--shards", "2", "--no-shard-processes"]
 PER_PROCESS = ["--shards", "2", "--shard-processes"]  # ADR 0009: the same data layout
 
 

@@ -4,6 +4,7 @@ same ports (ADR 0009)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from codeq.engine.shards import shard_of
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, free_port
 
 pytestmark = pytest.mark.process
 
@@ -188,3 +189,31 @@ def test_a_killed_supervisor_takes_its_shard_processes_with_it(node: ServerProce
                 alive.discard(child)
         time.sleep(0.05)  # waiting for real processes to exit
     assert not alive, "shard processes outlived their supervisor"
+
+
+def test_port_zero_and_a_metrics_listener_serve_every_shard_process(tmp_path: Path) -> None:
+    metrics = f"127.0.0.1:{free_port()}"
+    node = ServerProcess(
+        tmp_path / "data",
+        args=["--shards", "2", "--shard-processes", "--port", "0"],
+        env={"METRICS_ADDR": metrics},
+    )
+    node.launch()
+    try:
+        deadline = time.monotonic() + 30
+        while not (serving := re.search(r"codeq serving on http://127\.0\.0\.1:(\d+)", node.log.read_text())):
+            assert time.monotonic() < deadline, node.log.read_text()
+            time.sleep(0.1)  # waiting for a real process to announce its port
+        node.port = int(serving.group(1))  # one port, chosen by the supervisor, shared by both
+        node.wait_ready()
+        for client in pinned_clients(node).values():  # both processes serve it
+            client.close()
+        assert httpx.get(f"{node.url}/metrics").status_code == 404  # metrics moved to their listener
+        while True:  # shard 0's process serves the merged page; the peer's part within a second
+            page = httpx.get(f"http://{metrics}/metrics").text
+            if 'codeq_ready{shard_process="0"}' in page and 'codeq_ready{shard_process="1"}' in page:
+                break
+            assert time.monotonic() < deadline + 20, page
+            time.sleep(0.2)
+    finally:
+        node.stop()

@@ -256,7 +256,7 @@ async def test_the_service_refuses_removing_the_last_voter_and_an_even_count_wit
     net = HandNetwork()
     net.start(A, members=GroupMembers(0, "a", None, {"a": member(A)}), peers=[A])
     net.elect(A)
-    service = MembershipService([HandGroup(core(net, A))], "a")  # type: ignore[list-item]
+    service = MembershipService({0: HandGroup(core(net, A))}, "a", 1)  # type: ignore[dict-item]
     with pytest.raises(WrongState, match="last voter"):
         await service.remove(OPERATOR, 0, "a", force=True)
     with pytest.raises(WrongState, match="2 voters"):

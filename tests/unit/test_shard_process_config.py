@@ -1,4 +1,4 @@
-"""`shardProcesses` (ADR 0009): what it cannot run with yet is refused at start, by name."""
+"""`shardProcesses` (ADR 0009) runs with every mode: Raft, HTTP port 0, a metrics listener."""
 
 from __future__ import annotations
 
@@ -22,13 +22,15 @@ def test_shard_processes_alone_are_accepted() -> None:
     assert problems(Settings(store=dataclasses.replace(STORE, num_shards=1), http=HttpSettings(port=0))) == []
 
 
-def test_raft_port_zero_and_a_metrics_listener_are_refused_with_shard_processes() -> None:
+def test_shard_processes_run_with_raft() -> None:
     base = Settings(store=STORE)
     raft = dataclasses.replace(base, raft=dataclasses.replace(RaftSettings(), enabled=True))
-    assert problems(raft) == ["persistenceConfig.shardProcesses does not run with raft yet"]
+    assert problems(raft) == []
+
+
+def test_port_zero_and_a_metrics_listener_run_with_shard_processes() -> None:
+    base = Settings(store=STORE)
     port_zero = dataclasses.replace(base, http=dataclasses.replace(base.http, port=0))
-    assert problems(port_zero) == [
-        "persistenceConfig.shardProcesses needs a fixed HTTP port (every process binds it)"
-    ]
+    assert problems(port_zero) == []
     metrics = dataclasses.replace(base, observability=ObservabilitySettings(metrics_addr="127.0.0.1:9100"))
-    assert problems(metrics) == ["persistenceConfig.shardProcesses does not run with metricsAddr yet"]
+    assert problems(metrics) == []

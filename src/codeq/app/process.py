@@ -244,7 +244,7 @@ class App:
         process = self.shard_process
         if process is None:
             return
-        await process.open(life, self.shards.committers[0])
+        await process.open(life, self.shards, self.clock.now_ms)
         # Their pages are fetched in the background, so a scrape never waits on a peer.
         await life.enter("peer metrics", Runner("peer-metrics", process.refresh_pages, self.clock.now_ms))
 
@@ -274,7 +274,7 @@ class App:
             schedules=ScheduleService(node, clock, policy),
             raft_status=self._raft_status,
             transfer_leader=self.shards.transfer_leader,
-            membership=MembershipService(self.shards.groups, s.raft.self_id) if s.raft.enabled else None,
+            membership=self._membership() if s.raft.enabled else None,
         )
 
     async def _jwks_refresher(self, life: Lifecycle, auth: Authenticator) -> Runner | None:
@@ -373,6 +373,13 @@ class App:
         await life.enter("subscription cleanup", cleanup)
         return notifier
 
+    def _membership(self) -> MembershipService:
+        """Changes of this process's groups here; with a process per shard, the others' in
+        the process that runs them."""
+        s = self.settings
+        elsewhere = self.shards.change_members_elsewhere if s.store.runs_shard_processes else None
+        return MembershipService(self.shards.groups, s.raft.self_id, s.store.num_shards, elsewhere)
+
     def _open_tracing(self, life: Lifecycle) -> Tracing | None:
         tracing = self.tracing
         if tracing is not None:  # closed last: exports the spans of everything closing before it
@@ -391,7 +398,8 @@ class App:
 
     async def _metrics_listener(self, life: Lifecycle) -> None:
         address = self.settings.observability.metrics_addr
-        if not address:
+        # With a process per shard, shard 0's process alone listens: its page merges all of them.
+        if not address or (self.shard_process is not None and self.shard_process.owned != 0):
             return
         host, _, port = address.rpartition(":")
         listener = MetricsListener(self.metrics_page, host.strip("[]"), int(port))

@@ -13,13 +13,23 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from codeq.app.lifecycle import Lifecycle
+from codeq.app.shard_raft import (
+    REFRESH_SECONDS,
+    GroupSnapshot,
+    PeerGroups,
+    RaftRemoteShard,
+    own_group_reads,
+    snapshot_of,
+)
+from codeq.app.shards import Shards
 from codeq.cluster.metrics_merge import merge_pages
 from codeq.cluster.remote import PeerLink, RemoteShard
 from codeq.cluster.server import ShardServer
 from codeq.config import Settings
 from codeq.config.keys import SHARD_PROCESS_ENV
-from codeq.kv.commit import GroupCommitter
 from codeq.observability.metrics import Metrics
+from codeq.service.background import Runner
+from codeq.service.membership import MembershipService
 from codeq.service.node import Node, Shard, ShardHandle
 from codeq.service.shard_reads import READS
 
@@ -44,27 +54,43 @@ class ShardProcess:
         self.remotes: dict[int, RemoteShard] = {}
         self._peer_pages: dict[int, bytes] = {}
 
-    async def open(self, life: Lifecycle, committer: GroupCommitter) -> None:
+    async def open(self, life: Lifecycle, shards: Shards, now_ms: Callable[[], int]) -> None:
         """Serve the own shard, then link to every other; `node.shards` gets all N in order."""
         (local,) = self.node.local_shards
+        committer = shards.committers[0]
         reads: dict[str, Callable[..., Awaitable[Any]]] = {
             name: functools.partial(local.read, name) for name in READS
         }
         reads |= {"checkpoint": committer.checkpoint, "metrics": self._own_page}
+        if shards.topology is not None:  # under Raft: this process's group, for the others
+            own = functools.partial(_own_group, shards)
+            s = self.settings
+            members = MembershipService(shards.groups, s.raft.self_id, s.store.num_shards)
+            reads |= own_group_reads(own, shards.transfer_leader, local.may_have_ready, members.apply)
         server = ShardServer(f"unix:{socket_path(self.settings, self.owned)}", local, reads)
         life.on_close("shard server", server.close)
         self.server = server
         self.node.waiters.unclaimed = server.unclaimed
-        shards: list[ShardHandle] = []
+        handles: list[ShardHandle] = []
         for number in range(self.settings.store.num_shards):
             if number == self.owned:
-                shards.append(local)
+                handles.append(local)
                 continue
             remote = self._link(life, number)
             self.remotes[number] = remote
-            shards.append(remote)
-        self.node.shards = shards
+            handles.append(remote)
+        self.node.shards = handles
         self.metrics.registry.register(_CommandRoutes(local, server, self.remotes))
+        if shards.topology is not None:
+            await self._follow_groups(life, shards, now_ms)
+
+    async def _follow_groups(self, life: Lifecycle, shards: Shards, now_ms: Callable[[], int]) -> None:
+        """Keep a view of the other processes' Raft groups (leadership, readiness, status)."""
+        remotes = {n: r for n, r in self.remotes.items() if isinstance(r, RaftRemoteShard)}
+        peers = PeerGroups(remotes)
+        shards.peer_groups = peers
+        runner = Runner("peer-raft-groups", peers.refresh, now_ms, interval_seconds=REFRESH_SECONDS)
+        await life.enter("peer raft groups", runner)
 
     async def accept_peers(self) -> None:
         """Let the other shard processes link to this one: called once this process serves
@@ -84,7 +110,8 @@ class ShardProcess:
                 hear(tenant, key)
 
         link = PeerLink(f"unix:{socket_path(self.settings, number)}", on_ready)
-        remote = RemoteShard(number, link)
+        # Under Raft another node may lead that shard: the handle follows its group's state.
+        remote = RaftRemoteShard(number, link) if self.settings.raft.enabled else RemoteShard(number, link)
         link.start()
         life.on_close(f"link to shard {number}", link.close)
         return remote
@@ -124,6 +151,11 @@ class ShardProcess:
         body, content_type = self.metrics.render()
         pages = {self.owned: body, **self._peer_pages}
         return merge_pages(sorted(pages.items())), content_type
+
+
+def _own_group(shards: Shards) -> GroupSnapshot:
+    (group,) = shards.groups.values()
+    return snapshot_of(group, shards.own_problem())
 
 
 def _remote_checkpoint(remote: RemoteShard) -> Callable[[str], Awaitable[None]]:

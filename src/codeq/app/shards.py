@@ -29,11 +29,13 @@ from codeq.replication.membership import group_members
 from codeq.replication.raft import DurableJournal, RaftCore, make_conf
 from codeq.replication.single import SingleNode
 from codeq.replication.snapshot import Snapshots
-from codeq.replication.topology import GroupStatus, Topology, shift_port
+from codeq.replication.topology import GroupStatus, GroupView, Topology, shift_port
 from codeq.service.node import Node, Shard
 
 if TYPE_CHECKING:  # tracing imports OpenTelemetry, which only the `otel` extra installs
+    from codeq.app.shard_raft import PeerGroups
     from codeq.observability.tracing import Tracing
+    from codeq.service.membership import MemberRequest, MembershipOutcome
 
 log = logging.getLogger("codeq.app")
 
@@ -73,7 +75,9 @@ class Shards:
         self.tracing: Tracing | None = None  # set by the app when tracing is on
         self.topology = topology_of(settings.raft)
         self.committers: list[GroupCommitter] = []
-        self.groups: list[RaftGroup] = []
+        self.groups: dict[int, RaftGroup] = {}  # by shard number: only this process's own
+        # With a process per shard under Raft: the other processes' groups (app/shard_raft.py).
+        self.peer_groups: PeerGroups | None = None
         self.report = StartupReport()
 
     def open(self, life: Lifecycle) -> None:
@@ -91,21 +95,36 @@ class Shards:
         self.report.recovery_seconds = time.perf_counter() - started
 
     def ready(self) -> tuple[bool, str]:
-        """Whether every store and Raft replica can still take writes, and why not."""
+        """Whether every store and Raft replica can still take writes, and why not (the first
+        shard's problem, in shard order, so that every shard process gives the same answer;
+        a shard process not heard from yet comes last, as it says nothing of its group)."""
         if any(committer.failed for committer in self.committers):
             return False, "a store failed a write"
-        for number, group in enumerate(self.groups):
-            if group.failed is not None:
-                return False, f"a raft replica stopped: {group.failed}"
-            problem = _group_problem(number, group)
+        for number in range(self.settings.store.num_shards):
+            group = self.groups.get(number)
+            if group is not None:
+                problem = group_problem(number, group)
+            else:  # another shard process's group, or no Raft
+                problem = None if self.peer_groups is None else self.peer_groups.problem(number)
             if problem is not None:
                 return False, problem
-        return True, ""
+        waiting = None if self.peer_groups is None else self.peer_groups.waiting()
+        return (False, waiting) if waiting is not None else (True, "")
+
+    def own_problem(self) -> str | None:
+        """Why a store or Raft replica this process opened cannot take writes, if one cannot."""
+        if any(committer.failed for committer in self.committers):
+            return "a store failed a write"
+        for number, group in self.groups.items():
+            problem = group_problem(number, group)
+            if problem is not None:
+                return problem
+        return None
 
     def raft_states(self) -> list[RaftGroupState]:
         """Each Raft group's state for the metrics, read at scrape time."""
         states = []
-        for number, group in enumerate(self.groups):
+        for number, group in self.groups.items():
             status = group.core.getStatus()  # PySyncObj's own consistent-enough snapshot
             states.append(
                 RaftGroupState(
@@ -122,7 +141,17 @@ class Shards:
 
     def raft_status(self, ready_of: Callable[[str], bool | None] = lambda node: None) -> list[GroupStatus]:
         """Each group as this node sees it; `ready_of(node id)` says which voters are ready."""
-        return [] if self.topology is None else self.topology.status(self.groups, ready_of)
+        if self.topology is None:
+            return []
+        views: list[GroupView] = []
+        for number in range(self.settings.store.num_shards):
+            group = self.groups.get(number)
+            if group is None:
+                assert self.peer_groups is not None, "a group neither here nor in a shard process"
+                views.append(self.peer_groups.view(number))
+            else:
+                views.append(group)
+        return self.topology.status(views, ready_of)
 
     async def transfer_leader(self, shard: int, to: str, timeout_s: float = 3.0) -> str:
         """Hand shard `shard`'s leadership to node `to` (this node must lead it); returns the
@@ -130,12 +159,16 @@ class Shards:
         topology = self.topology
         if topology is None:
             raise InvalidInput("raft is not enabled on this node", field="shard")
-        if not 0 <= shard < len(self.groups):
-            raise InvalidInput(f"shard must be 0..{len(self.groups) - 1}", field="shard")
+        num_shards = self.settings.store.num_shards
+        if not 0 <= shard < num_shards:
+            raise InvalidInput(f"shard must be 0..{num_shards - 1}", field="shard")
         to_raft = topology.raft_of(to)
         if to_raft is None:
             raise InvalidInput(f"unknown node {to!r}: the peers are {sorted(topology.peers)}", field="to")
-        group = self.groups[shard]
+        group = self.groups.get(shard)
+        if group is None:  # another shard process runs this group: it hands it over
+            assert self.peer_groups is not None, "a group neither here nor in a shard process"
+            return await self.peer_groups.transfer_leader(shard, to)
         if not group.core.is_leader:
             raise group.not_leader()
         if to == topology.self_id:
@@ -145,12 +178,19 @@ class Shards:
             raise Unavailable(f"node {to} did not take over shard {shard} in time (behind, or unreachable)")
         return topology.id_of(leader, shard)
 
+    async def change_members_elsewhere(self, request: MemberRequest) -> MembershipOutcome:
+        """A membership change of a group another shard process runs (ADR 0009)."""
+        if self.peer_groups is None:
+            raise InvalidInput(f"shard {request.shard}'s group does not run here", field="shard")
+        return await self.peer_groups.change_members(request)
+
     async def hand_over_leadership(self, timeout_s: float = 2.0) -> None:
         """Before this node stops: pass each group it leads to an up-to-date peer, so that the
         cluster need not wait out an election timeout (a rolling restart loses no writes)."""
         if self.topology is None or len(self.topology.peers) < 2:
             return
-        led = [(n, g) for n, g in enumerate(self.groups) if g.core.is_leader and g.failed is None]
+        # With a process per shard, each process hands over its own group as it stops.
+        led = [(n, g) for n, g in self.groups.items() if g.core.is_leader and g.failed is None]
         leaders = await asyncio.gather(*(g.transfer_leadership(None, timeout_s) for _, g in led))
         for (number, _), leader in zip(led, leaders, strict=True):
             log.info("raft group %d: leadership handed to %s before stopping", number, leader or "nobody")
@@ -242,7 +282,7 @@ class Shards:
         group = RaftGroup(make_core, apply, committer, options, publish)
         group.start()
         life.on_close(f"raft group {number}", group.stop)
-        self.groups.append(group)
+        self.groups[number] = group
         log.info("raft group %d: %s, peers %s", number, topology.self_addr(number), topology.addrs(number))
         return group
 
@@ -257,10 +297,12 @@ def tune_gc() -> None:
     gc.set_threshold(max(gc.get_threshold()[0], 10_000), 20, 20)
 
 
-def _group_problem(shard: int, group: RaftGroup) -> str | None:
-    """Why a shard's group cannot take writes through this node: its peers disagree on the
-    shape, this node reaches no majority, or it knows no live leader (every write would be
-    refused with 503 meanwhile, so the node must not say it is ready)."""
+def group_problem(shard: int, group: RaftGroup) -> str | None:
+    """Why a shard's group cannot take writes through this node: its replica stopped, its
+    peers disagree on the shape, this node reaches no majority, or it knows no live leader
+    (every write would be refused with 503 meanwhile, so the node must not say it is ready)."""
+    if group.failed is not None:
+        return f"a raft replica stopped: {group.failed}"
     core = group.core
     if isinstance(core, RaftCore):
         problem = core.shape_problem() or core.reach_problem()

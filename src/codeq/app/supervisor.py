@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 from types import FrameType
@@ -79,6 +80,20 @@ class Supervisor:
         for pid in self.children:
             with contextlib.suppress(ProcessLookupError):  # gone already: os.wait() reports it
                 os.kill(pid, signal.SIGTERM)
+
+
+def reserve_port(host: str) -> tuple[socket.socket, int]:
+    """HTTP port 0 (any free port) must be one port for every shard process: bind one here
+    with SO_REUSEPORT, as the processes bind it, but never listen on it (so it takes no
+    connection); while the supervisor holds it, nothing else can take the port."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host or None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    held = socket.socket(family, kind, proto)
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    held.bind(address)
+    port: int = held.getsockname()[1]
+    return held, port
 
 
 def owned_shard() -> int | None:

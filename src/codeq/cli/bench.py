@@ -38,7 +38,12 @@ class Target:
 class SpawnOptions:
     fsync: bool = True
     shards: int = 1
-    shard_processes: bool = False  # a process per shard (ADR 0009)
+    shard_processes: bool | None = None  # a process per shard (ADR 0009); None: the default
+
+
+def _runs_shard_processes(spawn: SpawnOptions) -> bool:
+    """Whether the spawned server runs a process per shard (the server's default with shards > 1)."""
+    return spawn.shards > 1 and spawn.shard_processes is not False
 
 
 def _free_port() -> int:
@@ -60,8 +65,8 @@ def spawned_server(options: SpawnOptions) -> Iterator[Target]:
     ]  # fmt: skip
     if not options.fsync:
         command.append("--no-fsync")
-    if options.shard_processes:
-        command.append("--shard-processes")
+    if options.shard_processes is not None:
+        command.append("--shard-processes" if options.shard_processes else "--no-shard-processes")
     log = open(os.path.join(data, "server.log"), "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -141,7 +146,7 @@ def report(
         "mode": plan.mode,
         "clients": clients,
         "shards": spawn.shards if spawn else None,
-        "shard_processes": spawn.shard_processes if spawn else None,
+        "shard_processes": _runs_shard_processes(spawn) if spawn else None,
         "fsync": spawn.fsync if spawn else None,
         "producers": plan.producers,
         "concurrency": plan.concurrency,

@@ -46,8 +46,12 @@ def serve(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
     data: Annotated[str | None, typer.Option("--data", help="Data directory (default ./data).")] = None,
     shards: Annotated[int | None, typer.Option("--shards", help="Number of stores (numShards).")] = None,
     shard_processes: Annotated[
-        bool, typer.Option("--shard-processes", help="One process per shard (shardProcesses).")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--shard-processes/--no-shard-processes",
+            help="One process per shard (shardProcesses; the default with --shards > 1).",
+        ),
+    ] = None,
     dev: Annotated[
         bool, typer.Option("--dev", help="Enable the dev tokens dev-producer and dev-worker (tenant dev).")
     ] = False,
@@ -90,8 +94,8 @@ def serve(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
         overrides["dev"] = True
     if no_fsync:
         overrides["fsync_on_commit"] = False
-    if shard_processes:
-        overrides["shard_processes"] = True
+    if shard_processes is not None:
+        overrides["shard_processes"] = shard_processes
     if memory:
         overrides["provider"] = "memory"
     try:
@@ -111,8 +115,12 @@ def bench(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
     fsync: Annotated[str, typer.Option(help="With --spawn: on | off.")] = "on",
     shards: Annotated[int, typer.Option(help="With --spawn: number of shards.")] = 1,
     shard_processes: Annotated[
-        bool, typer.Option("--shard-processes", help="With --spawn: a process per shard.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--shard-processes/--no-shard-processes",
+            help="With --spawn: a process per shard (the server's default with --shards > 1).",
+        ),
+    ] = None,
     clients: Annotated[int, typer.Option(help="Client processes running the load (with --duration).")] = 1,
     url: Annotated[
         str, typer.Option(envvar="CODEQ_BASE_URL", help="HTTP base URL of the server to load.")

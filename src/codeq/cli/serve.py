@@ -10,7 +10,7 @@ import socket
 import sys
 
 from codeq.app import App
-from codeq.app.supervisor import Supervisor, owned_shard
+from codeq.app.supervisor import Supervisor, owned_shard, reserve_port
 from codeq.app.wiring import http_server_limits
 from codeq.config import Settings
 from codeq.kv.lockfile import StoreInUseError
@@ -183,12 +183,24 @@ def _on_off(flag: bool) -> str:
     return "on" if flag else "off"
 
 
+def _supervise(settings: Settings) -> int:
+    """Run the node as a supervisor of one process per shard (ADR 0009); its exit status."""
+    argv = sys.argv[1:]
+    if settings.http.port != 0:
+        return Supervisor(settings.store.num_shards, argv).run()
+    held, port = reserve_port(settings.http.host)
+    try:  # the last --port wins: every shard process serves the one the supervisor holds
+        return Supervisor(settings.store.num_shards, [*argv, "--port", str(port)]).run()
+    finally:
+        held.close()
+
+
 def run(settings: Settings) -> None:
     store = settings.store
     owned = owned_shard()
-    if store.shard_processes and store.num_shards > 1 and owned is None:
+    if store.runs_shard_processes and owned is None:
         configure_logging(settings.log.level, settings.log.format)
-        raise SystemExit(Supervisor(store.num_shards, sys.argv[1:]).run())
+        raise SystemExit(_supervise(settings))
     try:
         import uvloop
 

@@ -35,7 +35,6 @@ def validate(settings: Settings) -> list[str]:
         *_check_server(settings),
         *_check_numbers(settings),
         *_check_persistence(settings.store),
-        *_check_shard_processes(settings),
         *_check_auth(settings),
         *_check_streams(settings),
         *_check_tls(settings.tls),
@@ -187,20 +186,6 @@ def _check_persistence(p: StoreSettings) -> list[str]:
         problems.append(f"persistenceConfig.maxWriteBuffers must be at least 2, got {p.max_write_buffers}")
     if p.provider != "memory" and not p.path.strip():
         problems.append("persistenceConfig.path must not be blank")
-    return problems
-
-
-def _check_shard_processes(s: Settings) -> list[str]:
-    """ADR 0009's first increment: single-node shards, every process on one fixed port."""
-    if not (s.store.shard_processes and s.store.num_shards > 1):
-        return []
-    problems = []
-    if s.raft.enabled:
-        problems.append("persistenceConfig.shardProcesses does not run with raft yet")
-    if s.http.port == 0:
-        problems.append("persistenceConfig.shardProcesses needs a fixed HTTP port (every process binds it)")
-    if s.observability.metrics_addr:
-        problems.append("persistenceConfig.shardProcesses does not run with metricsAddr yet")
     return problems
 
 

@@ -56,7 +56,10 @@ DESCRIPTIONS: dict[str, str] = {
     "persistenceConfig.path": "Data directory (`--data`).",
     "persistenceConfig.fsyncOnCommit": "Acknowledge a write only once fsynced (`--no-fsync` turns it off).",
     "persistenceConfig.numShards": "Stores under `<path>/shard<i>`; never change it for existing data.",
-    "persistenceConfig.shardProcesses": "With numShards > 1, one process per shard (ADR 0009).",
+    "persistenceConfig.shardProcesses": (
+        "With numShards > 1, one process per shard (ADR 0009); unset means true, false keeps "
+        "every shard in one process."
+    ),
     "persistenceConfig.maxPendingBytes": "Bytes merged into one group commit at most.",
     "persistenceConfig.blockCacheMb": "RocksDB block cache per shard store in MiB (with index and filters).",
     "persistenceConfig.writeBufferMb": "RocksDB memtable size in MiB.",

@@ -74,14 +74,20 @@ class StoreSettings:
     path: str = "./data"
     fsync_on_commit: bool = True
     num_shards: int = 1
-    # With num_shards > 1: one process per shard under a supervisor (ADR 0009).
-    shard_processes: bool = False
+    # With num_shards > 1: one process per shard under a supervisor (ADR 0009). None (unset)
+    # means yes; False keeps every shard in one process (`runs_shard_processes`).
+    shard_processes: bool | None = None
     max_pending_bytes: int = 64 * MiB  # bound on the bytes merged into one group commit
     # RocksDB's memory per shard store (kv/budget.py): block cache (which also holds the
     # index and filter blocks) plus memtables; bounds it whatever the store's size (issue 18).
     block_cache_mb: int = 64
     write_buffer_mb: int = 16
     max_write_buffers: int = 2
+
+    @property
+    def runs_shard_processes(self) -> bool:
+        """Whether `codeq serve` runs a process per shard: with numShards > 1 unless opted out."""
+        return self.num_shards > 1 and self.shard_processes is not False
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,9 @@ operator insists (`force`): four tolerate one failure like three, and need one m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+
+import msgspec
 
 from codeq.auth.principal import Principal
 from codeq.core.errors import Conflict, InvalidInput, NotFound, NotLeader, Unavailable, WrongState
@@ -18,13 +19,27 @@ from codeq.replication.membership import Change, Member, change_members, check_m
 from codeq.replication.raft import RaftCore
 
 
-@dataclass(frozen=True, slots=True)
-class MembershipOutcome:
+class MembershipOutcome(msgspec.Struct, frozen=True):
     shard: int
     op: str
     node: str
     voters: list[str]
     warning: str = ""
+
+
+class MemberRequest(msgspec.Struct, frozen=True):
+    """One change as the process running the shard's group receives it (ADR 0009): the
+    operator's rights were checked where the request arrived."""
+
+    shard: int
+    op: str  # "add" | "remove"
+    force: bool
+    member: Member | None = None  # add
+    node: str = ""  # remove
+
+
+# Sends a change to the process that runs that shard's group (a process per shard).
+Elsewhere = Callable[[MemberRequest], Awaitable[MembershipOutcome]]
 
 
 def even_warning(voters: int) -> str:
@@ -36,16 +51,51 @@ def even_warning(voters: int) -> str:
 
 
 class MembershipService:
-    def __init__(self, groups: Sequence[RaftGroup], self_id: str, timeout_s: float = 20.0) -> None:
+    """`groups`: this process's groups by shard number (all of them, or its own shard's with
+    a process per shard, where `elsewhere` reaches the others)."""
+
+    def __init__(
+        self,
+        groups: Mapping[int, RaftGroup],
+        self_id: str,
+        num_shards: int,
+        elsewhere: Elsewhere | None = None,
+        timeout_s: float = 20.0,
+    ) -> None:
         self.groups = groups
         self.self_id = self_id
+        self.num_shards = num_shards
+        self.elsewhere = elsewhere
         self.timeout_s = timeout_s
 
-    def _core(self, shard: int) -> tuple[RaftGroup, RaftCore]:
-        if not self.groups:
+    async def add(
+        self, principal: Principal, shard: int, member: Member, *, force: bool
+    ) -> MembershipOutcome:
+        principal.require_operator()
+        check_member(member)
+        return await self.apply(MemberRequest(shard, "add", force, member=member))
+
+    async def remove(self, principal: Principal, shard: int, node: str, *, force: bool) -> MembershipOutcome:
+        principal.require_operator()
+        return await self.apply(MemberRequest(shard, "remove", force, node=node))
+
+    async def apply(self, request: MemberRequest) -> MembershipOutcome:
+        """Make the change here if this process runs the shard's group, else where it runs."""
+        if not self.groups and self.elsewhere is None:
             raise InvalidInput("raft is not enabled on this node", field="shard")
-        if not 0 <= shard < len(self.groups):
-            raise InvalidInput(f"shard must be 0..{len(self.groups) - 1}", field="shard")
+        if not 0 <= request.shard < self.num_shards:
+            raise InvalidInput(f"shard must be 0..{self.num_shards - 1}", field="shard")
+        if request.shard not in self.groups:
+            if self.elsewhere is None:
+                raise InvalidInput(f"shard {request.shard}'s group does not run here", field="shard")
+            return await self.elsewhere(request)
+        if request.op == "add" and request.member is not None:
+            return await self._add(request.shard, request.member, request.force)
+        if request.op == "remove":
+            return await self._remove(request.shard, request.node, request.force)
+        raise InvalidInput("op must be add (with a member) or remove", field="op")
+
+    def _core(self, shard: int) -> tuple[RaftGroup, RaftCore]:
         group = self.groups[shard]
         core = group.core
         if not isinstance(core, RaftCore) or core.members is None:
@@ -54,11 +104,7 @@ class MembershipService:
             raise group.not_leader()
         return group, core
 
-    async def add(
-        self, principal: Principal, shard: int, member: Member, *, force: bool
-    ) -> MembershipOutcome:
-        principal.require_operator()
-        check_member(member)
+    async def _add(self, shard: int, member: Member, force: bool) -> MembershipOutcome:
         _, core = self._core(shard)
         assert core.members is not None
         current = core.members.current
@@ -71,8 +117,7 @@ class MembershipService:
             raise Conflict(f"another voter already uses raft address {member.raft}", field="raft")
         return await self._change(shard, Change("add", member), len(current) + 1, force)
 
-    async def remove(self, principal: Principal, shard: int, node: str, *, force: bool) -> MembershipOutcome:
-        principal.require_operator()
+    async def _remove(self, shard: int, node: str, force: bool) -> MembershipOutcome:
         group, core = self._core(shard)
         assert core.members is not None
         current = core.members.current

@@ -187,12 +187,17 @@ class Node:
 
     def led_shards(self) -> frozenset[int]:
         """The shards whose writes this node can take now (all of them without Raft).
-        With a process per shard: this process's own, so a create stays here."""
+        With a process per shard: this process's own, so a create stays here; under Raft,
+        when this node does not lead it, the ones other processes of this node lead (the
+        create is forwarded there rather than sent to another node)."""
         if len(self.shards) <= 1:
             return frozenset()
         local = self.local_shards
-        owned = local if len(local) < len(self.shards) else self.shards
-        return frozenset(s.number for s in owned if s.is_leader)
+        if len(local) < len(self.shards):
+            own = frozenset(s.number for s in local if s.is_leader)
+            if own:
+                return own
+        return frozenset(s.number for s in self.shards if s.is_leader)
 
     def claim_order(self) -> list[ShardHandle]:
         """Every shard once: this process's own first, then the others starting at the next

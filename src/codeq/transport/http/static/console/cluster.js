@@ -66,10 +66,11 @@ function readinessCell(node) {
 }
 
 // codeq_commit_latency_seconds{shard} is a Prometheus histogram: mean = _sum / _count.
+// With a process per shard the page carries a shard_process label too (ADR 0009).
 async function shardTable() {
   const text = await call("/metrics");
   const shards = new Map();
-  const line = /^codeq_commit_latency_seconds_(sum|count)\{shard="([^"]*)"\} (\S+)$/;
+  const line = /^codeq_commit_latency_seconds_(sum|count)\{(?:[^}]*,)?shard="([^"]*)"[^}]*\} (\S+)$/;
   for (const row of String(text).split("\n")) {
     const match = line.exec(row);
     if (!match) continue;
