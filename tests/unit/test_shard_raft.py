@@ -80,7 +80,6 @@ class Owner:
         self.group.leads = False
         return to
 
-
     async def change(self, request: MemberRequest) -> MembershipOutcome:
         if not self.group.leads:
             raise NotLeader(LEADER_URL, leader_streams=STREAMS)
