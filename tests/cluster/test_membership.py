@@ -170,3 +170,26 @@ def test_refusals_an_even_count_without_force_and_removing_too_many(cluster: Clu
     unknown = cluster_cli("remove-node", "zz", "--url", cluster.url(leader))
     assert unknown.returncode == 1 and "not a voter" in unknown.stderr
     assert voters(cluster, leader) == ["a", "b", "c"]
+
+
+def test_with_a_process_per_shard_a_node_joins_and_leaves_every_shard_group(tmp_path: Path) -> None:
+    """Each shard's group runs in its own process (ADR 0009): whichever process the command
+    reaches, the change is made in the process that runs the group, for both shards."""
+    cluster = Cluster(tmp_path, shards=2, processes=True)
+    try:
+        cluster.start()
+        leaders = [cluster.wait_leader(shard) for shard in (0, 1)]
+        cluster.spawn("d").launch()
+        added = cluster_cli("add-node", *cluster.add_args("d"), "--force", "--url", cluster.url("a"))
+        assert added.returncode == 0, added.stderr
+        cluster.nodes["d"].wait_ready(30)
+        for shard in (0, 1):
+            assert voters(cluster, leaders[shard], shard) == ["a", "b", "c", "d"]
+        created = cluster.create("d", {"command": "render", "payload": {}})  # followed if d does not lead
+        assert created.status_code in (202, 307), created.text
+        gone = cluster_cli("remove-node", "d", "--url", cluster.url("b"))
+        assert gone.returncode == 0, gone.stderr
+        for shard in (0, 1):
+            until(lambda s=shard: voters(cluster, cluster.wait_leader(s), s) == ["a", "b", "c"], 30, "d gone")
+    finally:
+        cluster.stop()

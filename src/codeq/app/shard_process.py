@@ -87,7 +87,8 @@ class ShardProcess:
     async def _follow_groups(self, life: Lifecycle, shards: Shards, now_ms: Callable[[], int]) -> None:
         """Keep a view of the other processes' Raft groups (leadership, readiness, status)."""
         remotes = {n: r for n, r in self.remotes.items() if isinstance(r, RaftRemoteShard)}
-        peers = PeerGroups(remotes)
+        assert shards.topology is not None
+        peers = PeerGroups(remotes, shards.topology.learn)
         shards.peer_groups = peers
         runner = Runner("peer-raft-groups", peers.refresh, now_ms, interval_seconds=REFRESH_SECONDS)
         await life.enter("peer raft groups", runner)

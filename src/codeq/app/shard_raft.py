@@ -5,7 +5,7 @@ this module is what one process tells the others of its group, and what it keeps
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -16,6 +16,8 @@ from codeq.cluster.remote import PeerLink, RemoteShard
 from codeq.engine import commands as c
 from codeq.engine.outcomes import Claimed
 from codeq.replication.group import RaftGroup
+from codeq.replication.membership import Member
+from codeq.replication.raft import RaftCore
 from codeq.service.membership import MemberRequest, MembershipOutcome
 
 # How often a shard process asks the others for their group's state: the staleness of a
@@ -39,6 +41,7 @@ class GroupSnapshot(msgspec.Struct, frozen=True):
     applied_index: int
     match_indexes: dict[str, int]
     problem: str  # why that process's store or group cannot take writes; "" when it can
+    members: dict[str, Member] = {}  # its configuration (membership changes), when it has one
 
     def peer_match_indexes(self) -> dict[str, int]:
         return self.match_indexes
@@ -76,8 +79,13 @@ class RaftRemoteShard(RemoteShard):
 class PeerGroups:
     """The other shard processes' groups, refreshed in the background (`refresh`)."""
 
-    def __init__(self, remotes: dict[int, RaftRemoteShard]) -> None:
+    def __init__(
+        self,
+        remotes: dict[int, RaftRemoteShard],
+        learn: Callable[[int, Mapping[str, Member]], None] = lambda shard, members: None,
+    ) -> None:
         self.remotes = remotes
+        self.learn = learn  # the topology hears each group's members, as from its own groups
 
     def view(self, number: int) -> GroupSnapshot:
         remote = self.remotes[number]
@@ -101,6 +109,8 @@ class PeerGroups:
         answers = await asyncio.gather(*(_ask_group(r) for r in linked), return_exceptions=True)
         for remote, answer in zip(linked, answers, strict=True):
             if isinstance(answer, GroupSnapshot):
+                if answer.members and answer.members != remote.group.members:
+                    self.learn(remote.number, answer.members)
                 remote.group = answer
         return None
 
@@ -161,4 +171,11 @@ def snapshot_of(group: RaftGroup, problem: str | None) -> GroupSnapshot:
         applied_index=group.applied_index,
         match_indexes=group.peer_match_indexes(),
         problem=problem or "",
+        members=_members_of(group),
     )
+
+
+def _members_of(group: RaftGroup) -> dict[str, Member]:
+    core = group.core
+    members = core.members if isinstance(core, RaftCore) else None
+    return {} if members is None else dict(members.current)
