@@ -23,15 +23,18 @@ log = logging.getLogger("codeq.cluster")
 
 OutcomeT = TypeVar("OutcomeT")
 ReadyFeed = Callable[[str, str, int], None]  # (tenant, command key, count)
-RETRY_SECONDS = 0.05
+RETRY_SECONDS = 0.05  # the first wait before connecting again; doubled up to RETRY_MAX_SECONDS
+RETRY_MAX_SECONDS = 2.0
 # Reads a shard process serves besides the engine reads: the answer types.
 OTHER_READS: dict[str, Any] = {"checkpoint": None, "metrics": bytes}
 
 
 class PeerLink:
     """The connection to the process at `address`. It connects in the background (the peer
-    may still be starting) and is not replaced once lost: a shard process that went away is
-    a node that is not ready, and the supervisor stops the node (ADR 0009)."""
+    may still be starting) and connects again, with backoff, whenever the connection drops:
+    while it is down, what was in flight failed as outcome unknown, new calls are refused as
+    unavailable and the node is not ready. A peer process that died stays unreachable; the
+    supervisor stops the node (ADR 0009)."""
 
     def __init__(self, address: str, on_ready: ReadyFeed) -> None:
         self.address = address
@@ -40,9 +43,10 @@ class PeerLink:
         self._waiting: dict[int, tuple[asyncio.Future[bytes], str]] = {}
         self._ids = itertools.count(1)
         self._connecting: asyncio.Task[None] | None = None
-        self.lost = False
+        self.lost = False  # the connection dropped and is not back yet
         self._closing = False
         self.forwarded = 0  # commands sent over this link
+        self.connections = 0  # connections made so far: a new one may have missed ready feed
 
     @property
     def connected(self) -> bool:
@@ -52,13 +56,20 @@ class PeerLink:
         self._connecting = asyncio.get_running_loop().create_task(self._connect())
 
     async def _connect(self) -> None:
+        delay = RETRY_SECONDS
         while True:
             try:
-                self._channel = await connect(self.address, self._make_channel)
+                channel = await connect(self.address, self._make_channel)
             except OSError:
-                await asyncio.sleep(RETRY_SECONDS)  # the peer is not listening yet
+                await asyncio.sleep(delay)  # the peer is not listening (yet, or again)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
                 continue
-            log.debug("connected to the shard process at %s", self.address)
+            if channel.closed:
+                continue  # dropped at once: try again
+            self._channel = channel
+            self.connections += 1
+            self.lost = False
+            log.log(logging.INFO if self.connections > 1 else logging.DEBUG, "linked to %s", self.address)
             return
 
     def _make_channel(self) -> Channel:
@@ -98,14 +109,17 @@ class PeerLink:
             waiting[0].set_exception(codec.decode_error(body))
 
     def _lost(self, channel: Channel) -> None:
+        if channel is not self._channel:
+            return  # a connection that was never this link's current one
         self.lost = True
-        if not self._closing:
-            log.error("lost the shard process at %s", self.address)
         waiting, self._waiting = self._waiting, {}
         for future, what in waiting.values():
             if not future.done():
                 # It may have applied before going away: an idempotent retry settles it.
                 future.set_exception(OutcomeUnknown(f"the process owning {what} went away"))
+        if not self._closing:
+            log.error("lost the link to the shard process at %s; connecting again", self.address)
+            self._connecting = asyncio.get_running_loop().create_task(self._connect())
 
 
 class RemoteShard:
