@@ -17,7 +17,7 @@ from codeq.cluster.metrics_merge import merge_pages
 from codeq.cluster.remote import PeerLink, RemoteShard
 from codeq.cluster.server import ShardServer
 from codeq.core.clock import FakeClock
-from codeq.core.errors import NotFound, OutcomeUnknown, Unavailable, WrongState
+from codeq.core.errors import CodeqError, NotFound, OutcomeUnknown, Unavailable, WrongState
 from codeq.core.model import Status
 from codeq.engine import commands as c
 from codeq.engine.engine import Engine
@@ -229,6 +229,35 @@ async def test_a_short_forwarded_claim_marks_the_queue_empty_until_the_feed_spea
     while not a.remote.may_have_ready("acme", ["render"], 0):
         await asyncio.sleep(0.01)  # the ready feed arrives
     assert len(await a.tasks.claim(WORKER, ["render"])) == 1
+
+
+async def test_results_for_the_other_shard_posted_together_cross_as_one_batch_each_with_its_answer(
+    pair: tuple[Half, Half],
+) -> None:
+    a, b = pair
+    assert a.remote is not None
+    for _ in range(3):
+        await create(b)
+    claimed = await a.tasks.claim(WORKER, ["render"], count=3)
+    assert len(claimed) == 3
+    forwarded = a.remote.link.forwarded
+    first, second, third = claimed
+    answers = await asyncio.gather(
+        a.results.submit(WORKER, NewResult(first.id, "COMPLETED", '{"n":1}', lease_token=first.lease_epoch)),
+        a.results.submit(
+            WORKER, NewResult(second.id, "FAILED", error="boom", lease_token=second.lease_epoch)
+        ),
+        a.results.submit(WORKER, NewResult(third.id, "COMPLETED", "{}", lease_token=third.lease_epoch + 7)),
+        return_exceptions=True,
+    )
+    assert a.remote.link.forwarded == forwarded + 1  # one command for the three
+    done, failed, refused = answers
+    assert (
+        not isinstance(done, BaseException) and done.status is Status.COMPLETED and done.result == '{"n":1}'
+    )
+    assert not isinstance(failed, BaseException) and failed.status is Status.FAILED
+    assert isinstance(refused, CodeqError)  # a stale lease token: only its own post is refused
+    assert (await a.tasks.get(PRODUCER, third.id)).status is Status.IN_PROGRESS
 
 
 async def test_refusals_cross_with_their_class_and_text(pair: tuple[Half, Half]) -> None:

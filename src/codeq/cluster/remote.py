@@ -8,15 +8,16 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from codeq.cluster import codec
 from codeq.cluster.channel import ANSWER, READ, READY, REFUSED, SUBMIT, Channel, Message, connect
-from codeq.core.errors import OutcomeUnknown, Unavailable
+from codeq.core.errors import CodeqError, OutcomeUnknown, Unavailable
 from codeq.core.model import ResultRecord, Task
 from codeq.core.names import command_key
 from codeq.engine import commands as c
 from codeq.engine.commands import encode_command
+from codeq.engine.outcomes import BatchApplied, Completed
 from codeq.service.shard_reads import READS
 
 log = logging.getLogger("codeq.cluster")
@@ -135,6 +136,9 @@ class RemoteShard:
         self._empty: set[tuple[str, str]] = set()
         self._empty_tenants: set[str] = set()
         self._heard: dict[str, int] = {}
+        # Completions submitted in one loop turn cross as one Batch (HTTP posts each result on
+        # whichever pooled connection is free, so about half of them are forwarded).
+        self._completes: list[tuple[c.Complete, asyncio.Future[Completed]]] = []
 
     @property
     def is_leader(self) -> bool:
@@ -153,6 +157,8 @@ class RemoteShard:
         return any((tenant, command_key(name)) not in self._empty for name in commands)
 
     async def submit(self, command: c.Command[OutcomeT]) -> OutcomeT:
+        if isinstance(command, c.Complete):
+            return command.expects(await self._complete(command))
         heard = self._heard.get(command.tenant, 0) if isinstance(command, c.Claim) else 0
         self.link.forwarded += 1
         raw = await self.link.call(SUBMIT, encode_command(command), self._what)  # type: ignore[arg-type]
@@ -160,6 +166,29 @@ class RemoteShard:
         if isinstance(command, c.Claim):
             self._after_claim(command, len(getattr(outcome, "tasks", ())), heard)
         return outcome
+
+    def _complete(self, command: c.Complete) -> asyncio.Future[Completed]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Completed] = loop.create_future()
+        if not self._completes:
+            loop.call_soon(self._send_completes)
+        self._completes.append((command, future))
+        return future
+
+    def _send_completes(self) -> None:
+        pending, self._completes = self._completes, []
+        commands: list[c.Create | c.Complete] = [command for command, _ in pending]
+        one: c.Command[Any] = (
+            commands[0] if len(commands) == 1 else c.Batch(now_ms=commands[0].now_ms, items=commands)
+        )
+        try:
+            answer = self.link.call(SUBMIT, encode_command(one), self._what)  # type: ignore[arg-type]
+        except CodeqError as exc:
+            answer = asyncio.get_running_loop().create_future()
+            answer.set_exception(exc)
+        else:
+            self.link.forwarded += 1
+        answer.add_done_callback(lambda done: _settle(one, pending, done))
 
     def _after_claim(self, claim: c.Claim, got: int, heard: int) -> None:
         if got >= claim.count or self._heard.get(claim.tenant, 0) != heard:
@@ -186,3 +215,25 @@ class RemoteShard:
     async def find_result(self, task_id: str) -> ResultRecord | None:
         record: ResultRecord | None = await self.read("find_result", task_id)
         return record
+
+
+def _settle(
+    sent: c.Command[Any],
+    pending: list[tuple[c.Complete, asyncio.Future[Completed]]],
+    done: asyncio.Future[bytes],
+) -> None:
+    """Hand each completion its own outcome (or refusal) out of the answer to what was sent."""
+    exc = None if done.cancelled() else done.exception()
+    if done.cancelled() or exc is not None:
+        error = exc if exc is not None else OutcomeUnknown("the forwarded completion was cancelled")
+        outcomes: list[object] = [error] * len(pending)
+    else:
+        outcome = codec.decode_outcome(type(sent), done.result())
+        outcomes = outcome.items if isinstance(outcome, BatchApplied) else [outcome]
+    for (_, future), item in zip(pending, outcomes, strict=True):
+        if future.done():
+            continue  # its caller went away
+        if isinstance(item, BaseException):
+            future.set_exception(item)
+        else:
+            future.set_result(cast(Completed, item))
