@@ -158,7 +158,7 @@ class RemoteShard:
 
     async def submit(self, command: c.Command[OutcomeT]) -> OutcomeT:
         if isinstance(command, c.Complete):
-            return command.expects(await self._complete(command))
+            return cast(OutcomeT, await self._complete(command))  # a Complete's outcome
         heard = self._heard.get(command.tenant, 0) if isinstance(command, c.Claim) else 0
         self.link.forwarded += 1
         raw = await self.link.call(SUBMIT, encode_command(command), self._what)  # type: ignore[arg-type]
@@ -229,7 +229,7 @@ def _settle(
         outcomes: list[object] = [error] * len(pending)
     else:
         outcome = codec.decode_outcome(type(sent), done.result())
-        outcomes = outcome.items if isinstance(outcome, BatchApplied) else [outcome]
+        outcomes = list(outcome.items) if isinstance(outcome, BatchApplied) else [outcome]
     for (_, future), item in zip(pending, outcomes, strict=True):
         if future.done():
             continue  # its caller went away
