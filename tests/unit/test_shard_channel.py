@@ -120,38 +120,6 @@ async def test_a_create_stays_on_the_shard_of_the_process_that_took_it(pair: tup
     assert a.remote is not None and a.remote.link.forwarded == 0
 
 
-async def test_creates_follow_the_workers_once_another_process_claims_this_shards_tasks(
-    pair: tuple[Half, Half],
-) -> None:
-    a, b = pair
-    assert a.remote is not None and b.remote is not None
-    assert shard_of(await create(a), 2) == 0  # (opens a's first window)
-    specs: list[NewTask | CodeqError] = [NewTask(command="render", payload="{}")] * 60
-    await a.tasks.create_many(PRODUCER, specs)
-    assert len(await b.tasks.claim(WORKER, ["render"], count=61)) == 61  # b's worker, a's tasks
-    a.tasks.clock.advance(1.0)  # type: ignore[attr-defined]
-    forwarded = a.remote.link.forwarded
-    moved = await create(a)  # every task of a's shard went to b's workers: so does this one
-    assert shard_of(moved, 2) == 1 and a.remote.link.forwarded == forwarded + 1
-    [claimed] = await b.tasks.claim(WORKER, ["render"])
-    assert claimed.id == moved and b.remote.link.forwarded == 1  # claimed where it is
-
-
-def test_the_share_of_creates_sent_away_follows_the_claims_made_elsewhere() -> None:
-    from codeq.service.demand import DEAD_BAND, MIN_CLAIMED, WINDOW_MS, Demand
-
-    draws = iter([0.3, 0.7, 0.0])
-    demand = Demand(draw=lambda: next(draws))
-    assert not demand.sends_away(0, 0, WINDOW_MS)  # nothing claimed yet: all stay here
-    # Within the dead band (the fairness rotation): still all here.
-    assert not demand.sends_away(100, int(100 * DEAD_BAND), 2 * WINDOW_MS) and demand.away == 0.0
-    # 60 % claimed elsewhere: half of the creates go (draws 0.3 sends, 0.7 keeps).
-    assert demand.sends_away(200, 20 + 60, 3 * WINDOW_MS) and demand.away == pytest.approx(0.5)
-    assert not demand.sends_away(200, 80, 3 * WINDOW_MS + 1)
-    # A window with too few claims to judge keeps the share.
-    assert demand.sends_away(200 + MIN_CLAIMED - 1, 80, 4 * WINDOW_MS) and demand.away == pytest.approx(0.5)
-
-
 async def test_a_claim_is_forwarded_when_the_own_shard_is_empty_and_its_task_finishes_there(
     pair: tuple[Half, Half],
 ) -> None:

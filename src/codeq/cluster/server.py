@@ -11,7 +11,6 @@ from typing import Any
 from codeq.cluster import codec
 from codeq.cluster.channel import ANSWER, READ, READY, REFUSED, SUBMIT, Channel, Message, listen
 from codeq.engine.commands import decode_command
-from codeq.engine.outcomes import Claimed
 from codeq.service.node import Shard
 
 log = logging.getLogger("codeq.cluster")
@@ -89,10 +88,7 @@ class ShardServer:
         elif (exc := done.exception()) is not None:
             channel.send(REFUSED, request_id, codec.encode_error(exc))
         else:
-            outcome = done.result()
-            if isinstance(outcome, Claimed):  # tasks of this shard claimed by another process
-                self.shard.claimed_by_others += len(outcome.tasks)
-            channel.send(ANSWER, request_id, encode(outcome))
+            channel.send(ANSWER, request_id, encode(done.result()))
 
     def unclaimed(self, tenant: str, command_key: str, count: int) -> None:
         """`Waiters.unclaimed`: tell every peer that a queue of this shard has ready tasks that

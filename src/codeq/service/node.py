@@ -11,11 +11,10 @@ from codeq.core.errors import CodeqError, NotLeader, Unavailable
 from codeq.core.model import ResultRecord, Task
 from codeq.engine import commands as c
 from codeq.engine.engine import Engine
-from codeq.engine.outcomes import Claimed, Completed, Created, Event
+from codeq.engine.outcomes import Completed, Created, Event
 from codeq.engine.shards import shard_of
 from codeq.observability.metrics import Metrics
 from codeq.replication.api import PublishFn, Replicator
-from codeq.service.demand import Demand
 from codeq.service.listeners import Listener, Listeners, task_metrics
 from codeq.service.shard_reads import READS
 from codeq.service.waiters import Waiters
@@ -66,8 +65,6 @@ class Shard:
     engine: Engine
     replicator: Replicator
     submitted: int = 0  # commands submitted here (for the forwarded fraction, ADR 0009)
-    claimed: int = 0  # tasks claimed on this shard, and of them by other processes' claims:
-    claimed_by_others: int = 0  # where this process's creates go (`service/demand.py`)
 
     @property
     def is_leader(self) -> bool:
@@ -75,10 +72,7 @@ class Shard:
 
     async def submit(self, command: c.Command[OutcomeT]) -> OutcomeT:
         self.submitted += 1
-        outcome = await self.replicator.submit(command)
-        if isinstance(outcome, Claimed):
-            self.claimed += len(outcome.tasks)
-        return outcome
+        return await self.replicator.submit(command)
 
     def may_have_ready(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool:
         return self.engine.may_have_ready(tenant, commands, now_ms)
@@ -144,7 +138,6 @@ class Node:
         self.waiters = waiters
         self.metrics = metrics
         self._next_start = itertools.count()
-        self.demand = Demand()  # with a process per shard: where creates go
         self.listeners = Listeners(metrics)
         # Told of tasks made ready on shards other processes own (their ready feed, ADR 0009).
         self.elsewhere_ready: list[Callable[[str, str], None]] = []
@@ -205,20 +198,6 @@ class Node:
         local = self.local_shards
         owned = local if len(local) < len(self.shards) else self.shards
         return frozenset(s.number for s in owned if s.is_leader)
-
-    def create_shards(self, now_ms: int) -> frozenset[int]:
-        """The shards a create request draws its ids for: `led_shards()`, or with a process
-        per shard, now and then the other processes' shards: as often as other processes
-        claim this shard's tasks (`service/demand.py`), so tasks go where the workers are."""
-        local = self.local_shards
-        if len(local) != 1 or len(self.shards) == 1:
-            return self.led_shards()
-        own = local[0]
-        if self.demand.sends_away(own.claimed, own.claimed_by_others, now_ms):
-            linked = frozenset(s.number for s in self.shards if s is not own and s.is_leader)
-            if linked:
-                return linked
-        return self.led_shards()
 
     def claim_order(self) -> list[ShardHandle]:
         """Every shard once: this process's own first, then the others starting at the next

@@ -85,8 +85,7 @@ class TaskService:
     async def create(self, principal: Principal, spec: NewTask) -> tuple[Task, bool]:
         """Create one task; returns it and whether it was an idempotent replay."""
         self.limiter.check(principal, PRODUCER, "create_task")
-        now_ms = self.clock.now_ms()
-        command = self._create_command(principal, spec, now_ms, self.node.create_shards(now_ms))
+        command = self._create_command(principal, spec, self.clock.now_ms(), self.node.led_shards())
         moved = await replay_elsewhere(self.node, command.tenant, command.idempotency_key, command.now_ms)
         if moved is not None:
             return moved, True
@@ -102,7 +101,7 @@ class TaskService:
         now_ms = self.clock.now_ms()
         results: list[tuple[Task, bool] | CodeqError] = [InvalidInput("invalid body")] * len(specs)
         per_shard: dict[int, list[tuple[int, c.Create]]] = {}
-        prefer = self.node.create_shards(now_ms)  # once per request, not per item
+        prefer = self.node.led_shards()  # once per request, not per item
         for position, spec in enumerate(specs):
             try:
                 if isinstance(spec, CodeqError):
