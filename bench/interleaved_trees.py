@@ -93,6 +93,8 @@ def _line(run: dict[str, object]) -> str:
         line += f" by process {by_process}"
     if run.get("forwarded_fraction") is not None:
         line += f" forwarded {run['forwarded_fraction']}"
+    if run.get("connections_by_process"):
+        line += f" connections {run['connections_by_process']}"
     return line
 
 
