@@ -56,17 +56,19 @@ class PeerLink:
     def start(self) -> None:
         self._connecting = asyncio.get_running_loop().create_task(self._connect())
 
-    async def _connect(self) -> None:
+    async def _connect(self, backoff: bool = False) -> None:
+        """Connect, retrying: every RETRY_SECONDS while the peer starts (a node is ready only
+        once every link is up, so no slower), with backoff after a drop."""
         delay = RETRY_SECONDS
         while True:
             try:
-                channel = await connect(self.address, self._make_channel)
+                channel: Channel | None = await connect(self.address, self._make_channel)
             except OSError:
-                await asyncio.sleep(delay)  # the peer is not listening (yet, or again)
-                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                channel = None  # the peer is not listening (yet, or again)
+            if channel is None or channel.closed:  # (or it dropped the connection at once)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS) if backoff else delay
                 continue
-            if channel.closed:
-                continue  # dropped at once: try again
             self._channel = channel
             self.connections += 1
             self.lost = False
@@ -120,7 +122,7 @@ class PeerLink:
                 future.set_exception(OutcomeUnknown(f"the process owning {what} went away"))
         if not self._closing:
             log.error("lost the link to the shard process at %s; connecting again", self.address)
-            self._connecting = asyncio.get_running_loop().create_task(self._connect())
+            self._connecting = asyncio.get_running_loop().create_task(self._connect(backoff=True))
 
 
 class RemoteShard:
@@ -228,8 +230,13 @@ def _settle(
         error = exc if exc is not None else OutcomeUnknown("the forwarded completion was cancelled")
         outcomes: list[object] = [error] * len(pending)
     else:
-        outcome = codec.decode_outcome(type(sent), done.result())
-        outcomes = list(outcome.items) if isinstance(outcome, BatchApplied) else [outcome]
+        try:
+            outcome = codec.decode_outcome(type(sent), done.result())
+        except Exception as exc:  # an answer that does not decode: no caller may wait forever
+            outcomes = [OutcomeUnknown(f"the answer to a forwarded completion did not decode: {exc!r}")]
+            outcomes *= len(pending)
+        else:
+            outcomes = list(outcome.items) if isinstance(outcome, BatchApplied) else [outcome]
     for (_, future), item in zip(pending, outcomes, strict=True):
         if future.done():
             continue  # its caller went away
