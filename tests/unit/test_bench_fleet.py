@@ -46,3 +46,25 @@ def test_client_tallies_add_up() -> None:
     )
     total = merge([one, two])
     assert (total.created, total.cycles, total.cycle_ms, total.elapsed) == (4, 7, [1.0], 10.2)
+
+
+def test_connections_are_counted_per_process_and_listening_port() -> None:
+    import socket
+
+    from codeq.cli.bench_sockets import connections_by_process, port_of
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        accepted = [listener.accept()[0] for _ in clients]
+        try:
+            # Only the accepted ends have the listening port as their own: the clients' do not.
+            found = connections_by_process({"me": os.getpid()}, {"worker": port, "http": port + 1})
+            assert found == {"me": {"worker": 2}}
+        finally:
+            for sock in clients + accepted:
+                sock.close()
+    assert port_of("127.0.0.1:9092") == 9092
+    assert port_of("http://127.0.0.1:8080") == 8080
+    assert port_of("grpc://[::1]:9091") == 9091
+    assert port_of("localhost") is None

@@ -4,6 +4,7 @@ commands, reads, errors, the ready feed and a lost peer (ADR 0009)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from codeq.cluster.metrics_merge import merge_pages
 from codeq.cluster.remote import PeerLink, RemoteShard
 from codeq.cluster.server import ShardServer
 from codeq.core.clock import FakeClock
-from codeq.core.errors import NotFound, OutcomeUnknown, Unavailable, WrongState
+from codeq.core.errors import CodeqError, NotFound, OutcomeUnknown, Unavailable, WrongState
 from codeq.core.model import Status
 from codeq.engine import commands as c
 from codeq.engine.engine import Engine
@@ -186,6 +187,35 @@ async def test_a_task_a_claim_waits_for_here_is_not_offered_to_the_other_process
     assert a.remote.link.forwarded == forwarded + 1
 
 
+async def test_a_batch_claim_waiting_here_takes_a_whole_batch_so_none_is_offered_elsewhere(
+    pair: tuple[Half, Half],
+) -> None:
+    a, b = pair
+    assert a.remote is not None
+    at_b = asyncio.ensure_future(b.tasks.claim(WORKER, ["render"], wait_seconds=30, count=10))
+    at_a = asyncio.ensure_future(a.tasks.claim(WORKER, ["render"], wait_seconds=30, count=10))
+    while len(a.node.waiters) == 0 or len(b.node.waiters) == 0:
+        await asyncio.sleep(0)  # until both claims wait
+    forwarded = a.remote.link.forwarded
+    batch = await b.tasks.create_many(PRODUCER, [NewTask(command="render", payload="{}")] * 10)
+    assert len(await asyncio.wait_for(at_b, 10)) == 10
+    last = await create(b)  # no claim waits on b now: offered to a, which claims it there
+    assert [t.id for t in await asyncio.wait_for(at_a, 10)] == [last]
+    # The feed is ordered: had the batch been offered to a too, a would have claimed twice.
+    assert a.remote.link.forwarded == forwarded + 1 and len(batch) == 10
+
+
+async def test_a_claim_that_got_tasks_here_is_not_topped_up_in_another_process(
+    pair: tuple[Half, Half],
+) -> None:
+    a, b = pair
+    assert a.remote is not None
+    own = await create(a)
+    await create(b)
+    assert [t.id for t in await a.tasks.claim(WORKER, ["render"], count=2)] == [own]
+    assert a.remote.link.forwarded == 0
+
+
 async def test_a_short_forwarded_claim_marks_the_queue_empty_until_the_feed_speaks(
     pair: tuple[Half, Half],
 ) -> None:
@@ -199,6 +229,35 @@ async def test_a_short_forwarded_claim_marks_the_queue_empty_until_the_feed_spea
     while not a.remote.may_have_ready("acme", ["render"], 0):
         await asyncio.sleep(0.01)  # the ready feed arrives
     assert len(await a.tasks.claim(WORKER, ["render"])) == 1
+
+
+async def test_results_for_the_other_shard_posted_together_cross_as_one_batch_each_with_its_answer(
+    pair: tuple[Half, Half],
+) -> None:
+    a, b = pair
+    assert a.remote is not None
+    for _ in range(3):
+        await create(b)
+    claimed = await a.tasks.claim(WORKER, ["render"], count=3)
+    assert len(claimed) == 3
+    forwarded = a.remote.link.forwarded
+    first, second, third = claimed
+    answers = await asyncio.gather(
+        a.results.submit(WORKER, NewResult(first.id, "COMPLETED", '{"n":1}', lease_token=first.lease_epoch)),
+        a.results.submit(
+            WORKER, NewResult(second.id, "FAILED", error="boom", lease_token=second.lease_epoch)
+        ),
+        a.results.submit(WORKER, NewResult(third.id, "COMPLETED", "{}", lease_token=third.lease_epoch + 7)),
+        return_exceptions=True,
+    )
+    assert a.remote.link.forwarded == forwarded + 1  # one command for the three
+    done, failed, refused = answers
+    assert (
+        not isinstance(done, BaseException) and done.status is Status.COMPLETED and done.result == '{"n":1}'
+    )
+    assert not isinstance(failed, BaseException) and failed.status is Status.FAILED
+    assert isinstance(refused, CodeqError)  # a stale lease token: only its own post is refused
+    assert (await a.tasks.get(PRODUCER, third.id)).status is Status.IN_PROGRESS
 
 
 async def test_refusals_cross_with_their_class_and_text(pair: tuple[Half, Half]) -> None:
@@ -251,11 +310,56 @@ async def test_a_claim_keeps_what_it_claimed_here_when_the_other_process_is_gone
 
 async def test_an_answer_lost_with_the_peer_is_outcome_unknown(pair: tuple[Half, Half]) -> None:
     a, _ = pair
-    assert a.remote is not None
+    assert a.remote is not None and a.remote.link._channel is not None
     pending = a.remote.link.call(1, b"not a command", "shard 1")
-    a.remote.link._lost(object())  # type: ignore[arg-type]
+    a.remote.link._channel.close()  # before the frame goes out
     with pytest.raises(OutcomeUnknown):
         await pending
+
+
+async def drop_link(this: Half, other: Half) -> None:
+    """Drop `this` side's connection to `other` (which still listens) and wait until it is seen."""
+    assert this.remote is not None and this.remote.link._channel is not None
+    channel = this.remote.link._channel
+    for served in list(other.server._channels):
+        served.close()
+    while not channel.closed:
+        await asyncio.sleep(0.01)  # the close reaches this end
+
+
+async def test_a_link_that_drops_connects_again_and_forwards_as_before(pair: tuple[Half, Half]) -> None:
+    a, b = pair
+    assert a.remote is not None
+    task_id = await create(b)
+    await drop_link(a, b)
+    for _ in range(500):  # bounded: a link that is never connected again fails here
+        with contextlib.suppress(Unavailable):
+            assert (await a.tasks.get(PRODUCER, task_id)).id == task_id
+            break
+        await asyncio.sleep(0.01)  # the link's own backoff, in real time
+    else:
+        raise AssertionError("the link was not connected again")
+    assert a.remote.link.connected and not a.remote.link.lost
+    [claimed] = await a.tasks.claim(WORKER, ["render"])
+    assert claimed.id == task_id
+
+
+async def test_a_long_poll_hears_of_tasks_made_ready_while_the_link_was_down(pair: tuple[Half, Half]) -> None:
+    a, b = pair
+    assert a.remote is not None
+    assert await a.tasks.claim(WORKER, ["render"]) == []  # marks b's queue empty here
+    waiting = asyncio.ensure_future(a.tasks.claim(WORKER, ["render"], wait_seconds=30))
+    while len(a.node.waiters) == 0:
+        await asyncio.sleep(0)  # until the claim waits
+    assert a.remote.link._channel is not None
+    channel = a.remote.link._channel
+    await b.server.close()  # b stops listening for a while
+    while not channel.closed:
+        await asyncio.sleep(0.01)  # the close reaches a's end
+    task_id = await create(b)  # made ready while no peer is linked to b: nobody is told
+    await b.server.start()
+    [claimed] = await asyncio.wait_for(waiting, 10)  # b tells a once a links again
+    assert claimed.id == task_id
 
 
 def test_a_batch_outcome_crosses_with_its_errors_in_place() -> None:
@@ -300,4 +404,43 @@ async def test_a_shard_process_is_not_ready_while_a_peer_is_unlinked_or_gone(tmp
     process.remotes[1] = RemoteShard(1, link)
     assert process.ready() == (False, "waiting for the process of shard 1")
     link.lost = True
-    assert process.ready() == (False, "the process of shard 1 went away")
+    assert process.ready() == (False, "lost the link to the process of shard 1; connecting again")
+
+
+class CapturingPoster:
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        self.bodies.append(body)
+        return 200
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_queue_ready_notification_counts_the_ready_tasks_of_every_shard_process(
+    pair: tuple[Half, Half],
+) -> None:
+    import json
+
+    from codeq.engine.subscriptions import Subscription
+    from codeq.service.callback_hosts import CallbackHosts
+    from codeq.service.notifier import Notifier
+
+    a, b = pair
+    clock = FakeClock(1_000_000)
+    sub = Subscription(
+        "sub-1", "acme", "worker-1", "http://127.0.0.1:9/hook", ["render"], "fanout", "", 0, 0, 2**62
+    )
+    a.shard.engine.subscriptions.put(sub)  # subscriptions live on shard 0, a's
+    poster = CapturingPoster()
+    notifier = Notifier(a.node, clock, CallbackHosts(allow=["127.0.0.1"]), poster)
+    await create(a)
+    await create(b)
+    await create(b)
+    notifier.ready("acme", "render")
+    await notifier.tick()
+    await notifier.drain()
+    [body] = poster.bodies
+    assert json.loads(body)["queueDepth"] == 3  # one here, two in the other process

@@ -118,10 +118,10 @@ class ShardProcess:
         return remote
 
     def ready(self) -> tuple[bool, str]:
-        """Not ready while a peer is not linked yet, and never again once one went away."""
+        """Not ready while a peer is not linked, yet or again (a dropped link reconnects)."""
         for number, remote in self.remotes.items():
             if remote.link.lost:
-                return False, f"the process of shard {number} went away"
+                return False, f"lost the link to the process of shard {number}; connecting again"
             if not remote.link.connected:
                 return False, f"waiting for the process of shard {number}"
         return True, ""

@@ -168,6 +168,8 @@ def report(
         },
         # Commands one shard process sent to another, of all the shard processes submitted.
         "forwarded_fraction": _fraction(spend.forwarded, spend.commands),
+        # How the kernel spread the load's connections over the server's processes.
+        "connections_by_process": spend.connections,
     }
 
 

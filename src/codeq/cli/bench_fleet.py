@@ -12,7 +12,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from codeq.cli.bench_load import Load, LoadPlan, Tally, run_async, server_cpu_seconds
+from codeq.cli.bench_load import Load, LoadPlan, Tally, run_async, server_cpu_seconds, server_processes
+from codeq.cli.bench_sockets import connections_by_process, port_of
 from codeq.h1 import H1Error, fetch
 
 COMMANDS_METRIC = "codeq_shard_commands_total"
@@ -26,6 +27,8 @@ class ServerSpend:
     cpu_by_process: dict[str, float] = field(default_factory=dict)
     forwarded: float | None = None  # commands sent to another shard process
     commands: float | None = None  # every command the shard processes submitted
+    # Established connections per process and port (http, producer, worker) at the window's start.
+    connections: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def run_fleet(plan: LoadPlan, clients: int) -> tuple[Tally, ServerSpend]:
@@ -33,6 +36,7 @@ def run_fleet(plan: LoadPlan, clients: int) -> tuple[Tally, ServerSpend]:
     start_at = time.time() + max(plan.warmup, START_MARGIN_SECONDS if clients > 1 else plan.warmup)
     shared = dataclasses.replace(plan, start_at=start_at, server_pid=0)
     watch = ServerWatch(plan.server_pid, plan.http_url, start_at, plan.duration)
+    watch.ports = _ports(plan)
     watch.start()
     if clients == 1:
         tally = _run_one(shared)
@@ -44,6 +48,16 @@ def run_fleet(plan: LoadPlan, clients: int) -> tuple[Tally, ServerSpend]:
     watch.join(plan.duration + 30)
     tally.server_cpu_s = sum(watch.spend.cpu_by_process.values()) if watch.spend.cpu_by_process else None
     return tally, watch.spend
+
+
+def _ports(plan: LoadPlan) -> dict[str, int]:
+    named = {"http": plan.http_url, "producer": plan.producer_url, "worker": plan.worker_url}
+    ports: dict[str, int] = {}
+    for name, address in named.items():
+        port = port_of(address)
+        if port is not None and port not in ports.values():  # in HTTP modes all three are one port
+            ports[name] = port
+    return ports
 
 
 def _run_one(plan: LoadPlan) -> Tally:
@@ -74,10 +88,12 @@ class ServerWatch(threading.Thread):
         self.start_at = start_at
         self.duration = duration
         self.spend = ServerSpend()
+        self.ports: dict[str, int] = {}
 
     def run(self) -> None:
         time.sleep(max(self.start_at - time.time(), 0.0))
         cpu, routes = server_cpu_seconds(self.pid), self._routes()
+        self.spend.connections = connections_by_process(server_processes(self.pid), self.ports)
         time.sleep(max(self.start_at + self.duration - time.time(), 0.0))
         cpu_end, routes_end = server_cpu_seconds(self.pid), self._routes()
         self.spend.cpu_by_process = {name: cpu_end[name] - cpu[name] for name in cpu_end if name in cpu}

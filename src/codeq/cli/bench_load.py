@@ -185,19 +185,26 @@ def process_cpu_seconds(pid: int) -> float | None:
 
 def server_cpu_seconds(pid: int) -> dict[str, float]:
     """CPU seconds by process: `server` for `pid`, `shard<k>` for each shard process under it."""
-    own = _cpu_seconds(pid)
-    if own is None:
+    found: dict[str, float] = {}
+    for name, process in server_processes(pid).items():
+        seconds = _cpu_seconds(process)
+        if seconds is not None:
+            found[name] = seconds
+    return found
+
+
+def server_processes(pid: int) -> dict[str, int]:
+    """`server` for `pid`, `shard<k>` for each shard process under it (empty: no such pid)."""
+    if pid <= 0 or not os.path.exists(f"/proc/{pid}"):
         return {}
-    found = {"server": own}
+    found = {"server": pid}
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as listing:
             children = [int(child) for child in listing.read().split()]
     except OSError:
         children = []
     for number, child in enumerate(children):
-        seconds = _cpu_seconds(child)
-        if seconds is not None:
-            found[f"shard{_shard_of(child, number)}"] = seconds
+        found[f"shard{_shard_of(child, number)}"] = child
     return found
 
 

@@ -32,9 +32,15 @@ _decoder = msgspec.msgpack.Decoder(list[tuple[int, int, Any]])
 class Channel(asyncio.Protocol):
     """Frames in and out of one stream connection; `on_message` sees each message in order."""
 
-    def __init__(self, on_message: Callable[[Message], None], on_lost: Callable[[Channel], None]) -> None:
+    def __init__(
+        self,
+        on_message: Callable[[Message], None],
+        on_lost: Callable[[Channel], None],
+        on_made: Callable[[Channel], None] | None = None,
+    ) -> None:
         self._on_message = on_message
         self._on_lost = on_lost
+        self._on_made = on_made
         self._buffer = bytearray()
         self._outbox: list[Message] = []
         self.transport: asyncio.Transport | None = None
@@ -42,6 +48,8 @@ class Channel(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        if self._on_made is not None:
+            self._on_made(self)
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer

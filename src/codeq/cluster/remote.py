@@ -8,30 +8,34 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from codeq.cluster import codec
 from codeq.cluster.channel import ANSWER, READ, READY, REFUSED, SUBMIT, Channel, Message, connect
-from codeq.core.errors import OutcomeUnknown, Unavailable
+from codeq.core.errors import CodeqError, OutcomeUnknown, Unavailable
 from codeq.core.model import ResultRecord, Task
 from codeq.core.names import command_key
 from codeq.engine import commands as c
 from codeq.engine.commands import encode_command
+from codeq.engine.outcomes import BatchApplied, Completed
 from codeq.service.shard_reads import READS
 
 log = logging.getLogger("codeq.cluster")
 
 OutcomeT = TypeVar("OutcomeT")
 ReadyFeed = Callable[[str, str, int], None]  # (tenant, command key, count)
-RETRY_SECONDS = 0.05
+RETRY_SECONDS = 0.05  # the first wait before connecting again; doubled up to RETRY_MAX_SECONDS
+RETRY_MAX_SECONDS = 2.0
 # Reads a shard process serves besides the engine reads: the answer types.
 OTHER_READS: dict[str, Any] = {"checkpoint": None, "metrics": bytes}
 
 
 class PeerLink:
     """The connection to the process at `address`. It connects in the background (the peer
-    may still be starting) and is not replaced once lost: a shard process that went away is
-    a node that is not ready, and the supervisor stops the node (ADR 0009)."""
+    may still be starting) and connects again, with backoff, whenever the connection drops:
+    while it is down, what was in flight failed as outcome unknown, new calls are refused as
+    unavailable and the node is not ready. A peer process that died stays unreachable; the
+    supervisor stops the node (ADR 0009)."""
 
     def __init__(self, address: str, on_ready: ReadyFeed) -> None:
         self.address = address
@@ -40,9 +44,10 @@ class PeerLink:
         self._waiting: dict[int, tuple[asyncio.Future[bytes], str]] = {}
         self._ids = itertools.count(1)
         self._connecting: asyncio.Task[None] | None = None
-        self.lost = False
+        self.lost = False  # the connection dropped and is not back yet
         self._closing = False
         self.forwarded = 0  # commands sent over this link
+        self.connections = 0  # connections made so far: a new one may have missed ready feed
 
     @property
     def connected(self) -> bool:
@@ -51,14 +56,23 @@ class PeerLink:
     def start(self) -> None:
         self._connecting = asyncio.get_running_loop().create_task(self._connect())
 
-    async def _connect(self) -> None:
+    async def _connect(self, backoff: bool = False) -> None:
+        """Connect, retrying: every RETRY_SECONDS while the peer starts (a node is ready only
+        once every link is up, so no slower), with backoff after a drop."""
+        delay = RETRY_SECONDS
         while True:
             try:
-                self._channel = await connect(self.address, self._make_channel)
+                channel: Channel | None = await connect(self.address, self._make_channel)
             except OSError:
-                await asyncio.sleep(RETRY_SECONDS)  # the peer is not listening yet
+                channel = None  # the peer is not listening (yet, or again)
+            if channel is None or channel.closed:  # (or it dropped the connection at once)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS) if backoff else delay
                 continue
-            log.debug("connected to the shard process at %s", self.address)
+            self._channel = channel
+            self.connections += 1
+            self.lost = False
+            log.log(logging.INFO if self.connections > 1 else logging.DEBUG, "linked to %s", self.address)
             return
 
     def _make_channel(self) -> Channel:
@@ -98,14 +112,17 @@ class PeerLink:
             waiting[0].set_exception(codec.decode_error(body))
 
     def _lost(self, channel: Channel) -> None:
+        if channel is not self._channel:
+            return  # a connection that was never this link's current one
         self.lost = True
-        if not self._closing:
-            log.error("lost the shard process at %s", self.address)
         waiting, self._waiting = self._waiting, {}
         for future, what in waiting.values():
             if not future.done():
                 # It may have applied before going away: an idempotent retry settles it.
                 future.set_exception(OutcomeUnknown(f"the process owning {what} went away"))
+        if not self._closing:
+            log.error("lost the link to the shard process at %s; connecting again", self.address)
+            self._connecting = asyncio.get_running_loop().create_task(self._connect(backoff=True))
 
 
 class RemoteShard:
@@ -121,6 +138,9 @@ class RemoteShard:
         self._empty: set[tuple[str, str]] = set()
         self._empty_tenants: set[str] = set()
         self._heard: dict[str, int] = {}
+        # Completions submitted in one loop turn cross as one Batch (HTTP posts each result on
+        # whichever pooled connection is free, so about half of them are forwarded).
+        self._completes: list[tuple[c.Complete, asyncio.Future[Completed]]] = []
 
     @property
     def is_leader(self) -> bool:
@@ -139,6 +159,8 @@ class RemoteShard:
         return any((tenant, command_key(name)) not in self._empty for name in commands)
 
     async def submit(self, command: c.Command[OutcomeT]) -> OutcomeT:
+        if isinstance(command, c.Complete):
+            return cast(OutcomeT, await self._complete(command))  # a Complete's outcome
         heard = self._heard.get(command.tenant, 0) if isinstance(command, c.Claim) else 0
         self.link.forwarded += 1
         raw = await self.link.call(SUBMIT, encode_command(command), self._what)  # type: ignore[arg-type]
@@ -146,6 +168,29 @@ class RemoteShard:
         if isinstance(command, c.Claim):
             self._after_claim(command, len(getattr(outcome, "tasks", ())), heard)
         return outcome
+
+    def _complete(self, command: c.Complete) -> asyncio.Future[Completed]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Completed] = loop.create_future()
+        if not self._completes:
+            loop.call_soon(self._send_completes)
+        self._completes.append((command, future))
+        return future
+
+    def _send_completes(self) -> None:
+        pending, self._completes = self._completes, []
+        commands: list[c.Create | c.Complete] = [command for command, _ in pending]
+        one: c.Command[Any] = (
+            commands[0] if len(commands) == 1 else c.Batch(now_ms=commands[0].now_ms, items=commands)
+        )
+        try:
+            answer = self.link.call(SUBMIT, encode_command(one), self._what)  # type: ignore[arg-type]
+        except CodeqError as exc:
+            answer = asyncio.get_running_loop().create_future()
+            answer.set_exception(exc)
+        else:
+            self.link.forwarded += 1
+        answer.add_done_callback(lambda done: _settle(one, pending, done))
 
     def _after_claim(self, claim: c.Claim, got: int, heard: int) -> None:
         if got >= claim.count or self._heard.get(claim.tenant, 0) != heard:
@@ -172,3 +217,30 @@ class RemoteShard:
     async def find_result(self, task_id: str) -> ResultRecord | None:
         record: ResultRecord | None = await self.read("find_result", task_id)
         return record
+
+
+def _settle(
+    sent: c.Command[Any],
+    pending: list[tuple[c.Complete, asyncio.Future[Completed]]],
+    done: asyncio.Future[bytes],
+) -> None:
+    """Hand each completion its own outcome (or refusal) out of the answer to what was sent."""
+    exc = None if done.cancelled() else done.exception()
+    if done.cancelled() or exc is not None:
+        error = exc if exc is not None else OutcomeUnknown("the forwarded completion was cancelled")
+        outcomes: list[object] = [error] * len(pending)
+    else:
+        try:
+            outcome = codec.decode_outcome(type(sent), done.result())
+        except Exception as exc:  # an answer that does not decode: no caller may wait forever
+            outcomes = [OutcomeUnknown(f"the answer to a forwarded completion did not decode: {exc!r}")]
+            outcomes *= len(pending)
+        else:
+            outcomes = list(outcome.items) if isinstance(outcome, BatchApplied) else [outcome]
+    for (_, future), item in zip(pending, outcomes, strict=True):
+        if future.done():
+            continue  # its caller went away
+        if isinstance(item, BaseException):
+            future.set_exception(item)
+        else:
+            future.set_result(cast(Completed, item))

@@ -43,9 +43,19 @@ class ShardServer:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
     def _channel(self) -> Channel:
-        channel = Channel(lambda message: self._request(channel, message), self._channels.discard)
+        channel = Channel(
+            lambda message: self._request(channel, message), self._channels.discard, self._linked
+        )
         self._channels.add(channel)
         return channel
+
+    def _linked(self, channel: Channel) -> None:
+        """A peer (re)linked: tell it of every queue with ready tasks here, since the feed it
+        missed while unlinked may have been what its waiting claims were waiting for."""
+        queues = self.shard.engine.index.queues.values()
+        ready = [(queue.tenant, queue.cmd_key, queue.ready) for queue in queues if queue.ready > 0]
+        if ready:
+            channel.send(READY, 0, ready)
 
     def _request(self, channel: Channel, message: Message) -> None:
         kind, request_id, body = message

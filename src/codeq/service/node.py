@@ -167,6 +167,11 @@ class Node:
         """The shards this process owns (all of them unless there is a process per shard)."""
         return [shard for shard in self.shards if isinstance(shard, Shard)]
 
+    @staticmethod
+    def is_local(shard: ShardHandle) -> bool:
+        """Whether this process owns `shard` (a command to it does not cross processes)."""
+        return isinstance(shard, Shard)
+
     def local(self, number: int) -> Shard:
         """Shard `number`, which this use needs in this process (its engine read directly)."""
         shard = self.shards[number]

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from codeq.core.clock import Clock
+from codeq.core.errors import CodeqError
 from codeq.engine.subscriptions import Subscription
 from codeq.observability.metrics import Metrics
 from codeq.service.callback_hosts import CallbackHosts
@@ -147,11 +148,8 @@ class Notifier:
         self._last_sent_ms[sub.id] = now_ms
         return True
 
-    def body(self, sub: Subscription, cmd_key: str, tenant: str, now_ms: int) -> bytes:
-        depth = 0
-        for shard in self.node.local_shards:  # a process per shard: its own shard's depth
-            queue = shard.engine.index.queues.get((tenant, cmd_key))
-            depth += queue.ready if queue is not None else 0
+    async def body(self, sub: Subscription, cmd_key: str, tenant: str, now_ms: int) -> bytes:
+        depth = await self._ready_depth(tenant, cmd_key)
         sent_at = datetime.fromtimestamp(now_ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = callbacks.QueueReadyJSON(
             event_type=cmd_key,
@@ -163,6 +161,17 @@ class Notifier:
         )
         return callbacks.encode(body)
 
+    async def _ready_depth(self, tenant: str, cmd_key: str) -> int:
+        """Ready tasks of the queue on every shard: with a process per shard, the other
+        shards' counts are read in their processes (ADR 0009)."""
+        depth = 0
+        for shard in self.node.shards:
+            try:
+                depth += (await shard.queue_counts(tenant, cmd_key))[0]
+            except CodeqError as exc:  # a shard process gone away: the others still count
+                log.info("queue depth of shard %d not read: %s", shard.number, exc)
+        return depth
+
     async def _send(self, sub: Subscription, cmd_key: str, tenant: str, now_ms: int) -> None:
         async with self._slots:
             if not self.node.runs_here(0):
@@ -170,7 +179,7 @@ class Notifier:
             outcome = "failure"
             try:
                 await self.hosts.check_resolved(sub.callback_url, "callback_url")
-                body = self.body(sub, cmd_key, tenant, now_ms)
+                body = await self.body(sub, cmd_key, tenant, now_ms)
                 signer = tenant if self.per_tenant else None
                 headers = signature_headers(self.secret, self.clock.now_ms() // 1000, body, signer)
                 status = await self.poster.post(sub.callback_url, body, headers)

@@ -217,7 +217,7 @@ class TaskService:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
-            waiter = self.node.waiters.claim_waiter(principal.tenant, keys)
+            waiter = self.node.waiters.claim_waiter(principal.tenant, keys, count)
             try:
                 tasks = await self._claim_once(principal, names, lease_ms, count)
                 remaining = deadline - loop.time()
@@ -234,6 +234,8 @@ class TaskService:
         claimed: list[Task] = []
         elsewhere: NotLeader | Unavailable | None = None
         for shard in self.node.claim_order():
+            if claimed and not self.node.is_local(shard):
+                continue  # tasks in hand are not topped up from another process (ADR 0009)
             if not shard.may_have_ready(principal.tenant, names, self.clock.now_ms()):
                 continue
             command = c.Claim(

@@ -3,6 +3,8 @@
 Waiters are woken by the engine's events, never by polling (spec 02 gap 8). Each waiter is
 a future registered under every key it cares about; a wake resolves it and the waiter
 retries its claim. Dicts keep registration order, so the longest waiter is woken first.
+A claim waiter counts for as many tasks as its claim asks for: a batch claim woken by a
+batch of ready tasks takes them all, so the rest are not offered elsewhere (ADR 0009).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ K = TypeVar("K")
 
 class Waiters:
     def __init__(self) -> None:
-        self._claims: dict[tuple[str, str], dict[Waiter, None]] = {}
-        self._wildcard: dict[str, dict[Waiter, None]] = {}
-        self._results: dict[str, dict[Waiter, None]] = {}
+        # Each group maps a waiter to how many tasks it stands for (a result waiter: one).
+        self._claims: dict[tuple[str, str], dict[Waiter, int]] = {}
+        self._wildcard: dict[str, dict[Waiter, int]] = {}
+        self._results: dict[str, dict[Waiter, int]] = {}
         self.closing = False
         # Told of ready tasks no claim waiting here was woken for (tenant, command key, count):
         # with a process per shard, they are offered to the other processes (ADR 0009).
@@ -32,21 +35,23 @@ class Waiters:
         self.closing = True
         for groups in (self._claims, self._wildcard, self._results):
             for group in groups.values():
-                _wake(group, len(group))
+                _wake(group, sum(group.values()))
 
-    def claim_waiter(self, tenant: str, command_keys: Iterable[str] | None) -> Waiter:
-        """A future woken when a task becomes ready in one of the queues (None: any queue)."""
+    def claim_waiter(self, tenant: str, command_keys: Iterable[str] | None, count: int = 1) -> Waiter:
+        """A future woken when a task becomes ready in one of the queues (None: any queue),
+        for a claim of up to `count` tasks."""
         waiter: Waiter = asyncio.get_running_loop().create_future()
+        count = max(count, 1)
         if command_keys is None:
-            self._wildcard.setdefault(tenant, {})[waiter] = None
+            self._wildcard.setdefault(tenant, {})[waiter] = count
         else:
             for key in command_keys:
-                self._claims.setdefault((tenant, key), {})[waiter] = None
+                self._claims.setdefault((tenant, key), {})[waiter] = count
         return waiter
 
     def result_waiter(self, task_id: str) -> Waiter:
         waiter: Waiter = asyncio.get_running_loop().create_future()
-        self._results.setdefault(task_id, {})[waiter] = None
+        self._results.setdefault(task_id, {})[waiter] = 1
         return waiter
 
     def discard_claim(self, waiter: Waiter, tenant: str, command_keys: Iterable[str] | None) -> None:
@@ -62,18 +67,23 @@ class Waiters:
     def deliver(self, events: Sequence[Event], next_due_ms: int | None) -> None:
         """The node's first listener: wake claims on `Ready`, result reads on `Finished`.
         Events arrive only once durable, so a woken reader never sees a write a crash could
-        still lose."""
+        still lose. The ready counts of one delivery (one group commit) are added up per
+        queue first, so that a batch claim woken by the first of them stands for the rest."""
+        ready: dict[tuple[str, str], int] = {}
         for event in events:
             if isinstance(event, Ready):
-                left = self.ready(event.tenant, event.command_key, event.count)
-                if left > 0 and self.unclaimed is not None:
-                    self.unclaimed(event.tenant, event.command_key, left)
+                key = (event.tenant, event.command_key)
+                ready[key] = ready.get(key, 0) + event.count
             elif isinstance(event, Finished):
                 self.finished(event.task.id)
+        for (tenant, command_key), count in ready.items():
+            left = self.ready(tenant, command_key, count)
+            if left > 0 and self.unclaimed is not None:
+                self.unclaimed(tenant, command_key, left)
 
     def ready(self, tenant: str, command_key: str, count: int) -> int:
-        """`count` tasks became claimable: wake up to that many claims (oldest first);
-        returns how many no waiting claim was woken for."""
+        """`count` tasks became claimable: wake the oldest claims until their counts cover
+        them; returns how many no waiting claim was woken for."""
         count = _wake(self._claims.get((tenant, command_key)), count)
         if count > 0:
             count = _wake(self._wildcard.get(tenant), count)
@@ -82,28 +92,29 @@ class Waiters:
     def finished(self, task_id: str) -> None:
         waiters = self._results.pop(task_id, None)
         if waiters:
-            _wake(waiters, len(waiters))
+            _wake(waiters, sum(waiters.values()))
 
     def __len__(self) -> int:
         groups = (*self._claims.values(), *self._wildcard.values(), *self._results.values())
         return sum(len(group) for group in groups)
 
 
-def _wake(waiters: dict[Waiter, None] | None, count: int) -> int:
-    """Resolve up to `count` pending waiters; returns how many wakes are left over."""
+def _wake(waiters: dict[Waiter, int] | None, count: int) -> int:
+    """Resolve pending waiters, oldest first, until their counts cover `count` tasks;
+    returns how many tasks no woken waiter stands for."""
     if not waiters:
         return count
-    for waiter in list(waiters):
+    for waiter, wants in list(waiters.items()):
         if count <= 0:
             break
         del waiters[waiter]
         if not waiter.done():
             waiter.set_result(None)
-            count -= 1
-    return count
+            count -= wants
+    return max(count, 0)
 
 
-def _discard(groups: dict[K, dict[Waiter, None]], key: K, waiter: Waiter) -> None:
+def _discard(groups: dict[K, dict[Waiter, int]], key: K, waiter: Waiter) -> None:
     group = groups.get(key)
     if group is not None:
         group.pop(waiter, None)
