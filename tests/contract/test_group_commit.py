@@ -8,31 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from codeq.core.errors import StorageError
-from codeq.kv.api import Ops
 from codeq.kv.commit import GroupCommitter
 from codeq.kv.memory import MemoryKV
-
-
-class GatedKV(MemoryKV):
-    """A memory store whose writes wait for the test to open a gate (from the writer thread)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        import threading
-
-        self.gate = threading.Event()
-        self.gate.set()
-        self.entered = threading.Event()
-        self.batches: list[int] = []
-        self.fail = False
-
-    def write(self, ops: Ops, *, sync: bool) -> None:
-        self.entered.set()
-        self.gate.wait(5)
-        if self.fail:
-            raise OSError("disk full")
-        self.batches.append(len(ops))
-        super().write(ops, sync=sync)
+from tests.support.gated_kv import GatedKV
 
 
 @pytest.fixture

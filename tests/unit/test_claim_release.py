@@ -3,38 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
 from codeq.auth.principal import WORKER_SCOPES, Principal
 from codeq.core.clock import FakeClock
 from codeq.core.model import Status
 from codeq.engine.engine import Engine
-from codeq.kv.api import Ops
 from codeq.kv.commit import GroupCommitter
-from codeq.kv.memory import MemoryKV
 from codeq.replication.single import SingleNode
 from codeq.service.node import Node, Shard
 from codeq.service.policy import Policy
 from codeq.service.tasks import NewTask, TaskService
 from codeq.service.waiters import Waiters
+from tests.support.gated_kv import GatedKV
 
 PRODUCER = Principal("producer", "acme", frozenset({"codeq:produce"}), (), is_admin=False, is_worker=False)
 WORKER = Principal("worker-1", "acme", frozenset(WORKER_SCOPES), ("*",), is_admin=False, is_worker=True)
-
-
-class GatedKV(MemoryKV):
-    """Writes wait for the test to open the gate (on the writer thread)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = threading.Event()
-        self.gate.set()
-        self.entered = threading.Event()
-
-    def write(self, ops: Ops, *, sync: bool) -> None:
-        self.entered.set()
-        self.gate.wait(5)
-        super().write(ops, sync=sync)
 
 
 async def test_a_claim_cancelled_during_its_write_releases_the_task_and_answers_nothing() -> None:
