@@ -31,7 +31,8 @@ import sys
 def one_run(tree: str, extra: list[str], args: argparse.Namespace) -> dict[str, object]:
     command = [sys.executable, "-m", "codeq.cli.main", "bench", "--spawn", "--mode", args.mode]
     command += ["--duration", str(args.duration), "--warmup", str(args.warmup), "--json"]
-    command += ["--clients", str(args.clients)]
+    if args.clients > 1:  # named only when used: older trees' bench has no --clients
+        command += ["--clients", str(args.clients)]
     if args.producers:
         command += ["--producers", str(args.producers)]
     command += extra
