@@ -36,7 +36,23 @@ CLAIM = b'{"commands":["bench"],"leaseSeconds":300,"waitSeconds":30}'
 RESULT = b'{"status":"COMPLETED","result":{"ok":true}}'
 
 
-class Transport:
+class QuietTransport:
+    """What a connection asks of its transport besides `write`: nothing happens (no socket)."""
+
+    def get_extra_info(self, name: str) -> tuple[str, int]:
+        return ("127.0.0.1", 1)
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None: ...
+
+
+class Transport(QuietTransport):
     """Collects what the server writes and resolves `answer` once a whole response is in."""
 
     def __init__(self) -> None:
@@ -55,18 +71,6 @@ class Transport:
         if len(body) >= length:
             self.buffer = b""
             self.answer.set_result((int(head[9:12]), body))
-
-    def get_extra_info(self, name: str) -> tuple[str, int]:
-        return ("127.0.0.1", 1)
-
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
-    def close(self) -> None: ...
-    def abort(self) -> None: ...
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None: ...
 
 
 class Client:

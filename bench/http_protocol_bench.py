@@ -18,6 +18,8 @@ import asyncio
 import json
 import time
 
+from http_inprocess import QuietTransport
+
 from codeq.transport.http.app import HttpApp
 from codeq.transport.http.asgi import Reply, Request, Router
 from codeq.transport.http.connections import ConnectionRegistry
@@ -32,7 +34,7 @@ REQUEST = (
 CONNECTIONS, REQUESTS = 16, 500
 
 
-class Transport:
+class Transport(QuietTransport):
     """Resolves `answered` at the first write: every reply here is written in one piece."""
 
     def __init__(self) -> None:
@@ -41,18 +43,6 @@ class Transport:
     def write(self, data: bytes) -> None:
         if self.answered is not None and not self.answered.done():
             self.answered.set_result(None)
-
-    def get_extra_info(self, name: str) -> tuple[str, int]:
-        return ("127.0.0.1", 1)
-
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
-    def close(self) -> None: ...
-    def abort(self) -> None: ...
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None: ...
 
 
 async def created(request: Request) -> Reply:
