@@ -73,15 +73,21 @@ def campaigning(net: HandNetwork, addr: str) -> list[Any]:
     return [m for m in net.queue if m.src == addr and m.body.get("type") in ("pre_vote", "request_vote")]
 
 
-def test_pysyncobj_as_shipped_lets_a_second_change_in_while_the_first_is_uncommitted() -> None:
-    # Its guard (__changeClusterIDx) is never set: two uncommitted changes, two majorities.
-    # If an upgrade fixes this, this test fails and the reason for our own entries shrinks.
+def shipped_leader() -> tuple[HandNetwork, BaseCore]:
+    """The leader of three plain PySyncObj nodes, with its own membership changes turned on."""
     net = HandNetwork(core_class=BaseCore)
     for addr in ADDRS:
         net.start(addr)
     net.elect(A)
     leader = net.replicas[A].core
     leader.conf.dynamicMembershipChange = True
+    return net, leader
+
+
+def test_pysyncobj_as_shipped_lets_a_second_change_in_while_the_first_is_uncommitted() -> None:
+    # Its guard (__changeClusterIDx) is never set: two uncommitted changes, two majorities.
+    # If an upgrade fixes this, this test fails and the reason for our own entries shrinks.
+    net, leader = shipped_leader()
     leader.addNodeToCluster(D)
     leader.addNodeToCluster("10.0.0.5:7001")
     net.tick(A)  # appended, nothing delivered: both uncommitted
@@ -95,12 +101,7 @@ def test_pysyncobj_as_shipped_forgets_an_uncommitted_change_on_restart() -> None
     # It applies changes from the journal only as they commit: restarted, a node runs with
     # the static voters although its log holds a newer configuration (Raft thesis §4.1 says
     # use the last one in the log). RaftCore's version: the next test but one.
-    net = HandNetwork(core_class=BaseCore)
-    for addr in ADDRS:
-        net.start(addr)
-    net.elect(A)
-    leader = net.replicas[A].core
-    leader.conf.dynamicMembershipChange = True
+    net, leader = shipped_leader()
     leader.addNodeToCluster(D)
     net.tick(A)
     assert len(leader._SyncObj__otherNodes) == 3  # counted from its append
