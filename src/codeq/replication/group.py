@@ -198,11 +198,9 @@ class RaftGroup:
                         return leader
                     await asyncio.sleep(0.01)
                     continue
-                # Only once the proposal in flight is decided: an entry appended after the
-                # successor was asked to campaign would make its log the shorter one, the
-                # others would refuse it their votes, and this node would be elected again.
-                if self._in_flight == 0:
-                    self.core.hand_over(to or "")  # asked again: refused while the peer lags
+                # Asked again: refused while the peer lags, or while an entry waits to be
+                # appended (raft.py `_do_hand_over`); elected again, this node asks again.
+                self.core.hand_over(to or "")
                 await asyncio.sleep(0.02)
         finally:
             self._proposing.set()
