@@ -63,16 +63,6 @@ class Task:
     trace_parent: str = ""  # W3C trace context of the create, continued by claim and result
     trace_state: str = ""
 
-    def snapshot(self) -> Task:
-        """A copy that later changes to this task do not reach (much faster than copy.copy)."""
-        return Task(
-            self.id, self.tenant, self.command, self.payload, self.priority, self.webhook, self.status,
-            self.location, self.attempts, self.max_attempts, self.created_ms, self.updated_ms,
-            self.visible_ms, self.seq, self.worker_id, self.lease_until_ms, self.error, self.has_result,
-            self.idempotency_key, self.finished_ms, self.lease_epoch, self.cancel_requested,
-            self.trace_parent, self.trace_state,
-        )  # fmt: skip
-
     @property
     def ready_ms(self) -> int:
         """When the task became (or becomes) claimable: orders its priority's queue."""

@@ -34,7 +34,6 @@ FINISHED_STATES = (COMPLETED, FAILED, DEAD_LETTERED, CANCELLED)
 STATES = LIVE_STATES + FINISHED_STATES
 
 Entry = tuple[int, int, str]  # (order ms, seq (0 when finished), task id): a listing position
-_STALE_SLACK = 256  # stale entries tolerated beyond twice the live count before a compaction
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,3 @@ class MemoryBudget:
     block_cache_mb: int = 64
     write_buffer_mb: int = 16
     max_write_buffers: int = 2
-
-    @property
-    def total_mb(self) -> int:
-        return self.block_cache_mb + self.write_buffer_mb * self.max_write_buffers

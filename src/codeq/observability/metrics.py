@@ -169,12 +169,9 @@ class Metrics:
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.http_requests.observe(route, method, status, seconds)
 
-    def observe_grpc(self, stream: str, kind: str, seconds: float) -> None:
-        """One received stream message of `kind`, handled in `seconds`."""
-        self.grpc_recorder(stream, kind)(seconds)
-
     def grpc_recorder(self, stream: str, kind: str) -> Callable[[float], None]:
-        """`observe_grpc` for one (stream, kind), its two children bound once."""
+        """Records one received stream message of `kind` and the seconds it took: its two
+        children bound once per (stream, kind)."""
         count = self._child(self.grpc_messages, stream, kind)
         duration = self._child(self.grpc_message_duration, stream, kind)
 
