@@ -74,7 +74,7 @@ class DurableJournal(FileJournal):  # type: ignore[misc]
         fresh._destroy()
         getattr(self, "_FileJournal__journalFile")._destroy()  # noqa: B009 - assigned below: mypy
         os.replace(staging, self._path)
-        _fsync_dir(self._path)
+        fsync_dir(self._path)
         self._FileJournal__journalFile = ResizableFile(self._path)
         self._FileJournal__journal = list(keep)
         self._FileJournal__currentOffset = offset
@@ -97,11 +97,11 @@ class DurableJournal(FileJournal):  # type: ignore[misc]
             os.fsync(fd)
         finally:
             os.close(fd)
-        _fsync_dir(meta_path)
+        fsync_dir(meta_path)
         self._FileJournal__metaSaved = True
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: str) -> None:
     """Make a rename or a new file in `path`'s directory durable."""
     fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
     try:

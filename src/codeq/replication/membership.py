@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 
 from codeq.core.errors import CodeqError, Conflict, InvalidInput, NotLeader, Unavailable
+from codeq.replication.journal import fsync_dir
 from codeq.replication.topology import Topology, shift_port
 
 MEMBER_ENTRY = 17
@@ -98,11 +99,7 @@ class MemberStore:
             out.flush()
             os.fsync(out.fileno())
         os.replace(staging, self.path)
-        fd = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(self.path)
 
 
 class GroupMembers:
