@@ -21,6 +21,7 @@ from rich.table import Table
 
 from codeq.cli.bench_fleet import ServerSpend
 from codeq.cli.bench_load import Load, LoadPlan, Tally, percentile, run_async
+from codeq.config.tree import StoreSettings
 from codeq.h1 import H1Error, fetch
 
 MODES = ("http", "http-batch", "grpc", "grpc-batch")
@@ -42,8 +43,8 @@ class SpawnOptions:
 
 
 def _runs_shard_processes(spawn: SpawnOptions) -> bool:
-    """Whether the spawned server runs a process per shard (the server's default with shards > 1)."""
-    return spawn.shards > 1 and spawn.shard_processes is not False
+    """Whether the spawned server runs a process per shard, by the server's own rule."""
+    return StoreSettings(num_shards=spawn.shards, shard_processes=spawn.shard_processes).runs_shard_processes
 
 
 def _free_port() -> int:
