@@ -164,12 +164,18 @@ class Notifier:
     async def _ready_depth(self, tenant: str, cmd_key: str) -> int:
         """Ready tasks of the queue on every shard: with a process per shard, the other
         shards' counts are read in their processes (ADR 0009)."""
+        shards = self.node.shards
+        counts = await asyncio.gather(
+            *(shard.queue_counts(tenant, cmd_key) for shard in shards), return_exceptions=True
+        )
         depth = 0
-        for shard in self.node.shards:
-            try:
-                depth += (await shard.queue_counts(tenant, cmd_key))[0]
-            except CodeqError as exc:  # a shard process gone away: the others still count
-                log.info("queue depth of shard %d not read: %s", shard.number, exc)
+        for shard, count in zip(shards, counts, strict=True):
+            if isinstance(count, CodeqError):  # a shard process gone away: the others still count
+                log.info("queue depth of shard %d not read: %s", shard.number, count)
+            elif isinstance(count, BaseException):
+                raise count
+            else:
+                depth += count[0]
         return depth
 
     async def _send(self, sub: Subscription, cmd_key: str, tenant: str, now_ms: int) -> None:
