@@ -11,9 +11,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 
 from codeq.cli.output import EXIT_REFUSED, emit_json, errors, fail, run
 from codeq.client import AsyncAdmin
+from codeq.service.backup import MANIFEST
 from codeq.wire.http import BackupShardJSON
-
-MANIFEST = "codeq-backup.json"  # written by the server next to the shard copies (service/backup.py)
 
 
 def backup(url: str, token: str, dest: str, as_json: bool) -> None:

@@ -22,8 +22,8 @@ from codeq.engine.reshard import InconsistentShardError, Tally, UnknownKeyError,
 from codeq.kv.lockfile import StoreInUseError, holding, lock_holder
 from codeq.kv.rocks import RocksKV
 from codeq.replication.snapshot import APPLIED_KEY, ORIGIN_KEY, RESTORING_KEY
+from codeq.service.backup import MANIFEST
 
-MANIFEST = "codeq-backup.json"  # written by the server beside the shard copies (service/backup.py)
 TASKS = (keys.LIVE, keys.FINISHED, keys.RESULT)
 
 
