@@ -67,7 +67,7 @@ class Owner:
         self.shard = Shard(1, engine, self.group)  # type: ignore[arg-type]  # a stand-in replicator
         reads = {name: functools.partial(self.shard.read, name) for name in READS}
         self.changes: list[MemberRequest] = []
-        reads |= own_group_reads(self.snapshot, self.transfer, self.shard.may_have_ready, self.change)
+        reads |= own_group_reads(self.snapshot, self.transfer, self.change)
         self.server = ShardServer(f"unix:{tmp_path}/shard1.sock", self.shard, reads)
 
     def snapshot(self) -> GroupSnapshot:

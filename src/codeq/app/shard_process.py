@@ -66,7 +66,7 @@ class ShardProcess:
             own = functools.partial(_own_group, shards)
             s = self.settings
             members = MembershipService(shards.groups, s.raft.self_id, s.store.num_shards)
-            reads |= own_group_reads(own, shards.transfer_leader, local.may_have_ready, members.apply)
+            reads |= own_group_reads(own, shards.transfer_leader, members.apply)
         server = ShardServer(f"unix:{socket_path(self.settings, self.owned)}", local, reads)
         life.on_close("shard server", server.close)
         self.server = server

@@ -13,8 +13,6 @@ import msgspec
 from codeq.cluster import codec
 from codeq.cluster.channel import READ
 from codeq.cluster.remote import PeerLink, RemoteShard
-from codeq.engine import commands as c
-from codeq.engine.outcomes import Claimed
 from codeq.replication.group import RaftGroup
 from codeq.replication.membership import Member
 from codeq.replication.raft import RaftCore
@@ -26,7 +24,6 @@ from codeq.service.membership import MemberRequest, MembershipOutcome
 REFRESH_SECONDS = 0.1
 GROUP_READ = "raft_group"
 TRANSFER_READ = "raft_transfer_leader"
-READY_READ = "raft_may_have_ready"
 MEMBERS_READ = "raft_members"
 OutcomeT = TypeVar("OutcomeT")
 
@@ -61,19 +58,6 @@ class RaftRemoteShard(RemoteShard):
     @property
     def is_leader(self) -> bool:
         return self.link.connected and self.group.is_leader
-
-    async def submit(self, command: c.Command[OutcomeT]) -> OutcomeT:
-        # As in one process, where a claim skips a follower's replica with nothing ready: it
-        # is refused (the worker sent to the leader) only where a task waits.
-        idle = isinstance(command, c.Claim) and not self.is_leader and not await self._may_have_ready(command)
-        if idle:
-            return command.expects(Claimed([]))
-        return await super().submit(command)
-
-    async def _may_have_ready(self, claim: c.Claim) -> bool:
-        body = (READY_READ, [claim.tenant, claim.commands, claim.now_ms])
-        found: bool = codec.decode(await self.link.call(READ, body, f"shard {self.number}"), bool)
-        return found
 
 
 class PeerGroups:
@@ -140,7 +124,6 @@ async def _ask_group(remote: RemoteShard) -> GroupSnapshot:
 def own_group_reads(
     snapshot: Callable[[], GroupSnapshot],
     transfer: Callable[[int, str], Awaitable[str]],
-    may_have_ready: Callable[[str, list[str] | None, int], bool],
     change_members: Callable[[MemberRequest], Awaitable[MembershipOutcome]],
 ) -> dict[str, Callable[..., Awaitable[Any]]]:
     """The reads this process serves its peers about its own group (and its replica)."""
@@ -151,13 +134,10 @@ def own_group_reads(
     async def transfer_leader(shard: int, to: str) -> str:
         return await transfer(shard, to)
 
-    async def ready(tenant: str, commands: list[str] | None, now_ms: int) -> bool:
-        return may_have_ready(tenant, commands, now_ms)
-
     async def members(request: object) -> MembershipOutcome:
         return await change_members(msgspec.convert(request, MemberRequest))
 
-    return {GROUP_READ: group, TRANSFER_READ: transfer_leader, READY_READ: ready, MEMBERS_READ: members}
+    return {GROUP_READ: group, TRANSFER_READ: transfer_leader, MEMBERS_READ: members}
 
 
 def snapshot_of(group: RaftGroup, problem: str | None) -> GroupSnapshot:

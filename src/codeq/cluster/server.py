@@ -10,7 +10,9 @@ from typing import Any
 
 from codeq.cluster import codec
 from codeq.cluster.channel import ANSWER, READ, READY, REFUSED, SUBMIT, Channel, Message, listen
+from codeq.engine import commands as c
 from codeq.engine.commands import decode_command
+from codeq.engine.outcomes import Claimed
 from codeq.service.node import Shard
 
 log = logging.getLogger("codeq.cluster")
@@ -61,7 +63,7 @@ class ShardServer:
         kind, request_id, body = message
         if kind == SUBMIT:
             self.served += 1
-            work: Awaitable[Any] = self.shard.submit(decode_command(body))
+            work: Awaitable[Any] = self._submit(decode_command(body))
             encode: Callable[[Any], bytes] = codec.encode_outcome
         elif kind == READ:
             name, arguments = body
@@ -76,6 +78,11 @@ class ShardServer:
         future = asyncio.ensure_future(work)
         self._pending.add(future)
         future.add_done_callback(lambda done: self._answer(channel, request_id, done, encode))
+
+    async def _submit(self, command: c.Command[Any]) -> Any:
+        if isinstance(command, c.Claim) and _follower_has_nothing(self.shard, command):
+            return Claimed([])
+        return await self.shard.submit(command)
 
     def _answer(
         self, channel: Channel, request_id: int, done: asyncio.Future[Any], encode: Callable[[Any], bytes]
@@ -107,3 +114,9 @@ class ShardServer:
         body = [(tenant, key, count) for (tenant, key), count in ready.items()]
         for channel in self._channels:
             channel.send(READY, 0, body)
+
+
+def _follower_has_nothing(shard: Shard, claim: c.Claim) -> bool:
+    """As a claim in one process skips a follower's replica with nothing ready: the group
+    refuses a claim (the worker sent to its leader) only where a task waits."""
+    return not shard.is_leader and not shard.may_have_ready(claim.tenant, claim.commands, claim.now_ms)
