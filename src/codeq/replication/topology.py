@@ -6,6 +6,7 @@ changes (`learn`, replication/membership.py), and lookups use what the groups re
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -75,6 +76,9 @@ def shift_port(address: str, offset: int) -> str:
     return f"{host}:{int(port) + offset}"
 
 
+Known = tuple[str, str, Mapping[str, str]]  # a node's raft base address, HTTP URL, streams
+
+
 @dataclass(frozen=True, slots=True)
 class Topology:
     self_id: str
@@ -85,14 +89,27 @@ class Topology:
     peer_streams: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # shard -> that group's voters as it last reported them (id -> member); swapped whole
     voters: dict[int, Mapping[str, MemberView]] = field(default_factory=dict)
+    # What `_known` answers, rebuilt when a group reports its members (rare) rather than on
+    # every lookup; a one-slot box, so that the rebuilt map replaces the old in one store.
+    _known_box: list[dict[str, Known]] = field(default_factory=list, init=False, repr=False, compare=False)
+    _learning: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._known_box.append(self._build_known())
 
     def learn(self, shard: int, members: Mapping[str, MemberView]) -> None:
-        """Group `shard` runs with `members` now (called on its tick thread: one dict store)."""
-        self.voters[shard] = dict(members)
+        """Group `shard` runs with `members` now (from its tick thread, or a shard process's
+        loop: the lock keeps two groups' reports from storing a map that lacks the other's)."""
+        with self._learning:
+            self.voters[shard] = dict(members)
+            self._known_box[0] = self._build_known()
 
-    def _known(self) -> dict[str, tuple[str, str, Mapping[str, str]]]:
+    def _known(self) -> dict[str, Known]:
+        return self._known_box[0]
+
+    def _build_known(self) -> dict[str, Known]:
         """Every node any group names (id -> raft base, HTTP URL, streams), over the static peers."""
-        known: dict[str, tuple[str, str, Mapping[str, str]]] = {
+        known: dict[str, Known] = {
             node: (
                 raft,
                 self.peer_http.get(node, ""),
