@@ -101,17 +101,20 @@ class TaskService:
         self.limiter.check(principal, PRODUCER, "create_task")  # one token per request
         now_ms = self.clock.now_ms()
         results: list[tuple[Task, bool] | CodeqError] = [InvalidInput("invalid body")] * len(specs)
-        per_shard: dict[int, list[tuple[int, c.Create]]] = {}
+        commands: list[tuple[int, c.Create]] = []
         prefer = self.node.led_shards()  # once per request, not per item
         for position, spec in enumerate(specs):
             try:
                 if isinstance(spec, CodeqError):
                     raise spec
-                command = self._create_command(principal, spec, now_ms, prefer)
+                commands.append((position, self._create_command(principal, spec, now_ms, prefer)))
             except CodeqError as exc:
                 results[position] = exc
-                continue
-            moved = await replay_elsewhere(self.node, command.tenant, command.idempotency_key, now_ms)
+        replays = await asyncio.gather(
+            *(replay_elsewhere(self.node, cmd.tenant, cmd.idempotency_key, now_ms) for _, cmd in commands)
+        )
+        per_shard: dict[int, list[tuple[int, c.Create]]] = {}
+        for (position, command), moved in zip(commands, replays, strict=True):
             if moved is not None:
                 results[position] = (moved, True)
                 continue
