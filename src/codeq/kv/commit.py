@@ -6,10 +6,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from codeq.core.errors import StorageError
 from codeq.kv.api import KV, Ops
+from codeq.kv.writer import WriterThread
 
 CommitObserver = Callable[[int, float], None]
 # Hears the events of every command in a batch once the batch is durable (see `submit`).
@@ -56,7 +56,7 @@ class GroupCommitter:
         self.fsync = fsync
         self._max_pending_bytes = max_pending_bytes
         self._on_commit = on_commit
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._writer = WriterThread(name)
         self._pending: dict[bytes, bytes | None] = {}
         self._pending_bytes = 0
         self._pending_count = 0
@@ -194,7 +194,7 @@ class GroupCommitter:
         serving. It runs on the writer thread between two batch writes, so it holds every
         write acknowledged before it was asked for (they are written already) and no half of
         a batch."""
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.kv.checkpoint, dest)
+        await self._writer.run(self.kv.checkpoint, dest)
 
     async def close(self) -> None:
         """Write what is pending, then stop the writer thread and close the store."""
@@ -203,19 +203,18 @@ class GroupCommitter:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.kv.close)
-        self._executor.shutdown(wait=True)
+        await self._writer.run(self.kv.close)
+        self._writer.stop()
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                await self._write_pending(loop)
+                await self._write_pending()
             self._idle.set()
 
-    async def _write_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _write_pending(self) -> None:
         ops, waiters, events, count = self._pending, self._waiters, self._events, self._pending_count
         size = self._pending_bytes
         announce, self._announce = self._announce, False
@@ -227,7 +226,7 @@ class GroupCommitter:
         try:
             if self._failure is not None:
                 raise StorageError(self._refusal())
-            await loop.run_in_executor(self._executor, self._write, ops)
+            await self._writer.run(self._write, ops)
         except Exception as exc:  # any store failure must reach every waiter
             self._failure = self._failure or exc
             error = StorageError(f"storage write failed: {exc}")
