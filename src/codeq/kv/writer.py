@@ -28,7 +28,7 @@ class WriterThread:
 
     def __init__(self, name: str) -> None:
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._runner = threading.Thread(target=self._serve, name=name, daemon=True)
         self._started = False
         self._stopped = False
 
@@ -40,7 +40,7 @@ class WriterThread:
         future: asyncio.Future[T] = loop.create_future()
         if not self._started:
             self._started = True
-            self._thread.start()
+            self._runner.start()
         self._calls.put((loop, future, fn, args))
         return future
 
@@ -51,7 +51,7 @@ class WriterThread:
         self._stopped = True
         if self._started:
             self._calls.put(None)
-            self._thread.join()
+            self._runner.join()
 
     def _serve(self) -> None:
         while True:
