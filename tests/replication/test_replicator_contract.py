@@ -19,7 +19,9 @@ from codeq.kv.commit import GroupCommitter
 from codeq.kv.memory import MemoryKV
 from codeq.replication.api import Replicator
 from codeq.replication.group import GroupOptions, RaftGroup
-from codeq.replication.raft import DurableJournal, RaftCore, make_conf
+from codeq.replication.journal import DurableJournal
+from codeq.replication.raft import RaftCore
+from codeq.replication.raft_base import make_conf
 from codeq.replication.single import SingleNode
 from tests.support.server import free_port
 
@@ -27,8 +29,17 @@ pytestmark = pytest.mark.timeout(30)
 
 
 class Setup:
-    def __init__(self, replicator: Replicator, engine: Engine, kv: MemoryKV) -> None:
+    def __init__(
+        self, replicator: Replicator, engine: Engine, kv: MemoryKV, committer: GroupCommitter, raft: bool
+    ) -> None:
         self.replicator, self.engine, self.kv = replicator, engine, kv
+        self.committer, self.raft = committer, raft
+
+    async def stored(self) -> None:
+        """Under Raft an answer means the entry is durable in the journal of a majority; its
+        store write follows from the committer. Single-node answers only once it is in the store."""
+        if self.raft:
+            await self.committer.drain()
 
 
 @pytest.fixture(params=["single", "raft"])
@@ -54,7 +65,7 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         while not group.is_leader and time.monotonic() < deadline:
             await asyncio.sleep(0.02)  # a one-voter group elects itself after one timeout
         replicator = group
-    yield Setup(replicator, engine, kv)
+    yield Setup(replicator, engine, kv, committer, raft=group is not None)
     if group is not None:
         await group.stop()
     await committer.close()
@@ -69,15 +80,18 @@ async def test_an_applied_command_answers_its_outcome_once_durable(setup: Setup)
     command = create()
     outcome = await setup.replicator.submit(command)
     assert isinstance(outcome, Created) and outcome.task.id == command.task_id
+    await setup.stored()
     assert any(key.endswith(command.task_id.encode()) for key, _ in setup.kv.scan(b"", b"\xff"))
 
 
 async def test_a_rejected_command_raises_and_writes_nothing(setup: Setup) -> None:
     await setup.replicator.submit(create())
+    await setup.stored()
     before = dict(setup.kv.scan(b"L/", b"L0"))
     heartbeat = c.Heartbeat(now_ms=2, tenant="t", worker_id="w", task_id=str(uuid.uuid4()), extend_ms=1000)
     with pytest.raises(NotFound):
         await setup.replicator.submit(heartbeat)
+    await setup.stored()
     assert dict(setup.kv.scan(b"L/", b"L0")) == before
 
 
