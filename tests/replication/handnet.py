@@ -10,8 +10,10 @@ from typing import Any
 
 from pysyncobj.transport import Transport
 
+from codeq.replication.journal import MemoryTestJournal
 from codeq.replication.membership import GroupMembers
-from codeq.replication.raft import BaseCore, MemoryTestJournal, RaftCore, make_conf
+from codeq.replication.raft import RaftCore
+from codeq.replication.raft_base import BaseCore, make_conf
 
 ADDRS = ["10.0.0.1:7001", "10.0.0.2:7001", "10.0.0.3:7001"]
 # Timeouts far beyond any test: nothing campaigns or steps down unless the test says so.

@@ -25,7 +25,9 @@ from codeq.kv.commit import GroupCommitter
 from codeq.kv.memory import MemoryKV
 from codeq.observability.metrics import Metrics
 from codeq.replication.group import GroupOptions, RaftGroup
-from codeq.replication.raft import DurableJournal, RaftCore, make_conf
+from codeq.replication.journal import DurableJournal
+from codeq.replication.raft import RaftCore
+from codeq.replication.raft_base import make_conf
 from codeq.replication.single import SingleNode
 from codeq.service.node import Node, Shard
 from codeq.service.policy import Policy

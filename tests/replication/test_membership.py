@@ -20,7 +20,8 @@ from codeq.replication.membership import (
     MemberStore,
     change_members,
 )
-from codeq.replication.raft import BaseCore, RaftCore
+from codeq.replication.raft import RaftCore
+from codeq.replication.raft_base import BaseCore
 from codeq.service.membership import MembershipService
 from tests.replication.handnet import ADDRS, HandNetwork
 from tests.replication.test_raft_group import Cluster, create, until

@@ -8,14 +8,9 @@ from typing import Any
 import pytest
 
 from codeq.core.errors import CodeqError, InvalidInput
-from codeq.replication.raft import (
-    BaseCore,
-    DurableJournal,
-    MemoryTestJournal,
-    RaftCore,
-    ReplicaFailed,
-    make_conf,
-)
+from codeq.replication.journal import DurableJournal, MemoryTestJournal
+from codeq.replication.raft import RaftCore
+from codeq.replication.raft_base import BaseCore, ReplicaFailed, make_conf
 from tests.replication.handnet import ADDRS, QUIET, HandNetwork, Message
 
 A, B, C = ADDRS

@@ -25,8 +25,10 @@ from codeq.kv.memory import MemoryKV
 from codeq.kv.rocks import RocksKV
 from codeq.replication import snapshot
 from codeq.replication.group import GroupOptions, RaftGroup
+from codeq.replication.journal import DurableJournal
 from codeq.replication.membership import GroupMembers
-from codeq.replication.raft import DurableJournal, RaftCore, make_conf
+from codeq.replication.raft import RaftCore
+from codeq.replication.raft_base import make_conf
 from codeq.replication.snapshot import APPLIED_KEY, Snapshots, read_applied
 from codeq.replication.topology import GroupStatus, Topology
 from tests.support.server import free_port

@@ -25,8 +25,10 @@ from codeq.observability.metrics import Metrics, RaftGroupState
 from codeq.observability.shard import ShardObserver
 from codeq.replication.api import Replicator
 from codeq.replication.group import GroupOptions, RaftGroup
+from codeq.replication.journal import DurableJournal
 from codeq.replication.membership import group_members
-from codeq.replication.raft import DurableJournal, RaftCore, make_conf
+from codeq.replication.raft import RaftCore
+from codeq.replication.raft_base import make_conf
 from codeq.replication.single import SingleNode
 from codeq.replication.snapshot import Snapshots
 from codeq.replication.topology import GroupStatus, GroupView, Topology, shift_port

@@ -26,7 +26,8 @@ import msgspec
 from codeq.core.errors import CodeqError, NotLeader, OutcomeUnknown, Unavailable
 from codeq.kv.commit import GroupCommitter
 from codeq.replication.api import ApplyFn, Proposal, PublishFn, publish_nothing
-from codeq.replication.raft import BaseCore, Callback, RaftCore
+from codeq.replication.raft import RaftCore
+from codeq.replication.raft_base import BaseCore, Callback
 from codeq.replication.snapshot import (
     APPLIED_KEY,
     RESTORING_KEY,
