@@ -73,7 +73,7 @@ async def until(probe: Callable[[], bool]) -> None:
     raise AssertionError("the condition never held")
 
 
-async def test_a_refused_stream_ends_before_its_hello_ack_and_its_connection_is_served_next(node: Node) -> None:
+async def test_a_refused_stream_ends_before_hello_ack_and_its_connection_is_served_next(node: Node) -> None:
     kept = await node.streams.producer()  # 1 here against 0 there: the next one goes there
     async with grpc.aio.insecure_channel(node.address("producer")) as channel:
         refused, reply = await hello_on(channel)

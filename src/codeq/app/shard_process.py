@@ -119,6 +119,7 @@ class ShardProcess:
             if server is not None:
                 server.servicer.admission = balance
         self.metrics.registry.register(_StreamCounts(balance))
+        table.beat()  # up from now: the others may send streams this way
         beat = Runner("stream-table", table.tick, now_ms, interval_seconds=BEAT_SECONDS)
         await life.enter("stream table", beat)
 
