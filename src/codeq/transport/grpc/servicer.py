@@ -61,7 +61,7 @@ class StreamServicer(ABC):
         self.limits = limits
         self.admission: Admission | None = None  # set with a process per shard
         self._live: set[Stream] = set()
-        self._admitted: set[Stream] = set()  # counted by `admission` until they end
+        self._admitted: dict[Stream, Admission] = {}  # counted there until they end
         self._closed = False
         self._awaiting_hello: Counter[str] = Counter()  # by connection (the peer's address)
         self.observe: Callable[[Handler], Handler] | None = None  # metrics and spans per message
@@ -79,9 +79,9 @@ class StreamServicer(ABC):
             await stream.serve(principal, handle if self.observe is None else self.observe(handle))
         finally:
             self._live.discard(stream)
-            if stream in self._admitted and self.admission is not None:
-                self._admitted.discard(stream)
-                self.admission.release(self.KIND)
+            admitted = self._admitted.pop(stream, None)
+            if admitted is not None:
+                admitted.release(self.KIND)
 
     async def admit(self, stream: Stream) -> None:
         """Called between authentication and the HelloAck: count the stream here, or end it
@@ -92,7 +92,7 @@ class StreamServicer(ABC):
         if not admission.admit(self.KIND, stream.context.peer()):
             stream.context.set_trailing_metadata(((REBALANCE_METADATA, "1"),))
             await abort(stream.context, grpc.StatusCode.UNAVAILABLE, "rebalancing: connect again")
-        self._admitted.add(stream)
+        self._admitted[stream] = admission
 
     async def _handshake(self, stream: Stream, peer: str) -> tuple[Principal, Handler]:
         """The Hello, within the deadline and the connection's bound on streams awaiting one."""
