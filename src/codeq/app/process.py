@@ -237,6 +237,8 @@ class App:
         # Registered before starting: a second server that cannot bind still stops the first.
         life.on_close("streams", lambda: streams.stop(s.shutdown_grace_seconds))
         await streams.start()
+        if self.shard_process is not None:
+            await self.shard_process.balance_streams(life, streams, self.clock.now_ms)
         return Running(services, asgi, streams, reaper, callbacks, notifier, jwks_refresher)
 
     async def _open_shard_process(self, life: Lifecycle) -> None:

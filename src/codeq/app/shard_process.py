@@ -5,11 +5,12 @@ metrics into the page it serves."""
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from codeq.app.lifecycle import Lifecycle
@@ -25,6 +26,7 @@ from codeq.app.shards import Shards
 from codeq.cluster.metrics_merge import merge_pages
 from codeq.cluster.remote import PeerLink, RemoteShard
 from codeq.cluster.server import ShardServer
+from codeq.cluster.stream_table import BEAT_SECONDS, StreamBalance, StreamTable, table_path
 from codeq.config import Settings
 from codeq.config.keys import SHARD_PROCESS_ENV
 from codeq.observability.metrics import Metrics
@@ -32,7 +34,9 @@ from codeq.service.background import Runner
 from codeq.service.membership import MembershipService
 from codeq.service.node import Node, Shard, ShardHandle
 from codeq.service.shard_reads import READS
+from codeq.transport.grpc.server import StreamServers
 
+log = logging.getLogger("codeq.app")
 PROCESS_ENV = SHARD_PROCESS_ENV  # set by the supervisor: the shard this process owns
 
 
@@ -92,6 +96,32 @@ class ShardProcess:
         shards.peer_groups = peers
         runner = Runner("peer-raft-groups", peers.refresh, now_ms, interval_seconds=REFRESH_SECONDS)
         await life.enter("peer raft groups", runner)
+
+    async def balance_streams(
+        self, life: Lifecycle, streams: StreamServers, now_ms: Callable[[], int]
+    ) -> None:
+        """Once this process takes streams: share how many it holds with the other shard
+        processes, and send a new one elsewhere when this process holds more than the least
+        loaded one (`cluster/stream_table.py`)."""
+        path = table_path(self.settings.store.path)
+        try:
+            table = StreamTable(path, self.settings.store.num_shards, self.owned, now_ms)
+        except (OSError, ValueError) as exc:  # started without a supervisor: streams stay where they land
+            log.warning("streams are not balanced over the shard processes: %s", exc)
+            return
+
+        async def close() -> None:  # before the streams end: the others stop counting on this one
+            table.close()
+
+        life.on_close("stream table", close)
+        balance = StreamBalance(table)
+        for server in (streams.producer, streams.worker):
+            if server is not None:
+                server.servicer.admission = balance
+        self.metrics.registry.register(_StreamCounts(balance))
+        table.beat()  # up from now: the others may send streams this way
+        beat = Runner("stream-table", table.tick, now_ms, interval_seconds=BEAT_SECONDS)
+        await life.enter("stream table", beat)
 
     async def accept_peers(self) -> None:
         """Let the other shard processes link to this one: called once this process serves
@@ -183,3 +213,26 @@ class _CommandRoutes(Collector):
         family.add_metric(["local"], self._local.submitted - self._server.served)
         family.add_metric(["forwarded"], sum(r.link.forwarded for r in self._remotes.values()))
         yield family
+
+
+class _StreamCounts(Collector):
+    """The streams this process holds (`codeq_grpc_streams{kind}`) and those it sent to
+    another process (`codeq_grpc_stream_rebalanced_total{kind}`), read at scrape time."""
+
+    def __init__(self, balance: StreamBalance) -> None:
+        self._balance = balance
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        held = GaugeMetricFamily(
+            "codeq_grpc_streams", "Authenticated gRPC streams this process holds.", labels=["kind"]
+        )
+        refused = CounterMetricFamily(
+            "codeq_grpc_stream_rebalanced",
+            "Streams refused after Hello so that the client connects again to a less loaded process.",
+            labels=["kind"],
+        )
+        for kind, count in self._balance.table.counts.items():
+            held.add_metric([kind], count)
+            refused.add_metric([kind], self._balance.refused[kind])
+        yield held
+        yield refused

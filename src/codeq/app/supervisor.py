@@ -19,14 +19,16 @@ import sys
 from types import FrameType
 
 from codeq.app.shard_process import PROCESS_ENV
+from codeq.cluster.stream_table import create_table
 
 log = logging.getLogger("codeq.app")
 
 
 class Supervisor:
-    def __init__(self, num_shards: int, argv: list[str]) -> None:
+    def __init__(self, num_shards: int, argv: list[str], stream_table: str | None = None) -> None:
         self.num_shards = num_shards
         self.argv = argv  # the `codeq` arguments, from `serve` on
+        self.stream_table = stream_table  # where the processes share their stream counts
         self.children: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}  # pid -> (shard, process)
         self.stopping = False
 
@@ -34,6 +36,8 @@ class Supervisor:
         """Start every shard process and wait for all of them; the node's exit status."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        if self.stream_table is not None:  # fresh: nothing a previous run left counts
+            create_table(self.stream_table, self.num_shards)
         for number in range(self.num_shards):
             if self.stopping:
                 break

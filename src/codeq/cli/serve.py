@@ -12,6 +12,7 @@ import sys
 from codeq.app import App
 from codeq.app.supervisor import Supervisor, owned_shard, reserve_port
 from codeq.app.wiring import http_server_limits
+from codeq.cluster.stream_table import table_path
 from codeq.config import Settings
 from codeq.kv.lockfile import StoreInUseError
 from codeq.observability.logging import configure_logging
@@ -186,11 +187,12 @@ def _on_off(flag: bool) -> str:
 def _supervise(settings: Settings) -> int:
     """Run the node as a supervisor of one process per shard (ADR 0009); its exit status."""
     argv = sys.argv[1:]
+    shards, streams = settings.store.num_shards, table_path(settings.store.path)
     if settings.http.port != 0:
-        return Supervisor(settings.store.num_shards, argv).run()
+        return Supervisor(shards, argv, streams).run()
     held, port = reserve_port(settings.http.host)
     try:  # the last --port wins: every shard process serves the one the supervisor holds
-        return Supervisor(settings.store.num_shards, [*argv, "--port", str(port)]).run()
+        return Supervisor(shards, [*argv, "--port", str(port)], streams).run()
     finally:
         held.close()
 

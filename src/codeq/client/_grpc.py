@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -25,8 +25,17 @@ PRODUCER_METHOD = "/producerpb.ProducerStream/Stream"
 WORKER_METHOD = "/workerpb.WorkerStream/Stream"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # the server's default per-message limit (spec 07 gap 10)
 LEADER_METADATA = "codeq-leader"  # trailing metadata naming the leader's stream address
-# The server sets the limits; a delivery it sends must never be refused here.
-_OPTIONS = (("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1))
+REBALANCE_METADATA = "codeq-rebalance"  # trailing metadata: connect again, to another process
+REBALANCE_REDIALS = 32  # fresh connections tried at once before the refused one is used again
+# The server sets the limits; a delivery it sends must never be refused here. Each channel
+# dials a connection of its own: gRPC would otherwise share one between the channels of a
+# process that name the same address, so a stream refused to be rebalanced would come back
+# on the connection it was refused on.
+_OPTIONS = (
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_send_message_length", -1),
+    ("grpc.use_local_subchannel_pool", 1),
+)
 _LEADER_IN_TEXT = re.compile(r"leader:?\s*(grpcs?://[^\s)]+)")
 _BY_STATUS: dict[grpc.StatusCode, type[e.CodeqError]] = {
     grpc.StatusCode.UNAUTHENTICATED: e.Unauthorized,
@@ -141,14 +150,29 @@ class _Target:
 
 class _GrpcCall:
     """One stream RPC on its own channel, so a reconnect always dials afresh instead of waiting
-    out a broken channel's reconnect backoff."""
+    out a broken channel's reconnect backoff.
 
-    def __init__(self, channel: grpc.aio.Channel, call: Any, target: _Target) -> None:
-        self._channel = channel
-        self._call = call
+    A node running a process per shard may refuse a stream right after its Hello so that it
+    lands on a less loaded process (UNAVAILABLE with `codeq-rebalance` in the trailing
+    metadata, nothing applied): the Hello is then sent again at once on a fresh channel (a new
+    connection, which the kernel hashes anew), up to `REBALANCE_REDIALS` times, and then once
+    more on the same channel, which the server takes (it refuses a connection only once).
+    """
+
+    def __init__(self, open_call: Callable[[grpc.aio.Channel], Any], target: _Target) -> None:
+        self._open_call = open_call
         self._target = target
+        self._channel = target.channel()
+        self._call = open_call(self._channel)
+        self._unanswered: list[Message] | None = []  # written before the server's first answer
+        self._redials = 0
 
     async def write(self, event: Message) -> None:
+        if self._unanswered is not None:
+            self._unanswered.append(event)
+        await self._send(event)
+
+    async def _send(self, event: Message) -> None:
         try:
             await self._call.write(event)
         except grpc.aio.AioRpcError as exc:  # the stream ended before this event went out
@@ -160,16 +184,31 @@ class _GrpcCall:
             raise e.ConnectionFailed(f"stream write failed: {exc!r}", request_sent=False) from exc
 
     async def read(self) -> Message | None:
-        try:
-            event = await self._call.read()
-        except grpc.aio.AioRpcError as exc:
-            raise _status_error(exc, self._target) from exc
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if self._call.cancelled() and task is not None and task.cancelling() == 0:
-                raise e.ConnectionFailed("the stream was cancelled", request_sent=True) from None
-            raise
-        return None if event is grpc.aio.EOF else event
+        while True:
+            try:
+                event = await self._call.read()
+            except grpc.aio.AioRpcError as exc:
+                if self._unanswered is not None and self._redials <= REBALANCE_REDIALS and _rebalanced(exc):
+                    await self._redial()
+                    continue
+                raise _status_error(exc, self._target) from exc
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._call.cancelled() and task is not None and task.cancelling() == 0:
+                    raise e.ConnectionFailed("the stream was cancelled", request_sent=True) from None
+                raise
+            self._unanswered = None  # answered: from here on a stream that ends is broken
+            return None if event is grpc.aio.EOF else event
+
+    async def _redial(self) -> None:
+        """Open the stream again and resend what the refused one carried (its Hello)."""
+        self._redials += 1
+        if self._redials <= REBALANCE_REDIALS:
+            await self._channel.close()
+            self._channel = self._target.channel()
+        self._call = self._open_call(self._channel)
+        for event in self._unanswered or ():
+            await self._send(event)
 
     async def done_writing(self) -> None:
         try:
@@ -188,14 +227,23 @@ class _GrpcCall:
 def _dialer(target: _Target, method: str, reply: type[Message], token: str) -> Dial:
     metadata = (("authorization", f"Bearer {token}"),)  # the token is in the Hello too
 
-    async def dial() -> Call:
-        channel = target.channel()
+    def open_call(channel: grpc.aio.Channel) -> Any:
         open_stream = channel.stream_stream(
             method, request_serializer=_serialize, response_deserializer=reply.FromString
         )
-        return _GrpcCall(channel, open_stream(metadata=metadata), target)
+        return open_stream(metadata=metadata)
+
+    async def dial() -> Call:
+        return _GrpcCall(open_call, target)
 
     return dial
+
+
+def _rebalanced(exc: grpc.aio.AioRpcError) -> bool:
+    """A stream refused before its HelloAck so that the client connects to another process."""
+    if exc.code() is not grpc.StatusCode.UNAVAILABLE:
+        return False
+    return any(key == REBALANCE_METADATA for key, _ in exc.trailing_metadata() or ())
 
 
 def _status_error(exc: grpc.aio.AioRpcError, target: _Target) -> e.CodeqError:

@@ -21,6 +21,8 @@ _PRECONDITION = code_name(grpc.StatusCode.FAILED_PRECONDITION)
 
 
 class ProducerServicer(StreamServicer):
+    KIND = "producer"
+
     def error_event(self, code: str, message: str) -> Message:
         return pb.ServerEvent(error=pb.ServerError(code=code, message=message))
 
@@ -34,6 +36,7 @@ class ProducerServicer(StreamServicer):
         if event is None or event.WhichOneof("event") != "hello":
             await abort(stream.context, grpc.StatusCode.FAILED_PRECONDITION, "first event must be Hello")
         principal = await authenticate(stream, event.hello.token, self.services.auth.producer)
+        await self.admit(stream)
         ack = pb.HelloAck(tenant_id=principal.tenant, subject=principal.subject)
         await stream.send(pb.ServerEvent(hello_ack=ack))
         return principal, _ProducerSession(self.services.tasks, stream, principal).handle

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf.message import Message
@@ -19,6 +19,19 @@ from codeq.transport.grpc.errors import abort
 from codeq.transport.grpc.stream import Handler, Stream
 
 MiB = 1024 * 1024
+# Trailing metadata of a stream refused so that its client connects again, to another process
+# of the node (ADR 0009): UNAVAILABLE before the HelloAck, nothing of the client's applied.
+REBALANCE_METADATA = "codeq-rebalance"
+
+
+class Admission(Protocol):
+    """Whether this process takes a new authenticated stream (with a process per shard)."""
+
+    def admit(self, kind: str, peer: str) -> bool:
+        """True: counted here until `release`; False: refuse it, the client goes elsewhere."""
+        ...
+
+    def release(self, kind: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +54,14 @@ class StreamLimits:
 class StreamServicer(ABC):
     """One stream RPC's servicer. Subclasses answer the first event; this runs the rest."""
 
+    KIND = ""  # "producer" or "worker"
+
     def __init__(self, services: Services, limits: StreamLimits) -> None:
         self.services = services
         self.limits = limits
+        self.admission: Admission | None = None  # set with a process per shard
         self._live: set[Stream] = set()
+        self._admitted: dict[Stream, Admission] = {}  # counted there until they end
         self._closed = False
         self._awaiting_hello: Counter[str] = Counter()  # by connection (the peer's address)
         self.observe: Callable[[Handler], Handler] | None = None  # metrics and spans per message
@@ -62,6 +79,20 @@ class StreamServicer(ABC):
             await stream.serve(principal, handle if self.observe is None else self.observe(handle))
         finally:
             self._live.discard(stream)
+            admitted = self._admitted.pop(stream, None)
+            if admitted is not None:
+                admitted.release(self.KIND)
+
+    async def admit(self, stream: Stream) -> None:
+        """Called between authentication and the HelloAck: count the stream here, or end it
+        UNAVAILABLE with `codeq-rebalance: 1` so its client connects again (ADR 0009)."""
+        admission = self.admission
+        if admission is None:
+            return
+        if not admission.admit(self.KIND, stream.context.peer()):
+            stream.context.set_trailing_metadata(((REBALANCE_METADATA, "1"),))
+            await abort(stream.context, grpc.StatusCode.UNAVAILABLE, "rebalancing: connect again")
+        self._admitted[stream] = admission
 
     async def _handshake(self, stream: Stream, peer: str) -> tuple[Principal, Handler]:
         """The Hello, within the deadline and the connection's bound on streams awaiting one."""

@@ -28,6 +28,8 @@ log = logging.getLogger("codeq.grpc")
 
 
 class WorkerServicer(StreamServicer):
+    KIND = "worker"
+
     def error_event(self, code: str, message: str) -> Message:
         return pb.ServerEvent(error=pb.ServerError(code=code, message=message))
 
@@ -45,6 +47,7 @@ class WorkerServicer(StreamServicer):
             principal = principal.instance(event.hello.worker_id)
         except InvalidInput:
             await abort(stream.context, grpc.StatusCode.INVALID_ARGUMENT, "invalid worker_id")
+        await self.admit(stream)
         await stream.send(
             pb.ServerEvent(hello_ack=pb.HelloAck(worker_id=principal.subject, tenant_id=principal.tenant))
         )
