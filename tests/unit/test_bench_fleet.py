@@ -27,9 +27,14 @@ def test_forwarded_and_local_commands_are_summed_over_shard_processes() -> None:
 def test_the_server_cpu_covers_each_shard_process_under_it() -> None:
     env = {**os.environ, "CODEQ_SHARD_PROCESS": "3"}
     child = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE, env=env
+        [sys.executable, "-c", "import sys; print('up', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
     )
     try:
+        # Until the child has exec'd, /proc shows the environment it was forked with.
+        assert child.stdout is not None and child.stdout.readline() == b"up\n"
         found = server_cpu_seconds(os.getpid())
         assert set(found) >= {"server", "shard3"}
         assert all(seconds >= 0 for seconds in found.values())
@@ -37,6 +42,8 @@ def test_the_server_cpu_covers_each_shard_process_under_it() -> None:
         assert child.stdin is not None
         child.stdin.close()
         child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
 
 
 def test_client_tallies_add_up() -> None:
