@@ -11,6 +11,11 @@ runs close in time. Prints one line per run and a median per tree.
   .venv/bin/python bench/interleaved_trees.py old=/tmp/old/src new=src \\
       [--mode http] [--rounds 3] [--duration 8] [--warmup 2] [--clients 1] [--json]
 
+With `--client-tree src` every run's load (the bench and the SDK) comes from `src` and
+only the spawned server from the tree, so a change to the SDK does not move the server's
+figures (a cheaper load leaves the server more requests per wake-up, which lowers its CPU
+per cycle by itself).
+
 A tree may carry more bench arguments after a `|`, so one tree can run as several arms:
 
   .venv/bin/python bench/interleaved_trees.py "one=src|--shards 1" \\
@@ -27,6 +32,9 @@ import statistics
 import subprocess
 import sys
 
+# Read by `codeq bench --spawn`: the PYTHONPATH of the server it starts (see --client-tree).
+SERVER_PATH = "CODEQ_BENCH_SERVER_PYTHONPATH"
+
 
 def one_run(tree: str, extra: list[str], args: argparse.Namespace) -> dict[str, object]:
     command = [sys.executable, "-m", "codeq.cli.main", "bench", "--spawn", "--mode", args.mode]
@@ -37,6 +45,8 @@ def one_run(tree: str, extra: list[str], args: argparse.Namespace) -> dict[str, 
         command += ["--producers", str(args.producers)]
     command += extra
     env = {**os.environ, "PYTHONPATH": tree}
+    if args.client_tree:  # one load for every tree: only the spawned server's code differs
+        env = {**os.environ, "PYTHONPATH": args.client_tree, SERVER_PATH: tree}
     load = os.getloadavg()[0]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=True)
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -55,6 +65,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--producers", type=int, default=0, help="0: the bench's default")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--client-tree",
+        default="",
+        help="run every tree's load with this tree's bench and SDK; the trees then differ in the server only",
+    )
     args = parser.parse_args()
     trees = [_tree(spec) for spec in args.trees]
     runs: dict[str, list[dict[str, object]]] = {name: [] for name, _, _ in trees}

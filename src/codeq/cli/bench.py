@@ -69,7 +69,10 @@ def spawned_server(options: SpawnOptions) -> Iterator[Target]:
     if options.shard_processes is not None:
         command.append("--shard-processes" if options.shard_processes else "--no-shard-processes")
     log = open(os.path.join(data, "server.log"), "wb")  # noqa: SIM115 - closed in finally
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    # bench/interleaved_trees.py --client-tree: the server's code from another tree than the load's.
+    server_path = os.environ.get("CODEQ_BENCH_SERVER_PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": server_path} if server_path else None
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         try:
             _wait_ready(f"http://127.0.0.1:{http}", proc)
