@@ -32,6 +32,10 @@ class ShardServer:
         self._ready: dict[tuple[str, str], int] = {}
         self._pending: set[asyncio.Future[Any]] = set()
         self.served = 0  # commands submitted here on behalf of peers
+        self.offered = 0  # ready tasks offered to peers by the feed
+        # Whether claims of this process take from a queue (tenant, command key); the feed
+        # tells peers, which start claims here only for queues nobody here takes (ADR 0009).
+        self.takers: Callable[[str, str], bool] = lambda tenant, key: False
 
     async def start(self) -> None:
         self._server = await listen(self.address, self._channel)
@@ -55,7 +59,11 @@ class ShardServer:
         """A peer (re)linked: tell it of every queue with ready tasks here, since the feed it
         missed while unlinked may have been what its waiting claims were waiting for."""
         queues = self.shard.engine.index.queues.values()
-        ready = [(queue.tenant, queue.cmd_key, queue.ready) for queue in queues if queue.ready > 0]
+        ready = [
+            (queue.tenant, queue.cmd_key, queue.ready, self.takers(queue.tenant, queue.cmd_key))
+            for queue in queues
+            if queue.ready > 0
+        ]
         if ready:
             channel.send(READY, 0, ready)
 
@@ -108,10 +116,11 @@ class ShardServer:
             asyncio.get_running_loop().call_soon(self._push_ready)
         key = (tenant, command_key)
         self._ready[key] = self._ready.get(key, 0) + count
+        self.offered += count
 
     def _push_ready(self) -> None:
         ready, self._ready = self._ready, {}
-        body = [(tenant, key, count) for (tenant, key), count in ready.items()]
+        body = [(tenant, key, count, self.takers(tenant, key)) for (tenant, key), count in ready.items()]
         for channel in self._channels:
             channel.send(READY, 0, body)
 
