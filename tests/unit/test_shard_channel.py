@@ -74,9 +74,9 @@ def half(tmp_path: Path, number: int, clock: FakeClock) -> Half:
     )
 
 
-def link(this: Half, other: Half) -> None:
+def link(this: Half, other: Half, clock: FakeClock) -> None:
     def on_ready(tenant: str, key: str, count: int, takers: bool) -> None:
-        remote.heard_ready(tenant, key, takers)
+        remote.heard_ready(tenant, key, takers, clock.now_ms())
         this.node.waiters.ready(tenant, key, count)
 
     remote = RemoteShard(other.shard.number, PeerLink(other.server.address, on_ready))
@@ -96,8 +96,8 @@ async def pair(tmp_path: Path, clock: FakeClock) -> AsyncIterator[tuple[Half, Ha
     a, b = half(tmp_path, 0, clock), half(tmp_path, 1, clock)
     await a.server.start()
     await b.server.start()  # (a shard process starts it once it serves HTTP)
-    link(a, b)
-    link(b, a)
+    link(a, b, clock)
+    link(b, a, clock)
     for side in (a, b):
         assert side.remote is not None
         while not side.remote.link.connected:
@@ -191,7 +191,8 @@ async def test_no_claim_starts_at_a_shard_whose_own_process_takes_its_tasks(
     clock.advance(ms=TAKERS_WINDOW_MS + 1)
     await create(b)
     await until_heard(a, REMOTE_FIRST_EVERY + 1)
-    assert a.remote.needs_takers("acme", ["render"]) and a.remote.needs_takers("acme", None)
+    now = clock.now_ms()
+    assert a.remote.needs_takers("acme", ["render"], now) and a.remote.needs_takers("acme", None, now)
 
 
 async def test_a_long_poll_here_is_answered_by_a_task_made_ready_on_the_other_shard(

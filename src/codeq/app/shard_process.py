@@ -86,7 +86,7 @@ class ShardProcess:
             if number == self.owned:
                 handles.append(local)
                 continue
-            remote = self._link(life, number)
+            remote = self._link(life, number, now_ms)
             self.remotes[number] = remote
             handles.append(remote)
         self.node.shards = handles
@@ -135,14 +135,14 @@ class ShardProcess:
         assert self.server is not None, "open() first"
         await self.server.start()
 
-    def _link(self, life: Lifecycle, number: int) -> RemoteShard:
+    def _link(self, life: Lifecycle, number: int, now_ms: Callable[[], int]) -> RemoteShard:
         waiters = self.node.waiters
 
         elsewhere = self.node.elsewhere_ready
         feed = self.feed
 
         def on_ready(tenant: str, key: str, count: int, takers: bool) -> None:
-            remote.heard_ready(tenant, key, takers)
+            remote.heard_ready(tenant, key, takers, now_ms())
             left = waiters.ready(tenant, key, count)  # a long poll here may claim it there
             feed["heard"] += count
             feed["woke"] += count - left

@@ -21,6 +21,7 @@ from codeq.engine.commands import encode_command
 from codeq.engine.outcomes import BatchApplied, Completed
 from codeq.service.node import CLAIM_TURN
 from codeq.service.shard_reads import READS
+from codeq.service.waiters import NEVER, TAKERS_WINDOW_MS
 
 log = logging.getLogger("codeq.cluster")
 
@@ -151,9 +152,10 @@ class RemoteShard:
         self._empty: set[tuple[str, str]] = set()
         self._empty_tenants: set[str] = set()
         self._heard: dict[str, int] = {}
-        # Queues (by tenant) whose ready tasks the owning process's own claims do not take,
-        # as its feed last said: claims here start there now and then (`Node.claim_order`).
-        self._no_takers: dict[str, set[str]] = {}
+        # Queues (tenant -> command key -> when heard; NEVER: not taken) that the owning
+        # process's own claims take from, as its feed said: claims here do not start there
+        # (`Node.claim_order`) while that was said within TAKERS_WINDOW_MS; else they may.
+        self._takers: dict[str, dict[str, int]] = {}
         # Completions submitted in one loop turn cross as one Batch (HTTP posts each result on
         # whichever pooled connection is free, so about half of them are forwarded).
         self._completes: list[tuple[c.Complete, asyncio.Future[Completed]]] = []
@@ -162,31 +164,23 @@ class RemoteShard:
     def is_leader(self) -> bool:
         return self.link.connected
 
-    def heard_ready(self, tenant: str, key: str, takers: bool = True) -> None:
+    def heard_ready(self, tenant: str, key: str, takers: bool = False, now_ms: int = 0) -> None:
+        """The feed spoke of a queue there: it has ready tasks, and whether the owning
+        process's own claims take from it (as of `now_ms`)."""
         self._heard[tenant] = self._heard.get(tenant, 0) + 1
         self._empty.discard((tenant, key))
         self._empty_tenants.discard(tenant)
-        if takers:
-            self._forget_no_takers(tenant, [key])
-        else:
-            self._no_takers.setdefault(tenant, set()).add(key)
+        self._takers.setdefault(tenant, {})[key] = now_ms if takers else NEVER
 
-    def needs_takers(self, tenant: str, commands: list[str] | None) -> bool:
-        keys = self._no_takers.get(tenant)
-        if not keys:
-            return False
-        return commands is None or any(command_key(name) in keys for name in commands)
-
-    def _forget_no_takers(self, tenant: str, keys: list[str] | None) -> None:
-        found = self._no_takers.get(tenant)
-        if found is None:
-            return
-        if keys is None:
-            found.clear()
-        else:
-            found.difference_update(keys)
-        if not found:
-            del self._no_takers[tenant]
+    def needs_takers(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool:
+        """True unless the feed said lately that the owner's claims take every queue asked
+        for (a claim for any queue: every queue the feed spoke of, and of at least one)."""
+        heard = self._takers.get(tenant)
+        if not heard:
+            return True
+        since = now_ms - TAKERS_WINDOW_MS
+        keys = heard.keys() if commands is None else [command_key(name) for name in commands]
+        return not all(heard.get(key, NEVER) >= since for key in keys)
 
     def may_have_ready(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool:
         if tenant in self._empty_tenants:
@@ -234,12 +228,10 @@ class RemoteShard:
     def _after_claim(self, claim: c.Claim, got: int, heard: int) -> None:
         if got >= claim.count or self._heard.get(claim.tenant, 0) != heard:
             return
-        keys = None if claim.commands is None else [command_key(name) for name in claim.commands]
-        self._forget_no_takers(claim.tenant, keys)  # nothing left there to take
-        if keys is None:
+        if claim.commands is None:
             self._empty_tenants.add(claim.tenant)
         else:
-            self._empty.update((claim.tenant, key) for key in keys)
+            self._empty.update((claim.tenant, command_key(name)) for name in claim.commands)
 
     async def read(self, name: str, *arguments: Any) -> Any:
         """A read of `service/shard_reads.py` (or "checkpoint", "metrics"), in the owning process."""

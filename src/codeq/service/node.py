@@ -52,9 +52,9 @@ class ShardHandle(Protocol):
 
     def may_have_ready(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool: ...
 
-    def needs_takers(self, tenant: str, commands: list[str] | None) -> bool:
-        """Whether this shard holds ready tasks of these queues that no claim of its own
-        process takes (the ready feed says so), so that claims elsewhere should start here."""
+    def needs_takers(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool:
+        """Whether claims elsewhere should start at this shard now and then: unless its own
+        process's claims take from these queues (its ready feed said so lately)."""
 
     async def find_task(self, task_id: str, tenant: str) -> Task: ...
 
@@ -86,7 +86,7 @@ class Shard:
     def may_have_ready(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool:
         return self.engine.may_have_ready(tenant, commands, now_ms)
 
-    def needs_takers(self, tenant: str, commands: list[str] | None) -> bool:
+    def needs_takers(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool:
         return False  # this process's own claims start here anyway
 
     async def find_task(self, task_id: str, tenant: str) -> Task:
@@ -234,7 +234,7 @@ class Node:
         # for its ready tasks is still drained while this one never runs dry; only then: where
         # that process's own claims take them, starting there only forwarded (ADR 0009).
         remote_first = turn % REMOTE_FIRST_EVERY == REMOTE_FIRST_EVERY - 1 and any(
-            shard.needs_takers(tenant, commands) for shard in others
+            shard.needs_takers(tenant, commands, now_ms) for shard in others
         )
         CLAIM_TURN.set("remote_first" if remote_first else "local_first")
         return [*others, *local] if remote_first else [*local, *others]
