@@ -482,3 +482,34 @@ async def test_a_queue_ready_notification_counts_the_ready_tasks_of_every_shard_
     await notifier.drain()
     [body] = poster.bodies
     assert json.loads(body)["queueDepth"] == 3  # one here, two in the other process
+
+
+async def test_the_feed_restates_who_takes_a_queue_so_peers_learn_when_takers_come_or_go(
+    pair: tuple[Half, Half], clock: FakeClock
+) -> None:
+    a, b = pair
+    assert a.remote is not None
+    assert await b.tasks.claim(WORKER, ["render"]) == []  # b's process takes from this queue
+    await create(b)
+    await until_heard(a, 1)
+    assert not a.remote.needs_takers("acme", ["render"], clock.now_ms())
+    clock.advance(ms=TAKERS_WINDOW_MS // 2)
+    assert await b.tasks.claim(WORKER, ["email"]) == []
+    assert [t.id for t in await b.tasks.claim(WORKER, ["render"])]  # b's claims still take it
+    await create(b)  # ready, with nobody waiting for it here or there
+    await until_heard(a, 2)
+    clock.advance(ms=TAKERS_WINDOW_MS // 2 + 1)
+    waiting = asyncio.ensure_future(a.tasks.claim(WORKER, ["email"], wait_seconds=30))
+    while len(a.node.waiters) == 0:
+        await asyncio.sleep(0)  # until a's claim waits
+    await b.server.announce()  # b's claims asked within the window: it restates that they take
+    await until_heard(a, 3)
+    assert not a.remote.needs_takers("acme", ["render"], clock.now_ms())
+    assert len(a.node.waiters) == 1  # a restatement wakes no claim
+    clock.advance(ms=TAKERS_WINDOW_MS + 1)  # b's claims stopped asking; nothing new is ready
+    await b.server.announce()
+    await until_heard(a, 4)
+    assert a.remote.needs_takers("acme", ["render"], clock.now_ms())
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting

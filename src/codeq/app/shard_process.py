@@ -26,7 +26,7 @@ from codeq.app.shard_raft import (
 from codeq.app.shards import Shards
 from codeq.cluster.metrics_merge import merge_pages
 from codeq.cluster.remote import PeerLink, RemoteShard
-from codeq.cluster.server import ShardServer
+from codeq.cluster.server import ANNOUNCE_SECONDS, ShardServer
 from codeq.cluster.stream_table import BEAT_SECONDS, StreamBalance, StreamTable, table_path
 from codeq.config import Settings
 from codeq.config.keys import SHARD_PROCESS_ENV
@@ -91,6 +91,8 @@ class ShardProcess:
             handles.append(remote)
         self.node.shards = handles
         self.metrics.registry.register(_CommandRoutes(local, server, self.remotes, self.feed))
+        announce = Runner("ready-feed", server.announce, now_ms, interval_seconds=ANNOUNCE_SECONDS)
+        await life.enter("ready feed", announce)
         if shards.topology is not None:
             await self._follow_groups(life, shards, now_ms)
 
