@@ -30,7 +30,7 @@ from codeq.service.node import REMOTE_FIRST_EVERY, Node, Shard, ShardHandle
 from codeq.service.policy import Policy
 from codeq.service.results import NewResult, ResultService
 from codeq.service.tasks import NewTask, TaskService
-from codeq.service.waiters import Waiters
+from codeq.service.waiters import TAKERS_WINDOW_MS, Waiters
 
 PRODUCER = Principal("producer", "acme", frozenset({"codeq:produce"}), (), is_admin=False, is_worker=False)
 WORKER = Principal("worker-1", "acme", frozenset(WORKER_SCOPES), ("*",), is_admin=False, is_worker=True)
@@ -63,6 +63,7 @@ def half(tmp_path: Path, number: int, clock: FakeClock) -> Half:
     }
     server = ShardServer(f"unix:{tmp_path}/procs/shard{number}.sock", shard, reads)
     node.waiters.unclaimed = server.unclaimed
+    server.takers = lambda tenant, key: node.waiters.has_takers(tenant, key, clock.now_ms())
     return Half(
         node,
         shard,
@@ -73,9 +74,9 @@ def half(tmp_path: Path, number: int, clock: FakeClock) -> Half:
     )
 
 
-def link(this: Half, other: Half) -> None:
-    def on_ready(tenant: str, key: str, count: int) -> None:
-        remote.heard_ready(tenant, key)
+def link(this: Half, other: Half, clock: FakeClock) -> None:
+    def on_ready(tenant: str, key: str, count: int, takers: bool) -> None:
+        remote.heard_ready(tenant, key, takers, clock.now_ms())
         this.node.waiters.ready(tenant, key, count)
 
     remote = RemoteShard(other.shard.number, PeerLink(other.server.address, on_ready))
@@ -86,13 +87,17 @@ def link(this: Half, other: Half) -> None:
 
 
 @pytest.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[tuple[Half, Half]]:
-    clock = FakeClock(1_000_000)
+def clock() -> FakeClock:
+    return FakeClock(1_000_000)
+
+
+@pytest.fixture
+async def pair(tmp_path: Path, clock: FakeClock) -> AsyncIterator[tuple[Half, Half]]:
     a, b = half(tmp_path, 0, clock), half(tmp_path, 1, clock)
     await a.server.start()
     await b.server.start()  # (a shard process starts it once it serves HTTP)
-    link(a, b)
-    link(b, a)
+    link(a, b, clock)
+    link(b, a, clock)
     for side in (a, b):
         assert side.remote is not None
         while not side.remote.link.connected:
@@ -135,6 +140,8 @@ async def test_a_claim_is_forwarded_when_the_own_shard_is_empty_and_its_task_fin
     found, result = await a.results.get(PRODUCER, task_id)
     assert found.id == task_id and result.result == '{"ok":1}'
     assert a.remote is not None and a.remote.link.forwarded == 2  # the claim and the batch
+    assert a.remote.link.forwarded_by == {("claim", "local_short"): 1, ("batch_complete", "owner"): 1}
+    assert a.remote.link.claimed_across == {"local_short": 1}
 
 
 async def test_a_claim_prefers_the_own_shard(pair: tuple[Half, Half]) -> None:
@@ -146,15 +153,46 @@ async def test_a_claim_prefers_the_own_shard(pair: tuple[Half, Half]) -> None:
     assert a.remote is not None and a.remote.link.forwarded == 0
 
 
-async def test_one_claim_in_sixteen_starts_at_the_other_shard_so_neither_starves(
+async def until_heard(this: Half, count: int) -> None:
+    """Wait until `this` side has heard `count` feed messages of tenant acme (socket I/O)."""
+    assert this.remote is not None
+    while this.remote._heard.get("acme", 0) < count:
+        await asyncio.sleep(0.01)
+
+
+async def test_one_claim_in_sixteen_starts_at_a_shard_whose_own_process_takes_nothing(
     pair: tuple[Half, Half],
 ) -> None:
     a, b = pair
     for _ in range(REMOTE_FIRST_EVERY):
         await create(a)
-        await create(b)
+        await create(b)  # no claim of b's process takes these: its feed says so
+    await until_heard(a, REMOTE_FIRST_EVERY)
     shards = [shard_of(t.id, 2) for _ in range(REMOTE_FIRST_EVERY) for t in await a.tasks.claim(WORKER, None)]
     assert shards.count(1) == 1 and shards.count(0) == REMOTE_FIRST_EVERY - 1
+    assert a.remote is not None and a.remote.link.forwarded_by == {("claim", "remote_first"): 1}
+
+
+async def test_no_claim_starts_at_a_shard_whose_own_process_takes_its_tasks(
+    pair: tuple[Half, Half], clock: FakeClock
+) -> None:
+    a, b = pair
+    assert a.remote is not None
+    assert await b.tasks.claim(WORKER, ["render"]) == []  # b's process takes from this queue
+    for _ in range(REMOTE_FIRST_EVERY):
+        await create(a)
+        await create(b)
+    await until_heard(a, REMOTE_FIRST_EVERY)
+    for _ in range(REMOTE_FIRST_EVERY):
+        [claimed] = await a.tasks.claim(WORKER, ["render"])
+        assert shard_of(claimed.id, 2) == 0
+    assert a.remote.link.forwarded == 0
+    # Once b's claims have not asked for a while, its feed says nobody there takes them.
+    clock.advance(ms=TAKERS_WINDOW_MS + 1)
+    await create(b)
+    await until_heard(a, REMOTE_FIRST_EVERY + 1)
+    now = clock.now_ms()
+    assert a.remote.needs_takers("acme", ["render"], now) and a.remote.needs_takers("acme", None, now)
 
 
 async def test_a_long_poll_here_is_answered_by_a_task_made_ready_on_the_other_shard(
@@ -400,7 +438,7 @@ async def test_a_shard_process_is_not_ready_while_a_peer_is_unlinked_or_gone(tmp
     from codeq.observability.metrics import Metrics
 
     process = ShardProcess(Settings(store=StoreSettings(path=str(tmp_path))), Node(Waiters()), 0, Metrics())
-    link = PeerLink(f"unix:{tmp_path}/nobody.sock", lambda tenant, key, count: None)
+    link = PeerLink(f"unix:{tmp_path}/nobody.sock", lambda tenant, key, count, takers: None)
     process.remotes[1] = RemoteShard(1, link)
     assert process.ready() == (False, "waiting for the process of shard 1")
     link.lost = True
@@ -444,3 +482,34 @@ async def test_a_queue_ready_notification_counts_the_ready_tasks_of_every_shard_
     await notifier.drain()
     [body] = poster.bodies
     assert json.loads(body)["queueDepth"] == 3  # one here, two in the other process
+
+
+async def test_the_feed_restates_who_takes_a_queue_so_peers_learn_when_takers_come_or_go(
+    pair: tuple[Half, Half], clock: FakeClock
+) -> None:
+    a, b = pair
+    assert a.remote is not None
+    assert await b.tasks.claim(WORKER, ["render"]) == []  # b's process takes from this queue
+    await create(b)
+    await until_heard(a, 1)
+    assert not a.remote.needs_takers("acme", ["render"], clock.now_ms())
+    clock.advance(ms=TAKERS_WINDOW_MS // 2)
+    assert await b.tasks.claim(WORKER, ["email"]) == []
+    assert [t.id for t in await b.tasks.claim(WORKER, ["render"])]  # b's claims still take it
+    await create(b)  # ready, with nobody waiting for it here or there
+    await until_heard(a, 2)
+    clock.advance(ms=TAKERS_WINDOW_MS // 2 + 1)
+    waiting = asyncio.ensure_future(a.tasks.claim(WORKER, ["email"], wait_seconds=30))
+    while len(a.node.waiters) == 0:
+        await asyncio.sleep(0)  # until a's claim waits
+    await b.server.announce()  # b's claims asked within the window: it restates that they take
+    await until_heard(a, 3)
+    assert not a.remote.needs_takers("acme", ["render"], clock.now_ms())
+    assert len(a.node.waiters) == 1  # a restatement wakes no claim
+    clock.advance(ms=TAKERS_WINDOW_MS + 1)  # b's claims stopped asking; nothing new is ready
+    await b.server.announce()
+    await until_heard(a, 4)
+    assert a.remote.needs_takers("acme", ["render"], clock.now_ms())
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting

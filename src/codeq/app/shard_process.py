@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -25,7 +26,7 @@ from codeq.app.shard_raft import (
 from codeq.app.shards import Shards
 from codeq.cluster.metrics_merge import merge_pages
 from codeq.cluster.remote import PeerLink, RemoteShard
-from codeq.cluster.server import ShardServer
+from codeq.cluster.server import ANNOUNCE_SECONDS, ShardServer
 from codeq.cluster.stream_table import BEAT_SECONDS, StreamBalance, StreamTable, table_path
 from codeq.config import Settings
 from codeq.config.keys import SHARD_PROCESS_ENV
@@ -57,6 +58,9 @@ class ShardProcess:
         self.server: ShardServer | None = None
         self.remotes: dict[int, RemoteShard] = {}
         self._peer_pages: dict[int, bytes] = {}
+        # Ready tasks the other processes' feed told of, and those a claim waiting here was
+        # woken for (it then claims there: forwarded, cause local_short).
+        self.feed = {"heard": 0, "woke": 0}
 
     async def open(self, life: Lifecycle, shards: Shards, now_ms: Callable[[], int]) -> None:
         """Serve the own shard, then link to every other; `node.shards` gets all N in order."""
@@ -75,16 +79,20 @@ class ShardProcess:
         life.on_close("shard server", server.close)
         self.server = server
         self.node.waiters.unclaimed = server.unclaimed
+        waiters = self.node.waiters
+        server.takers = lambda tenant, key: waiters.has_takers(tenant, key, now_ms())
         handles: list[ShardHandle] = []
         for number in range(self.settings.store.num_shards):
             if number == self.owned:
                 handles.append(local)
                 continue
-            remote = self._link(life, number)
+            remote = self._link(life, number, now_ms)
             self.remotes[number] = remote
             handles.append(remote)
         self.node.shards = handles
-        self.metrics.registry.register(_CommandRoutes(local, server, self.remotes))
+        self.metrics.registry.register(_CommandRoutes(local, server, self.remotes, self.feed))
+        announce = Runner("ready-feed", server.announce, now_ms, interval_seconds=ANNOUNCE_SECONDS)
+        await life.enter("ready feed", announce)
         if shards.topology is not None:
             await self._follow_groups(life, shards, now_ms)
 
@@ -129,14 +137,17 @@ class ShardProcess:
         assert self.server is not None, "open() first"
         await self.server.start()
 
-    def _link(self, life: Lifecycle, number: int) -> RemoteShard:
+    def _link(self, life: Lifecycle, number: int, now_ms: Callable[[], int]) -> RemoteShard:
         waiters = self.node.waiters
 
         elsewhere = self.node.elsewhere_ready
+        feed = self.feed
 
-        def on_ready(tenant: str, key: str, count: int) -> None:
-            remote.heard_ready(tenant, key)
-            waiters.ready(tenant, key, count)  # a long poll here may claim it there
+        def on_ready(tenant: str, key: str, count: int, takers: bool) -> None:
+            remote.heard_ready(tenant, key, takers, now_ms())
+            left = waiters.ready(tenant, key, count)  # a long poll here may claim it there
+            feed["heard"] += count
+            feed["woke"] += count - left
             for hear in elsewhere:
                 hear(tenant, key)
 
@@ -200,10 +211,13 @@ class _CommandRoutes(Collector):
     """`codeq_shard_commands_total{route}`: commands this process submitted to its own shard
     (`local`) and to the other shards' processes (`forwarded`), read at scrape time."""
 
-    def __init__(self, local: Shard, server: ShardServer, remotes: dict[int, RemoteShard]) -> None:
+    def __init__(
+        self, local: Shard, server: ShardServer, remotes: dict[int, RemoteShard], feed: dict[str, int]
+    ) -> None:
         self._local = local
         self._server = server
         self._remotes = remotes
+        self._feed = feed
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
@@ -213,6 +227,40 @@ class _CommandRoutes(Collector):
         family.add_metric(["local"], self._local.submitted - self._server.served)
         family.add_metric(["forwarded"], sum(r.link.forwarded for r in self._remotes.values()))
         yield family
+        yield from self._what_crosses()
+
+    def _what_crosses(self) -> Iterator[CounterMetricFamily]:
+        """The forwarded commands by kind and cause, the tasks forwarded claims got, and the
+        ready feed's tasks: offered to peers, heard from them, and those that woke a claim here."""
+        by_kind = CounterMetricFamily(
+            "codeq_shard_forwarded",
+            "Commands this process sent to other shard processes, by kind and cause.",
+            labels=["kind", "cause"],
+        )
+        tasks = CounterMetricFamily(
+            "codeq_shard_forwarded_claimed_tasks",
+            "Tasks that claims forwarded from this process got, by cause.",
+            labels=["cause"],
+        )
+        kinds: Counter[tuple[str, str]] = Counter()
+        claimed: Counter[str] = Counter()
+        for remote in self._remotes.values():
+            kinds.update(remote.link.forwarded_by)
+            claimed.update(remote.link.claimed_across)
+        for (kind, cause), count in sorted(kinds.items()):
+            by_kind.add_metric([kind, cause], count)
+        for cause, count in sorted(claimed.items()):
+            tasks.add_metric([cause], count)
+        feed = CounterMetricFamily(
+            "codeq_shard_ready_feed_tasks",
+            "Ready tasks of the feed between shard processes: offered by this one, heard from the others, "
+            "and heard that woke a claim waiting here.",
+            labels=["what"],
+        )
+        feed.add_metric(["offered"], self._server.offered)
+        for what, count in self._feed.items():
+            feed.add_metric([what], count)
+        yield from (by_kind, tasks, feed)
 
 
 class _StreamCounts(Collector):

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -18,12 +19,15 @@ from codeq.core.names import command_key
 from codeq.engine import commands as c
 from codeq.engine.commands import encode_command
 from codeq.engine.outcomes import BatchApplied, Completed
+from codeq.service.node import CLAIM_TURN
 from codeq.service.shard_reads import READS
+from codeq.service.waiters import NEVER, TAKERS_WINDOW_MS
 
 log = logging.getLogger("codeq.cluster")
 
 OutcomeT = TypeVar("OutcomeT")
-ReadyFeed = Callable[[str, str, int], None]  # (tenant, command key, count)
+# (tenant, command key, count, whether claims of the owning process take from that queue)
+ReadyFeed = Callable[[str, str, int, bool], None]
 RETRY_SECONDS = 0.05  # the first wait before connecting again; doubled up to RETRY_MAX_SECONDS
 RETRY_MAX_SECONDS = 2.0
 # Reads a shard process serves besides the engine reads: the answer types.
@@ -47,11 +51,21 @@ class PeerLink:
         self.lost = False  # the connection dropped and is not back yet
         self._closing = False
         self.forwarded = 0  # commands sent over this link
+        # The same by (kind, cause), and the tasks forwarded claims got by cause: what crosses.
+        self.forwarded_by: Counter[tuple[str, str]] = Counter()
+        self.claimed_across: Counter[str] = Counter()
         self.connections = 0  # connections made so far: a new one may have missed ready feed
 
     @property
     def connected(self) -> bool:
         return self._channel is not None and not self._channel.closed
+
+    def count(self, command: c.Command[Any]) -> str:
+        """Count `command` as forwarded; returns its cause (for a claim: which turn sent it)."""
+        cause = _cause_of(command)
+        self.forwarded += 1
+        self.forwarded_by[(_kind_of(command), cause)] += 1
+        return cause
 
     def start(self) -> None:
         self._connecting = asyncio.get_running_loop().create_task(self._connect())
@@ -100,8 +114,8 @@ class PeerLink:
     def _message(self, message: Message) -> None:
         kind, request_id, body = message
         if kind == READY:
-            for tenant, key, count in body:
-                self.on_ready(tenant, key, count)
+            for tenant, key, count, takers in body:
+                self.on_ready(tenant, key, count, takers)
             return
         waiting = self._waiting.pop(request_id, None)
         if waiting is None or waiting[0].done():
@@ -138,6 +152,10 @@ class RemoteShard:
         self._empty: set[tuple[str, str]] = set()
         self._empty_tenants: set[str] = set()
         self._heard: dict[str, int] = {}
+        # Queues (tenant -> command key -> when heard; NEVER: not taken) that the owning
+        # process's own claims take from, as its feed said: claims here do not start there
+        # (`Node.claim_order`) while that was said within TAKERS_WINDOW_MS; else they may.
+        self._takers: dict[str, dict[str, int]] = {}
         # Completions submitted in one loop turn cross as one Batch (HTTP posts each result on
         # whichever pooled connection is free, so about half of them are forwarded).
         self._completes: list[tuple[c.Complete, asyncio.Future[Completed]]] = []
@@ -146,10 +164,23 @@ class RemoteShard:
     def is_leader(self) -> bool:
         return self.link.connected
 
-    def heard_ready(self, tenant: str, key: str) -> None:
+    def heard_ready(self, tenant: str, key: str, takers: bool = False, now_ms: int = 0) -> None:
+        """The feed spoke of a queue there: it has ready tasks, and whether the owning
+        process's own claims take from it (as of `now_ms`)."""
         self._heard[tenant] = self._heard.get(tenant, 0) + 1
         self._empty.discard((tenant, key))
         self._empty_tenants.discard(tenant)
+        self._takers.setdefault(tenant, {})[key] = now_ms if takers else NEVER
+
+    def needs_takers(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool:
+        """True unless the feed said lately that the owner's claims take every queue asked
+        for (a claim for any queue: every queue the feed spoke of, and of at least one)."""
+        heard = self._takers.get(tenant)
+        if not heard:
+            return True
+        since = now_ms - TAKERS_WINDOW_MS
+        keys = heard.keys() if commands is None else [command_key(name) for name in commands]
+        return not all(heard.get(key, NEVER) >= since for key in keys)
 
     def may_have_ready(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool:
         if tenant in self._empty_tenants:
@@ -162,11 +193,13 @@ class RemoteShard:
         if isinstance(command, c.Complete):
             return cast(OutcomeT, await self._complete(command))  # a Complete's outcome
         heard = self._heard.get(command.tenant, 0) if isinstance(command, c.Claim) else 0
-        self.link.forwarded += 1
+        cause = self.link.count(command)
         raw = await self.link.call(SUBMIT, encode_command(command), self._what)  # type: ignore[arg-type]
         outcome = command.expects(codec.decode_outcome(type(command), raw))
         if isinstance(command, c.Claim):
-            self._after_claim(command, len(getattr(outcome, "tasks", ())), heard)
+            got = len(getattr(outcome, "tasks", ()))
+            self.link.claimed_across[cause] += got
+            self._after_claim(command, got, heard)
         return outcome
 
     def _complete(self, command: c.Complete) -> asyncio.Future[Completed]:
@@ -189,7 +222,7 @@ class RemoteShard:
             answer = asyncio.get_running_loop().create_future()
             answer.set_exception(exc)
         else:
-            self.link.forwarded += 1
+            self.link.count(one)
         answer.add_done_callback(lambda done: _settle(one, pending, done))
 
     def _after_claim(self, claim: c.Claim, got: int, heard: int) -> None:
@@ -217,6 +250,25 @@ class RemoteShard:
     async def find_result(self, task_id: str) -> ResultRecord | None:
         record: ResultRecord | None = await self.read("find_result", task_id)
         return record
+
+
+def _kind_of(command: c.Command[Any]) -> str:
+    """claim / claim_batch (more than one task asked for), batch_create, batch_complete, or
+    the command's own name (complete, heartbeat, create, ...)."""
+    if isinstance(command, c.Claim):
+        return "claim" if command.count <= 1 else "claim_batch"
+    if isinstance(command, c.Batch):
+        return "batch_" + type(command.items[0]).__name__.lower() if command.items else "batch"
+    return type(command).__name__.lower()
+
+
+def _cause_of(command: c.Command[Any]) -> str:
+    """A claim: "remote_first" (the turn that starts at another shard) or "local_short" (the
+    own shard was tried first, or skipped as empty, and came short). Anything else goes to
+    its task's or key's shard: "owner"."""
+    if not isinstance(command, c.Claim):
+        return "owner"
+    return "remote_first" if CLAIM_TURN.get() == "remote_first" else "local_short"
 
 
 def _settle(

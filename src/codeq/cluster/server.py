@@ -18,6 +18,10 @@ from codeq.service.node import Shard
 log = logging.getLogger("codeq.cluster")
 
 Read = Callable[..., Awaitable[Any]]
+# How often the feed also restates, for every queue with ready tasks here, whether this
+# process's claims take from it: peers trust that for TAKERS_WINDOW_MS, and a queue whose
+# takers here went away, or took every new task without a word on the feed, stays known.
+ANNOUNCE_SECONDS = 0.25
 
 
 class ShardServer:
@@ -32,6 +36,10 @@ class ShardServer:
         self._ready: dict[tuple[str, str], int] = {}
         self._pending: set[asyncio.Future[Any]] = set()
         self.served = 0  # commands submitted here on behalf of peers
+        self.offered = 0  # ready tasks offered to peers by the feed
+        # Whether claims of this process take from a queue (tenant, command key); the feed
+        # tells peers, which start claims here only for queues nobody here takes (ADR 0009).
+        self.takers: Callable[[str, str], bool] = lambda tenant, key: False
 
     async def start(self) -> None:
         self._server = await listen(self.address, self._channel)
@@ -54,10 +62,26 @@ class ShardServer:
     def _linked(self, channel: Channel) -> None:
         """A peer (re)linked: tell it of every queue with ready tasks here, since the feed it
         missed while unlinked may have been what its waiting claims were waiting for."""
-        queues = self.shard.engine.index.queues.values()
-        ready = [(queue.tenant, queue.cmd_key, queue.ready) for queue in queues if queue.ready > 0]
+        ready = self._ready_queues(counts=True)
         if ready:
             channel.send(READY, 0, ready)
+
+    async def announce(self) -> int | None:
+        """A background tick (every ANNOUNCE_SECONDS): restate to every peer whether this
+        process's claims take from each queue with ready tasks here (a count of 0 wakes no
+        claim there; the feed proper offered them when they became ready)."""
+        ready = self._ready_queues(counts=False) if self._channels else []
+        for channel in self._channels if ready else ():
+            channel.send(READY, 0, ready)
+        return None  # (a Runner's tick: no particular next time)
+
+    def _ready_queues(self, counts: bool) -> list[tuple[str, str, int, bool]]:
+        queues = self.shard.engine.index.queues.values()
+        return [
+            (q.tenant, q.cmd_key, q.ready if counts else 0, self.takers(q.tenant, q.cmd_key))
+            for q in queues
+            if q.ready > 0
+        ]
 
     def _request(self, channel: Channel, message: Message) -> None:
         kind, request_id, body = message
@@ -108,10 +132,11 @@ class ShardServer:
             asyncio.get_running_loop().call_soon(self._push_ready)
         key = (tenant, command_key)
         self._ready[key] = self._ready.get(key, 0) + count
+        self.offered += count
 
     def _push_ready(self) -> None:
         ready, self._ready = self._ready, {}
-        body = [(tenant, key, count) for (tenant, key), count in ready.items()]
+        body = [(tenant, key, count, self.takers(tenant, key)) for (tenant, key), count in ready.items()]
         for channel in self._channels:
             channel.send(READY, 0, body)
 

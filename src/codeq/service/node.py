@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast, overload
 
 from codeq.core.errors import CodeqError, NotLeader, Unavailable
 from codeq.core.model import ResultRecord, Task
+from codeq.core.names import command_key
 from codeq.engine import commands as c
 from codeq.engine.engine import Engine
 from codeq.engine.outcomes import Completed, Created, Event
@@ -22,6 +24,9 @@ from codeq.service.waiters import Waiters
 OutcomeT = TypeVar("OutcomeT")
 # With a process per shard, one claim in this many tries the other shards before its own.
 REMOTE_FIRST_EVERY = 16
+# Where the claim being made started (set by `Node.claim_order` in the claim's own context):
+# "remote_first" on the turn above, else "local_first"; the forwarding metrics read it.
+CLAIM_TURN: ContextVar[str] = ContextVar("claim_turn", default="local_first")
 QueueCounts = tuple[int, int, int, int]  # ready, delayed, in progress, dead-lettered
 AnswerT = TypeVar("AnswerT")
 
@@ -46,6 +51,10 @@ class ShardHandle(Protocol):
     async def submit(self, command: c.Command[OutcomeT]) -> OutcomeT: ...
 
     def may_have_ready(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool: ...
+
+    def needs_takers(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool:
+        """Whether claims elsewhere should start at this shard now and then: unless its own
+        process's claims take from these queues (its ready feed said so lately)."""
 
     async def find_task(self, task_id: str, tenant: str) -> Task: ...
 
@@ -76,6 +85,9 @@ class Shard:
 
     def may_have_ready(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool:
         return self.engine.may_have_ready(tenant, commands, now_ms)
+
+    def needs_takers(self, tenant: str, commands: list[str] | None, now_ms: int) -> bool:
+        return False  # this process's own claims start here anyway
 
     async def find_task(self, task_id: str, tenant: str) -> Task:
         return self.engine.find_task(task_id, tenant)
@@ -204,17 +216,25 @@ class Node:
                 return own
         return frozenset(s.number for s in self.shards if s.is_leader)
 
-    def claim_order(self) -> list[ShardHandle]:
-        """Every shard once: this process's own first, then the others starting at the next
-        one in turn, so claims stay local when they can and spread fairly when they cannot."""
+    def claim_order(self, tenant: str, commands: list[str] | None, now_ms: int) -> list[ShardHandle]:
+        """Every shard once for a claim of `tenant` for `commands` (None: any): this process's
+        own first, then the others starting at the next one in turn, so claims stay local
+        when they can and spread fairly when they cannot."""
         local = self.local_shards
         if len(local) == len(self.shards):
             start = next(self._next_start) % len(self.shards)
             return self.shards[start:] + self.shards[:start]
+        keys = None if commands is None else [command_key(name) for name in commands]
+        self.waiters.note_claim(tenant, keys, now_ms)  # this process takes from these queues
         others = [shard for shard in self.shards if not isinstance(shard, Shard)]
         turn = next(self._next_start)
         start = (turn // REMOTE_FIRST_EVERY) % len(others)
         others = others[start:] + others[:start]
         # Every few claims start elsewhere, so that a shard whose own process has no workers
-        # is still drained while this one never runs dry (ADR 0009: fairness vs forwarding).
-        return [*others, *local] if turn % REMOTE_FIRST_EVERY == REMOTE_FIRST_EVERY - 1 else [*local, *others]
+        # for its ready tasks is still drained while this one never runs dry; only then: where
+        # that process's own claims take them, starting there only forwarded (ADR 0009).
+        remote_first = turn % REMOTE_FIRST_EVERY == REMOTE_FIRST_EVERY - 1 and any(
+            shard.needs_takers(tenant, commands, now_ms) for shard in others
+        )
+        CLAIM_TURN.set("remote_first" if remote_first else "local_first")
+        return [*others, *local] if remote_first else [*local, *others]

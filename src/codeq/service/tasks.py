@@ -236,7 +236,7 @@ class TaskService:
     ) -> list[Task]:
         claimed: list[Task] = []
         elsewhere: NotLeader | Unavailable | None = None
-        for shard in self.node.claim_order():
+        for shard in self.node.claim_order(principal.tenant, names, self.clock.now_ms()):
             if claimed and not self.node.is_local(shard):
                 continue  # tasks in hand are not topped up from another process (ADR 0009)
             if not shard.may_have_ready(principal.tenant, names, self.clock.now_ms()):

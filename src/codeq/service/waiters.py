@@ -5,6 +5,8 @@ a future registered under every key it cares about; a wake resolves it and the w
 retries its claim. Dicts keep registration order, so the longest waiter is woken first.
 A claim waiter counts for as many tasks as its claim asks for: a batch claim woken by a
 batch of ready tasks takes them all, so the rest are not offered elsewhere (ADR 0009).
+With a process per shard it also remembers which queues this process's claims take from
+(`has_takers`), so that another process starts a claim here only for a queue nobody here takes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from codeq.engine.outcomes import Event, Finished, Ready
 
 Waiter = asyncio.Future[None]
 K = TypeVar("K")
+# A queue has takers in this process while a claim waits on it or one was made this recently.
+TAKERS_WINDOW_MS = 1_000
+NEVER = -(2**62)
 
 
 class Waiters:
@@ -29,6 +34,10 @@ class Waiters:
         # Told of ready tasks no claim waiting here was woken for (tenant, command key, count):
         # with a process per shard, they are offered to the other processes (ADR 0009).
         self.unclaimed: Callable[[str, str, int], None] | None = None
+        # When this process's claims last asked for each queue (tenant, command key), and for
+        # any queue of a tenant (a claim naming no commands).
+        self._claimed: dict[tuple[str, str], int] = {}
+        self._claimed_any: dict[str, int] = {}
 
     def close(self) -> None:
         """Shutting down: wake every waiter so long polls answer now instead of at their deadline."""
@@ -88,6 +97,22 @@ class Waiters:
         if count > 0:
             count = _wake(self._wildcard.get(tenant), count)
         return count
+
+    def note_claim(self, tenant: str, command_keys: Iterable[str] | None, now_ms: int) -> None:
+        """A claim of this process asks for these queues (None: any of the tenant's) now."""
+        if command_keys is None:
+            self._claimed_any[tenant] = now_ms
+        else:
+            for key in command_keys:
+                self._claimed[(tenant, key)] = now_ms
+
+    def has_takers(self, tenant: str, command_key: str, now_ms: int) -> bool:
+        """Whether claims of this process take from this queue: one waits on it, or one asked
+        for it within TAKERS_WINDOW_MS."""
+        if self._claims.get((tenant, command_key)) or self._wildcard.get(tenant):
+            return True
+        last = max(self._claimed.get((tenant, command_key), NEVER), self._claimed_any.get(tenant, NEVER))
+        return now_ms - last <= TAKERS_WINDOW_MS
 
     def finished(self, task_id: str) -> None:
         waiters = self._results.pop(task_id, None)
