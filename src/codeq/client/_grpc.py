@@ -148,7 +148,7 @@ class _GrpcCall:
         self._call = call
         self._target = target
 
-    async def write(self, event: Message) -> None:
+    async def write(self, event: Message | bytes) -> None:
         try:
             await self._call.write(event)
         except grpc.aio.AioRpcError as exc:  # the stream ended before this event went out
@@ -232,5 +232,6 @@ def _address(url: str) -> str:
     return address
 
 
-def _serialize(event: Message) -> bytes:
-    return event.SerializeToString()
+def _serialize(event: Message | bytes) -> bytes:
+    # The streams encode a batch once, to check its size, and write those bytes.
+    return event if isinstance(event, bytes) else event.SerializeToString()
