@@ -66,7 +66,7 @@ async def with_retries(
     operation: Callable[[], Awaitable[T]], policy: RetryPolicy, *, repeatable: bool, what: str
 ) -> T:
     """Run `operation`, retrying transient failures under `policy`; the last error propagates."""
-    backoff = Backoff(policy.base_seconds, policy.max_seconds)
+    backoff: Backoff | None = None  # built on the first failure: most operations never fail
     started = time.monotonic()
     tries = 0
     while True:
@@ -76,6 +76,8 @@ async def with_retries(
         except CodeqError as exc:
             if not is_transient(exc, repeatable=repeatable) or _exhausted(policy, tries, started):
                 raise
+            if backoff is None:
+                backoff = Backoff(policy.base_seconds, policy.max_seconds)
             delay = backoff.next_delay(exc.retry_after)
             if policy.deadline_seconds is not None:
                 delay = min(delay, max(started + policy.deadline_seconds - time.monotonic(), 0.0))
