@@ -22,8 +22,8 @@ class LeaseKeeper:
     delivery held for less than the one before it gets a timer of its own.
     """
 
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._loop = loop  # the running loop, looked up on first use
         self._due: dict[Holder, float] = {}  # oldest first, and so soonest first
         self._latest = -math.inf  # the due time of the newest entry of `_due`
         self._timer: asyncio.TimerHandle | None = None
