@@ -7,7 +7,8 @@ import contextvars
 import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from codeq.client._job import Job
 from codeq.client._leases import LeaseKeeper
 from codeq.client._models import COMPLETED, FAILED, ResultSpec, result_object
 from codeq.client._outcomes import Abandon, Fail, Nack, Outcome
-from codeq.client._retry import RetryPolicy, with_retries
+from codeq.client._retry import RetryPolicy, retried, with_retries
 from codeq.client._tracing import continued, traced
 from codeq.client._transport import Transport
 
@@ -100,14 +101,16 @@ class Execution:
         self.aborted = False
         self.queued = False  # claimed, but waiting for one of the `concurrency` handler slots
 
-    async def run(self) -> None:
+    def run(self) -> Coroutine[Any, Any, None]:
+        """The delivery, to run as a task of its own."""
         # The handler runs in this task itself and the lease keeper starts a heartbeat only
         # when one falls due: most tasks finish well inside half a lease, and a worker running
-        # thousands of them a second should not pay for tasks they never need.
-        if traced(self.job.task):
-            with continued(self.job.task):
-                await self._run()
-        else:
+        # thousands of them a second should not pay for tasks they never need (nor for a
+        # wrapping coroutine when there is no trace to continue).
+        return self._run_traced() if traced(self.job.task) else self._run()
+
+    async def _run_traced(self) -> None:
+        with continued(self.job.task):
             await self._run()
 
     async def _run(self) -> None:
@@ -187,10 +190,13 @@ class Execution:
 
     async def _send(self, outcome: Outcome | _Complete) -> None:
         stats = self._ctx.stats
+        started = time.monotonic()
         try:
-            await with_retries(
-                functools.partial(self._ack, outcome), self._ctx.ack_retry, repeatable=True, what="ack"
-            )
+            try:
+                await self._ack(outcome)
+            except CodeqError as exc:
+                retry = functools.partial(self._ack, outcome)
+                await retried(retry, self._ctx.ack_retry, exc, started=started, repeatable=True, what="ack")
         except TaskCancelled:
             self._cancelled()
             return
