@@ -117,10 +117,11 @@ def created_task(spec: TaskSpec, task_id: str, tenant_id: str, now: datetime | N
 
 
 def task_from_pb(task: wpb.Task) -> Task:
+    payload, lease_until = task.payload, task.lease_until  # each field read costs a lookup
     return Task(
         id=task.id,
         command=task.command,
-        payload=_decode(task.payload) if task.payload else None,
+        payload=_decode(payload) if payload else None,
         status=task.status,
         priority=task.priority,
         attempts=task.attempts,
@@ -128,7 +129,7 @@ def task_from_pb(task: wpb.Task) -> Task:
         tenant_id=task.tenant_id,
         worker_id=task.worker_id,
         webhook=task.webhook,
-        lease_until=_lease_end(task.lease_until) if task.lease_until else None,
+        lease_until=_lease_end(lease_until) if lease_until else None,
         lease_token=task.lease_token,
         created_at=_datetime(task.created_at),
         updated_at=_datetime(task.updated_at),

@@ -74,22 +74,31 @@ class Answers:
         return True
 
 
+Waiter = tuple[Answers, int]  # whose answer, and which of its answers
+
+
 class Waiters:
     """Callers waiting for answers, oldest first per key. A waiter whose caller gave up stays
-    queued, done, so that the answer meant for it is not handed to the next one."""
+    queued, done, so that the answer meant for it is not handed to the next one.
+
+    A key mostly has one waiter at a time (task ids, seqs): it is then stored as is, and a
+    queue is made only for a key that repeats (the oldest first)."""
 
     def __init__(self) -> None:
-        self._queues: dict[Hashable, deque[tuple[Answers, int]]] = {}
+        self._queues: dict[Hashable, Waiter | deque[Waiter]] = {}
 
     def expect(self, keys: Sequence[Hashable]) -> Answers:
         """Wait for one answer per key (a key may repeat: its answers come in order)."""
         answers = Answers(keys, asyncio.get_running_loop().create_future())
         queues = self._queues
         for index, key in enumerate(keys):
-            queue = queues.get(key)
-            if queue is None:
-                queue = queues[key] = deque()
-            queue.append((answers, index))
+            found = queues.get(key)
+            if found is None:
+                queues[key] = (answers, index)
+            elif isinstance(found, deque):
+                found.append((answers, index))
+            else:
+                queues[key] = deque((found, (answers, index)))
         return answers
 
     def resolve(self, key: Hashable, value: Any) -> bool:
@@ -105,30 +114,36 @@ class Waiters:
     def discard(self, answers: Answers) -> None:
         """Forget answers whose request never went out (none will come for them)."""
         for key in set(answers.keys):
-            queue = self._queues.get(key)
-            if queue is None:
-                continue
-            kept = deque(entry for entry in queue if entry[0] is not answers)
-            if kept:
-                self._queues[key] = kept
+            kept = [waiter for waiter in self._waiting(key) if waiter[0] is not answers]
+            if not kept:
+                self._queues.pop(key, None)
             else:
-                del self._queues[key]
+                self._queues[key] = kept[0] if len(kept) == 1 else deque(kept)
         answers.future.cancel()
 
     def fail_all(self, error: CodeqError) -> None:
-        for queue in self._queues.values():
-            for answers, _ in queue:
+        for key in list(self._queues):
+            for answers, _ in self._waiting(key):
                 answers.fail(error)
         self._queues.clear()
 
-    def _pop(self, key: Hashable) -> tuple[Answers, int] | None:
-        queue = self._queues.get(key)
-        if not queue:
+    def _waiting(self, key: Hashable) -> list[Waiter]:
+        found = self._queues.get(key)
+        if found is None:
+            return []
+        return list(found) if isinstance(found, deque) else [found]
+
+    def _pop(self, key: Hashable) -> Waiter | None:
+        found = self._queues.get(key)
+        if found is None:
             return None
-        found = queue.popleft()
-        if not queue:
+        if not isinstance(found, deque):
             del self._queues[key]
-        return found
+            return found
+        waiter = found.popleft()
+        if not found:
+            del self._queues[key]
+        return waiter
 
 
 class Stream(ABC):
