@@ -202,3 +202,15 @@ def test_memo_limits_hold() -> None:
         _pb._datetime(Timestamp(seconds=n))
     assert len(_pb._stamps) <= _pb._MEMO_LIMIT
     assert _pb._datetime(Timestamp(seconds=5)) == datetime.fromtimestamp(0, UTC) + timedelta(seconds=5)
+
+
+async def test_an_empty_batch_sends_nothing() -> None:
+    call = MemoryCall(ppb.ProducerEvent, _producer_server)
+
+    async def dial() -> MemoryCall:
+        return call
+
+    stream = ProducerStream(dial, "token", timeout=5, max_message_bytes=4096)
+    assert await stream.create_batch([]) == []
+    assert call.written == []  # not even a hello: the stream was never needed
+    await stream.aclose()

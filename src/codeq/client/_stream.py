@@ -55,6 +55,8 @@ class Answers:
         self.future = future
         self._values: list[Any] = [None] * len(keys)
         self._missing = len(keys)
+        if not keys:
+            future.set_result(self._values)  # nothing to wait for
 
     def fill(self, index: int, value: Any) -> bool:
         """Place one answer; False when its caller gave up (or the stream failed it) meanwhile."""
@@ -208,6 +210,8 @@ class Stream(ABC):
         fits one message (the usual case) is encoded once; a larger one goes in groups sized
         item by item with `size_of`, and an item too large alone is refused before sending:
         its answer is the `PayloadTooLarge`."""
+        if not items:
+            return []
         try:
             return await send_group(items)
         except PayloadTooLarge as exc:
