@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from codeq.client import _errors as e
-from codeq.client._retry import Backoff, is_transient
+from codeq.client._retry import Backoff, RetryPolicy, is_transient, retried, with_retries
 
 
 @pytest.mark.parametrize(
@@ -65,3 +65,27 @@ def test_backoff_grows_to_its_cap_and_honours_retry_after() -> None:
     assert backoff.next_delay(retry_after=5) == 5
     backoff.reset()
     assert backoff.next_delay() <= 0.1
+
+
+async def test_retries_follow_the_policy_after_a_first_failure() -> None:
+    policy = RetryPolicy(attempts=3, base_seconds=0, max_seconds=0)
+    failures = [e.ConnectionFailed("down", request_sent=False)] * 2
+
+    async def flaky() -> str:
+        if failures:
+            raise failures.pop()
+        return "ok"
+
+    assert await with_retries(flaky, policy, repeatable=False, what="test") == "ok"
+    calls: list[int] = []
+
+    async def always_down() -> str:
+        calls.append(1)
+        raise e.ConnectionFailed(f"down {len(calls)}", request_sent=False)
+
+    with pytest.raises(e.ConnectionFailed, match="down 3"):  # the last failure, after 3 tries
+        await with_retries(always_down, policy, repeatable=False, what="test")
+    first = e.ServerError("lost", 500)  # a lost answer: not repeated for a create
+    with pytest.raises(e.ServerError):
+        await retried(always_down, policy, first, started=0.0, repeatable=False, what="test")
+    assert len(calls) == 3

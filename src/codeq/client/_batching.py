@@ -39,8 +39,8 @@ class ResultBatch:
         if self._undecided <= 0 and self._waiting:
             self._flush()
 
-    async def submit(self, item: ResultSpec) -> Result:
-        """The stored result; raises the error the server answered for this item."""
+    def submit(self, item: ResultSpec) -> asyncio.Future[Result]:
+        """Resolves to the stored result, or fails with the error the server answered for this item."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         self._waiting.append((item, future))
@@ -52,7 +52,7 @@ class ResultBatch:
             self._flush()
         elif self._timer is None:
             self._timer = loop.call_later(self._linger, self._flush)
-        return await future
+        return future
 
     def _flush(self) -> None:
         if self._timer is not None:

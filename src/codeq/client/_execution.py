@@ -7,7 +7,8 @@ import contextvars
 import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,10 +18,11 @@ import msgspec
 from codeq.client._batching import ResultBatch
 from codeq.client._errors import CodeqError, NotFound, NotInProgress, NotOwner, TaskCancelled
 from codeq.client._job import Job
+from codeq.client._leases import LeaseKeeper
 from codeq.client._models import COMPLETED, FAILED, ResultSpec, result_object
 from codeq.client._outcomes import Abandon, Fail, Nack, Outcome
-from codeq.client._retry import RetryPolicy, with_retries
-from codeq.client._tracing import continued
+from codeq.client._retry import RetryPolicy, retried, with_retries
+from codeq.client._tracing import continued, traced
 from codeq.client._transport import Transport
 
 log = logging.getLogger("codeq.client._worker")
@@ -66,8 +68,10 @@ class Context:
     on_ack_error: AckErrorHook | None = None
     on_ack: AckHook | None = None
     ack_retry: RetryPolicy = field(default_factory=RetryPolicy)
-    # Handlers running at once; more tasks than this may be claimed (and kept leased) at a time.
-    handler_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    # Handlers running at once, where more tasks than that may be claimed (and kept leased) at
+    # a time; None where the claims alone keep within the limit.
+    handler_slots: asyncio.Semaphore | None = None
+    leases: LeaseKeeper = field(default_factory=LeaseKeeper)
 
 
 class Execution:
@@ -77,23 +81,35 @@ class Execution:
     batch; nacks and abandons always go alone.
     """
 
-    def __init__(self, job: Job, handler: Handler, ctx: Context, batch: ResultBatch | None = None) -> None:
+    def __init__(
+        self,
+        job: Job,
+        handler: Handler,
+        ctx: Context,
+        batch: ResultBatch | None = None,
+        on_loop: bool | None = None,
+    ) -> None:
         self.job = job
         self._handler = handler
+        self._on_loop = is_async(handler) if on_loop is None else on_loop  # else on a worker thread
         self._ctx = ctx
         self._batch = batch
         self._task: asyncio.Task[Any] | None = None
         self._deciding = False  # the handler phase, the only one `abort()` interrupts
         self._interrupted = False  # this execution cancelled its own task (abort, lease lost)
-        self._lease_timer: asyncio.TimerHandle | None = None
         self._heartbeat: asyncio.Future[None] | None = None
         self.aborted = False
         self.queued = False  # claimed, but waiting for one of the `concurrency` handler slots
 
-    async def run(self) -> None:
-        # The handler runs in this task itself and the lease keeper is a timer that starts a
-        # heartbeat only when one falls due: most tasks finish well inside half a lease, and
-        # a worker running thousands of them a second should not pay for tasks they never need.
+    def run(self) -> Coroutine[Any, Any, None]:
+        """The delivery, to run as a task of its own."""
+        # The handler runs in this task itself and the lease keeper starts a heartbeat only
+        # when one falls due: most tasks finish well inside half a lease, and a worker running
+        # thousands of them a second should not pay for tasks they never need (nor for a
+        # wrapping coroutine when there is no trace to continue).
+        return self._run_traced() if traced(self.job.task) else self._run()
+
+    async def _run_traced(self) -> None:
         with continued(self.job.task):
             await self._run()
 
@@ -104,7 +120,9 @@ class Execution:
         try:
             outcome = await self._decide()
         finally:
-            await self._stop_lease_keeper()
+            self._ctx.leases.release(self)
+            if self._heartbeat is not None:
+                await self._stop_heartbeat()
             if self._batch is not None and not isinstance(outcome, _Complete | Fail):
                 self._batch.decided()  # nothing for the batch: a result decides by its submit
         if outcome is not None:
@@ -126,7 +144,8 @@ class Execution:
             return Abandon()
         self._deciding = True
         try:
-            value = await self._invoke_in_slot()
+            slots = self._ctx.handler_slots
+            value = await (self._invoke() if slots is None else self._invoke_in_slot(slots))
             if isinstance(value, Nack | Abandon | Fail):
                 return value
             result = result_object(value)
@@ -147,17 +166,17 @@ class Execution:
         finally:
             self._deciding = False
 
-    async def _invoke_in_slot(self) -> Any:
+    async def _invoke_in_slot(self, slots: asyncio.Semaphore) -> Any:
         self.queued = True
         try:
-            async with self._ctx.handler_slots:  # takes a free slot without suspending
+            async with slots:  # takes a free slot without suspending
                 self.queued = False
                 return await self._invoke()
         finally:
             self.queued = False
 
     def _invoke(self) -> Awaitable[Any]:
-        if is_async(self._handler):
+        if self._on_loop:
             return self._handler(self.job)  # type: ignore[no-any-return]
         loop = asyncio.get_running_loop()
         call = functools.partial(contextvars.copy_context().run, self._handler, self.job)
@@ -171,10 +190,13 @@ class Execution:
 
     async def _send(self, outcome: Outcome | _Complete) -> None:
         stats = self._ctx.stats
+        started = time.monotonic()
         try:
-            await with_retries(
-                functools.partial(self._ack, outcome), self._ctx.ack_retry, repeatable=True, what="ack"
-            )
+            try:
+                await self._ack(outcome)
+            except CodeqError as exc:
+                retry = functools.partial(self._ack, outcome)
+                await retried(retry, self._ctx.ack_retry, exc, started=started, repeatable=True, what="ack")
         except TaskCancelled:
             self._cancelled()
             return
@@ -212,18 +234,13 @@ class Execution:
             await transport.abandon(task_id, token)
 
     def _schedule_heartbeat(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._lease_timer = loop.call_later(self.job.lease_seconds / 2, self._heartbeat_due)
+        self._ctx.leases.hold(self, self.job.lease_seconds / 2)
 
-    def _heartbeat_due(self) -> None:
-        self._lease_timer = None
+    def heartbeat_due(self) -> None:
         if self._deciding:  # a heartbeat matters only while the handler runs
             self._heartbeat = asyncio.ensure_future(self._extend_lease())
 
-    async def _stop_lease_keeper(self) -> None:
-        if self._lease_timer is not None:
-            self._lease_timer.cancel()
-            self._lease_timer = None
+    async def _stop_heartbeat(self) -> None:
         heartbeat, self._heartbeat = self._heartbeat, None
         if heartbeat is not None:
             heartbeat.cancel()

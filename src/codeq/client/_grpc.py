@@ -164,15 +164,15 @@ class _GrpcCall:
         self._target = target
         self._channel = target.channel()
         self._call = open_call(self._channel)
-        self._unanswered: list[Message] | None = []  # written before the server's first answer
+        self._unanswered: list[Message | bytes] | None = []  # written before the server's first answer
         self._redials = 0
 
-    async def write(self, event: Message) -> None:
+    async def write(self, event: Message | bytes) -> None:
         if self._unanswered is not None:
             self._unanswered.append(event)
         await self._send(event)
 
-    async def _send(self, event: Message) -> None:
+    async def _send(self, event: Message | bytes) -> None:
         try:
             await self._call.write(event)
         except grpc.aio.AioRpcError as exc:  # the stream ended before this event went out
@@ -280,5 +280,6 @@ def _address(url: str) -> str:
     return address
 
 
-def _serialize(event: Message) -> bytes:
-    return event.SerializeToString()
+def _serialize(event: Message | bytes) -> bytes:
+    # The streams encode a batch once, to check its size, and write those bytes.
+    return event if isinstance(event, bytes) else event.SerializeToString()

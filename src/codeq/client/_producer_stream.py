@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
@@ -30,7 +30,7 @@ class ProducerStream(Stream):
         self._token = token
         self._seqs = itertools.count(1)
         # Single creates made in one loop turn travel as one CreateTaskBatch.
-        self._creates: Coalescer[pb.CreateTask] = Coalescer(self._send_creates)
+        self._creates: Coalescer[_pb.PreparedCreate] = Coalescer(self._send_creates)
 
     def hello(self) -> Message:
         return pb.ProducerEvent(hello=pb.Hello(token=self._token))
@@ -51,39 +51,38 @@ class ProducerStream(Stream):
             log.warning("producer stream error: %s %s", event.error.code, event.error.message)
 
     async def create(self, spec: TaskSpec) -> Task:
-        ack = await self._creates.submit(_pb.create_event(spec, next(self._seqs)))
+        ack = await self._creates.submit(_pb.prepare_create(spec, next(self._seqs)))
         if isinstance(ack, CodeqError):
             raise ack
         if not ack.ok:
             raise _pb.ack_error(ack.error_message)
         return _pb.created_task(spec, ack.task_id, self.tenant_id)
 
-    async def _send_creates(self, creates: list[pb.CreateTask]) -> list[Any]:
-        return await self.send_packed(creates, self._send_batch)
+    async def _send_creates(self, creates: list[_pb.PreparedCreate]) -> list[Any]:
+        return await self.send_packed(creates, self._send_batch, _pb.create_size)
 
     async def create_batch(self, specs: Sequence[TaskSpec]) -> list[Task | CodeqError]:
         """One CreateTaskBatch per message-sized group; acks come back in input order."""
-        acks = await self._send_creates([_pb.create_event(spec, next(self._seqs)) for spec in specs])
+        acks = await self._send_creates([_pb.prepare_create(spec, next(self._seqs)) for spec in specs])
+        now = datetime.now(UTC)
         return [
-            _outcome(ack, spec, index, self.tenant_id)
+            _outcome(ack, spec, index, self.tenant_id, now)
             for index, (ack, spec) in enumerate(zip(acks, specs, strict=True))
         ]
 
-    async def _send_batch(self, group: list[pb.CreateTask]) -> list[Any]:
-        event = pb.ProducerEvent(create_batch=pb.CreateTaskBatch(tasks=group))
-        return await self.exchange(event, lambda: [self._expect(create.seq) for create in group])
-
-    def _expect(self, seq: int) -> tuple[Hashable, asyncio.Future[Any]]:
-        return seq, self.waiters.add(seq)
+    async def _send_batch(self, group: Sequence[_pb.PreparedCreate]) -> list[Any]:
+        return await self.exchange(_pb.create_batch_event(group), [seq for _, seq, _ in group])
 
     def _ack(self, ack: pb.CreateAck) -> None:
         if not self.waiters.resolve(ack.seq, ack):
             log.debug("create ack for seq %d came after its caller gave up", ack.seq)
 
 
-def _outcome(ack: pb.CreateAck | CodeqError, spec: TaskSpec, index: int, tenant_id: str) -> Task | CodeqError:
+def _outcome(
+    ack: pb.CreateAck | CodeqError, spec: TaskSpec, index: int, tenant_id: str, now: datetime
+) -> Task | CodeqError:
     if isinstance(ack, CodeqError):
         return BatchItemError(ack.message, index)
     if not ack.ok:
         return BatchItemError(ack.error_message or "rejected", index)
-    return _pb.created_task(spec, ack.task_id, tenant_id)
+    return _pb.created_task(spec, ack.task_id, tenant_id, now)

@@ -66,21 +66,41 @@ async def with_retries(
     operation: Callable[[], Awaitable[T]], policy: RetryPolicy, *, repeatable: bool, what: str
 ) -> T:
     """Run `operation`, retrying transient failures under `policy`; the last error propagates."""
-    backoff = Backoff(policy.base_seconds, policy.max_seconds)
     started = time.monotonic()
-    tries = 0
+    try:
+        return await operation()
+    except CodeqError as exc:
+        failure = exc
+    return await retried(operation, policy, failure, started=started, repeatable=repeatable, what=what)
+
+
+async def retried(
+    operation: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    failure: CodeqError,
+    *,
+    started: float,
+    repeatable: bool,
+    what: str,
+) -> T:
+    """`with_retries` after a first attempt, begun at `started` (`time.monotonic()`), failed
+    with `failure`: a caller that makes the first attempt itself pays for the retry machinery
+    only when it fails, as few do."""
+    backoff = Backoff(policy.base_seconds, policy.max_seconds)
+    tries = 1
     while True:
+        if not is_transient(failure, repeatable=repeatable) or _exhausted(policy, tries, started):
+            raise failure
+        delay = backoff.next_delay(failure.retry_after)
+        if policy.deadline_seconds is not None:
+            delay = min(delay, max(started + policy.deadline_seconds - time.monotonic(), 0.0))
+        log.info("%s failed (%s); retrying in %.2fs", what, failure, delay)
+        await asyncio.sleep(delay)
         tries += 1
         try:
             return await operation()
         except CodeqError as exc:
-            if not is_transient(exc, repeatable=repeatable) or _exhausted(policy, tries, started):
-                raise
-            delay = backoff.next_delay(exc.retry_after)
-            if policy.deadline_seconds is not None:
-                delay = min(delay, max(started + policy.deadline_seconds - time.monotonic(), 0.0))
-            log.info("%s failed (%s); retrying in %.2fs", what, exc, delay)
-            await asyncio.sleep(delay)
+            failure = exc
 
 
 def _exhausted(policy: RetryPolicy, tries: int, started: float) -> bool:

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 from codeq.client._batching import ResultBatch
 from codeq.client._errors import CodeqError, ConnectionFailed, RateLimited, ServerError
-from codeq.client._execution import Context, Execution, Handler, cancelled_from_outside
+from codeq.client._execution import Context, Execution, Handler, cancelled_from_outside, is_async
 from codeq.client._job import Job
 from codeq.client._models import Task
 from codeq.client._outcomes import Nack
 from codeq.client._retry import Backoff
+from codeq.client._slots import Slots
 
 log = logging.getLogger("codeq.client._worker")
 
@@ -51,7 +52,9 @@ class Session:
         self.config = config
         self.stopping = asyncio.Event()
         self._abort_now = asyncio.Event()
-        self._slots = asyncio.Semaphore(max(config.concurrency, config.batch_size))
+        self._slots = Slots(max(config.concurrency, config.batch_size))
+        # Each command's handler, and whether it runs on the loop, decided once, not per task.
+        self._routes = {command: (fn, is_async(fn)) for command, fn in handlers.items()}
         self._running: dict[asyncio.Future[None], Execution] = {}
         self._claimer: asyncio.Future[None] | None = None
 
@@ -99,7 +102,7 @@ class Session:
         idle = Backoff(0.05, 1.0)
         wait = 0 if self.config.burst else self.config.wait_seconds
         while True:
-            slots = await self._take_slots()
+            slots = await self._slots.take(self.config.batch_size)
             started = time.monotonic()
             try:
                 tasks = await self._claim(slots, wait)
@@ -133,18 +136,8 @@ class Session:
                 # out (a server shutting down): pause rather than spin.
                 await asyncio.sleep(idle.next_delay())
 
-    async def _take_slots(self) -> int:
-        """Wait for one free slot, then take the others free at once, up to `batch_size`."""
-        await self._slots.acquire()
-        taken = 1
-        while taken < self.config.batch_size and not self._slots.locked():
-            await self._slots.acquire()  # free: returns without suspending
-            taken += 1
-        return taken
-
     def _release(self, slots: int) -> None:
-        for _ in range(slots):
-            self._slots.release()
+        self._slots.give(slots)
 
     async def _claim(self, count: int, wait: int) -> list[Task]:
         transport, commands, lease = self.ctx.transport, list(self.handlers), self.ctx.lease_seconds
@@ -161,15 +154,15 @@ class Session:
     def _start(self, task: Task, batch: ResultBatch | None) -> None:
         self.ctx.stats.claimed += 1
         job = Job(task, self.ctx.transport, self.ctx.lease_seconds)
-        handler = self.handlers.get(task.command.strip().lower()) or _no_handler
-        execution = Execution(job, handler, self.ctx, batch)
-        running = asyncio.ensure_future(execution.run())
+        handler, on_loop = self._routes.get(task.command.strip().lower()) or _NO_HANDLER
+        execution = Execution(job, handler, self.ctx, batch, on_loop)
+        running = asyncio.get_running_loop().create_task(execution.run())
         self._running[running] = execution
         running.add_done_callback(self._finished)
 
     def _finished(self, running: asyncio.Future[None]) -> None:
         execution = self._running.pop(running)
-        self._slots.release()
+        self._slots.give()
         if not running.cancelled() and running.exception() is not None:
             log.error("delivery of task %s failed", execution.job.id, exc_info=running.exception())
 
@@ -216,3 +209,6 @@ def _worth_retrying(error: CodeqError) -> bool:
 
 def _no_handler(job: Job) -> Nack:
     return Nack(reason=f"no handler for command {job.command!r} on this worker")
+
+
+_NO_HANDLER = (_no_handler, False)

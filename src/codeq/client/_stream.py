@@ -16,7 +16,7 @@ from codeq.client._errors import CodeqError, ConnectionFailed, PayloadTooLarge, 
 from codeq.client._pb import error_from_code
 
 log = logging.getLogger("codeq.client.stream")
-M = TypeVar("M", bound=Message)
+T = TypeVar("T")
 # Room for the event and batch framing around the items of one message.
 _FRAMING_BYTES = 1024
 
@@ -24,7 +24,9 @@ _FRAMING_BYTES = 1024
 class Call(Protocol):
     """One open RPC. Every method raises `CodeqError`s only."""
 
-    async def write(self, event: Message) -> None: ...
+    async def write(self, event: Message | bytes) -> None:
+        """Send one event, or its encoding."""
+        ...
 
     async def read(self) -> Message | None:
         """The next server event; None when the server ended the stream cleanly."""
@@ -40,54 +42,110 @@ class Call(Protocol):
 
 
 Dial = Callable[[], Awaitable[Call]]
-Expected = list[tuple[Hashable, "asyncio.Future[Any]"]]  # the waiters one event will answer
+
+
+class Answers:
+    """The answers one sent event waits for, in the order of its keys: one future for them all,
+    done when the last one arrives (a batch of 100 results is one wait, not 100)."""
+
+    __slots__ = ("_missing", "_values", "future", "keys")
+
+    def __init__(self, keys: Sequence[Hashable], future: asyncio.Future[list[Any]]) -> None:
+        self.keys = keys
+        self.future = future
+        self._values: list[Any] = [None] * len(keys)
+        self._missing = len(keys)
+        if not keys:
+            future.set_result(self._values)  # nothing to wait for
+
+    def fill(self, index: int, value: Any) -> bool:
+        """Place one answer; False when its caller gave up (or the stream failed it) meanwhile."""
+        if self.future.done():
+            return False
+        self._values[index] = value
+        self._missing -= 1
+        if self._missing == 0:
+            self.future.set_result(self._values)
+        return True
+
+    def fail(self, error: BaseException) -> bool:
+        if self.future.done():
+            return False
+        self.future.set_exception(error)
+        self.future.exception()  # marked retrieved: its caller may be gone
+        return True
+
+
+Waiter = tuple[Answers, int]  # whose answer, and which of its answers
 
 
 class Waiters:
     """Callers waiting for answers, oldest first per key. A waiter whose caller gave up stays
-    queued, cancelled, so that the answer meant for it is not handed to the next one."""
+    queued, done, so that the answer meant for it is not handed to the next one.
+
+    A key mostly has one waiter at a time (task ids, seqs): it is then stored as is, and a
+    queue is made only for a key that repeats (the oldest first)."""
 
     def __init__(self) -> None:
-        self._queues: dict[Hashable, deque[asyncio.Future[Any]]] = {}
+        self._queues: dict[Hashable, Waiter | deque[Waiter]] = {}
 
-    def add(self, key: Hashable) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queues.setdefault(key, deque()).append(future)
-        return future
-
-    def pop(self, key: Hashable) -> asyncio.Future[Any] | None:
-        queue = self._queues.get(key)
-        if not queue:
-            return None
-        future = queue.popleft()
-        if not queue:
-            del self._queues[key]
-        return future
+    def expect(self, keys: Sequence[Hashable]) -> Answers:
+        """Wait for one answer per key (a key may repeat: its answers come in order)."""
+        answers = Answers(keys, asyncio.get_running_loop().create_future())
+        queues = self._queues
+        for index, key in enumerate(keys):
+            found = queues.get(key)
+            if found is None:
+                queues[key] = (answers, index)
+            elif isinstance(found, deque):
+                found.append((answers, index))
+            else:
+                queues[key] = deque((found, (answers, index)))
+        return answers
 
     def resolve(self, key: Hashable, value: Any) -> bool:
         """Hand `value` to the oldest waiter of `key`; False when nobody was waiting for it."""
-        future = self.pop(key)
-        if future is None or future.done():
-            return False
-        future.set_result(value)
-        return True
+        found = self._pop(key)
+        return found is not None and found[0].fill(found[1], value)
 
-    def discard(self, key: Hashable, future: asyncio.Future[Any]) -> None:
-        """Forget a waiter whose request never went out (no answer will come for it)."""
-        queue = self._queues.get(key)
-        if queue is not None and future in queue:
-            queue.remove(future)
-            if not queue:
-                del self._queues[key]
-        future.cancel()
+    def reject(self, key: Hashable, error: BaseException) -> bool:
+        """Fail the oldest waiter of `key` (and the rest of its event's answers with it)."""
+        found = self._pop(key)
+        return found is not None and found[0].fail(error)
+
+    def discard(self, answers: Answers) -> None:
+        """Forget answers whose request never went out (none will come for them)."""
+        for key in set(answers.keys):
+            kept = [waiter for waiter in self._waiting(key) if waiter[0] is not answers]
+            if not kept:
+                self._queues.pop(key, None)
+            else:
+                self._queues[key] = kept[0] if len(kept) == 1 else deque(kept)
+        answers.future.cancel()
 
     def fail_all(self, error: CodeqError) -> None:
-        for queue in self._queues.values():
-            for future in queue:
-                if not future.done():
-                    future.set_exception(error)
-                    future.exception()  # marked retrieved: its caller may be gone
+        for key in list(self._queues):
+            for answers, _ in self._waiting(key):
+                answers.fail(error)
         self._queues.clear()
+
+    def _waiting(self, key: Hashable) -> list[Waiter]:
+        found = self._queues.get(key)
+        if found is None:
+            return []
+        return list(found) if isinstance(found, deque) else [found]
+
+    def _pop(self, key: Hashable) -> Waiter | None:
+        found = self._queues.get(key)
+        if found is None:
+            return None
+        if not isinstance(found, deque):
+            del self._queues[key]
+            return found
+        waiter = found.popleft()
+        if not found:
+            del self._queues[key]
+        return waiter
 
 
 class Stream(ABC):
@@ -117,38 +175,50 @@ class Stream(ABC):
     def dispatch(self, event: Message) -> None:
         """Hand one server event to whoever waits for it."""
 
-    async def exchange(self, event: Message, expect: Callable[[], Expected], wait: float = 0) -> list[Any]:
-        """Send `event` and return the answers of the waiters `expect` registers just before it
-        goes out, in order. Waits `timeout` (plus `wait`) for them, then gives the stream up."""
-        if event.ByteSize() > self.max_message_bytes:
+    async def exchange(self, event: Message | bytes, keys: Sequence[Hashable], wait: float = 0) -> list[Any]:
+        """Send `event` (or its encoding) and return one answer per key, in order; the waiters
+        are registered just before it goes out. Waits `timeout` (plus `wait`) for them, then
+        gives the stream up. Refused before sending when it exceeds `max_message_bytes`."""
+        data = event if isinstance(event, bytes) else event.SerializeToString()
+        if len(data) > self.max_message_bytes:
             raise PayloadTooLarge(f"the message exceeds {self.max_message_bytes} bytes")
         call = await self._live()
-        expected = expect()
+        answers = self.waiters.expect(keys)
         try:
-            await self._write(call, event)
+            await self._write(call, data)
         except BaseException:
-            for key, future in expected:
-                self.waiters.discard(key, future)
+            self.waiters.discard(answers)
             raise
-        futures = [future for _, future in expected]
         try:
-            _, pending = await asyncio.wait(futures, timeout=self.timeout + wait)
+            done, _ = await asyncio.wait((answers.future,), timeout=self.timeout + wait)
         except asyncio.CancelledError:
-            for future in futures:
-                future.cancel()
+            answers.future.cancel()
             raise
-        if pending:
+        if not done:
             error = ConnectionFailed(f"no answer within {self.timeout + wait:.0f}s", request_sent=True)
             self._broken(call, error)
-        return [future.result() for future in futures]
+            answers.fail(error)  # failed already, unless this stream had been replaced meanwhile
+        return answers.future.result()
 
     async def send_packed(
-        self, items: Sequence[M], send_group: Callable[[list[M]], Awaitable[list[Any]]]
+        self,
+        items: Sequence[T],
+        send_group: Callable[[Sequence[T]], Awaitable[list[Any]]],
+        size_of: Callable[[T], int],
     ) -> list[Any]:
-        """Send `items` in message-sized groups; one answer per item, in order. An item too
-        large alone is refused before sending: its answer is the `PayloadTooLarge`."""
+        """Send `items` in as few messages as fit; one answer per item, in order. A batch that
+        fits one message (the usual case) is encoded once; a larger one goes in groups sized
+        item by item with `size_of`, and an item too large alone is refused before sending:
+        its answer is the `PayloadTooLarge`."""
+        if not items:
+            return []
+        try:
+            return await send_group(items)
+        except PayloadTooLarge as exc:
+            if len(items) <= 1:
+                return [exc] * len(items)
         answers: list[Any] = []
-        for group in self.pack(items):
+        for group in self.pack(items, size_of):
             try:
                 answers += await send_group(group)
             except PayloadTooLarge as exc:
@@ -165,14 +235,14 @@ class Stream(ABC):
             raise error_from_code(answer.error.code, answer.error.message)
         raise ConnectionFailed(f"expected a HelloAck, got {kind}", request_sent=False)
 
-    def pack(self, items: Sequence[M]) -> Iterable[list[M]]:
+    def pack(self, items: Sequence[T], size_of: Callable[[T], int]) -> Iterable[list[T]]:
         """`items` in groups that each fit one message; an item too large alone is a group of one
         (which `exchange` refuses with `PayloadTooLarge`)."""
         budget = self.max_message_bytes - _FRAMING_BYTES
-        group: list[M] = []
+        group: list[T] = []
         used = 0
         for item in items:
-            size = item.ByteSize() + 8  # the field's tag and length prefix
+            size = size_of(item) + 8  # the field's tag and length prefix
             if group and used + size > budget:
                 yield group
                 group, used = [], 0
@@ -222,7 +292,7 @@ class Stream(ABC):
             raise
         return call
 
-    async def _write(self, call: Call, event: Message) -> None:
+    async def _write(self, call: Call, event: Message | bytes) -> None:
         async with self._writing:  # one write at a time on a gRPC call
             if call is not self._call:
                 raise ConnectionFailed("the stream broke", request_sent=False)

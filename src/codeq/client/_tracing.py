@@ -30,10 +30,15 @@ except ImportError:  # the SDK works without OpenTelemetry
     _PROPAGATOR = None
 
 
+def traced(task: Task) -> bool:
+    """Whether `continued(task)` would do anything (callers skip it otherwise: it is per task)."""
+    return _PROPAGATOR is not None and bool(task.trace_parent)
+
+
 @contextlib.contextmanager
 def continued(task: Task) -> Iterator[None]:
     """Run the block inside a span continuing `task`'s trace (if it has one and OTel is here)."""
-    if _PROPAGATOR is None or not task.trace_parent:
+    if not traced(task):
         yield
         return
     parent = _PROPAGATOR.extract({"traceparent": task.trace_parent, "tracestate": task.trace_state})

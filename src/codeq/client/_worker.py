@@ -212,7 +212,9 @@ class AsyncWorker:
             stats=self.stats,
             on_ack_error=self.on_ack_error,
             on_ack=self.on_ack,
-            handler_slots=asyncio.Semaphore(self.concurrency),
+            # The run never holds more than max(concurrency, batch_size) tasks: with no more
+            # in a batch than `concurrency`, the handlers can never be more than that either.
+            handler_slots=asyncio.Semaphore(self.concurrency) if self.concurrency < self.batch_size else None,
             # Worth retrying an outcome for as long as the lease could still be ours.
             ack_retry=RetryPolicy(
                 attempts=None, deadline_seconds=self.lease_seconds, max_seconds=self.reconnect_max_seconds

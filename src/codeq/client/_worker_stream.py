@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
@@ -62,7 +62,7 @@ class WorkerStream(Stream):
         # Claims made in one loop turn travel as one Ready; tasks whose claimer gave up are kept.
         self._claims: Coalescer[_Claim] = Coalescer(self._send_readys, on_orphan=self._keep_spare)
         # Single results reported in one loop turn travel as one ResultBatch.
-        self._results: Coalescer[pb.Result] = Coalescer(self._send_result_events)
+        self._results: Coalescer[_pb.PreparedResult] = Coalescer(self._send_result_events)
 
     def hello(self) -> Message:
         return pb.WorkerEvent(hello=pb.Hello(token=self._token, worker_id=self._instance))
@@ -116,7 +116,7 @@ class WorkerStream(Stream):
         for (commands, lease, wait), indexes in groups.items():
             total = min(sum(claims[i].count for i in indexes), MAX_READY_COUNT)
             ready = pb.Ready(commands=commands, lease_seconds=lease, count=total, wait_seconds=wait)
-            (delivered,) = await self.exchange(pb.WorkerEvent(ready=ready), self._expect_delivery, wait)
+            (delivered,) = await self.exchange(pb.WorkerEvent(ready=ready), [_READY], wait)
             position = 0
             for i in indexes:
                 share = delivered[position : position + claims[i].count]
@@ -125,23 +125,14 @@ class WorkerStream(Stream):
             self._spare += delivered[position:]
         return answers
 
-    def _expect_delivery(self) -> list[tuple[Hashable, asyncio.Future[Any]]]:
-        return [(_READY, self.waiters.add(_READY))]
-
     def _deliver(self, tasks: list[pb.Task]) -> None:
-        future = self.waiters.pop(_READY)
-        if future is not None and not future.done():
-            future.set_result(tasks)
-        elif tasks:  # its Ready's caller gave up, but the tasks are leased to us now
-            self._spare += tasks
+        if not self.waiters.resolve(_READY, tasks) and tasks:
+            self._spare += tasks  # its Ready's caller gave up, but the tasks are leased to us now
 
     def _server_error(self, error: pb.ServerError) -> None:
         # A ServerError names no request (spec 07 §6). The ones a well-behaved client meets
         # answer a Ready (command not allowed, claim failure, missing claim scope): the oldest.
-        future = self.waiters.pop(_READY)
-        if future is not None and not future.done():
-            future.set_exception(_pb.error_from_code(error.code, error.message))
-        else:
+        if not self.waiters.reject(_READY, _pb.error_from_code(error.code, error.message)):
             log.warning("worker stream error: %s %s", error.code, error.message)
 
     # -- reports -------------------------------------------------------------------------
@@ -162,40 +153,39 @@ class WorkerStream(Stream):
         await self._report(event, "abandon", task_id)
 
     async def submit_result(self, item: ResultSpec) -> Result:
-        ack = await self._results.submit(_pb.result_event(item))
+        ack = await self._results.submit(_pb.prepare_result(item))
         if isinstance(ack, CodeqError):
             raise ack
         if not ack.ok:
             raise _pb.ack_error(ack.error_message)
         return _pb.accepted_result(item)
 
-    async def _send_result_events(self, results: list[pb.Result]) -> list[Any]:
-        return await self.send_packed(results, self._send_results)
+    async def _send_result_events(self, results: list[_pb.PreparedResult]) -> list[Any]:
+        return await self.send_packed(results, self._send_results, _pb.result_size)
 
     async def submit_results(self, items: Sequence[ResultSpec]) -> list[Result | CodeqError]:
         """One ResultBatch per message-sized group; each item is acknowledged alone."""
-        acks = await self._send_result_events([_pb.result_event(item) for item in items])
+        acks = await self._send_result_events([_pb.prepare_result(item) for item in items])
+        now = datetime.now(UTC)
         outcomes: list[Result | CodeqError] = []
         for ack, item in zip(acks, items, strict=True):
             if isinstance(ack, CodeqError):
                 outcomes.append(ack)
+            elif ack.ok:
+                outcomes.append(_pb.accepted_result(item, now))
             else:
-                outcomes.append(_pb.accepted_result(item) if ack.ok else _pb.ack_error(ack.error_message))
+                outcomes.append(_pb.ack_error(ack.error_message))
         return outcomes
 
-    async def _send_results(self, group: list[pb.Result]) -> list[Any]:
-        event = pb.WorkerEvent(result_batch=pb.ResultBatch(results=group))
-        return await self.exchange(event, lambda: [self._expect("result", r.task_id) for r in group])
+    async def _send_results(self, group: Sequence[_pb.PreparedResult]) -> list[Any]:
+        keys = [("result", item.task_id) for item, _ in group]
+        return await self.exchange(_pb.result_batch_event(group), keys)
 
     async def _report(self, event: pb.WorkerEvent, kind: str, task_id: str) -> Any:
-        (ack,) = await self.exchange(event, lambda: [self._expect(kind, task_id)])
+        (ack,) = await self.exchange(event, [(kind, task_id)])
         if not ack.ok:
             raise _pb.ack_error(ack.error_message)
         return ack
-
-    def _expect(self, kind: str, task_id: str) -> tuple[Hashable, asyncio.Future[Any]]:
-        key = (kind, task_id)
-        return key, self.waiters.add(key)
 
     async def aclose(self) -> None:
         await self._hand_back_spare()
