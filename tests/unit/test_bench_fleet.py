@@ -75,3 +75,40 @@ def test_connections_are_counted_per_process_and_listening_port() -> None:
     assert port_of("http://127.0.0.1:8080") == 8080
     assert port_of("grpc://[::1]:9091") == 9091
     assert port_of("localhost") is None
+
+
+def _completed(load: object, task_id: str, payload: object) -> None:
+    from codeq.cli.bench_load import Load
+    from codeq.client import Job
+    from codeq.client._models import Task
+
+    assert isinstance(load, Load)
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    task = Task(
+        id=task_id, command="bench", payload=payload, status="IN_PROGRESS", created_at=now, updated_at=now
+    )
+    load._on_ack(Job(task, None, 300), "completed")  # type: ignore[arg-type]  # no transport used
+
+
+async def test_a_client_completing_another_clients_tasks_frees_its_own_producers_and_times_them() -> None:
+    """With several client processes a worker completes tasks other processes created: before,
+    only the creator's count went down (never, when its tasks ran elsewhere), so its producers
+    stopped at the backlog bound, and those tasks' latencies were not recorded anywhere."""
+    import time
+
+    from codeq.cli.bench_load import Load, LoadPlan
+
+    plan = LoadPlan("grpc-batch", "", "", "", "", "", max_backlog=3)
+    load = Load(plan)
+    load.tally.recording = True
+    load._created([type("T", (), {"id": f"mine-{n}"})() for n in range(3)], time.perf_counter())
+    assert not load._room.is_set()  # at the bound: producers wait
+    for n in range(3):  # tasks another process created, completed by this one's worker
+        _completed(load, f"theirs-{n}", {"p": "", "sent": time.time() - 0.05})
+    assert load._room.is_set()
+    assert load.tally.cycles == 3
+    assert len(load.tally.cycle_ms) == 3 and all(ms >= 50 for ms in load.tally.cycle_ms)
+    _completed(load, "foreign", {"other": "payload"})  # not ours: counted, not timed
+    assert load.tally.cycles == 4 and len(load.tally.cycle_ms) == 3

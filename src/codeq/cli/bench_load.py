@@ -49,7 +49,7 @@ class Tally:
     # One latency per create request (a batch is one request: its tasks share it, and every
     # request of a mode carries the same number of tasks, so the percentiles are the tasks').
     create_ms: list[float] = field(default_factory=list)
-    cycle_ms: list[float] = field(default_factory=list)  # one per task: create ack to result ack
+    cycle_ms: list[float] = field(default_factory=list)  # one per task: create sent to result ack
     started: float = 0.0
     elapsed: float = 0.0
     client_cpu_s: float = 0.0  # CPU time of this process (producers and worker) in the window
@@ -61,17 +61,18 @@ class Load:
         self.plan = plan
         self.tally = Tally()
         self._progress = progress
-        self._acked_at: dict[str, float] = {}  # task id -> when its create was acknowledged
-        self._finished_early: set[str] = set()  # results acknowledged before their create ack was read
+        # The load's client processes share one backlog: a task created here may be completed
+        # by another process's worker, so what a process has outstanding is what it created
+        # less what its worker completed, whoever created it (their sum is the backlog).
         self._outstanding = 0
         self._room = asyncio.Event()
         self._room.set()
         self._stop = asyncio.Event()
         self._done = asyncio.Event()
-        payload_text = "x" * max(plan.payload_bytes - 12, 0)
-        self._payload: dict[str, Any] = {"p": payload_text}
-        # Built once: every create of the run is the same task.
-        self._spec = TaskSpec(command=COMMAND, payload=self._payload)
+        # The payload carries when its create was sent (wall clock, which every process of
+        # the machine shares), so the worker that completes it measures create -> result
+        # whichever process created it.
+        self._padding = "x" * max(plan.payload_bytes - 32, 0)
 
     async def run(self) -> Tally:
         plan = self.plan
@@ -119,34 +120,30 @@ class Load:
             if self._stop.is_set():
                 return
             started = time.perf_counter()
+            payload = {"p": self._padding, "sent": time.time()}
             try:
                 if batch > 1:
-                    tasks = await producer.create_many([self._spec] * batch)
+                    # One spec for the whole batch: its tasks were all sent at once.
+                    tasks = await producer.create_many([TaskSpec(command=COMMAND, payload=payload)] * batch)
                 else:
-                    tasks = [await producer.create(COMMAND, self._payload)]
+                    tasks = [await producer.create(COMMAND, payload)]
             except Exception:  # a failed create is counted, the load goes on
                 self.tally.errors += 1
                 continue
             self._created(tasks, started)
 
     def _created(self, tasks: list[Any], started: float) -> None:
-        now = time.perf_counter()
-        acked_at, finished_early, tally = self._acked_at, self._finished_early, self.tally
+        tally = self.tally
         created = 0
         for task in tasks:
-            task_id = getattr(task, "id", None)
-            if task_id is None:
+            if getattr(task, "id", None) is None:
                 tally.errors += 1
-                continue
-            created += 1
-            if task_id in finished_early:
-                finished_early.discard(task_id)
             else:
-                acked_at[task_id] = now
-                self._outstanding += 1
+                created += 1
+        self._outstanding += created
         if tally.recording and created:
             tally.created += created
-            tally.create_ms.append((now - started) * 1000)
+            tally.create_ms.append((time.perf_counter() - started) * 1000)
         if self._outstanding >= self.plan.max_backlog:
             self._room.clear()
 
@@ -156,12 +153,7 @@ class Load:
         return _DONE
 
     def _on_ack(self, job: Job, outcome: str) -> None:
-        created = self._acked_at.pop(job.id, None)
-        if created is None:
-            # The worker was faster than the producer's read of the create ack.
-            self._finished_early.add(job.id)
-        else:
-            self._outstanding -= 1
+        self._outstanding -= 1
         if self._outstanding < self.plan.max_backlog:
             self._room.set()
         if outcome != "completed":
@@ -170,10 +162,17 @@ class Load:
         tally = self.tally
         if tally.recording:
             tally.cycles += 1
-            if created is not None:
-                tally.cycle_ms.append((time.perf_counter() - created) * 1000)
+            sent = _sent_at(job.payload)
+            if sent is not None:
+                tally.cycle_ms.append((time.time() - sent) * 1000)
             if self.plan.count and tally.cycles >= self.plan.count:
                 self._done.set()
+
+
+def _sent_at(payload: Any) -> float | None:
+    """When the task's create was sent (our payloads say; another load's tasks do not)."""
+    sent = payload.get("sent") if isinstance(payload, dict) else None
+    return sent if isinstance(sent, float) else None
 
 
 def run_async(load: Coroutine[Any, Any, Tally]) -> Tally:
