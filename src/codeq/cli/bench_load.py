@@ -32,7 +32,7 @@ class LoadPlan:
     count: int = 0  # stop after this many acknowledged cycles (0: use duration)
     duration: float = 10.0
     warmup: float = 2.0
-    max_backlog: int = 20_000
+    max_backlog: int = 2_000  # see `codeq bench --max-backlog`
     server_pid: int = 0  # a spawned server whose CPU time is reported (0: not known)
     start_at: float = 0.0  # wall-clock start of the window shared by client processes (0: after warmup)
 

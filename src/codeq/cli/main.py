@@ -135,6 +135,12 @@ def bench(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
     ] = 0,
     batch: Annotated[int, typer.Option(help="Tasks per message in the *-batch modes.")] = 100,
     payload_bytes: Annotated[int, typer.Option(help="Approximate payload size.")] = 16,
+    max_backlog: Annotated[
+        int,
+        typer.Option(
+            help="Tasks a client process may have created and not seen completed before its producers wait."
+        ),
+    ] = 2_000,
     count: Annotated[int, typer.Option(help="Stop after N acknowledged cycles (0: use --duration).")] = 0,
     duration: Annotated[float, typer.Option(help="Measurement window in seconds.")] = 10.0,
     warmup: Annotated[float, typer.Option(help="Unmeasured warm-up in seconds.")] = 2.0,
@@ -143,9 +149,10 @@ def bench(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
     """Measure acknowledged full cycles/s (create → claim → result) through the SDK."""
     from codeq.cli.bench import MODES, SpawnOptions, Target, emit, plan_for, spawned_server
 
-    if mode not in MODES or fsync not in ("on", "off") or shards < 1 or clients < 1:
+    if mode not in MODES or fsync not in ("on", "off") or shards < 1 or clients < 1 or max_backlog < 1:
         print(
-            f"codeq bench: --mode must be one of {', '.join(MODES)}; --fsync on|off; --shards/--clients >= 1",
+            f"codeq bench: --mode must be one of {', '.join(MODES)}; --fsync on|off;"
+            " --shards, --clients and --max-backlog >= 1",
             file=sys.stderr,
         )
         raise typer.Exit(2)
@@ -155,6 +162,7 @@ def bench(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
         "producer_token": producer_token, "worker_token": worker_token, "producers": producers,
         "concurrency": concurrency, "batch": batch if mode.endswith("batch") else 1,
         "payload_bytes": payload_bytes, "count": count, "duration": duration, "warmup": warmup,
+        "max_backlog": max_backlog,
     }  # fmt: skip
     options = SpawnOptions(fsync == "on", shards, shard_processes) if spawn else None
     if options is not None:
