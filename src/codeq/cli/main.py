@@ -138,9 +138,11 @@ def bench(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
     max_backlog: Annotated[
         int,
         typer.Option(
-            help="Tasks a client process may have created and not seen completed before its producers wait."
+            help="Tasks a client process may have created and not seen completed before its producers"
+            " wait (0: 4x --concurrency): small enough that creates keep pace with completions (a"
+            " steady state), so the CPU per cycle is not that of a growing queue."
         ),
-    ] = 2_000,
+    ] = 0,
     count: Annotated[int, typer.Option(help="Stop after N acknowledged cycles (0: use --duration).")] = 0,
     duration: Annotated[float, typer.Option(help="Measurement window in seconds.")] = 10.0,
     warmup: Annotated[float, typer.Option(help="Unmeasured warm-up in seconds.")] = 2.0,
@@ -149,15 +151,17 @@ def bench(  # noqa: PLR0913 - Typer takes one parameter per CLI flag
     """Measure acknowledged full cycles/s (create → claim → result) through the SDK."""
     from codeq.cli.bench import MODES, SpawnOptions, Target, emit, plan_for, spawned_server
 
-    if mode not in MODES or fsync not in ("on", "off") or shards < 1 or clients < 1 or max_backlog < 1:
+    if mode not in MODES or fsync not in ("on", "off") or shards < 1 or clients < 1 or max_backlog < 0:
         print(
             f"codeq bench: --mode must be one of {', '.join(MODES)}; --fsync on|off;"
-            " --shards, --clients and --max-backlog >= 1",
+            " --shards and --clients >= 1, --max-backlog >= 0",
             file=sys.stderr,
         )
         raise typer.Exit(2)
     if concurrency <= 0:
         concurrency = 4 * batch if mode.endswith("batch") else 64
+    if max_backlog == 0:
+        max_backlog = 4 * concurrency
     knobs: dict[str, object] = {
         "producer_token": producer_token, "worker_token": worker_token, "producers": producers,
         "concurrency": concurrency, "batch": batch if mode.endswith("batch") else 1,
