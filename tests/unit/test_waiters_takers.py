@@ -30,3 +30,16 @@ async def test_a_waiting_claim_is_a_taker_however_long_it_waits() -> None:
     assert not waiters.has_takers("acme", "render", 10**9)
     waiters.claim_waiter("acme", None)
     assert waiters.has_takers("acme", "email", 10**9)
+
+
+def test_queues_claimed_long_ago_are_forgotten_so_any_command_names_cost_bounded_memory() -> None:
+    from codeq.service.waiters import TAKERS_REMEMBERED
+
+    waiters = Waiters()
+    for n in range(10 * TAKERS_REMEMBERED):  # a claim a millisecond, each for a new name
+        waiters.note_claim("acme", [f"cmd-{n}"], n)
+    remembered = len(waiters._claimed)
+    assert remembered <= TAKERS_REMEMBERED + TAKERS_WINDOW_MS + 1
+    last = 10 * TAKERS_REMEMBERED - 1
+    assert waiters.has_takers("acme", f"cmd-{last}", last)  # what counts is kept
+    assert waiters.has_takers("acme", f"cmd-{last - TAKERS_WINDOW_MS}", last)

@@ -22,6 +22,9 @@ K = TypeVar("K")
 # A queue has takers in this process while a claim waits on it or one was made this recently.
 TAKERS_WINDOW_MS = 1_000
 NEVER = -(2**62)
+# Claims may name any commands: past this many remembered queues, those older than the window
+# (which no longer count) are forgotten, so the memory follows the queues claimed lately.
+TAKERS_REMEMBERED = 4_096
 
 
 class Waiters:
@@ -38,6 +41,7 @@ class Waiters:
         # any queue of a tenant (a claim naming no commands).
         self._claimed: dict[tuple[str, str], int] = {}
         self._claimed_any: dict[str, int] = {}
+        self._forget_above = TAKERS_REMEMBERED
 
     def close(self) -> None:
         """Shutting down: wake every waiter so long polls answer now instead of at their deadline."""
@@ -105,6 +109,14 @@ class Waiters:
         else:
             for key in command_keys:
                 self._claimed[(tenant, key)] = now_ms
+        if len(self._claimed) + len(self._claimed_any) > self._forget_above:
+            self._forget_before(now_ms - TAKERS_WINDOW_MS)
+
+    def _forget_before(self, since_ms: int) -> None:
+        self._claimed = {queue: at for queue, at in self._claimed.items() if at >= since_ms}
+        self._claimed_any = {tenant: at for tenant, at in self._claimed_any.items() if at >= since_ms}
+        # Still many (all claimed lately): look again only once they have doubled.
+        self._forget_above = max(TAKERS_REMEMBERED, 2 * (len(self._claimed) + len(self._claimed_any)))
 
     def has_takers(self, tenant: str, command_key: str, now_ms: int) -> bool:
         """Whether claims of this process take from this queue: one waits on it, or one asked
