@@ -211,10 +211,10 @@ class RaftCore(MembershipSync, LeaderLease, PreVote, PeerShape, BaseCore):
     def tick(self, wait_seconds: float = 0.0) -> None:
         if self.is_leader and self._lease_lost():
             self._step_down()
-        if not self.is_leader and self._SyncObj__raftElectionDeadline < time.monotonic():
-            if not self._may_campaign():
-                pass  # outside its own configuration: it only follows
-            elif self._campaign_approved:
+        # A node outside its own configuration never campaigns: it only follows.
+        due = not self.is_leader and self._SyncObj__raftElectionDeadline < time.monotonic()
+        if due and self._may_campaign():
+            if self._campaign_approved:
                 self._campaign_approved = False  # PySyncObj campaigns in this tick
             else:
                 self._start_pre_vote()
