@@ -26,6 +26,7 @@ from codeq.core.clock import FakeClock
 from codeq.transport.http import openapi
 from codeq.transport.http.app import build_router
 from codeq.transport.http.console import PAGE_ROUTES
+from codeq.transport.http.render import TimeFormat
 from tests.api.conftest import PRODUCER, WORKER, Api, make_settings, running
 from tests.support.server import ServerProcess
 
@@ -45,7 +46,7 @@ CHECKS = [
 async def test_document_is_served_and_matches_the_route_table(api: Api) -> None:
     response = await api.client.get("/openapi.json")
     assert response.status_code == 200 and response.json() == DOCUMENT
-    router = build_router(api.app.services, times=None, max_body_bytes=1, metrics=None)  # type: ignore[arg-type]
+    router = build_router(api.app.services, times=TimeFormat(), max_body_bytes=1, metrics=None)
     routes = {(m, p) for m, p in router.routes() if p not in PAGE_ROUTES}
     documented = {(m.upper(), p) for p, ops in DOCUMENT["paths"].items() for m in ops}
     assert documented == routes

@@ -208,3 +208,30 @@ def first_answer(proc: subprocess.Popen[bytes], log: Path, url: str) -> httpx.Re
         except httpx.TransportError:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
+
+
+def test_the_image_compile_step_outside_a_container(built: Built, tmp_path: Path) -> None:
+    """The Dockerfile's build stage: install with the `server` and `native` extras, then
+    `python -m codeq.native` compiles in site-packages (one module here, to keep it short);
+    the installed command then serves with it."""
+    bin_dir = venv_with(built, tmp_path, {"server", "native"})
+    done = run_in(bin_dir, "python", "-m", "codeq.native", "--module", "codeq.transport.http.body")
+    assert done.returncode == 0, done.stdout + done.stderr
+    script = "import codeq, codeq.transport.http.body as b; print(codeq.NATIVE, b.__file__)"
+    status, where = run_in(bin_dir, "python", "-c", script).stdout.split()
+    assert status == "compiled" and where.startswith(str(tmp_path / "venv")) and where.endswith(".so")
+    port = free_port()
+    serve = [str(bin_dir / "codeq"), "serve", "--dev", "--host", "127.0.0.1", "--port", str(port)]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*serve, *free_stream_ports(), "--data", str(tmp_path / "data")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        created = first_answer(proc, log, f"http://127.0.0.1:{port}/v1/codeq/tasks")
+        assert created.status_code == 202, created.text
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 
+import codeq
 from codeq.app import App
 from codeq.app.supervisor import Supervisor, owned_shard, reserve_port
 from codeq.app.wiring import http_server_limits
@@ -116,6 +117,7 @@ def _announce(settings: Settings, app: App) -> None:
         f"codeq serving on {'https' if app.tls else 'http'}://{host}:{http.port}",
         f"  store: {where} ({store.num_shards} shard(s), fsync {_on_off(store.fsync_on_commit)})",
         f"  recovered {app.report.live_tasks} live task(s) in {app.report.recovery_seconds:.2f}s",
+        f"  hot path: {_hot_path()}",
     ]
     for name, server in (("producer", app.streams.producer), ("worker", app.streams.worker)):
         if server is not None:
@@ -127,6 +129,10 @@ def _announce(settings: Settings, app: App) -> None:
         lines.append("  dev tokens (Authorization: Bearer <token>):")
         lines += [f"    {token:<13} {what}" for token, what in DEV_TOKENS]
     print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _hot_path() -> str:
+    return "compiled (mypyc)" if codeq.NATIVE == "compiled" else f"interpreted ({codeq.NATIVE})"
 
 
 def _with_dev_streams(settings: Settings, *, shared: bool = False) -> Settings:
