@@ -38,6 +38,10 @@ HOT_MODULES = (
 )
 
 
+class BuildFailed(RuntimeError):
+    """mypyc or the C compiler failed; the message holds their output."""
+
+
 def clean(root: Path) -> None:
     """Remove a previous build's extensions, shared library and manifest under `root`."""
     package_dir = root / "codeq"
@@ -76,10 +80,12 @@ def build(root: Path, python: str = sys.executable, modules: Sequence[str] = HOT
         sources = [str(source_of(root, module)) for module in modules]
         for module in modules:  # where the in-place build puts each extension
             source_of(Path(scratch), module).parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
+        done = subprocess.run(
             [python, "-m", "mypyc", "--config-file", str(config), *sources],
-            cwd=scratch, env=env, check=True,
+            cwd=scratch, env=env, capture_output=True, text=True,
         )  # fmt: skip
+        if done.returncode != 0:  # the compiler's own words, only when they matter
+            raise BuildFailed(f"mypyc exited with status {done.returncode}:\n{done.stdout}{done.stderr}")
         # The library holding every compiled module: named by a hash at the root for several
         # modules, `<module>__mypyc` beside a single one.
         built = [
@@ -88,13 +94,13 @@ def build(root: Path, python: str = sys.executable, modules: Sequence[str] = HOT
             if path.relative_to(scratch).parts[0] != "build"
         ]
         if len(built) != 1:
-            raise RuntimeError(f"mypyc built {len(built)} shared libraries, expected one")
+            raise BuildFailed(f"mypyc built {len(built)} shared libraries, expected one")
         (shared,) = built
         shutil.move(str(Path(scratch, shared)), root / shared)
         for module in modules:
             extension = compiled_of(Path(scratch), module)
             if len(extension) != 1:
-                raise RuntimeError(f"mypyc built no extension for {module}")
+                raise BuildFailed(f"mypyc built no extension for {module}")
             shutil.move(str(extension[0]), source_of(root, module).parent / extension[0].name)
     lines = [f"shared {shared.as_posix()}"]
     lines += [f"{module} {digest(source_of(root, module))}" for module in modules]
@@ -138,7 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 0
-    shared = build(args.root, modules=modules)
+    print(f"compiling {len(modules)} modules with mypyc (about a minute; ADR 0010)", flush=True)
+    try:
+        shared = build(args.root, modules=modules)
+    except BuildFailed as exc:
+        print(f"codeq.native: {exc}", file=sys.stderr)
+        return 1
     print(f"compiled {len(modules)} modules under {args.root} (shared library {shared})")
     return 0
 

@@ -82,3 +82,11 @@ def test_compiled_modules_are_used_until_their_source_changes(tmp_path: Path) ->
     native.clean(root)
     assert not (root / shared).exists() and not list(root.rglob("*.so"))
     assert _probe(root)["status"] == "absent"
+
+
+def test_a_failed_build_leaves_everything_to_run_from_source(tmp_path: Path) -> None:
+    root = _copy_package(tmp_path)
+    (root / "codeq" / compiled.MANIFEST).write_text("shared gone__mypyc.so\ncodeq.engine.shards 00\n")
+    with pytest.raises(native.BuildFailed, match="mypyc exited with status 1"):
+        native.build(root, python=shutil.which("false") or "/bin/false", modules=("codeq.engine.shards",))
+    assert compiled.check(root / "codeq", environ={}) == ("absent", [])
