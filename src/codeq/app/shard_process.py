@@ -4,6 +4,7 @@ metrics into the page it serves."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -39,6 +40,7 @@ from codeq.transport.grpc.server import StreamServers
 
 log = logging.getLogger("codeq.app")
 PROCESS_ENV = SHARD_PROCESS_ENV  # set by the supervisor: the shard this process owns
+LINKS_SECONDS = 0.25  # how often each process asks the others whether their links are all up
 
 
 def socket_path(settings: Settings, number: int) -> str:
@@ -61,6 +63,10 @@ class ShardProcess:
         # Ready tasks the other processes' feed told of, and those a claim waiting here was
         # woken for (it then claims there: forwarded, cause local_short).
         self.feed = {"heard": 0, "woke": 0}
+        # Whether each other process has every link of its own up, as it last said: this one
+        # reports ready only when all of them do, so that a probe answered by any process
+        # means every process can serve every request (not only the one that answered).
+        self.peers_linked: dict[int, bool] = {}
 
     async def open(self, life: Lifecycle, shards: Shards, now_ms: Callable[[], int]) -> None:
         """Serve the own shard, then link to every other; `node.shards` gets all N in order."""
@@ -69,7 +75,7 @@ class ShardProcess:
         reads: dict[str, Callable[..., Awaitable[Any]]] = {
             name: functools.partial(local.read, name) for name in READS
         }
-        reads |= {"checkpoint": committer.checkpoint, "metrics": self._own_page}
+        reads |= {"checkpoint": committer.checkpoint, "metrics": self._own_page, "links": self._links_page}
         if shards.topology is not None:  # under Raft: this process's group, for the others
             own = functools.partial(_own_group, shards)
             s = self.settings
@@ -93,6 +99,8 @@ class ShardProcess:
         self.metrics.registry.register(_CommandRoutes(local, server, self.remotes, self.feed))
         announce = Runner("ready-feed", server.announce, now_ms, interval_seconds=ANNOUNCE_SECONDS)
         await life.enter("ready feed", announce)
+        links = Runner("peer-links", self.check_peers, now_ms, interval_seconds=LINKS_SECONDS)
+        await life.enter("peer links", links)
         if shards.topology is not None:
             await self._follow_groups(life, shards, now_ms)
 
@@ -159,13 +167,39 @@ class ShardProcess:
         return remote
 
     def ready(self) -> tuple[bool, str]:
-        """Not ready while a peer is not linked, yet or again (a dropped link reconnects)."""
+        """Not ready while a peer is not linked, yet or again (a dropped link reconnects), nor
+        while another process says it is not linked to every shard (`check_peers`)."""
         for number, remote in self.remotes.items():
             if remote.link.lost:
                 return False, f"lost the link to the process of shard {number}; connecting again"
             if not remote.link.connected:
                 return False, f"waiting for the process of shard {number}"
+        for number in self.remotes:
+            if not self.peers_linked.get(number, False):
+                return False, f"the process of shard {number} is not linked to every shard yet"
         return True, ""
+
+    def links_up(self) -> bool:
+        """Whether every link of this process to the others is up."""
+        return all(remote.link.connected and not remote.link.lost for remote in self.remotes.values())
+
+    def _links_page(self) -> Awaitable[bool]:
+        async def up() -> bool:
+            return self.links_up()
+
+        return up()
+
+    async def check_peers(self) -> int | None:
+        """Ask every other process whether its own links are all up (a background tick)."""
+        for number, remote in self.remotes.items():
+            linked = False
+            if remote.link.connected:
+                try:
+                    linked = bool(await asyncio.wait_for(remote.read("links"), LINKS_SECONDS * 4))
+                except Exception:  # gone, refusing or slow: not linked, and asked again next tick
+                    linked = False
+            self.peers_linked[number] = linked
+        return None
 
     def checkpoints(self, own: Callable[[str], Awaitable[None]]) -> list[Callable[[str], Awaitable[None]]]:
         """Every shard's checkpoint in order: the own one here, the others in their process."""

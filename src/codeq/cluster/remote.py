@@ -31,7 +31,7 @@ ReadyFeed = Callable[[str, str, int, bool], None]
 RETRY_SECONDS = 0.05  # the first wait before connecting again; doubled up to RETRY_MAX_SECONDS
 RETRY_MAX_SECONDS = 2.0
 # Reads a shard process serves besides the engine reads: the answer types.
-OTHER_READS: dict[str, Any] = {"checkpoint": None, "metrics": bytes}
+OTHER_READS: dict[str, Any] = {"checkpoint": None, "metrics": bytes, "links": bool}
 
 
 class PeerLink:
