@@ -174,6 +174,11 @@ def test_with_only_the_server_extra_the_installed_command_serves(built: Built, t
     where = run_in(bin_dir, "python", "-c", script)
     assert where.stdout.startswith(str(tmp_path / "venv")), where.stdout + where.stderr
     assert where.stdout.endswith(" None\n")  # the dev dependencies are not on its path
+    assert_installed_command_creates_a_task(bin_dir, tmp_path)
+
+
+def assert_installed_command_creates_a_task(bin_dir: Path, tmp_path: Path) -> None:
+    """`codeq serve --dev` from `bin_dir` takes a create (202)."""
     port = free_port()
     serve = [str(bin_dir / "codeq"), "serve", "--dev", "--host", "127.0.0.1", "--port", str(port)]
     serve += free_stream_ports()
@@ -224,18 +229,4 @@ def test_the_image_compile_step_outside_a_container(built: Built, tmp_path: Path
     script = "import codeq, codeq.transport.http.body as b; print(codeq.NATIVE, b.__file__)"
     status, where = run_in(bin_dir, "python", "-c", script).stdout.split()
     assert status == "compiled" and where.startswith(str(tmp_path / "venv")) and where.endswith(".so")
-    port = free_port()
-    serve = [str(bin_dir / "codeq"), "serve", "--dev", "--host", "127.0.0.1", "--port", str(port)]
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*serve, *free_stream_ports(), "--data", str(tmp_path / "data")],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        created = first_answer(proc, log, f"http://127.0.0.1:{port}/v1/codeq/tasks")
-        assert created.status_code == 202, created.text
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    assert_installed_command_creates_a_task(bin_dir, tmp_path)
