@@ -52,7 +52,7 @@ def clean(root: Path) -> None:
         modules.update(manifest[1])
     for module in sorted(modules):
         for built in compiled_of(root, module):
-            built.unlink()
+            os.unlink(built)
     (package_dir / MANIFEST).unlink(missing_ok=True)
 
 
@@ -77,9 +77,9 @@ def build(root: Path, python: str = sys.executable, modules: Sequence[str] = HOT
         env = {**os.environ, "MYPY_CACHE_DIR": os.path.join(scratch, "cache")}
         if root.name not in ("site-packages", "dist-packages"):  # an installed codeq is found as such
             env["MYPYPATH"] = str(root)  # (mypy refuses site-packages on its search path)
-        sources = [str(source_of(root, module)) for module in modules]
+        sources = [source_of(root, module) for module in modules]
         for module in modules:  # where the in-place build puts each extension
-            source_of(Path(scratch), module).parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(source_of(scratch, module)), exist_ok=True)
         done = subprocess.run(
             [python, "-m", "mypyc", "--config-file", str(config), *sources],
             cwd=scratch, env=env, capture_output=True, text=True,
@@ -98,10 +98,13 @@ def build(root: Path, python: str = sys.executable, modules: Sequence[str] = HOT
         (shared,) = built
         shutil.move(str(Path(scratch, shared)), root / shared)
         for module in modules:
-            extension = compiled_of(Path(scratch), module)
+            extension = compiled_of(scratch, module)
             if len(extension) != 1:
                 raise BuildFailed(f"mypyc built no extension for {module}")
-            shutil.move(str(extension[0]), source_of(root, module).parent / extension[0].name)
+            shutil.move(
+                extension[0],
+                os.path.join(os.path.dirname(source_of(root, module)), os.path.basename(extension[0])),
+            )
     lines = [f"shared {shared.as_posix()}"]
     lines += [f"{module} {digest(source_of(root, module))}" for module in modules]
     (root / "codeq" / MANIFEST).write_text("\n".join(lines) + "\n")
@@ -114,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m codeq.native", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--root", type=Path, default=PACKAGE_DIR.parent, help="the directory holding the codeq package"
+        "--root", type=Path, default=Path(PACKAGE_DIR).parent, help="the directory holding the codeq package"
     )
     parser.add_argument("--clean", action="store_true", help="remove the compiled modules instead")
     parser.add_argument(
