@@ -4,9 +4,8 @@ the SDK connecting again at once."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from codeq.transport.grpc.servicer import REBALANCE_METADATA, StreamServicer
 from codeq.wire.pb import producerpb_pb2 as ppb
 from codeq.wire.pb import workerpb_pb2 as wpb
 from tests.grpc.conftest import Conn, Streams
+from tests.support.waiting import eventually
 
 PRODUCER_METHOD = "/producerpb.ProducerStream/Stream"
 HELLO = ppb.ProducerEvent(hello=ppb.Hello(token="dev-producer"))
@@ -65,15 +65,6 @@ async def hello_on(channel: grpc.aio.Channel) -> tuple[Conn, ppb.ServerEvent | N
     return conn, await conn.ask(HELLO)
 
 
-async def until(probe: Callable[[], bool]) -> None:
-    """Wait (bounded) for the server side of a stream to finish ending."""
-    for _ in range(500):
-        if probe():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition never held")
-
-
 async def test_a_refused_stream_ends_before_hello_ack_and_its_connection_is_served_next(node: Node) -> None:
     kept = await node.streams.producer()  # 1 here against 0 there: the next one goes there
     async with grpc.aio.insecure_channel(node.address("producer")) as channel:
@@ -111,7 +102,7 @@ async def test_a_stream_is_counted_until_it_ends_however_it_ends(node: Node) -> 
     await closed.close()  # the client half-closes
     assert counts["worker"] == 2
     cancelled.call.cancel()  # the client goes away
-    await until(lambda: counts["worker"] == 1)
+    await eventually(lambda: counts["worker"] == 1, turns=500, pause=0.01)
     node.streams.clock.advance(2)
     node.other.beat()
     with contextlib.suppress(grpc.aio.AioRpcError):  # its expiry watchdog may have ended it already

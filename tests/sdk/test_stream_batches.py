@@ -16,6 +16,7 @@ from codeq.client._producer_stream import ProducerStream
 from codeq.client._worker_stream import WorkerStream
 from codeq.wire.pb import producerpb_pb2 as ppb
 from codeq.wire.pb import workerpb_pb2 as wpb
+from tests.support.waiting import eventually
 
 SPECS = [
     TaskSpec(command="render", payload={"page": 1}),
@@ -166,12 +167,12 @@ async def test_answers_reach_their_callers_whatever_order_they_come_in() -> None
 
     stream = WorkerStream(dial, "token", timeout=5, max_message_bytes=1 << 20)
     first = asyncio.ensure_future(stream.submit_results([RESULTS[0], RESULTS[1]]))
-    await _until(lambda: len(held) == 1)
+    await eventually(lambda: len(held) == 1)
     gave_up = asyncio.ensure_future(stream.submit_results([RESULTS[0]]))  # "a" again
-    await _until(lambda: len(held) == 2)
+    await eventually(lambda: len(held) == 2)
     gave_up.cancel()
     again = asyncio.ensure_future(stream.submit_results([RESULTS[0]]))  # and a third time
-    await _until(lambda: len(held) == 3)
+    await eventually(lambda: len(held) == 3)
 
     def acks(*answers: tuple[str, bool]) -> wpb.ServerEvent:
         batch = [
@@ -187,14 +188,6 @@ async def test_answers_reach_their_callers_whatever_order_they_come_in() -> None
     (last,) = await again
     assert type(last).__name__ == "NotOwner"  # the third answer, not the one its canceller left
     await stream.aclose()
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("never happened")
 
 
 def test_memo_limits_hold() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from codeq.client import AsyncWorker, Job, Result, ResultSpec, Task
 from codeq.client._leases import LeaseKeeper
 from codeq.client._slots import Slots
+from tests.support.waiting import eventually
 
 
 class MemoryTransport:
@@ -53,11 +54,6 @@ def _tasks(count: int) -> list[Task]:
     ]
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    while not condition():
-        await asyncio.sleep(0)
-
-
 async def test_slots_freed_together_make_one_full_claim() -> None:
     # Two claim loops (8 slots, batches of 4). When the first batch finishes, its 4 slots come
     # back one by one in one loop turn: the first waiting loop claims all 4, instead of both
@@ -66,8 +62,13 @@ async def test_slots_freed_together_make_one_full_claim() -> None:
     waves = [asyncio.Event() for _ in range(4)]
     started: list[int] = []
     worker = AsyncWorker(
-        "memory://", "token", transport=transport, concurrency=8, batch_size=4, shutdown_timeout=0
-    )  # type: ignore[arg-type]
+        "memory://",
+        "token",
+        transport=transport,  # type: ignore[arg-type]  # the SDK's transport protocol, in memory
+        concurrency=8,
+        batch_size=4,
+        shutdown_timeout=0,
+    )
 
     @worker.handler("wave")
     async def handle(job: Job) -> None:
@@ -75,10 +76,10 @@ async def test_slots_freed_together_make_one_full_claim() -> None:
         await waves[job.payload // 4].wait()
 
     running = asyncio.ensure_future(worker.run(handle_signals=False))
-    await _until(lambda: len(started) == 8)
+    await eventually(lambda: len(started) == 8)
     assert transport.claims == [4, 4]
     waves[0].set()
-    await _until(lambda: len(started) == 12)
+    await eventually(lambda: len(started) == 12)
     for _ in range(10):  # room for any further claim to be made
         await asyncio.sleep(0)
     assert transport.claims == [4, 4, 4]
