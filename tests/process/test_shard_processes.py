@@ -168,6 +168,17 @@ def test_the_death_of_a_shard_process_stops_the_node_non_zero(node: ServerProces
         os.kill(survivor, 0)
 
 
+def test_shard_processes_share_the_node_session_in_groups_of_their_own(node: ServerProcess) -> None:
+    """One session (the kernel's autogroup schedules the node as one program), but each shard
+    process in a process group of its own, so a terminal's Ctrl-C reaches the supervisor alone."""
+    assert node.proc is not None
+    supervisor = node.proc.pid
+    children = shard_processes(node)
+    assert {os.getsid(child) for child in children} == {os.getsid(supervisor)}
+    assert [os.getpgid(child) for child in children] == children
+    assert os.getpgid(supervisor) not in children
+
+
 def test_sigterm_stops_every_shard_process_cleanly(node: ServerProcess) -> None:
     children = shard_processes(node)
     assert node.terminate() == 0

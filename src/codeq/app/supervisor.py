@@ -69,9 +69,13 @@ class Supervisor:
     def _start(self, number: int) -> None:
         command = [sys.executable, "-m", "codeq.cli.main", *self.argv]
         env = {**os.environ, PROCESS_ENV: str(number)}
-        # Its own session: a terminal's Ctrl-C reaches the supervisor alone, which passes one
-        # SIGTERM on, so a shard process drains once instead of being cut short by a second.
-        child = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, start_new_session=True)
+        # Its own process group: a terminal's Ctrl-C reaches the supervisor alone, which passes
+        # one SIGTERM on, so a shard process drains once instead of being cut short by a second.
+        # Not its own session: with the kernel's autogroup scheduling each session is a group
+        # that gets an equal share of the CPU, so N sessions would schedule the node as N
+        # programs instead of the one it is (measured: 8-10 % more CPU per HTTP cycle, with
+        # twice the commits at half the batch size, docs/benchmarks.md).
+        child = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, process_group=0)
         self.children[child.pid] = (number, child)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
