@@ -278,7 +278,7 @@ async def test_results_for_the_other_shard_posted_together_cross_as_one_batch_ea
         await create(b)
     claimed = await a.tasks.claim(WORKER, ["render"], count=3)
     assert len(claimed) == 3
-    forwarded = a.remote.link.forwarded
+    forwarded, calls = a.remote.link.forwarded, a.remote.link.calls
     first, second, third = claimed
     answers = await asyncio.gather(
         a.results.submit(WORKER, NewResult(first.id, "COMPLETED", '{"n":1}', lease_token=first.lease_epoch)),
@@ -288,7 +288,9 @@ async def test_results_for_the_other_shard_posted_together_cross_as_one_batch_ea
         a.results.submit(WORKER, NewResult(third.id, "COMPLETED", "{}", lease_token=third.lease_epoch + 7)),
         return_exceptions=True,
     )
-    assert a.remote.link.forwarded == forwarded + 1  # one command for the three
+    assert a.remote.link.calls == calls + 1  # one message for the three
+    assert a.remote.link.forwarded == forwarded + 3  # three commands, as they count in their own shard
+    assert a.remote.link.forwarded_by[("complete", "owner")] == 3
     done, failed, refused = answers
     assert (
         not isinstance(done, BaseException) and done.status is Status.COMPLETED and done.result == '{"n":1}'

@@ -50,7 +50,8 @@ class PeerLink:
         self._connecting: asyncio.Task[None] | None = None
         self.lost = False  # the connection dropped and is not back yet
         self._closing = False
-        self.forwarded = 0  # commands sent over this link
+        self.forwarded = 0  # commands sent over this link (each coalesced completion counts)
+        self.calls = 0  # messages sent over this link (coalesced completions: one)
         # The same by (kind, cause), and the tasks forwarded claims got by cause: what crosses.
         self.forwarded_by: Counter[tuple[str, str]] = Counter()
         self.claimed_across: Counter[str] = Counter()
@@ -106,6 +107,7 @@ class PeerLink:
         if channel is None or channel.closed:
             raise Unavailable(f"the process owning {what} is not reachable")
         request_id = next(self._ids)
+        self.calls += 1
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = (future, what)
         channel.send(kind, request_id, body)
@@ -222,7 +224,8 @@ class RemoteShard:
             answer = asyncio.get_running_loop().create_future()
             answer.set_exception(exc)
         else:
-            self.link.count(one)
+            for command in commands:  # each is one command here, as it would be in its own shard
+                self.link.count(command)
         answer.add_done_callback(lambda done: _settle(one, pending, done))
 
     def _after_claim(self, claim: c.Claim, got: int, heard: int) -> None:
