@@ -489,3 +489,36 @@ async def test_https_verifies_the_server(certificate: tuple[Path, Path]) -> None
                 await get(client)
     assert server.requests[0].headers["host"] == f"127.0.0.1:{server.port}"
     assert server.connections == 2  # the failed handshake never reached the handler
+
+
+async def test_a_preferred_request_takes_an_idle_connection_tagged_by_the_affinity_header() -> None:
+    """Each connection answers with its own `Process` field; `prefer` picks a connection
+    whose last response carried that value, newest first, and any idle one when none did."""
+    both_open = asyncio.Event()
+    names = iter("ab")
+
+    async def handler(peer: Peer) -> None:
+        name = next(names)
+        while (request := await peer.read_request()) is not None:
+            if request.target == "/open":
+                if name == "b":
+                    both_open.set()
+                await both_open.wait()  # so the two first requests hold two connections
+            await peer.send(reply(200, name.encode(), f"Process: {name}"))
+
+    async with serving(handler) as server, client_for(server.url, affinity_header="process") as client:
+        opened = await asyncio.gather(get(client, "/open"), get(client, "/open"))
+        assert sorted(response.body for response in opened) == [b"a", b"b"]
+        for name in "abba":
+            assert (await get(client, prefer=name)).body == name.encode()
+        newest = (await get(client)).body  # no preference: the newest idle one, as before
+        assert (await get(client, prefer="elsewhere")).body == newest  # no such tag: any idle one
+    assert server.connections == 2
+
+
+async def test_without_an_affinity_header_a_preference_is_ignored() -> None:
+    handler = keep_serving(reply(200, b"ok", "Process: a"))
+    async with serving(handler) as server, client_for(server.url) as client:
+        for _ in range(3):
+            assert (await get(client, prefer="a")).body == b"ok"
+    assert server.connections == 1

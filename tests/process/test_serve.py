@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from codeq.wire.http import SHARD_PROCESS_HEADER
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.process
@@ -42,6 +43,8 @@ def test_sigterm_answers_long_polls_and_closes_cleanly(server: ServerProcess) ->
     poller.start()
     started.wait(5)
     _wait_for_metric(server, "codeq_long_polls_waiting 1.0")
+    # One process serves every shard: no response names a shard process (ADR 0009).
+    assert SHARD_PROCESS_HEADER not in httpx.get(f"{server.url}/healthz", timeout=5).headers
     assert server.terminate(timeout=15) == 0
     poller.join(20)
     assert answers == [204]

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from codeq.engine.shards import shard_of
+from codeq.wire.http import SHARD_PROCESS_HEADER
 from tests.support.server import ServerProcess, free_port
 
 pytestmark = pytest.mark.process
@@ -67,6 +68,18 @@ def test_the_supervisor_runs_one_process_per_shard_on_one_port(node: ServerProce
     try:
         for shard, client in clients.items():  # every create of a connection lands on its process's shard
             assert {shard_of(create(client, "own"), 2) for _ in range(10)} == {shard}
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+def test_every_response_names_the_shard_process_that_answered(node: ServerProcess) -> None:
+    clients = pinned_clients(node)
+    try:
+        for shard, client in clients.items():
+            claim = client.post("/v1/codeq/tasks/claim", json={}, headers=WORKER)
+            for reply in (client.get("/healthz"), claim):
+                assert reply.headers[SHARD_PROCESS_HEADER] == str(shard)
     finally:
         for client in clients.values():
             client.close()

@@ -17,7 +17,9 @@ from codeq.cluster.stream_table import table_path
 from codeq.config import Settings
 from codeq.kv.lockfile import StoreInUseError
 from codeq.observability.logging import configure_logging
+from codeq.transport.http.exchange import DATE
 from codeq.transport.http.server import HttpServer, connection_cap, raise_descriptor_limit
+from codeq.wire.http import SHARD_PROCESS_HEADER
 
 DEV_TOKENS = (
     ("dev-producer", "producer + admin, tenant dev"),
@@ -45,6 +47,8 @@ async def serve(settings: Settings, owned: int | None = None) -> None:
         raise SystemExit(1) from None
     limits = http_server_limits(settings.http)
     server = HttpServer(app.asgi, limits, connection_cap(limits, raise_descriptor_limit()), tls)
+    if app.shard_process is not None:  # which process answered: clients keep a task's calls there
+        DATE.identify(f"{SHARD_PROCESS_HEADER}: {app.shard_process.owned}\r\n".encode())
     try:
         await _serve_until_signalled(server, settings, app)
     finally:

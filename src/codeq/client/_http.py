@@ -32,6 +32,7 @@ from codeq.wire import http as w
 PREFIX = "/v1/codeq"
 USER_AGENT = "codeq-python"
 MAX_REDIRECTS = 5
+MAX_REMEMBERED_CLAIMS = 65_536  # task id -> shard process of its claim (forgotten on outcome)
 _REDIRECTS = (307, 308)
 
 
@@ -71,7 +72,15 @@ class HttpTransport:
         self._headers_for: tuple[str, tuple[tuple[str, str], ...]] = ("", self._fixed_headers)
         # Our own HTTP/1.1 pool: httpx managed ~1,500 requests/s here, this ~15,000 (docs/adr/0002).
         verify = ClientTls.from_environment().verify()
-        self._client = H1Client(self._base_url, max_connections=max_connections, verify=verify)
+        self._client = H1Client(
+            self._base_url,
+            max_connections=max_connections,
+            verify=verify,
+            affinity_header=w.SHARD_PROCESS_HEADER,
+        )
+        # With a process per shard, which process answered each claim: a task's heartbeats and
+        # outcome go on a connection to that process, where its shard mostly is (ADR 0009).
+        self._claimed_at: dict[str, str] = {}
 
     @property
     def base_url(self) -> str:
@@ -105,7 +114,11 @@ class HttpTransport:
     async def claim(self, commands: Sequence[str], lease_seconds: int, wait_seconds: int) -> Task | None:
         body = w.ClaimRequest(commands=list(commands), lease_seconds=lease_seconds, wait_seconds=wait_seconds)
         reply = await self._send("POST", "/tasks/claim", _encode(body), wait=wait_seconds)
-        return None if reply.status == 204 else task_from_wire(_task(reply.body))
+        if reply.status == 204:
+            return None
+        task = task_from_wire(_task(reply.body))
+        self._note_claim(reply, [task])
+        return task
 
     async def claim_many(
         self, commands: Sequence[str], lease_seconds: int, wait_seconds: int, count: int
@@ -123,6 +136,7 @@ class HttpTransport:
                     break
                 raise
             got = [] if reply.status == 204 else claimed_tasks(reply.body)
+            self._note_claim(reply, got)
             tasks += got
             if len(got) < want:
                 break
@@ -137,8 +151,11 @@ class HttpTransport:
         outcomes: list[Result | e.CodeqError] = []
         for start in range(0, len(items), RESULTS_BATCH_LIMIT):
             chunk = list(items[start : start + RESULTS_BATCH_LIMIT])
+            owners = [self._claimed_at.pop(item.task_id, None) for item in chunk]
             try:
-                reply = await self._send("POST", "/tasks/batch/results", results_request(chunk))
+                reply = await self._send(
+                    "POST", "/tasks/batch/results", results_request(chunk), prefer=_most_common(owners)
+                )
             except e.CodeqError as exc:
                 if not outcomes:
                     raise
@@ -149,18 +166,20 @@ class HttpTransport:
 
     async def heartbeat(self, task_id: str, extend_seconds: int, lease_token: int = 0) -> None:
         body = _encode(w.HeartbeatRequest(extend_seconds=extend_seconds, lease_token=lease_token or None))
-        await self._send("POST", _task_path(task_id, "heartbeat"), body)
+        await self._send("POST", _task_path(task_id, "heartbeat"), body, prefer=self._claimed_at.get(task_id))
 
     async def nack(self, task_id: str, delay_seconds: int | None, reason: str, lease_token: int = 0) -> bool:
         request = w.NackRequest(
             delay_seconds=delay_seconds, reason=reason or None, lease_token=lease_token or None
         )
-        reply = await self._send("POST", _task_path(task_id, "nack"), _encode(request))
+        prefer = self._claimed_at.pop(task_id, None)
+        reply = await self._send("POST", _task_path(task_id, "nack"), _encode(request), prefer=prefer)
         return _nack(reply.body).status == "dlq"
 
     async def abandon(self, task_id: str, lease_token: int = 0) -> None:
         body = _encode(w.AbandonRequest(lease_token=lease_token or None))
-        await self._send("POST", _task_path(task_id, "abandon"), body)
+        prefer = self._claimed_at.pop(task_id, None)
+        await self._send("POST", _task_path(task_id, "abandon"), body, prefer=prefer)
 
     async def submit_result(
         self, task_id: str, status: str, result: Any, error: str, lease_token: int = 0
@@ -170,7 +189,8 @@ class HttpTransport:
             status=status, result=raw, error=error or None, lease_token=lease_token or None
         )
         body = _encode(request)
-        reply = await self._send("POST", _task_path(task_id, "result"), body)
+        prefer = self._claimed_at.pop(task_id, None)
+        reply = await self._send("POST", _task_path(task_id, "result"), body, prefer=prefer)
         return result_from_wire(_result(reply.body))
 
     async def aclose(self) -> None:
@@ -184,13 +204,15 @@ class HttpTransport:
         *,
         params: dict[str, str] | None = None,
         wait: float = 0,
+        prefer: str | None = None,
     ) -> H1Response:
-        """One logical request: follow redirects, and turn any failure into a CodeqError."""
+        """One logical request: follow redirects, and turn any failure into a CodeqError.
+        `prefer`: on a connection to the shard process so tagged, if one is idle."""
         target = PREFIX + path + (f"?{urlencode(params)}" if params else "")
         url = self._base_url + target
         refreshed = False
         for _ in range(MAX_REDIRECTS + 2):
-            reply = await self._exchange(method, url, body or b"", self.timeout + wait)
+            reply = await self._exchange(method, url, body or b"", self.timeout + wait, prefer)
             if reply.status == 401 and self._tokens.refreshable and not refreshed:
                 # The provider's token expired or was revoked: one more try with a new one.
                 await self._tokens.refresh()
@@ -205,10 +227,14 @@ class HttpTransport:
             url = urljoin(url, location)
         raise e.CodeqError(f"more than {MAX_REDIRECTS} redirects", 307)
 
-    async def _exchange(self, method: str, url: str, body: bytes, timeout: float) -> H1Response:
+    async def _exchange(
+        self, method: str, url: str, body: bytes, timeout: float, prefer: str | None = None
+    ) -> H1Response:
         try:
             headers = await self._headers() + trace_headers()  # the same tuple when there is no trace
-            return await self._client.request(method, url, headers=headers, body=body, timeout=timeout)
+            return await self._client.request(
+                method, url, headers=headers, body=body, timeout=timeout, prefer=prefer
+            )
         except H1ConnectError as exc:
             raise e.ConnectionFailed(f"cannot connect to {url}: {exc}", request_sent=False) from exc
         except (H1Error, TimeoutError) as exc:
@@ -217,11 +243,25 @@ class HttpTransport:
             sent = getattr(exc, "request_sent", True)
             raise e.ConnectionFailed(f"{type(exc).__name__}: {exc}", request_sent=sent) from exc
 
+    def _note_claim(self, reply: H1Response, tasks: list[Task]) -> None:
+        process = reply.header(w.SHARD_PROCESS_HEADER)
+        if process is None or not tasks:
+            return  # one process serves every shard
+        if len(self._claimed_at) >= MAX_REMEMBERED_CLAIMS:  # tasks whose outcome never came
+            self._claimed_at.clear()
+        for task in tasks:
+            self._claimed_at[task.id] = process
+
     async def _headers(self) -> tuple[tuple[str, str], ...]:
         token = await self._tokens.current()
         if self._headers_for[0] != token:
             self._headers_for = (token, (("authorization", f"Bearer {token}"), *self._fixed_headers))
         return self._headers_for[1]
+
+
+def _most_common(values: list[str | None]) -> str | None:
+    known = [value for value in values if value is not None]
+    return max(set(known), key=known.count) if known else None
 
 
 def _task_path(task_id: str, action: str = "") -> str:

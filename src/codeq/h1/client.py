@@ -119,6 +119,7 @@ class H1Client:
         connect_timeout: float = 5.0,
         verify: bool | ssl.SSLContext = True,
         idle_seconds: float = IDLE_SECONDS,
+        affinity_header: str | None = None,
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
@@ -126,7 +127,7 @@ class H1Client:
         if "?" in path or "#" in base_url:
             raise ValueError(f"a base URL takes no query or fragment: {base_url!r}")
         self._base_path = path.rstrip("/")
-        self._limits = _Limits(max_connections, connect_timeout, idle_seconds)
+        self._limits = _Limits(max_connections, connect_timeout, idle_seconds, affinity_header)
         self._verify = verify
         self._tls: ssl.SSLContext | None = None
         self._pools: dict[tuple[str, str, int], tuple[_Pool, bytes]] = {}
@@ -142,8 +143,11 @@ class H1Client:
         headers: Sequence[tuple[str, str]] = (),
         body: bytes = b"",
         timeout: float,
+        prefer: str | None = None,
     ) -> H1Response:
-        """Send one request and read its whole response (see the module docstring)."""
+        """Send one request and read its whole response (see the module docstring). With
+        `prefer`, on an idle connection whose last response carried that value in the
+        client's `affinity_header`, if there is one."""
         if self._closed:
             raise RuntimeError("the H1Client is closed")
         if path.startswith("/"):
@@ -163,7 +167,7 @@ class H1Client:
                 body,
             )
         )
-        return await pool.exchange(data, method == "HEAD", method in _IDEMPOTENT, timeout)
+        return await pool.exchange(data, method == "HEAD", method in _IDEMPOTENT, timeout, prefer)
 
     async def aclose(self) -> None:
         """Close every idle connection; connections in use close when their request ends."""

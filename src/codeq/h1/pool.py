@@ -41,6 +41,7 @@ class _Conn(asyncio.Protocol):
         self.closed = False
         self.reusable = False
         self.idle_since = 0.0
+        self.tag: str | None = None  # the affinity header's value in its last response
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._probe: Callable[[], bool] | None = None
         self._waiter: asyncio.Future[H1Response] | None = None
@@ -125,6 +126,7 @@ class _Limits:
     max_connections: int
     connect_timeout: float
     idle_seconds: float
+    affinity_header: str | None = None  # a response field that tags its connection
 
 
 class _Exchange:
@@ -155,14 +157,19 @@ class _Pool:
         self._active = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
-    async def exchange(self, data: bytes, head_only: bool, replayable: bool, timeout: float) -> H1Response:
+    async def exchange(
+        self, data: bytes, head_only: bool, replayable: bool, timeout: float, prefer: str | None = None
+    ) -> H1Response:
         ex = _Exchange(data, head_only)
         deadline = asyncio.timeout(timeout)
         try:
             async with deadline:
                 await self._acquire()
                 try:
-                    return await self._run(ex, replayable)
+                    response = await self._run(ex, replayable, prefer)
+                    if self.limits.affinity_header is not None and ex.conn is not None:
+                        ex.conn.tag = response.header(self.limits.affinity_header)
+                    return response
                 except _Dropped as exc:  # callers see the public class
                     raise H1TransportError(str(exc), request_sent=True) from exc.__cause__
                 except BaseException:
@@ -177,10 +184,10 @@ class _Pool:
                 raise
             raise H1Timeout(f"no response from {self.label} in {timeout}s", request_sent=ex.sent) from None
 
-    async def _run(self, ex: _Exchange, replayable: bool) -> H1Response:
+    async def _run(self, ex: _Exchange, replayable: bool, prefer: str | None) -> H1Response:
         if self.closed:
             raise RuntimeError("the H1Client is closed")
-        ex.conn = self._take_idle()
+        ex.conn = self._take_idle(prefer)
         if ex.conn is None:
             ex.conn = await self._connect()
             return await ex.send()
@@ -198,12 +205,21 @@ class _Pool:
                 raise dropped from exc
             return await ex.send()
 
-    def _take_idle(self) -> _Conn | None:
+    def _take_idle(self, prefer: str | None = None) -> _Conn | None:
+        """The newest idle connection still alive; with `prefer`, the newest tagged so if any."""
         idle = self._idle
         if idle and asyncio.get_running_loop().time() - idle[-1].idle_since > self.limits.idle_seconds:
             for conn in idle:  # the newest has expired, so every older one has too
                 conn.discard()
             idle.clear()
+        if prefer is not None:
+            for at in range(len(idle) - 1, -1, -1):
+                if idle[at].tag == prefer:
+                    conn = idle.pop(at)
+                    if conn.alive():
+                        return conn
+                    conn.discard()
+                    break
         while idle:
             conn = idle.pop()
             if conn.alive():

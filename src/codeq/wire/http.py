@@ -12,6 +12,10 @@ from typing import Annotated
 import msgspec
 
 NULL = msgspec.Raw(b"null")
+# codeq extension: on every response of a node with a process per shard, the shard whose
+# process answered (ADR 0009). Our SDK sends a task's heartbeats and outcome on a connection
+# to the process that claimed it, where they need not cross to another process.
+SHARD_PROCESS_HEADER = "codeq-shard-process"
 # codeq extensions for fenced leases (docs/compatibility.md): new optional fields only.
 _LEASE_TOKEN_IN = (
     "codeq extension: the claim's `leaseToken`. Given, the request is refused with 409 "

@@ -34,17 +34,24 @@ _REPLY_HEAD = b"%bcontent-type: %b\r\ncontent-length: %d\r\nx-request-id: %b\r\n
 
 
 class _DateHeader:
-    """The `date` header, formatted once per second rather than once per response."""
+    """The `date` header, formatted once per second rather than once per response, followed
+    by the fields every response of this process carries (`identify`)."""
 
     def __init__(self) -> None:
         self._second = 0
         self._line = b""
+        self._fields = b""
+
+    def identify(self, fields: bytes) -> None:
+        """Header lines (each ending in CRLF) to send with every response from now on."""
+        self._fields = fields
+        self._second = 0
 
     def line(self) -> bytes:
         now = int(time.time())
         if now != self._second:
             self._second = now
-            self._line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+            self._line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n" + self._fields
         return self._line
 
 
