@@ -24,18 +24,34 @@ from codeq.cluster.stream_table import create_table
 log = logging.getLogger("codeq.app")
 
 
+# How long a stopping shard process may take beyond the drain's grace (a Raft group hands its
+# leadership over, stores write what is pending) before the supervisor kills it.
+STOP_MARGIN_SECONDS = 30.0
+
+
 class Supervisor:
-    def __init__(self, num_shards: int, argv: list[str], stream_table: str | None = None) -> None:
+    def __init__(
+        self,
+        num_shards: int,
+        argv: list[str],
+        stream_table: str | None = None,
+        stop_seconds: float = 10.0 + STOP_MARGIN_SECONDS,
+    ) -> None:
         self.num_shards = num_shards
         self.argv = argv  # the `codeq` arguments, from `serve` on
         self.stream_table = stream_table  # where the processes share their stream counts
+        # A stop is bounded: shard processes still running this long after it began are killed
+        # (what they acknowledged is durable already) and the node exits non-zero.
+        self.stop_seconds = stop_seconds
         self.children: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}  # pid -> (shard, process)
         self.stopping = False
+        self.killed = False
 
     def run(self) -> int:
         """Start every shard process and wait for all of them; the node's exit status."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        signal.signal(signal.SIGALRM, self._on_deadline)
         if self.stream_table is not None:  # fresh: nothing a previous run left counts
             create_table(self.stream_table, self.num_shards)
         for number in range(self.num_shards):
@@ -53,17 +69,24 @@ class Supervisor:
             child.returncode = code
             if child.stdin is not None:
                 child.stdin.close()
-            if not self.stopping:
-                print(
-                    f"codeq: the process of shard {number} exited ({code}); stopping the node",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                status = 1
-                self._stop_all()
-            elif code not in (0, -signal.SIGTERM) and status == 0:
-                # -SIGTERM: our own stop reached it before its handler was installed (starting)
-                status = code if code > 0 else 1
+            status = self._exited(number, code, status)
+        return status
+
+    def _exited(self, number: int, code: int, status: int) -> int:
+        """The node's exit status once shard `number` exited with `code` (it was `status`)."""
+        if not self.stopping:
+            print(
+                f"codeq: the process of shard {number} exited ({code}); stopping the node",
+                file=sys.stderr,
+                flush=True,
+            )
+            self._stop_all()
+            return 1
+        if self.killed:
+            return 1
+        if code not in (0, -signal.SIGTERM) and status == 0:
+            # -SIGTERM: our own stop reached it before its handler was installed (starting)
+            return code if code > 0 else 1
         return status
 
     def _start(self, number: int) -> None:
@@ -83,11 +106,28 @@ class Supervisor:
         self._stop_all()
 
     def _stop_all(self) -> None:
+        if not self.stopping:
+            signal.setitimer(signal.ITIMER_REAL, self.stop_seconds)
         self.stopping = True
         # os.kill, not Popen.send_signal: that would reap an exited child behind os.wait's back.
         for pid in self.children:
             with contextlib.suppress(ProcessLookupError):  # gone already: os.wait() reports it
                 os.kill(pid, signal.SIGTERM)
+
+    def _on_deadline(self, signum: int, frame: FrameType | None) -> None:
+        if not self.children:
+            return
+        shards = ", ".join(str(number) for number in sorted(n for n, _ in self.children.values()))
+        print(
+            f"codeq: shard process(es) {shards} still running {self.stop_seconds:g}s after the stop "
+            "began; killing them",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.killed = True
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def reserve_port(host: str) -> tuple[socket.socket, int]:

@@ -11,7 +11,7 @@ import sys
 
 import codeq
 from codeq.app import App
-from codeq.app.supervisor import Supervisor, owned_shard, reserve_port
+from codeq.app.supervisor import STOP_MARGIN_SECONDS, Supervisor, owned_shard, reserve_port
 from codeq.app.wiring import http_server_limits
 from codeq.cluster.stream_table import table_path
 from codeq.config import Settings
@@ -198,11 +198,12 @@ def _supervise(settings: Settings) -> int:
     """Run the node as a supervisor of one process per shard (ADR 0009); its exit status."""
     argv = sys.argv[1:]
     shards, streams = settings.store.num_shards, table_path(settings.store.path)
+    stop = settings.shutdown_grace_seconds + STOP_MARGIN_SECONDS
     if settings.http.port != 0:
-        return Supervisor(shards, argv, streams).run()
+        return Supervisor(shards, argv, streams, stop).run()
     held, port = reserve_port(settings.http.host)
     try:  # the last --port wins: every shard process serves the one the supervisor holds
-        return Supervisor(shards, [*argv, "--port", str(port)], streams).run()
+        return Supervisor(shards, [*argv, "--port", str(port)], streams, stop).run()
     finally:
         held.close()
 
