@@ -10,6 +10,7 @@ pipe closes and every shard process exits at once, so no orphan keeps a store lo
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ from codeq.cluster.stream_table import create_table
 log = logging.getLogger("codeq.app")
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # How long a stopping shard process may take beyond the drain's grace (a Raft group hands its
 # leadership over, stores write what is pending) before the supervisor kills it.
 STOP_MARGIN_SECONDS = 30.0
@@ -142,6 +144,20 @@ def reserve_port(host: str) -> tuple[socket.socket, int]:
     held.bind(address)
     port: int = held.getsockname()[1]
     return held, port
+
+
+def die_with_supervisor() -> None:
+    """In a shard process on Linux: the kernel kills it (SIGKILL) the moment the supervisor dies,
+    even if its event loop is stalled and would read the end of its stdin pipe only later (a
+    stalled process of a dead node could still answer its Raft peers as their leader). A
+    supervisor that died before this call is caught by that pipe, which is already closed."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl to be had: the pipe still stops it
+        log.debug("prctl(PR_SET_PDEATHSIG) unavailable; the supervisor's pipe alone stops this process")
 
 
 def owned_shard() -> int | None:

@@ -11,7 +11,13 @@ import sys
 
 import codeq
 from codeq.app import App
-from codeq.app.supervisor import STOP_MARGIN_SECONDS, Supervisor, owned_shard, reserve_port
+from codeq.app.supervisor import (
+    STOP_MARGIN_SECONDS,
+    Supervisor,
+    die_with_supervisor,
+    owned_shard,
+    reserve_port,
+)
 from codeq.app.wiring import http_server_limits
 from codeq.cluster.stream_table import table_path
 from codeq.config import Settings
@@ -214,6 +220,8 @@ def run(settings: Settings) -> None:
     if store.runs_shard_processes and owned is None:
         configure_logging(settings.log.level, settings.log.format)
         raise SystemExit(_supervise(settings))
+    if owned is not None:
+        die_with_supervisor()
     try:
         import uvloop
 
