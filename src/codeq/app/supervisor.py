@@ -37,7 +37,8 @@ class Supervisor:
         num_shards: int,
         argv: list[str],
         stream_table: str | None = None,
-        stop_seconds: float = 10.0 + STOP_MARGIN_SECONDS,
+        *,
+        stop_seconds: float,
     ) -> None:
         self.num_shards = num_shards
         self.argv = argv  # the `codeq` arguments, from `serve` on

@@ -206,10 +206,10 @@ def _supervise(settings: Settings) -> int:
     shards, streams = settings.store.num_shards, table_path(settings.store.path)
     stop = settings.shutdown_grace_seconds + STOP_MARGIN_SECONDS
     if settings.http.port != 0:
-        return Supervisor(shards, argv, streams, stop).run()
+        return Supervisor(shards, argv, streams, stop_seconds=stop).run()
     held, port = reserve_port(settings.http.host)
     try:  # the last --port wins: every shard process serves the one the supervisor holds
-        return Supervisor(shards, [*argv, "--port", str(port)], streams, stop).run()
+        return Supervisor(shards, [*argv, "--port", str(port)], streams, stop_seconds=stop).run()
     finally:
         held.close()
 
