@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import uuid
 
+from codeq.engine import shards as shards_module
 from codeq.engine.shards import fnv1a64, new_task_id, shard_of, uuid4
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -39,6 +41,25 @@ def test_fnv1a64_matches_the_published_test_vectors() -> None:
     assert fnv1a64(b"") == 0xCBF29CE484222325
     assert fnv1a64(b"a") == 0xAF63DC4C8601EC8C
     assert fnv1a64(b"foobar") == 0x85944171F73967E8
+
+
+def _fnv_as_specified(data: bytes, h: int = 0xCBF29CE484222325) -> int:
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) % 2**64
+    return h
+
+
+def test_fnv1a64_in_32_bit_halves_is_the_same_hash() -> None:
+    # The compiled module hashes in halves (machine words), the interpreted one in big ints;
+    # both must be the specified function, from any state.
+    draw = random.Random(16)
+    for _ in range(2_000):
+        data = draw.randbytes(draw.randrange(0, 80))
+        state = draw.getrandbits(64)
+        expected = _fnv_as_specified(data, state)
+        assert shards_module._fnv_in_halves(data, state) == expected
+        assert fnv1a64(data, state) == expected
+        assert fnv1a64(data) == _fnv_as_specified(data)
 
 
 def test_an_id_with_an_idempotency_key_lands_on_the_keys_shard() -> None:
