@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import pytest
@@ -67,3 +68,13 @@ async def test_stop_finishes_what_was_queued_then_refuses() -> None:
 
 def test_stop_of_a_writer_never_used_returns_at_once() -> None:
     WriterThread("test-writer").stop()
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+async def test_the_writer_runs_under_sched_batch_and_the_caller_keeps_its_policy() -> None:
+    # Its wake-ups must not preempt the event loop's thread (docs/benchmarks.md, ADR 0009).
+    writer = WriterThread("test-writer")
+    policy = await writer.run(os.sched_getscheduler, 0)
+    writer.stop()
+    assert policy == os.SCHED_BATCH
+    assert os.sched_getscheduler(0) != os.SCHED_BATCH

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -21,6 +22,10 @@ class WriterThread:
     `call_soon_threadsafe` per call. A group commit crosses to it once per batch, and when the
     server is not busy a batch holds a request or two, so the crossing is paid per request
     (about 23 µs of CPU through the pool, 9 µs here, measured on uvloop).
+
+    On Linux the thread runs under SCHED_BATCH: the store holds the GIL through a write, so
+    the thread gives the loop no parallelism, and each of its wake-ups preempting the loop's
+    thread cost more than it saved (docs/benchmarks.md, sixth session of 2026-12-05).
 
     The thread is a daemon, like the calls' store (which the owner closes through `run`):
     a process that exits without closing it is not held up by it.
@@ -54,6 +59,7 @@ class WriterThread:
             self._runner.join()
 
     def _serve(self) -> None:
+        _as_batch_thread()
         while True:
             call = self._calls.get()
             if call is None:
@@ -67,6 +73,16 @@ class WriterThread:
                 error = exc
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_settle, future, result, error)
+
+
+def _as_batch_thread() -> None:
+    """Run this thread under SCHED_BATCH (Linux): its wake-ups (a batch queued, a write
+    returned) then do not preempt the event loop's thread on its CPU; it runs when a CPU is
+    free or the loop waits. Any process may lower its own thread's policy so."""
+    policy = getattr(os, "SCHED_BATCH", None)
+    if policy is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, policy, os.sched_param(0))
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
