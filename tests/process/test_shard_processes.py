@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from codeq.engine.shards import shard_of
-from codeq.wire.http import SHARD_PROCESS_HEADER
+from codeq.wire.http import SHARD_PROCESS_HEADER, TASK_PROCESS_HEADER
 from tests.support.server import ServerProcess, free_port
 
 pytestmark = pytest.mark.process
@@ -80,6 +80,9 @@ def test_every_response_names_the_shard_process_that_answered(node: ServerProces
             claim = client.post("/v1/codeq/tasks/claim", json={}, headers=WORKER)
             for reply in (client.get("/healthz"), claim):
                 assert reply.headers[SHARD_PROCESS_HEADER] == str(shard)
+            # A claim taken from another process's shard names that process too, and only then.
+            owner = shard_of(claim.json()["id"], 2)
+            assert claim.headers.get(TASK_PROCESS_HEADER) == (None if owner == shard else str(owner))
     finally:
         for client in clients.values():
             client.close()
@@ -100,6 +103,9 @@ def test_a_long_poll_on_one_process_is_answered_by_a_create_on_the_other(node: S
         waiting.join(25)
         assert answer and answer[0].status_code == 200, answer
         assert answer[0].json()["id"] == task_id
+        # Answered by the first process from the second's shard: the reply names the owner.
+        assert answer[0].headers[SHARD_PROCESS_HEADER] == "0"
+        assert answer[0].headers[TASK_PROCESS_HEADER] == "1"
         # The result, posted on the first process, finishes the task on the second; both read it.
         reply = clients[0].post(
             f"/v1/codeq/tasks/{task_id}/result",

@@ -244,7 +244,7 @@ class HttpTransport:
             raise e.ConnectionFailed(f"{type(exc).__name__}: {exc}", request_sent=sent) from exc
 
     def _note_claim(self, reply: H1Response, tasks: list[Task]) -> None:
-        process = reply.header(w.SHARD_PROCESS_HEADER)
+        process = reply.header(w.TASK_PROCESS_HEADER) or reply.header(w.SHARD_PROCESS_HEADER)
         if process is None or not tasks:
             return  # one process serves every shard
         if len(self._claimed_at) >= MAX_REMEMBERED_CLAIMS:  # tasks whose outcome never came

@@ -264,6 +264,12 @@ class TaskService:
             raise elsewhere
         return claimed
 
+    def owner_elsewhere(self, task_id: str) -> int | None:
+        """The shard of `task_id` when another process of this node owns it (a process per
+        shard, ADR 0009); None when this process does."""
+        shard = self.node.shard_for(task_id)
+        return None if self.node.is_local(shard) else shard.number
+
     async def _submit_claim(self, shard: ShardHandle, command: c.Claim) -> Claimed:
         """Claim; if the caller goes away before the answer, put the tasks back undelivered.
 

@@ -16,6 +16,10 @@ NULL = msgspec.Raw(b"null")
 # process answered (ADR 0009). Our SDK sends a task's heartbeats and outcome on a connection
 # to the process that claimed it, where they need not cross to another process.
 SHARD_PROCESS_HEADER = "codeq-shard-process"
+# codeq extension: on a claim's response, when the claimed tasks live in another shard process
+# of the node than the one that answered (a forwarded claim), that process: the SDK sends the
+# tasks' calls there rather than to the answering one, which would forward each of them.
+TASK_PROCESS_HEADER = "codeq-task-process"
 # codeq extensions for fenced leases (docs/compatibility.md): new optional fields only.
 _LEASE_TOKEN_IN = (
     "codeq extension: the claim's `leaseToken`. Given, the request is refused with 409 "

@@ -24,6 +24,7 @@ from codeq.wire import http as w
 T = TypeVar("T")
 R = TypeVar("R")
 _NO_CONTENT = Reply(204)
+_TASK_PROCESS = w.TASK_PROCESS_HEADER.encode()
 
 
 class TaskRoutes:
@@ -74,7 +75,7 @@ class TaskRoutes:
         tasks = await (_until_disconnect(request, claim) if wait > 0 else claim)
         if not tasks:
             return _NO_CONTENT
-        return json_reply(self.times.task(tasks[0]))
+        return json_reply(self.times.task(tasks[0]), headers=self._owner(tasks[0].id))
 
     async def claim_batch(self, request: Request) -> Reply:
         principal = self._worker(request)
@@ -87,7 +88,13 @@ class TaskRoutes:
         tasks = await self.s.tasks.claim(principal, body.commands, body.lease_seconds, 0, body.count)
         if not tasks:
             return _NO_CONTENT
-        return json_reply({"tasks": [self.times.task(t) for t in tasks]})
+        return json_reply({"tasks": [self.times.task(t) for t in tasks]}, headers=self._owner(tasks[0].id))
+
+    def _owner(self, task_id: str) -> list[tuple[bytes, bytes]] | None:
+        """`codeq-task-process` when the claim was forwarded: a claim takes its tasks from one
+        shard process, which may not be this one (ADR 0009)."""
+        number = self.s.tasks.owner_elsewhere(task_id)
+        return None if number is None else [(_TASK_PROCESS, str(number).encode())]
 
     async def heartbeat(self, request: Request) -> Reply:
         principal = self._worker(request)
