@@ -173,7 +173,7 @@ def test_the_metrics_page_covers_every_shard_process(node: ServerProcess) -> Non
         if 'codeq_ready{shard_process="0"}' in page and 'codeq_ready{shard_process="1"}' in page:
             assert 'codeq_shard_commands_total{shard_process="1",route="forwarded"}' in page
             return
-        time.sleep(0.2)  # peers' pages are fetched once a second
+        time.sleep(0.2)  # a page is rendered at most once a second
     raise AssertionError(f"a shard process is missing from /metrics: {page}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -14,7 +15,7 @@ from codeq.core.clock import FakeClock
 from codeq.core.model import Status, Task
 from codeq.observability.logging import configure_logging
 from codeq.observability.metrics import OTHER, Metrics, RaftGroupState, cap_series
-from codeq.observability.page import MetricsPage
+from codeq.observability.page import MetricsPage, at_once
 
 
 def text(metrics: Metrics) -> str:
@@ -251,7 +252,7 @@ def test_raft_groups_are_read_at_scrape_time() -> None:
         assert line in rendered, line
 
 
-def test_the_page_is_rendered_at_most_once_per_max_age() -> None:
+async def test_the_page_is_rendered_at_most_once_per_max_age() -> None:
     clock = FakeClock()
     renders = []
 
@@ -259,13 +260,32 @@ def test_the_page_is_rendered_at_most_once_per_max_age() -> None:
         renders.append(clock.now_ms())
         return str(len(renders)).encode(), "text/plain"
 
-    page = MetricsPage(render, clock.now_ms, max_age_ms=1000)
-    assert page() == page() == (b"1", "text/plain")
+    page = MetricsPage(at_once(render), clock.now_ms, max_age_ms=1000)
+    assert await page() == await page() == (b"1", "text/plain")
     clock.advance(0.999)
-    assert page()[0] == b"1"
+    assert (await page())[0] == b"1"
     clock.advance(0.001)
-    assert page()[0] == b"2"
+    assert (await page())[0] == b"2"
     assert len(renders) == 2
+
+
+async def test_scrapes_during_a_slow_rendering_share_it() -> None:
+    clock = FakeClock()
+    release = asyncio.Event()
+    renders = 0
+
+    async def render() -> tuple[bytes, str]:  # as a node asking its other processes
+        nonlocal renders
+        renders += 1
+        await release.wait()
+        return b"page", "text/plain"
+
+    page = MetricsPage(render, clock.now_ms)
+    scrapes = [asyncio.ensure_future(page()) for _ in range(5)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*scrapes) == [(b"page", "text/plain")] * 5
+    assert renders == 1
 
 
 def test_request_stats_buckets_are_cumulative_and_inclusive_and_routes_are_capped() -> None:

@@ -17,7 +17,7 @@ from codeq.config import Settings
 from codeq.config.tree import ObservabilitySettings
 from codeq.core.clock import Clock, SystemClock
 from codeq.observability.metrics import Metrics
-from codeq.observability.page import MetricsListener, MetricsPage
+from codeq.observability.page import MetricsListener, MetricsPage, at_once
 from codeq.observability.requests import HttpObserver
 from codeq.replication.topology import GroupStatus
 from codeq.service import listeners
@@ -99,7 +99,7 @@ class App:
         self.metrics = metrics or Metrics(
             max_series=o.metrics_max_series, tenant_labels=o.metrics_tenant_labels
         )
-        self.metrics_page = MetricsPage(self.metrics.render, self.clock.now_ms)
+        self.metrics_page = MetricsPage(at_once(self.metrics.render), self.clock.now_ms)
         self.tracing = _tracing(o)
         self.node = Node(Waiters(), self.metrics)
         self.shards = Shards(settings, self.node, self.clock, self.metrics, owned_shard)
@@ -247,8 +247,6 @@ class App:
         if process is None:
             return
         await process.open(life, self.shards, self.clock.now_ms)
-        # Their pages are fetched in the background, so a scrape never waits on a peer.
-        await life.enter("peer metrics", Runner("peer-metrics", process.refresh_pages, self.clock.now_ms))
 
     def _services(self) -> Services:
         s, node, clock = self.settings, self.node, self.clock

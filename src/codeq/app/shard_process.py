@@ -41,6 +41,7 @@ from codeq.transport.grpc.server import StreamServers
 log = logging.getLogger("codeq.app")
 PROCESS_ENV = SHARD_PROCESS_ENV  # set by the supervisor: the shard this process owns
 LINKS_SECONDS = 0.25  # how often each process asks the others whether their links are all up
+PEER_PAGE_SECONDS = 2.0  # how long a scrape waits for another shard process's metrics page
 
 
 def socket_path(settings: Settings, number: int) -> str:
@@ -215,18 +216,23 @@ class ShardProcess:
 
         return page()
 
-    async def refresh_pages(self) -> int | None:
-        """Fetch every peer's own page (a background tick, at most a second old when merged)."""
-        for number, remote in self.remotes.items():
-            if remote.link.connected:
-                self._peer_pages[number] = await remote.read("metrics")
-        return None
-
-    def render(self) -> tuple[bytes, str]:
-        """The node's page: every shard process's series, each labelled with its shard."""
+    async def render(self) -> tuple[bytes, str]:
+        """The node's page: every shard process's series, each labelled with its shard. The
+        other processes' pages are asked for now, when somebody scrapes (not on a timer, which
+        cost every process a rendering a second); one that does not answer within
+        PEER_PAGE_SECONDS appears as it last did."""
         body, content_type = self.metrics.render()
+        await asyncio.gather(*(self._fetch_page(number, remote) for number, remote in self.remotes.items()))
         pages = {self.owned: body, **self._peer_pages}
         return merge_pages(sorted(pages.items())), content_type
+
+    async def _fetch_page(self, number: int, remote: RemoteShard) -> None:
+        if not remote.link.connected:
+            return
+        try:
+            self._peer_pages[number] = await asyncio.wait_for(remote.read("metrics"), PEER_PAGE_SECONDS)
+        except Exception as exc:  # gone, refusing or slow: its last page stands
+            log.debug("shard %d's metrics page: %r", number, exc)
 
 
 def _own_group(shards: Shards) -> GroupSnapshot:

@@ -3,7 +3,7 @@ unauthenticated health, readiness and metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from codeq.core.errors import InvalidInput
 from codeq.core.names import validate_command
@@ -21,7 +21,7 @@ class AdminRoutes:
         services: Services,
         times: TimeFormat,
         max_body_bytes: int,
-        metrics: Callable[[], tuple[bytes, str]] | None = None,
+        metrics: Callable[[], Awaitable[tuple[bytes, str]]] | None = None,
     ) -> None:
         self.s = services
         self.times = times
@@ -112,5 +112,5 @@ class AdminRoutes:
     async def metrics(self, request: Request) -> Reply:
         if self._metrics is None:
             return json_reply({"error": "metrics are disabled"}, 404)
-        body, content_type = self._metrics()
+        body, content_type = await self._metrics()
         return Reply(200, body, content_type=content_type.encode())

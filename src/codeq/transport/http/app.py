@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 
@@ -102,7 +102,7 @@ def _openapi_handler(policy: Policy) -> Handler:
     return handler
 
 
-MetricsFn = Callable[[], tuple[bytes, str]]
+MetricsFn = Callable[[], Awaitable[tuple[bytes, str]]]
 MAX_BOUND_ROUTES = 1024
 
 
