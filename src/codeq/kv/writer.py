@@ -23,9 +23,9 @@ class WriterThread:
     server is not busy a batch holds a request or two, so the crossing is paid per request
     (about 23 µs of CPU through the pool, 9 µs here, measured on uvloop).
 
-    On Linux the thread runs under SCHED_BATCH: the store holds the GIL through a write, so
-    the thread gives the loop no parallelism, and each of its wake-ups preempting the loop's
-    thread cost more than it saved (docs/benchmarks.md, sixth session of 2026-12-05).
+    On Linux the thread runs under SCHED_BATCH: the store holds the GIL through a write and
+    lets it go only in the fsync, and each wake-up of this thread wanting it back preempted
+    the loop's thread on its CPU (docs/benchmarks.md, sixth session of 2026-12-05).
 
     The thread is a daemon, like the calls' store (which the owner closes through `run`):
     a process that exits without closing it is not held up by it.
